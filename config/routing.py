@@ -1,0 +1,2 @@
+"""Websocket routes (the live-call runtime adds its consumers here)."""
+websocket_urlpatterns: list = []

@@ -1,0 +1,182 @@
+"""Settings shared by every environment.
+
+Values come from the environment (django-environ). `production.py` requires
+them; `dev.py` and `test.py` supply local defaults.
+"""
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "encrypted_model_fields",
+    "workspaces",
+    "dialer",
+    "agents",
+    "connectors",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "workspaces.middleware.CurrentWorkspaceMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "workspaces.context_processors.workspace",
+                "dialer.context_processors.phone_system",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # Front-end packages installed from npm (package.json), served by us: no CDN.
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/twilio-voice", BASE_DIR / "node_modules" / "@twilio" / "voice-sdk" / "dist"),
+]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def database_from_env(default: str) -> dict:
+    db = env.db("DATABASE_URL", default=default)
+    db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    db["CONN_HEALTH_CHECKS"] = True
+    if db["ENGINE"].endswith("sqlite3"):
+        # Web and worker processes share one SQLite file: wait for locks
+        # instead of failing with "database is locked".
+        db.setdefault("OPTIONS", {})["timeout"] = 20
+        db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+        db["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    return db
+
+
+def broker_from_env() -> tuple[str, dict]:
+    """Redis when REDIS_URL is set, else kombu's filesystem transport (no server)."""
+    redis_url = env.str("REDIS_URL", default="")
+    if redis_url:
+        return redis_url, {"visibility_timeout": 3600}
+    folder = Path(env.str("CELERY_FS_BROKER_DIR", default=str(VAR_DIR / "broker")))
+    for sub in ("out", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "out"),
+        "data_folder_out": str(folder / "out"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }
+
+
+def caches_from_env() -> dict:
+    redis_url = env.str("REDIS_URL", default="")
+    if redis_url:
+        return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}}
+    # Shared by the web server and the worker processes.
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(Path(env.str("CACHE_DIR", default=str(VAR_DIR / "cache")))),
+        }
+    }
+
+
+def channel_layers_from_env() -> dict:
+    redis_url = env.str("REDIS_URL", default="")
+    if redis_url:
+        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "revalidate-twilio-connections": {
+        "task": "dialer.tasks.revalidate_all_connections",
+        "schedule": 15 * 60.0,
+    },
+}
+
+# Twilio. TWILIO_API_BASE_URL empty means the real Twilio; otherwise every REST
+# call goes to that server (the sandbox, or Prism for contract tests).
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+TWILIO_CONNECT_TIMEOUT = env.float("TWILIO_CONNECT_TIMEOUT", default=3.05)
+TWILIO_READ_TIMEOUT = env.float("TWILIO_READ_TIMEOUT", default=10.0)
+# Hosted mode: the platform's parent account, which owns the workspaces' sub-accounts.
+TWILIO_PARENT_ACCOUNT_SID = env.str("TWILIO_PARENT_ACCOUNT_SID", default="")
+TWILIO_PARENT_AUTH_TOKEN = env.str("TWILIO_PARENT_AUTH_TOKEN", default="")
+# Trust X-Forwarded-Proto/Host only when a proxy we run sets them.
+TWILIO_TRUST_PROXY_HEADERS = env.bool("TWILIO_TRUST_PROXY_HEADERS", default=False)
+
+VOICE_TOKEN_TTL = 3600
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "config.logging.RedactSecretsFilter"}},
+    "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Replace Django's own handlers (plain-text console, mail_admins) with ours.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "twilio.http_client": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}

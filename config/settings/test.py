@@ -1,0 +1,34 @@
+"""Tests: SQLite file (shared with worker processes the tests start) unless DATABASE_URL is set."""
+import os
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F401,F403
+from .base import broker_from_env, channel_layers_from_env, database_from_env, env
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-not-for-production"
+FIELD_ENCRYPTION_KEY = "8Jqj3WvY7e1bXkqG0m6rQ2l9fH5aT4sVzN0cD1eF2gI="
+ALLOWED_HOSTS = ["*"]
+PUBLIC_BASE_URL = "https://calls.example.test"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+_run_dir = Path(os.environ.setdefault("CALLWELL_TEST_RUN_DIR", tempfile.mkdtemp(prefix="callwell-test-")))
+os.environ.setdefault("CELERY_FS_BROKER_DIR", str(_run_dir / "broker"))
+
+DATABASES = {"default": database_from_env(f"sqlite:///{_run_dir / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so a Celery worker process started by a test sees the same data.
+    DATABASES["default"]["TEST"] = {"NAME": str(_run_dir / "test-db.sqlite3")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_from_env()
+# Unit tests run tasks in-process; tests marked `worker` switch this off and start a real worker.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+CELERY_TASK_EAGER_PROPAGATES = True
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if env.str("REDIS_URL", default=""):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.str("REDIS_URL"), "KEY_PREFIX": "test"}}
+CHANNEL_LAYERS = channel_layers_from_env()
+TWILIO_CONNECT_TIMEOUT = 1.0
+TWILIO_READ_TIMEOUT = 2.0

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from workspaces import views as workspace_views
+
+urlpatterns = [
+    path("", workspace_views.home, name="home"),
+    path("healthz", workspace_views.healthz, name="healthz"),
+    path("", include("workspaces.urls")),
+    path("", include("dialer.urls")),
+    path("", include("agents.urls")),
+    path("", include("connectors.urls")),
+    path("admin/", admin.site.urls),
+]

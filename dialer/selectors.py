@@ -1,0 +1,71 @@
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.urls import reverse
+
+from .models import PhoneNumber, TwilioConnection
+
+STATUS_CACHE_SECONDS = 300
+
+
+def status_cache_key(workspace_id: int) -> str:
+    return f"phone-system-status:v1:{workspace_id}"
+
+
+@dataclass(frozen=True)
+class PhoneSystemStatus:
+    """What the sidebar banner says. `banner` is one of the product document's three titles, or ''."""
+
+    state: str  # not_connected | validating | error | no_number | ready
+    banner: str
+    detail: str
+    fix_label: str
+    fix_url: str
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+def connection_get(*, workspace) -> TwilioConnection | None:
+    return TwilioConnection.objects.select_related("workspace").filter(workspace=workspace).first()
+
+
+def phone_system_status_compute(*, workspace_id: int) -> PhoneSystemStatus:
+    connection = TwilioConnection.objects.filter(workspace_id=workspace_id).only(
+        "status", "error_code", "error_message", "account_sid"
+    ).first()
+    settings_url = reverse("dialer:settings")
+    if connection is None or connection.status == TwilioConnection.Status.NOT_CONNECTED:
+        return PhoneSystemStatus("not_connected", "Connect your phone system",
+                                 "Go to Settings → Dialer and enter your Twilio credentials.",
+                                 "Connect Twilio", settings_url)
+    if connection.status == TwilioConnection.Status.VALIDATING:
+        return PhoneSystemStatus("validating", "", "Checking your Twilio credentials…", "Settings → Dialer",
+                                 settings_url)
+    if connection.status == TwilioConnection.Status.ERROR:
+        message = connection.error_message or "Twilio refused the credentials."
+        if connection.error_code:
+            message = f"{message} (Twilio error {connection.error_code})"
+        return PhoneSystemStatus("error", "Phone system error",
+                                 f"{message} Credentials are invalid or expired — re-enter them.",
+                                 "Re-enter credentials", settings_url)
+    if not PhoneNumber.objects.filter(workspace_id=workspace_id).exists():
+        return PhoneSystemStatus("no_number", "Pick a phone number",
+                                 "Credentials are valid but no numbers are provisioned — add one.",
+                                 "Search numbers", reverse("dialer:number_search"))
+    return PhoneSystemStatus("ready", "", "Phone system connected", "Settings → Dialer", settings_url)
+
+
+def phone_system_status(*, workspace_id: int) -> PhoneSystemStatus:
+    """One cache lookup per page; services call `phone_system_status_invalidate` when the state changes."""
+    key = status_cache_key(workspace_id)
+    status = cache.get(key)
+    if status is None:
+        status = phone_system_status_compute(workspace_id=workspace_id)
+        cache.set(key, status, STATUS_CACHE_SECONDS)
+    return status
+
+
+def phone_system_status_invalidate(*, workspace_id: int) -> None:
+    cache.delete(status_cache_key(workspace_id))

@@ -1,0 +1,87 @@
+"""The one check every view Twilio calls goes through: `X-Twilio-Signature`, always (DEBUG too).
+
+    @twilio_webhook(resolve=lambda request, **kw: <TwilioConnection or None>)
+    def view(request, ...): request.twilio_connection is the verified connection
+
+The URL Twilio signed is rebuilt from PUBLIC_BASE_URL (or, when
+TWILIO_TRUST_PROXY_HEADERS is on, from X-Forwarded-Proto/Host), so validation
+works behind a TLS-terminating proxy. The posted AccountSid must be the
+connection's account. Failures answer 403 and are logged without secrets.
+"""
+import logging
+from functools import wraps
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import Http404, HttpResponseForbidden
+from django.views.decorators.csrf import csrf_exempt
+from twilio.request_validator import RequestValidator
+
+logger = logging.getLogger(__name__)
+
+
+def public_url(request) -> str:
+    """The absolute URL Twilio requested, as Twilio saw it."""
+    path = request.get_full_path()
+    if getattr(settings, "TWILIO_TRUST_PROXY_HEADERS", False) and request.META.get("HTTP_X_FORWARDED_HOST"):
+        proto = request.META.get("HTTP_X_FORWARDED_PROTO", "https").split(",")[0].strip()
+        host = request.META["HTTP_X_FORWARDED_HOST"].split(",")[0].strip()
+        return f"{proto}://{host}{path}"
+    base = getattr(settings, "PUBLIC_BASE_URL", "")
+    if base:
+        parts = urlsplit(base)
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{path}"
+    return request.build_absolute_uri(path)
+
+
+def signature_is_valid(request, auth_token: str) -> bool:
+    signature = request.META.get("HTTP_X_TWILIO_SIGNATURE", "")
+    if not signature or not auth_token:
+        return False
+    url = public_url(request)
+    validator = RequestValidator(auth_token)
+    if request.method == "POST":
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if "bodySHA256" in request.GET and not content_type.startswith("application/x-www-form-urlencoded"):
+            params = request.body.decode("utf-8")
+        else:
+            params = request.POST
+    else:
+        params = {}
+    return validator.validate(url, params, signature)
+
+
+def posted_account_sid(request) -> str:
+    return request.POST.get("AccountSid") or request.GET.get("AccountSid") or ""
+
+
+def twilio_webhook(resolve):
+    """`resolve(request, **kwargs)` returns the TwilioConnection whose token signs this URL, or None (404)."""
+
+    def decorator(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            connection = resolve(request, *args, **kwargs)
+            if connection is None:
+                raise Http404("Unknown webhook.")
+            if not signature_is_valid(request, connection.auth_token):
+                logger.warning(
+                    "twilio webhook rejected: bad or missing signature",
+                    extra={"path": request.path, "workspace_id": connection.workspace_id,
+                           "has_signature": bool(request.META.get("HTTP_X_TWILIO_SIGNATURE"))},
+                )
+                return HttpResponseForbidden("Invalid Twilio signature.")
+            account_sid = posted_account_sid(request)
+            if account_sid and account_sid != connection.account_sid:
+                logger.warning(
+                    "twilio webhook rejected: AccountSid of another account",
+                    extra={"path": request.path, "workspace_id": connection.workspace_id, "posted_account": account_sid},
+                )
+                return HttpResponseForbidden("This webhook belongs to another Twilio account.")
+            request.twilio_connection = connection
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,5 @@
+from django import forms
+
+
+class SwitchWorkspaceForm(forms.Form):
+    workspace_id = forms.IntegerField()
