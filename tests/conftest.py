@@ -4,6 +4,8 @@ from django.test import Client
 
 from workspaces.models import Membership
 
+pytest_plugins = ["tests.fixtures_twilio", "tests.fixtures_browser"]
+
 from .factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 
