@@ -1,1 +1,266 @@
+"""Agents (draft + immutable published versions, handover actions) and per-workspace environments."""
+import re
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from workspaces.fields import EncryptedTextField, mask_secret
+from workspaces.models import Workspace
+
+IDENTIFIER_RE = r"^[a-z][a-z0-9_]{1,63}$"
+identifier_validator = RegexValidator(
+    IDENTIFIER_RE,
+    "Use 2–64 characters: lowercase letters, digits and underscores, starting with a letter (e.g. transfer_to_sales).",
+)
+# Names of secrets and variables: letters, digits, underscores (env-var style, any case).
+NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+name_validator = RegexValidator(
+    NAME_RE, "Use letters, digits and underscores, starting with a letter or underscore (max 64 characters)."
+)
+
+
+class ImmutableVersionError(Exception):
+    """A published agent version (or one of its actions) cannot be changed or deleted."""
+
+
+class Agent(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=80)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "slug"], name="uniq_agent_slug_per_workspace")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentVersion(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    class Transport(models.TextChoices):
+        MEDIA_STREAMS = "media_streams", "Media Streams (raw audio)"
+        CONVERSATION_RELAY = "conversation_relay", "ConversationRelay (Twilio speech)"
+
+    class Provider(models.TextChoices):
+        SCRIPTED = "scripted", "Scripted answers"
+        OPENAI_REALTIME = "openai_realtime", "OpenAI Realtime"
+        OPENAI_CHAT = "openai_chat", "OpenAI Chat"
+
+    # Fields that make up "what the agent is": copied on publish/restore and compared in the diff.
+    CONTENT_FIELDS = [
+        "caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
+        "variables", "secrets", "scripted_answers", "handover_rules",
+    ]
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField(null=True, blank=True, help_text="Empty for the draft; 1..n once published.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    caller_name = models.CharField("name shown to callers", max_length=120, blank=True)
+    greeting = models.TextField(blank=True)
+    instructions = models.TextField(blank=True)
+    language = models.CharField(max_length=16, default="en-US")
+    voice = models.CharField(max_length=64, blank=True)
+    transport = models.CharField(max_length=24, choices=Transport.choices, default=Transport.MEDIA_STREAMS)
+    provider = models.CharField(max_length=24, choices=Provider.choices, default=Provider.SCRIPTED)
+    variables = models.JSONField(default=list, blank=True, help_text="Names of environment variables it uses.")
+    secrets = models.JSONField(default=list, blank=True, help_text="Names of environment secrets it needs.")
+    scripted_answers = models.JSONField(default=list, blank=True, help_text='[{"keywords": [...], "answer": "..."}]')
+    handover_rules = models.JSONField(default=list, blank=True, help_text='[{"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}]')
+    restored_from = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+
+    class Meta:
+        ordering = ["agent_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent"], condition=Q(state="draft"), name="one_draft_per_agent"),
+            models.UniqueConstraint(fields=["agent", "number"], name="uniq_agent_version_number"),
+            models.CheckConstraint(
+                condition=(Q(state="draft", number__isnull=True) | Q(state="published", number__isnull=False)),
+                name="version_number_matches_state",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} · {self.label}"
+
+    @property
+    def label(self) -> str:
+        return "Draft" if self.state == self.State.DRAFT else f"v{self.number}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.state == self.State.PUBLISHED
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_state = instance.__dict__.get("state")
+        return instance
+
+    def save(self, *args, **kwargs):
+        if self.pk and getattr(self, "_loaded_state", None) == self.State.PUBLISHED:
+            raise ImmutableVersionError(f"{self} is published and cannot be changed.")
+        if self.pk and not hasattr(self, "_loaded_state"):
+            if AgentVersion.objects.filter(pk=self.pk, state=self.State.PUBLISHED).exists():
+                raise ImmutableVersionError(f"{self} is published and cannot be changed.")
+        super().save(*args, **kwargs)
+        self._loaded_state = self.state
+
+    def delete(self, *args, **kwargs):
+        if getattr(self, "_loaded_state", self.state) == self.State.PUBLISHED:
+            raise ImmutableVersionError(f"{self} is published and cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+    def content(self) -> dict:
+        return {name: getattr(self, name) for name in self.CONTENT_FIELDS}
+
+
+def validate_e164(value: str) -> None:
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError("Enter the number with its country code, e.g. +31201234567.")
+    if not value.startswith("+") or not phonenumbers.is_valid_number(parsed):
+        raise ValidationError("Enter a valid phone number with its country code, e.g. +31201234567.")
+    if phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) != value:
+        raise ValidationError("Write the number in E.164 form without spaces, e.g. +31201234567.")
+
+
+class HandoverAction(models.Model):
+    """A handover the agent may choose; belongs to one version, so it is versioned with it."""
+
+    class Type(models.TextChoices):
+        PHONE = "phone", "Phone"
+
+    version = models.ForeignKey(AgentVersion, on_delete=models.CASCADE, related_name="actions")
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.PHONE)
+    name = models.CharField(max_length=64, validators=[identifier_validator])
+    destination = models.CharField(max_length=20, validators=[validate_e164])
+    description = models.TextField(blank=True, help_text="When the agent should use this handover.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["version", "name"], name="uniq_action_name_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.destination}"
+
+    def _check_mutable(self):
+        version_id = self.version_id
+        if version_id and AgentVersion.objects.filter(pk=version_id, state=AgentVersion.State.PUBLISHED).exists():
+            raise ImmutableVersionError("Actions of a published version cannot be changed.")
+
+    def save(self, *args, **kwargs):
+        self._check_mutable()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._check_mutable()
+        return super().delete(*args, **kwargs)
+
+    def content(self) -> dict:
+        return {"type": self.type, "destination": self.destination, "description": self.description}
+
+
+class Environment(models.Model):
+    class Kind(models.TextChoices):
+        DEVELOPMENT = "development", "Development"
+        STAGING = "staging", "Staging"
+        PRODUCTION = "production", "Production"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="environments")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "kind"], name="uniq_environment_kind")]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class EnvironmentSecret(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=64, validators=[name_validator])
+    value = EncryptedTextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="uniq_env_secret_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.masked_value}"
+
+    @property
+    def masked_value(self) -> str:
+        return mask_secret(self.value)
+
+
+class EnvironmentVariable(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="variables")
+    name = models.CharField(max_length=64, validators=[name_validator])
+    value = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="uniq_env_variable_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"
+
+
+class AuthConnector(models.Model):
+    """Named credentials the agent's actions use for outside APIs."""
+
+    class Kind(models.TextChoices):
+        API_KEY_HEADER = "api_key_header", "API key header"
+        BEARER = "bearer", "Bearer token"
+        BASIC = "basic", "Basic auth"
+        OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials", "OAuth2 client credentials"
+
+    # Non-secret config keys each kind uses (the secret goes to `secret`).
+    CONFIG_KEYS = {
+        Kind.API_KEY_HEADER: ["header_name"],
+        Kind.BEARER: [],
+        Kind.BASIC: ["username"],
+        Kind.OAUTH2_CLIENT_CREDENTIALS: ["token_url", "client_id", "scope"],
+    }
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="auth_connectors")
+    name = models.CharField(max_length=64, validators=[identifier_validator])
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    config = models.JSONField(default=dict, blank=True)
+    secret = EncryptedTextField(help_text="API key, bearer token, password or client secret.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="uniq_auth_connector_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def masked_secret(self) -> str:
+        return mask_secret(self.secret)
+
+
+NAME_PATTERN = re.compile(NAME_RE)

@@ -1,1 +1,125 @@
+"""Phone connectors (Twilio number → agent + environment + version mode) and inbound call sessions."""
+import secrets
 
+from django.conf import settings
+from django.db import models
+
+from agents.models import Agent, AgentVersion, Environment
+from dialer.models import PhoneNumber
+from workspaces.models import Workspace
+
+
+def new_identifier() -> str:
+    """Unguessable, URL-safe (32 chars, 192 bits of randomness)."""
+    return secrets.token_urlsafe(24)
+
+
+class PhoneConnector(models.Model):
+    class Type(models.TextChoices):
+        TWILIO = "twilio", "Twilio"
+
+    class VersionMode(models.TextChoices):
+        PUBLISHED = "published", "Published"
+        DRAFT = "draft", "Draft"
+        PINNED = "pinned", "Pinned"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="phone_connectors")
+    name = models.CharField(max_length=120, blank=True)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.TWILIO)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="phone_connectors")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="phone_connectors")
+    version_mode = models.CharField(max_length=10, choices=VersionMode.choices, default=VersionMode.PUBLISHED)
+    pinned_version = models.ForeignKey(AgentVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="pinned_connectors")
+    identifier = models.CharField(max_length=64, unique=True, default=new_identifier, editable=False)
+    enabled = models.BooleanField(default=True)
+    alert_text = models.TextField(blank=True, help_text="The last problem a call ran into.")
+    alert_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.agent} · {self.environment} · {self.get_version_mode_display()}"
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/v1/agents/{self.identifier}/twilio-config"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{self.webhook_path}"
+
+    @property
+    def handoff_url(self) -> str:
+        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/agents/{self.identifier}/handoff"
+
+    @property
+    def mode_label(self) -> str:
+        if self.version_mode == self.VersionMode.PINNED and self.pinned_version_id:
+            return f"Pinned ({self.pinned_version.label})"
+        return self.get_version_mode_display()
+
+
+class ConnectorNumber(models.Model):
+    connector = models.ForeignKey(PhoneConnector, on_delete=models.CASCADE, related_name="numbers")
+    phone_number = models.OneToOneField(PhoneNumber, on_delete=models.CASCADE, related_name="connector_link")
+    attached_at = models.DateTimeField(auto_now_add=True)
+    drift = models.BooleanField(default=False, help_text="The number's voice URL no longer points at this connector.")
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    observed_voice_url = models.URLField(max_length=500, blank=True)
+    observed_voice_method = models.CharField(max_length=8, blank=True)
+    check_error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["phone_number__phone_number"]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} → {self.connector}"
+
+
+class CallSession(models.Model):
+    """One inbound call handed to an agent. Created idempotently on Twilio's CallSid."""
+
+    class Status(models.TextChoices):
+        RINGING = "ringing", "Ringing"
+        IN_PROGRESS = "in-progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        BUSY = "busy", "Busy"
+        FAILED = "failed", "Failed"
+        NO_ANSWER = "no-answer", "No answer"
+        CANCELED = "canceled", "Canceled"
+        REJECTED = "rejected", "Rejected by us"
+
+    call_sid = models.CharField(max_length=64, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="call_sessions")
+    connector = models.ForeignKey(PhoneConnector, null=True, on_delete=models.SET_NULL, related_name="call_sessions")
+    agent_version = models.ForeignKey(AgentVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="call_sessions")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="call_sessions")
+    from_number = models.CharField(max_length=64, blank=True)
+    to_number = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RINGING)
+    direction = models.CharField(max_length=24, blank=True, default="inbound")
+    # Why we answered with an apology instead of connecting (empty when connected).
+    rejected_reason = models.CharField(max_length=255, blank=True)
+    # Twilio parameters of interest (Studio's FlowSid, Digits, CallerName, …).
+    params = models.JSONField(default=dict, blank=True)
+    stream_token_nonce = models.CharField(max_length=32, blank=True)
+    stream_token_used_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["workspace", "-started_at"], name="callsession_ws_started")]
+
+    def __str__(self) -> str:
+        return f"{self.call_sid} ({self.status})"
+
+    @property
+    def connected(self) -> bool:
+        return not self.rejected_reason
