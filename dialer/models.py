@@ -29,6 +29,10 @@ class TwilioConnection(models.Model):
     api_key_secret = EncryptedCharField(max_length=64, blank=True)
     twiml_app_sid = models.CharField(max_length=34, blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)
+    # While a transient Twilio failure is being retried: what went wrong (shown as "retrying…").
+    retry_message = models.CharField(max_length=255, blank=True)
+    # Local presence: show the caller ID closest to the callee (area code, then state), else the default.
+    local_presence = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -71,3 +75,86 @@ class PhoneNumber(models.Model):
 
     def __str__(self) -> str:
         return self.phone_number
+
+
+class CallerId(models.Model):
+    """A number the workspace may show as caller ID: one of its provisioned numbers, or an external number
+    verified through Twilio's caller-ID validation. Only usable ones (provisioned, or verified) reach the dialer."""
+
+    class Kind(models.TextChoices):
+        PROVISIONED = "provisioned", "Provisioned number"
+        VERIFIED = "verified", "Verified external number"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="caller_ids")
+    phone_number = models.CharField(max_length=20, help_text="E.164")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    phone_number_ref = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, null=True, blank=True,
+                                         related_name="caller_ids")
+    friendly_name = models.CharField(max_length=64, blank=True)
+    is_default = models.BooleanField(default=False)
+    # Where the number is from, for local presence: ISO country and state/province code ("US", "TX").
+    country = models.CharField(max_length=2, blank=True)
+    region = models.CharField(max_length=8, blank=True)
+    # External numbers: Twilio's OutgoingCallerId SID once verified, the code shown while Twilio calls.
+    outgoing_caller_id_sid = models.CharField(max_length=34, blank=True)
+    validation_code = models.CharField(max_length=16, blank=True)
+    validation_requested_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_default", "phone_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "phone_number"], name="uniq_workspace_caller_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} ({self.get_kind_display()})"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.kind == self.Kind.PROVISIONED or self.verified_at is not None
+
+    @property
+    def is_pending(self) -> bool:
+        return not self.is_usable
+
+    @property
+    def area_code(self) -> str:
+        from .numbering import area_code
+
+        return area_code(self.phone_number)
+
+    @property
+    def label(self) -> str:
+        return f"{self.friendly_name} · {self.phone_number}" if self.friendly_name else self.phone_number
+
+
+class NumberPurchase(models.Model):
+    """The intent to buy one number: one row per (workspace, number), so a double click or a retried task
+    cannot buy twice. State changes happen under a row lock (services.number_provision)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PURCHASING = "purchasing", "Purchasing"  # a request went to Twilio; its outcome may be unknown
+        COMPLETED = "completed", "Completed"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="number_purchases")
+    phone_number = models.CharField(max_length=20)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    number = models.ForeignKey(PhoneNumber, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="purchases")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "phone_number"], name="uniq_workspace_number_purchase"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} · {self.get_state_display()}"

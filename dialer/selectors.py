@@ -1,9 +1,11 @@
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from django.urls import reverse
 
-from .models import PhoneNumber, TwilioConnection
+from .models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
 
 STATUS_CACHE_SECONDS = 300
 
@@ -69,3 +71,72 @@ def phone_system_status(*, workspace_id: int) -> PhoneSystemStatus:
 
 def phone_system_status_invalidate(*, workspace_id: int) -> None:
     cache.delete(status_cache_key(workspace_id))
+
+
+# ---------------------------------------------------------------------------
+# Settings → Dialer reads
+
+
+@dataclass(frozen=True)
+class DialerSettings:
+    local_presence: bool
+
+
+def dialer_settings(workspace) -> DialerSettings:
+    value = TwilioConnection.objects.filter(workspace=workspace).values_list("local_presence", flat=True).first()
+    return DialerSettings(local_presence=bool(value))
+
+
+def outbound_voice_url(workspace) -> str:
+    """Where the workspace's TwiML app sends browser-dialer calls (routed by the browser-dialer views)."""
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/voice/outbound/{workspace.pk}"
+
+
+def voice_status_callback_url(workspace) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/voice/status/{workspace.pk}"
+
+
+def twiml_app_friendly_name(workspace) -> str:
+    return f"Callwell dialer (workspace {workspace.pk})"
+
+
+def api_key_friendly_name(workspace) -> str:
+    return f"Callwell dialer (workspace {workspace.pk})"
+
+
+def subaccount_friendly_name(workspace) -> str:
+    return f"Callwell workspace {workspace.pk} ({workspace.slug})"
+
+
+def phone_numbers_for_workspace(*, workspace):
+    return PhoneNumber.objects.filter(workspace=workspace).order_by("-is_primary", "phone_number")
+
+
+def phone_number_get(*, workspace, pk) -> PhoneNumber:
+    """The workspace's number, or Http404 (another workspace's number is not found)."""
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(PhoneNumber, workspace=workspace, pk=pk)
+
+
+def number_purchases_open(*, workspace):
+    return NumberPurchase.objects.filter(workspace=workspace).exclude(state=NumberPurchase.State.COMPLETED)
+
+
+def caller_ids_for_workspace(*, workspace):
+    """Every caller ID of the workspace, pending verifications included (Settings → Caller IDs)."""
+    return CallerId.objects.filter(workspace=workspace).select_related("phone_number_ref").order_by(
+        "-is_default", "phone_number")
+
+
+def caller_ids_for_dialer(*, workspace):
+    """The "Call from" list: provisioned numbers and verified external numbers, default first."""
+    return CallerId.objects.filter(workspace=workspace).filter(
+        Q(kind=CallerId.Kind.PROVISIONED) | Q(verified_at__isnull=False)
+    ).order_by("-is_default", "phone_number")
+
+
+def caller_id_get(*, workspace, pk) -> CallerId:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(CallerId, workspace=workspace, pk=pk)
