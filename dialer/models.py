@@ -158,3 +158,125 @@ class NumberPurchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone_number} · {self.get_state_display()}"
+
+
+# ---------------------------------------------------------------------------
+# Browser-dialer calls (issue 4): one Call per Twilio CallSid of the parent call, its dialed legs, voicemails.
+
+from django.conf import settings  # noqa: E402  (kept with the call models to leave the header alone)
+from django.utils import timezone  # noqa: E402
+
+
+class Call(models.Model):
+    """A call through the workspace's dialer. Status only moves forward (see `Status.rank`): a retried or late
+    status callback never moves a final status back."""
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "outbound", "Outbound"
+        INBOUND = "inbound", "Inbound"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        INITIATED = "initiated", "Initiated"
+        RINGING = "ringing", "Ringing"
+        IN_PROGRESS = "in-progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        BUSY = "busy", "Busy"
+        NO_ANSWER = "no-answer", "No answer"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+        REFUSED = "refused", "Refused"
+
+        @classmethod
+        def rank(cls, value: str) -> int:
+            return {"queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2, "answered": 2}.get(value, 3)
+
+        @classmethod
+        def is_final(cls, value: str) -> bool:
+            return cls.rank(value) >= 3
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="calls")
+    sid = models.CharField("CallSid", max_length=34, unique=True)
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="dialer_calls", help_text="The rep who placed or answered the call.")
+    from_number = models.CharField(max_length=64, blank=True)
+    to_number = models.CharField(max_length=64, blank=True)
+    caller_id = models.CharField(max_length=20, blank=True, help_text="The number shown to the callee (outbound).")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.INITIATED)
+    refusal_reason = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds talking (or of the call).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-started_at"], name="dialer_call_ws_started"),
+            models.Index(fields=["workspace", "status"], name="dialer_call_ws_status"),
+            models.Index(fields=["workspace", "user"], name="dialer_call_ws_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.from_number} → {self.to_number} ({self.get_status_display()})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.Status.is_final(self.status)
+
+
+class CallLeg(models.Model):
+    """A leg Twilio dialed for a Call (`<Dial><Number>` or `<Dial><Client>`), with its own CallSid."""
+
+    class Kind(models.TextChoices):
+        NUMBER = "number", "Number"
+        CLIENT = "client", "Browser dialer"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="legs")
+    sid = models.CharField("CallSid", max_length=34, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    from_number = models.CharField(max_length=64, blank=True)
+    to_number = models.CharField(max_length=64, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
+    status = models.CharField(max_length=12, choices=Call.Status.choices, default=Call.Status.INITIATED)
+    started_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.sid} → {self.to_number} ({self.get_status_display()})"
+
+
+class Voicemail(models.Model):
+    """A recording left on an unanswered inbound call."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in-progress", "Recording"
+        COMPLETED = "completed", "Completed"
+        ABSENT = "absent", "Absent (silence)"
+        FAILED = "failed", "Failed"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="voicemails")
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, null=True, blank=True, related_name="voicemails")
+    recording_sid = models.CharField(max_length=34, unique=True)
+    call_sid = models.CharField(max_length=34, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
+    duration = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Voicemail {self.recording_sid} ({self.get_status_display()})"

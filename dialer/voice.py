@@ -1,0 +1,169 @@
+"""Voice tokens for the browser dialer, and who is online to take inbound calls.
+
+A token is a Twilio AccessToken (HS256, signed with the workspace's API key
+secret) carrying a VoiceGrant for the workspace's TwiML app (outgoing) with
+incoming calls allowed. The identity is derived from the logged-in user and
+the workspace (`ws<workspace>-u<user>`), never taken from the request.
+
+Presence (who rings on an inbound call) is kept simple: a member is "online"
+while the last voice token issued to them in that workspace is still valid
+(it lasts `VOICE_TOKEN_TTL`, and the browser refreshes it 10 minutes before
+expiry). It lives in the cache, one key per member, so marking is one write
+and the inbound webhook reads all members with one `get_many`.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from django.conf import settings
+from django.core.cache import cache
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import VoiceGrant
+
+IDENTITY_RE = re.compile(r"^ws(?P<workspace_id>\d+)-u(?P<user_id>\d+)$")
+CLIENT_PREFIX = "client:"
+
+
+class VoiceTokenUnavailable(Exception):
+    """The workspace cannot issue voice tokens yet; `code` is machine-readable, `message` names the fix."""
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class VoiceToken:
+    token: str = field(repr=False)
+    identity: str
+    issued_at: int
+    expires_at: int
+    ttl: int
+
+    def as_json(self) -> dict:
+        return {
+            "token": self.token,
+            "identity": self.identity,
+            "expires_at": datetime.fromtimestamp(self.expires_at, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+            "expires_at_epoch": self.expires_at,
+            "issued_at_epoch": self.issued_at,
+            "ttl": self.ttl,
+        }
+
+
+class _AccessToken(AccessToken):
+    """Twilio's AccessToken, plus the standard `iat` claim (Twilio's Node helper sets it too)."""
+
+    def _generate_payload(self):
+        payload = super()._generate_payload()
+        if isinstance(self.nbf, int):
+            payload["iat"] = self.nbf
+        return payload
+
+
+def voice_identity(*, workspace_id: int, user_id: int) -> str:
+    return f"ws{workspace_id}-u{user_id}"
+
+
+def identity_parse(value: str) -> tuple[int, int] | None:
+    """(workspace_id, user_id) from `ws3-u7` or `client:ws3-u7`, else None."""
+    if value.startswith(CLIENT_PREFIX):
+        value = value[len(CLIENT_PREFIX):]
+    match = IDENTITY_RE.match(value or "")
+    if match is None:
+        return None
+    return int(match["workspace_id"]), int(match["user_id"])
+
+
+def voice_token_ttl() -> int:
+    return int(getattr(settings, "VOICE_TOKEN_TTL", 3600))
+
+
+def voice_token_issue(*, connection, user, now: int | None = None) -> VoiceToken:
+    """A fresh token for `user` on `connection`'s workspace. Raises VoiceTokenUnavailable when it cannot be signed."""
+    if not connection.account_sid:
+        raise VoiceTokenUnavailable("Connect your phone system: no Twilio account is connected.", code="not_connected")
+    if not connection.api_key_sid or not connection.api_key_secret or not connection.twiml_app_sid:
+        raise VoiceTokenUnavailable(
+            "The dialer is not set up on your Twilio account yet (API key or TwiML app missing): "
+            "open Settings → Dialer and save the credentials again.",
+            code="dialer_not_provisioned",
+        )
+    ttl = voice_token_ttl()
+    issued_at = int(time.time()) if now is None else int(now)
+    identity = voice_identity(workspace_id=connection.workspace_id, user_id=user.pk)
+    token = _AccessToken(
+        connection.account_sid,
+        connection.api_key_sid,
+        connection.api_key_secret,
+        identity=identity,
+        nbf=issued_at,
+        ttl=ttl,
+        valid_until=issued_at + ttl,
+        grants=[VoiceGrant(outgoing_application_sid=connection.twiml_app_sid, incoming_allow=True)],
+    )
+    jwt = token.to_jwt()
+    if isinstance(jwt, bytes):  # very old PyJWT
+        jwt = jwt.decode("ascii")
+    presence_mark(workspace_id=connection.workspace_id, user_id=user.pk, until=issued_at + ttl)
+    return VoiceToken(token=jwt, identity=identity, issued_at=issued_at, expires_at=issued_at + ttl, ttl=ttl)
+
+
+# ---------------------------------------------------------------------------
+# Rate limit (per user, fixed window in the cache)
+
+
+def voice_token_rate_limit() -> tuple[int, int]:
+    """(requests, window seconds). A browser needs about one per page load plus one per 50 minutes."""
+    limit = getattr(settings, "VOICE_TOKEN_RATE_LIMIT", (30, 60))
+    return int(limit[0]), int(limit[1])
+
+
+def voice_token_rate_limited(*, user_id: int, now: float | None = None) -> int:
+    """Count one request; returns 0 when allowed, else the seconds to wait (Retry-After)."""
+    allowed, window = voice_token_rate_limit()
+    now = time.time() if now is None else now
+    bucket = int(now // window)
+    key = f"voice-token-rl:{user_id}:{bucket}"
+    if cache.add(key, 1, window + 5):
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, window + 5)
+            count = 1
+    if count > allowed:
+        return max(1, int((bucket + 1) * window - now))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Presence
+
+
+def _presence_key(workspace_id: int, user_id: int) -> str:
+    return f"voice-presence:v1:{workspace_id}:{user_id}"
+
+
+def presence_mark(*, workspace_id: int, user_id: int, until: int) -> None:
+    timeout = max(1, until - int(time.time()))
+    cache.set(_presence_key(workspace_id, user_id), until, timeout)
+
+
+def presence_clear(*, workspace_id: int, user_id: int) -> None:
+    cache.delete(_presence_key(workspace_id, user_id))
+
+
+def online_user_ids(*, workspace_id: int, user_ids, now: float | None = None) -> list[int]:
+    """The members among `user_ids` holding a valid voice token (in the order given)."""
+    user_ids = list(user_ids)
+    if not user_ids:
+        return []
+    now = time.time() if now is None else now
+    found = cache.get_many([_presence_key(workspace_id, uid) for uid in user_ids])
+    return [uid for uid in user_ids if (found.get(_presence_key(workspace_id, uid)) or 0) > now]
