@@ -4,7 +4,7 @@ from django.test import Client
 
 from workspaces.models import Membership
 
-pytest_plugins = ["tests.fixtures_twilio", "tests.fixtures_browser"]
+pytest_plugins = ["tests.fixtures_twilio", "tests.fixtures_browser", "tests.fixtures_celery"]
 
 from .factories import MembershipFactory, UserFactory, WorkspaceFactory
 

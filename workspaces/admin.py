@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Workspace
+from .models import Membership, WorkerHeartbeat, Workspace
 
 
 class MembershipInline(admin.TabularInline):
@@ -24,3 +24,14 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "user__email", "workspace__name"]
     list_select_related = ["user", "workspace"]
     autocomplete_fields = ["user", "workspace"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["hostname", "last_seen_at", "beats", "last_source"]
+    search_fields = ["hostname"]
+    list_filter = ["last_seen_at"]
+    readonly_fields = ["hostname", "last_seen_at", "beats", "last_source"]
+
+    def has_add_permission(self, request):
+        return False

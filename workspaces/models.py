@@ -37,3 +37,22 @@ class Membership(models.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time a Celery worker ran the heartbeat task (queued by beat every minute).
+
+    Ops read it in the admin: a stale `last_seen_at` means no worker is consuming
+    the queue, or beat is not running.
+    """
+
+    hostname = models.CharField(max_length=200, unique=True)
+    last_seen_at = models.DateTimeField()
+    beats = models.PositiveIntegerField(default=0)
+    last_source = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} @ {self.last_seen_at:%Y-%m-%d %H:%M:%S}"

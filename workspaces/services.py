@@ -1,8 +1,10 @@
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import Membership, Workspace
+from .models import Membership, WorkerHeartbeat, Workspace
 
 
 @transaction.atomic
@@ -42,3 +44,16 @@ def demo_workspace_ensure(*, username: str, password: str, email: str = "") -> t
         workspace = Workspace.objects.create(name="Demo workspace", slug="demo")
     membership_create(workspace=workspace, user=user, role=Membership.Role.ADMIN)
     return workspace, created
+
+
+@transaction.atomic
+def worker_heartbeat_record(*, hostname: str, source: str = "") -> WorkerHeartbeat:
+    now = timezone.now()
+    heartbeat, created = WorkerHeartbeat.objects.get_or_create(
+        hostname=hostname[:200], defaults={"last_seen_at": now, "beats": 1, "last_source": source[:40]}
+    )
+    if not created:
+        WorkerHeartbeat.objects.filter(pk=heartbeat.pk).update(last_seen_at=now, beats=F("beats") + 1,
+                                                               last_source=source[:40])
+        heartbeat.refresh_from_db()
+    return heartbeat

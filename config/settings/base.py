@@ -144,6 +144,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {
+        "task": "workspaces.tasks.worker_heartbeat",
+        "schedule": 60.0,
+    },
     "revalidate-twilio-connections": {
         "task": "dialer.tasks.revalidate_all_connections",
         "schedule": 15 * 60.0,

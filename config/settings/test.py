@@ -1,4 +1,5 @@
 """Tests: SQLite file (shared with worker processes the tests start) unless DATABASE_URL is set."""
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +24,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_from_env()
+# One queue per test run (the worker a test starts inherits CALLWELL_TEST_RUN_DIR), so a
+# shared Redis never hands this run's worker a stale message of an earlier run.
+CELERY_TASK_DEFAULT_QUEUE = env.str(
+    "CELERY_TASK_DEFAULT_QUEUE", default="test-" + hashlib.sha1(str(_run_dir).encode()).hexdigest()[:12]
+)
 # Unit tests run tasks in-process; tests marked `worker` switch this off and start a real worker.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
