@@ -123,3 +123,6 @@ class CallSession(models.Model):
     @property
     def connected(self) -> bool:
         return not self.rejected_reason
+
+
+from .runtime_models import CallHandover, CallTurn  # noqa: E402,F401  (the live-call runtime)
