@@ -1,0 +1,339 @@
+"""Benchmark harness: run the app under gunicorn on 127.0.0.1, hammer it, report ratios to a baseline.
+
+    from bench._harness import bench_env, hammer, report, serve
+
+    with serve(env=bench_env()) as base:
+        rows = [
+            ("healthz (baseline)", hammer(base + "/healthz", concurrency=8, requests=2000)),
+            ("login page", hammer(base + "/login/", concurrency=8, requests=2000)),
+        ]
+    report(rows)
+
+Numbers on a shared 2-core machine are noisy; compare against the baseline row
+measured in the same run (ratios), never against absolute figures. Traffic goes
+to loopback only, and every loop is bounded in request count and time.
+"""
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_SECONDS_DEFAULT = 60.0
+
+
+# ---------------------------------------------------------------- the server
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_env(**overrides) -> dict:
+    """Environment for a production-like server: production settings when DATABASE_URL and REDIS_URL are set,
+    else dev settings with DEBUG off on a fresh SQLite file (no services needed)."""
+    from cryptography.fernet import Fernet
+
+    env = {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PUBLIC_BASE_URL": "http://127.0.0.1",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="callwell-bench-"))
+        env["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
+        env["DATABASE_URL"] = f"sqlite:///{folder / 'bench.sqlite3'}"
+        env["CELERY_FS_BROKER_DIR"] = str(folder / "broker")
+        env["CACHE_DIR"] = str(folder / "cache")
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with code {proc.returncode} before answering")
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            conn.request("GET", parts.path or "/")
+            if conn.getresponse().status < 500:
+                conn.close()
+                return
+        except OSError as exc:
+            last_error = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout}s ({last_error})")
+
+
+@contextlib.contextmanager
+def serve(*, app: str = "config.wsgi:application", env: dict | None = None, workers: int = 2, threads: int = 4,
+          port: int | None = None, migrate: bool = True, ready_path: str = "/healthz",
+          extra_args: tuple[str, ...] = (), startup_timeout: float = 60.0) -> Iterator[str]:
+    """Run gunicorn (the production server) on 127.0.0.1 with `env` and yield its base URL.
+
+    `env` is added to this process's environment (see `bench_env()`); `migrate` runs
+    `manage.py migrate` with the same environment first. The server is stopped on exit.
+    """
+    full_env = dict(os.environ)
+    full_env.update(env if env is not None else bench_env())
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    python = sys.executable
+    if migrate:
+        subprocess.run([python, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=full_env, check=True)
+    port = port or free_port()
+    log = tempfile.NamedTemporaryFile(prefix="callwell-gunicorn-", suffix=".log", delete=False)
+    cmd = [
+        python, "-m", "gunicorn", app,
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--threads", str(threads),
+        "--worker-class", "gthread" if threads > 1 else "sync",
+        "--keep-alive", "30",
+        "--log-level", "warning",
+        *extra_args,
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(base + ready_path, startup_timeout, proc)
+        yield base
+    except BaseException:
+        log.flush()
+        sys.stderr.write(Path(log.name).read_text()[-5000:])
+        raise
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+        os.unlink(log.name)
+
+
+# ---------------------------------------------------------------- the load
+
+@dataclass
+class Stats:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float] = field(repr=False, default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+
+    @property
+    def rps(self) -> float:
+        return (self.requests - self.errors) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        data = sorted(self.latencies_ms)
+        k = min(len(data) - 1, max(0, round(p / 100 * (len(data) - 1))))
+        return data[k]
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile(99)
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.latencies_ms) if self.latencies_ms else float("nan")
+
+
+RequestSpec = tuple  # (method, path, headers, body)
+
+
+def _check_loopback(host: str) -> None:
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"benchmarks only target loopback addresses, not {host!r}")
+
+
+def hammer(url: str, *, concurrency: int, requests: int, method: str = "GET", headers: dict | None = None,
+           body: bytes | str | None = None, make_request: Callable[[int], RequestSpec] | None = None,
+           max_seconds: float = MAX_SECONDS_DEFAULT, timeout: float = 10.0,
+           ok_statuses: Callable[[int], bool] = lambda s: s < 400) -> Stats:
+    """Send `requests` requests with `concurrency` keep-alive connections (bounded by `max_seconds`).
+
+    `make_request(i)` may return `(method, path, headers, body)` per request instead of the fixed ones.
+    A response whose status fails `ok_statuses`, or a connection error, counts as an error.
+    """
+    parts = urlsplit(url)
+    _check_loopback(parts.hostname or "")
+    default_path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    base_headers = dict(headers or {})
+    if isinstance(body, str):
+        body = body.encode()
+
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    errors = 0
+    deadline = time.monotonic() + max_seconds
+
+    def next_index() -> int | None:
+        with lock:
+            return next(counter, None)
+
+    def run():
+        nonlocal errors
+        conn = None
+        local_lat: list[float] = []
+        local_status: Counter = Counter()
+        local_errors = 0
+        while time.monotonic() < deadline:
+            i = next_index()
+            if i is None:
+                break
+            if make_request is not None:
+                m, path, hdrs, data = make_request(i)
+                hdrs = {**base_headers, **(hdrs or {})}
+                if isinstance(data, str):
+                    data = data.encode()
+            else:
+                m, path, hdrs, data = method, default_path, base_headers, body
+            started = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+                conn.request(m, path, body=data, headers=hdrs)
+                response = conn.getresponse()
+                response.read()
+                local_status[response.status] += 1
+                if not ok_statuses(response.status):
+                    local_errors += 1
+                if response.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                local_errors += 1
+                local_status["conn-error"] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+            local_lat.append((time.perf_counter() - started) * 1000)
+        if conn is not None:
+            conn.close()
+        with lock:
+            latencies.extend(local_lat)
+            statuses.update(local_status)
+            errors += local_errors
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(max(1, concurrency))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max_seconds + timeout + 5)
+    seconds = time.perf_counter() - started
+    return Stats(requests=len(latencies), errors=errors, seconds=seconds, latencies_ms=latencies, statuses=statuses)
+
+
+# ---------------------------------------------------------------- the report
+
+def report(rows: list[tuple[str, Stats]], *, out=None) -> str:
+    """Print a table; the first row is the baseline every ratio is taken against. Returns the text."""
+    out = out or sys.stdout
+    if not rows:
+        return ""
+    base = rows[0][1]
+    header = f"{'benchmark':<36} {'reqs':>7} {'err':>5} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} " \
+             f"{'rps/base':>9} {'p50/base':>9} {'p99/base':>9}"
+    lines = [header, "-" * len(header)]
+    for name, s in rows:
+        def ratio(a, b):
+            return f"{a / b:9.2f}" if b and b == b and a == a else f"{'n/a':>9}"
+        lines.append(
+            f"{name[:36]:<36} {s.requests:>7} {s.errors:>5} {s.rps:>9.1f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f} "
+            f"{ratio(s.rps, base.rps)} {ratio(s.p50_ms, base.p50_ms)} {ratio(s.p99_ms, base.p99_ms)}"
+        )
+    text = "\n".join(lines)
+    print(text, file=out)
+    return text
+
+
+# ---------------------------------------------------------------- helpers
+
+def seed_demo(env: dict, *, username: str = "admin", password: str = "callwell-demo") -> None:
+    """Create the demo workspace and admin in the server's database (same env as `serve`)."""
+    full_env = {**os.environ, **env}
+    subprocess.run([sys.executable, "manage.py", "seed_demo", "--username", username, "--password", password],
+                   cwd=ROOT, env=full_env, check=True, stdout=subprocess.DEVNULL)
+
+
+def login_session(base: str, username: str, password: str) -> dict:
+    """Log in through /login/ like a browser; returns headers (Cookie, X-CSRFToken, Referer) for `hammer`."""
+    import re
+    from http.cookies import SimpleCookie
+
+    parts = urlsplit(base)
+    _check_loopback(parts.hostname or "")
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    jar: dict[str, str] = {}
+
+    def remember(response):
+        for header in response.msg.get_all("Set-Cookie") or []:
+            for key, morsel in SimpleCookie(header).items():
+                jar[key] = morsel.value
+
+    def cookie_header() -> str:
+        return "; ".join(f"{k}={v}" for k, v in jar.items())
+
+    conn.request("GET", "/login/")
+    response = conn.getresponse()
+    html = response.read().decode()
+    remember(response)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    from urllib.parse import urlencode
+
+    form = urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
+    conn.request("POST", "/login/", body=form, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie_header(), "Referer": base + "/login/",
+    })
+    response = conn.getresponse()
+    response.read()
+    remember(response)
+    conn.close()
+    if response.status != 302 or "sessionid" not in jar:
+        raise RuntimeError(f"login as {username!r} failed (HTTP {response.status})")
+    return {"Cookie": cookie_header(), "X-CSRFToken": jar.get("csrftoken", ""), "Referer": base + "/"}
