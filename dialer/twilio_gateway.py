@@ -8,13 +8,14 @@ another server instead: the local sandbox or Prism on Twilio's OpenAPI spec.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -174,6 +175,7 @@ def reset_http_client() -> None:
 
 
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+_LIBRARY_PREFIX = re.compile(r"^Unable to (?:create|fetch|update|delete|read|stream) (?:record|records|page)s?: ")
 
 
 def _translate(exc: Exception, *, op: str, mutating: bool) -> errors.TwilioError:
@@ -184,6 +186,9 @@ def _translate(exc: Exception, *, op: str, mutating: bool) -> errors.TwilioError
         # The library prefixes its message with the HTTP method/URL; keep Twilio's own text.
         if isinstance(message, str) and "\n" in message:
             message = message.strip().splitlines()[-1]
+        if isinstance(message, str):
+            # The library prepends "Unable to create record: " etc.; users should see Twilio's own text.
+            message = _LIBRARY_PREFIX.sub("", message) or message
         more_info = getattr(exc, "more_info", "") or ""
         kwargs = dict(code=code, status=status, more_info=more_info)
         if status in _TRANSIENT_STATUS or code == errors.TOO_MANY_REQUESTS:
@@ -197,6 +202,10 @@ def _translate(exc: Exception, *, op: str, mutating: bool) -> errors.TwilioError
         if status == 404:
             return errors.TwilioNotFound(message, **kwargs)
         return errors.TwilioPermanentError(message, **kwargs)
+    if isinstance(exc, TwilioServiceException):
+        # RFC 9457 error bodies (newer Twilio APIs): same classification by status and code.
+        rest = TwilioRestException(exc.status, exc.uri, exc.detail or exc.title, exc.code, exc.method)
+        return _translate(rest, op=op, mutating=mutating)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return errors.TwilioTransientError("Twilio did not answer in time (connect timeout).")
     if isinstance(exc, requests.exceptions.Timeout):
@@ -266,7 +275,8 @@ def subaccount_find(*, parent: Credentials, friendly_name: str) -> NewSubaccount
 
 def api_key_create(*, creds: Credentials, friendly_name: str) -> NewApiKey:
     with _call("api_key_create", creds, mutating=True):
-        k = _account(creds).keys.create(friendly_name=friendly_name)
+        # POST .../Keys.json is `new_keys` in the library (`keys` has no create).
+        k = _account(creds).new_keys.create(friendly_name=friendly_name)
         return NewApiKey(sid=k.sid, secret=k.secret)
 
 
@@ -496,7 +506,8 @@ def alerts_list(*, creds: Credentials, since: datetime | None = None, limit: int
     with _call("alerts_list", creds):
         kwargs = {"limit": limit}
         if since is not None:
-            kwargs["start_date"] = since
+            # The library formats the datetime as-is with a "Z": convert aware values to UTC first.
+            kwargs["start_date"] = since.astimezone(timezone.utc) if since.tzinfo else since
         return [
             Alert(sid=a.sid, error_code=str(a.error_code or ""), log_level=a.log_level or "",
                   alert_text=a.alert_text or "", more_info=a.more_info or "", resource_sid=a.resource_sid,
