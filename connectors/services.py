@@ -8,7 +8,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import CallSession
+from .models import CallSession, ConnectorNumber, PhoneConnector
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +56,341 @@ def stream_token_consume(*, token: str, max_age: int = STREAM_TOKEN_MAX_AGE) -> 
     return CallSession.objects.select_related(
         "connector", "agent_version", "agent_version__agent", "environment", "workspace"
     ).get(pk=int(pk))
+
+
+# ---------------------------------------------------------------------------
+# Connectors
+
+
+def _check_connector_fields(*, workspace, agent, environment, version_mode, pinned_version):
+    from django.core.exceptions import ValidationError
+
+    from agents.models import AgentVersion
+
+    errors = {}
+    if agent.workspace_id != workspace.pk:
+        errors["agent"] = "Choose one of this workspace's agents."
+    if environment.workspace_id != workspace.pk:
+        errors["environment"] = "Choose one of this workspace's environments."
+    if version_mode == PhoneConnector.VersionMode.PINNED:
+        if pinned_version is None:
+            errors["pinned_version"] = "Choose the version to pin."
+        elif pinned_version.agent_id != agent.pk or pinned_version.state != AgentVersion.State.PUBLISHED:
+            errors["pinned_version"] = f"Choose a published version of {agent}."
+    if errors:
+        raise ValidationError(errors)
+    return pinned_version if version_mode == PhoneConnector.VersionMode.PINNED else None
+
+
+@transaction.atomic
+def connector_create(*, workspace, agent, environment, version_mode: str, pinned_version=None, name: str = "",
+                     type: str = "twilio") -> PhoneConnector:
+    """Creates the connector; it starts enabled only when a call could be connected right now."""
+    from .selectors import connector_readiness
+
+    pinned = _check_connector_fields(workspace=workspace, agent=agent, environment=environment,
+                                     version_mode=version_mode, pinned_version=pinned_version)
+    connector = PhoneConnector(workspace=workspace, name=name, type=type, agent=agent, environment=environment,
+                               version_mode=version_mode, pinned_version=pinned, enabled=False)
+    connector.save()
+    _, _, problem = connector_readiness(connector=connector)
+    if not problem:
+        connector.enabled = True
+        connector.save(update_fields=["enabled", "updated_at"])
+    return connector
+
+
+@transaction.atomic
+def connector_update(*, connector: PhoneConnector, agent, environment, version_mode: str, pinned_version=None,
+                     name: str = "") -> PhoneConnector:
+    from .selectors import connector_readiness
+
+    pinned = _check_connector_fields(workspace=connector.workspace, agent=agent, environment=environment,
+                                     version_mode=version_mode, pinned_version=pinned_version)
+    connector.name, connector.agent, connector.environment = name, agent, environment
+    connector.version_mode, connector.pinned_version = version_mode, pinned
+    fields = ["name", "agent", "environment", "version_mode", "pinned_version", "updated_at"]
+    if connector.enabled:
+        _, _, problem = connector_readiness(connector=connector)
+        if problem:
+            connector.enabled = False
+            fields.append("enabled")
+    connector.save(update_fields=fields)
+    return connector
+
+
+@transaction.atomic
+def connector_enable(*, connector: PhoneConnector) -> PhoneConnector:
+    """Refuses (ValidationError naming what is missing) when a call could not be connected."""
+    from django.core.exceptions import ValidationError
+
+    from .selectors import connector_readiness
+
+    _, _, problem = connector_readiness(connector=connector)
+    if problem:
+        raise ValidationError(f"Cannot enable: {problem}")
+    connector.enabled = True
+    connector.save(update_fields=["enabled", "updated_at"])
+    return connector
+
+
+@transaction.atomic
+def connector_disable(*, connector: PhoneConnector) -> PhoneConnector:
+    connector.enabled = False
+    connector.save(update_fields=["enabled", "updated_at"])
+    return connector
+
+
+def connector_alert_set(*, connector: PhoneConnector, text: str) -> None:
+    now = timezone.now()
+    PhoneConnector.objects.filter(pk=connector.pk).update(alert_text=text[:2000], alert_at=now)
+    connector.alert_text, connector.alert_at = text, now
+
+
+@transaction.atomic
+def connector_alert_clear(*, connector: PhoneConnector) -> None:
+    connector.alert_text, connector.alert_at = "", None
+    connector.save(update_fields=["alert_text", "alert_at", "updated_at"])
+
+
+# ---------------------------------------------------------------------------
+# Numbers: one-click attach and drift checks
+
+
+def _credentials(workspace):
+    from django.core.exceptions import ValidationError
+
+    from dialer.selectors import connection_get
+
+    connection = connection_get(workspace=workspace)
+    if connection is None or not connection.has_credentials:
+        raise ValidationError("Connect your Twilio account first (Settings → Dialer).")
+    return connection.credentials()
+
+
+def connector_number_attach(*, connector: PhoneConnector, phone_number) -> ConnectorNumber:
+    """Point the number's voice URL at the connector (HTTP GET) through the gateway, then record the link.
+
+    The Twilio update is idempotent (same values every time), so nothing is written when it fails and
+    trying again is safe. Raises ValidationError (our side) or dialer.errors.TwilioError.
+    """
+    from django.core.exceptions import ValidationError
+
+    from dialer import twilio_gateway
+
+    if phone_number.workspace_id != connector.workspace_id:
+        raise ValidationError("Choose one of this workspace's numbers.")
+    creds = _credentials(connector.workspace)
+    observed = twilio_gateway.incoming_number_update(
+        creds=creds, number_sid=phone_number.sid, voice_url=connector.webhook_url, voice_method="GET",
+        voice_application_sid="",
+    )
+    with transaction.atomic():
+        link, _ = ConnectorNumber.objects.select_for_update().update_or_create(
+            phone_number=phone_number,
+            defaults={"connector": connector, "drift": False, "last_checked_at": timezone.now(),
+                      "observed_voice_url": observed.voice_url or "", "observed_voice_method": observed.voice_method or "",
+                      "check_error": ""},
+        )
+    return link
+
+
+def connector_number_detach(*, link: ConnectorNumber) -> None:
+    """Forget the link; clear the number's voice URL at Twilio when it still points at this connector."""
+    from dialer import errors, twilio_gateway
+
+    connector = link.connector
+    try:
+        creds = _credentials(connector.workspace)
+        current = twilio_gateway.incoming_number_fetch(creds=creds, number_sid=link.phone_number.sid)
+        if (current.voice_url or "") == connector.webhook_url:
+            twilio_gateway.incoming_number_update(creds=creds, number_sid=link.phone_number.sid, voice_url="")
+    except errors.TwilioNotFound:
+        pass
+    with transaction.atomic():
+        ConnectorNumber.objects.filter(pk=link.pk).delete()
+
+
+def connector_numbers_check(*, workspace_id: int) -> dict:
+    """Fetch each attached number's voice config and flag drift. Returns counts (checked, drifted, errors)."""
+    from dialer import errors, twilio_gateway
+    from dialer.models import TwilioConnection
+
+    from .selectors import connector_numbers_for_workspace
+
+    counts = {"checked": 0, "drifted": 0, "errors": 0}
+    connection = TwilioConnection.objects.filter(workspace_id=workspace_id).first()
+    links = list(connector_numbers_for_workspace(workspace_id=workspace_id))
+    if connection is None or not connection.has_credentials:
+        return counts
+    creds = connection.credentials()
+    for link in links:
+        now = timezone.now()
+        try:
+            number = twilio_gateway.incoming_number_fetch(creds=creds, number_sid=link.phone_number.sid)
+        except errors.TwilioNotFound:
+            drift, url, method, problem = True, "", "", "The number is no longer on the Twilio account."
+        except errors.TwilioError as exc:
+            counts["errors"] += 1
+            ConnectorNumber.objects.filter(pk=link.pk).update(check_error=exc.display()[:255], last_checked_at=now)
+            continue
+        else:
+            url, method = number.voice_url or "", (number.voice_method or "").upper()
+            drift = url != link.connector.webhook_url or bool(number.voice_application_sid)
+            problem = ""
+        counts["checked"] += 1
+        counts["drifted"] += int(drift)
+        ConnectorNumber.objects.filter(pk=link.pk).update(
+            drift=drift, observed_voice_url=url[:500], observed_voice_method=method[:8], last_checked_at=now,
+            check_error=problem,
+        )
+    return counts
+
+
+# ---------------------------------------------------------------------------
+# The incoming-call webhook
+
+
+PARAMS_OF_INTEREST = (
+    "AccountSid", "ApiVersion", "CallStatus", "Direction", "CallerName", "ForwardedFrom", "ParentCallSid",
+    "Digits", "SpeechResult", "Confidence", "FromCity", "FromState", "FromCountry", "ToCity", "ToState", "ToCountry",
+    "FlowSid", "FlowExecutionSid", "FlowStepSid",
+)
+APOLOGY = "Sorry, this line cannot take your call right now. Please try again later."
+
+
+def _wss_base() -> str:
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    parts = urlsplit(settings.PUBLIC_BASE_URL)
+    scheme = "ws" if parts.scheme == "http" else "wss"
+    return f"{scheme}://{parts.netloc}"
+
+
+def apology_twiml(text: str = APOLOGY) -> str:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
+    return str(response)
+
+
+def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
+    from twilio.twiml.voice_response import Connect, VoiceResponse
+
+    from agents.models import AgentVersion
+
+    response = VoiceResponse()
+    if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
+        connect = Connect(action=connector.handoff_url)
+        kwargs = {"url": f"{_wss_base()}/v1/stream/relay"}
+        if version.greeting:
+            kwargs["welcome_greeting"] = version.greeting
+        if version.language:
+            kwargs["language"] = version.language
+        if version.voice:
+            kwargs["voice"] = version.voice
+        relay = connect.conversation_relay(**kwargs)
+        relay.parameter(name="session", value=token)
+        response.append(connect)
+    else:
+        connect = response.connect()
+        stream = connect.stream(url=f"{_wss_base()}/v1/stream/media")
+        stream.parameter(name="session", value=token)
+    return str(response)
+
+
+def _status_of(params: dict) -> str:
+    status = params.get("CallStatus", "")
+    return status if status in CallSession.Status.values else CallSession.Status.RINGING
+
+
+def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[CallSession | None, str]:
+    """Resolve the version, record the call session (idempotent on CallSid) and build the TwiML answer.
+
+    No Twilio or model-provider calls; a handful of SQL queries. A retried CallSid gets the same
+    session and the same kind of answer it got the first time.
+    """
+    from .selectors import connector_readiness
+
+    call_sid = (params.get("CallSid") or "").strip()
+    if not call_sid:
+        return None, apology_twiml()
+    session = CallSession.objects.filter(call_sid=call_sid).select_related("agent_version").first()
+    if session is not None and session.connector_id == connector.pk:
+        if session.rejected_reason or session.agent_version is None:
+            return session, apology_twiml()
+        return session, connect_twiml(connector=connector, version=session.agent_version,
+                                      token=stream_token_issue(call_session=session))
+
+    if not connector.enabled:
+        version, problem = None, "The connector is disabled."
+    else:
+        version, _, problem = connector_readiness(connector=connector)
+    interesting = {k: v for k, v in params.items() if k in PARAMS_OF_INTEREST and v != ""}
+    values = {
+        "workspace_id": connector.workspace_id, "connector": connector,
+        "agent_version": None if problem else version, "environment_id": connector.environment_id,
+        "from_number": params.get("From", "")[:64], "to_number": params.get("To", "")[:64],
+        "direction": (params.get("Direction") or "inbound")[:24],
+        "status": CallSession.Status.REJECTED if problem else _status_of(params),
+        "rejected_reason": problem[:255], "params": interesting,
+    }
+    if session is None:
+        try:
+            with transaction.atomic():
+                session = CallSession.objects.create(call_sid=call_sid, **values)
+        except IntegrityError:
+            # A concurrent retry created it first: answer like it did.
+            session = CallSession.objects.select_related("agent_version").get(call_sid=call_sid)
+            if session.rejected_reason or session.agent_version is None:
+                return session, apology_twiml()
+            return session, connect_twiml(connector=connector, version=session.agent_version,
+                                          token=stream_token_issue(call_session=session))
+    else:
+        # The same call routed on to another connector (e.g. an IVR in front of several agents).
+        merged = {**session.params, **interesting}
+        values["params"] = merged
+        for key, value in values.items():
+            setattr(session, key, value)
+        session.save(update_fields=[k.removesuffix("_id") if k.endswith("_id") else k for k in values])
+    if problem:
+        connector_alert_set(connector=connector, text=f"Call {call_sid} from {values['from_number'] or 'unknown'} "
+                                                      f"was not connected: {problem}")
+        logger.warning("inbound call rejected", extra={"connector_id": connector.pk, "call_sid": call_sid,
+                                                        "reason": problem})
+        return session, apology_twiml()
+    return session, connect_twiml(connector=connector, version=version, token=stream_token_issue(call_session=session))
+
+
+def handoff_twiml(*, connector: PhoneConnector, params: dict) -> str:
+    """After <Connect> ends: dial the handover action the agent chose (HandoffData), else hang up."""
+    import json
+
+    from twilio.twiml.voice_response import VoiceResponse
+
+    from agents.models import HandoverAction
+
+    from .selectors import call_session_for_handoff
+
+    response = VoiceResponse()
+    session = call_session_for_handoff(connector=connector, call_sid=params.get("CallSid", ""))
+    action_name = ""
+    try:
+        data = json.loads(params.get("HandoffData") or "{}")
+        if isinstance(data, dict):
+            action_name = str(data.get("action") or data.get("handover") or "")
+    except ValueError:
+        pass
+    action = None
+    if session is not None and session.agent_version_id and action_name:
+        action = HandoverAction.objects.filter(version_id=session.agent_version_id, name=action_name).first()
+    if action is not None:
+        dial = response.dial()
+        dial.number(action.destination)
+    else:
+        response.hangup()
+    return str(response)

@@ -152,6 +152,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dialer.tasks.revalidate_all_connections",
         "schedule": 15 * 60.0,
     },
+    "check-connector-numbers": {
+        "task": "connectors.tasks.connector_numbers_check_all",
+        "schedule": 30 * 60.0,
+    },
 }
 
 # Twilio. TWILIO_API_BASE_URL empty means the real Twilio; otherwise every REST

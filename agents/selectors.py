@@ -1,0 +1,190 @@
+"""Reads for agents, versions and environments."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Max, Prefetch
+
+from .models import Agent, AgentVersion, AuthConnector, Environment, EnvironmentSecret, EnvironmentVariable, HandoverAction
+
+
+def agents_list(*, workspace):
+    return (
+        Agent.objects.filter(workspace=workspace)
+        .annotate(latest_number=Max("versions__number"))
+        .order_by("name")
+    )
+
+
+def agent_get(*, workspace, agent_id: int) -> Agent | None:
+    return Agent.objects.select_related("workspace").filter(workspace=workspace, pk=agent_id).first()
+
+
+def draft_get(*, agent: Agent) -> AgentVersion | None:
+    return AgentVersion.objects.filter(agent=agent, state=AgentVersion.State.DRAFT).first()
+
+
+def versions_list(*, agent: Agent):
+    return (
+        AgentVersion.objects.filter(agent=agent, state=AgentVersion.State.PUBLISHED)
+        .select_related("published_by")
+        .order_by("-number")
+    )
+
+
+def version_get(*, agent: Agent, version_id: int) -> AgentVersion | None:
+    return (
+        AgentVersion.objects.filter(agent=agent, pk=version_id)
+        .select_related("agent", "published_by")
+        .prefetch_related(Prefetch("actions", queryset=HandoverAction.objects.order_by("name")))
+        .first()
+    )
+
+
+def latest_published_get(*, agent_id: int) -> AgentVersion | None:
+    return (
+        AgentVersion.objects.filter(agent_id=agent_id, state=AgentVersion.State.PUBLISHED)
+        .select_related("agent")
+        .order_by("-number")
+        .first()
+    )
+
+
+def published_versions_for_workspace(*, workspace):
+    return (
+        AgentVersion.objects.filter(agent__workspace=workspace, state=AgentVersion.State.PUBLISHED)
+        .select_related("agent")
+        .order_by("agent__name", "-number")
+    )
+
+
+def actions_list(*, version: AgentVersion):
+    return HandoverAction.objects.filter(version=version).order_by("name")
+
+
+# ---------------------------------------------------------------------------
+# Environments
+
+
+def environments_list(*, workspace):
+    return Environment.objects.filter(workspace=workspace).order_by("id")
+
+
+def environment_get(*, workspace, kind: str) -> Environment | None:
+    return Environment.objects.filter(workspace=workspace, kind=kind).first()
+
+
+def environment_secrets(*, environment: Environment):
+    return EnvironmentSecret.objects.filter(environment=environment).order_by("name")
+
+
+def environment_variables(*, environment: Environment):
+    return EnvironmentVariable.objects.filter(environment=environment).order_by("name")
+
+
+def environment_auth_connectors(*, environment: Environment):
+    return AuthConnector.objects.filter(environment=environment).order_by("name")
+
+
+@dataclass(frozen=True)
+class Completeness:
+    missing_secrets: list[str] = field(default_factory=list)
+    missing_variables: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_secrets and not self.missing_variables
+
+    @property
+    def missing(self) -> list[str]:
+        return [f"secret {n}" for n in self.missing_secrets] + [f"variable {n}" for n in self.missing_variables]
+
+    def describe(self) -> str:
+        parts = []
+        if self.missing_secrets:
+            parts.append("secrets: " + ", ".join(self.missing_secrets))
+        if self.missing_variables:
+            parts.append("variables: " + ", ".join(self.missing_variables))
+        return "; ".join(parts)
+
+
+def environment_completeness(*, version: AgentVersion | None, environment: Environment) -> Completeness:
+    """Which of the version's required secret/variable names the environment lacks (2 queries at most)."""
+    if version is None:
+        return Completeness()
+    needed_secrets = [n for n in (version.secrets or []) if n]
+    needed_variables = [n for n in (version.variables or []) if n]
+    have_secrets = set()
+    have_variables = set()
+    if needed_secrets:
+        have_secrets = set(
+            EnvironmentSecret.objects.filter(environment=environment, name__in=needed_secrets)
+            .exclude(value="")
+            .values_list("name", flat=True)
+        )
+    if needed_variables:
+        have_variables = set(
+            EnvironmentVariable.objects.filter(environment=environment, name__in=needed_variables).values_list(
+                "name", flat=True
+            )
+        )
+    return Completeness(
+        missing_secrets=sorted(set(needed_secrets) - have_secrets),
+        missing_variables=sorted(set(needed_variables) - have_variables),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Diff shown before publishing
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    label: str
+    old: object
+    new: object
+
+
+@dataclass(frozen=True)
+class ActionChange:
+    name: str
+    change: str  # added | removed | changed
+    old: dict | None
+    new: dict | None
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    base: AgentVersion | None
+    fields: list[FieldChange]
+    actions: list[ActionChange]
+
+    @property
+    def empty(self) -> bool:
+        return not self.fields and not self.actions
+
+
+def version_diff(*, draft: AgentVersion, base: AgentVersion | None) -> VersionDiff:
+    """What publishing `draft` would change compared with `base` (the latest published version, or nothing)."""
+    fields = []
+    for name in AgentVersion.CONTENT_FIELDS:
+        new = getattr(draft, name)
+        old = getattr(base, name) if base is not None else None
+        if base is None and new in ("", [], None):
+            continue
+        if old != new:
+            label = AgentVersion._meta.get_field(name).verbose_name
+            fields.append(FieldChange(name, str(label).capitalize(), old, new))
+    old_actions = {a.name: a.content() for a in base.actions.all()} if base is not None else {}
+    new_actions = {a.name: a.content() for a in draft.actions.all()}
+    actions = []
+    for name in sorted(set(old_actions) | set(new_actions)):
+        old, new = old_actions.get(name), new_actions.get(name)
+        if old is None:
+            actions.append(ActionChange(name, "added", None, new))
+        elif new is None:
+            actions.append(ActionChange(name, "removed", old, None))
+        elif old != new:
+            actions.append(ActionChange(name, "changed", old, new))
+    return VersionDiff(base=base, fields=fields, actions=actions)

@@ -1,0 +1,224 @@
+"""All writes of agents, versions, handover actions and environments (keyword-only, transactional)."""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .models import (
+    Agent,
+    AgentVersion,
+    AuthConnector,
+    Environment,
+    EnvironmentSecret,
+    EnvironmentVariable,
+    HandoverAction,
+    ImmutableVersionError,
+)
+from .selectors import draft_get, latest_published_get
+
+
+class NothingToPublish(Exception):
+    """The draft is identical to the latest published version."""
+
+
+# ---------------------------------------------------------------------------
+# Agents and versions
+
+
+@transaction.atomic
+def agent_create(*, workspace, name: str, greeting: str = "", instructions: str = "") -> Agent:
+    base = slugify(name)[:70] or "agent"
+    slug, n = base, 1
+    while Agent.objects.filter(workspace=workspace, slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    agent = Agent.objects.create(workspace=workspace, name=name, slug=slug)
+    AgentVersion.objects.create(agent=agent, state=AgentVersion.State.DRAFT, caller_name=name, greeting=greeting,
+                                instructions=instructions)
+    return agent
+
+
+@transaction.atomic
+def agent_rename(*, agent: Agent, name: str) -> Agent:
+    agent.name = name
+    agent.save(update_fields=["name", "updated_at"])
+    return agent
+
+
+@transaction.atomic
+def agent_draft_ensure(*, agent: Agent) -> AgentVersion:
+    draft = draft_get(agent=agent)
+    if draft is None:
+        latest = latest_published_get(agent_id=agent.pk)
+        content = latest.content() if latest is not None else {"caller_name": agent.name}
+        try:
+            with transaction.atomic():
+                draft = AgentVersion.objects.create(agent=agent, state=AgentVersion.State.DRAFT, **content)
+        except IntegrityError:
+            return draft_get(agent=agent)
+        if latest is not None:
+            _copy_actions(source=latest, target=draft)
+    return draft
+
+
+@transaction.atomic
+def agent_draft_update(*, draft: AgentVersion, **fields) -> AgentVersion:
+    if draft.state != AgentVersion.State.DRAFT:
+        raise ImmutableVersionError("Only the draft can be edited.")
+    unknown = set(fields) - set(AgentVersion.CONTENT_FIELDS)
+    if unknown:
+        raise ValueError(f"Not version fields: {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(draft, name, value)
+    draft.full_clean(exclude=["agent", "published_by"])
+    draft.save(update_fields=[*fields, "updated_at"])
+    Agent.objects.filter(pk=draft.agent_id).update(updated_at=timezone.now())
+    return draft
+
+
+def _copy_actions(*, source: AgentVersion, target: AgentVersion) -> None:
+    # bulk_create: the target may be a published version being created (its save() would refuse).
+    HandoverAction.objects.bulk_create(
+        HandoverAction(version=target, type=a.type, name=a.name, destination=a.destination, description=a.description)
+        for a in source.actions.all()
+    )
+
+
+@transaction.atomic
+def agent_publish(*, agent: Agent, user=None, allow_unchanged: bool = False) -> AgentVersion:
+    """Copy the draft into published version n+1. The draft stays, unchanged, for further edits."""
+    locked = Agent.objects.select_for_update().get(pk=agent.pk)
+    draft = draft_get(agent=locked)
+    if draft is None:
+        raise ValidationError("This agent has no draft to publish.")
+    latest = latest_published_get(agent_id=locked.pk)
+    if latest is not None and not allow_unchanged:
+        from .selectors import version_diff
+
+        if version_diff(draft=draft, base=latest).empty:
+            raise NothingToPublish(f"The draft is the same as {latest.label}: nothing to publish.")
+    number = (latest.number if latest is not None else 0) + 1
+    version = AgentVersion.objects.create(
+        agent=locked, state=AgentVersion.State.PUBLISHED, number=number, published_at=timezone.now(),
+        published_by=user if (user is not None and user.is_authenticated) else None,
+        restored_from=draft.restored_from, **draft.content(),
+    )
+    _copy_actions(source=draft, target=version)
+    if draft.restored_from is not None:
+        AgentVersion.objects.filter(pk=draft.pk).update(restored_from=None)
+    locked.save(update_fields=["updated_at"])
+    return version
+
+
+@transaction.atomic
+def agent_version_restore(*, version: AgentVersion) -> AgentVersion:
+    """Copy an (older) published version into the draft, replacing the draft's content and actions."""
+    if not version.is_published:
+        raise ValidationError("Only published versions can be restored.")
+    Agent.objects.select_for_update().get(pk=version.agent_id)
+    draft = agent_draft_ensure(agent=version.agent)
+    for name, value in version.content().items():
+        setattr(draft, name, value)
+    draft.restored_from = version.number
+    draft.save(update_fields=[*AgentVersion.CONTENT_FIELDS, "restored_from", "updated_at"])
+    HandoverAction.objects.filter(version=draft).delete()
+    _copy_actions(source=version, target=draft)
+    return draft
+
+
+@transaction.atomic
+def handover_action_create(*, draft: AgentVersion, name: str, destination: str, description: str = "",
+                           type: str = HandoverAction.Type.PHONE) -> HandoverAction:
+    if draft.state != AgentVersion.State.DRAFT:
+        raise ImmutableVersionError("Actions can only be added to the draft.")
+    action = HandoverAction(version=draft, type=type, name=name, destination=destination, description=description)
+    action.full_clean()
+    action.save()
+    return action
+
+
+@transaction.atomic
+def handover_action_update(*, action: HandoverAction, name: str, destination: str, description: str = "") -> HandoverAction:
+    action.name, action.destination, action.description = name, destination, description
+    action.full_clean()
+    action.save(update_fields=["name", "destination", "description"])
+    return action
+
+
+@transaction.atomic
+def handover_action_delete(*, action: HandoverAction) -> None:
+    action.delete()
+
+
+# ---------------------------------------------------------------------------
+# Environments
+
+
+def environments_ensure(*, workspace) -> list[Environment]:
+    """Development, Staging and Production for the workspace, created on first use."""
+    existing = {e.kind: e for e in Environment.objects.filter(workspace=workspace)}
+    for kind in Environment.Kind.values:
+        if kind not in existing:
+            try:
+                with transaction.atomic():
+                    existing[kind] = Environment.objects.create(workspace=workspace, kind=kind)
+            except IntegrityError:
+                existing[kind] = Environment.objects.get(workspace=workspace, kind=kind)
+    return [existing[k] for k in Environment.Kind.values]
+
+
+@transaction.atomic
+def environment_secret_set(*, environment: Environment, name: str, value: str) -> EnvironmentSecret:
+    secret, created = EnvironmentSecret.objects.select_for_update().get_or_create(
+        environment=environment, name=name, defaults={"value": value}
+    )
+    if not created:
+        secret.value = value
+        secret.save(update_fields=["value", "updated_at"])
+    return secret
+
+
+@transaction.atomic
+def environment_secret_delete(*, secret: EnvironmentSecret) -> None:
+    secret.delete()
+
+
+@transaction.atomic
+def environment_variable_set(*, environment: Environment, name: str, value: str) -> EnvironmentVariable:
+    variable, created = EnvironmentVariable.objects.select_for_update().get_or_create(
+        environment=environment, name=name, defaults={"value": value}
+    )
+    if not created:
+        variable.value = value
+        variable.save(update_fields=["value", "updated_at"])
+    return variable
+
+
+@transaction.atomic
+def environment_variable_delete(*, variable: EnvironmentVariable) -> None:
+    variable.delete()
+
+
+@transaction.atomic
+def auth_connector_save(*, environment: Environment, name: str, kind: str, config: dict, secret: str = "",
+                        instance: AuthConnector | None = None) -> AuthConnector:
+    """Create, or update `instance`. An empty `secret` on update keeps the stored one (write-only field)."""
+    allowed = AuthConnector.CONFIG_KEYS.get(kind, [])
+    config = {k: v for k, v in (config or {}).items() if k in allowed and v}
+    if instance is None:
+        if not secret:
+            raise ValidationError({"secret": "Enter the secret."})
+        instance = AuthConnector(environment=environment)
+    instance.name, instance.kind, instance.config = name, kind, config
+    if secret:
+        instance.secret = secret
+    instance.full_clean(exclude=["environment"])
+    instance.save()
+    return instance
+
+
+@transaction.atomic
+def auth_connector_delete(*, auth_connector: AuthConnector) -> None:
+    auth_connector.delete()

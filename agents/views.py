@@ -1,0 +1,312 @@
+"""Studio pages for agents and environments (thin: form → service → render)."""
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from workspaces.decorators import workspace_admin_required, workspace_member_required
+
+from . import selectors, services
+from .forms import AgentCreateForm, AgentVersionForm, AuthConnectorForm, HandoverActionForm, SecretForm, VariableForm
+from .models import AuthConnector, Environment, EnvironmentSecret, EnvironmentVariable, HandoverAction, ImmutableVersionError
+
+
+def _agent_or_404(request, agent_id):
+    agent = selectors.agent_get(workspace=request.workspace, agent_id=agent_id)
+    if agent is None:
+        raise Http404("No such agent.")
+    return agent
+
+
+def _apply_errors(form, exc: ValidationError):
+    if hasattr(exc, "error_dict"):
+        for field, errs in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errs)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@workspace_member_required
+def agent_list(request):
+    form = AgentCreateForm(request.POST or None)
+    if request.method == "POST":
+        if not request.membership.is_admin:
+            raise PermissionDenied("Only workspace admins can change Studio.")
+        if form.is_valid():
+            agent = services.agent_create(workspace=request.workspace, name=form.cleaned_data["name"])
+            messages.success(request, f"Agent {agent} created. Edit its draft, then publish.")
+            return redirect("agents:detail", agent_id=agent.pk)
+    return render(request, "agents/agent_list.html",
+                  {"agents": selectors.agents_list(workspace=request.workspace), "form": form})
+
+
+def _tabs_context(agent, tab):
+    return {"agent": agent, "tab": tab}
+
+
+@workspace_member_required
+def agent_detail(request, agent_id):
+    """The draft's settings (the Settings tab)."""
+    agent = _agent_or_404(request, agent_id)
+    draft = services.agent_draft_ensure(agent=agent)
+    form = AgentVersionForm(request.POST or None, instance=draft)
+    if request.method == "POST":
+        if not request.membership.is_admin:
+            raise PermissionDenied("Only workspace admins can change Studio.")
+        if form.is_valid():
+            try:
+                services.agent_draft_update(draft=draft, **form.content())
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                messages.success(request, "Draft saved.")
+                return redirect("agents:detail", agent_id=agent.pk)
+    latest = selectors.latest_published_get(agent_id=agent.pk)
+    return render(request, "agents/agent_detail.html",
+                  {**_tabs_context(agent, "settings"), "draft": draft, "form": form, "latest": latest})
+
+
+@workspace_member_required
+def agent_actions(request, agent_id):
+    """The Actions tab: the draft's handover actions."""
+    agent = _agent_or_404(request, agent_id)
+    draft = services.agent_draft_ensure(agent=agent)
+    form = HandoverActionForm(request.POST or None, version=draft)
+    if request.method == "POST":
+        if not request.membership.is_admin:
+            raise PermissionDenied("Only workspace admins can change Studio.")
+        if form.is_valid():
+            try:
+                services.handover_action_create(draft=draft, **form.cleaned_data)
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                messages.success(request, f"Action {form.cleaned_data['name']} added to the draft.")
+                return redirect("agents:actions", agent_id=agent.pk)
+    return render(request, "agents/agent_actions.html",
+                  {**_tabs_context(agent, "actions"), "draft": draft, "form": form,
+                   "actions": selectors.actions_list(version=draft)})
+
+
+def _draft_action_or_404(request, agent, action_id):
+    action = HandoverAction.objects.filter(pk=action_id, version__agent=agent, version__state="draft").first()
+    if action is None:
+        raise Http404("No such action in the draft.")
+    return action
+
+
+@workspace_admin_required
+def agent_action_edit(request, agent_id, action_id):
+    agent = _agent_or_404(request, agent_id)
+    action = _draft_action_or_404(request, agent, action_id)
+    form = HandoverActionForm(request.POST or None, instance=action, version=action.version)
+    if request.method == "POST" and form.is_valid():
+        try:
+            data = form.cleaned_data
+            services.handover_action_update(action=action, name=data["name"], destination=data["destination"],
+                                            description=data["description"])
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, "Action saved.")
+            return redirect("agents:actions", agent_id=agent.pk)
+    return render(request, "agents/action_edit.html", {**_tabs_context(agent, "actions"), "form": form,
+                                                        "action": action})
+
+
+@workspace_admin_required
+@require_POST
+def agent_action_delete(request, agent_id, action_id):
+    agent = _agent_or_404(request, agent_id)
+    action = _draft_action_or_404(request, agent, action_id)
+    services.handover_action_delete(action=action)
+    messages.success(request, f"Action {action.name} removed from the draft.")
+    return redirect("agents:actions", agent_id=agent.pk)
+
+
+@workspace_member_required
+def agent_versions(request, agent_id):
+    agent = _agent_or_404(request, agent_id)
+    return render(request, "agents/agent_versions.html",
+                  {**_tabs_context(agent, "versions"), "versions": selectors.versions_list(agent=agent),
+                   "draft": selectors.draft_get(agent=agent)})
+
+
+@workspace_member_required
+def agent_version_detail(request, agent_id, version_id):
+    agent = _agent_or_404(request, agent_id)
+    version = selectors.version_get(agent=agent, version_id=version_id)
+    if version is None:
+        raise Http404("No such version.")
+    return render(request, "agents/version_detail.html", {**_tabs_context(agent, "versions"), "version": version})
+
+
+@workspace_admin_required
+def agent_publish(request, agent_id):
+    """GET: the difference against the latest published version; POST: publish."""
+    agent = _agent_or_404(request, agent_id)
+    draft = services.agent_draft_ensure(agent=agent)
+    if request.method == "POST":
+        try:
+            version = services.agent_publish(agent=agent, user=request.user)
+        except services.NothingToPublish as exc:
+            messages.error(request, str(exc))
+            return redirect("agents:publish", agent_id=agent.pk)
+        messages.success(request, f"Published {version.label}.")
+        return redirect("agents:versions", agent_id=agent.pk)
+    latest = selectors.latest_published_get(agent_id=agent.pk)
+    diff = selectors.version_diff(draft=draft, base=latest)
+    return render(request, "agents/publish_confirm.html",
+                  {**_tabs_context(agent, "publish"), "draft": draft, "latest": latest, "diff": diff,
+                   "next_number": (latest.number if latest else 0) + 1})
+
+
+@workspace_admin_required
+@require_POST
+def agent_version_restore(request, agent_id, version_id):
+    agent = _agent_or_404(request, agent_id)
+    version = selectors.version_get(agent=agent, version_id=version_id)
+    if version is None or not version.is_published:
+        raise Http404("No such published version.")
+    services.agent_version_restore(version=version)
+    messages.success(request, f"{version.label} restored into the draft. Publish to make it live.")
+    return redirect("agents:detail", agent_id=agent.pk)
+
+
+# ---------------------------------------------------------------------------
+# Environments
+
+
+@workspace_member_required
+def environment_list(request):
+    environments = services.environments_ensure(workspace=request.workspace)
+    return render(request, "agents/environment_list.html", {"environments": environments})
+
+
+def _environment_or_404(request, kind):
+    if kind not in Environment.Kind.values:
+        raise Http404("No such environment.")
+    services.environments_ensure(workspace=request.workspace)
+    return selectors.environment_get(workspace=request.workspace, kind=kind)
+
+
+def _environment_page(request, environment, *, secret_form=None, variable_form=None, auth_form=None, status=200):
+    return render(request, "agents/environment_detail.html", {
+        "environment": environment,
+        "environments": selectors.environments_list(workspace=request.workspace),
+        "secrets": selectors.environment_secrets(environment=environment),
+        "variables": selectors.environment_variables(environment=environment),
+        "auth_connectors": selectors.environment_auth_connectors(environment=environment),
+        "secret_form": secret_form or SecretForm(prefix="secret"),
+        "variable_form": variable_form or VariableForm(prefix="variable"),
+        "auth_form": auth_form or AuthConnectorForm(prefix="auth"),
+    }, status=status)
+
+
+@workspace_member_required
+def environment_detail(request, kind):
+    return _environment_page(request, _environment_or_404(request, kind))
+
+
+@workspace_admin_required
+@require_POST
+def environment_secret_set(request, kind):
+    environment = _environment_or_404(request, kind)
+    form = SecretForm(request.POST, prefix="secret")
+    if not form.is_valid():
+        return _environment_page(request, environment, secret_form=form, status=400)
+    services.environment_secret_set(environment=environment, **form.cleaned_data)
+    messages.success(request, f"Secret {form.cleaned_data['name']} saved.")
+    return redirect("agents:environment", kind=kind)
+
+
+@workspace_admin_required
+@require_POST
+def environment_secret_delete(request, kind, secret_id):
+    environment = _environment_or_404(request, kind)
+    secret = EnvironmentSecret.objects.filter(environment=environment, pk=secret_id).first()
+    if secret is None:
+        raise Http404
+    services.environment_secret_delete(secret=secret)
+    messages.success(request, f"Secret {secret.name} deleted.")
+    return redirect("agents:environment", kind=kind)
+
+
+@workspace_admin_required
+@require_POST
+def environment_variable_set(request, kind):
+    environment = _environment_or_404(request, kind)
+    form = VariableForm(request.POST, prefix="variable")
+    if not form.is_valid():
+        return _environment_page(request, environment, variable_form=form, status=400)
+    services.environment_variable_set(environment=environment, **form.cleaned_data)
+    messages.success(request, f"Variable {form.cleaned_data['name']} saved.")
+    return redirect("agents:environment", kind=kind)
+
+
+@workspace_admin_required
+@require_POST
+def environment_variable_delete(request, kind, variable_id):
+    environment = _environment_or_404(request, kind)
+    variable = EnvironmentVariable.objects.filter(environment=environment, pk=variable_id).first()
+    if variable is None:
+        raise Http404
+    services.environment_variable_delete(variable=variable)
+    messages.success(request, f"Variable {variable.name} deleted.")
+    return redirect("agents:environment", kind=kind)
+
+
+def _auth_connector_or_404(environment, auth_id):
+    found = AuthConnector.objects.filter(environment=environment, pk=auth_id).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+def _auth_save(request, environment, form, instance=None):
+    data = form.cleaned_data
+    try:
+        services.auth_connector_save(environment=environment, name=data["name"], kind=data["kind"],
+                                     config=form.config(), secret=data.get("secret") or "", instance=instance)
+    except (ValidationError, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError):
+            form.add_error("name", "An auth connector with this name already exists here.")
+        else:
+            _apply_errors(form, exc)
+        return False
+    return True
+
+
+@workspace_admin_required
+@require_POST
+def auth_connector_create(request, kind):
+    environment = _environment_or_404(request, kind)
+    form = AuthConnectorForm(request.POST, prefix="auth")
+    if form.is_valid() and _auth_save(request, environment, form):
+        messages.success(request, f"Auth connector {form.cleaned_data['name']} saved.")
+        return redirect("agents:environment", kind=kind)
+    return _environment_page(request, environment, auth_form=form, status=400)
+
+
+@workspace_admin_required
+def auth_connector_edit(request, kind, auth_id):
+    environment = _environment_or_404(request, kind)
+    instance = _auth_connector_or_404(environment, auth_id)
+    form = AuthConnectorForm(request.POST or None, instance=instance, prefix="auth")
+    if request.method == "POST" and form.is_valid() and _auth_save(request, environment, form, instance):
+        messages.success(request, f"Auth connector {instance.name} saved.")
+        return redirect("agents:environment", kind=kind)
+    return render(request, "agents/auth_connector_edit.html",
+                  {"environment": environment, "form": form, "auth_connector": instance})
+
+
+@workspace_admin_required
+@require_POST
+def auth_connector_delete(request, kind, auth_id):
+    environment = _environment_or_404(request, kind)
+    instance = _auth_connector_or_404(environment, auth_id)
+    services.auth_connector_delete(auth_connector=instance)
+    messages.success(request, f"Auth connector {instance.name} deleted.")
+    return redirect("agents:environment", kind=kind)

@@ -1,0 +1,35 @@
+from django.contrib import admin
+
+from .models import CallSession, ConnectorNumber, PhoneConnector
+
+
+class ConnectorNumberInline(admin.TabularInline):
+    model = ConnectorNumber
+    extra = 0
+    readonly_fields = ["phone_number", "attached_at", "drift", "last_checked_at", "observed_voice_url", "check_error"]
+    can_delete = False
+
+
+@admin.register(PhoneConnector)
+class PhoneConnectorAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "workspace", "agent", "environment", "version_mode", "enabled", "alert_at", "created_at"]
+    list_filter = ["enabled", "version_mode", "type"]
+    search_fields = ["name", "identifier", "agent__name", "workspace__name"]
+    list_select_related = ["workspace", "agent", "environment"]
+    readonly_fields = ["identifier", "webhook_url", "created_at", "updated_at", "alert_at"]
+    raw_id_fields = ["agent", "environment", "pinned_version", "workspace"]
+    inlines = [ConnectorNumberInline]
+
+
+@admin.register(CallSession)
+class CallSessionAdmin(admin.ModelAdmin):
+    list_display = ["call_sid", "workspace", "connector", "agent_version", "from_number", "to_number", "status",
+                    "started_at"]
+    list_filter = ["status", "direction"]
+    search_fields = ["call_sid", "from_number", "to_number"]
+    list_select_related = ["workspace", "connector", "agent_version__agent"]
+    # The stream nonce is what makes a session parameter valid: never shown.
+    exclude = ["stream_token_nonce"]
+    readonly_fields = [f for f in ["call_sid", "workspace", "connector", "agent_version", "environment", "from_number",
+                                   "to_number", "direction", "rejected_reason", "params", "stream_token_used_at",
+                                   "started_at"]]

@@ -1,0 +1,62 @@
+"""Events a provider emits to the call engine (its only output channel)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOut:
+    """Base64 μ-law 8 kHz audio for the caller; `item_id` names the reply it belongs to (for truncation)."""
+
+    payload: str
+    item_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TextOut:
+    """A text token of the agent's reply (ConversationRelay speaks it; the test chat shows it)."""
+
+    token: str
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone:
+    """The current reply is complete (lets the engine place a final mark / end a text turn)."""
+
+    item_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The caller started speaking (the provider's voice activity detection): barge-in if the agent is talking."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """The agent chose a handover action by name. `call_id` is the provider's tool-call id, if any."""
+
+    action_name: str
+    call_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    reason: str = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A finished conversation turn. `heard` is False when the caller interrupted it (text is what they heard)."""
+
+    role: str  # "agent" | "caller"
+    text: str
+    heard: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFailed:
+    """The provider cannot go on (timeout, dropped connection, refused credentials). `reason` holds no secrets."""
+
+    reason: str
+    detail: dict = field(default_factory=dict)

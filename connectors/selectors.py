@@ -1,0 +1,101 @@
+"""Reads for phone connectors, their numbers and call sessions."""
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch
+
+from agents.models import AgentVersion
+from agents.selectors import environment_completeness, Completeness
+from dialer.models import PhoneNumber
+
+from .models import CallSession, ConnectorNumber, PhoneConnector
+
+
+def connectors_list(*, workspace):
+    return (
+        PhoneConnector.objects.filter(workspace=workspace)
+        .select_related("agent", "environment", "pinned_version")
+        .annotate(number_count=Count("numbers"))
+        .order_by("-created_at")
+    )
+
+
+def connector_get(*, workspace, connector_id: int) -> PhoneConnector | None:
+    return (
+        PhoneConnector.objects.filter(workspace=workspace, pk=connector_id)
+        .select_related("agent", "environment", "pinned_version", "workspace")
+        .prefetch_related(Prefetch("numbers", queryset=ConnectorNumber.objects.select_related("phone_number")))
+        .first()
+    )
+
+
+def connector_for_webhook(*, identifier: str) -> PhoneConnector | None:
+    """One query: the connector with its workspace's Twilio connection, agent, environment and pinned version."""
+    return (
+        PhoneConnector.objects.filter(identifier=identifier)
+        .select_related("workspace__twilio_connection", "agent", "environment", "pinned_version")
+        .first()
+    )
+
+
+def connector_version_resolve(*, connector: PhoneConnector) -> AgentVersion | None:
+    """The agent version a call gets now: newest published, the draft, or the pinned one."""
+    mode = connector.version_mode
+    if mode == PhoneConnector.VersionMode.PINNED:
+        version = connector.pinned_version
+        if version is None or version.agent_id != connector.agent_id or not version.is_published:
+            return None
+        return version
+    state = AgentVersion.State.DRAFT if mode == PhoneConnector.VersionMode.DRAFT else AgentVersion.State.PUBLISHED
+    return AgentVersion.objects.filter(agent_id=connector.agent_id, state=state).order_by("-number").first()
+
+
+def connector_readiness(*, connector: PhoneConnector) -> tuple[AgentVersion | None, Completeness, str]:
+    """(version, completeness, problem) where problem is '' when a call can be connected."""
+    version = connector_version_resolve(connector=connector)
+    if version is None:
+        if connector.version_mode == PhoneConnector.VersionMode.PINNED:
+            return None, Completeness(), "The pinned version does not exist any more."
+        if connector.version_mode == PhoneConnector.VersionMode.PUBLISHED:
+            return None, Completeness(), f"{connector.agent} has no published version yet: publish it first."
+        return None, Completeness(), f"{connector.agent} has no draft."
+    completeness = environment_completeness(version=version, environment=connector.environment)
+    if not completeness.complete:
+        return version, completeness, (
+            f"The {connector.environment} environment lacks what {connector.agent} {version.label} needs — "
+            f"{completeness.describe()}."
+        )
+    return version, completeness, ""
+
+
+def attachable_numbers(*, workspace):
+    return PhoneNumber.objects.filter(workspace=workspace).select_related("connector_link__connector").order_by(
+        "phone_number"
+    )
+
+
+def connector_number_get(*, connector: PhoneConnector, link_id: int) -> ConnectorNumber | None:
+    return ConnectorNumber.objects.filter(connector=connector, pk=link_id).select_related("phone_number").first()
+
+
+def connector_numbers_for_workspace(*, workspace_id: int):
+    return ConnectorNumber.objects.filter(connector__workspace_id=workspace_id).select_related(
+        "phone_number", "connector"
+    )
+
+
+def workspaces_with_attached_numbers() -> list[int]:
+    return list(
+        ConnectorNumber.objects.values_list("connector__workspace_id", flat=True).distinct().order_by(
+            "connector__workspace_id"
+        )
+    )
+
+
+def call_sessions_for_connector(*, connector: PhoneConnector, limit: int = 20):
+    return CallSession.objects.filter(connector=connector).select_related("agent_version").order_by("-started_at")[
+        :limit
+    ]
+
+
+def call_session_for_handoff(*, connector: PhoneConnector, call_sid: str) -> CallSession | None:
+    return CallSession.objects.filter(connector=connector, call_sid=call_sid).select_related("agent_version").first()
