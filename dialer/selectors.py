@@ -133,7 +133,7 @@ def caller_ids_for_dialer(*, workspace):
     """The "Call from" list: provisioned numbers and verified external numbers, default first."""
     return CallerId.objects.filter(workspace=workspace).filter(
         Q(kind=CallerId.Kind.PROVISIONED) | Q(verified_at__isnull=False)
-    ).order_by("-is_default", "phone_number")
+    ).select_related("phone_number_ref").order_by("-is_default", "phone_number")
 
 
 def caller_id_get(*, workspace, pk) -> CallerId:

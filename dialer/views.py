@@ -1,15 +1,345 @@
-from django.shortcuts import render
+"""Settings → Dialer (admins only): connect Twilio, phone numbers, caller IDs, local presence.
+
+Thin views: form → service → render. Every object is looked up in request.workspace
+(another workspace's id is a 404).
+"""
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from workspaces.decorators import workspace_admin_required
 
-from .selectors import connection_get
+from . import errors, services
+from .forms import ByokForm, CallerIdAddForm, LocalPresenceForm, NumberSearchForm, ProvisionForm
+from .models import CallerId, NumberPurchase, PhoneNumber
+from .selectors import (
+    caller_id_get,
+    caller_ids_for_workspace,
+    connection_get,
+    number_purchases_open,
+    phone_number_get,
+    phone_numbers_for_workspace,
+    phone_system_status_compute,
+    status_cache_key,
+)
+
+TWILIO_BUSY = "Twilio is not answering; retrying…"
 
 
+# ---------------------------------------------------------------------------
+# Settings → Dialer
+
+
+def _settings_context(request, *, connection=None, byok_form=None):
+    workspace = request.workspace
+    if connection is None:
+        connection = connection_get(workspace=workspace)
+    return {
+        "connection": connection,
+        "byok_form": byok_form or ByokForm(connection=connection),
+        "hosted_available": services.hosted_available(),
+        "local_presence_form": LocalPresenceForm(initial={"enabled": bool(connection and connection.local_presence)}),
+        "number_count": PhoneNumber.objects.filter(workspace=workspace).count(),
+        "caller_id_count": CallerId.objects.filter(workspace=workspace).count(),
+    }
+
+
+@require_GET
 @workspace_admin_required
 def settings_page(request):
-    return render(request, "dialer/settings.html", {"connection": connection_get(workspace=request.workspace)})
+    return render(request, "dialer/settings.html", _settings_context(request))
 
 
+@require_POST
+@workspace_admin_required
+def connect_byok(request):
+    connection = connection_get(workspace=request.workspace)
+    form = ByokForm(request.POST, connection=connection)
+    if form.is_valid():
+        try:
+            services.connection_save_byok(workspace=request.workspace, account_sid=form.cleaned_data["account_sid"],
+                                          auth_token=form.cleaned_data["auth_token"] or None)
+        except services.DialerError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "Credentials saved. Checking them with Twilio…")
+            return redirect("dialer:settings")
+    context = _settings_context(request, connection=connection, byok_form=form)
+    return render(request, "dialer/settings.html", context, status=400)
+
+
+@require_POST
+@workspace_admin_required
+def connect_hosted(request):
+    try:
+        services.connection_start_hosted(workspace=request.workspace)
+    except services.DialerError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Setting up your hosted Twilio account…")
+    return redirect("dialer:settings")
+
+
+@require_POST
+@workspace_admin_required
+def connection_check(request):
+    try:
+        services.connection_revalidate(workspace=request.workspace)
+    except services.DialerError as exc:
+        messages.error(request, exc.message)
+    return redirect("dialer:settings")
+
+
+@require_GET
+@workspace_admin_required
+def connection_status(request):
+    """The status card (htmx polls it every 2s while validating) plus the sidebar banner, swapped out of band."""
+    from django.core.cache import cache
+
+    workspace = request.workspace
+    connection = connection_get(workspace=workspace)
+    # Fresh banner state: the worker that changed it may not share this process's cache.
+    status = phone_system_status_compute(workspace_id=workspace.pk)
+    cache.set(status_cache_key(workspace.pk), status, 300)
+    return render(request, "dialer/_connection_status.html", {
+        "connection": connection, "phone_system": status, "oob": True,
+        "number_count": PhoneNumber.objects.filter(workspace=workspace).count(),
+    })
+
+
+@require_POST
+@workspace_admin_required
+def local_presence(request):
+    form = LocalPresenceForm(request.POST)
+    if form.is_valid():
+        enabled = form.cleaned_data["enabled"]
+        services.local_presence_set(workspace=request.workspace, enabled=enabled)
+        messages.success(request, f"Local presence is {'on' if enabled else 'off'}.")
+    return redirect(request.POST.get("next") == "caller_ids" and "dialer:caller_ids" or "dialer:settings")
+
+
+# ---------------------------------------------------------------------------
+# Phone numbers
+
+
+def _numbers_context(request):
+    workspace = request.workspace
+    return {
+        "numbers": list(phone_numbers_for_workspace(workspace=workspace)),
+        "purchases": list(number_purchases_open(workspace=workspace)),
+        "connection": connection_get(workspace=workspace),
+    }
+
+
+@require_GET
+@workspace_admin_required
+def numbers_page(request):
+    return render(request, "dialer/numbers.html", _numbers_context(request))
+
+
+@require_GET
+@workspace_admin_required
+def purchases_fragment(request):
+    return render(request, "dialer/_purchases.html",
+                  {"purchases": list(number_purchases_open(workspace=request.workspace)), "poll": True})
+
+
+def _search(request, form, context):
+    if not form.is_valid():
+        return
+    try:
+        context["results"] = services.available_numbers_search(
+            workspace=request.workspace, country=form.cleaned_data["country"],
+            area_code=form.cleaned_data["area_code"], contains=form.cleaned_data["contains"])
+    except services.DialerError as exc:
+        context["search_error"] = exc.message
+    except errors.TwilioError as exc:
+        context["search_error"] = (f"Twilio is not answering ({exc.display()}); try again in a moment."
+                                   if exc.transient else exc.display())
+
+
+@require_GET
 @workspace_admin_required
 def number_search(request):
-    return render(request, "dialer/number_search.html", {})
+    searched = "area_code" in request.GET
+    form = NumberSearchForm(request.GET if searched else None, initial={"country": "US"})
+    context = {"form": form, "results": None, "searched": searched,
+               "connection": connection_get(workspace=request.workspace)}
+    _search(request, form, context)
+    return render(request, "dialer/number_search.html", context)
+
+
+@require_POST
+@workspace_admin_required
+def number_provision(request):
+    form = ProvisionForm(request.POST)
+    search_form = NumberSearchForm({k: request.POST.get(k, "") for k in ("country", "area_code", "contains")})
+    context = {"form": search_form, "results": None, "searched": True,
+               "connection": connection_get(workspace=request.workspace)}
+    if not form.is_valid():
+        context["provision_error"] = "; ".join(form.errors.get("phone_number", ["Pick a number from the list."]))
+        _search(request, search_form, context)
+        return render(request, "dialer/number_search.html", context, status=400)
+    phone_number = form.cleaned_data["phone_number"]
+    purchase = services.number_purchase_start(workspace=request.workspace, phone_number=phone_number)
+    try:
+        number = services.number_provision(purchase_id=purchase.pk, locality=form.cleaned_data["locality"],
+                                           region=form.cleaned_data["region"])
+    except services.PurchaseInProgress as exc:
+        messages.info(request, exc.message)
+        return redirect("dialer:numbers")
+    except errors.TwilioTransientError:
+        from django.db import transaction
+
+        from .tasks import backoff, provision_number
+
+        transaction.on_commit(lambda: provision_number.apply_async((purchase.pk,), countdown=backoff(0)))
+        messages.warning(request, f"{TWILIO_BUSY} We will finish buying {phone_number} in the background.")
+        return redirect("dialer:numbers")
+    except (errors.TwilioError, services.DialerError) as exc:
+        if isinstance(exc, errors.NumberUnavailable):
+            message = (f"{phone_number} is no longer available (Twilio error {exc.code}). "
+                       "Pick another number; nothing was bought.")
+        else:
+            message = exc.display() if isinstance(exc, errors.TwilioError) else exc.message
+        context["provision_error"] = message
+        context["provision_error_number"] = phone_number
+        _search(request, search_form, context)
+        return render(request, "dialer/number_search.html", context, status=409)
+    messages.success(request, f"{number.phone_number} is yours. It is now a caller ID.")
+    return redirect("dialer:numbers")
+
+
+@require_POST
+@workspace_admin_required
+def purchase_cancel(request, pk):
+    if not NumberPurchase.objects.filter(workspace=request.workspace, pk=pk).exists():
+        raise Http404
+    try:
+        services.number_purchase_cancel(workspace=request.workspace, purchase_id=pk)
+    except services.DialerError as exc:
+        messages.error(request, exc.message)
+    return redirect("dialer:numbers")
+
+
+@require_POST
+@workspace_admin_required
+def number_primary(request, pk):
+    number = phone_number_get(workspace=request.workspace, pk=pk)
+    services.number_set_primary(workspace=request.workspace, number_id=number.pk)
+    messages.success(request, f"{number.phone_number} is now the primary number.")
+    return redirect("dialer:numbers")
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_admin_required
+def number_release(request, pk):
+    number = phone_number_get(workspace=request.workspace, pk=pk)
+    if request.method == "POST":
+        if request.POST.get("confirm") != number.phone_number:
+            return render(request, "dialer/number_release.html",
+                          {"number": number, "error": f"Type {number.phone_number} to confirm."}, status=400)
+        try:
+            services.number_release(workspace=request.workspace, number_id=number.pk)
+        except services.DialerError as exc:
+            return render(request, "dialer/number_release.html", {"number": number, "error": exc.message}, status=400)
+        except errors.TwilioError as exc:
+            message = (f"Twilio is not answering; try again in a moment. ({exc.display()})" if exc.transient
+                       else exc.display())
+            return render(request, "dialer/number_release.html", {"number": number, "error": message}, status=502)
+        messages.success(request, f"{number.phone_number} was released.")
+        return redirect("dialer:numbers")
+    return render(request, "dialer/number_release.html", {"number": number})
+
+
+# ---------------------------------------------------------------------------
+# Caller IDs
+
+
+def _caller_ids_context(request, *, form=None):
+    workspace = request.workspace
+    connection = connection_get(workspace=workspace)
+    return {
+        "caller_ids": list(caller_ids_for_workspace(workspace=workspace)),
+        "form": form or CallerIdAddForm(default_country=workspace.default_country),
+        "connection": connection,
+        "local_presence_form": LocalPresenceForm(initial={"enabled": bool(connection and connection.local_presence)}),
+    }
+
+
+@require_GET
+@workspace_admin_required
+def caller_ids_page(request):
+    return render(request, "dialer/caller_ids.html", _caller_ids_context(request))
+
+
+@require_POST
+@workspace_admin_required
+def caller_id_add(request):
+    form = CallerIdAddForm(request.POST, default_country=request.workspace.default_country)
+    if form.is_valid():
+        try:
+            caller_id = services.caller_id_add_external(workspace=request.workspace,
+                                                        phone_number=form.cleaned_data["phone_number"],
+                                                        friendly_name=form.cleaned_data["friendly_name"])
+        except services.DialerError as exc:
+            form.add_error("phone_number" if exc.field == "phone_number" else None, exc.message)
+        except errors.TwilioError as exc:
+            form.add_error("phone_number", f"Twilio is not answering; try again in a moment. ({exc.display()})"
+                           if exc.transient else exc.display())
+        else:
+            if caller_id.is_usable:
+                messages.success(request, f"{caller_id.phone_number} is already verified on your Twilio account.")
+            else:
+                messages.info(request, f"Twilio is calling {caller_id.phone_number} now: enter the code "
+                                       f"{caller_id.validation_code} when asked.")
+            return redirect("dialer:caller_ids")
+    return render(request, "dialer/caller_ids.html", _caller_ids_context(request, form=form), status=400)
+
+
+@require_POST
+@workspace_admin_required
+def caller_ids_check(request):
+    try:
+        count = services.caller_ids_check(workspace=request.workspace)
+    except services.DialerError as exc:
+        messages.error(request, exc.message)
+    except errors.TwilioError as exc:
+        messages.error(request, f"Twilio is not answering; try again in a moment. ({exc.display()})"
+                       if exc.transient else exc.display())
+    else:
+        messages.success(request, f"{count} number(s) verified." if count else
+                         "Not verified yet: answer Twilio's call and enter the code, then check again.")
+    return redirect("dialer:caller_ids")
+
+
+@require_POST
+@workspace_admin_required
+def caller_id_default(request, pk):
+    caller_id = caller_id_get(workspace=request.workspace, pk=pk)
+    try:
+        services.caller_id_set_default(workspace=request.workspace, caller_id_id=caller_id.pk)
+    except services.DialerError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{caller_id.phone_number} is now the default caller ID.")
+    return redirect("dialer:caller_ids")
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_admin_required
+def caller_id_remove(request, pk):
+    caller_id = caller_id_get(workspace=request.workspace, pk=pk)
+    if request.method == "POST":
+        try:
+            services.caller_id_remove(workspace=request.workspace, caller_id_id=caller_id.pk)
+        except services.DialerError as exc:
+            messages.error(request, exc.message)
+        except errors.TwilioError as exc:
+            messages.error(request, exc.display())
+        else:
+            messages.success(request, f"{caller_id.phone_number} was removed.")
+        return redirect("dialer:caller_ids")
+    return render(request, "dialer/caller_id_remove.html", {"caller_id": caller_id})
+
