@@ -8,6 +8,7 @@ urlpatterns = [
     path("healthz", workspace_views.healthz, name="healthz"),
     path("", include("workspaces.urls")),
     path("", include("dialer.urls")),
+    path("", include("dialer.voice_urls")),
     path("", include("agents.urls")),
     path("", include("connectors.urls")),
     path("admin/", admin.site.urls),

@@ -83,7 +83,7 @@ def voice_token_ttl() -> int:
     return int(getattr(settings, "VOICE_TOKEN_TTL", 3600))
 
 
-def voice_token_issue(*, connection, user, now: int | None = None) -> VoiceToken:
+def voice_token_issue(*, connection, user, now: int | None = None, mark_presence: bool = True) -> VoiceToken:
     """A fresh token for `user` on `connection`'s workspace. Raises VoiceTokenUnavailable when it cannot be signed."""
     if not connection.account_sid:
         raise VoiceTokenUnavailable("Connect your phone system: no Twilio account is connected.", code="not_connected")
@@ -109,7 +109,8 @@ def voice_token_issue(*, connection, user, now: int | None = None) -> VoiceToken
     jwt = token.to_jwt()
     if isinstance(jwt, bytes):  # very old PyJWT
         jwt = jwt.decode("ascii")
-    presence_mark(workspace_id=connection.workspace_id, user_id=user.pk, until=issued_at + ttl)
+    if mark_presence:
+        presence_mark(workspace_id=connection.workspace_id, user_id=user.pk, until=issued_at + ttl)
     return VoiceToken(token=jwt, identity=identity, issued_at=issued_at, expires_at=issued_at + ttl, ttl=ttl)
 
 

@@ -1,0 +1,59 @@
+"""Reads for browser-dialer calls. Everything is scoped to a workspace; another workspace's rows are not found."""
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+
+from workspaces.models import Membership
+
+from .models import Call, CallLeg, TwilioConnection, Voicemail
+
+
+def connection_for_webhook(*, workspace_id: int) -> TwilioConnection | None:
+    """The TwilioConnection whose auth token signs /v1/voice/*/<workspace_id> requests."""
+    return (TwilioConnection.objects.select_related("workspace").filter(workspace_id=workspace_id)
+            .only("id", "workspace_id", "account_sid", "auth_token", "status", "local_presence",
+                  "workspace__id", "workspace__name", "workspace__default_country", "workspace__slug").first())
+
+
+def connection_for_token(*, workspace) -> TwilioConnection | None:
+    return (TwilioConnection.objects.filter(workspace=workspace)
+            .only("id", "workspace_id", "account_sid", "api_key_sid", "api_key_secret", "twiml_app_sid", "status")
+            .first())
+
+
+def calls_for_workspace(*, workspace, user_id: int | None = None, direction: str = "", status: str = ""):
+    """The call log: newest first, with the rep and the voicemail count."""
+    qs = (Call.objects.filter(workspace=workspace).select_related("user")
+          .prefetch_related(Prefetch("voicemails", queryset=Voicemail.objects.only("id", "call_id", "status")))
+          .order_by("-started_at", "-id"))
+    if user_id:
+        qs = qs.filter(user_id=user_id)
+    if direction:
+        qs = qs.filter(direction=direction)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def call_get(*, workspace, pk: int) -> Call:
+    """One call of the workspace with its legs and voicemails, or Http404."""
+    qs = Call.objects.filter(workspace=workspace).select_related("user").prefetch_related(
+        Prefetch("legs", queryset=CallLeg.objects.select_related("user").order_by("started_at", "id")),
+        Prefetch("voicemails", queryset=Voicemail.objects.order_by("created_at")),
+    )
+    return get_object_or_404(qs, pk=pk)
+
+
+def voicemail_get(*, workspace, call_pk: int, pk: int) -> Voicemail:
+    return get_object_or_404(Voicemail.objects.select_related("call"), workspace=workspace, call_id=call_pk, pk=pk)
+
+
+def call_log_members(*, workspace):
+    """Members offered in the call log's user filter (and the only valid values)."""
+    return Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
+
+
+def recent_voicemails(*, workspace, limit: int = 10):
+    return (Voicemail.objects.filter(workspace=workspace).select_related("call", "call__user")
+            .order_by("-created_at")[:limit])

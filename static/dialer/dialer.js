@@ -1,0 +1,336 @@
+/* Callwell browser dialer: the panel (Cmd/Ctrl+D), the Twilio Voice SDK device, and its token scheduler.
+ *
+ * Token lifecycle (product doc "Token refresh"):
+ *   - a token is fetched from GET /v1/voice/token when the dialer initialises (page load, workspace ready);
+ *   - a refresh is scheduled 10 minutes before expiry, computed from the token's expires_at/issued_at
+ *     (50 minutes after issue for a 60-minute token) and re-armed after every refresh, because the SDK's
+ *     `tokenWillExpire` fires only once after `updateToken`;
+ *   - `tokenWillExpire` and the token errors 20104 / 31205 also refresh;
+ *   - a refresh is never applied during a call: it waits until the call ends.
+ * Timers use the page's setTimeout/Date, so tests drive them with Playwright's clock.
+ */
+(function () {
+  "use strict";
+
+  var REFRESH_BEFORE_MS = 10 * 60 * 1000;
+  var MIN_DELAY_MS = 30 * 1000;
+  var RETRY_MS = 30 * 1000;
+  var TOKEN_ERRORS = [20104, 31205];
+
+  function createTokenScheduler(opts) {
+    var timer = null;
+    var deferred = false;
+    var inflight = null;
+    var stopped = false;
+    var log = opts.log || function () {};
+
+    function arm(delay, reason) {
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(function () { timer = null; refresh(reason); }, delay);
+    }
+
+    function schedule(tok) {
+      var lifeMs = (tok.expires_at_epoch - tok.issued_at_epoch) * 1000;
+      if (!(lifeMs > 0)) lifeMs = (tok.ttl || 3600) * 1000;
+      arm(Math.max(MIN_DELAY_MS, lifeMs - REFRESH_BEFORE_MS), "timer");
+    }
+
+    function fetchAndApply(reason) {
+      if (inflight) return inflight;
+      inflight = opts.fetchToken().then(function (tok) {
+        opts.applyToken(tok, reason);
+        schedule(tok);
+        return tok;
+      }, function (err) {
+        if (err && err.permanent) { stopped = true; log("token: giving up", err); throw err; }
+        arm(err && err.retryAfterMs ? err.retryAfterMs : RETRY_MS, "retry");
+        throw err;
+      }).finally(function () { inflight = null; });
+      return inflight;
+    }
+
+    function refresh(reason) {
+      if (stopped) return Promise.resolve(null);
+      if (opts.isCallActive()) {
+        deferred = true;
+        log("token: refresh deferred until the call ends (" + reason + ")");
+        return Promise.resolve(null);
+      }
+      return fetchAndApply(reason || "refresh").catch(function () { return null; });
+    }
+
+    return {
+      start: function () { return fetchAndApply("start"); },
+      refresh: refresh,
+      callEnded: function () {
+        if (deferred && !opts.isCallActive()) { deferred = false; return refresh("deferred"); }
+        return Promise.resolve(null);
+      },
+      isDeferred: function () { return deferred; },
+      stop: function () { stopped = true; if (timer !== null) clearTimeout(timer); timer = null; }
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Number checks: a quick local pre-check; the server normalises to E.164 with the workspace's country.
+
+  function precheckNumber(raw) {
+    var value = (raw || "").trim();
+    if (!value) return { ok: false, message: "Enter a number to call." };
+    var compact = value.replace(/[\s\-().\/]/g, "");
+    if (!/^\+?[0-9]{3,15}$/.test(compact)) {
+      return { ok: false, message: "Use digits only, e.g. (512) 555-0100 or +15125550100." };
+    }
+    return { ok: true, value: compact };
+  }
+
+  function formatTimer(seconds) {
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    return (m < 10 ? "0" : "") + m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function init() {
+    var panel = document.getElementById("dialer");
+    if (!panel || panel.dataset.initialised) return null;
+    panel.dataset.initialised = "1";
+    var toggle = document.querySelector("[data-dialer-toggle]");
+    var $ = function (role) { return panel.querySelector('[data-role="' + role + '"]'); };
+    var numberInput = $("number");
+    var numberError = $("number-error");
+    var callFrom = $("call-from");
+    var stateEl = $("state");
+    var timerEl = $("timer");
+    var errorEl = $("error");
+    var callBtn = $("call");
+    var hangupBtn = $("hangup");
+    var muteBtn = $("mute");
+    var incomingBox = $("incoming");
+    var incomingFrom = $("incoming-from");
+    var ready = panel.dataset.ready === "true";
+
+    var device = null;
+    var activeCall = null;
+    var incomingCall = null;
+    var timerHandle = null;
+    var callSeconds = 0;
+    var opened = false;
+
+    function setState(text) { stateEl.textContent = text; panel.dataset.state = text; }
+    function showError(text) { errorEl.textContent = text || ""; errorEl.hidden = !text; }
+
+    function open() {
+      panel.hidden = false;
+      if (toggle) toggle.setAttribute("aria-expanded", "true");
+      if (!opened) {
+        opened = true;
+        document.body.dispatchEvent(new CustomEvent("dialer-open", { bubbles: true }));
+      }
+      numberInput.focus();
+    }
+    function close() {
+      panel.hidden = true;
+      if (toggle) toggle.setAttribute("aria-expanded", "false");
+    }
+    function toggleOpen() { if (panel.hidden) open(); else close(); }
+
+    document.addEventListener("keydown", function (e) {
+      var key = (e.key || "").toLowerCase();
+      if ((e.metaKey || e.ctrlKey) && !e.altKey && !e.shiftKey && key === "d") {
+        e.preventDefault(); // the browser's "bookmark this page"
+        toggleOpen();
+      } else if (key === "escape" && !panel.hidden && !activeCall) {
+        close();
+      }
+    }, true);
+    if (toggle) toggle.addEventListener("click", toggleOpen);
+    panel.querySelector("[data-dialer-close]").addEventListener("click", close);
+
+    function updateButtons() {
+      var inCall = !!activeCall;
+      callBtn.disabled = !ready || inCall || !device;
+      hangupBtn.disabled = !inCall;
+      muteBtn.disabled = !inCall;
+      panel.classList.toggle("in-call", inCall);
+    }
+
+    function startTimer() {
+      stopTimer();
+      callSeconds = 0;
+      timerEl.textContent = formatTimer(0);
+      timerHandle = setInterval(function () { callSeconds += 1; timerEl.textContent = formatTimer(callSeconds); }, 1000);
+    }
+    function stopTimer() { if (timerHandle !== null) clearInterval(timerHandle); timerHandle = null; }
+
+    // ---- token + device --------------------------------------------------------------------------------------
+    function fetchToken() {
+      return fetch(panel.dataset.tokenUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          return response.json().catch(function () { return {}; }).then(function (body) {
+            if (response.ok) return body;
+            var err = new Error(body.message || ("Token request failed (" + response.status + ")"));
+            err.status = response.status;
+            err.permanent = response.status === 401 || response.status === 403 || response.status === 409;
+            if (response.status === 429) err.retryAfterMs = (parseInt(response.headers.get("Retry-After"), 10) || 30) * 1000;
+            if (body.banner) err.message = body.banner + ": " + (body.message || "");
+            throw err;
+          });
+        });
+    }
+
+    function applyToken(tok, reason) {
+      panel.dataset.identity = tok.identity;
+      panel.dataset.tokenExpiresAt = tok.expires_at;
+      if (device === null) {
+        createDevice(tok.token);
+      } else {
+        device.updateToken(tok.token);
+      }
+      updateButtons();
+    }
+
+    var scheduler = createTokenScheduler({
+      fetchToken: fetchToken,
+      applyToken: applyToken,
+      isCallActive: function () { return activeCall !== null; },
+      log: function () { if (window.console && console.debug) console.debug.apply(console, arguments); }
+    });
+
+    function createDevice(token) {
+      if (!window.Twilio || !window.Twilio.Device) { showError("The voice library did not load; reload the page."); return; }
+      device = new window.Twilio.Device(token, { closeProtection: true, codecPreferences: ["opus", "pcmu"] });
+      device.on("tokenWillExpire", function () { scheduler.refresh("tokenWillExpire"); });
+      device.on("error", function (err) {
+        var code = err && err.code;
+        if (TOKEN_ERRORS.indexOf(code) !== -1) { scheduler.refresh("error " + code); return; }
+        showError((err && err.message) || "The dialer had an error.");
+      });
+      device.on("registered", function () { if (!activeCall) setState("Ready"); });
+      device.on("unregistered", function () { if (!activeCall) setState("Offline"); });
+      device.on("incoming", onIncoming);
+      if (typeof device.register === "function") {
+        var registering = device.register();
+        if (registering && registering.catch) registering.catch(function (err) { showError("Could not register the dialer: " + ((err && err.message) || err)); });
+      }
+      setState("Ready");
+    }
+
+    // ---- calls -----------------------------------------------------------------------------------------------
+    function bindCall(call, label) {
+      activeCall = call;
+      setState(label);
+      updateButtons();
+      call.on("ringing", function () { setState("Ringing…"); });
+      call.on("accept", function () { setState("In call"); startTimer(); });
+      call.on("mute", function (isMuted) { muteBtn.textContent = isMuted ? "Unmute" : "Mute"; muteBtn.setAttribute("aria-pressed", String(!!isMuted)); });
+      var ended = function (label) {
+        return function (err) {
+          if (activeCall !== call) return;
+          activeCall = null;
+          stopTimer();
+          setState(label);
+          if (err && err.message && label === "Call failed") showError(err.message);
+          muteBtn.textContent = "Mute";
+          updateButtons();
+          scheduler.callEnded();
+        };
+      };
+      call.on("disconnect", ended("Call ended"));
+      call.on("cancel", ended("Call canceled"));
+      call.on("reject", ended("Call rejected"));
+      call.on("error", ended("Call failed"));
+    }
+
+    function normalise(number) {
+      var url = panel.dataset.normalizeUrl + "?number=" + encodeURIComponent(number);
+      return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } }).then(function (r) {
+        return r.json().then(function (body) {
+          if (!r.ok) throw new Error(body.message || "That number is not valid.");
+          return body.e164;
+        });
+      });
+    }
+
+    function placeCall() {
+      showError("");
+      var check = precheckNumber(numberInput.value);
+      numberError.textContent = check.ok ? "" : check.message;
+      if (!check.ok || !device || activeCall) return;
+      callBtn.disabled = true;
+      normalise(check.value).then(function (e164) {
+        numberInput.value = e164;
+        var params = { To: e164, CallerId: callFrom.value || "auto" };
+        return Promise.resolve(device.connect({ params: params })).then(function (call) { bindCall(call, "Calling " + e164 + "…"); });
+      }).catch(function (err) {
+        numberError.textContent = err.message;
+        updateButtons();
+      });
+    }
+
+    function onIncoming(call) {
+      if (activeCall) { call.reject(); return; }
+      incomingCall = call;
+      var from = (call.parameters && call.parameters.From) || "Unknown caller";
+      incomingFrom.textContent = from;
+      incomingBox.hidden = false;
+      open();
+      var clear = function () { if (incomingCall === call) { incomingCall = null; incomingBox.hidden = true; } };
+      call.on("cancel", clear);
+      call.on("disconnect", clear);
+      call.on("reject", clear);
+    }
+
+    $("accept").addEventListener("click", function () {
+      if (!incomingCall) return;
+      var call = incomingCall;
+      incomingCall = null;
+      incomingBox.hidden = true;
+      bindCall(call, "Connecting…");
+      call.accept();
+    });
+    $("decline").addEventListener("click", function () {
+      if (!incomingCall) return;
+      incomingCall.reject();
+      incomingCall = null;
+      incomingBox.hidden = true;
+    });
+
+    callBtn.addEventListener("click", placeCall);
+    numberInput.addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); placeCall(); } });
+    hangupBtn.addEventListener("click", function () { if (activeCall) activeCall.disconnect(); });
+    muteBtn.addEventListener("click", function () {
+      if (!activeCall) return;
+      var muted = !activeCall.isMuted();
+      activeCall.mute(muted);
+      muteBtn.textContent = muted ? "Unmute" : "Mute";
+      muteBtn.setAttribute("aria-pressed", String(muted));
+    });
+    Array.prototype.forEach.call(panel.querySelectorAll("[data-digit]"), function (button) {
+      button.addEventListener("click", function () {
+        var digit = button.dataset.digit;
+        if (activeCall) { activeCall.sendDigits(digit); return; } // DTMF during a call
+        numberInput.value += digit;
+        numberInput.focus();
+      });
+    });
+
+    updateButtons();
+    if (ready) {
+      setState("Connecting…");
+      scheduler.start().catch(function (err) { setState("Offline"); showError(err.message); });
+    } else {
+      setState("Not ready");
+    }
+
+    var api = {
+      open: open, close: close, scheduler: scheduler,
+      device: function () { return device; },
+      activeCall: function () { return activeCall; },
+      precheckNumber: precheckNumber
+    };
+    window.CallwellDialer = api;
+    return api;
+  }
+
+  window.CallwellDialerLib = { createTokenScheduler: createTokenScheduler, precheckNumber: precheckNumber, formatTimer: formatTimer };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
+})();
