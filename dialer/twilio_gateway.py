@@ -7,6 +7,7 @@ another server instead: the local sandbox or Prism on Twilio's OpenAPI spec.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
 from . import errors
@@ -178,7 +180,25 @@ _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _LIBRARY_PREFIX = re.compile(r"^Unable to (?:create|fetch|update|delete|read|stream) (?:record|records|page)s?: ")
 
 
+def _page_error(exc: TwilioException) -> TwilioRestException | None:
+    """List calls fail with a bare `TwilioException("Unable to fetch page", response)`: recover status and code."""
+    if len(exc.args) < 2 or not isinstance(exc.args[1], TwilioResponse):
+        return None
+    response = exc.args[1]
+    message, code = exc.args[0], response.status_code
+    try:
+        payload = json.loads(response.text)
+    except (TypeError, ValueError):
+        payload = None
+    if isinstance(payload, dict):
+        message = payload.get("message") or payload.get("detail") or payload.get("title") or message
+        code = payload.get("code", code)
+    return TwilioRestException(response.status_code, "", message, code, "GET")
+
+
 def _translate(exc: Exception, *, op: str, mutating: bool) -> errors.TwilioError:
+    if type(exc) is TwilioException and (rest := _page_error(exc)) is not None:
+        exc = rest
     if isinstance(exc, TwilioRestException):
         code = exc.code
         status = exc.status
