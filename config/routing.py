@@ -1,2 +1,16 @@
-"""Websocket routes (the live-call runtime adds its consumers here)."""
-websocket_urlpatterns: list = []
+"""Websocket routes: the live-call runtime (Twilio connects here) and the Studio test chat."""
+from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.urls import path
+
+from connectors.consumers import MediaStreamConsumer, RelayConsumer, TestChatConsumer
+
+websocket_urlpatterns: list = [
+    # Twilio sends no Origin and no cookies: admitted by the signed single-use session parameter
+    # (and, for ConversationRelay, the X-Twilio-Signature of the handshake).
+    path("v1/stream/media", MediaStreamConsumer.as_asgi()),
+    path("v1/stream/relay", RelayConsumer.as_asgi()),
+    # Browsers: logged-in admins of the version's workspace, same-origin only.
+    path("v1/studio/test-chat/<int:version_id>/<int:environment_id>",
+         AllowedHostsOriginValidator(AuthMiddlewareStack(TestChatConsumer.as_asgi()))),
+]

@@ -271,6 +271,13 @@ def _hangup() -> str:
     return str(response)
 
 
+def fallback_hangup_twiml() -> str:
+    response = VoiceResponse()
+    response.say(DIAL_FAILED_MESSAGE)
+    response.hangup()
+    return str(response)
+
+
 def relay_handoff_twiml(*, connector, params: dict) -> str:
     """The `<Connect action>` answer after ConversationRelay's `end`: Dial the recorded handover, or the
     apology + fallback when the agent failed, or hang up when the conversation simply ended."""

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from . import views, webhooks
+from . import handoff_views, views, webhooks
 
 app_name = "connectors"
 
 urlpatterns = [
     path("v1/agents/<str:identifier>/twilio-config", webhooks.twilio_config, name="twilio_config"),
     path("v1/agents/<str:identifier>/handoff", webhooks.handoff, name="handoff"),
+    path("v1/agents/<str:identifier>/dial-result", handoff_views.dial_result, name="dial_result"),
     path("studio/connectors/", views.connector_list, name="list"),
     path("studio/connectors/new/", views.connector_create, name="create"),
     path("studio/connectors/<int:connector_id>/", views.connector_detail, name="detail"),
