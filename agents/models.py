@@ -111,16 +111,18 @@ class AgentVersion(models.Model):
         return instance
 
     def save(self, *args, **kwargs):
-        if self.pk and getattr(self, "_loaded_state", None) == self.State.PUBLISHED:
-            raise ImmutableVersionError(f"{self} is published and cannot be changed.")
-        if self.pk and not hasattr(self, "_loaded_state"):
+        loaded = getattr(self, "_loaded_state", None)
+        if self.pk and loaded == self.State.PUBLISHED:
+            raise ImmutableVersionError(f"{self.pk} is published and cannot be changed.")
+        if self.pk and loaded is None:
+            # Loaded without its state (deferred) or built by hand: ask the database.
             if AgentVersion.objects.filter(pk=self.pk, state=self.State.PUBLISHED).exists():
-                raise ImmutableVersionError(f"{self} is published and cannot be changed.")
+                raise ImmutableVersionError(f"Version {self.pk} is published and cannot be changed.")
         super().save(*args, **kwargs)
         self._loaded_state = self.state
 
     def delete(self, *args, **kwargs):
-        if getattr(self, "_loaded_state", self.state) == self.State.PUBLISHED:
+        if AgentVersion.objects.filter(pk=self.pk, state=self.State.PUBLISHED).exists():
             raise ImmutableVersionError(f"{self} is published and cannot be deleted.")
         return super().delete(*args, **kwargs)
 

@@ -1,0 +1,277 @@
+import pytest
+from django.test import Client
+
+from agents import services as agent_services
+from agents.models import AgentVersion
+from connectors import services
+from connectors.models import CallSession, PhoneConnector
+from tests.agents.factories import (
+    EnvironmentSecretFactory,
+    EnvironmentVariableFactory,
+    PhoneConnectorFactory,
+    draft_of,
+    published_agent,
+)
+
+from .helpers import call_params, connection_for, signed_get, signed_post, twiml
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(workspace):
+    connection = connection_for(workspace)
+    agent = published_agent(workspace, versions=2)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
+    return connection, agent, connector
+
+
+def _stream(root):
+    connect = root.find("Connect")
+    assert connect is not None, root
+    stream = connect.find("Stream")
+    assert stream is not None
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    return stream, params
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_valid_signed_call_is_connected_to_the_stream(setup, method):
+    connection, agent, connector = setup
+    send = signed_get if method == "GET" else signed_post
+    response = send(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    assert response.status_code == 200
+    stream, params = _stream(twiml(response))
+    assert stream.get("url") == "wss://calls.example.test/v1/stream/media"
+    assert "?" not in stream.get("url")  # the URL alone is never enough
+    session = CallSession.objects.get(call_sid="CA" + "1" * 32)
+    assert session.agent_version.number == 2
+    assert session.connector == connector and session.environment == connector.environment
+    assert (session.from_number, session.to_number, session.status) == ("+15125550100", "+15125550199", "ringing")
+    assert services.stream_token_consume(token=params["session"]).pk == session.pk
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_missing_signature_is_403(setup, method):
+    connection, _, connector = setup
+    send = signed_get if method == "GET" else signed_post
+    response = send(Client(), connector.webhook_path, call_params(connection), connection.auth_token, signature="")
+    assert response.status_code == 403
+    assert not CallSession.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_forged_signature_is_403(setup, method):
+    connection, _, connector = setup
+    send = signed_get if method == "GET" else signed_post
+    response = send(Client(), connector.webhook_path, call_params(connection), "not-the-token")
+    assert response.status_code == 403
+    assert not CallSession.objects.exists()
+
+
+def test_signature_of_other_url_is_403(setup):
+    connection, _, connector = setup
+    other = PhoneConnectorFactory(workspace=connector.workspace, agent=connector.agent,
+                                  environment=connector.environment)
+    from django.conf import settings
+    from twilio.request_validator import RequestValidator
+
+    params = call_params(connection)
+    sig = RequestValidator(connection.auth_token).compute_signature(settings.PUBLIC_BASE_URL + other.webhook_path, params)
+    response = Client().post(connector.webhook_path, params, HTTP_X_TWILIO_SIGNATURE=sig)
+    assert response.status_code == 403
+
+
+def test_account_sid_of_another_account_is_403(setup):
+    connection, _, connector = setup
+    params = call_params(connection, AccountSid="AC" + "f" * 32)
+    response = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    assert response.status_code == 403
+
+
+def test_other_workspace_token_cannot_sign(setup, other_workspace):
+    connection, _, connector = setup
+    other_connection = connection_for(other_workspace)
+    response = signed_post(Client(), connector.webhook_path, call_params(other_connection),
+                           other_connection.auth_token)
+    assert response.status_code == 403
+
+
+def test_unknown_connector_is_404(setup):
+    connection, _, _ = setup
+    response = signed_post(Client(), "/v1/agents/no-such-connector/twilio-config", call_params(connection),
+                           connection.auth_token)
+    assert response.status_code == 404
+
+
+def test_disabled_connector_apologises_and_alerts(setup):
+    connection, _, connector = setup
+    services.connector_disable(connector=connector)
+    response = signed_post(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    assert response.status_code == 200
+    root = twiml(response)
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert root.find("Say").text
+    connector.refresh_from_db()
+    assert "disabled" in connector.alert_text
+    session = CallSession.objects.get()
+    assert session.status == "rejected" and session.agent_version is None
+
+
+def test_no_published_version_apologises_and_alerts(workspace):
+    connection = connection_for(workspace)
+    connector = PhoneConnectorFactory(workspace=workspace)  # agent never published
+    response = signed_get(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    root = twiml(response)
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    connector.refresh_from_db()
+    assert "no published version" in connector.alert_text
+
+
+def test_missing_environment_secret_apologises_and_names_it(workspace):
+    connection = connection_for(workspace)
+    agent = published_agent(workspace, secrets=["OPENAI_API_KEY"], variables=["COMPANY"])
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
+    EnvironmentVariableFactory(environment=connector.environment, name="COMPANY")
+    response = signed_post(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    assert [child.tag for child in twiml(response)] == ["Say", "Hangup"]
+    connector.refresh_from_db()
+    assert "OPENAI_API_KEY" in connector.alert_text and "COMPANY" not in connector.alert_text
+    # Once the secret exists, the next call connects.
+    EnvironmentSecretFactory(environment=connector.environment, name="OPENAI_API_KEY")
+    response = signed_post(Client(), connector.webhook_path, call_params(connection, CallSid="CA" + "2" * 32),
+                           connection.auth_token)
+    _stream(twiml(response))
+
+
+def test_retried_call_sid_returns_same_session_and_same_twiml(setup):
+    connection, agent, connector = setup
+    params = call_params(connection)
+    first = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    _, first_params = _stream(twiml(first))
+    # A publish between the two attempts must not change what the retried call gets.
+    agent_services.agent_draft_update(draft=draft_of(agent), greeting="v3")
+    agent_services.agent_publish(agent=agent)
+    second = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    _, second_params = _stream(twiml(second))
+    assert CallSession.objects.count() == 1
+    session = CallSession.objects.get()
+    assert session.agent_version.number == 2
+    # The retry replaced the unused token: only the newest is valid.
+    with pytest.raises(services.InvalidStreamToken):
+        services.stream_token_consume(token=first_params["session"])
+    assert services.stream_token_consume(token=second_params["session"]).pk == session.pk
+
+
+def test_retried_rejected_call_gets_the_apology_again(setup):
+    connection, _, connector = setup
+    services.connector_disable(connector=connector)
+    params = call_params(connection)
+    signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    services.connector_enable(connector=connector)
+    again = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    assert [child.tag for child in twiml(again)] == ["Say", "Hangup"]
+    assert CallSession.objects.count() == 1
+
+
+def test_studio_flow_redirect_is_connected_and_keeps_flow_params(setup):
+    """Twilio Studio's TwiML Redirect widget POSTs the call's parameters plus the flow's (FlowSid, Digits…)."""
+    connection, _, connector = setup
+    params = call_params(connection, CallStatus="in-progress", FlowSid="FW" + "a" * 32, Digits="1",
+                         CallerName="ACME CORP", FromCountry="US", ToCountry="US")
+    response = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    _stream(twiml(response))
+    session = CallSession.objects.get()
+    assert session.params["FlowSid"] == "FW" + "a" * 32 and session.params["Digits"] == "1"
+    assert session.status == "in-progress"
+
+
+def test_conversation_relay_transport(workspace):
+    connection = connection_for(workspace)
+    agent = published_agent(workspace, transport=AgentVersion.Transport.CONVERSATION_RELAY, language="nl-NL")
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
+    response = signed_get(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    connect = twiml(response).find("Connect")
+    assert connect.get("action") == f"https://calls.example.test/v1/agents/{connector.identifier}/handoff"
+    relay = connect.find("ConversationRelay")
+    assert relay.get("url") == "wss://calls.example.test/v1/stream/relay"
+    assert relay.get("welcomeGreeting") == "Hello from v1" and relay.get("language") == "nl-NL"
+    token = relay.find("Parameter").get("value")
+    assert services.stream_token_consume(token=token).call_sid == "CA" + "1" * 32
+
+
+def test_pinned_and_draft_modes_at_call_time(workspace):
+    connection = connection_for(workspace)
+    agent = published_agent(workspace, versions=2)
+    pinned = PhoneConnectorFactory(workspace=workspace, agent=agent, version_mode=PhoneConnector.VersionMode.PINNED,
+                                   pinned_version=agent.versions.get(number=1))
+    draft_mode = PhoneConnectorFactory(workspace=workspace, agent=agent, version_mode=PhoneConnector.VersionMode.DRAFT)
+    signed_post(Client(), pinned.webhook_path, call_params(connection, CallSid="CA" + "3" * 32), connection.auth_token)
+    signed_post(Client(), draft_mode.webhook_path, call_params(connection, CallSid="CA" + "4" * 32),
+                connection.auth_token)
+    assert CallSession.objects.get(call_sid="CA" + "3" * 32).agent_version.number == 1
+    assert CallSession.objects.get(call_sid="CA" + "4" * 32).agent_version.state == "draft"
+
+
+def test_unexpected_error_is_an_apology_not_a_500(setup, monkeypatch):
+    connection, _, connector = setup
+
+    def boom(**kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(services, "inbound_call_answer", boom)
+    response = signed_post(Client(raise_request_exception=False), connector.webhook_path, call_params(connection),
+                           connection.auth_token)
+    assert response.status_code == 200
+    assert [child.tag for child in twiml(response)] == ["Say", "Hangup"]
+    connector.refresh_from_db()
+    assert connector.alert_text
+
+
+@pytest.mark.parametrize("mode", ["published", "pinned", "draft"])
+def test_webhook_query_count_is_small(setup, django_assert_max_num_queries, mode):
+    connection, agent, connector = setup
+    agent_services.agent_draft_update(draft=draft_of(agent), secrets=["KEY"], variables=["COMPANY"])
+    agent_services.agent_publish(agent=agent)
+    EnvironmentSecretFactory(environment=connector.environment, name="KEY")
+    EnvironmentVariableFactory(environment=connector.environment, name="COMPANY")
+    connector.version_mode = mode
+    connector.pinned_version = agent.versions.get(number=3) if mode == "pinned" else None
+    connector.save()
+    client = Client()
+    with django_assert_max_num_queries(10):
+        response = signed_post(client, connector.webhook_path, call_params(connection), connection.auth_token)
+    _stream(twiml(response))
+    with django_assert_max_num_queries(6):  # the retry
+        signed_post(client, connector.webhook_path, call_params(connection), connection.auth_token)
+
+
+def test_webhook_makes_no_outbound_http(setup, monkeypatch):
+    import socket
+
+    connection, _, connector = setup
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the webhook must not call out")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    response = signed_post(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    _stream(twiml(response))
+
+
+def test_handoff_dials_the_chosen_action(workspace):
+    connection = connection_for(workspace)
+    agent = published_agent(workspace, transport=AgentVersion.Transport.CONVERSATION_RELAY)
+    agent_services.handover_action_create(draft=draft_of(agent), name="transfer_to_sales", destination="+31201234567")
+    agent_services.agent_publish(agent=agent)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
+    signed_post(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    path = f"/v1/agents/{connector.identifier}/handoff"
+    response = signed_post(Client(), path, call_params(connection, HandoffData='{"action": "transfer_to_sales"}'),
+                           connection.auth_token)
+    number = twiml(response).find("Dial/Number")
+    assert number is not None and number.text == "+31201234567"
+    response = signed_post(Client(), path, call_params(connection, HandoffData='{"action": "nope"}'),
+                           connection.auth_token)
+    assert [c.tag for c in twiml(response)] == ["Hangup"]
+    assert signed_post(Client(), path, call_params(connection), "forged").status_code == 403
