@@ -98,22 +98,14 @@ def _log_refusal(*, workspace, call_sid: str, reason: str, **extra) -> None:
 
 
 def _caller_id_auto(*, workspace, to_number: str) -> CallerId | None:
-    """Local presence (issue 3's `caller_id_choose`), falling back to the default caller ID."""
-    from .selectors import caller_ids_for_dialer
+    """"Auto": local presence when the workspace has it on (Settings → Dialer's `caller_id_choose`), else the
+    default caller ID; None when the workspace has no usable caller ID."""
+    from .services import NoCallerId, caller_id_choose
 
     try:
-        from .services import caller_id_choose
-    except ImportError:  # Settings → Dialer not merged yet
-        caller_id_choose = None
-    if caller_id_choose is not None:
-        try:
-            chosen = caller_id_choose(workspace=workspace, to_number=to_number, requested=AUTO)
-        except Exception:  # noqa: BLE001 - local presence must not stop the call; fall back to the default
-            logger.exception("caller_id_choose failed", extra={"workspace_id": workspace.pk})
-            chosen = None
-        if chosen is not None:
-            return chosen
-    return caller_ids_for_dialer(workspace=workspace).first()
+        return caller_id_choose(workspace=workspace, to_number=to_number, requested=None)
+    except NoCallerId:
+        return None
 
 
 def _member_user(*, workspace, identity: str):
@@ -172,8 +164,7 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
                     from_number=caller_id or from_identity[:64], to_number=to_number or (to or "")[:64],
                     caller_id=caller_id, status=Call.Status.REFUSED if reason else Call.Status.INITIATED,
                     refusal_reason=reason, ended_at=_now() if reason else None)
-    with transaction.atomic():
-        call, created = Call.objects.get_or_create(sid=call_sid, defaults=defaults)
+    call, created = _call_create(call_sid=call_sid, defaults=defaults)
     if not created and call.workspace_id != workspace.pk:
         return OutboundDecision(call=call, allowed=False, message=REFUSE_NOT_MEMBER)
     if reason:
@@ -181,6 +172,15 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
                      requested_caller_id=(requested_caller_id or "")[:32])
         return OutboundDecision(call=call, allowed=False, message=message)
     return OutboundDecision(call=call, allowed=True, to_number=call.to_number, caller_id=call.caller_id)
+
+
+def _call_create(*, call_sid: str, defaults: dict) -> tuple[Call, bool]:
+    """Insert the Call for `call_sid`; a concurrent retry of the same webhook finds the row instead."""
+    try:
+        with transaction.atomic():
+            return Call.objects.create(sid=call_sid, **defaults), True
+    except IntegrityError:
+        return Call.objects.get(sid=call_sid), False
 
 
 def _refusal_message(reason: str) -> str:
@@ -206,8 +206,7 @@ def call_inbound_start(*, workspace, call_sid: str, from_number: str, to_number:
                     to_number=(to_e164 or to_number or "")[:64],
                     status=Call.Status.RINGING if known else Call.Status.REFUSED,
                     refusal_reason="" if known else "unknown number", ended_at=None if known else _now())
-    with transaction.atomic():
-        call, _ = Call.objects.get_or_create(sid=call_sid, defaults=defaults)
+    call = Call.objects.filter(sid=call_sid).first() or _call_create(call_sid=call_sid, defaults=defaults)[0]
     if call.workspace_id != workspace.pk or not known:
         logger.warning("inbound call to a number the workspace does not own",
                        extra={"workspace_id": workspace.pk, "call_sid": call_sid})
