@@ -37,8 +37,12 @@ class AgentVersionAdmin(admin.ModelAdmin):
             return [f.name for f in self.model._meta.fields]
         return ["state", "number", "published_at", "published_by"]
 
+    def has_change_permission(self, request, obj=None):
+        # Published versions open as a read-only view page.
+        return super().has_change_permission(request, obj) and (obj is None or not obj.is_published)
+
     def has_delete_permission(self, request, obj=None):
-        return obj is None or not obj.is_published
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.is_published)
 
 
 class SecretInline(admin.TabularInline):

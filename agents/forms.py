@@ -141,7 +141,7 @@ class AuthConnectorForm(forms.Form):
     kind = forms.ChoiceField(choices=AuthConnector.Kind.choices, label="Type")
     header_name = forms.CharField(required=False, help_text="API key header: the header's name, e.g. X-Api-Key.")
     username = forms.CharField(required=False, help_text="Basic auth: the user name.")
-    token_url = forms.URLField(required=False, help_text="OAuth2: the token endpoint.")
+    token_url = forms.URLField(required=False, assume_scheme="https", help_text="OAuth2: the token endpoint.")
     client_id = forms.CharField(required=False, help_text="OAuth2: the client ID.")
     scope = forms.CharField(required=False, help_text="OAuth2: scopes, space-separated (optional).")
     secret = forms.CharField(required=False, strip=False, widget=forms.PasswordInput(render_value=False),

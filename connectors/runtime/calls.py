@@ -143,9 +143,9 @@ class CallEngine:
 
     async def finish(self, reason: str) -> None:
         """The engine decided the call is over on its side (handover, hang-up, failure)."""
+        await self.close(reason)
         if self._on_finish is not None:
             await self._on_finish()
-        await self.close(reason)
 
     # -- hooks ----------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ class MediaStreamCall(CallEngine):
             if isinstance(digit, str) and len(digit) == 1 and digit in "0123456789*#ABCD":
                 await self.provider.on_dtmf(digit)
         elif event == "stop":
-            await self.close("stop")
+            await self.finish("stop")
         elif event in ("connected", "start"):
             logger.warning("media stream sent a second %s; ignored", event, extra=self.log_extra())
         else:
