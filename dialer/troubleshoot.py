@@ -108,7 +108,6 @@ def troubleshoot_run(*, workspace, user) -> tuple[list[Check], list[AlertRow]]:
 
     # 3. TwiML app voice URL
     expected_url = outbound_voice_url(workspace)
-    app_ok = False
     if not creds_ok:
         checks.append(Check("twiml_app", "The TwiML app's voice URL is ours", None, "Needs valid credentials."))
     elif not connection.twiml_app_sid:
@@ -133,7 +132,6 @@ def troubleshoot_run(*, workspace, user) -> tuple[list[Check], list[AlertRow]]:
                                     "Open Settings → Dialer and save the credentials again to repair it.",
                                     settings_url))
             else:
-                app_ok = True
                 checks.append(Check("twiml_app", "The TwiML app's voice URL is ours", True,
                                     f"{app.friendly_name or app.sid}: {app.voice_url}"))
 
@@ -209,7 +207,6 @@ def troubleshoot_run(*, workspace, user) -> tuple[list[Check], list[AlertRow]]:
                                 f"{len(alerts)} alert(s) in the last 24 hours: {', '.join(codes)}." if alerts
                                 else "No alerts in the last 24 hours.",
                                 "See each alert's fix below." if alerts else ""))
-    _ = app_ok
     return checks, alerts
 
 

@@ -1,0 +1,92 @@
+"""Troubleshoot Calls: each check passes or fails (with its fix) against the Twilio sandbox."""
+import pytest
+
+from dialer import twilio_gateway
+from dialer.models import TwilioConnection
+from tests.dialer.settings_helpers import connect_byok
+
+pytestmark = pytest.mark.django_db
+
+CHECKS = "/calls/troubleshoot/checks"
+
+
+def states(response) -> dict:
+    assert response.status_code == 200
+    return {c.key: c.passed for c in response.context["checks"]}
+
+
+def point_numbers_at_app(connection):
+    creds = connection.credentials()
+    for n in twilio_gateway.incoming_numbers_list(creds=creds):
+        twilio_gateway.incoming_number_update(creds=creds, number_sid=n.sid, voice_url="",
+                                              voice_application_sid=connection.twiml_app_sid)
+
+
+def test_page_renders_with_browser_checks(member_client):
+    response = member_client.get("/calls/troubleshoot/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-check="microphone"' in html and 'data-check="webrtc"' in html
+    assert 'hx-get="/calls/troubleshoot/checks"' in html and "dialer/troubleshoot.js" in html
+
+
+def test_not_connected(member_client, workspace):
+    result = states(member_client.get(CHECKS))
+    assert result["credentials"] is False and result["numbers"] is False
+    assert result["twiml_app"] is None and result["token"] is None
+    assert "Settings → Dialer" in member_client.get(CHECKS).content.decode()
+
+
+def test_all_green(member_client, workspace, twilio_sandbox, django_capture_on_commit_callbacks):
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,
+                                      numbers=("+15125550100",))
+    point_numbers_at_app(connection)
+    response = member_client.get(CHECKS)
+    assert states(response) == {"credentials": True, "numbers": True, "twiml_app": True, "number_voice": True,
+                                "token": True, "alerts": True}, response.content.decode()
+
+
+def test_each_failure_has_its_fix(member_client, workspace, twilio_sandbox, django_capture_on_commit_callbacks):
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,
+                                      numbers=("+15125550100",))
+    # Imported number still pointing elsewhere; app voice URL changed; key deleted; two Monitor alerts.
+    twilio_gateway.application_update(creds=connection.credentials(), app_sid=connection.twiml_app_sid,
+                                      voice_url="https://elsewhere.example/voice")
+    twilio_gateway.api_key_delete(creds=connection.credentials(), key_sid=connection.api_key_sid)
+    twilio_sandbox.add_alert(sid, 11200, "Msg=HTTP+retrieval+failure&url=https%3A%2F%2Fcalls.example.test")
+    twilio_sandbox.add_alert(sid, 13214, "Msg=Dial%3A+Invalid+callerId+value")
+    response = member_client.get(CHECKS)
+    result = states(response)
+    assert result == {"credentials": True, "numbers": True, "twiml_app": False, "number_voice": False,
+                      "token": False, "alerts": False}
+    html = response.content.decode()
+    assert "https://elsewhere.example/voice" in html
+    assert "20101" in html  # the deleted API key
+    assert "HTTP retrieval failure" in html and "Dial: Invalid callerId value" in html
+    assert "PUBLIC_BASE_URL" in html  # 11200's fix
+    assert {a.error_code for a in response.context["alerts"]} == {"11200", "13214"}
+
+
+def test_bad_credentials(member_client, workspace, twilio_sandbox, django_capture_on_commit_callbacks):
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,
+                                      numbers=("+15125550100",))
+    TwilioConnection.objects.filter(pk=connection.pk).update(auth_token="")
+    conn = TwilioConnection.objects.get(pk=connection.pk)
+    conn.auth_token = "0" * 32
+    conn.save(update_fields=["auth_token"])
+    result = states(member_client.get(CHECKS))
+    assert result["credentials"] is False
+    assert result["twiml_app"] is None and result["alerts"] is None
+
+
+def test_checks_are_scoped_to_the_workspace(other_client, workspace, twilio_sandbox,
+                                            django_capture_on_commit_callbacks):
+    connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks, numbers=("+15125550100",))
+    response = other_client.get(CHECKS)
+    assert states(response)["credentials"] is False  # their own (unconnected) workspace, not ours
+    assert "+15125550100" not in response.content.decode()
+
+
+def test_needs_login(client):
+    assert client.get(CHECKS).status_code == 302
+    assert client.get("/calls/troubleshoot/").status_code == 302
