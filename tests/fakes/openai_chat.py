@@ -1,0 +1,116 @@
+"""A local fake of the OpenAI Chat Completions streaming API (SSE, tool calls), on 127.0.0.1.
+
+Behaviour by the last user message:
+- contains "sales"  → streams "Transferring you to sales." then a tool call `transfer_to_sales` (in pieces)
+- contains "bye"    → a tool call `end_call`
+- contains "slow"   → streams 40 tokens, 50 ms apart (for interrupt tests)
+- contains "hang"   → sends headers then nothing (for timeout tests)
+- otherwise         → "Echo: <text>" token by token
+`fake.status = 500` makes every request fail; `fake.requests` holds (headers, body) of each request.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeChatServer:
+    def __init__(self, api_key: str = "sk-test-chat-key"):
+        self.api_key = api_key
+        self.requests: list[tuple[dict, dict]] = []
+        self.status = 200
+        self.hang_seconds = 5.0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append((dict(self.headers), body))
+                if self.path != "/v1/chat/completions":
+                    return self._plain(404, "not found")
+                if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+                    return self._plain(401, json.dumps({"error": {"message": "Incorrect API key"}}))
+                if fake.status != 200:
+                    return self._plain(fake.status, json.dumps({"error": {"message": "boom"}}))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+                try:
+                    fake.respond(self, user.lower(), body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+            def _plain(self, status, text):
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> "FakeChatServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _chunk(delta: dict, finish=None) -> bytes:
+        data = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    def _tokens(self, handler, tokens, delay=0.0):
+        for t in tokens:
+            handler.wfile.write(self._chunk({"content": t}))
+            handler.wfile.flush()
+            if delay:
+                time.sleep(delay)
+
+    def _tool(self, handler, name):
+        handler.wfile.write(self._chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                                          "function": {"name": name[:6], "arguments": ""}}]}))
+        handler.wfile.write(self._chunk({"tool_calls": [{"index": 0, "function": {"name": name[6:], "arguments": "{}"}}]}))
+        handler.wfile.write(self._chunk({}, finish="tool_calls"))
+
+    def respond(self, handler, user: str, body: dict) -> None:
+        if "hang" in user:
+            handler.wfile.flush()
+            time.sleep(self.hang_seconds)
+            return
+        if "sales" in user:
+            self._tokens(handler, ["Transferring ", "you ", "to ", "sales."])
+            self._tool(handler, "transfer_to_sales")
+        elif "bye" in user:
+            self._tool(handler, "end_call")
+        elif "slow" in user:
+            self._tokens(handler, [f"word{i} " for i in range(40)], delay=0.05)
+            handler.wfile.write(self._chunk({}, finish="stop"))
+        else:
+            self._tokens(handler, ["Echo: "] + [w + " " for w in user.split()])
+            handler.wfile.write(self._chunk({}, finish="stop"))
+        handler.wfile.write(b"data: [DONE]\n\n")
+        handler.wfile.flush()
