@@ -1,10 +1,13 @@
 """Production: every value comes from the environment; the required ones have no default."""
+from urllib.parse import urlsplit
+
 from .base import *  # noqa: F401,F403
-from .base import broker_from_env, caches_from_env, channel_layers_from_env, database_from_env, env
+from .base import MIDDLEWARE, broker_from_env, caches_from_env, channel_layers_from_env, env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
-FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY")
+# A comma-separated list rotates keys: the new key first (encrypts), old keys after it (still decrypt).
+FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL")
 DATABASES = {"default": env.db("DATABASE_URL")}
@@ -15,7 +18,8 @@ CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_from_env()
 CACHES = caches_from_env()
 CHANNEL_LAYERS = channel_layers_from_env()
 
-CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL]
+_public = urlsplit(PUBLIC_BASE_URL)
+CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
@@ -26,3 +30,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Static files are served by the app itself (WhiteNoise), compressed, after `manage.py collectstatic`.
+MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
