@@ -34,7 +34,8 @@ def _repo_root() -> Path:
 
 
 def _spec_dir() -> Path:
-    return _repo_root().parent / "shared" / "twilio-oai"
+    """../shared/twilio-oai beside the checkout (TWILIO_OAI_DIR overrides)."""
+    return Path(os.environ.get("TWILIO_OAI_DIR") or _repo_root().parent / "shared" / "twilio-oai")
 
 
 def _prism_bin() -> Path:
