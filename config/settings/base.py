@@ -172,6 +172,8 @@ TWILIO_PARENT_AUTH_TOKEN = env.str("TWILIO_PARENT_AUTH_TOKEN", default="")
 TWILIO_TRUST_PROXY_HEADERS = env.bool("TWILIO_TRUST_PROXY_HEADERS", default=False)
 
 VOICE_TOKEN_TTL = 3600
+# Voice tokens per user per minute (a browser needs about one per page load; benchmarks raise it).
+VOICE_TOKEN_RATE_LIMIT = (env.int("VOICE_TOKEN_RATE_LIMIT", default=30), 60)
 
 LOGGING = {
     "version": 1,
