@@ -26,6 +26,11 @@ from .base import Provider, ProviderConfigError
 
 logger = logging.getLogger("connectors.providers.openai_realtime")
 
+# The websocket library logs handshake headers (our bearer key) at DEBUG: its logger for our upstream
+# connections never goes below INFO, whatever LOG_LEVEL says.
+ws_logger = logging.getLogger("connectors.providers.openai_realtime.websocket")
+ws_logger.setLevel(logging.INFO)
+
 SEND_QUEUE_FRAMES = 500  # 10 s of 20 ms frames: beyond that the upstream is stalled
 
 
@@ -59,7 +64,8 @@ class OpenAIRealtimeProvider(Provider):
             headers["OpenAI-Beta"] = "realtime=v1"
         try:
             self.ws = await connect(self.url, additional_headers=headers, open_timeout=self.timeout,
-                                    max_size=2 ** 22, ping_interval=20, ping_timeout=self.timeout)
+                                    max_size=2 ** 22, ping_interval=20, ping_timeout=self.timeout,
+                                    logger=ws_logger)
             first = json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import threading
 
 from websockets.asyncio.server import serve
@@ -74,7 +75,9 @@ class FakeRealtimeServer:
                 return Response(401, "Unauthorized", Headers([("Content-Length", "0")]), b"")
             return None
 
-        async with serve(self._handler, "127.0.0.1", 0, process_request=process_request) as server:
+        quiet = logging.getLogger("tests.fakes.openai_realtime")
+        quiet.setLevel(logging.INFO)  # the fake's own handshake logs are not the app's logs
+        async with serve(self._handler, "127.0.0.1", 0, process_request=process_request, logger=quiet) as server:
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._stop
