@@ -106,12 +106,13 @@ def broker_from_env() -> tuple[str, dict]:
     if redis_url:
         return redis_url, {"visibility_timeout": 3600}
     folder = Path(env.str("CELERY_FS_BROKER_DIR", default=str(VAR_DIR / "broker")))
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return "filesystem://", {
         "data_folder_in": str(folder / "out"),
         "data_folder_out": str(folder / "out"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
     }
 
