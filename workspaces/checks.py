@@ -13,7 +13,7 @@ def encrypted_fields():
                 yield model, field
 
 
-@register(Tags.database, deploy=True)
+@register(Tags.database)  # runs with `check --database default` (bin/run) and `check --deploy --database default`
 def check_encrypted_values_decrypt(app_configs=None, databases=None, **kwargs):
     if not databases:
         return []
