@@ -1,0 +1,221 @@
+"""ConversationRelay over a real websocket: signed handshake, setup, prompts, interrupts, handovers via `end`."""
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from connectors.runtime import calls
+from connectors.runtime_models import CallHandover, CallTurn
+
+from .conftest import make_call_setup, run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RELAY_URL = "wss://calls.example.test/v1/stream/relay"
+
+
+class RelayClient:
+    def __init__(self, ws):
+        self.ws = ws
+        self.received = []
+
+    async def send(self, msg):
+        await self.ws.send(json.dumps(msg))
+
+    async def setup(self, *, token, call_sid, account_sid=""):
+        await self.send({"type": "setup", "sessionId": "VX" + "1" * 32, "callSid": call_sid, "accountSid": account_sid,
+                         "from": "+15125550199", "to": "+15125550100", "direction": "inbound",
+                         "customParameters": {"session": token}})
+
+    async def prompt(self, text):
+        await self.send({"type": "prompt", "voicePrompt": text, "lang": "en-US", "last": True})
+
+    async def read_until(self, predicate, timeout=5.0):
+        async def loop():
+            while True:
+                msg = json.loads(await self.ws.recv())
+                self.received.append(msg)
+                if predicate(msg):
+                    return msg
+        return await asyncio.wait_for(loop(), timeout)
+
+    async def reply(self, timeout=5.0) -> str:
+        """The text of one reply (tokens until last=True)."""
+        tokens = []
+        while True:
+            msg = await self.read_until(lambda m: m.get("type") in ("text", "end"), timeout)
+            if msg["type"] == "end":
+                raise AssertionError(f"session ended: {msg}")
+            tokens.append(msg["token"])
+            if msg["last"]:
+                return "".join(tokens)
+
+    async def closed(self, timeout=5.0):
+        try:
+            while True:
+                self.received.append(json.loads(await asyncio.wait_for(self.ws.recv(), timeout)))
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+
+
+def relay_connect(server, setup, signature=None):
+    headers = {"X-Twilio-Signature": signature if signature is not None else setup.sign(RELAY_URL)}
+    return connect(server.ws_base + "/v1/stream/relay", additional_headers=headers)
+
+
+def test_handshake_without_signature_is_refused(asgi_server):
+    async def scenario():
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(asgi_server.ws_base + "/v1/stream/relay"):
+                pass
+        return info.value.response.status_code
+
+    assert run(scenario()) == 403
+
+
+def test_forged_signature_is_closed_at_setup(asgi_server, twilio_sandbox):
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup, signature="bm90IGEgc2lnbmF0dXJl") as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            return await client.closed()
+
+    assert run(scenario()) == 4403
+
+
+@pytest.mark.parametrize("first", [{"type": "prompt", "voicePrompt": "hi", "last": True}, "not json"])
+def test_messages_before_setup_close_the_socket(asgi_server, twilio_sandbox, first):
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            await ws.send(first if isinstance(first, str) else json.dumps(first))
+            return await RelayClient(ws).closed()
+
+    assert run(scenario()) == 4400
+
+
+def test_scripted_relay_answers_and_hands_over_with_end(asgi_server, twilio_sandbox):
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
+            greeting = await client.reply()
+            await client.prompt("When are you open?")
+            answer = await client.reply()
+            await client.send({"type": "interrupt", "utteranceUntilInterrupt": "We are open",
+                               "durationUntilInterruptMs": "800"})
+            await client.send({"type": "bogus"})
+            await client.prompt("I want to talk to sales please")
+            end = await client.read_until(lambda m: m.get("type") == "end")
+            code = await client.closed()
+            return greeting, answer, end
+
+    greeting, answer, end = run(scenario())
+    assert greeting == "Hello, this is Ava."
+    assert answer == "We are open nine to five."
+    data = json.loads(end["handoffData"])
+    handover = CallHandover.objects.get()
+    assert data == {"reason": "handover", "action": "transfer_to_sales", "handover_id": handover.pk}
+    assert (handover.transport, handover.destination) == ("conversation_relay", "+31201234567")
+    turns = list(CallTurn.objects.filter(call_session=session).values_list("role", "text"))
+    assert ("caller", "When are you open?") in turns
+
+
+def test_replayed_setup_token_is_refused(asgi_server, twilio_sandbox):
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            await client.reply()
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            return await client.closed()
+
+    assert run(scenario()) == 4403
+
+
+def chat_setup(sandbox, fake, **variables):
+    return make_call_setup(sandbox=sandbox, transport="conversation_relay", provider="openai_chat",
+                           secrets_={"OPENAI_API_KEY": fake.api_key},
+                           variables={"OPENAI_BASE_URL": fake.base_url, "OPENAI_CHAT_MODEL": "fake-chat", **variables})
+
+
+def test_chat_provider_streams_tokens_interrupts_and_calls_tools(asgi_server, twilio_sandbox, fake_chat):
+    setup = chat_setup(twilio_sandbox, fake_chat)
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            assert await client.reply() == "Hello, this is Ava."
+            await client.prompt("hello there")
+            echo = await client.reply()
+            await client.prompt("please be slow")
+            await client.read_until(lambda m: m.get("type") == "text")  # the reply has started
+            await client.send({"type": "interrupt", "utteranceUntilInterrupt": "word0 word1",
+                               "durationUntilInterruptMs": "600"})
+            await client.prompt("connect me to sales")
+            end = await client.read_until(lambda m: m.get("type") == "end")
+            await client.closed()
+            return echo, end
+
+    echo, end = run(scenario())
+    assert echo == "Echo: hello there "
+    headers, body = fake_chat.requests[0]
+    assert headers["Authorization"] == f"Bearer {fake_chat.api_key}"
+    assert body["model"] == "fake-chat" and body["stream"] is True
+    assert {t["function"]["name"] for t in body["tools"]} == {"transfer_to_sales", "transfer_to_support", "end_call"}
+    # After the interrupt the model's history holds only what the caller heard.
+    last_messages = fake_chat.requests[-1][1]["messages"]
+    assert {"role": "assistant", "content": "word0 word1"} in last_messages
+    assert not any(m.get("content", "") and "word39" in (m.get("content") or "") for m in last_messages)
+    assert json.loads(end["handoffData"])["action"] == "transfer_to_sales"
+    assert CallHandover.objects.get().action_name == "transfer_to_sales"
+
+
+@pytest.mark.parametrize("failure", ["http500", "timeout", "no-key"])
+def test_chat_provider_failure_apologises_and_ends_with_error(asgi_server, twilio_sandbox, fake_chat, failure):
+    variables = {"OPENAI_TIMEOUT": "0.5"}
+    setup = chat_setup(twilio_sandbox, fake_chat, **variables)
+    if failure == "no-key":
+        setup.environment.secrets.all().delete()
+    if failure == "http500":
+        fake_chat.status = 500
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            if failure != "no-key":
+                await client.reply()
+                await client.prompt("please hang" if failure == "timeout" else "hello")
+            end = await client.read_until(lambda m: m.get("type") == "end", timeout=8)
+            await client.closed()
+            return client.received
+
+    received = run(scenario())
+    end_at = next(i for i, m in enumerate(received) if m.get("type") == "end")
+    assert json.loads(received[end_at]["handoffData"])["reason"] == "error"
+    # Never dead air: the caller heard an apology right before the session ended.
+    assert received[end_at - 1] == {"type": "text", "token": "Sorry, something went wrong on our side.",
+                                    "last": True, "interruptible": False}
