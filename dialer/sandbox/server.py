@@ -97,12 +97,13 @@ class Fault:
     delay: float
     after_action: bool
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: str = "") -> bool:
+        """`path_pattern` is searched in the path, then in path?query (so a pattern ending in `.json$` also matches list requests)."""
         if self.times is not None and self.times <= 0:
             return False
         if self.method and self.method not in ("*", method):
             return False
-        return bool(self.path_pattern.search(path))
+        return bool(self.path_pattern.search(path) or (query and self.path_pattern.search(f"{path}?{query}")))
 
 
 @dataclass
@@ -587,7 +588,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with sb.lock:
             sb.requests.append((method, path, {**query, **form}))
-            fault = next((f for f in sb.faults if f.matches(method, self.path)), None)
+            fault = next((f for f in sb.faults if f.matches(method, path, parts.query)), None)
             if fault is not None and fault.times is not None:
                 fault.times -= 1
         if fault is not None and fault.kind.isdigit():
