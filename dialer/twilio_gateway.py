@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
@@ -196,6 +197,13 @@ def _page_error(exc: TwilioException) -> TwilioRestException | None:
     return TwilioRestException(response.status_code, "", message, code, "GET")
 
 
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the TCP connection was never made (refused, DNS, connect timeout): nothing was sent."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)  # NewConnectionError is one too
+
+
 def _translate(exc: Exception, *, op: str, mutating: bool) -> errors.TwilioError:
     if type(exc) is TwilioException and (rest := _page_error(exc)) is not None:
         exc = rest
@@ -232,7 +240,8 @@ def _translate(exc: Exception, *, op: str, mutating: bool) -> errors.TwilioError
         return errors.TwilioTransientError("Twilio did not answer in time.", ambiguous=mutating)
     if isinstance(exc, requests.exceptions.ConnectionError):
         # Refused before sending is not ambiguous; a reset after sending may be.
-        return errors.TwilioTransientError("Could not reach Twilio (connection failed).", ambiguous=mutating)
+        return errors.TwilioTransientError("Could not reach Twilio (connection failed).",
+                                           ambiguous=mutating and not _never_connected(exc))
     if isinstance(exc, (requests.exceptions.RequestException, TwilioException, ValueError)):
         return errors.TwilioTransientError(f"Unexpected answer from Twilio ({type(exc).__name__}).", ambiguous=mutating)
     raise exc

@@ -387,11 +387,15 @@ def test_dropped_connection_is_transient(sandbox, creds, after_action):
     assert len(bought) == (1 if after_action else 0)
 
 
-def test_connection_refused_is_transient(settings, creds, sandbox):
+def test_connection_refused_is_transient_and_not_ambiguous(settings, creds, sandbox):
     settings.TWILIO_API_BASE_URL = "http://127.0.0.1:9"  # discard port: nothing listens
     gw.reset_http_client()
-    with pytest.raises(errors.TwilioTransientError):
+    with pytest.raises(errors.TwilioTransientError) as caught:
         gw.account_fetch(creds=creds)
+    assert not caught.value.ambiguous
+    with pytest.raises(errors.TwilioTransientError) as caught:  # a POST that never left is safe to retry
+        gw.incoming_number_purchase(creds=creds, phone_number=TEST_NUMBER_BUYS)
+    assert caught.value.transient and not caught.value.ambiguous
 
 
 def test_fault_injection_counts_and_patterns(sandbox, creds):
