@@ -98,7 +98,10 @@ class Fault:
     after_action: bool
 
     def matches(self, method: str, path: str, query: str = "") -> bool:
-        """`path_pattern` is searched in the path, then in path?query (so a pattern ending in `.json$` also matches list requests)."""
+        """`path_pattern` is searched in the path, then in path?query.
+
+        So a pattern ending in `.json$` also matches list requests that carry a query string.
+        """
         if self.times is not None and self.times <= 0:
             return False
         if self.method and self.method not in ("*", method):
@@ -603,7 +606,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             time.sleep(fault.delay)
-        result = self._dispatch(method, path, query, form)
+        with sb.lock:  # one request at a time changes state (two racing purchases can't both win)
+            result = self._dispatch(method, path, query, form)
         if fault is not None and fault.after_action:
             if fault.kind == "drop":
                 self._drop()

@@ -233,3 +233,16 @@ def test_cli_prints_parent_and_serves_byok_accounts():
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_racing_purchases_of_one_number_buy_it_once(sandbox, account):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sid, token = account
+    sandbox.add_available_number("+15125550177")
+    path = f"{API}/Accounts/{sid}/IncomingPhoneNumbers.json"
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda _: _post(sandbox, path, (sid, token), PhoneNumber="+15125550177").status_code,
+                                   range(8)))
+    assert statuses == [201] + [400] * 7
+    assert len(sandbox.state["incoming_numbers"][sid]) == 1
