@@ -6,6 +6,7 @@ Thin views: form → service → render. Every object is looked up in request.wo
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from workspaces.decorators import workspace_admin_required
@@ -101,7 +102,9 @@ def connection_status(request):
     connection = connection_get(workspace=workspace)
     # Fresh banner state: the worker that changed it may not share this process's cache.
     status = phone_system_status_compute(workspace_id=workspace.pk)
-    cache.set(status_cache_key(workspace.pk), status, 300)
+    key = status_cache_key(workspace.pk)
+    if cache.get(key) != status:
+        cache.set(key, status, 300)
     return render(request, "dialer/_connection_status.html", {
         "connection": connection, "phone_system": status, "oob": True,
         "number_count": PhoneNumber.objects.filter(workspace=workspace).count(),
@@ -129,6 +132,7 @@ def _numbers_context(request):
         "numbers": list(phone_numbers_for_workspace(workspace=workspace)),
         "purchases": list(number_purchases_open(workspace=workspace)),
         "connection": connection_get(workspace=workspace),
+        "numbers_url": reverse("dialer:numbers"),
     }
 
 
@@ -265,6 +269,8 @@ def _caller_ids_context(request, *, form=None):
         "form": form or CallerIdAddForm(default_country=workspace.default_country),
         "connection": connection,
         "local_presence_form": LocalPresenceForm(initial={"enabled": bool(connection and connection.local_presence)}),
+        "caller_ids_url": reverse("dialer:caller_ids"),
+        "numbers_url": reverse("dialer:numbers"),
     }
 
 
