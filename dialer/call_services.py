@@ -108,31 +108,21 @@ def _caller_id_auto(*, workspace, to_number: str) -> CallerId | None:
         return None
 
 
-def _member_user(*, workspace, identity: str):
+def _member_user_id(*, workspace, identity: str) -> int | None:
+    """The user id behind a `client:ws<id>-u<id>` identity if that user is a member of `workspace`."""
     parsed = identity_parse(identity or "")
     if parsed is None or parsed[0] != workspace.pk:
         return None
-    membership = Membership.objects.select_related("user").filter(workspace=workspace, user_id=parsed[1]).first()
-    return membership.user if membership is not None else None
+    return Membership.objects.filter(workspace=workspace, user_id=parsed[1]).values_list("user_id", flat=True).first()
 
 
 def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str, requested_caller_id: str,
                         ) -> OutboundDecision:
     """Check and record a browser-dialer call. Idempotent per CallSid: a retried webhook gets the same answer."""
-    existing = Call.objects.filter(sid=call_sid).first()
-    if existing is not None:
-        if existing.workspace_id != workspace.pk:
-            _log_refusal(workspace=workspace, call_sid=call_sid, reason="CallSid belongs to another workspace")
-            return OutboundDecision(call=existing, allowed=False, message=REFUSE_NOT_MEMBER)
-        if existing.status == Call.Status.REFUSED:
-            return OutboundDecision(call=existing, allowed=False, message=_refusal_message(existing.refusal_reason))
-        return OutboundDecision(call=existing, allowed=True, to_number=existing.to_number,
-                                caller_id=existing.caller_id)
-
-    user = _member_user(workspace=workspace, identity=from_identity)
+    user_id = _member_user_id(workspace=workspace, identity=from_identity)
     reason = message = ""
     to_number = caller_id = ""
-    if user is None:
+    if user_id is None:
         reason, message = "identity is not a member of this workspace", REFUSE_NOT_MEMBER
     else:
         try:
@@ -160,13 +150,19 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
             else:
                 reason, message = "caller ID not owned or verified by the workspace", REFUSE_CALLER_ID
 
-    defaults = dict(workspace=workspace, direction=Call.Direction.OUTBOUND, user=user,
+    defaults = dict(workspace=workspace, direction=Call.Direction.OUTBOUND, user_id=user_id,
                     from_number=caller_id or from_identity[:64], to_number=to_number or (to or "")[:64],
                     caller_id=caller_id, status=Call.Status.REFUSED if reason else Call.Status.INITIATED,
                     refusal_reason=reason, ended_at=_now() if reason else None)
+    # Insert first: a retried webhook (same CallSid) hits the unique constraint and gets the stored answer.
     call, created = _call_create(call_sid=call_sid, defaults=defaults)
-    if not created and call.workspace_id != workspace.pk:
-        return OutboundDecision(call=call, allowed=False, message=REFUSE_NOT_MEMBER)
+    if not created:
+        if call.workspace_id != workspace.pk:
+            _log_refusal(workspace=workspace, call_sid=call_sid, reason="CallSid belongs to another workspace")
+            return OutboundDecision(call=call, allowed=False, message=REFUSE_NOT_MEMBER)
+        if call.status == Call.Status.REFUSED:
+            return OutboundDecision(call=call, allowed=False, message=_refusal_message(call.refusal_reason))
+        return OutboundDecision(call=call, allowed=True, to_number=call.to_number, caller_id=call.caller_id)
     if reason:
         _log_refusal(workspace=workspace, call_sid=call_sid, reason=reason,
                      requested_caller_id=(requested_caller_id or "")[:32])
@@ -177,8 +173,10 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
 def _call_create(*, call_sid: str, defaults: dict) -> tuple[Call, bool]:
     """Insert the Call for `call_sid`; a concurrent retry of the same webhook finds the row instead."""
     try:
-        with transaction.atomic():
-            return Call.objects.create(sid=call_sid, **defaults), True
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a duplicate does not break the outer transaction
+                return Call.objects.create(sid=call_sid, **defaults), True
+        return Call.objects.create(sid=call_sid, **defaults), True  # autocommit: one round trip
     except IntegrityError:
         return Call.objects.get(sid=call_sid), False
 
@@ -229,10 +227,10 @@ def call_status_apply(*, workspace, call_sid: str, status: str, duration: int | 
         call = _locked_call(workspace=workspace, call_sid=call_sid)
         if call is None:
             direction = Call.Direction.OUTBOUND if from_number.startswith("client:") else Call.Direction.INBOUND
-            user = _member_user(workspace=workspace, identity=from_number) if direction == "outbound" else None
+            user_id = _member_user_id(workspace=workspace, identity=from_number) if direction == "outbound" else None
             try:
                 with transaction.atomic():
-                    call = Call.objects.create(workspace=workspace, sid=call_sid, direction=direction, user=user,
+                    call = Call.objects.create(workspace=workspace, sid=call_sid, direction=direction, user_id=user_id,
                                                from_number=from_number[:64], to_number=to_number[:64],
                                                status=Call.Status.INITIATED, started_at=when or _now())
             except IntegrityError:
@@ -252,11 +250,11 @@ def call_leg_status_apply(*, workspace, parent_sid: str, leg_sid: str, status: s
         if call is None:
             return None
         is_client = to_number.startswith("client:")
-        leg_user = _member_user(workspace=workspace, identity=to_number) if is_client else None
+        leg_user_id = _member_user_id(workspace=workspace, identity=to_number) if is_client else None
         leg, created = CallLeg.objects.get_or_create(
             sid=leg_sid,
             defaults=dict(call=call, kind=CallLeg.Kind.CLIENT if is_client else CallLeg.Kind.NUMBER,
-                          to_number=to_number[:64], from_number=from_number[:64], user=leg_user,
+                          to_number=to_number[:64], from_number=from_number[:64], user_id=leg_user_id,
                           started_at=when or _now()),
         )
         if leg.call_id != call.pk:

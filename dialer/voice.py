@@ -130,14 +130,10 @@ def voice_token_rate_limited(*, user_id: int, now: float | None = None) -> int:
     now = time.time() if now is None else now
     bucket = int(now // window)
     key = f"voice-token-rl:{user_id}:{bucket}"
-    if cache.add(key, 1, window + 5):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, window + 5)
-            count = 1
+    try:
+        count = cache.incr(key)  # one round trip on the common path
+    except ValueError:  # first request in this window
+        count = 1 if cache.add(key, 1, window + 5) else cache.incr(key)
     if count > allowed:
         return max(1, int((bucket + 1) * window - now))
     return 0
