@@ -1,0 +1,53 @@
+"""Admin: Twilio secrets are never shown, only replaced; saving drops the cached banner."""
+import pytest
+
+from dialer.models import TwilioConnection
+from dialer.selectors import phone_system_status
+from tests.factories import TwilioConnectionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ops_client(client):
+    user = UserFactory(username="ops", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+def _form_data(connection, **extra):
+    data = {"workspace": connection.workspace_id, "mode": connection.mode, "account_sid": connection.account_sid,
+            "status": connection.status, "error_code": "", "error_message": "", "api_key_sid": "",
+            "twiml_app_sid": "", "retry_message": "", "new_auth_token": ""}
+    data.update(extra)
+    return data
+
+
+def test_change_form_masks_and_replaces_the_token(ops_client):
+    connection = TwilioConnectionFactory(auth_token="0123456789abcdef0123456789abcdef")
+    url = f"/admin/dialer/twilioconnection/{connection.pk}/change/"
+    html = ops_client.get(url).content.decode()
+    assert "0123456789abcdef0123456789abcdef" not in html
+    assert "••••cdef" in html
+    assert 'name="new_auth_token"' in html and 'name="auth_token"' not in html
+
+    # Empty keeps the token; a value replaces it.
+    assert ops_client.post(url, _form_data(connection)).status_code == 302
+    connection.refresh_from_db()
+    assert connection.auth_token == "0123456789abcdef0123456789abcdef"
+    phone_system_status(workspace_id=connection.workspace_id)  # cached: ready/no_number
+    response = ops_client.post(url, _form_data(connection, new_auth_token="f" * 32, status="error"))
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.auth_token == "f" * 32
+    assert phone_system_status(workspace_id=connection.workspace_id).banner == "Phone system error"
+
+
+def test_bad_values_are_refused(ops_client):
+    connection = TwilioConnectionFactory()
+    url = f"/admin/dialer/twilioconnection/{connection.pk}/change/"
+    response = ops_client.post(url, _form_data(connection, account_sid="AC1", new_auth_token="x"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "An Account SID is" in html and "An Auth Token is 32 letters and digits" in html
+    assert TwilioConnection.objects.get(pk=connection.pk).account_sid == connection.account_sid
