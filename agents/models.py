@@ -30,6 +30,10 @@ class Agent(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=80)
+    # The newest published version, kept by agents.services.agent_publish (lets the webhook resolve
+    # "Published" mode in the same query that finds the connector).
+    latest_version = models.ForeignKey("AgentVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Max, Prefetch
+from django.db.models import CharField, Max, Prefetch, Value
 
 from .models import Agent, AgentVersion, AuthConnector, Environment, EnvironmentSecret, EnvironmentVariable, HandoverAction
 
@@ -108,26 +108,34 @@ class Completeness:
         return "; ".join(parts)
 
 
-def environment_completeness(*, version: AgentVersion | None, environment: Environment) -> Completeness:
-    """Which of the version's required secret/variable names the environment lacks (2 queries at most)."""
+def environment_completeness(*, version: AgentVersion | None, environment: Environment | None = None,
+                             environment_id: int | None = None) -> Completeness:
+    """Which of the version's required secret/variable names the environment lacks (one query at most)."""
+    if environment_id is None:
+        environment_id = environment.pk
     if version is None:
         return Completeness()
     needed_secrets = [n for n in (version.secrets or []) if n]
     needed_variables = [n for n in (version.variables or []) if n]
-    have_secrets = set()
-    have_variables = set()
-    if needed_secrets:
-        have_secrets = set(
-            EnvironmentSecret.objects.filter(environment=environment, name__in=needed_secrets)
-            .exclude(value="")
-            .values_list("name", flat=True)
-        )
-    if needed_variables:
-        have_variables = set(
-            EnvironmentVariable.objects.filter(environment=environment, name__in=needed_variables).values_list(
-                "name", flat=True
-            )
-        )
+    if not needed_secrets and not needed_variables:
+        return Completeness()
+    # One round trip: the names present, tagged by kind.
+    secrets_qs = (
+        EnvironmentSecret.objects.filter(environment_id=environment_id, name__in=needed_secrets)
+        .exclude(value="")
+        .annotate(kind=Value("s", output_field=CharField()))
+        .order_by()
+        .values_list("kind", "name")
+    )
+    variables_qs = (
+        EnvironmentVariable.objects.filter(environment_id=environment_id, name__in=needed_variables)
+        .annotate(kind=Value("v", output_field=CharField()))
+        .order_by()
+        .values_list("kind", "name")
+    )
+    rows = list(secrets_qs.union(variables_qs, all=True))
+    have_secrets = {name for kind, name in rows if kind == "s"}
+    have_variables = {name for kind, name in rows if kind == "v"}
     return Completeness(
         missing_secrets=sorted(set(needed_secrets) - have_secrets),
         missing_variables=sorted(set(needed_variables) - have_variables),

@@ -108,7 +108,9 @@ def agent_publish(*, agent: Agent, user=None, allow_unchanged: bool = False) -> 
     _copy_actions(source=draft, target=version)
     if draft.restored_from is not None:
         AgentVersion.objects.filter(pk=draft.pk).update(restored_from=None)
-    locked.save(update_fields=["updated_at"])
+    locked.latest_version = version
+    locked.save(update_fields=["latest_version", "updated_at"])
+    agent.latest_version = version
     return version
 
 

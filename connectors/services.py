@@ -34,7 +34,11 @@ def stream_token_issue(*, call_session: CallSession) -> str:
     CallSession.objects.filter(pk=call_session.pk).update(stream_token_nonce=nonce, stream_token_used_at=None)
     call_session.stream_token_nonce = nonce
     call_session.stream_token_used_at = None
-    return signing.TimestampSigner(salt=STREAM_TOKEN_SALT).sign(f"{call_session.pk}.{nonce}")
+    return _sign(call_session.pk, nonce)
+
+
+def _sign(pk: int, nonce: str) -> str:
+    return signing.TimestampSigner(salt=STREAM_TOKEN_SALT).sign(f"{pk}.{nonce}")
 
 
 def stream_token_consume(*, token: str, max_age: int = STREAM_TOKEN_MAX_AGE) -> CallSession:
@@ -308,24 +312,29 @@ def _status_of(params: dict) -> str:
     return status if status in CallSession.Status.values else CallSession.Status.RINGING
 
 
+def _answer_existing(*, connector: PhoneConnector, session: CallSession) -> tuple[CallSession, str]:
+    """A retried CallSid: the same session, and the same kind of answer it got the first time."""
+    if session.rejected_reason or session.agent_version is None:
+        return session, apology_twiml()
+    return session, connect_twiml(connector=connector, version=session.agent_version,
+                                  token=stream_token_issue(call_session=session))
+
+
 def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[CallSession | None, str]:
     """Resolve the version, record the call session (idempotent on CallSid) and build the TwiML answer.
 
-    No Twilio or model-provider calls; a handful of SQL queries. A retried CallSid gets the same
-    session and the same kind of answer it got the first time.
+    No Twilio or model-provider calls. The common case (a new call, Published mode) costs three
+    round trips to the database: the connector (loaded by the view), the environment's names, and
+    one INSERT that also stores the stream token's nonce. A retried CallSid hits the unique
+    constraint and gets the same session and the same kind of answer as the first attempt.
     """
+    from django.db import connection
+
     from .selectors import connector_readiness
 
-    call_sid = (params.get("CallSid") or "").strip()
+    call_sid = (params.get("CallSid") or "").strip()[:64]
     if not call_sid:
         return None, apology_twiml()
-    session = CallSession.objects.filter(call_sid=call_sid).select_related("agent_version").first()
-    if session is not None and session.connector_id == connector.pk:
-        if session.rejected_reason or session.agent_version is None:
-            return session, apology_twiml()
-        return session, connect_twiml(connector=connector, version=session.agent_version,
-                                      token=stream_token_issue(call_session=session))
-
     if not connector.enabled:
         version, problem = None, "The connector is disabled."
     else:
@@ -338,32 +347,30 @@ def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[Cal
         "direction": (params.get("Direction") or "inbound")[:24],
         "status": CallSession.Status.REJECTED if problem else _status_of(params),
         "rejected_reason": problem[:255], "params": interesting,
+        "stream_token_nonce": "" if problem else secrets.token_urlsafe(12), "stream_token_used_at": None,
     }
-    if session is None:
-        try:
-            with transaction.atomic():
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a duplicate does not spoil the outer transaction
                 session = CallSession.objects.create(call_sid=call_sid, **values)
-        except IntegrityError:
-            # A concurrent retry created it first: answer like it did.
-            session = CallSession.objects.select_related("agent_version").get(call_sid=call_sid)
-            if session.rejected_reason or session.agent_version is None:
-                return session, apology_twiml()
-            return session, connect_twiml(connector=connector, version=session.agent_version,
-                                          token=stream_token_issue(call_session=session))
-    else:
+        else:
+            session = CallSession.objects.create(call_sid=call_sid, **values)  # one INSERT in autocommit
+    except IntegrityError:
+        session = CallSession.objects.select_related("agent_version").get(call_sid=call_sid)
+        if session.connector_id == connector.pk:
+            return _answer_existing(connector=connector, session=session)
         # The same call routed on to another connector (e.g. an IVR in front of several agents).
-        merged = {**session.params, **interesting}
-        values["params"] = merged
+        values["params"] = {**session.params, **interesting}
         for key, value in values.items():
             setattr(session, key, value)
-        session.save(update_fields=[k.removesuffix("_id") if k.endswith("_id") else k for k in values])
+        session.save(update_fields=[k.removesuffix("_id") for k in values])
     if problem:
         connector_alert_set(connector=connector, text=f"Call {call_sid} from {values['from_number'] or 'unknown'} "
                                                       f"was not connected: {problem}")
         logger.warning("inbound call rejected", extra={"connector_id": connector.pk, "call_sid": call_sid,
                                                         "reason": problem})
         return session, apology_twiml()
-    return session, connect_twiml(connector=connector, version=version, token=stream_token_issue(call_session=session))
+    return session, connect_twiml(connector=connector, version=version, token=_sign(session.pk, session.stream_token_nonce))
 
 
 def handoff_twiml(*, connector: PhoneConnector, params: dict) -> str:

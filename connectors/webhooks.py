@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 from dialer.webhook_security import twilio_webhook
 
 from . import services
-from .selectors import connector_for_webhook
+from .selectors import connector_for_webhook, webhook_connection_get
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +22,8 @@ def _resolve(request, identifier: str, **kwargs):
     if connector is None:
         return None
     request.phone_connector = connector
-    try:
-        connection = connector.workspace.twilio_connection
-    except Exception:  # RelatedObjectDoesNotExist: the workspace never connected Twilio
-        return None
-    if not connection.has_credentials:
+    connection = webhook_connection_get(workspace_id=connector.workspace_id)
+    if connection is None or not connection.has_credentials:
         return None
     return connection
 

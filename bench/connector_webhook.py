@@ -1,0 +1,147 @@
+"""The incoming-call webhook against the trivial /healthz view, on gunicorn: `python -m bench.connector_webhook`.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/callwell_bench_webhook \
+    REDIS_URL=redis://127.0.0.1:6379/9 \
+    .venv/bin/python -m bench.connector_webhook --requests 2000
+
+Seeds a workspace (Twilio connection, an agent with a published version that needs one
+secret and one variable, the Production environment supplying them, a phone connector),
+then POSTs validly signed Twilio requests, each with a fresh CallSid (so every request
+takes the full path: resolve, check completeness, create the call session, issue the
+stream token, build TwiML), at concurrency 1 and 32. Without DATABASE_URL/REDIS_URL it
+runs on SQLite with dev settings (the smoke test does that). Aim: the webhook's
+throughput at least half of /healthz's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+from urllib.parse import urlencode, urlsplit
+
+from bench._harness import ROOT, bench_env, hammer, report, serve
+
+SEED = r"""
+import json, secrets
+from agents import services as a
+from connectors import services as c
+from dialer.models import TwilioConnection
+from workspaces.services import workspace_create
+
+ws = workspace_create(name="Bench " + secrets.token_hex(3))
+conn = TwilioConnection.objects.create(workspace=ws, account_sid="AC" + secrets.token_hex(16),
+                                       auth_token=secrets.token_hex(16), status="connected")
+agent = a.agent_create(workspace=ws, name="Bench agent")
+draft = agent.versions.get(state="draft")
+a.agent_draft_update(draft=draft, greeting="Hello", secrets=["OPENAI_API_KEY"], variables=["COMPANY"])
+a.handover_action_create(draft=draft, name="transfer_to_sales", destination="+31201234567")
+a.agent_publish(agent=agent)
+env = {e.kind: e for e in a.environments_ensure(workspace=ws)}["production"]
+a.environment_secret_set(environment=env, name="OPENAI_API_KEY", value="sk-bench-" + secrets.token_hex(8))
+a.environment_variable_set(environment=env, name="COMPANY", value="Bench Inc")
+connector = c.connector_create(workspace=ws, agent=agent, environment=env, version_mode="published")
+assert connector.enabled
+print("SEED=" + json.dumps({"identifier": connector.identifier, "account_sid": conn.account_sid,
+                            "auth_token": conn.auth_token}))
+"""
+
+
+def fresh_postgres_database(url: str) -> None:
+    """A fresh benchmark database on PostgreSQL (each run has a new FIELD_ENCRYPTION_KEY).
+
+    Only a database whose name contains "bench" is dropped and re-created; any other is refused.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        return
+    import psycopg
+
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to recreate database {name!r}: use a name containing 'bench'")
+    admin_url = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def seed(env: dict) -> dict:
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", SEED], cwd=ROOT, env={**os.environ, **env},
+                         check=True, capture_output=True, text=True)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("SEED="))
+    return json.loads(line[5:])
+
+
+def signed_requests(env: dict, seeded: dict, count: int, run_id: str) -> list[tuple]:
+    from twilio.request_validator import RequestValidator
+
+    path = f"/v1/agents/{seeded['identifier']}/twilio-config"
+    url = env["PUBLIC_BASE_URL"].rstrip("/") + path
+    validator = RequestValidator(seeded["auth_token"])
+    specs = []
+    for i in range(count):
+        params = {
+            "CallSid": f"CA{run_id}{i:024x}"[:34], "AccountSid": seeded["account_sid"], "From": "+15125550100",
+            "To": "+15125550199", "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
+        }
+        headers = {"X-Twilio-Signature": validator.compute_signature(url, params),
+                   "Content-Type": "application/x-www-form-urlencoded", "Host": "127.0.0.1"}
+        specs.append(("POST", path, headers, urlencode(params)))
+    return specs
+
+
+def check_answer(base: str, spec: tuple) -> None:
+    import http.client
+
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    method, path, headers, body = spec
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    text = response.read().decode()
+    conn.close()
+    if response.status != 200 or "<Connect>" not in text or "<Stream" not in text:
+        raise SystemExit(f"the webhook did not connect the call: HTTP {response.status}: {text[:500]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per measurement")
+    parser.add_argument("--concurrency", default="1,32", help="comma-separated concurrency levels")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+
+    env = bench_env()
+    fresh_postgres_database(env["DATABASE_URL"])
+    database = urlsplit(env["DATABASE_URL"]).scheme
+    failed = False
+    with serve(env=env, workers=args.workers, threads=args.threads) as base:
+        seeded = seed(env)
+        warm = signed_requests(env, seeded, 50, secrets.token_hex(4))
+        check_answer(base, warm[0])
+        hammer(base + "/healthz", concurrency=2, requests=100)
+        hammer(base, concurrency=2, requests=len(warm) - 1, make_request=lambda i: warm[i + 1])
+        print(f"database: {database}, settings: {env['DJANGO_SETTINGS_MODULE']}, gunicorn {args.workers} workers x "
+              f"{args.threads} threads, {args.requests} requests per row")
+        for level in levels:
+            specs = signed_requests(env, seeded, args.requests, secrets.token_hex(4))
+            baseline = hammer(base + "/healthz", concurrency=level, requests=args.requests)
+            webhook = hammer(base, concurrency=level, requests=args.requests, make_request=lambda i: specs[i])
+            print()
+            report([(f"healthz (baseline) c={level}", baseline), (f"webhook twilio-config c={level}", webhook)])
+            ratio = webhook.rps / baseline.rps if baseline.rps else 0.0
+            verdict = "meets" if ratio >= 0.5 else "MISSES"
+            print(f"throughput ratio {ratio:.2f} {verdict} the aim (>= 0.50); statuses {dict(webhook.statuses)}")
+            if webhook.errors or baseline.errors:
+                failed = True
+                print(f"ERRORS: webhook {webhook.errors}, baseline {baseline.errors}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
