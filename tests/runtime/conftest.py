@@ -22,10 +22,11 @@ from tests.fakes.openai_realtime import FakeRealtimeServer
 class AsgiServer:
     """uvicorn running `config.asgi.application` in a thread, on a free loopback port."""
 
-    def __init__(self):
-        from config.asgi import application
+    def __init__(self, app=None):
+        if app is None:
+            from config.asgi import application as app
 
-        self.config = uvicorn.Config(application, host="127.0.0.1", port=0, lifespan="off", log_level="warning",
+        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning",
                                      ws_ping_interval=None)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
