@@ -55,17 +55,21 @@ print("SEED=" + json.dumps({"workspace_id": ws.pk, "user_id": user.pk, "username
 """
 
 
-def ensure_postgres_database(url: str) -> None:
+def fresh_postgres_database(url: str) -> None:
+    """(Re)create the benchmark's own PostgreSQL database: each run has a new FIELD_ENCRYPTION_KEY, so rows of an
+    earlier run could not be decrypted (and the system check refuses to migrate). Only `*bench*` names are touched."""
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres"):
         return
     import psycopg
 
     name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to recreate {name!r}: a benchmark database name must contain 'bench'")
     admin_url = parts._replace(path="/postgres").geturl()
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def seed(env: dict) -> dict:
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
 
     env = bench_env(VOICE_TOKEN_RATE_LIMIT=10_000_000)
-    ensure_postgres_database(env["DATABASE_URL"])
+    fresh_postgres_database(env["DATABASE_URL"])
     database = urlsplit(env["DATABASE_URL"]).scheme
     failed = False
     with serve(env=env, workers=args.workers, threads=args.threads) as base:
