@@ -40,6 +40,7 @@ class FakeRealtimeServer:
         self.headers: list[dict] = []
         self.paths: list[str] = []
         self.connections = 0
+        self.closed_connections = 0
         self.port = None
         self._loop = None
         self._ready = threading.Event()
@@ -87,7 +88,8 @@ class FakeRealtimeServer:
         self.headers.append(dict(ws.request.headers))
         self.paths.append(ws.request.path)
         if self.mode == "silent":
-            await asyncio.sleep(30)
+            await ws.wait_closed()
+            self.closed_connections += 1
             return
         await ws.send(json.dumps({"type": "session.created", "session": {"id": "sess_1"}}))
         loud = 0
@@ -132,6 +134,8 @@ class FakeRealtimeServer:
                             await self._function_call(ws, "transfer_to_sales")
         except Exception:  # noqa: BLE001 - the client went away
             pass
+        finally:
+            self.closed_connections += 1
 
     async def _audio_reply(self, ws, item_id):
         for _ in range(self.greeting_chunks):

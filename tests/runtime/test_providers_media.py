@@ -153,3 +153,52 @@ def test_secrets_never_reach_the_logs(asgi_server, twilio_sandbox, fake_realtime
         emitted.append(JsonFormatter().format(record))
     for secret in (fake_realtime.api_key, setup.connection.auth_token):
         assert secret not in "\n".join(emitted)
+
+
+def test_stop_frees_the_provider_connection(asgi_server, twilio_sandbox, fake_realtime):
+    setup = realtime_setup(twilio_sandbox, fake_realtime)
+    session = setup.new_session(sandbox=twilio_sandbox)
+    token = setup.token()
+
+    async def scenario():
+        async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
+            twilio = TwilioMediaClient(ws)
+            await twilio.start(token=token, call_sid=session.call_sid)
+            await twilio.read_until(lambda m: m.get("event") == "media")
+            assert fake_realtime.closed_connections == 0
+            await twilio.stop()
+            await _closed(ws)
+        for _ in range(50):
+            if fake_realtime.closed_connections:
+                break
+            await asyncio.sleep(0.05)
+
+    run(scenario())
+    assert fake_realtime.closed_connections == 1  # the upstream socket was closed with the call
+    assert CallSession.objects.get(pk=session.pk).ended_at is not None
+
+
+def test_a_stuck_provider_does_not_delay_other_calls(asgi_server, twilio_sandbox, fake_realtime, monkeypatch):
+    """One call's provider never answers; another call on the same process is greeted at once."""
+    monkeypatch.setattr(calls, "START_TIMEOUT", 2.0)
+    fake_realtime.mode = "silent"
+    stuck = realtime_setup(twilio_sandbox, fake_realtime)
+    stuck_session = stuck.new_session(sandbox=twilio_sandbox)
+    stuck_token = stuck.token()
+    fine = make_call_setup(sandbox=twilio_sandbox)
+    fine_session = fine.new_session(sandbox=twilio_sandbox)
+    fine_token = fine.token()
+
+    async def scenario():
+        async with connect(asgi_server.ws_base + "/v1/stream/media") as ws_stuck, \
+                connect(asgi_server.ws_base + "/v1/stream/media") as ws_fine:
+            await TwilioMediaClient(ws_stuck).start(token=stuck_token, call_sid=stuck_session.call_sid)
+            await asyncio.sleep(0.2)  # the stuck call's provider is now waiting upstream
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            fine_twilio = TwilioMediaClient(ws_fine, stream_sid="MZ" + "1" * 32)
+            await fine_twilio.start(token=fine_token, call_sid=fine_session.call_sid)
+            await fine_twilio.read_until(lambda m: m.get("event") == "media", timeout=2)
+            return loop.time() - t0
+
+    assert run(scenario()) < 1.0
