@@ -20,3 +20,13 @@ def test_chat_panel(context, agent):
                 .order_by("draft_first", "-number").only("id", "state", "number", "provider", "transport"))
     environments = Environment.objects.filter(workspace=workspace).order_by("id")
     return {"show": True, "agent": agent, "versions": versions, "environments": environments}
+
+
+@register.inclusion_tag("connectors/_call_handovers.html")
+def call_handovers(connector, limit: int = 20):
+    """The connector's recent handovers (action, destination, time, outcome), newest first."""
+    from connectors.runtime_models import CallHandover
+
+    handovers = (CallHandover.objects.filter(call_session__connector=connector)
+                 .select_related("call_session").order_by("-requested_at", "-id")[:limit])
+    return {"handovers": handovers}

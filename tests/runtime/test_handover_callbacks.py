@@ -122,3 +122,20 @@ def test_relay_handoff_twiml_dials_the_recorded_handover(setup):
     error = {"CallSid": setup.session.call_sid, "HandoffData": json.dumps({"reason": "error"})}
     body = handover.relay_handoff_twiml(connector=setup.connector, params=error)
     assert handover.AGENT_FAILED_MESSAGE in body and "<Hangup />" in body
+
+
+def test_handovers_are_shown_on_the_connector_page(client, other_client, setup):
+    from tests.factories import MembershipFactory, UserFactory
+    from workspaces.models import Membership
+
+    record = _record(setup)
+    _post(client, setup, record.pk, {"DialCallStatus": "busy"})
+    admin = UserFactory()
+    MembershipFactory(workspace=setup.workspace, user=admin, role=Membership.Role.ADMIN)
+    client.force_login(admin)
+    html = client.get(f"/studio/connectors/{setup.connector.pk}/").content.decode()
+    section = html[html.index('data-testid="call-handovers"'):]
+    assert "transfer_to_sales" in section and "+31201234567" in section and "Busy" in section
+    assert "apology, hang-up" in section
+    # Another workspace's admin cannot see this connector (nor its handovers).
+    assert other_client.get(f"/studio/connectors/{setup.connector.pk}/").status_code == 404
