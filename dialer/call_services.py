@@ -225,6 +225,7 @@ def call_status_apply(*, workspace, call_sid: str, status: str, duration: int | 
     """The parent call's status callback (TwiML app StatusCallback). Unknown CallSids are recorded."""
     with transaction.atomic():
         call = _locked_call(workspace=workspace, call_sid=call_sid)
+        seen_before = call is not None
         if call is None:
             direction = Call.Direction.OUTBOUND if from_number.startswith("client:") else Call.Direction.INBOUND
             user_id = _member_user_id(workspace=workspace, identity=from_number) if direction == "outbound" else None
@@ -237,6 +238,12 @@ def call_status_apply(*, workspace, call_sid: str, status: str, duration: int | 
                 call = _locked_call(workspace=workspace, call_sid=call_sid)
                 if call is None:  # the CallSid belongs to another workspace
                     return None
+        if (seen_before and status == Call.Status.COMPLETED and call.direction == Call.Direction.OUTBOUND
+                and not call.is_final
+                and call.answered_at is None and Call.Status.rank(call.status) < Call.Status.rank("in-progress")):
+            # The rep hung up before anyone answered: Twilio skips Dial's action then, and reports the
+            # browser leg as "completed". Nobody talked, so the call was canceled.
+            status = Call.Status.CANCELED
         _save(call, _advance(call, status, when=when, duration=duration))
     return call
 

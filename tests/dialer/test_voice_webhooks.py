@@ -232,6 +232,16 @@ def test_out_of_order_status_never_moves_back(client, workspace, member_user):
     assert call.legs.get().status == "completed"
 
 
+def test_rep_hangs_up_while_ringing_is_canceled(client, workspace, member_user):
+    connection = ready_workspace(workspace)
+    sid = _start_outbound(client, connection, member_user)
+    _leg(client, connection, sid, call_sid(), "ringing")
+    _status(client, connection, sid, "completed", CallDuration="9")  # no Dial action when the caller leaves
+    call = Call.objects.get(sid=sid)
+    assert (call.status, call.answered_at) == ("canceled", None)
+    assert call.ended_at is not None
+
+
 def test_status_for_an_unknown_call_is_recorded_once(client, workspace, member_user):
     connection = ready_workspace(workspace)
     sid = call_sid()
