@@ -219,3 +219,16 @@ def test_the_stage_catches_a_request_the_spec_rejects(prism_servers, recorded, s
     assert "body.VoiceMethod: Request body property VoiceMethod must be equal to one of the allowed values" in report
     assert "body.VoiceUrl" in report
     assert isinstance(error, gw.errors.TwilioPermanentError)
+
+
+def test_missing_prism_fails_in_ci_and_skips_locally(monkeypatch):
+    from _pytest.outcomes import Failed, Skipped
+
+    from tests.contract import conftest
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(Failed, match="Contract stage cannot run: prism is missing"):
+        conftest._unavailable("prism is missing")
+    monkeypatch.delenv("CI")
+    with pytest.raises(Skipped, match="set CI=1"):
+        conftest._unavailable("prism is missing")
