@@ -12,6 +12,7 @@ import logging
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from twilio.request_validator import RequestValidator
@@ -63,7 +64,31 @@ def relay_public_url(scope) -> str:
 
 
 class _CallConsumer(AsyncWebsocketConsumer):
+    """Channels' websocket consumer with a lean receive loop.
+
+    Channels' own loop starts a new task per message and, in `dispatch`, hops to the database thread
+    (`close_old_connections`) for every message: at 50 audio frames per second per call that serialises all
+    calls through one thread. Here connect/disconnect still go through `dispatch`; text frames of an admitted
+    call go straight to its engine (which never touches the database per frame). No channel layer: the runtime
+    does not use groups.
+    """
+
     transport = ""
+    call = None
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.receive" and self.call is not None:
+                    await self.receive(text_data=message.get("text"), bytes_data=message.get("bytes"))
+                else:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
 
     async def connect(self):
         self.call = None
@@ -71,7 +96,7 @@ class _CallConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def send_json(self, message: dict) -> None:
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        await self.base_send({"type": "websocket.send", "text": json.dumps(message, separators=(",", ":"))})
 
     async def _finished(self) -> None:
         await self.close()
