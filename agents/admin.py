@@ -84,6 +84,8 @@ class EnvironmentAdmin(admin.ModelAdmin):
 @admin.register(EnvironmentSecret)
 class EnvironmentSecretAdmin(admin.ModelAdmin):
     list_display = ["name", "environment", "masked_value", "updated_at"]
+    search_fields = ["name", "environment__workspace__name"]
+    list_filter = ["environment__kind"]
     exclude = ["value"]
     readonly_fields = ["masked_value", "updated_at"]
     list_select_related = ["environment__workspace"]
@@ -95,6 +97,8 @@ class EnvironmentSecretAdmin(admin.ModelAdmin):
 @admin.register(AuthConnector)
 class AuthConnectorAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "environment", "masked_secret", "updated_at"]
+    search_fields = ["name", "environment__workspace__name"]
+    list_filter = ["kind", "environment__kind"]
     exclude = ["secret"]
     readonly_fields = ["masked_secret", "updated_at"]
     list_select_related = ["environment__workspace"]
