@@ -7,8 +7,8 @@
         login(browser_page, live_server, "ann")
         browser_page.goto(live_server.url + "/settings/dialer/")
 
-- One chromium per test session (started on first use), a fresh context (cookies,
-  storage) and page per test.
+- One chromium for consecutive browser tests (started on first use, stopped before any
+  other test), a fresh context (cookies, storage) and page per test.
 - `live_server` implies `transactional_db`: what the test writes is committed and
   the server thread sees it.
 - Playwright's sync API keeps an asyncio loop registered on the test thread, which
@@ -56,31 +56,73 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="session")
+class _BrowserManager:
+    """One chromium shared by consecutive browser tests, stopped before any other test runs.
+
+    Playwright's sync API leaves its asyncio loop registered as *running* on the test thread
+    while it is started, so `asyncio.run()` in a later non-browser test would fail, and Django
+    would refuse ORM calls. Stopping it in between (see `pytest_runtest_setup`) keeps the
+    speed of a shared browser without leaking that state into other tests.
+    """
+
+    def __init__(self):
+        self.playwright = None
+        self.browser = None
+        self._previous_env = None
+
+    def get(self):
+        if self.browser is not None:
+            return self.browser
+        if not os.path.exists(CHROMIUM_PATH):
+            _missing_browser(f"chromium not found at {CHROMIUM_PATH}")
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:  # pragma: no cover - playwright is a dev dependency
+            _missing_browser("the playwright package is not installed")
+        self._previous_env = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        self.playwright = sync_playwright().start()
+        try:
+            self.browser = self.playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True,
+                                                           args=CHROMIUM_ARGS)
+        except Exception as exc:  # noqa: BLE001
+            self.stop()
+            _missing_browser(f"chromium at {CHROMIUM_PATH} did not start: {exc}")
+        return self.browser
+
+    def stop(self):
+        if self.browser is not None:
+            try:
+                self.browser.close()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            self.browser = None
+        if self.playwright is not None:
+            self.playwright.stop()
+            self.playwright = None
+            if self._previous_env is None:
+                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            else:
+                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = self._previous_env
+
+
+_manager = _BrowserManager()
+_BROWSER_FIXTURES = {"browser_page", "browser_context", "_browser"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if _manager.browser is not None and not (_BROWSER_FIXTURES & set(getattr(item, "fixturenames", ()))):
+        _manager.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _manager.stop()
+
+
+@pytest.fixture
 def _browser():
-    if not os.path.exists(CHROMIUM_PATH):
-        _missing_browser(f"chromium not found at {CHROMIUM_PATH}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - playwright is a dev dependency
-        _missing_browser("the playwright package is not installed")
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True, args=CHROMIUM_ARGS)
-    except Exception as exc:  # noqa: BLE001
-        playwright.stop()
-        _missing_browser(f"chromium at {CHROMIUM_PATH} did not start: {exc}")
-    try:
-        yield browser
-    finally:
-        browser.close()
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    return _manager.get()
 
 
 @pytest.fixture(scope="session")

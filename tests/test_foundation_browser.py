@@ -16,7 +16,7 @@ def test_demo_admin_logs_in_and_sees_connect_banner(browser_page, live_server):
     browser_page.wait_for_url("**/settings/dialer/")
 
     assert browser_page.get_by_role("heading", name="Settings → Dialer").is_visible()
-    banner = browser_page.get_by_test_id("phone-banner")
+    banner = browser_page.locator("#phone-system-status").get_by_test_id("phone-banner")  # the sidebar's
     assert banner.is_visible()
     assert "Connect your phone system" in banner.inner_text()
     assert browser_page.console_errors == []
