@@ -65,7 +65,19 @@ class OpenAIChatProvider(Provider):
         await self.on_text(f"(The caller pressed the key {digit}.)")
 
     async def on_interrupt(self, *, heard_text=None, heard_ms=None, item_id="") -> None:
-        await self._cancel_reply(heard_text=heard_text if heard_text is not None else "")
+        """The caller spoke over the agent. Twilio's speech lags the token stream, so the reply has often been
+        streamed completely already: either way the history keeps only what the caller heard."""
+        heard = heard_text if heard_text is not None else ""
+        task = self._reply_task
+        if task is not None and not task.done():
+            await self._cancel_reply(heard_text=heard, record=False)
+            return
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.get("role") == "assistant" and not last.get("tool_calls"):
+            if heard:
+                last["content"] = heard
+            else:
+                self.messages.pop()
 
     async def on_tool_result(self, call_id: str, result: str) -> None:
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
@@ -84,7 +96,7 @@ class OpenAIChatProvider(Provider):
         self._partial = ""
         self._reply_task = asyncio.create_task(self._reply(self._turn), name=f"chat-reply-{self._turn}")
 
-    async def _cancel_reply(self, *, heard_text: str | None) -> None:
+    async def _cancel_reply(self, *, heard_text: str | None, record: bool = True) -> None:
         """Stop the reply being streamed. The history keeps only what the caller heard."""
         task, self._reply_task = self._reply_task, None
         if task is None or task.done():
@@ -97,7 +109,8 @@ class OpenAIChatProvider(Provider):
         heard = self._partial if heard_text is None else heard_text
         if heard:
             self.messages.append({"role": "assistant", "content": heard})
-        self.emit(Transcript("agent", heard, heard=False))
+        if record:
+            self.emit(Transcript("agent", heard, heard=False))
 
     async def _reply(self, turn: int) -> None:
         body = {"model": self.model, "messages": self.messages, "stream": True}

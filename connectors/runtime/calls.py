@@ -378,6 +378,7 @@ class RelayCall(CallEngine):
             heard = msg.get("utteranceUntilInterrupt")
             heard = heard if isinstance(heard, str) else ""
             self.interruptions.append(heard)
+            self.turns.append(("agent", heard, False))
             logger.info("relay interrupt", extra=self.log_extra(heard_chars=len(heard),
                                                                 heard_ms=msg.get("durationUntilInterruptMs")))
             await self.provider.on_interrupt(heard_text=heard)

@@ -219,3 +219,30 @@ def test_chat_provider_failure_apologises_and_ends_with_error(asgi_server, twili
     # Never dead air: the caller heard an apology right before the session ended.
     assert received[end_at - 1] == {"type": "text", "token": "Sorry, something went wrong on our side.",
                                     "last": True, "interruptible": False}
+
+
+def test_interrupt_after_the_reply_was_streamed_cuts_the_history_to_what_was_heard(asgi_server, twilio_sandbox,
+                                                                                   fake_chat):
+    """Twilio speaks slower than tokens arrive: the interrupt usually comes after the whole reply was sent."""
+    setup = chat_setup(twilio_sandbox, fake_chat)
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            await client.reply()
+            await client.prompt("tell me about your products")
+            assert await client.reply() == "Echo: tell me about your products "
+            await client.send({"type": "interrupt", "utteranceUntilInterrupt": "Echo: tell me",
+                               "durationUntilInterruptMs": "900"})
+            await client.prompt("ok")
+            await client.reply()
+            await ws.close()
+
+    run(scenario())
+    messages = fake_chat.requests[-1][1]["messages"]
+    assistant = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert assistant == ["Hello, this is Ava.", "Echo: tell me"]
+    assert CallTurn.objects.filter(call_session=session, role="agent", heard=False, text="Echo: tell me").exists()
