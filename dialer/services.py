@@ -411,7 +411,9 @@ def number_provision(*, purchase_id: int, locality: str = "", region: str = "") 
     try:
         connection = connected_connection(workspace=workspace)
     except DialerError:
-        NumberPurchase.objects.filter(pk=intent.pk).update(state=NumberPurchase.State.PENDING, lease_until=None)
+        # Not connected (any more): nothing was sent now; an earlier unknown outcome still needs a look.
+        state = NumberPurchase.State.PURCHASING if must_look else NumberPurchase.State.PENDING
+        NumberPurchase.objects.filter(pk=intent.pk).update(state=state, lease_until=None)
         raise
     creds = connection.credentials()
     try:
