@@ -315,3 +315,21 @@ def test_pages_run_in_bounded_queries(admin_client, many_numbers, django_assert_
         response = admin_client.get(url)
     assert response.status_code == 200
     assert response.content.decode().count(marker) == count
+
+
+def test_search_when_twilio_is_down_or_rate_limited_says_so(admin_client, connected):
+    sandbox, connection, sid = connected
+    sandbox.inject_fault("GET", r"/AvailablePhoneNumbers/", kind="500")
+    html = admin_client.get(SETTINGS + "numbers/search/", {"country": "US", "area_code": "512"}).content.decode()
+    assert "Twilio is not answering" in html and 'data-testid="search-results"' not in html
+    sandbox.inject_fault("GET", r"/AvailablePhoneNumbers/", kind="429")
+    html = admin_client.get(SETTINGS + "numbers/search/", {"country": "US", "area_code": "737"}).content.decode()
+    assert "Twilio is not answering" in html
+    # Twilio back: the same query answers (failures were not cached).
+    html = admin_client.get(SETTINGS + "numbers/search/", {"country": "US", "area_code": "512"}).content.decode()
+    assert 'data-testid="search-results"' in html
+
+
+def test_search_before_connecting_says_what_to_do(admin_client):
+    html = admin_client.get(SETTINGS + "numbers/search/", {"country": "US", "area_code": "512"}).content.decode()
+    assert "Connect Twilio first" in html
