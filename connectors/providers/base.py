@@ -97,6 +97,20 @@ class Provider:
         return "\n".join(parts)
 
 
+class UnavailableProvider(Provider):
+    """Stands in when the version's provider cannot run (unknown, or not over this transport): the call is
+    admitted anyway and takes the failure path (apology, then the fallback) instead of dead air."""
+
+    name = "unavailable"
+
+    def __init__(self, ctx: CallContext, problem: str):
+        super().__init__(ctx)
+        self.problem = problem
+
+    async def start(self) -> None:
+        raise ProviderConfigError(self.problem)
+
+
 def get_provider(ctx: CallContext) -> Provider:
     from .openai_chat import OpenAIChatProvider
     from .openai_realtime import OpenAIRealtimeProvider

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 from channels.db import database_sync_to_async
 
 from connectors.providers import ProviderConfigError, get_provider
+from connectors.providers.base import UnavailableProvider
 from connectors.runtime import audio
 from connectors.runtime.context import CallContext
 from connectors.runtime.events import (
@@ -38,7 +39,12 @@ class CallEngine:
     def __init__(self, ctx: CallContext, send: Send, *, provider=None):
         self.ctx = ctx
         self.send = send
-        self.provider = provider if provider is not None else get_provider(ctx)
+        if provider is None:
+            try:
+                provider = get_provider(ctx)
+            except ProviderConfigError as exc:
+                provider = UnavailableProvider(ctx, str(exc))
+        self.provider = provider
         self.turns: list[tuple[str, str, bool]] = []
         self.handovers: list[str] = []
         self.task: asyncio.Task | None = None
@@ -346,6 +352,8 @@ class MediaStreamCall(CallEngine):
             twiml = await database_sync_to_async(ho.fallback_twiml_for_context)(ctx=self.ctx)
             await self._wait_playout()
             await asyncio.to_thread(ho.redirect_after_failure, ctx=self.ctx, twiml=twiml)
+        else:
+            await self._wait_playout()  # no way to redirect: at least the apology prompt plays out
         await self.finish(f"provider_failed:{event.reason}")
 
 

@@ -200,3 +200,14 @@ class TwilioMediaClient:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def eventually(predicate, timeout=3.0):
+    """Poll `predicate` (e.g. a DB check after the client closed: the server stores on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)

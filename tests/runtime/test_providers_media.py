@@ -202,3 +202,21 @@ def test_a_stuck_provider_does_not_delay_other_calls(asgi_server, twilio_sandbox
             return loop.time() - t0
 
     assert run(scenario()) < 1.0
+
+
+def test_a_provider_that_cannot_run_over_media_streams_still_gets_the_apology(asgi_server, twilio_sandbox):
+    """A version whose provider is text-only reaching a Media Stream: admitted, apology, redirect; not dead air."""
+    setup = make_call_setup(sandbox=twilio_sandbox, provider="openai_chat")
+    session = setup.new_session(sandbox=twilio_sandbox)
+    token = setup.token()
+
+    async def scenario():
+        async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
+            twilio = TwilioMediaClient(ws)
+            await twilio.start(token=token, call_sid=session.call_sid)
+            await twilio.read_until(lambda m: m.get("event") == "mark" and m["mark"]["name"] == "apology")
+            await _closed(ws)
+
+    run(scenario())
+    sent = twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid)
+    assert "Sorry, something went wrong on our side." in sent and "<Hangup />" in sent

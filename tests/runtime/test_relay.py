@@ -9,7 +9,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from connectors.runtime import calls
 from connectors.runtime_models import CallHandover, CallTurn
 
-from .conftest import make_call_setup, run
+from .conftest import eventually, make_call_setup, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -245,4 +245,5 @@ def test_interrupt_after_the_reply_was_streamed_cuts_the_history_to_what_was_hea
     messages = fake_chat.requests[-1][1]["messages"]
     assistant = [m["content"] for m in messages if m["role"] == "assistant"]
     assert assistant == ["Hello, this is Ava.", "Echo: tell me"]
-    assert CallTurn.objects.filter(call_session=session, role="agent", heard=False, text="Echo: tell me").exists()
+    assert eventually(lambda: CallTurn.objects.filter(call_session=session, role="agent", heard=False,
+                                                      text="Echo: tell me").exists())
