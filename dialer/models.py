@@ -76,6 +76,15 @@ class PhoneNumber(models.Model):
     def __str__(self) -> str:
         return self.phone_number
 
+    @property
+    def capability_names(self) -> str:
+        return " · ".join(name for name, on in (self.capabilities or {}).items() if on)
+
+    @property
+    def location(self) -> str:
+        place = ", ".join(part for part in (self.locality, self.region) if part)
+        return f"{place} {self.iso_country}".strip()
+
 
 class CallerId(models.Model):
     """A number the workspace may show as caller ID: one of its provisioned numbers, or an external number
