@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from . import errors
@@ -63,10 +63,19 @@ def _enqueue_validation(connection_id: int) -> None:
     transaction.on_commit(lambda: validate_connection.delay(connection_id))
 
 
+CHECK_RUNNING = "Your Twilio credentials are being checked right now; try again in a few seconds."
+
+
 def connection_for(*, workspace, lock: bool = False) -> TwilioConnection | None:
+    """The workspace's connection; `lock=True` locks its row without waiting behind a running validation
+    (which holds the lock while it talks to Twilio): DialerError instead of a hanging page."""
     qs = TwilioConnection.objects.filter(workspace=workspace)
     if lock:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(nowait=True)
+        try:
+            return qs.first()
+        except DatabaseError:
+            raise DialerError(CHECK_RUNNING) from None
     return qs.first()
 
 
@@ -338,13 +347,16 @@ def connections_to_revalidate() -> list[int]:
 
 @transaction.atomic
 def local_presence_set(*, workspace, enabled: bool) -> TwilioConnection:
-    connection = connection_for(workspace=workspace, lock=True)
-    if connection is None:
-        connection = TwilioConnection.objects.create(workspace=workspace, local_presence=enabled)
-    else:
-        connection.local_presence = enabled
-        connection.save(update_fields=["local_presence", "updated_at"])
-    return connection
+    # A plain UPDATE (no row lock): validation never writes this field, so it need not wait for one.
+    updated = TwilioConnection.objects.filter(workspace=workspace).update(local_presence=enabled,
+                                                                          updated_at=timezone.now())
+    if not updated:
+        try:
+            with transaction.atomic():
+                TwilioConnection.objects.create(workspace=workspace, local_presence=enabled)
+        except IntegrityError:
+            TwilioConnection.objects.filter(workspace=workspace).update(local_presence=enabled)
+    return TwilioConnection.objects.get(workspace=workspace)
 
 
 # ---------------------------------------------------------------------------
