@@ -1,7 +1,9 @@
 """Reads for phone connectors, their numbers and call sessions."""
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch
+from dataclasses import dataclass, field
+
+from django.db.models import Count, OuterRef, Prefetch, Subquery
 
 from agents.models import AgentVersion
 from agents.selectors import environment_completeness, Completeness
@@ -28,22 +30,42 @@ def connector_get(*, workspace, connector_id: int) -> PhoneConnector | None:
     )
 
 
+@dataclass(frozen=True)
+class WebhookConnection:
+    """What the signature check needs of the workspace's Twilio connection (`repr` hides the token)."""
+
+    workspace_id: int
+    account_sid: str
+    auth_token: str = field(repr=False)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.account_sid and self.auth_token)
+
+
 def connector_for_webhook(*, identifier: str) -> PhoneConnector | None:
-    """The connector with its agent's latest published version (one 3-table query; PostgreSQL plans a
-    wider join, with the connection, environment and pinned version, slower than it runs it)."""
+    """One query: the connector, its agent's latest published version, and its workspace's Twilio account SID
+    and auth token (subqueries; the token is decrypted by its field). See `webhook_connection`."""
+    from dialer.models import TwilioConnection
+
+    connection = TwilioConnection.objects.filter(workspace_id=OuterRef("workspace_id")).order_by()
     return (
         PhoneConnector.objects.filter(identifier=identifier)
         .select_related("agent__latest_version")
+        .annotate(twilio_account_sid=Subquery(connection.values("account_sid")[:1]),
+                  twilio_auth_token=Subquery(connection.values("auth_token")[:1]))
         .order_by()
         .first()
     )
 
 
-def webhook_connection_get(*, workspace_id: int):
-    """The workspace's Twilio connection (its auth token signs the webhook), or None."""
-    from dialer.models import TwilioConnection
-
-    return TwilioConnection.objects.filter(workspace_id=workspace_id).order_by().first()
+def webhook_connection(*, connector: PhoneConnector) -> WebhookConnection | None:
+    """The Twilio credentials loaded with `connector_for_webhook`, or None when the workspace has none."""
+    account_sid = getattr(connector, "twilio_account_sid", None) or ""
+    auth_token = getattr(connector, "twilio_auth_token", None) or ""
+    if not account_sid or not auth_token:
+        return None
+    return WebhookConnection(workspace_id=connector.workspace_id, account_sid=account_sid, auth_token=auth_token)
 
 
 def connector_version_resolve(*, connector: PhoneConnector) -> AgentVersion | None:

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 from dialer.webhook_security import twilio_webhook
 
 from . import services
-from .selectors import connector_for_webhook, webhook_connection_get
+from .selectors import connector_for_webhook, webhook_connection
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +22,7 @@ def _resolve(request, identifier: str, **kwargs):
     if connector is None:
         return None
     request.phone_connector = connector
-    connection = webhook_connection_get(workspace_id=connector.workspace_id)
-    if connection is None or not connection.has_credentials:
-        return None
-    return connection
+    return webhook_connection(connector=connector)
 
 
 def never_500(view):

@@ -239,9 +239,9 @@ def test_webhook_query_count_is_small(setup, django_assert_max_num_queries, mode
     connector.pinned_version = agent.versions.get(number=3) if mode == "pinned" else None
     connector.save()
     client = Client()
-    # Connector (+ agent's latest version) 1, Twilio connection 1, environment names 1, INSERT 1
-    # (+ SAVEPOINT/RELEASE inside the test's transaction), the draft or pinned version 1 in those modes.
-    with django_assert_max_num_queries(6 if mode == "published" else 7):
+    # Connector (+ agent's latest version, the Twilio account's SID and token) 1, environment names 1,
+    # INSERT 1 (+ SAVEPOINT/RELEASE inside the test's transaction), the draft or pinned version 1 in those modes.
+    with django_assert_max_num_queries(5 if mode == "published" else 6):
         response = signed_post(client, connector.webhook_path, call_params(connection), connection.auth_token)
     _stream(twiml(response))
     with django_assert_max_num_queries(10):  # the retry: + rolled-back INSERT, the existing session, a new token
@@ -278,3 +278,15 @@ def test_handoff_dials_the_chosen_action(workspace):
                            connection.auth_token)
     assert [c.tag for c in twiml(response)] == ["Hangup"]
     assert signed_post(Client(), path, call_params(connection), "forged").status_code == 403
+
+
+def test_workspace_without_twilio_connection_is_404(workspace):
+    from tests.factories import TwilioConnectionFactory
+
+    connector = PhoneConnectorFactory(workspace=workspace, agent=published_agent(workspace))
+    response = signed_post(Client(), connector.webhook_path, {"CallSid": "CA" + "7" * 32}, "any-token")
+    assert response.status_code == 404
+    assert not CallSession.objects.exists()
+    TwilioConnectionFactory(workspace=workspace, auth_token="")
+    response = signed_post(Client(), connector.webhook_path, {"CallSid": "CA" + "7" * 32}, "")
+    assert response.status_code == 404
