@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 
 from agents.models import AgentVersion
 from agents.selectors import environment_completeness, Completeness
@@ -16,7 +16,7 @@ def connectors_list(*, workspace):
     return (
         PhoneConnector.objects.filter(workspace=workspace)
         .select_related("agent", "environment", "pinned_version")
-        .annotate(number_count=Count("numbers"))
+        .annotate(number_count=Count("numbers"), drift_count=Count("numbers", filter=Q(numbers__drift=True)))
         .order_by("-created_at")
     )
 

@@ -62,12 +62,17 @@ def connector_edit(request, connector_id):
                "name": connector.name}
     form = PhoneConnectorForm(request.POST or None, workspace=request.workspace, initial=initial)
     if request.method == "POST" and form.is_valid():
+        was_enabled = connector.enabled
         try:
             services.connector_update(connector=connector, **form.service_kwargs())
         except ValidationError as exc:
             _apply_errors(form, exc)
         else:
-            messages.success(request, "Connector saved.")
+            if was_enabled and not connector.enabled:
+                messages.error(request, "Connector saved and disabled: it cannot take calls with this setup "
+                                        "(see below).")
+            else:
+                messages.success(request, "Connector saved.")
             return redirect("connectors:detail", connector_id=connector.pk)
     return render(request, "connectors/connector_form.html", {"form": form, "connector": connector})
 

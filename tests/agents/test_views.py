@@ -221,3 +221,24 @@ def test_sidebar_has_studio_links(admin_client):
     page = admin_client.get("/studio/agents/").content.decode()
     assert 'href="/studio/agents/"' in page and 'href="/studio/environments/"' in page
     assert 'href="/studio/connectors/"' in page
+
+
+def test_editing_a_connector_into_an_impossible_setup_disables_it(admin_client, workspace):
+    agent = published_agent(workspace)
+    unpublished = published_agent(workspace, versions=0)
+    env = EnvironmentFactory(workspace=workspace)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent, environment=env)
+    response = admin_client.post(f"/studio/connectors/{connector.pk}/edit/", {
+        "type": "twilio", "agent": unpublished.pk, "environment": env.pk, "version_mode": "published"}, follow=True)
+    connector.refresh_from_db()
+    assert connector.agent == unpublished and not connector.enabled
+    assert "disabled" in response.content.decode()
+
+
+def test_publish_diff_shows_lists_readably(admin_client, workspace):
+    agent = published_agent(workspace)
+    draft = draft_of(agent)
+    draft.secrets = ["OPENAI_API_KEY", "CRM_TOKEN"]
+    draft.save()
+    page = admin_client.get(f"/studio/agents/{agent.pk}/publish/").content.decode()
+    assert "OPENAI_API_KEY; CRM_TOKEN" in page

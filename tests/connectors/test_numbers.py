@@ -111,3 +111,11 @@ def test_detach_clears_voice_url_and_link(admin_client, attached_setup):
 def test_beat_schedule_has_the_drift_check(settings):
     tasks_scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "connectors.tasks.connector_numbers_check_all" in tasks_scheduled
+
+
+def test_connector_list_counts_drifted_numbers(admin_client, attached_setup):
+    sandbox, sid, number, connector = attached_setup
+    services.connector_number_attach(connector=connector, phone_number=number)
+    ConnectorNumber.objects.update(drift=True)
+    page = admin_client.get("/studio/connectors/").content.decode()
+    assert "1 number no longer points here" in page
