@@ -205,7 +205,13 @@ def _ensure_api_key(connection: TwilioConnection, creds: gateway.Credentials) ->
     if connection.api_key_sid and connection.api_key_secret:
         if gateway.api_key_exists(creds=creds, key_sid=connection.api_key_sid):
             return
-    key = gateway.api_key_create(creds=creds, friendly_name=api_key_friendly_name(connection.workspace))
+    name = api_key_friendly_name(connection.workspace)
+    # A key created earlier whose answer we never heard is unusable (Twilio shows a secret only once):
+    # delete such leftovers so the account keeps exactly one key of ours.
+    for leftover in gateway.api_keys_list(creds=creds):
+        if leftover.friendly_name == name and leftover.sid != connection.api_key_sid:
+            gateway.api_key_delete(creds=creds, key_sid=leftover.sid)
+    key = gateway.api_key_create(creds=creds, friendly_name=name)
     connection.api_key_sid = key.sid
     connection.api_key_secret = key.secret
 

@@ -309,6 +309,18 @@ def api_key_create(*, creds: Credentials, friendly_name: str) -> NewApiKey:
         return NewApiKey(sid=k.sid, secret=k.secret)
 
 
+@dataclass(frozen=True)
+class ApiKey:
+    sid: str
+    friendly_name: str
+
+
+def api_keys_list(*, creds: Credentials, limit: int = 200) -> list[ApiKey]:
+    """The account's API keys (without secrets: Twilio returns a secret only when a key is created)."""
+    with _call("api_keys_list", creds):
+        return [ApiKey(sid=k.sid, friendly_name=k.friendly_name or "") for k in _account(creds).keys.list(limit=limit)]
+
+
 def api_key_exists(*, creds: Credentials, key_sid: str) -> bool:
     try:
         with _call("api_key_fetch", creds):

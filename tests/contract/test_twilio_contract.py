@@ -51,6 +51,7 @@ CASES = [
     Case("subaccount_create", lambda: gw.subaccount_create(parent=CREDS, friendly_name="Callwell workspace 42")),
     Case("subaccount_find", lambda: gw.subaccount_find(parent=CREDS, friendly_name="Callwell workspace 42")),
     Case("api_key_create", lambda: gw.api_key_create(creds=CREDS, friendly_name="Callwell browser dialer")),
+    Case("api_keys_list", lambda: gw.api_keys_list(creds=CREDS)),
     Case("api_key_exists", lambda: gw.api_key_exists(creds=CREDS, key_sid=KEY)),
     Case("api_key_delete", lambda: gw.api_key_delete(creds=CREDS, key_sid=KEY)),
     Case("application_create", lambda: gw.application_create(

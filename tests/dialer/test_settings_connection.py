@@ -206,6 +206,19 @@ def test_slow_app_create_is_ambiguous_and_the_retry_finds_the_app(workspace, twi
     assert len(_keys(twilio_sandbox, sid)) == 1
 
 
+def test_key_created_but_answer_lost_leaves_exactly_one_key(workspace, twilio_sandbox, eager_retries):
+    sid, token = twilio_sandbox.add_account()
+    connection = TwilioConnection.objects.create(workspace=workspace, account_sid=sid, auth_token=token,
+                                                 status=TwilioConnection.Status.VALIDATING)
+    # Twilio creates the key, then the connection drops: the secret is lost with the answer.
+    twilio_sandbox.inject_fault("POST", r"/Keys\.json$", kind="drop", after_action=True)
+    tasks.validate_connection.delay(connection.pk)
+    connection.refresh_from_db()
+    assert connection.status == TwilioConnection.Status.CONNECTED
+    assert [k["sid"] for k in _keys(twilio_sandbox, sid)] == [connection.api_key_sid]
+    assert len(twilio_sandbox.requests_to(r"/Keys\.json$", "POST")) == 2
+
+
 def test_dropped_connection_on_app_create_is_retried_without_duplicates(workspace, twilio_sandbox, eager_retries):
     sid, token = twilio_sandbox.add_account()
     connection = TwilioConnection.objects.create(workspace=workspace, account_sid=sid, auth_token=token,
