@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.utils import timezone
 
 from workspaces.models import Membership
@@ -97,13 +98,14 @@ def _log_refusal(*, workspace, call_sid: str, reason: str, **extra) -> None:
                                                    "reason": reason, **extra})
 
 
-def _caller_id_auto(*, workspace, to_number: str) -> CallerId | None:
+def _caller_id_auto(*, workspace, to_number: str, local_presence: bool | None = None) -> CallerId | None:
     """"Auto": local presence when the workspace has it on (Settings → Dialer's `caller_id_choose`), else the
     default caller ID; None when the workspace has no usable caller ID."""
     from .services import NoCallerId, caller_id_choose
 
     try:
-        return caller_id_choose(workspace=workspace, to_number=to_number, requested=None)
+        return caller_id_choose(workspace=workspace, to_number=to_number, requested=None,
+                                local_presence=local_presence)
     except NoCallerId:
         return None
 
@@ -116,10 +118,39 @@ def _member_user_id(*, workspace, identity: str) -> int | None:
     return Membership.objects.filter(workspace=workspace, user_id=parsed[1]).values_list("user_id", flat=True).first()
 
 
+def _member_and_caller_id(*, workspace, identity: str, caller_id_e164: str) -> tuple[int | None, bool]:
+    """One query: (the member's user id or None, whether `caller_id_e164` is a usable caller ID of the workspace)."""
+    from .selectors import caller_ids_for_dialer
+
+    parsed = identity_parse(identity or "")
+    if parsed is None or parsed[0] != workspace.pk:
+        return None, False
+    qs = Membership.objects.filter(workspace=workspace, user_id=parsed[1])
+    if not caller_id_e164:
+        return qs.values_list("user_id", flat=True).first(), False
+    row = qs.annotate(caller_ok=Exists(caller_ids_for_dialer(workspace=workspace).filter(
+        phone_number=caller_id_e164))).values_list("user_id", "caller_ok").first()
+    return (row[0], bool(row[1])) if row else (None, False)
+
+
 def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str, requested_caller_id: str,
-                        ) -> OutboundDecision:
-    """Check and record a browser-dialer call. Idempotent per CallSid: a retried webhook gets the same answer."""
-    user_id = _member_user_id(workspace=workspace, identity=from_identity)
+                        local_presence: bool | None = None) -> OutboundDecision:
+    """Check and record a browser-dialer call. Idempotent per CallSid: a retried webhook gets the same answer.
+
+    Refused (spoken message, reason logged and stored): an identity that is not a member of the workspace, an
+    invalid destination, a caller ID the workspace neither owns nor has verified. "auto" (or nothing) applies
+    local presence through `caller_id_choose`.
+    """
+    requested = (requested_caller_id or "").strip()
+    auto = not requested or requested.lower() == AUTO
+    requested_e164 = ""
+    if not auto:
+        try:
+            requested_e164 = numbering.to_e164(requested, default_country=workspace.default_country)
+        except numbering.InvalidNumber:
+            requested_e164 = ""
+    user_id, caller_ok = _member_and_caller_id(workspace=workspace, identity=from_identity,
+                                               caller_id_e164=requested_e164)
     reason = message = ""
     to_number = caller_id = ""
     if user_id is None:
@@ -130,25 +161,16 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
         except numbering.InvalidNumber:
             reason, message = "invalid destination number", REFUSE_BAD_NUMBER
     if not reason:
-        requested = (requested_caller_id or "").strip()
-        if not requested or requested.lower() == AUTO:
-            chosen = _caller_id_auto(workspace=workspace, to_number=to_number)
+        if auto:
+            chosen = _caller_id_auto(workspace=workspace, to_number=to_number, local_presence=local_presence)
             if chosen is None:
                 reason, message = "workspace has no usable caller ID", REFUSE_NO_CALLER_ID
             else:
                 caller_id = chosen.phone_number
+        elif caller_ok:
+            caller_id = requested_e164
         else:
-            from .selectors import caller_ids_for_dialer
-
-            try:
-                requested_e164 = numbering.to_e164(requested, default_country=workspace.default_country)
-            except numbering.InvalidNumber:
-                requested_e164 = ""
-            if requested_e164 and caller_ids_for_dialer(workspace=workspace).filter(
-                    phone_number=requested_e164).exists():
-                caller_id = requested_e164
-            else:
-                reason, message = "caller ID not owned or verified by the workspace", REFUSE_CALLER_ID
+            reason, message = "caller ID not owned or verified by the workspace", REFUSE_CALLER_ID
 
     defaults = dict(workspace=workspace, direction=Call.Direction.OUTBOUND, user_id=user_id,
                     from_number=caller_id or from_identity[:64], to_number=to_number or (to or "")[:64],

@@ -156,6 +156,7 @@ def _outbound(request, workspace):
     decision = call_services.call_outbound_start(
         workspace=workspace, call_sid=request.POST.get("CallSid", ""), from_identity=request.POST.get("From", ""),
         to=request.POST.get("To", ""), requested_caller_id=request.POST.get("CallerId", ""),
+        local_presence=request.twilio_connection.local_presence,
     )
     if not decision.allowed:
         return _refuse(decision.message)
