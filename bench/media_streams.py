@@ -182,12 +182,13 @@ def _sessions(seed, n: int, level: int) -> list[tuple[str, str]]:  # level: a un
     return out
 
 
-def _start_server(server: str, port: int, env: dict) -> subprocess.Popen:
+def _start_server(server: str, port: int, env: dict, loop: str = "auto") -> subprocess.Popen:
     if server == "daphne":
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     else:
         cmd = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-               "--log-level", "warning", "--no-access-log", "--lifespan", "off", "--ws-ping-interval", "0"]
+               "--log-level", "warning", "--no-access-log", "--lifespan", "off", "--ws-ping-interval", "0",
+               "--loop", loop]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     import socket
@@ -209,6 +210,8 @@ def main(argv=None) -> int:
     parser.add_argument("--levels", default="25,50,100,150,200", help="concurrent calls per step")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds of audio per step")
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                        help="uvicorn's event loop (auto = uvloop when installed)")
     parser.add_argument("--keep-going", action="store_true", help="run every level even after one fails")
     args = parser.parse_args(argv)
 
@@ -218,7 +221,7 @@ def main(argv=None) -> int:
     _setup_django(env)
     seed = _seed()
     port = free_port()
-    proc = _start_server(args.server, port, env)
+    proc = _start_server(args.server, port, env, args.loop)
     ws_url = f"ws://127.0.0.1:{port}/v1/stream/media"
     rows, best = [], None
     try:
@@ -249,7 +252,7 @@ def main(argv=None) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     if best:
-        print(f"\nLargest N sustained ({args.server}, one process, {os.cpu_count()} shared cores): {best['calls']} "
+        print(f"\nLargest N sustained ({args.server}, loop {args.loop}, one process, {os.cpu_count()} shared cores): {best['calls']} "
               f"concurrent calls, p99 added latency {best['p99_ms']:.2f} ms, no dropped frames, "
               f"{best['server_cpu_per_call_pct']:.2f}% of a core per call.")
     else:
