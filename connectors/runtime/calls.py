@@ -228,6 +228,7 @@ class MediaStreamCall(CallEngine):
                 return
             digit = (msg.get("dtmf") or {}).get("digit") if isinstance(msg.get("dtmf"), dict) else None
             if isinstance(digit, str) and len(digit) == 1 and digit in "0123456789*#ABCD":
+                self.turns.append(("caller", f"(pressed {digit})", True))
                 await self.provider.on_dtmf(digit)
         elif event == "stop":
             await self.finish("stop")
@@ -393,6 +394,7 @@ class RelayCall(CallEngine):
         elif kind == "dtmf":
             digit = msg.get("digit")
             if isinstance(digit, str) and len(digit) == 1 and digit in "0123456789*#ABCD":
+                self.turns.append(("caller", f"(pressed {digit})", True))
                 await self.provider.on_dtmf(digit)
         elif kind == "error":
             logger.warning("ConversationRelay reported an error",

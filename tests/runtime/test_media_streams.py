@@ -69,6 +69,7 @@ def test_webhook_to_stream_to_transfer_to_sales_dials_the_destination(asgi_serve
     session = CallSession.objects.get(call_sid=call_sid)
     assert session.ended_at is not None
     assert CallTurn.objects.filter(call_session=session, role="agent").exists()
+    assert CallTurn.objects.filter(call_session=session, role="caller", text="(pressed 1)").exists()
 
 
 def test_replayed_session_parameter_is_refused(asgi_server, twilio_sandbox):
