@@ -132,8 +132,9 @@ class CallEngine:
             await asyncio.wait_for(self.provider.close(), 5)
         except (asyncio.TimeoutError, Exception):  # noqa: BLE001
             logger.warning("agent provider did not close cleanly", extra=self.log_extra())
+        turns = len(self.turns)
         await self.persist()
-        logger.info("call runtime closed", extra=self.log_extra(reason=reason, turns=len(self.turns)))
+        logger.info("call runtime closed", extra=self.log_extra(reason=reason, turns=turns))
 
     async def persist(self) -> None:
         if self.ctx.call_session_id and not self.ctx.test_mode:
