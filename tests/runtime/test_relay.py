@@ -247,3 +247,37 @@ def test_interrupt_after_the_reply_was_streamed_cuts_the_history_to_what_was_hea
     assert assistant == ["Hello, this is Ava.", "Echo: tell me"]
     assert eventually(lambda: CallTurn.objects.filter(call_session=session, role="agent", heard=False,
                                                       text="Echo: tell me").exists())
+
+
+def test_webhook_to_relay_to_handoff_dials_the_destination(asgi_server, twilio_sandbox, client):
+    """End to end over ConversationRelay: signed webhook → <Connect action><ConversationRelay> → signed relay
+    socket → the agent picks transfer_to_sales → `end` → Twilio requests the action URL → <Dial> to +31201234567."""
+    import re
+
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
+    call_sid = "CA" + "7" * 32
+    base = "https://calls.example.test"
+    url = f"{base}/v1/agents/{setup.connector.identifier}/twilio-config"
+    params = {"CallSid": call_sid, "AccountSid": setup.connection.account_sid, "From": "+15125550199",
+              "To": "+15125550100", "CallStatus": "ringing"}
+    twiml = client.post(url.removeprefix(base), params, HTTP_X_TWILIO_SIGNATURE=setup.sign(url, params)).content.decode()
+    assert re.search(r'<ConversationRelay [^>]*url="wss://calls.example.test/v1/stream/relay"', twiml)
+    action = re.search(r'<Connect action="([^"]+)"', twiml).group(1)
+    token = re.search(r'<Parameter name="session" value="([^"]+)"', twiml).group(1)
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            relay = RelayClient(ws)
+            await relay.setup(token=token, call_sid=call_sid, account_sid=setup.connection.account_sid)
+            await relay.reply()
+            await relay.prompt("Sales, please.")
+            end = await relay.read_until(lambda m: m.get("type") == "end")
+            await relay.closed()
+            return end
+
+    end = run(scenario())
+    handoff = {"CallSid": call_sid, "AccountSid": setup.connection.account_sid, "HandoffData": end["handoffData"]}
+    answer = client.post(action.removeprefix(base), handoff, HTTP_X_TWILIO_SIGNATURE=setup.sign(action, handoff))
+    assert answer.status_code == 200
+    assert "<Dial" in answer.content.decode() and "<Number>+31201234567</Number></Dial>" in answer.content.decode()
+    assert CallHandover.objects.get(call_session__call_sid=call_sid).destination == "+31201234567"
