@@ -1,4 +1,4 @@
-"""`{% test_chat_panel agent %}`: the Test-in-Studio chat for an agent (admins only), scoped to request.workspace."""
+"""`{% studio_test_chat agent %}`: the Test-in-Studio chat for an agent (admins only), scoped to request.workspace."""
 from django import template
 from django.db.models import Case, IntegerField, Value, When
 
@@ -6,7 +6,7 @@ register = template.Library()
 
 
 @register.inclusion_tag("connectors/_test_chat_panel.html", takes_context=True)
-def test_chat_panel(context, agent):
+def studio_test_chat(context, agent):
     from agents.models import AgentVersion, Environment
 
     request = context.get("request")
