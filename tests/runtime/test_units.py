@@ -118,3 +118,44 @@ def test_realtime_provider_text_mode_against_the_fake(fake_realtime):
     assert handover.action_name == "transfer_to_sales"
     update = next(e for e in fake_realtime.events if e["type"] == "session.update")["session"]
     assert update["output_modalities"] == ["text"] and "audio" not in update
+
+
+@pytest.mark.django_db
+def test_admission_loads_the_whole_context_in_a_few_queries(django_assert_max_num_queries):
+    from connectors.consumers import admit_call
+
+    from .conftest import make_call_setup
+
+    setup = make_call_setup(provider="openai_realtime", secrets_={"OPENAI_API_KEY": "sk-abc", "OTHER": "x"},
+                            variables={"OPENAI_REALTIME_MODEL": "m", "HANDOVER_FALLBACK": "transfer_to_support"})
+    session = setup.new_session()
+    token = setup.token()
+    with django_assert_max_num_queries(7):
+        ctx = admit_call(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid,
+                         transport="media_streams")
+    assert ctx.setting("OPENAI_API_KEY") == "sk-abc"
+    assert ctx.fallback == "transfer_to_support"
+    assert [a.name for a in ctx.actions] == ["transfer_to_sales", "transfer_to_support"]
+    assert ctx.creds.account_sid == setup.connection.account_sid and ctx.connector_identifier
+
+
+@pytest.mark.django_db
+def test_dial_result_callback_is_bounded_in_queries(client, django_assert_max_num_queries):
+    from twilio.request_validator import RequestValidator
+
+    from connectors import handover
+
+    from .conftest import make_call_setup
+
+    setup = make_call_setup()
+    setup.new_session()
+    record = handover.handover_record(call_session_id=setup.session.pk,
+                                      action=HandoverActionSpec("transfer_to_sales", "+31201234567"),
+                                      transport="media_streams")
+    path = f"/v1/agents/{setup.connector.identifier}/dial-result?handover={record.pk}"
+    params = {"CallSid": setup.session.call_sid, "AccountSid": setup.connection.account_sid,
+              "DialCallStatus": "busy"}
+    signature = RequestValidator(setup.connection.auth_token).compute_signature(
+        "https://calls.example.test" + path, params)
+    with django_assert_max_num_queries(8):
+        assert client.post(path, params, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 200
