@@ -14,7 +14,7 @@ def test_real_worker_runs_task_and_result_is_in_database(celery_worker):
 
     worker_heartbeat.delay(source="test")
 
-    beat = wait_for(lambda: WorkerHeartbeat.objects.filter(last_source="test").first(), timeout=30,
+    beat = wait_for(lambda: WorkerHeartbeat.objects.filter(last_source="test").first(), timeout=60,
                     message=f"the worker to record a heartbeat; worker log:\n{worker.log()}")
     # Recorded by the worker process (its node name), not run eagerly in this process.
     assert beat.hostname.startswith("test-")
@@ -22,7 +22,7 @@ def test_real_worker_runs_task_and_result_is_in_database(celery_worker):
     assert beat.beats == 1
 
     worker_heartbeat.delay(source="test")
-    wait_for(lambda: WorkerHeartbeat.objects.get(pk=beat.pk).beats == 2, timeout=30, message="a second heartbeat")
+    wait_for(lambda: WorkerHeartbeat.objects.get(pk=beat.pk).beats == 2, timeout=60, message="a second heartbeat")
 
 
 def test_in_process_tasks_are_eager_outside_worker_tests(db):

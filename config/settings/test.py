@@ -1,6 +1,8 @@
 """Tests: SQLite file (shared with worker processes the tests start) unless DATABASE_URL is set."""
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,7 +16,12 @@ ALLOWED_HOSTS = ["*"]
 PUBLIC_BASE_URL = "https://calls.example.test"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-_run_dir = Path(os.environ.setdefault("CALLWELL_TEST_RUN_DIR", tempfile.mkdtemp(prefix="callwell-test-")))
+if os.environ.get("CALLWELL_TEST_RUN_DIR"):
+    _run_dir = Path(os.environ["CALLWELL_TEST_RUN_DIR"])  # chosen by bin/test, or inherited by a worker a test started
+else:
+    _run_dir = Path(tempfile.mkdtemp(prefix="callwell-test-"))
+    os.environ["CALLWELL_TEST_RUN_DIR"] = str(_run_dir)
+    atexit.register(shutil.rmtree, _run_dir, ignore_errors=True)  # this process made it: remove it at exit
 os.environ.setdefault("CELERY_FS_BROKER_DIR", str(_run_dir / "broker"))
 
 DATABASES = {"default": database_from_env(f"sqlite:///{_run_dir / 'db.sqlite3'}")}
