@@ -16,6 +16,12 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.test")
     password = factory.PostGenerationMethodCall("set_password", "pw-for-tests")
 
+    @classmethod
+    def _after_postgeneration(cls, instance, create, results=None):
+        # Save the password set above explicitly (factory_boy's implicit save is deprecated and warns).
+        if create and results:
+            instance.save(update_fields=["password"])
+
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):
     class Meta:
