@@ -294,11 +294,25 @@ def relay_handoff_twiml(*, connector, params: dict) -> str:
     if session is None:
         return _hangup()
     reason = data.get("reason")
-    if reason == "handover" and data.get("handover_id"):
+    handover = None
+    if data.get("handover_id"):
         handover = CallHandover.objects.filter(pk=data.get("handover_id"), call_session=session).first()
-        if handover is not None:
-            return dial_twiml(destination=handover.destination,
-                              action_url=dial_result_url(identifier=connector.identifier, handover_id=handover.pk))
+    elif data.get("action") and session.agent_version_id:
+        # Handoff data that names an action without a recorded handover (e.g. sent by another relay client):
+        # record it here, once per call and action, so retries dial the same leg.
+        handover = CallHandover.objects.filter(call_session=session, action_name=str(data["action"])).first()
+        if handover is None:
+            from agents.models import HandoverAction
+
+            action = HandoverAction.objects.filter(version_id=session.agent_version_id,
+                                                   name=str(data["action"])).first()
+            if action is not None:
+                handover = handover_record(
+                    call_session_id=session.pk, transport="conversation_relay",
+                    action=HandoverActionSpec(name=action.name, destination=action.destination))
+    if handover is not None and reason in (None, "handover"):
+        return dial_twiml(destination=handover.destination,
+                          action_url=dial_result_url(identifier=connector.identifier, handover_id=handover.pk))
     if reason == "error":
         from .runtime.context import context_for_call_session
 

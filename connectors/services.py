@@ -373,31 +373,3 @@ def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[Cal
     return session, connect_twiml(connector=connector, version=version, token=_sign(session.pk, session.stream_token_nonce))
 
 
-def handoff_twiml(*, connector: PhoneConnector, params: dict) -> str:
-    """After <Connect> ends: dial the handover action the agent chose (HandoffData), else hang up."""
-    import json
-
-    from twilio.twiml.voice_response import VoiceResponse
-
-    from agents.models import HandoverAction
-
-    from .selectors import call_session_for_handoff
-
-    response = VoiceResponse()
-    session = call_session_for_handoff(connector=connector, call_sid=params.get("CallSid", ""))
-    action_name = ""
-    try:
-        data = json.loads(params.get("HandoffData") or "{}")
-        if isinstance(data, dict):
-            action_name = str(data.get("action") or data.get("handover") or "")
-    except ValueError:
-        pass
-    action = None
-    if session is not None and session.agent_version_id and action_name:
-        action = HandoverAction.objects.filter(version_id=session.agent_version_id, name=action_name).first()
-    if action is not None:
-        dial = response.dial()
-        dial.number(action.destination)
-    else:
-        response.hangup()
-    return str(response)

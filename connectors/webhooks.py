@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods
 from dialer.webhook_security import twilio_webhook
 
 from . import services
+from .handover import relay_handoff_twiml
 from .selectors import connector_for_webhook, webhook_connection
 
 logger = logging.getLogger(__name__)
@@ -67,4 +68,4 @@ def twilio_config(request, identifier: str):
 @require_http_methods(["GET", "POST"])
 @twilio_webhook(resolve=_resolve)
 def handoff(request, identifier: str):
-    return _twiml(services.handoff_twiml(connector=request.phone_connector, params=_params(request)))
+    return _twiml(relay_handoff_twiml(connector=request.phone_connector, params=_params(request)))

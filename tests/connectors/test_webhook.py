@@ -274,6 +274,15 @@ def test_handoff_dials_the_chosen_action(workspace):
                            connection.auth_token)
     number = twiml(response).find("Dial/Number")
     assert number is not None and number.text == "+31201234567"
+    # The leg is recorded as a handover, and its outcome comes back to the dial-result callback.
+    from connectors.runtime_models import CallHandover
+
+    handover = CallHandover.objects.get()
+    assert (handover.action_name, handover.destination) == ("transfer_to_sales", "+31201234567")
+    assert twiml(response).find("Dial").get("action").endswith(f"/dial-result?handover={handover.pk}")
+    again = signed_post(Client(), path, call_params(connection, HandoffData='{"action": "transfer_to_sales"}'),
+                        connection.auth_token)
+    assert twiml(again).find("Dial/Number").text == "+31201234567" and CallHandover.objects.count() == 1
     response = signed_post(Client(), path, call_params(connection, HandoffData='{"action": "nope"}'),
                            connection.auth_token)
     assert [c.tag for c in twiml(response)] == ["Hangup"]

@@ -46,6 +46,13 @@ class Case:
         return f"{self.function}[{self.label}]" if self.label else self.function
 
 
+def _handover_twiml() -> str:
+    """The TwiML the runtime's handover sends (built by the same function)."""
+    from connectors.handover import dial_twiml
+
+    return dial_twiml(destination="+31201234567", action_url=f"{BASE}/v1/agents/abc/dial-result?handover=1")
+
+
 CASES = [
     Case("account_fetch", lambda: gw.account_fetch(creds=CREDS)),
     Case("subaccount_create", lambda: gw.subaccount_create(parent=CREDS, friendly_name="Callwell workspace 42")),
@@ -95,6 +102,7 @@ CASES = [
     Case("outgoing_caller_id_delete", lambda: gw.outgoing_caller_id_delete(creds=CREDS, caller_id_sid=CALLER_ID)),
     Case("call_update", lambda: gw.call_update(
         creds=CREDS, call_sid=CALL, twiml="<Response><Say>Transferring you now.</Say></Response>")),
+    Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_handover_twiml()), label="handover"),
     Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, status="completed"), label="hang-up"),
     Case("call_recording_start", lambda: gw.call_recording_start(
         creds=CREDS, call_sid=CALL, status_callback=f"{BASE}/dialer/recordings/status/")),
