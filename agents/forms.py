@@ -131,6 +131,12 @@ class SecretForm(forms.Form):
                             help_text="Write-only: shown masked after saving.")
 
 
+class RecordingForm(forms.Form):
+    recording_enabled = forms.BooleanField(required=False, label="Record calls",
+                                           help_text="A dual-channel recording of every call (caller and agent).")
+    recording_retention_days = forms.IntegerField(min_value=1, max_value=3650, label="Keep recordings (days)")
+
+
 class VariableForm(forms.Form):
     name = forms.CharField(max_length=64, validators=[name_validator])
     value = forms.CharField(required=False, widget=forms.TextInput)

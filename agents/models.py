@@ -3,7 +3,7 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -191,6 +191,11 @@ class Environment(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="environments")
     kind = models.CharField(max_length=12, choices=Kind.choices)
+    # Calls through this environment: a dual-channel recording of each call, kept this many days.
+    recording_enabled = models.BooleanField(default=False)
+    recording_retention_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Recordings older than this are deleted, at Twilio and here.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -188,6 +188,16 @@ def environment_secret_delete(*, secret: EnvironmentSecret) -> None:
 
 
 @transaction.atomic
+def environment_recording_set(*, environment: Environment, recording_enabled: bool,
+                              recording_retention_days: int) -> Environment:
+    environment.recording_enabled = recording_enabled
+    environment.recording_retention_days = recording_retention_days
+    environment.full_clean(exclude=["workspace", "kind"])
+    environment.save(update_fields=["recording_enabled", "recording_retention_days"])
+    return environment
+
+
+@transaction.atomic
 def environment_variable_set(*, environment: Environment, name: str, value: str) -> EnvironmentVariable:
     variable, created = EnvironmentVariable.objects.select_for_update().get_or_create(
         environment=environment, name=name, defaults={"value": value}

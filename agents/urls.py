@@ -22,6 +22,7 @@ urlpatterns = [
     path("studio/environments/<str:kind>/secrets/<int:secret_id>/delete/", views.environment_secret_delete,
          name="secret_delete"),
     path("studio/environments/<str:kind>/variables/", views.environment_variable_set, name="variable_set"),
+    path("studio/environments/<str:kind>/recording/", views.environment_recording_set, name="recording_set"),
     path("studio/environments/<str:kind>/variables/<int:variable_id>/delete/", views.environment_variable_delete,
          name="variable_delete"),
     path("studio/environments/<str:kind>/auth-connectors/", views.auth_connector_create, name="auth_create"),

@@ -9,7 +9,8 @@ from django.views.decorators.http import require_POST
 from workspaces.decorators import workspace_admin_required, workspace_member_required
 
 from . import selectors, services
-from .forms import AgentCreateForm, AgentVersionForm, AuthConnectorForm, HandoverActionForm, SecretForm, VariableForm
+from .forms import (AgentCreateForm, AgentVersionForm, AuthConnectorForm, HandoverActionForm, RecordingForm, SecretForm,
+                    VariableForm)
 from .models import AuthConnector, Environment, EnvironmentSecret, EnvironmentVariable, HandoverAction, ImmutableVersionError
 
 
@@ -192,7 +193,8 @@ def _environment_or_404(request, kind):
     return selectors.environment_get(workspace=request.workspace, kind=kind)
 
 
-def _environment_page(request, environment, *, secret_form=None, variable_form=None, auth_form=None, status=200):
+def _environment_page(request, environment, *, secret_form=None, variable_form=None, auth_form=None,
+                      recording_form=None, status=200):
     return render(request, "agents/environment_detail.html", {
         "environment": environment,
         "environments": selectors.environments_list(workspace=request.workspace),
@@ -202,6 +204,9 @@ def _environment_page(request, environment, *, secret_form=None, variable_form=N
         "secret_form": secret_form or SecretForm(prefix="secret"),
         "variable_form": variable_form or VariableForm(prefix="variable"),
         "auth_form": auth_form or AuthConnectorForm(prefix="auth"),
+        "recording_form": recording_form or RecordingForm(prefix="recording", initial={
+            "recording_enabled": environment.recording_enabled,
+            "recording_retention_days": environment.recording_retention_days}),
     }, status=status)
 
 
@@ -231,6 +236,19 @@ def environment_secret_delete(request, kind, secret_id):
         raise Http404
     services.environment_secret_delete(secret=secret)
     messages.success(request, f"Secret {secret.name} deleted.")
+    return redirect("agents:environment", kind=kind)
+
+
+@workspace_admin_required
+@require_POST
+def environment_recording_set(request, kind):
+    environment = _environment_or_404(request, kind)
+    form = RecordingForm(request.POST, prefix="recording")
+    if not form.is_valid():
+        return _environment_page(request, environment, recording_form=form, status=400)
+    services.environment_recording_set(environment=environment, **form.cleaned_data)
+    messages.success(request, "Recording settings saved." if environment.recording_enabled
+                     else "Recording settings saved: calls are not recorded.")
     return redirect("agents:environment", kind=kind)
 
 

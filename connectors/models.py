@@ -112,6 +112,9 @@ class CallSession(models.Model):
     stream_token_used_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Why the agent could not go on (provider failure), and why the recording could not start: shown on the call.
+    runtime_error = models.CharField(max_length=255, blank=True)
+    recording_error = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -124,5 +127,16 @@ class CallSession(models.Model):
     def connected(self) -> bool:
         return not self.rejected_reason
 
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.ended_at is None or self.started_at is None:
+            return None
+        return max(0, int((self.ended_at - self.started_at).total_seconds()))
+
+    @property
+    def is_live(self) -> bool:
+        return self.connected and self.ended_at is None
+
 
 from .runtime_models import CallHandover, CallTurn  # noqa: E402,F401  (the live-call runtime)
+from .call_models import CallIntervention, CallRecording  # noqa: E402,F401  (recordings, supervisor interventions)

@@ -49,12 +49,15 @@ class CallTurn(models.Model):
     class Role(models.TextChoices):
         AGENT = "agent", "Agent"
         CALLER = "caller", "Caller"
+        EVENT = "event", "Event"  # handovers, hang-ups, supervisor interventions, in line with the words
 
     call_session = models.ForeignKey("connectors.CallSession", on_delete=models.CASCADE, related_name="turns")
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=8, choices=Role.choices)
     text = models.TextField(blank=True)
     heard = models.BooleanField(default=True)
+    # When the turn started (the first words/audio of it); stored as the call goes.
+    started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
