@@ -97,25 +97,44 @@ def handover_outcome_set(*, handover_id: int, outcome: str, detail: str = "") ->
         outcome=outcome, outcome_at=timezone.now(), detail=detail[:255])
 
 
-def transcript_save(*, call_session_id: int, turns: list[tuple[str, str, bool]]) -> None:
-    """Append the call's turns (role, text, heard) after the ones already stored."""
+def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
+    """Append turns (role, text, heard[, started as a unix time]) after the ones already stored.
+
+    The runtime calls this as the call goes (each new turn, from the call's side task), and once more at the end.
+    """
+    from datetime import datetime, timezone as dt_timezone
+
     from .runtime_models import CallTurn
 
     if not turns:
         return
+    now = timezone.now()
+    rows = []
+    for turn in turns:
+        role, text, heard = turn[:3]
+        started = datetime.fromtimestamp(turn[3], tz=dt_timezone.utc) if len(turn) > 3 and turn[3] else now
+        rows.append((role, text, heard, started))
     with transaction.atomic():
         last = CallTurn.objects.filter(call_session_id=call_session_id).order_by("-seq").values_list("seq", flat=True).first()
         start = (last or 0) + 1
         CallTurn.objects.bulk_create([
-            CallTurn(call_session_id=call_session_id, seq=start + i, role=role, text=text, heard=heard)
-            for i, (role, text, heard) in enumerate(turns)
+            CallTurn(call_session_id=call_session_id, seq=start + i, role=role, text=text, heard=heard,
+                     started_at=started)
+            for i, (role, text, heard, started) in enumerate(rows)
         ])
 
 
-def call_session_ended(*, call_session_id: int) -> None:
+def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None:
+    """The agent's part of the call is over: end time, "completed" unless Twilio said otherwise, any failure."""
     from .models import CallSession
 
-    CallSession.objects.filter(pk=call_session_id, ended_at__isnull=True).update(ended_at=timezone.now())
+    fields = {"ended_at": timezone.now()}
+    if runtime_error:
+        fields["runtime_error"] = runtime_error[:255]
+    CallSession.objects.filter(pk=call_session_id, ended_at__isnull=True).update(**fields)
+    CallSession.objects.filter(pk=call_session_id, status__in=[CallSession.Status.RINGING,
+                                                               CallSession.Status.IN_PROGRESS]).update(
+        status=CallSession.Status.COMPLETED)
 
 
 # ---------------------------------------------------------------------------
@@ -233,7 +252,7 @@ def dial_result_record(*, connector, handover_id, params: dict) -> str:
     except (TypeError, ValueError):
         return _hangup()
     with transaction.atomic():
-        handover = (CallHandover.objects.select_for_update()
+        handover = (CallHandover.objects.select_for_update(of=("self",))
                     .select_related("call_session", "call_session__connector", "call_session__agent_version",
                                     "call_session__environment")
                     .filter(pk=handover_id, call_session__connector=connector).first())

@@ -284,7 +284,7 @@ def connection_validate(*, connection_id: int) -> TwilioConnection:
     """
     transient: errors.TwilioError | None = None
     with transaction.atomic():
-        connection = (TwilioConnection.objects.select_for_update().select_related("workspace")
+        connection = (TwilioConnection.objects.select_for_update(of=("self",)).select_related("workspace")
                       .filter(pk=connection_id).first())
         if connection is None or connection.status == TwilioConnection.Status.NOT_CONNECTED:
             return connection
