@@ -4,6 +4,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
 from connectors.consumers import MediaStreamConsumer, RelayConsumer, TestChatConsumer
+from connectors.monitor_consumers import ListenConsumer, LiveCallsConsumer
 
 websocket_urlpatterns: list = [
     # Twilio sends no Origin and no cookies: admitted by the signed single-use session parameter
@@ -13,4 +14,8 @@ websocket_urlpatterns: list = [
     # Browsers: logged-in admins of the version's workspace, same-origin only.
     path("v1/studio/test-chat/<int:version_id>/<int:environment_id>",
          AllowedHostsOriginValidator(AuthMiddlewareStack(TestChatConsumer.as_asgi()))),
+    # Calls in Studio: the live view and listen & intervene (members of the call's workspace, same-origin).
+    path("v1/studio/calls/live", AllowedHostsOriginValidator(AuthMiddlewareStack(LiveCallsConsumer.as_asgi()))),
+    path("v1/studio/calls/<int:call_id>/listen",
+         AllowedHostsOriginValidator(AuthMiddlewareStack(ListenConsumer.as_asgi()))),
 ]

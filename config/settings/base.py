@@ -159,6 +159,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "connectors.tasks.connector_numbers_check_all",
         "schedule": 30 * 60.0,
     },
+    "purge-expired-recordings": {
+        "task": "connectors.tasks.recordings_purge_expired",
+        "schedule": 60 * 60.0,
+    },
 }
 
 # Twilio. TWILIO_API_BASE_URL empty means the real Twilio; otherwise every REST

@@ -9,6 +9,7 @@ A provider is fed by the call engine and answers only through `self.events` (an 
     await provider.on_dtmf(digit)
     await provider.on_interrupt(heard_text=..., heard_ms=..., item_id=...)  # barge-in: what the caller heard
     await provider.on_tool_result(call_id, result)  # e.g. an unknown handover action
+    await provider.on_instruction(text)    # a supervisor's instruction, followed from the next turn
     await provider.close()
 
 `on_*` methods return quickly (they queue work); a slow upstream only delays its own call.
@@ -35,6 +36,7 @@ class Provider:
         self.ctx = ctx
         self.events: asyncio.Queue = asyncio.Queue()
         self.closed = False
+        self.supervisor_instructions: list[str] = []
 
     def emit(self, event) -> None:
         if not self.closed:
@@ -58,6 +60,11 @@ class Provider:
 
     async def on_tool_result(self, call_id: str, result: str) -> None:
         pass
+
+    async def on_instruction(self, text: str) -> None:
+        """A supervisor's instruction (Studio's listen & intervene): part of the system prompt from now on.
+        Providers that hold a conversation upstream also pass it on there (see the subclasses)."""
+        self.supervisor_instructions.append(text)
 
     async def close(self) -> None:
         if not self.closed:
@@ -94,6 +101,8 @@ class Provider:
             parts.append(f"Speak {self.ctx.language}.")
         if self.ctx.actions:
             parts.append("To transfer the caller, call the matching tool; say briefly that you are transferring them.")
+        for text in self.supervisor_instructions:
+            parts.append(f"Instruction from your supervisor, follow it from now on: {text}")
         return "\n".join(parts)
 
 

@@ -83,6 +83,11 @@ class OpenAIChatProvider(Provider):
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
         self._start_reply()
 
+    async def on_instruction(self, text: str) -> None:
+        await super().on_instruction(text)
+        # The next completion request carries it: the agent follows it from its next reply.
+        self.messages.append({"role": "system", "content": f"Instruction from your supervisor, follow it from now on: {text}"})
+
     async def close(self) -> None:
         await self._cancel_reply(heard_text=None)
         if self.client is not None:

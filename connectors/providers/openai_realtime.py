@@ -168,6 +168,11 @@ class OpenAIRealtimeProvider(Provider):
                     "item": {"type": "function_call_output", "call_id": call_id, "output": result}})
         self._send({"type": "response.create"})
 
+    async def on_instruction(self, text: str) -> None:
+        await super().on_instruction(text)
+        # New session instructions (the system prompt now ends with the supervisor's): used from the next response.
+        self._send(self._session_update())
+
     # -- tasks ------------------------------------------------------------------------
 
     async def _writer(self) -> None:

@@ -34,6 +34,7 @@ class ScriptedProvider(Provider):
         self._quiet = 0
         self._speaking = False
         self._reply_seq = 0
+        self._instruction = ""
 
     async def start(self) -> None:
         if self.ctx.greeting and not self.echo:
@@ -92,6 +93,11 @@ class ScriptedProvider(Provider):
         if not text:
             return
         self.emit(Transcript("caller", text))
+        if self._instruction:
+            # A supervisor's instruction: the scripted agent's next reply says it.
+            text_, self._instruction = self._instruction, ""
+            self._say(text_)
+            return
         words = set(re.findall(r"[\w']+", text.lower()))
         lowered = text.lower()
         for rule in self.ctx.handover_rules:
@@ -111,6 +117,14 @@ class ScriptedProvider(Provider):
             if str(rule.get("digit") or "") == digit:
                 self._act(str(rule.get("action") or ""), str(rule.get("say") or ""))
                 return
+        if self._instruction:
+            text, self._instruction = self._instruction, ""
+            self._say(text)
 
     async def on_tool_result(self, call_id: str, result: str) -> None:
         self._say("Sorry, I can't transfer you there.")
+
+    async def on_instruction(self, text: str) -> None:
+        """The scripted agent has no language model: its next reply (to words or a key) is the instruction's text."""
+        await super().on_instruction(text)
+        self._instruction = text.strip()

@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
+from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 
 from connectors.providers import ProviderConfigError, get_provider
 from connectors.providers.base import UnavailableProvider
-from connectors.runtime import audio
-from connectors.runtime.context import CallContext
+from connectors.runtime import audio, live
+from connectors.runtime.context import CallContext, HandoverActionSpec
 from connectors.runtime.events import (
-    AudioOut, Handover, Hangup, ProviderFailed, ReplyDone, SpeechStarted, TextOut, Transcript,
+    AudioOut, Handover, Hangup, Instruction, ProviderFailed, ReplyDone, SpeechStarted, Takeover, TextOut, Transcript,
 )
 
 logger = logging.getLogger("connectors.runtime")
@@ -29,6 +31,11 @@ START_TIMEOUT = 10.0  # seconds for a provider to connect and configure itself
 PLAYOUT_WAIT = 3.0  # seconds we let queued agent audio finish before redirecting the call
 MARK_EVERY_MS = 100  # a mark after each ~100 ms of agent audio: barge-in knows what was heard to that precision
 UNKNOWN_SID_LOG_LIMIT = 3
+SUPERVISOR_TRANSFER = "supervisor_transfer"  # the action name recorded for a transfer to a typed number
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 Send = Callable[[dict], Awaitable[None]]
 
@@ -45,12 +52,22 @@ class CallEngine:
             except ProviderConfigError as exc:
                 provider = UnavailableProvider(ctx, str(exc))
         self.provider = provider
-        self.turns: list[tuple[str, str, bool]] = []
+        # (role, text, heard, started at as a unix time); stored as the call goes (a side task), not at the end.
+        self.turns: list[tuple[str, str, bool, float]] = []
         self.handovers: list[str] = []
         self.task: asyncio.Task | None = None
         self.closed = False
         self.failed_reason = ""
         self._on_finish: Callable[[], Awaitable[None]] | None = None
+        # Calls in Studio: a phone call (not a test chat) is live-monitored, listened to and stored as it goes.
+        self.live = bool(ctx.call_session_id) and not ctx.test_mode
+        self.listeners: set = set()  # live.Listener objects; the audio path only tests this set for truth
+        self._turn_start: dict[str, float] = {}
+        self._stored = 0
+        self._jobs: asyncio.Queue | None = None
+        self._side: asyncio.Task | None = None
+        self._recording: asyncio.Task | None = None
+        self._failure_noted = False
 
     def log_extra(self, **more) -> dict:
         return {"call_sid": self.ctx.call_sid, "transport": self.transport, "provider": self.ctx.provider, **more}
@@ -59,8 +76,125 @@ class CallEngine:
 
     def start(self, on_finish: Callable[[], Awaitable[None]] | None = None) -> asyncio.Task:
         self._on_finish = on_finish
+        if self.live:
+            # Side work (storing turns, live-view events) runs in its own task, in order, off the audio path.
+            self._jobs = asyncio.Queue()
+            self._side = asyncio.create_task(self._side_loop(), name=f"call-side-{self.ctx.call_sid}")
+            live.REGISTRY[self.ctx.call_session_id] = self
+            self._later("publish", {"kind": "start", "call": self.monitor_info()})
+            if self.ctx.recording_enabled and self.ctx.creds is not None and self.ctx.call_sid:
+                self._recording = asyncio.create_task(self._start_recording(), name=f"call-rec-{self.ctx.call_sid}")
         self.task = asyncio.create_task(self._run(), name=f"call-{self.ctx.call_sid or 'test'}")
         return self.task
+
+    # -- Calls in Studio: transcript as it goes, live view, listeners, interventions ------------------
+
+    def monitor_info(self) -> dict:
+        return {**self.ctx.monitor, "transport": self.transport}
+
+    def _later(self, kind: str, data=None) -> None:
+        if self._jobs is not None:
+            self._jobs.put_nowait((kind, data))
+
+    async def _side_loop(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            if job is None:
+                return
+            kind, data = job
+            try:
+                if kind == "flush":
+                    await self._flush_turns()
+                elif kind == "publish":
+                    await live.publish(self.ctx.workspace_id, data)
+            except Exception:  # noqa: BLE001 - side work must never end the call
+                logger.exception("call side task: %s failed", kind, extra=self.log_extra())
+
+    async def _flush_turns(self) -> None:
+        from connectors import handover
+
+        pending = self.turns[self._stored:]
+        if not pending:
+            return
+        self._stored += len(pending)
+        await database_sync_to_async(handover.transcript_save)(call_session_id=self.ctx.call_session_id,
+                                                               turns=pending)
+
+    def notify(self, message: dict) -> None:
+        """An event for the call's listeners (at once) and the workspace's live view (through the side task)."""
+        if not self.live:
+            return
+        message = {**message, "call_id": self.ctx.call_session_id}
+        for listener in self.listeners:
+            listener.event(message)
+        self._later("publish", message)
+
+    def turn_started(self, role: str) -> None:
+        if role not in self._turn_start:
+            self._turn_start[role] = time.time()
+
+    def record_turn(self, role: str, text: str, heard: bool = True) -> None:
+        """A transcript turn: kept, shown to listeners and the live view, and stored by the side task."""
+        started = self._turn_start.pop(role, None) or time.time()
+        self.turns.append((role, text, heard, started))
+        if self.live:
+            self.notify({"kind": "turn", "role": role, "text": text, "heard": heard, "started_at": _iso(started)})
+            self._later("flush")
+
+    def _fanout(self, track: int, payload: str) -> None:
+        for listener in self.listeners:
+            listener.audio(track, payload)
+
+    def intervene(self, *, kind: str, detail: str = "", by: str = "") -> str:
+        """A supervisor's intervention, handled in order by the call's own task. Returns "" or why not."""
+        if self.closed or self.provider.closed:
+            return "The call has already ended."
+        events = self.provider.events
+        if kind == "takeover":
+            action = self.ctx.action(detail)
+            if action is None:
+                return f"This call's agent version has no handover action named {detail!r}."
+            events.put_nowait(Takeover(action, by))
+        elif kind == "transfer":
+            events.put_nowait(Takeover(HandoverActionSpec(SUPERVISOR_TRANSFER, detail, "Transfer by a supervisor"), by))
+        elif kind == "instruction":
+            events.put_nowait(Instruction(detail, by))
+        elif kind == "end":
+            events.put_nowait(Hangup(f"supervisor:{by}"))
+        else:
+            return "Unknown intervention."
+        return ""
+
+    async def _start_recording(self) -> None:
+        """Start the call's dual-channel recording (in a thread); a failure is logged and shown, the call goes on."""
+        from connectors import call_services
+        from dialer import twilio_gateway
+
+        callback = self.ctx.public_url(f"/v1/agents/{self.ctx.connector_identifier}/recording-status")
+        try:
+            recording = await asyncio.to_thread(twilio_gateway.call_recording_start, creds=self.ctx.creds,
+                                                call_sid=self.ctx.call_sid, status_callback=callback)
+        except Exception as exc:  # noqa: BLE001 - TwilioError or anything else: the call goes on
+            code = getattr(exc, "code", None)
+            logger.warning("call recording could not start",
+                           extra=self.log_extra(code=code, error=type(exc).__name__))
+            text = f"The recording could not start (Twilio error {code})." if code else \
+                "The recording could not start (Twilio did not answer)."
+            try:
+                await database_sync_to_async(call_services.recording_error_set)(
+                    call_session_id=self.ctx.call_session_id, text=text)
+            except Exception:  # noqa: BLE001
+                logger.exception("could not store the recording error", extra=self.log_extra())
+            self.notify({"kind": "recording", "error": text})
+            return
+        logger.info("call recording started", extra=self.log_extra(recording_sid=recording.sid))
+        try:
+            await database_sync_to_async(call_services.recording_status_record)(
+                call_session_id=self.ctx.call_session_id, recording_sid=recording.sid,
+                status=recording.status or "in-progress", channels=recording.channels, from_callback=False)
+        except Exception:  # noqa: BLE001
+            logger.exception("could not store the recording", extra=self.log_extra())
+        self.notify({"kind": "recording", "recording_sid": recording.sid})
 
     async def _run(self) -> None:
         try:
@@ -92,16 +226,21 @@ class CallEngine:
 
     async def dispatch(self, event) -> None:
         if isinstance(event, AudioOut):
+            if "agent" not in self._turn_start:
+                self._turn_start["agent"] = time.time()
             await self.on_audio_out(event)
         elif isinstance(event, TextOut):
+            if "agent" not in self._turn_start and event.token:
+                self._turn_start["agent"] = time.time()
             await self.on_text_out(event)
         elif isinstance(event, ReplyDone):
             await self.on_reply_done(event)
         elif isinstance(event, SpeechStarted):
+            self.turn_started("caller")
             await self.on_speech_started()
         elif isinstance(event, Transcript):
             if event.text:
-                self.turns.append((event.role, event.text, event.heard))
+                self.record_turn(event.role, event.text, event.heard)
         elif isinstance(event, Handover):
             action = self.ctx.action(event.action_name)
             if action is None:
@@ -109,8 +248,25 @@ class CallEngine:
                 await self.provider.on_tool_result(event.call_id, f"There is no handover action named {event.action_name!r}.")
                 return
             self.handovers.append(action.name)
+            self.record_turn("event", f"Handover: {action.name} → {action.destination}")
+            self.notify({"kind": "handover", "action": action.name, "destination": action.destination, "by": ""})
             await self.on_handover(action, event)
+        elif isinstance(event, Takeover):
+            action = event.action
+            self.handovers.append(action.name)
+            what = "transferred the call to" if action.name == SUPERVISOR_TRANSFER else f"took over: {action.name} →"
+            self.record_turn("event", f"{event.by or 'A supervisor'} {what} {action.destination}")
+            self.notify({"kind": "handover", "action": action.name, "destination": action.destination,
+                         "by": event.by})
+            logger.info("supervisor took over the call", extra=self.log_extra(action=action.name))
+            await self.on_handover(action, event)
+        elif isinstance(event, Instruction):
+            self.record_turn("event", f"{event.by or 'A supervisor'} instructed the agent: {event.text}")
+            await self.provider.on_instruction(event.text)
         elif isinstance(event, Hangup):
+            who = (event.reason.removeprefix("supervisor:") or "A supervisor") if event.reason.startswith("supervisor") \
+                else "The agent"
+            self.record_turn("event", f"{who} ended the call")
             await self.on_hangup(event)
         elif isinstance(event, ProviderFailed):
             logger.warning("agent provider failed", extra=self.log_extra(reason=event.reason))
@@ -132,21 +288,34 @@ class CallEngine:
             await asyncio.wait_for(self.provider.close(), 5)
         except (asyncio.TimeoutError, Exception):  # noqa: BLE001
             logger.warning("agent provider did not close cleanly", extra=self.log_extra())
+        if self.failed_reason and not self._failure_noted:
+            self._failure_noted = True
+            self.record_turn("event", f"The agent failed ({self.failed_reason}); the caller heard an apology")
         turns = len(self.turns)
         await self.persist()
         logger.info("call runtime closed", extra=self.log_extra(reason=reason, turns=turns))
 
     async def persist(self) -> None:
-        if self.ctx.call_session_id and not self.ctx.test_mode:
+        if self.live:
             from connectors import handover
 
+            live.REGISTRY.pop(self.ctx.call_session_id, None)
+            if self._side is not None:
+                self._jobs.put_nowait(None)
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._side), 5)
+                except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                    self._side.cancel()
             try:
-                await database_sync_to_async(handover.transcript_save)(call_session_id=self.ctx.call_session_id,
-                                                                       turns=self.turns)
-                await database_sync_to_async(handover.call_session_ended)(call_session_id=self.ctx.call_session_id)
+                await self._flush_turns()
+                await database_sync_to_async(handover.call_session_ended)(call_session_id=self.ctx.call_session_id,
+                                                                          runtime_error=self.failed_reason)
             except Exception:  # noqa: BLE001 - a lost transcript must not break the close path
                 logger.exception("could not store the call transcript", extra=self.log_extra())
-            self.turns = []
+            end = {"kind": "end", "call_id": self.ctx.call_session_id, "error": self.failed_reason}
+            for listener in self.listeners:
+                listener.event(end)
+            await live.publish(self.ctx.workspace_id, end)
 
     async def finish(self, reason: str) -> None:
         """The engine decided the call is over on its side (handover, hang-up, failure)."""
@@ -216,6 +385,8 @@ class MediaStreamCall(CallEngine):
                 return
             self.frames_in += 1
             await self.provider.on_audio(payload)
+            if self.listeners:
+                self._fanout(live.TRACK_CALLER, payload)
         elif event == "mark":
             if msg.get("streamSid") != self.stream_sid:
                 self._unknown_sid(msg)
@@ -229,7 +400,7 @@ class MediaStreamCall(CallEngine):
                 return
             digit = (msg.get("dtmf") or {}).get("digit") if isinstance(msg.get("dtmf"), dict) else None
             if isinstance(digit, str) and len(digit) == 1 and digit in "0123456789*#ABCD":
-                self.turns.append(("caller", f"(pressed {digit})", True))
+                self.record_turn("caller", f"(pressed {digit})")
                 await self.provider.on_dtmf(digit)
         elif event == "stop":
             await self.finish("stop")
@@ -262,6 +433,8 @@ class MediaStreamCall(CallEngine):
 
     async def on_audio_out(self, event: AudioOut) -> None:
         await self.send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": event.payload}})
+        if self.listeners:
+            self._fanout(live.TRACK_AGENT, event.payload)
         if event.item_id:
             ms = audio.duration_ms(event.payload)
             self.sent_ms[event.item_id] = self.sent_ms.get(event.item_id, 0) + ms
@@ -295,7 +468,7 @@ class MediaStreamCall(CallEngine):
         await self.send({"event": "clear", "streamSid": self.stream_sid})
         sent = self.sent_ms.get(item_id, 0)
         self.interruptions.append((item_id, heard, sent))
-        self.turns.append(("agent", f"(interrupted: the caller heard {heard} of {sent} ms)", False))
+        self.record_turn("agent", f"(interrupted: the caller heard {heard} of {sent} ms)", False)
         logger.info("barge-in: cleared queued agent audio", extra=self.log_extra(heard_ms=heard, sent_ms=sent))
         await self.provider.on_interrupt(heard_ms=heard, item_id=item_id)
 
@@ -380,6 +553,8 @@ class RelayCall(CallEngine):
             if not isinstance(part, str):
                 logger.warning("relay prompt without text ignored", extra=self.log_extra())
                 return
+            if not self._prompt_parts:
+                self.turn_started("caller")
             self._prompt_parts.append(part)
             if msg.get("last", True):
                 text, self._prompt_parts = "".join(self._prompt_parts), []
@@ -388,14 +563,14 @@ class RelayCall(CallEngine):
             heard = msg.get("utteranceUntilInterrupt")
             heard = heard if isinstance(heard, str) else ""
             self.interruptions.append(heard)
-            self.turns.append(("agent", heard, False))
+            self.record_turn("agent", heard, False)
             logger.info("relay interrupt", extra=self.log_extra(heard_chars=len(heard),
                                                                 heard_ms=msg.get("durationUntilInterruptMs")))
             await self.provider.on_interrupt(heard_text=heard)
         elif kind == "dtmf":
             digit = msg.get("digit")
             if isinstance(digit, str) and len(digit) == 1 and digit in "0123456789*#ABCD":
-                self.turns.append(("caller", f"(pressed {digit})", True))
+                self.record_turn("caller", f"(pressed {digit})")
                 await self.provider.on_dtmf(digit)
         elif kind == "error":
             logger.warning("ConversationRelay reported an error",
@@ -407,6 +582,10 @@ class RelayCall(CallEngine):
 
     async def on_text_out(self, event: TextOut) -> None:
         await self.send({"type": "text", "token": event.token, "last": event.last, "interruptible": True})
+        if self.listeners and event.token:
+            # ConversationRelay carries no audio: listeners follow the agent's words as they are spoken.
+            for listener in self.listeners:
+                listener.event({"kind": "token", "call_id": self.ctx.call_session_id, "token": event.token})
 
     async def _end(self, data: dict) -> None:
         await self.send({"type": "end", "handoffData": json.dumps(data)})

@@ -43,6 +43,9 @@ class CallContext:
     creds: object | None = field(default=None, repr=False)
     auth_token: str = field(default="", repr=False)
     test_mode: bool = False
+    # Calls in Studio: record the call (the environment's setting) and what the live view shows about it.
+    recording_enabled: bool = False
+    monitor: dict = field(default_factory=dict)
 
     @property
     def modality(self) -> str:
@@ -111,8 +114,29 @@ def context_for_call_session(call_session) -> CallContext:
         connector_identifier=call_session.connector.identifier if call_session.connector_id else "",
         creds=connection.credentials() if has_creds else None,
         auth_token=connection.auth_token if has_creds else "",
+        recording_enabled=bool(call_session.environment and call_session.environment.recording_enabled),
+        monitor=_monitor_info(call_session, version),
         **_version_fields(version),
     )
+
+
+def _monitor_info(call_session, version) -> dict:
+    """What Studio's live view shows about the call (no secrets): published with the call's events."""
+    connector = call_session.connector if call_session.connector_id else None
+    return {
+        "id": call_session.pk,
+        "call_sid": call_session.call_sid,
+        "from": call_session.from_number,
+        "to": call_session.to_number,
+        "connector_id": call_session.connector_id,
+        # The connector's name, else "agent · environment" (both already loaded: no extra query).
+        "connector": (connector.name or f"{version.agent.name} · {call_session.environment}") if connector else "",
+        "agent": version.agent.name,
+        "version": version.label,
+        "environment": str(call_session.environment) if call_session.environment_id else "",
+        "transport": version.transport,
+        "started_at": call_session.started_at.isoformat() if call_session.started_at else "",
+    }
 
 
 def context_for_test_chat(*, version, environment) -> CallContext:

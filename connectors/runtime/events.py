@@ -60,3 +60,23 @@ class ProviderFailed:
 
     reason: str
     detail: dict = field(default_factory=dict)
+
+
+# Supervisor interventions (Studio's listen & intervene): put on the provider's event queue by the runtime,
+# so they are handled in order by the call's own task, like the agent's own decisions.
+
+
+@dataclass(frozen=True, slots=True)
+class Takeover:
+    """A supervisor hands the call over: a handover action of the version, or a number they typed."""
+
+    action: object  # HandoverActionSpec
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """A supervisor's instruction to the agent, followed from its next turn."""
+
+    text: str
+    by: str = ""

@@ -1,0 +1,75 @@
+"""Live calls of this process: Studio listeners (audio fan-out) and the live view's events.
+
+- `REGISTRY` maps a call session id to its running engine (registered when the engine starts, removed when it
+  closes). Listen and intervene look calls up here; a call runs in exactly one process (its Twilio websocket).
+- `Listener`: one supervisor's browser. The call's task hands it audio frames with `put_nowait` into a bounded
+  queue: a slow listener loses frames (counted), the call never waits. With no listener the call pays one
+  truth test per frame.
+- `publish(workspace_id, event)`: an event for the workspace's live view, through the channel layer group
+  `calls-ws-<workspace id>` (in-memory in dev/tests: one process only; Redis in production). Called from the
+  call's side task, never from the audio path.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+logger = logging.getLogger("connectors.runtime")
+
+REGISTRY: dict[int, object] = {}
+
+LISTENER_QUEUE = 100  # items (20 ms frames of either side, and events): about 1 s of both sides
+TRACK_CALLER = 0
+TRACK_AGENT = 1
+
+
+def workspace_group(workspace_id) -> str:
+    return f"calls-ws-{int(workspace_id)}"
+
+
+class Listener:
+    def __init__(self, maxsize: int = LISTENER_QUEUE):
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
+
+    def audio(self, track: int, payload_b64: str) -> None:
+        """From the call's task: never blocks; drops the frame when this listener is behind."""
+        try:
+            self.queue.put_nowait(("audio", track, payload_b64))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def event(self, message: dict) -> None:
+        """Transcript turns, handovers, the end: make room by dropping the oldest item if needed."""
+        try:
+            self.queue.put_nowait(("event", message))
+        except asyncio.QueueFull:
+            try:
+                self.queue.get_nowait()
+                self.dropped += 1
+            except asyncio.QueueEmpty:
+                pass
+            try:
+                self.queue.put_nowait(("event", message))
+            except asyncio.QueueFull:
+                self.dropped += 1
+
+
+def get(call_session_id) -> object | None:
+    return REGISTRY.get(int(call_session_id)) if call_session_id else None
+
+
+async def publish(workspace_id, event: dict) -> None:
+    """Send an event to the workspace's live view group. Failures are logged, never raised."""
+    if not workspace_id:
+        return
+    try:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        await layer.group_send(workspace_group(workspace_id), {"type": "call.event", "event": event})
+    except Exception as exc:  # noqa: BLE001 - monitoring must never break a call
+        logger.warning("could not publish a live call event", extra={"kind": event.get("kind"),
+                                                                     "error": type(exc).__name__})
