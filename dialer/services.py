@@ -57,6 +57,21 @@ def _invalidate_on_commit(workspace_id: int) -> None:
     transaction.on_commit(lambda: phone_system_status_invalidate(workspace_id=workspace_id))
 
 
+def _validation_start(connection: TwilioConnection) -> TwilioConnection:
+    """Save the connection as "validating" and queue the check once the transaction commits."""
+    connection.status = TwilioConnection.Status.VALIDATING
+    connection.error_code = None
+    connection.error_message = ""
+    connection.retry_message = ""
+    if connection.pk:
+        connection.save(update_fields=_CONNECTION_FIELDS)
+    else:
+        connection.save()
+    _invalidate_on_commit(connection.workspace_id)
+    _enqueue_validation(connection.pk)
+    return connection
+
+
 def _enqueue_validation(connection_id: int) -> None:
     from .tasks import validate_connection
 
@@ -125,17 +140,7 @@ def connection_save_byok(*, workspace, account_sid: str, auth_token: str | None 
     connection.account_sid = account_sid
     if auth_token:
         connection.auth_token = auth_token.strip()
-    connection.status = TwilioConnection.Status.VALIDATING
-    connection.error_code = None
-    connection.error_message = ""
-    connection.retry_message = ""
-    if connection.pk:
-        connection.save(update_fields=_CONNECTION_FIELDS)
-    else:
-        connection.save()
-    _invalidate_on_commit(workspace.pk)
-    _enqueue_validation(connection.pk)
-    return connection
+    return _validation_start(connection)
 
 
 def hosted_available() -> bool:
@@ -163,17 +168,7 @@ def connection_start_hosted(*, workspace) -> TwilioConnection:
         connection.account_sid = ""
         connection.auth_token = ""
     connection.mode = TwilioConnection.Mode.HOSTED
-    connection.status = TwilioConnection.Status.VALIDATING
-    connection.error_code = None
-    connection.error_message = ""
-    connection.retry_message = ""
-    if connection.pk:
-        connection.save(update_fields=_CONNECTION_FIELDS)
-    else:
-        connection.save()
-    _invalidate_on_commit(workspace.pk)
-    _enqueue_validation(connection.pk)
-    return connection
+    return _validation_start(connection)
 
 
 @transaction.atomic
