@@ -136,7 +136,8 @@ class CallerId(models.Model):
 
     @property
     def label(self) -> str:
-        return f"{self.friendly_name} · {self.phone_number}" if self.friendly_name else self.phone_number
+        # The number first: the "Call from" dropdown is narrow and the number is what the callee sees.
+        return f"{self.phone_number} · {self.friendly_name}" if self.friendly_name else self.phone_number
 
 
 class NumberPurchase(models.Model):
