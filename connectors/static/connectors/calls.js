@@ -138,6 +138,7 @@
     }
 
     function ended(message) {
+      if (ws) { ws.onclose = null; ws = null; }  // the server closes next: keep this message
       text(state, message);
       var pill = document.getElementById("call-state");
       if (pill) { pill.textContent = "Ended"; pill.className = "pill"; }
