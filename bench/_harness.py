@@ -294,6 +294,23 @@ def report(rows: list[tuple[str, Stats]], *, out=None) -> str:
 
 # ---------------------------------------------------------------- helpers
 
+def fresh_postgres_database(url: str) -> None:
+    """(Re)create a benchmark's own PostgreSQL database (each run has a new FIELD_ENCRYPTION_KEY, so rows of an
+    earlier run could not be decrypted). No-op on SQLite. Only names containing "bench" are touched."""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        return
+    import psycopg
+
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to recreate {name!r}: a benchmark database name must contain 'bench'")
+    admin_url = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def seed_demo(env: dict, *, username: str = "admin", password: str = "callwell-demo") -> None:
     """Create the demo workspace and admin in the server's database (same env as `serve`)."""
     full_env = {**os.environ, **env}

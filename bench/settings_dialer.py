@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 
-from bench._harness import ROOT, bench_env, hammer, login_session, report, seed_demo, serve
+from bench._harness import (ROOT, bench_env, fresh_postgres_database, hammer, login_session, report, seed_demo,
+                            serve)
 
 SEED = """
 import secrets
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args(argv)
     env = bench_env()
+    fresh_postgres_database(env["DATABASE_URL"])
     with serve(env=env, workers=args.workers, threads=args.threads) as base:
         seed_demo(env)
         seed_numbers(env, args.numbers)

@@ -6,3 +6,4 @@ class WorkspacesConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401 - registers the system checks
+        from . import signals  # noqa: F401 - invalidates the cached memberships on every change

@@ -1,6 +1,14 @@
+import secrets
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 
 from .models import Membership, Workspace
+
+# The middleware's membership lookup is cached per user (see `memberships_cached`).
+MEMBERSHIP_CACHE_SECONDS = 60
+MEMBERSHIP_GENERATION_SECONDS = 7 * 24 * 3600
 
 
 def memberships_for_user(*, user: AbstractBaseUser):
@@ -19,3 +27,67 @@ def membership_get(*, user: AbstractBaseUser, workspace_id: int | None) -> Membe
 
 def workspace_members(*, workspace: Workspace):
     return Membership.objects.select_related("user").filter(workspace=workspace).order_by("user__username")
+
+
+# ---------------------------------------------------------------------------
+# The per-request membership lookup, cached.
+#
+# One cache entry per user holds all of the user's memberships (with their workspaces),
+# tagged with the user's *generation*: a random token that `workspaces.signals` replaces
+# whenever a Membership or Workspace of that user is saved or deleted (at once and again
+# on commit). An entry is only served when its tag equals the current generation, so a
+# role change or a removal made through the ORM takes effect on the very next request;
+# the entry and the generation are read together in one round trip (get_many). A reader
+# that loaded the rows before a concurrent change tags its entry with the old generation,
+# which the change has already replaced: that entry is never served.
+
+
+def _generation_key(user_id: int) -> str:
+    return f"ws-membership-gen:v1:{user_id}"
+
+
+def _entry_key(user_id: int) -> str:
+    return f"ws-memberships:v1:{user_id}"
+
+
+def _cache_seconds() -> int:
+    return int(getattr(settings, "MEMBERSHIP_CACHE_SECONDS", MEMBERSHIP_CACHE_SECONDS))
+
+
+def memberships_cached(*, user: AbstractBaseUser) -> list[Membership]:
+    """All of the user's memberships (workspace loaded), ordered like `memberships_for_user`."""
+    seconds = _cache_seconds()
+    if seconds <= 0:
+        return list(memberships_for_user(user=user))
+    gen_key, entry_key = _generation_key(user.pk), _entry_key(user.pk)
+    found = cache.get_many([gen_key, entry_key])
+    generation, entry = found.get(gen_key), found.get(entry_key)
+    if generation is not None and entry is not None and entry[0] == generation:
+        return entry[1]
+    if generation is None:
+        # Never seen (or evicted): start a fresh generation before reading the rows, so an
+        # entry written now can be invalidated by a change that commits while we read.
+        cache.add(gen_key, secrets.token_hex(8), MEMBERSHIP_GENERATION_SECONDS)
+        generation = cache.get(gen_key)
+    memberships = list(memberships_for_user(user=user))
+    if generation is not None:
+        cache.set(entry_key, (generation, memberships), seconds)
+    return memberships
+
+
+def membership_for_request(*, user: AbstractBaseUser, workspace_id: int | None) -> Membership | None:
+    """`membership_get` from the cached memberships: the one of workspace_id, else the user's first."""
+    memberships = memberships_cached(user=user)
+    chosen = None
+    if workspace_id is not None:
+        chosen = next((m for m in memberships if m.workspace_id == workspace_id), None)
+    if chosen is None and memberships:
+        chosen = memberships[0]
+    if chosen is not None:
+        chosen.user = user  # the request's user: no query when a view reads membership.user
+    return chosen
+
+
+def membership_cache_bump(*, user_id: int) -> None:
+    """A new generation for the user: their cached memberships are not served any more."""
+    cache.set(_generation_key(user_id), secrets.token_hex(8), MEMBERSHIP_GENERATION_SECONDS)

@@ -67,6 +67,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Sessions are read from the cache (Redis in production) and written through to the database.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -120,7 +122,8 @@ def broker_from_env() -> tuple[str, dict]:
 def caches_from_env() -> dict:
     redis_url = env.str("REDIS_URL", default="")
     if redis_url:
-        return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}}
+        # Django's RedisCache with one client per pool (config/cache.py: the stock one rebuilds it per operation).
+        return {"default": {"BACKEND": "config.cache.ReusingRedisCache", "LOCATION": redis_url}}
     # Shared by the web server and the worker processes.
     return {
         "default": {

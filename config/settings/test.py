@@ -41,7 +41,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if env.str("REDIS_URL", default=""):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.str("REDIS_URL"), "KEY_PREFIX": "test"}}
+    CACHES = {"default": {"BACKEND": "config.cache.ReusingRedisCache", "LOCATION": env.str("REDIS_URL"), "KEY_PREFIX": "test"}}
 CHANNEL_LAYERS = channel_layers_from_env()
 TWILIO_CONNECT_TIMEOUT = 1.0
 TWILIO_READ_TIMEOUT = 2.0
