@@ -33,3 +33,30 @@ class CallSessionAdmin(admin.ModelAdmin):
     readonly_fields = [f for f in ["call_sid", "workspace", "connector", "agent_version", "environment", "from_number",
                                    "to_number", "direction", "rejected_reason", "params", "stream_token_used_at",
                                    "started_at"]]
+
+
+from .call_models import CallIntervention, CallRecording  # noqa: E402
+
+
+@admin.register(CallRecording)
+class CallRecordingAdmin(admin.ModelAdmin):
+    list_display = ["recording_sid", "call_session", "status", "duration", "channels", "callbacks", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["recording_sid", "call_session__call_sid"]
+    list_select_related = ["call_session"]
+    readonly_fields = [f.name for f in CallRecording._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(CallIntervention)
+class CallInterventionAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "username", "kind", "call_session", "result"]
+    list_filter = ["kind"]
+    search_fields = ["username", "call_session__call_sid", "detail"]
+    list_select_related = ["call_session"]
+    readonly_fields = [f.name for f in CallIntervention._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -48,8 +48,13 @@ def call_for_member(*, user, session_workspace_id, call_id):
     workspace_id = member_workspace_id(user=user, session_workspace_id=session_workspace_id)
     if workspace_id is None:
         return None
-    call = CallSession.objects.filter(pk=call_id, workspace_id=workspace_id).only(
-        "id", "workspace_id", "call_sid", "ended_at").first()
+    call = (CallSession.objects.filter(pk=call_id, workspace_id=workspace_id)
+            .only("id", "workspace_id", "call_sid", "ended_at", "rejected_reason", "agent_version_id",
+                  "stream_token_used_at").first())
+    if call is not None:
+        call.action_specs = ([{"name": n, "destination": d} for n, d in
+                              call.agent_version.actions.values_list("name", "destination")]
+                             if call.agent_version_id else [])
     return call
 
 
@@ -88,6 +93,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
     listener = None
     sender = None
     call = None
+    remote_group = None
 
     async def connect(self):
         call_id = self.scope["url_route"]["kwargs"]["call_id"]
@@ -101,9 +107,13 @@ class ListenConsumer(AsyncWebsocketConsumer):
         await self.accept()
         engine = live.get(self.call.pk)
         if engine is None or engine.closed:
-            # Not running in this process (ended, or on another runtime process).
+            running = (self.call.ended_at is None and not self.call.rejected_reason
+                       and self.call.stream_token_used_at is not None)
+            if running and self.channel_layer is not None:
+                await self._follow_remote()
+                return
             await self.send_json({"kind": "not_live", "call_id": self.call.pk,
-                                  "message": "This call is not live on this server (it may have ended)."})
+                                  "message": "This call has ended."})
             await self.close()
             return
         self.engine = engine
@@ -117,6 +127,40 @@ class ListenConsumer(AsyncWebsocketConsumer):
         })
         self.sender = asyncio.create_task(self._send_loop(), name=f"listen-{self.call.pk}")
         logger.info("listener joined a call", extra={"call_id": self.call.pk, "listeners": len(engine.listeners)})
+
+    async def _follow_remote(self) -> None:
+        """The call runs in another runtime process: follow its events through the workspace group (transcript,
+        handovers, the end; no audio across processes) and send interventions to the call's control group."""
+        self.remote_group = live.workspace_group(self.call.workspace_id)
+        self.pending: dict[str, tuple[str, str]] = {}
+        await self.channel_layer.group_add(self.remote_group, self.channel_name)
+        await self.send_json({"kind": "hello", "remote": True, "audio": False, "transcript": [],
+                              "call": {"id": self.call.pk, "call_sid": self.call.call_sid},
+                              "actions": self.call.action_specs})
+
+    async def call_event(self, message):
+        """Remote mode: the workspace's live events, this call's only."""
+        event = message["event"]
+        if event.get("call_id") != self.call.pk:
+            return
+        await self.send_json(event)
+        if event.get("kind") == "end":
+            await self.close()
+
+    async def intervention_result(self, message):
+        """Remote mode: the call's engine answered an intervention."""
+        kind, detail = self.pending.pop(str(message.get("ref")), (str(message.get("kind")), ""))
+        problem = message.get("problem") or ""
+        await self._recorded(kind, detail, problem)
+
+    async def _recorded(self, kind: str, detail: str, problem: str, field: str = "") -> None:
+        from connectors.call_services import intervention_record
+
+        await database_sync_to_async(intervention_record)(call_session_id=self.call.pk, user=self.user, kind=kind,
+                                                          detail=detail, result=problem or "accepted")
+        logger.info("supervisor intervention", extra={"call_id": self.call.pk, "kind": kind, "accepted": not problem})
+        await self.send_json({"kind": "intervention", "ok": not problem, "type": kind, "field": field,
+                              "error": problem})
 
     async def send_json(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
@@ -143,6 +187,8 @@ class ListenConsumer(AsyncWebsocketConsumer):
             return
 
     async def disconnect(self, code):
+        if self.remote_group is not None:
+            await self.channel_layer.group_discard(self.remote_group, self.channel_name)
         if self.engine is not None and self.listener is not None:
             self.engine.listeners.discard(self.listener)
             logger.info("listener left a call", extra={"call_id": self.call.pk, "dropped": self.listener.dropped})
@@ -150,7 +196,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
             self.sender.cancel()
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.engine is None or text_data is None:
+        if (self.engine is None and self.remote_group is None) or text_data is None:
             return
         try:
             msg = json.loads(text_data)
@@ -163,7 +209,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
         try:
             if kind == "takeover":
                 detail, field = str(msg.get("action") or ""), "action"
-                if self.engine.ctx.action(detail) is None:
+                if detail not in {a["name"] for a in self.call.action_specs}:
                     raise ValidationError("Choose one of this agent version's handover actions.")
             elif kind == "transfer":
                 field = "number"
@@ -183,11 +229,14 @@ class ListenConsumer(AsyncWebsocketConsumer):
                                   "error": " ".join(exc.messages)})
             return
         by = self.user.get_username()
-        problem = self.engine.intervene(kind=kind, detail=detail, by=by)
-        from connectors.call_services import intervention_record
+        if self.engine is None:
+            import secrets
 
-        await database_sync_to_async(intervention_record)(call_session_id=self.call.pk, user=self.user, kind=kind,
-                                                          detail=detail, result=problem or "accepted")
-        logger.info("supervisor intervention", extra={"call_id": self.call.pk, "kind": kind, "accepted": not problem})
-        await self.send_json({"kind": "intervention", "ok": not problem, "type": kind, "field": field,
-                              "error": problem})
+            ref = secrets.token_hex(8)
+            self.pending[ref] = (kind, detail)
+            await self.channel_layer.group_send(live.call_group(self.call.pk), {
+                "type": "call.intervene", "kind": kind, "detail": detail, "by": by,
+                "reply_to": self.channel_name, "ref": ref})
+            return
+        problem = self.engine.intervene(kind=kind, detail=detail, by=by)
+        await self._recorded(kind, detail, problem)

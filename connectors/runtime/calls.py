@@ -67,6 +67,7 @@ class CallEngine:
         self._jobs: asyncio.Queue | None = None
         self._side: asyncio.Task | None = None
         self._recording: asyncio.Task | None = None
+        self._control: asyncio.Task | None = None
         self._failure_noted = False
 
     def log_extra(self, **more) -> dict:
@@ -81,6 +82,7 @@ class CallEngine:
             self._jobs = asyncio.Queue()
             self._side = asyncio.create_task(self._side_loop(), name=f"call-side-{self.ctx.call_sid}")
             live.REGISTRY[self.ctx.call_session_id] = self
+            self._control = asyncio.create_task(self._control_loop(), name=f"call-ctl-{self.ctx.call_sid}")
             self._later("publish", {"kind": "start", "call": self.monitor_info()})
             if self.ctx.recording_enabled and self.ctx.creds is not None and self.ctx.call_sid:
                 self._recording = asyncio.create_task(self._start_recording(), name=f"call-rec-{self.ctx.call_sid}")
@@ -109,6 +111,32 @@ class CallEngine:
                     await live.publish(self.ctx.workspace_id, data)
             except Exception:  # noqa: BLE001 - side work must never end the call
                 logger.exception("call side task: %s failed", kind, extra=self.log_extra())
+
+    async def _control_loop(self) -> None:
+        """Interventions sent by a Studio listener in another process (channel layer group of this call)."""
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        group = live.call_group(self.ctx.call_session_id)
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        try:
+            while True:
+                msg = await layer.receive(channel)
+                if msg.get("type") != "call.intervene":
+                    continue
+                problem = self.intervene(kind=str(msg.get("kind")), detail=str(msg.get("detail") or ""),
+                                         by=str(msg.get("by") or ""))
+                if msg.get("reply_to"):
+                    await layer.send(msg["reply_to"], {"type": "intervention.result", "problem": problem,
+                                                       "kind": msg.get("kind"), "ref": msg.get("ref")})
+        except asyncio.CancelledError:
+            await asyncio.shield(layer.group_discard(group, channel))
+            raise
+        except Exception:  # noqa: BLE001 - the call goes on without remote control
+            logger.exception("call control loop failed", extra=self.log_extra())
 
     async def _flush_turns(self) -> None:
         from connectors import handover
@@ -300,6 +328,8 @@ class CallEngine:
             from connectors import handover
 
             live.REGISTRY.pop(self.ctx.call_session_id, None)
+            if self._control is not None:
+                self._control.cancel()
             if self._side is not None:
                 self._jobs.put_nowait(None)
                 try:

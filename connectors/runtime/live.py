@@ -27,6 +27,11 @@ def workspace_group(workspace_id) -> str:
     return f"calls-ws-{int(workspace_id)}"
 
 
+def call_group(call_session_id) -> str:
+    """Interventions for a call running in another process reach its engine through this group."""
+    return f"call-ctl-{int(call_session_id)}"
+
+
 class Listener:
     def __init__(self, maxsize: int = LISTENER_QUEUE):
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)

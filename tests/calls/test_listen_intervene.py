@@ -275,3 +275,43 @@ def test_listen_is_refused_to_other_workspaces_and_strangers(asgi_server, twilio
 
     assert run(not_live())["kind"] == "not_live"  # allowed, but the call is not running here
     assert not CallIntervention.objects.exists()
+
+
+def test_call_on_another_process_is_followed_and_controlled_through_the_channel_layer(asgi_server, twilio_sandbox):
+    """A listener on a process that does not run the call: transcript events from the workspace group, interventions
+    through the call's control group (simulated here by hiding the engine from this process's registry)."""
+    setup = make_call_setup(sandbox=twilio_sandbox)
+    session = setup.new_session(sandbox=twilio_sandbox)
+    user = member_of(setup.workspace)
+    cookie = cookie_for(user)
+    token = setup.token(session)
+
+    async def scenario():
+        ws, twilio = await _media_call(asgi_server, setup, session, token)
+        await twilio.read_until(lambda m: m.get("event") == "mark")
+        await _wait_registered(session.pk)
+        engine = live.REGISTRY.pop(session.pk)  # "another process"
+        try:
+            async with browser_ws(asgi_server, f"/v1/studio/calls/{session.pk}/listen", cookie) as listen:
+                reader = Reader(listen)
+                hello = await reader.until(lambda m: m["kind"] == "hello")
+                await twilio.dtmf("6")
+                turn = await reader.until(lambda m: m["kind"] == "turn")
+                await listen.send(json.dumps({"type": "takeover", "action": "transfer_to_sales"}))
+                result = await reader.until(lambda m: m["kind"] == "intervention")
+                end = await reader.until(lambda m: m["kind"] == "end")
+        finally:
+            if not engine.closed:
+                live.REGISTRY.setdefault(session.pk, engine)
+        await ws.close()
+        return hello, turn, result, end, reader.audio
+
+    hello, turn, result, end, audio = run(scenario())
+    assert hello["remote"] is True and hello["audio"] is False
+    assert {a["name"] for a in hello["actions"]} == {"transfer_to_sales", "transfer_to_support"}
+    assert (turn["call_id"], turn["text"]) == (session.pk, "(pressed 6)")
+    assert result["ok"] is True and end["call_id"] == session.pk
+    assert audio == []
+    assert "<Number>+31201234567</Number>" in twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid)
+    iv = CallIntervention.objects.get(call_session=session)
+    assert (iv.kind, iv.detail, iv.user, iv.result) == ("takeover", "transfer_to_sales", user, "accepted")

@@ -155,7 +155,9 @@
         if (typeof e.data !== "string") { play(new Uint8Array(e.data)); return; }
         var ev = JSON.parse(e.data);
         if (ev.kind === "hello") {
-          text(state, ev.audio ? "Listening: both sides." : "Following the conversation (ConversationRelay calls carry no audio to us).");
+          text(state, ev.audio ? "Listening: both sides." : ev.remote
+            ? "Following the conversation (the call runs on another server: no audio here)."
+            : "Following the conversation (ConversationRelay calls carry no audio to us).");
           startBtn.hidden = true; stopBtn.hidden = false; controls.hidden = false;
           var shown = transcript.querySelectorAll("li.turn").length;
           ev.transcript.slice(shown).forEach(function (t) { addTurn(t.role, t.text, t.heard); });
