@@ -46,8 +46,19 @@ def _generation_key(user_id: int) -> str:
     return f"ws-membership-gen:v1:{user_id}"
 
 
+_shape = ""
+
+
 def _entry_key(user_id: int) -> str:
-    return f"ws-memberships:v1:{user_id}"
+    # The models' field names are part of the key: after a deploy that changes them, entries pickled by the
+    # previous code are not read back.
+    global _shape
+    if not _shape:
+        import zlib
+
+        names = ",".join(f.attname for model in (Membership, Workspace) for f in model._meta.concrete_fields)
+        _shape = format(zlib.crc32(names.encode()), "08x")
+    return f"ws-memberships:v1:{_shape}:{user_id}"
 
 
 def _cache_seconds() -> int:
