@@ -69,6 +69,7 @@ class CallEngine:
         self._recording: asyncio.Task | None = None
         self._control: asyncio.Task | None = None
         self._failure_noted = False
+        self._taken_over = False  # a supervisor's take-over / transfer / end is queued: refuse a second one
 
     def log_extra(self, **more) -> dict:
         return {"call_sid": self.ctx.call_sid, "transport": self.transport, "provider": self.ctx.provider, **more}
@@ -177,6 +178,9 @@ class CallEngine:
         """A supervisor's intervention, handled in order by the call's own task. Returns "" or why not."""
         if self.closed or self.provider.closed:
             return "The call has already ended."
+        if kind in ("takeover", "transfer", "end"):
+            if self.handovers or self._taken_over:
+                return "The call is already being handed over."
         events = self.provider.events
         if kind == "takeover":
             action = self.ctx.action(detail)
@@ -191,6 +195,8 @@ class CallEngine:
             events.put_nowait(Hangup(f"supervisor:{by}"))
         else:
             return "Unknown intervention."
+        if kind in ("takeover", "transfer", "end"):
+            self._taken_over = True
         return ""
 
     async def _start_recording(self) -> None:

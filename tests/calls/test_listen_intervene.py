@@ -315,3 +315,17 @@ def test_call_on_another_process_is_followed_and_controlled_through_the_channel_
     assert "<Number>+31201234567</Number>" in twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid)
     iv = CallIntervention.objects.get(call_session=session)
     assert (iv.kind, iv.detail, iv.user, iv.result) == ("takeover", "transfer_to_sales", user, "accepted")
+
+
+def test_a_second_take_over_is_refused_once_the_call_is_handed_over(asgi_server, twilio_sandbox):
+    setup = make_call_setup(sandbox=twilio_sandbox)
+    session = setup.new_session(sandbox=twilio_sandbox)
+    replies, _, _ = _intervene(asgi_server, setup, session, cookie_for(member_of(setup.workspace)),
+                               [{"type": "takeover", "action": "transfer_to_sales"},
+                                {"type": "transfer", "number": "+31205551234"}])
+    assert replies[0]["ok"] is True
+    assert replies[1]["ok"] is False and replies[1]["error"] in ("The call is already being handed over.",
+                                                                 "The call has already ended.")
+    assert CallHandover.objects.filter(call_session=session).count() == 1
+    assert list(CallIntervention.objects.filter(call_session=session).values_list("result", flat=True)) == [
+        "accepted", replies[1]["error"]]
