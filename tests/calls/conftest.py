@@ -66,3 +66,14 @@ class Reader:
 @pytest.fixture
 def call_setup(twilio_sandbox, transactional_db):
     return make_call_setup(sandbox=twilio_sandbox)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test runs its own server loop: give it a fresh channel layer (channels_redis keeps per-loop state, the
+    in-memory layer keeps groups of closed sockets), as a real process has one loop for its life."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

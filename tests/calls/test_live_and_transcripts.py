@@ -8,7 +8,7 @@ from websockets.exceptions import InvalidStatus
 
 from connectors.runtime_models import CallTurn
 
-from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, make_call_setup, member_of, run
+from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, eventually, make_call_setup, member_of, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,6 +128,7 @@ def test_relay_turns_are_stored_as_the_call_goes(asgi_server, twilio_sandbox):
     caller_started = during[1][2]
     answer_started = during[2][2]
     assert caller_started <= answer_started
-    final = [(r, t) for r, t, _ in _stored(session.pk)]
-    assert final[-3:] == [("caller", "sales please"), ("agent", "Let me transfer you."),
-                          ("event", "Handover: transfer_to_sales → +31201234567")]
+    expected = [("caller", "sales please"), ("agent", "Let me transfer you."),
+                ("event", "Handover: transfer_to_sales → +31201234567")]
+    # `end` reaches Twilio before the close path stores the last turns: wait for them
+    assert eventually(lambda: [(r, t) for r, t, _ in _stored(session.pk)][-3:] == expected), _stored(session.pk)
