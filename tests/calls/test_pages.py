@@ -153,6 +153,8 @@ def test_live_view_and_stats(member_client, other_client, workspace, studio):
     assert 'data-stat="calls">3<' in stats.content.decode()
     theirs = other_client.get("/studio/calls/live/")
     assert list(theirs.context["calls"]) == [] and theirs.context["stats"] == []
+    their_stats = other_client.get("/studio/calls/live/stats/").content.decode()
+    assert "Main line" not in their_stats and "No phone connectors." in their_stats
 
 
 def test_pages_need_login(client, workspace, studio):
