@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from workspaces.decorators import workspace_admin_required, workspace_member_required
+from workspaces.forms import apply_validation_error
 
 from . import selectors, services
 from .forms import (AgentCreateForm, AgentVersionForm, AuthConnectorForm, HandoverActionForm, RecordingForm, SecretForm,
@@ -19,14 +20,6 @@ def _agent_or_404(request, agent_id):
     if agent is None:
         raise Http404("No such agent.")
     return agent
-
-
-def _apply_errors(form, exc: ValidationError):
-    if hasattr(exc, "error_dict"):
-        for field, errs in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errs)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @workspace_member_required
@@ -60,7 +53,7 @@ def agent_detail(request, agent_id):
             try:
                 services.agent_draft_update(draft=draft, **form.content())
             except ValidationError as exc:
-                _apply_errors(form, exc)
+                apply_validation_error(form, exc)
             else:
                 messages.success(request, "Draft saved.")
                 return redirect("agents:detail", agent_id=agent.pk)
@@ -82,7 +75,7 @@ def agent_actions(request, agent_id):
             try:
                 services.handover_action_create(draft=draft, **form.cleaned_data)
             except ValidationError as exc:
-                _apply_errors(form, exc)
+                apply_validation_error(form, exc)
             else:
                 messages.success(request, f"Action {form.cleaned_data['name']} added to the draft.")
                 return redirect("agents:actions", agent_id=agent.pk)
@@ -109,7 +102,7 @@ def agent_action_edit(request, agent_id, action_id):
             services.handover_action_update(action=action, name=data["name"], destination=data["destination"],
                                             description=data["description"])
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, "Action saved.")
             return redirect("agents:actions", agent_id=agent.pk)
@@ -292,7 +285,7 @@ def _auth_save(request, environment, form, instance=None):
         if isinstance(exc, IntegrityError):
             form.add_error("name", "An auth connector with this name already exists here.")
         else:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         return False
     return True
 

@@ -9,6 +9,7 @@ from agents.services import environments_ensure
 from dialer import errors as twilio_errors
 from dialer.selectors import connection_get
 from workspaces.decorators import workspace_admin_required, workspace_member_required
+from workspaces.forms import apply_validation_error
 
 from . import selectors, services
 from .forms import AttachNumberForm, PhoneConnectorForm
@@ -27,14 +28,6 @@ def connector_list(request):
                   {"connectors": selectors.connectors_list(workspace=request.workspace)})
 
 
-def _apply_errors(form, exc: ValidationError):
-    if hasattr(exc, "error_dict"):
-        for field, errs in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errs)
-    else:
-        form.add_error(None, exc.messages)
-
-
 @workspace_admin_required
 def connector_create(request):
     environments_ensure(workspace=request.workspace)
@@ -44,7 +37,7 @@ def connector_create(request):
             connector = services.connector_create(workspace=request.workspace, type=form.cleaned_data["type"],
                                                   **form.service_kwargs())
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             if connector.enabled:
                 messages.success(request, "Connector saved and enabled. Point your Twilio number at its webhook URL.")
@@ -66,7 +59,7 @@ def connector_edit(request, connector_id):
         try:
             services.connector_update(connector=connector, **form.service_kwargs())
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             if was_enabled and not connector.enabled:
                 messages.error(request, "Connector saved and disabled: it cannot take calls with this setup "
