@@ -290,9 +290,8 @@ def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
     response = VoiceResponse()
     if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
         connect = Connect(action=connector.handoff_url)
+        # No welcomeGreeting: the runtime's provider greets (as on Media Streams), so Twilio must not say it too.
         kwargs = {"url": f"{_wss_base()}/v1/stream/relay"}
-        if version.greeting:
-            kwargs["welcome_greeting"] = version.greeting
         if version.language:
             kwargs["language"] = version.language
         if version.voice:
