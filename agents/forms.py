@@ -82,6 +82,18 @@ class AgentVersionForm(forms.ModelForm):
                 raise forms.ValidationError(f"Rule {i}: the digit must be one of 0-9, * or #.")
         return rules
 
+    # Providers that exchange text only (the runtime refuses them over Media Streams' raw audio).
+    TEXT_ONLY_PROVIDERS = {AgentVersion.Provider.OPENAI_CHAT}
+
+    def clean(self):
+        data = super().clean()
+        provider, transport = data.get("provider"), data.get("transport")
+        if provider in self.TEXT_ONLY_PROVIDERS and transport == AgentVersion.Transport.MEDIA_STREAMS:
+            self.add_error("provider", f"{AgentVersion.Provider(provider).label} works with text only: choose the "
+                                       "ConversationRelay transport (Twilio speech), or OpenAI Realtime / Scripted "
+                                       "for Media Streams.")
+        return data
+
     def content(self) -> dict:
         data = {name: self.cleaned_data[name] for name in self.Meta.fields}
         data["variables"] = self.cleaned_data["variables_text"]

@@ -242,3 +242,19 @@ def test_publish_diff_shows_lists_readably(admin_client, workspace):
     draft.save()
     page = admin_client.get(f"/studio/agents/{agent.pk}/publish/").content.decode()
     assert "OPENAI_API_KEY; CRM_TOKEN" in page
+
+
+def test_provider_that_cannot_run_over_the_transport_is_explained(admin_client, workspace):
+    """OpenAI Chat is text-only: over Media Streams every call would only hear the apology."""
+    agent = published_agent(workspace)
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {
+        "caller_name": "x", "language": "en-US", "transport": "media_streams", "provider": "openai_chat",
+        "greeting": "keep me"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'data-testid="error-provider"' in page and "ConversationRelay" in page and "keep me" in page
+    assert draft_of(agent).provider == "scripted"
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {
+        "caller_name": "x", "language": "en-US", "transport": "conversation_relay", "provider": "openai_chat"})
+    assert response.status_code == 302
+    assert draft_of(agent).provider == "openai_chat"
