@@ -315,6 +315,12 @@ def _answer_existing(*, connector: PhoneConnector, session: CallSession) -> tupl
     """A retried CallSid: the same session, and the same kind of answer it got the first time."""
     if session.rejected_reason or session.agent_version is None:
         return session, apology_twiml()
+    if session.stream_token_used_at is not None and session.ended_at is None:
+        # The call's stream already joined and is running: Twilio got its answer, so this is not a retry but a
+        # replayed request. A fresh token would let a second stream join the live call.
+        logger.warning("webhook replayed for a live call: no new stream token",
+                       extra={"connector_id": connector.pk, "call_sid": session.call_sid})
+        return session, apology_twiml()
     return session, connect_twiml(connector=connector, version=session.agent_version,
                                   token=stream_token_issue(call_session=session))
 

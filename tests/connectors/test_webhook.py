@@ -302,3 +302,22 @@ def test_workspace_without_twilio_connection_is_404(workspace):
     TwilioConnectionFactory(workspace=workspace, auth_token="")
     response = signed_post(Client(), connector.webhook_path, {"CallSid": "CA" + "7" * 32}, "")
     assert response.status_code == 404
+
+
+def test_replayed_webhook_cannot_rearm_the_stream_of_a_live_call(setup):
+    """A captured, validly signed webhook request replayed while the call's stream runs gets no new token."""
+    connection, _, connector = setup
+    params = call_params(connection)
+    first = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    _, first_params = _stream(twiml(first))
+    services.stream_token_consume(token=first_params["session"])  # Twilio's stream joined: the call is live
+    replay = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    assert replay.status_code == 200
+    assert [child.tag for child in twiml(replay)] == ["Say", "Hangup"]
+    session = CallSession.objects.get()
+    assert session.stream_token_used_at is not None and session.status != "rejected"
+    # Once the call's stream has ended (e.g. an IVR sends the same call back later), it connects again.
+    CallSession.objects.filter(pk=session.pk).update(ended_at=session.started_at)
+    again = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    _, again_params = _stream(twiml(again))
+    assert services.stream_token_consume(token=again_params["session"]).pk == session.pk
