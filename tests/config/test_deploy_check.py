@@ -52,3 +52,13 @@ def test_production_requires_its_secrets_and_services_from_the_environment(tmp_p
     result = manage(production_env(tmp_path, **{missing: None}), "check")
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+@pytest.mark.parametrize("override, check_id", [
+    ({"TWILIO_API_BASE_URL": "http://127.0.0.1:8765"}, "dialer.W001"),  # the sandbox is never production's Twilio
+    ({"PUBLIC_BASE_URL": "http://calls.example.com"}, "dialer.W002"),  # webhooks must be https
+])
+def test_check_deploy_fails_on_dev_twilio_settings(tmp_path, override, check_id):
+    result = manage(production_env(tmp_path, **override), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert check_id in result.stdout + result.stderr
