@@ -70,7 +70,12 @@ class AgentVersionForm(forms.ModelForm):
         return value
 
     def clean_scripted_answers_text(self):
-        return self._json_list("scripted_answers_text", ["keywords", "answer"])
+        rows = self._json_list("scripted_answers_text", ["keywords", "answer"])
+        for i, row in enumerate(rows, 1):
+            # Optional audio ConversationRelay plays after the answer: Twilio fetches it, so a public https URL.
+            if "play" in row and not re.fullmatch(r"https://[^\s]+", str(row["play"])):
+                raise forms.ValidationError(f"Item {i}: play must be an https:// URL of an audio file.")
+        return rows
 
     def clean_handover_rules_text(self):
         rules = self._json_list("handover_rules_text", ["action"])

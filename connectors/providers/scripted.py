@@ -14,7 +14,9 @@ import base64
 import re
 
 from connectors.runtime import audio
-from connectors.runtime.events import AudioOut, Handover, Hangup, ReplyDone, SpeechStarted, TextOut, Transcript
+from connectors.runtime.events import (
+    AudioOut, Handover, Hangup, PlayAudio, ReplyDone, SpeechStarted, TextOut, Transcript,
+)
 
 from .base import Provider
 
@@ -109,6 +111,8 @@ class ScriptedProvider(Provider):
             keywords = [str(k).lower().strip() for k in row.get("keywords", []) if str(k).strip()]
             if keywords and any(k in words or (" " in k and k in lowered) for k in keywords):
                 self._say(str(row.get("answer") or ""))
+                if row.get("play"):
+                    self.emit(PlayAudio(str(row["play"])))
                 return
         self._say(DEFAULT_ANSWER)
 

@@ -22,7 +22,8 @@ from connectors.providers.base import UnavailableProvider
 from connectors.runtime import audio, live
 from connectors.runtime.context import CallContext, HandoverActionSpec
 from connectors.runtime.events import (
-    AudioOut, Handover, Hangup, Instruction, ProviderFailed, ReplyDone, SpeechStarted, Takeover, TextOut, Transcript,
+    AudioOut, Handover, Hangup, Instruction, PlayAudio, ProviderFailed, ReplyDone, SpeechStarted, Takeover, TextOut,
+    Transcript,
 )
 
 logger = logging.getLogger("connectors.runtime")
@@ -269,6 +270,9 @@ class CallEngine:
             await self.on_text_out(event)
         elif isinstance(event, ReplyDone):
             await self.on_reply_done(event)
+        elif isinstance(event, PlayAudio):
+            self.record_turn("agent", f"(played {event.source})")
+            await self.on_play(event)
         elif isinstance(event, SpeechStarted):
             self.turn_started("caller")
             await self.on_speech_started()
@@ -369,6 +373,9 @@ class CallEngine:
 
     async def on_reply_done(self, event: ReplyDone) -> None:
         pass
+
+    async def on_play(self, event: PlayAudio) -> None:
+        logger.info("audio URL not played: this transport cannot fetch URLs", extra=self.log_extra())
 
     async def on_speech_started(self) -> None:
         pass
@@ -623,6 +630,10 @@ class RelayCall(CallEngine):
             for listener in self.listeners:
                 listener.event({"kind": "token", "call_id": self.ctx.call_session_id, "token": event.token})
 
+    async def on_play(self, event: PlayAudio) -> None:
+        await self.send({"type": "play", "source": event.source, "loop": 1, "preemptible": False,
+                         "interruptible": True})
+
     async def _end(self, data: dict) -> None:
         await self.send({"type": "end", "handoffData": json.dumps(data)})
 
@@ -674,6 +685,9 @@ class TextChatCall(CallEngine):
 
     async def on_text_out(self, event: TextOut) -> None:
         await self.send({"type": "token", "token": event.token, "last": event.last})
+
+    async def on_play(self, event: PlayAudio) -> None:
+        await self.send({"type": "play", "source": event.source})
 
     async def dispatch(self, event) -> None:
         if isinstance(event, Transcript) and event.text:

@@ -21,6 +21,13 @@ class TextOut:
 
 
 @dataclass(frozen=True, slots=True)
+class PlayAudio:
+    """Audio at a URL for the caller (ConversationRelay `play`; Media Streams cannot fetch URLs and skip it)."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyDone:
     """The current reply is complete (lets the engine place a final mark / end a text turn)."""
 

@@ -258,3 +258,16 @@ def test_provider_that_cannot_run_over_the_transport_is_explained(admin_client, 
         "caller_name": "x", "language": "en-US", "transport": "conversation_relay", "provider": "openai_chat"})
     assert response.status_code == 302
     assert draft_of(agent).provider == "openai_chat"
+
+
+def test_scripted_answer_audio_must_be_an_https_url(admin_client, workspace):
+    agent = published_agent(workspace)
+    data = {"caller_name": "x", "language": "en-US", "transport": "conversation_relay", "provider": "scripted"}
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {
+        **data, "scripted_answers_text": '[{"keywords": ["jingle"], "answer": "Hi", "play": "ftp://x/y.mp3"}]'})
+    assert response.status_code == 200
+    assert 'data-testid="error-scripted_answers_text"' in response.content.decode()
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {
+        **data, "scripted_answers_text": '[{"keywords": ["jingle"], "answer": "Hi", "play": "https://x.test/j.mp3"}]'})
+    assert response.status_code == 302
+    assert draft_of(agent).scripted_answers[0]["play"] == "https://x.test/j.mp3"

@@ -281,3 +281,30 @@ def test_webhook_to_relay_to_handoff_dials_the_destination(asgi_server, twilio_s
     assert answer.status_code == 200
     assert "<Dial" in answer.content.decode() and "<Number>+31201234567</Number></Dial>" in answer.content.decode()
     assert CallHandover.objects.get(call_session__call_sid=call_sid).destination == "+31201234567"
+
+
+def test_scripted_answer_with_audio_sends_play(asgi_server, twilio_sandbox):
+    """ConversationRelay's `play`: a scripted answer may carry an audio URL that Twilio plays after the words."""
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
+    setup.version.scripted_answers = [{"keywords": ["jingle"], "answer": "Here is our jingle.",
+                                       "play": "https://cdn.example.test/jingle.mp3"}]
+    setup.version.save()
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            await client.reply()
+            await client.prompt("play the jingle")
+            answer = await client.reply()
+            play = await client.read_until(lambda m: m.get("type") == "play")
+            return answer, play
+
+    answer, play = run(scenario())
+    assert answer == "Here is our jingle."
+    assert play == {"type": "play", "source": "https://cdn.example.test/jingle.mp3", "loop": 1,
+                    "preemptible": False, "interruptible": True}
+    assert eventually(lambda: CallTurn.objects.filter(
+        call_session=session, role="agent", text="(played https://cdn.example.test/jingle.mp3)").exists())

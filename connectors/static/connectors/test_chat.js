@@ -43,6 +43,8 @@
         if (last) last.classList.add("interrupted");
       } else if (m.type === "handover") {
         add("event handover", "Handover: " + m.action + " → " + m.destination + " (shown, not dialled)");
+      } else if (m.type === "play") {
+        add("event", "Plays audio: " + m.source);
       } else if (m.type === "hangup") {
         add("event", "The agent ended the call.");
       } else if (m.type === "error") {
