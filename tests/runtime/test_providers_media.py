@@ -220,3 +220,28 @@ def test_a_provider_that_cannot_run_over_media_streams_still_gets_the_apology(as
     run(scenario())
     sent = twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid)
     assert "Sorry, something went wrong on our side." in sent and "<Hangup />" in sent
+
+
+def test_socket_closed_without_stop_frees_the_call(asgi_server, twilio_sandbox, fake_realtime):
+    """Twilio's socket drops (no `stop`): the provider's upstream connection is closed, the call unregistered
+    and ended."""
+    from connectors.runtime import live
+
+    from .conftest import eventually
+
+    setup = realtime_setup(twilio_sandbox, fake_realtime)
+    session = setup.new_session(sandbox=twilio_sandbox)
+    token = setup.token()
+
+    async def scenario():
+        async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
+            twilio = TwilioMediaClient(ws)
+            await twilio.start(token=token, call_sid=session.call_sid)
+            await twilio.read_until(lambda m: m.get("event") == "media")
+            assert live.get(session.pk) is not None
+            await ws.close()  # no stop message
+
+    run(scenario())
+    assert eventually(lambda: fake_realtime.closed_connections == 1)
+    assert eventually(lambda: live.get(session.pk) is None)
+    assert eventually(lambda: CallSession.objects.get(pk=session.pk).ended_at is not None)
