@@ -321,3 +321,14 @@ def test_replayed_webhook_cannot_rearm_the_stream_of_a_live_call(setup):
     again = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
     _, again_params = _stream(twiml(again))
     assert services.stream_token_consume(token=again_params["session"]).pk == session.pk
+
+
+def test_rejected_call_alert_is_visible_on_the_connector_page_and_dismissable(setup, admin_client):
+    connection, _, connector = setup
+    services.connector_disable(connector=connector)
+    signed_post(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    page = admin_client.get(f"/studio/connectors/{connector.pk}/").content.decode()
+    assert 'data-testid="connector-alert"' in page and "was not connected: The connector is disabled." in page
+    assert 'pill err' in admin_client.get("/studio/connectors/").content.decode()
+    admin_client.post(f"/studio/connectors/{connector.pk}/alert/clear/")
+    assert 'data-testid="connector-alert"' not in admin_client.get(f"/studio/connectors/{connector.pk}/").content.decode()
