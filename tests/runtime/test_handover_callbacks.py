@@ -139,3 +139,20 @@ def test_handovers_are_shown_on_the_connector_page(client, other_client, setup):
     assert "apology, hang-up" in section
     # Another workspace's admin cannot see this connector (nor its handovers).
     assert other_client.get(f"/studio/connectors/{setup.connector.pk}/").status_code == 404
+
+
+def test_relay_agent_failure_falls_back_to_the_configured_action_once(setup):
+    """ConversationRelay ended with an error: apology + the environment's fallback action; Twilio's retry of the
+    `<Connect action>` request dials the same recorded leg, no second handover."""
+    from agents.models import EnvironmentVariable
+
+    EnvironmentVariable.objects.create(environment=setup.environment, name="HANDOVER_FALLBACK",
+                                       value="transfer_to_support")
+    error = {"CallSid": setup.session.call_sid, "HandoffData": json.dumps({"reason": "error", "error": "timeout"})}
+    body = handover.relay_handoff_twiml(connector=setup.connector, params=error)
+    assert handover.AGENT_FAILED_MESSAGE in body and "<Number>+31207654321</Number></Dial>" in body
+    record = CallHandover.objects.get()
+    assert (record.action_name, record.outcome) == ("transfer_to_support", CallHandover.Outcome.PENDING)
+    assert f"dial-result?handover={record.pk}" in body
+    assert handover.relay_handoff_twiml(connector=setup.connector, params=error) == body
+    assert CallHandover.objects.count() == 1
