@@ -479,6 +479,18 @@ def _number_record(*, intent_id: int, bought, locality: str, region: str) -> Pho
     return number
 
 
+PURCHASE_RESUME_AFTER = timedelta(minutes=5)
+
+
+def purchases_to_resume(*, now=None) -> list[int]:
+    """Purchases whose outcome is unknown and that nobody is working on any more: the request or worker that sent
+    the order died (or its retries ran out) and its lease is over. The periodic task resumes them (look first)."""
+    now = now or timezone.now()
+    stale = NumberPurchase.objects.filter(state=NumberPurchase.State.PURCHASING,
+                                          updated_at__lt=now - PURCHASE_RESUME_AFTER)
+    return list(stale.exclude(lease_until__gt=now).values_list("pk", flat=True))
+
+
 @transaction.atomic
 def number_purchase_cancel(*, workspace, purchase_id: int) -> None:
     """Forget a purchase that never completed (after looking that Twilio did not buy it)."""

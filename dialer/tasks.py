@@ -32,13 +32,15 @@ def validate_connection(self, connection_id: int) -> None:
 
 @shared_task
 def revalidate_all_connections() -> int:
-    """Celery beat: re-check every connection (a revoked token becomes "Phone system error") and pending
-    caller-ID verifications."""
+    """Celery beat: re-check every connection (a revoked token becomes "Phone system error"), pending
+    caller-ID verifications, and number purchases left unfinished by a request or worker that died."""
     ids = services.connections_to_revalidate()
     for connection_id in ids:
         validate_connection.delay(connection_id)
     for workspace_id in services.workspaces_with_pending_caller_ids():
         check_caller_ids.delay(workspace_id)
+    for purchase_id in services.purchases_to_resume():
+        provision_number.delay(purchase_id)
     return len(ids)
 
 

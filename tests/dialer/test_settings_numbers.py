@@ -224,3 +224,29 @@ def test_periodic_task_checks_pending_verifications(workspace, connected):
     tasks.revalidate_all_connections.delay()
     caller_id.refresh_from_db()
     assert caller_id.verified_at is not None
+
+
+def test_purchase_left_by_a_dead_request_is_resumed_by_the_periodic_task(workspace, connected):
+    """The page buys in the request: if that process dies after sending the order (or its retries run out), nothing
+    else would finish it and the row would say "retrying…" forever. The periodic task looks, and records it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sandbox, connection, sid = connected
+    sandbox.add_incoming_number(sid, "+15125550143")  # Twilio bought it; the answer never reached us
+    stale = services.number_purchase_start(workspace=workspace, phone_number="+15125550143")
+    busy = services.number_purchase_start(workspace=workspace, phone_number="+15125550144")
+    long_ago = timezone.now() - timedelta(minutes=10)
+    NumberPurchase.objects.filter(pk=stale.pk).update(state=NumberPurchase.State.PURCHASING, attempts=1,
+                                                      lease_until=long_ago, updated_at=long_ago)
+    # One being bought right now (lease running) is left alone.
+    NumberPurchase.objects.filter(pk=busy.pk).update(state=NumberPurchase.State.PURCHASING, attempts=1,
+                                                     lease_until=timezone.now() + timedelta(seconds=30))
+
+    tasks.revalidate_all_connections.delay()
+
+    assert not _purchase_posts(sandbox)
+    assert list(PhoneNumber.objects.values_list("phone_number", flat=True)) == ["+15125550143"]
+    assert NumberPurchase.objects.get(pk=stale.pk).state == NumberPurchase.State.COMPLETED
+    assert NumberPurchase.objects.get(pk=busy.pk).state == NumberPurchase.State.PURCHASING
