@@ -262,6 +262,7 @@ def test_webhook_to_relay_to_handoff_dials_the_destination(asgi_server, twilio_s
               "To": "+15125550100", "CallStatus": "ringing"}
     twiml = client.post(url.removeprefix(base), params, HTTP_X_TWILIO_SIGNATURE=setup.sign(url, params)).content.decode()
     assert re.search(r'<ConversationRelay [^>]*url="wss://calls.example.test/v1/stream/relay"', twiml)
+    assert "welcomeGreeting" not in twiml
     action = re.search(r'<Connect action="([^"]+)"', twiml).group(1)
     token = re.search(r'<Parameter name="session" value="([^"]+)"', twiml).group(1)
 
@@ -269,7 +270,8 @@ def test_webhook_to_relay_to_handoff_dials_the_destination(asgi_server, twilio_s
         async with relay_connect(asgi_server, setup) as ws:
             relay = RelayClient(ws)
             await relay.setup(token=token, call_sid=call_sid, account_sid=setup.connection.account_sid)
-            await relay.reply()
+            # The greeting is said once: by our runtime, not also by Twilio (no welcomeGreeting in the TwiML).
+            assert await relay.reply() == "Hello, this is Ava."
             await relay.prompt("Sales, please.")
             end = await relay.read_until(lambda m: m.get("type") == "end")
             await relay.closed()
