@@ -532,6 +532,10 @@ def number_release(*, workspace, number_id: int) -> None:
             if successor is not None:
                 successor.is_primary = True
                 successor.save(update_fields=["is_primary"])
+                # As with number_set_primary: the new primary's caller ID takes over a default that went away.
+                caller_id = CallerId.objects.filter(workspace=workspace, phone_number_ref=successor).first()
+                if caller_id is not None and not CallerId.objects.filter(workspace=workspace, is_default=True).exists():
+                    _caller_id_make_default(workspace=workspace, caller_id=caller_id)
         _default_caller_id_ensure(workspace=workspace)
         _invalidate_on_commit(workspace.pk)
 

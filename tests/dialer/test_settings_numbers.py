@@ -250,3 +250,20 @@ def test_purchase_left_by_a_dead_request_is_resumed_by_the_periodic_task(workspa
     assert list(PhoneNumber.objects.values_list("phone_number", flat=True)) == ["+15125550143"]
     assert NumberPurchase.objects.get(pk=stale.pk).state == NumberPurchase.State.COMPLETED
     assert NumberPurchase.objects.get(pk=busy.pk).state == NumberPurchase.State.PURCHASING
+
+
+def test_releasing_the_primary_number_hands_primary_and_default_caller_id_to_the_same_number(workspace, connected):
+    from django.utils import timezone
+
+    sandbox, connection, sid = connected
+    found = services.available_numbers_search(workspace=workspace, country="US", area_code="512")
+    first = _provision(workspace, found[0].phone_number)
+    second = _provision(workspace, found[1].phone_number)
+    # A verified external number that sorts before the remaining number.
+    CallerId.objects.create(workspace=workspace, phone_number="+12065550111", kind=CallerId.Kind.VERIFIED,
+                            verified_at=timezone.now())
+
+    services.number_release(workspace=workspace, number_id=first.pk)
+
+    assert PhoneNumber.objects.get(is_primary=True) == second
+    assert CallerId.objects.get(is_default=True).phone_number == second.phone_number
