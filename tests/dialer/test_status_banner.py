@@ -19,18 +19,21 @@ def _banner(html: str) -> str:
     ("no_number", "Pick a phone number", 'href="/settings/dialer/numbers/search/"'),
     ("error", "Phone system error", 'href="/settings/dialer/"'),
 ])
-def test_each_banner_links_to_its_fix_on_any_page(member_client, workspace, state, title, link):
+def test_each_banner_links_to_its_fix_on_any_page(admin_client, member_client, workspace, state, title, link):
     if state == "no_number":
         TwilioConnectionFactory(workspace=workspace)
     elif state == "error":
         TwilioConnectionFactory(workspace=workspace, status=TwilioConnection.Status.ERROR, error_code=20003,
                                 error_message="Authenticate")
-    banner = _banner(member_client.get("/calls/").content.decode())
+    banner = _banner(admin_client.get("/calls/").content.decode())
     assert 'data-testid="phone-banner"' in banner and title in banner and link in banner
     if state == "error":
         assert "Authenticate (Twilio error 20003)" in banner  # Twilio's message and code
     others = {"Connect your phone system", "Pick a phone number", "Phone system error"} - {title}
     assert not any(other in banner for other in others)
+    # A member sees the same banner, but the fix is an admin's (Settings → Dialer is 403 for them): no dead link.
+    banner = _banner(member_client.get("/calls/").content.decode())
+    assert title in banner and link not in banner and "Ask a workspace admin" in banner
 
 
 def test_connected_shows_an_indicator_and_no_banner(member_client, workspace):
