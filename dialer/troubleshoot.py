@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -99,7 +100,8 @@ def troubleshoot_run(*, workspace, user) -> tuple[list[Check], list[AlertRow]]:
                                     f"Account {account.sid} ({account.friendly_name or account.type}) is active."))
 
     # 2. At least one number
-    numbers = list(PhoneNumber.objects.filter(workspace=workspace).order_by("phone_number"))
+    numbers = list(PhoneNumber.objects.filter(workspace=workspace).order_by("phone_number")
+                   .annotate(studio_connector=F("connector_link__connector__name")))
     checks.append(Check("numbers", "At least one phone number", bool(numbers),
                         f"{len(numbers)} number(s): {', '.join(n.phone_number for n in numbers[:5])}" if numbers
                         else "Credentials may be valid but no numbers are provisioned.",
@@ -146,22 +148,28 @@ def troubleshoot_run(*, workspace, user) -> tuple[list[Check], list[AlertRow]]:
             checks.append(Check("number_voice", "Each number sends calls to the TwiML app", False, exc.display(),
                                 "Run the checks again in a minute.", ""))
         else:
-            wrong = []
+            wrong, studio = [], []
             for number in numbers:
                 found = remote.get(number.phone_number)
-                if found is None:
+                if number.studio_connector is not None:
+                    # Answered by a Studio agent (its phone connector points the number there on purpose).
+                    studio.append(f"{number.phone_number} answers with the Studio connector "
+                                  f"{number.studio_connector or '(unnamed)'}")
+                elif found is None:
                     wrong.append(f"{number.phone_number} is not on the Twilio account any more")
                 elif not connection.twiml_app_sid or found.voice_application_sid != connection.twiml_app_sid:
                     target = found.voice_application_sid or found.voice_url or "nothing"
                     wrong.append(f"{number.phone_number} sends calls to {target}")
+            note = f" ({'; '.join(studio)}.)" if studio else ""
             if wrong:
                 checks.append(Check("number_voice", "Each number sends calls to the TwiML app", False,
-                                    "; ".join(wrong) + ".",
-                                    "Open Settings → Dialer and save again, or set each number's voice "
-                                    "configuration to the TwiML app in the Twilio console.", settings_url))
+                                    "; ".join(wrong) + "." + note,
+                                    "In the Twilio console (Phone Numbers → Active numbers), set each number's "
+                                    f"voice configuration to the TwiML App {connection.twiml_app_sid}.", ""))
             else:
                 checks.append(Check("number_voice", "Each number sends calls to the TwiML app", True,
-                                    f"All {len(numbers)} number(s) use TwiML app {connection.twiml_app_sid}."))
+                                    f"{len(numbers) - len(studio)} dialer number(s) use TwiML app "
+                                    f"{connection.twiml_app_sid}.{note}"))
 
     # 5. A token can be issued (signed locally, and the API key still exists at Twilio)
     if connection is None or not creds_ok:

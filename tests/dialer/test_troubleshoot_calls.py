@@ -114,3 +114,35 @@ def test_browser_checks_in_chromium(browser_page, browser_context, live_server, 
     browser_context.grant_permissions(["microphone"], origin=live_server.url)
     browser_page.reload()
     browser_page.wait_for_function("document.querySelector('[data-check=microphone]').dataset.state === 'passed'")
+
+
+def test_numbers_answered_by_a_studio_connector_are_not_a_dialer_failure(member_client, workspace, twilio_sandbox,
+                                                                         django_capture_on_commit_callbacks):
+    """A number attached to a phone connector points at the connector, on purpose: pointing it at the dialer's TwiML
+    app (what the failed check would ask) would cut the AI agent off. Only the other numbers are checked."""
+    from connectors import services as connector_services
+    from dialer.models import PhoneNumber
+    from tests.agents.factories import PhoneConnectorFactory
+
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,
+                                      numbers=("+15125550100", "+15125550101"))
+    point_numbers_at_app(connection)
+    connector = PhoneConnectorFactory(workspace=workspace)
+    connector_services.connector_number_attach(
+        connector=connector, phone_number=PhoneNumber.objects.get(phone_number="+15125550101"))
+
+    response = member_client.get(CHECKS)
+    assert states(response)["number_voice"] is True, response.content.decode()
+    assert "+15125550101" in response.content.decode()  # said where its calls go
+
+    # A dialer number pointing elsewhere fails, with a fix that works: re-saving the credentials does not re-point
+    # numbers, so the fix names the TwiML app to choose in the Twilio console.
+    dialer_number = PhoneNumber.objects.get(phone_number="+15125550100")
+    twilio_gateway.incoming_number_update(creds=connection.credentials(), number_sid=dialer_number.sid,
+                                          voice_url="https://elsewhere.example/voice", voice_application_sid="")
+    response = member_client.get(CHECKS)
+    assert states(response)["number_voice"] is False
+    check = next(c for c in response.context["checks"] if c.key == "number_voice")
+    assert "+15125550100 sends calls to https://elsewhere.example/voice" in check.detail
+    assert "+15125550101 sends calls" not in check.detail
+    assert connection.twiml_app_sid in check.fix and "save" not in check.fix.lower()
