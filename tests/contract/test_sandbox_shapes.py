@@ -112,6 +112,11 @@ def test_sandbox_answers_conform_to_twilio_spec(proxied_sandbox, recorded):
                               voice_method="POST", voice_application_sid="")
     gw.caller_id_validation_request(creds=creds, phone_number="+15125550111")
     gw.outgoing_caller_ids_list(creds=creds)
+    call_sid = "CA" + "a1" * 16
+    sandbox.add_call(sid, call_sid)
+    recording = gw.call_recording_start(creds=creds, call_sid=call_sid, status_callback="https://calls.example.com/r")
+    gw.call_update(creds=creds, call_sid=call_sid, twiml="<Response><Hangup/></Response>")
+    gw.recording_delete(creds=creds, recording_sid=recording.sid)
     gw.incoming_number_release(creds=creds, number_sid=number.sid)
     gw.api_key_delete(creds=creds, key_sid=key.sid)
 
@@ -133,5 +138,5 @@ def test_sandbox_answers_conform_to_twilio_spec(proxied_sandbox, recorded):
                 continue
             problems.append(f"{method} {url} -> {status}: {'.'.join(map(str, v.get('location', [])))}: "
                             f"{v.get('message')}")
-    assert len(recorded) >= 18
+    assert len(recorded) >= 21
     assert not problems, "the sandbox answers differently from Twilio's spec:\n" + "\n".join(problems)
