@@ -47,6 +47,17 @@ class TwilioConnection(models.Model):
     def has_credentials(self) -> bool:
         return bool(self.account_sid and self.auth_token)
 
+    # Every validation attempt (and retry) saves the row; "validating" without a save for this long means the
+    # check never ran: no background worker is consuming the queue.
+    VALIDATION_STALL_SECONDS = 180
+
+    @property
+    def validation_stalled(self) -> bool:
+        from django.utils import timezone
+
+        return (self.status == self.Status.VALIDATING and self.updated_at is not None
+                and (timezone.now() - self.updated_at).total_seconds() > self.VALIDATION_STALL_SECONDS)
+
     def credentials(self):
         from .twilio_gateway import Credentials
 

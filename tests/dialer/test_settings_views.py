@@ -333,3 +333,24 @@ def test_search_when_twilio_is_down_or_rate_limited_says_so(admin_client, connec
 def test_search_before_connecting_says_what_to_do(admin_client):
     html = admin_client.get(SETTINGS + "numbers/search/", {"country": "US", "area_code": "512"}).content.decode()
     assert "Connect Twilio first" in html
+
+
+def test_a_check_that_never_runs_says_so_and_can_be_started_again(admin_client, workspace,
+                                                                   django_capture_on_commit_callbacks):
+    """No worker consuming the queue: "validating" would spin forever. After a few minutes without progress the card
+    says what is wrong and offers "Check again" (which queues a new check)."""
+    from datetime import timedelta
+
+    connection = TwilioConnectionFactory(workspace=workspace, status=TwilioConnection.Status.VALIDATING)
+    fragment = admin_client.get(SETTINGS + "status/").content.decode()
+    assert 'data-testid="validation-stalled"' not in fragment and "Check again" not in fragment
+
+    TwilioConnection.objects.filter(pk=connection.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+    fragment = admin_client.get(SETTINGS + "status/").content.decode()
+    assert 'data-testid="validation-stalled"' in fragment and "background worker" in fragment
+    assert "Check again" in fragment and 'hx-trigger="every 2s"' in fragment  # still polling, in case it runs
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert admin_client.post(SETTINGS + "check/").status_code == 302
+    assert len(callbacks) >= 1  # a new check queued
+    fragment = admin_client.get(SETTINGS + "status/").content.decode()
+    assert 'data-testid="validation-stalled"' not in fragment
