@@ -200,15 +200,21 @@ def connector_number_attach(*, connector: PhoneConnector, phone_number) -> Conne
 
 
 def connector_number_detach(*, link: ConnectorNumber) -> None:
-    """Forget the link; clear the number's voice URL at Twilio when it still points at this connector."""
+    """Forget the link. When the number still points at this connector, hand it back to the browser dialer
+    (the workspace's TwiML app, so its calls ring the members' dialers again), or clear its voice URL when
+    the workspace has no TwiML app yet."""
     from dialer import errors, twilio_gateway
+    from dialer.selectors import connection_get
 
     connector = link.connector
     try:
         creds = _credentials(connector.workspace)
         current = twilio_gateway.incoming_number_fetch(creds=creds, number_sid=link.phone_number.sid)
         if (current.voice_url or "") == connector.webhook_url:
-            twilio_gateway.incoming_number_update(creds=creds, number_sid=link.phone_number.sid, voice_url="")
+            connection = connection_get(workspace=connector.workspace)
+            app_sid = connection.twiml_app_sid if connection is not None else ""
+            twilio_gateway.incoming_number_update(creds=creds, number_sid=link.phone_number.sid, voice_url="",
+                                                  voice_application_sid=app_sid or None)
     except errors.TwilioNotFound:
         pass
     with transaction.atomic():

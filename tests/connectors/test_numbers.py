@@ -108,6 +108,21 @@ def test_detach_clears_voice_url_and_link(admin_client, attached_setup):
     assert not sandbox.state["incoming_numbers"][sid][number.sid]["voice_url"]
 
 
+def test_detach_hands_the_number_back_to_the_dialers_twiml_app(admin_client, attached_setup, workspace):
+    sandbox, sid, number, connector = attached_setup
+    from dialer import twilio_gateway
+
+    app_sid = twilio_gateway.application_create(creds=workspace.twilio_connection.credentials(),
+                                                friendly_name="dialer", voice_url="https://calls.example.test/v").sid
+    workspace.twilio_connection.twiml_app_sid = app_sid
+    workspace.twilio_connection.save(update_fields=["twiml_app_sid"])
+    link = services.connector_number_attach(connector=connector, phone_number=number)
+    assert not sandbox.state["incoming_numbers"][sid][number.sid]["voice_application_sid"]
+    admin_client.post(f"/studio/connectors/{connector.pk}/numbers/{link.pk}/detach/")
+    record = sandbox.state["incoming_numbers"][sid][number.sid]
+    assert record["voice_application_sid"] == app_sid and not record["voice_url"]
+
+
 def test_beat_schedule_has_the_drift_check(settings):
     tasks_scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "connectors.tasks.connector_numbers_check_all" in tasks_scheduled
