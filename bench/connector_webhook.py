@@ -22,7 +22,7 @@ import subprocess
 import sys
 from urllib.parse import urlencode, urlsplit
 
-from bench._harness import ROOT, bench_env, hammer, report, serve
+from bench._harness import ROOT, bench_env, fresh_postgres_database, hammer, report, serve
 
 SEED = r"""
 import json, secrets
@@ -47,25 +47,6 @@ assert connector.enabled
 print("SEED=" + json.dumps({"identifier": connector.identifier, "account_sid": conn.account_sid,
                             "auth_token": conn.auth_token}))
 """
-
-
-def fresh_postgres_database(url: str) -> None:
-    """A fresh benchmark database on PostgreSQL (each run has a new FIELD_ENCRYPTION_KEY).
-
-    Only a database whose name contains "bench" is dropped and re-created; any other is refused.
-    """
-    parts = urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
-        return
-    import psycopg
-
-    name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to recreate database {name!r}: use a name containing 'bench'")
-    admin_url = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def seed(env: dict) -> dict:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from urllib.parse import urlencode, urlsplit
 
-from bench._harness import ROOT, bench_env, hammer, login_session, report, serve
+from bench._harness import ROOT, bench_env, fresh_postgres_database, hammer, login_session, report, serve
 
 PASSWORD = "bench-" + secrets.token_hex(8)
 
@@ -53,23 +53,6 @@ CallerId.objects.create(workspace=ws, phone_number=number.phone_number, kind="pr
 print("SEED=" + json.dumps({"workspace_id": ws.pk, "user_id": user.pk, "username": user.username,
                             "account_sid": conn.account_sid, "auth_token": conn.auth_token}))
 """
-
-
-def fresh_postgres_database(url: str) -> None:
-    """(Re)create the benchmark's own PostgreSQL database: each run has a new FIELD_ENCRYPTION_KEY, so rows of an
-    earlier run could not be decrypted (and the system check refuses to migrate). Only `*bench*` names are touched."""
-    parts = urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
-        return
-    import psycopg
-
-    name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to recreate {name!r}: a benchmark database name must contain 'bench'")
-    admin_url = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def seed(env: dict) -> dict:
