@@ -22,9 +22,22 @@ class TwilioConnectionAdmin(admin.ModelAdmin):
 
         return mask_secret(obj.api_key_secret)
 
+    actions = ["check_credentials_now"]
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         phone_system_status_invalidate(workspace_id=obj.workspace_id)
+
+    @admin.action(description="Check the credentials with Twilio now (e.g. after replacing a token)")
+    def check_credentials_now(self, request, queryset):
+        from .services import connection_revalidate
+
+        count = 0
+        for connection in queryset.select_related("workspace"):
+            if connection.has_credentials or connection.mode == TwilioConnection.Mode.HOSTED:
+                connection_revalidate(workspace=connection.workspace)
+                count += 1
+        self.message_user(request, f"Queued a credentials check for {count} connection(s).")
 
 
 @admin.register(PhoneNumber)

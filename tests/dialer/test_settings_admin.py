@@ -51,3 +51,18 @@ def test_bad_values_are_refused(ops_client):
     html = response.content.decode()
     assert "An Account SID is" in html and "An Auth Token is 32 letters and digits" in html
     assert TwilioConnection.objects.get(pk=connection.pk).account_sid == connection.account_sid
+
+
+def test_ops_can_queue_a_credentials_check_after_replacing_a_token(ops_client, twilio_sandbox,
+                                                                  django_capture_on_commit_callbacks):
+    sid, token = twilio_sandbox.add_account()
+    connection = TwilioConnectionFactory(account_sid=sid, auth_token="f" * 32,
+                                         status=TwilioConnection.Status.ERROR, error_code=20003)
+    url = f"/admin/dialer/twilioconnection/{connection.pk}/change/"
+    assert ops_client.post(url, _form_data(connection, new_auth_token=token)).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        response = ops_client.post("/admin/dialer/twilioconnection/",
+                                   {"action": "check_credentials_now", "_selected_action": [connection.pk]}, follow=True)
+    assert "Queued a credentials check for 1 connection(s)." in response.content.decode()
+    connection.refresh_from_db()  # the task ran in-process (eager in tests) against the sandbox
+    assert connection.status == TwilioConnection.Status.CONNECTED and connection.error_code is None
