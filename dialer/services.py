@@ -515,6 +515,19 @@ def number_set_primary(*, workspace, number_id: int) -> PhoneNumber:
     return number
 
 
+def number_route_to_dialer(*, workspace, number_id: int) -> PhoneNumber:
+    """Send the number's incoming calls to the browser dialer: point its voice configuration at the workspace's
+    TwiML app (for numbers imported with another configuration, or taken back from a Studio connector)."""
+    number = PhoneNumber.objects.get(workspace=workspace, pk=number_id)
+    connection = connection_for(workspace=workspace)
+    if connection is None or not connection.has_credentials or not connection.twiml_app_sid:
+        raise DialerError("Connect Twilio first: calls ring the dialer through the workspace's TwiML app.")
+    # With VoiceApplicationSid set, Twilio ignores the number's VoiceUrl: no need to clear it.
+    gateway.incoming_number_update(creds=connection.credentials(), number_sid=number.sid,
+                                   voice_application_sid=connection.twiml_app_sid)
+    return number
+
+
 def number_release(*, workspace, number_id: int) -> None:
     """Release the number at Twilio, then forget it here (its caller ID too)."""
     number = PhoneNumber.objects.get(workspace=workspace, pk=number_id)

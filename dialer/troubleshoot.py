@@ -164,8 +164,9 @@ def troubleshoot_run(*, workspace, user) -> tuple[list[Check], list[AlertRow]]:
             if wrong:
                 checks.append(Check("number_voice", "Each number sends calls to the TwiML app", False,
                                     "; ".join(wrong) + "." + note,
-                                    "In the Twilio console (Phone Numbers → Active numbers), set each number's "
-                                    f"voice configuration to the TwiML App {connection.twiml_app_sid}.", ""))
+                                    "On Phone numbers, click \"Ring the dialer\" on each of them (or, in the Twilio "
+                                    "console's Phone Numbers → Active numbers, set its voice configuration to the "
+                                    f"TwiML App {connection.twiml_app_sid}).", reverse("dialer:numbers")))
             else:
                 checks.append(Check("number_voice", "Each number sends calls to the TwiML app", True,
                                     f"{len(numbers) - len(studio)} dialer number(s) use TwiML app "

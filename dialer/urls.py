@@ -18,6 +18,8 @@ urlpatterns = [
     path("settings/dialer/numbers/purchases/<int:pk>/cancel/", views.purchase_cancel, name="purchase_cancel"),
     path("settings/dialer/numbers/<int:pk>/primary/", views.number_primary, name="number_primary"),
     path("settings/dialer/numbers/<int:pk>/release/", views.number_release, name="number_release"),
+    path("settings/dialer/numbers/<int:pk>/route-to-dialer/", views.number_route_to_dialer,
+         name="number_route_to_dialer"),
     path("settings/dialer/caller-ids/", views.caller_ids_page, name="caller_ids"),
     path("settings/dialer/caller-ids/add/", views.caller_id_add, name="caller_id_add"),
     path("settings/dialer/caller-ids/check/", views.caller_ids_check, name="caller_ids_check"),

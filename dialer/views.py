@@ -236,6 +236,22 @@ def number_primary(request, pk):
     return redirect("dialer:numbers")
 
 
+@require_POST
+@workspace_admin_required
+def number_route_to_dialer(request, pk):
+    number = phone_number_get(workspace=request.workspace, pk=pk)
+    try:
+        services.number_route_to_dialer(workspace=request.workspace, number_id=number.pk)
+    except services.DialerError as exc:
+        messages.error(request, exc.message)
+    except errors.TwilioError as exc:
+        messages.error(request, f"Twilio is not answering; try again in a moment. ({exc.display()})"
+                       if exc.transient else exc.display())
+    else:
+        messages.success(request, f"Calls to {number.phone_number} now ring your team's browser dialers.")
+    return redirect("dialer:numbers")
+
+
 @require_http_methods(["GET", "POST"])
 @workspace_admin_required
 def number_release(request, pk):

@@ -267,3 +267,28 @@ def test_releasing_the_primary_number_hands_primary_and_default_caller_id_to_the
 
     assert PhoneNumber.objects.get(is_primary=True) == second
     assert CallerId.objects.get(is_default=True).phone_number == second.phone_number
+
+
+def test_ring_the_dialer_points_an_imported_number_at_the_twiml_app(workspace, twilio_sandbox,
+                                                                    django_capture_on_commit_callbacks,
+                                                                    admin_client, other_client, member_client):
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,
+                                      numbers=["+15125550177"])
+    number = PhoneNumber.objects.get(workspace=workspace, phone_number="+15125550177")
+    record = twilio_sandbox.state["incoming_numbers"][sid][number.sid]
+    assert record["voice_application_sid"] != connection.twiml_app_sid  # imported with its own configuration
+    url = f"/settings/dialer/numbers/{number.pk}/route-to-dialer/"
+    assert member_client.post(url).status_code == 403
+    assert other_client.post(url).status_code == 404
+    assert record["voice_application_sid"] != connection.twiml_app_sid
+    response = admin_client.post(url, follow=True)
+    assert "now ring your team&#x27;s browser dialers" in response.content.decode()
+    assert twilio_sandbox.state["incoming_numbers"][sid][number.sid]["voice_application_sid"] == connection.twiml_app_sid
+
+
+def test_ring_the_dialer_says_what_twilio_answered(workspace, connected, admin_client):
+    sandbox, connection, sid = connected
+    number = _provision(workspace, "+15005550006")
+    sandbox.inject_fault("POST", r"/IncomingPhoneNumbers/PN", kind="500", times=1)
+    response = admin_client.post(f"/settings/dialer/numbers/{number.pk}/route-to-dialer/", follow=True)
+    assert "Twilio is not answering; try again in a moment." in response.content.decode()
