@@ -21,7 +21,8 @@ import statistics
 import sys
 import time
 
-from bench.media_streams import FRAME, PROBE, _cpu_seconds, _payload, _seed, _sessions, _setup_django, _start_server
+from bench.media_streams import FRAME, _cpu_seconds, _seed, _sessions, _setup_django, _start_server
+from bench.media_streams import _one_call as media_streams_call
 
 
 async def _listener(listen_url: str, cookie: str, counts: dict, ready: asyncio.Event, stop: asyncio.Event) -> None:
@@ -49,85 +50,30 @@ async def _listener(listen_url: str, cookie: str, counts: dict, ready: asyncio.E
 
 async def _one_call(ws_base: str, token: str, call_sid: str, session_id: int, listeners: int, cookie: str,
                     seconds: float, barrier: dict, stats: dict) -> None:
-    from websockets.asyncio.client import connect
+    """`bench.media_streams`' simulated call, with `listeners` listen websockets attached once it is admitted."""
+    stop = asyncio.Event()
+    counts = {"frames": 0}
+    tasks: list[asyncio.Task] = []
 
-    stream_sid = "MZ" + call_sid[2:]
-    sent: dict[int, float] = {}
-    latencies: list[float] = []
-    async with connect(ws_base + "/v1/stream/media", max_queue=None, ping_interval=None, compression=None) as ws:
-        await ws.send(json.dumps({"event": "start", "streamSid": stream_sid,
-                                  "start": {"streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
-                                            "customParameters": {"session": token}}}))
-        done, admitted = asyncio.Event(), asyncio.Event()
-
-        async def reader():
-            import base64
-            import struct
-
-            try:
-                async for raw in ws:
-                    now = time.perf_counter()
-                    msg = json.loads(raw)
-                    if msg.get("event") != "media":
-                        continue
-                    seq = struct.unpack(">I", base64.b64decode(msg["media"]["payload"])[:4])[0]
-                    if seq == PROBE:
-                        admitted.set()
-                        continue
-                    t = sent.pop(seq, None)
-                    if t is not None:
-                        latencies.append((now - t) * 1000)
-                    if done.is_set() and not sent:
-                        return
-            except Exception:  # noqa: BLE001
-                return
-
-        read_task = asyncio.create_task(reader())
-        while not admitted.is_set():
-            await ws.send(json.dumps({"event": "media", "streamSid": stream_sid,
-                                      "media": {"track": "inbound", "payload": _payload(PROBE)}}))
-            try:
-                await asyncio.wait_for(admitted.wait(), 0.1)
-            except asyncio.TimeoutError:
-                pass
-        stop = asyncio.Event()
-        counts = {"frames": 0}
-        tasks = []
+    async def attach_listeners():
         for _ in range(listeners):
             ready = asyncio.Event()
             tasks.append(asyncio.create_task(_listener(f"{ws_base}/v1/studio/calls/{session_id}/listen", cookie,
                                                        counts, ready, stop)))
             await asyncio.wait_for(ready.wait(), 10)
-        barrier["admitted"] += 1
-        if barrier["admitted"] == barrier["calls"]:
-            barrier["start_at"].set_result(time.perf_counter() + 0.2)
-        start_at = await barrier["start_at"]
-        import random
 
-        t0 = start_at + random.random() * FRAME
-        n = int(seconds / FRAME)
-        for seq in range(n):
-            delay = t0 + seq * FRAME - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent[seq] = time.perf_counter()
-            await ws.send(json.dumps({"event": "media", "streamSid": stream_sid,
-                                      "media": {"track": "inbound", "payload": _payload(seq)}}))
-        done.set()
-        try:
-            await asyncio.wait_for(read_task, 1.0)
-        except asyncio.TimeoutError:
-            read_task.cancel()
-        await asyncio.sleep(0.2)  # the listeners' last frames
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        stats["sent"] += n
-        stats["dropped"] += len(sent)
-        stats["latencies"].extend(latencies)
-        stats["listener_frames"] += counts["frames"]
-        # each listener should get the caller's and the agent's side of every frame (and the probes)
-        stats["listener_expected"] += listeners * 2 * n
-        await ws.send(json.dumps({"event": "stop", "streamSid": stream_sid, "stop": {}}))
+        async def detach_listeners():
+            await asyncio.sleep(0.2)  # the listeners' last frames
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        return detach_listeners
+
+    await media_streams_call(ws_base + "/v1/stream/media", token, call_sid, seconds, barrier, stats,
+                             on_admitted=attach_listeners)
+    stats["listener_frames"] += counts["frames"]
+    # each listener should get the caller's and the agent's side of every frame
+    stats["listener_expected"] += listeners * 2 * int(seconds / FRAME)
 
 
 async def measure_level(ws_base: str, calls: list[tuple[str, str, int]], listeners: int, cookie: str,

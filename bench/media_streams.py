@@ -45,7 +45,12 @@ def _payload(seq: int) -> str:
 PROBE = 0xFFFFFFFF
 
 
-async def _one_call(ws_url: str, token: str, call_sid: str, seconds: float, barrier: dict, stats: dict) -> None:
+async def _one_call(ws_url: str, token: str, call_sid: str, seconds: float, barrier: dict, stats: dict,
+                    on_admitted=None) -> None:
+    """One simulated Twilio media stream: admission, then `seconds` of real-time 20 ms frames, echo latencies.
+
+    `on_admitted` (async, optional) runs once the call is admitted and before the frames start (e.g. attach
+    listeners); the coroutine function it returns, if any, runs after the last frame, before `stop`."""
     from websockets.asyncio.client import connect
 
     stream_sid = "MZ" + call_sid[2:]
@@ -90,6 +95,7 @@ async def _one_call(ws_url: str, token: str, call_sid: str, seconds: float, barr
                 await asyncio.wait_for(admitted.wait(), 0.1)
             except asyncio.TimeoutError:
                 pass
+        after_frames = await on_admitted() if on_admitted is not None else None
         barrier["admitted"] += 1
         if barrier["admitted"] == barrier["calls"]:
             barrier["start_at"].set_result(time.perf_counter() + 0.2)
@@ -113,6 +119,8 @@ async def _one_call(ws_url: str, token: str, call_sid: str, seconds: float, barr
         stats["sent"] += n
         stats["dropped"] += len(sent)
         stats["latencies"].extend(latencies)
+        if after_frames is not None:
+            await after_frames()
         await ws.send(json.dumps({"event": "stop", "streamSid": stream_sid, "stop": {}}))
 
 
