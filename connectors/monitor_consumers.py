@@ -55,6 +55,7 @@ def call_for_member(*, user, session_workspace_id, call_id):
         call.action_specs = ([{"name": n, "destination": d} for n, d in
                               call.agent_version.actions.values_list("name", "destination")]
                              if call.agent_version_id else [])
+        call.transport = call.agent_version.transport if call.agent_version_id else ""
     return call
 
 
@@ -134,9 +135,23 @@ class ListenConsumer(AsyncWebsocketConsumer):
         self.remote_group = live.workspace_group(self.call.workspace_id)
         self.pending: dict[str, tuple[str, str]] = {}
         await self.channel_layer.group_add(self.remote_group, self.channel_name)
-        await self.send_json({"kind": "hello", "remote": True, "audio": False, "transcript": [],
+        audio = self.call.transport == "media_streams"
+        await self.send_json({"kind": "hello", "remote": True, "audio": audio, "transcript": [],
                               "call": {"id": self.call.pk, "call_sid": self.call.call_sid},
                               "actions": self.call.action_specs})
+        if audio:
+            # Ask the call's process to forward both sides' frames to this consumer's channel.
+            await self.channel_layer.group_send(live.call_group(self.call.pk),
+                                                {"type": "call.listen", "channel": self.channel_name})
+
+    async def listen_audio(self, message):
+        """Remote mode: a frame of the call, forwarded by the call's process."""
+        try:
+            raw = base64.b64decode(message["payload"])
+            track = int(message["track"])
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            return
+        await self.send(bytes_data=bytes((track,)) + raw)
 
     async def call_event(self, message):
         """Remote mode: the workspace's live events, this call's only."""
@@ -189,6 +204,8 @@ class ListenConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if self.remote_group is not None:
             await self.channel_layer.group_discard(self.remote_group, self.channel_name)
+            await self.channel_layer.group_send(live.call_group(self.call.pk),
+                                                {"type": "call.unlisten", "channel": self.channel_name})
         if self.engine is not None and self.listener is not None:
             self.engine.listeners.discard(self.listener)
             logger.info("listener left a call", extra={"call_id": self.call.pk, "dropped": self.listener.dropped})

@@ -127,6 +127,9 @@ class CallEngine:
         try:
             while True:
                 msg = await layer.receive(channel)
+                if msg.get("type") in ("call.listen", "call.unlisten"):
+                    self._remote_listener(layer, msg)
+                    continue
                 if msg.get("type") != "call.intervene":
                     continue
                 problem = self.intervene(kind=str(msg.get("kind")), detail=str(msg.get("detail") or ""),
@@ -135,10 +138,34 @@ class CallEngine:
                     await layer.send(msg["reply_to"], {"type": "intervention.result", "problem": problem,
                                                        "kind": msg.get("kind"), "ref": msg.get("ref")})
         except asyncio.CancelledError:
+            self._remote_listeners_stop()
             await asyncio.shield(layer.group_discard(group, channel))
             raise
         except Exception:  # noqa: BLE001 - the call goes on without remote control
+            self._remote_listeners_stop()
             logger.exception("call control loop failed", extra=self.log_extra())
+
+    def _remote_listener(self, layer, msg: dict) -> None:
+        """A Studio listener connected to another process joins (`call.listen`) or leaves (`call.unlisten`)."""
+        channel = str(msg.get("channel") or "")
+        current = next((lst for lst in self.listeners
+                        if isinstance(lst, live.RemoteListener) and lst.channel == channel), None)
+        if msg["type"] == "call.unlisten" or self.closed or self.transport != "media_streams":
+            if current is not None:
+                self.listeners.discard(current)
+                current.task.cancel()
+            return
+        if current is None and channel:
+            listener = live.RemoteListener(layer, channel)
+            listener.task = asyncio.create_task(listener.pump(), name=f"listen-remote-{self.ctx.call_sid}")
+            listener.task.add_done_callback(lambda _t, lst=listener: self.listeners.discard(lst))
+            self.listeners.add(listener)
+            logger.info("remote listener joined a call", extra=self.log_extra(listeners=len(self.listeners)))
+
+    def _remote_listeners_stop(self) -> None:
+        for listener in [lst for lst in self.listeners if isinstance(lst, live.RemoteListener)]:
+            self.listeners.discard(listener)
+            listener.task.cancel()
 
     async def _flush_turns(self) -> None:
         from connectors import handover

@@ -5,6 +5,9 @@
 - `Listener`: one supervisor's browser. The call's task hands it audio frames with `put_nowait` into a bounded
   queue: a slow listener loses frames (counted), the call never waits. With no listener the call pays one
   truth test per frame.
+- `RemoteListener`: a listener whose browser is connected to another process. It joins through the call's control
+  group; its own task forwards the queued frames to that process's channel (the same drop-when-behind queue, so
+  the call never waits on the channel layer either). Events reach it through the workspace group instead.
 - `publish(workspace_id, event)`: an event for the workspace's live view, through the channel layer group
   `calls-ws-<workspace id>` (in-memory in dev/tests: one process only; Redis in production). Called from the
   call's side task, never from the audio path.
@@ -58,6 +61,33 @@ class Listener:
                 self.queue.put_nowait(("event", message))
             except asyncio.QueueFull:
                 self.dropped += 1
+
+
+class RemoteListener(Listener):
+    """A Studio listener in another process, fed through the channel layer (`listen.audio` messages)."""
+
+    MAX_SEND_FAILURES = 50  # about a second of frames the other side could not take: it is gone
+
+    def __init__(self, layer, channel: str, maxsize: int = LISTENER_QUEUE):
+        super().__init__(maxsize)
+        self.layer, self.channel = layer, channel
+        self.task: asyncio.Task | None = None
+        self.gone = False
+
+    def event(self, message: dict) -> None:
+        """Remote listeners get the call's events from the workspace group already."""
+
+    async def pump(self) -> None:
+        failures = 0
+        while failures < self.MAX_SEND_FAILURES:
+            _, track, payload = await self.queue.get()
+            try:
+                await self.layer.send(self.channel, {"type": "listen.audio", "track": track, "payload": payload})
+                failures = 0
+            except Exception:  # noqa: BLE001 - ChannelFull or a broken layer: drop the frame, never the call
+                self.dropped += 1
+                failures += 1
+        self.gone = True
 
 
 def get(call_session_id) -> object | None:

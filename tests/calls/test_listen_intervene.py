@@ -307,14 +307,57 @@ def test_call_on_another_process_is_followed_and_controlled_through_the_channel_
         return hello, turn, result, end, reader.audio
 
     hello, turn, result, end, audio = run(scenario())
-    assert hello["remote"] is True and hello["audio"] is False
+    assert hello["remote"] is True and hello["audio"] is True
     assert {a["name"] for a in hello["actions"]} == {"transfer_to_sales", "transfer_to_support"}
     assert (turn["call_id"], turn["text"]) == (session.pk, "(pressed 6)")
     assert result["ok"] is True and end["call_id"] == session.pk
-    assert audio == []
     assert "<Number>+31201234567</Number>" in twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid)
     iv = CallIntervention.objects.get(call_session=session)
     assert (iv.kind, iv.detail, iv.user, iv.result) == ("takeover", "transfer_to_sales", user, "accepted")
+
+
+def test_call_on_another_process_is_heard_through_the_channel_layer(asgi_server, twilio_sandbox):
+    """Audio crosses processes too: the call's engine forwards both sides' frames to a remote listener's channel,
+    and stops when the listener leaves."""
+    setup = make_call_setup(sandbox=twilio_sandbox, variables={"SCRIPTED_AUDIO_ECHO": "1"})
+    session = setup.new_session(sandbox=twilio_sandbox)
+    cookie = cookie_for(member_of(setup.workspace))
+    token = setup.token(session)
+
+    async def scenario():
+        ws, twilio = await _media_call(asgi_server, setup, session, token)
+        await _wait_registered(session.pk)
+        engine = live.REGISTRY.pop(session.pk)  # "another process"
+        try:
+            async with browser_ws(asgi_server, f"/v1/studio/calls/{session.pk}/listen", cookie) as listen:
+                reader = Reader(listen)
+                hello = await reader.until(lambda m: m["kind"] == "hello")
+                for _ in range(50):  # the join travels through the call's control group
+                    if any(isinstance(lst, live.RemoteListener) for lst in engine.listeners):
+                        break
+                    await asyncio.sleep(0.02)
+                for i in range(10):
+                    await twilio.media(LOUD, chunk=i)
+                await reader.drain(0.5)
+            for _ in range(50):  # leaving removes the forwarder
+                if not engine.listeners:
+                    break
+                await asyncio.sleep(0.02)
+            remaining = set(engine.listeners)
+            await twilio.stop()
+        finally:
+            if not engine.closed:
+                live.REGISTRY.setdefault(session.pk, engine)
+        await ws.close()
+        return hello, reader.audio, remaining
+
+    hello, audio, remaining = run(scenario())
+    assert hello["remote"] is True and hello["audio"] is True
+    caller = [frame for track, frame in audio if track == live.TRACK_CALLER]
+    agent = [frame for track, frame in audio if track == live.TRACK_AGENT]
+    assert len(caller) == 10 and all(frame == LOUD for frame in caller)
+    assert len(agent) == 10 and all(frame == LOUD for frame in agent)
+    assert remaining == set()
 
 
 def test_a_second_take_over_is_refused_once_the_call_is_handed_over(asgi_server, twilio_sandbox):
