@@ -24,9 +24,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists
 from django.utils import timezone
 
+from workspaces import sql
 from workspaces.models import Membership
 
 from . import numbering
+from .call_selectors import OutboundChecks
 from .models import Call, CallerId, CallLeg, PhoneNumber, TwilioConnection, Voicemail
 from .voice import identity_parse, online_user_ids, voice_identity
 
@@ -134,12 +136,14 @@ def _member_and_caller_id(*, workspace, identity: str, caller_id_e164: str) -> t
 
 
 def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str, requested_caller_id: str,
-                        local_presence: bool | None = None) -> OutboundDecision:
+                        local_presence: bool | None = None, checks: OutboundChecks | None = None) -> OutboundDecision:
     """Check and record a browser-dialer call. Idempotent per CallSid: a retried webhook gets the same answer.
 
     Refused (spoken message, reason logged and stored): an identity that is not a member of the workspace, an
     invalid destination, a caller ID the workspace neither owns nor has verified. "auto" (or nothing) applies
-    local presence through `caller_id_choose`.
+    local presence through `caller_id_choose`. `checks` are the member / caller-ID answers read with the
+    webhook's connection (`call_selectors.connection_for_webhook`); used only when they are about the same user
+    and caller ID this function checks, else it asks the database itself.
     """
     requested = (requested_caller_id or "").strip()
     auto = not requested or requested.lower() == AUTO
@@ -149,8 +153,13 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
             requested_e164 = numbering.to_e164(requested, default_country=workspace.default_country)
         except numbering.InvalidNumber:
             requested_e164 = ""
-    user_id, caller_ok = _member_and_caller_id(workspace=workspace, identity=from_identity,
-                                               caller_id_e164=requested_e164)
+    parsed = identity_parse(from_identity or "")
+    claimed = parsed[1] if parsed is not None and parsed[0] == workspace.pk else None
+    if checks is not None and checks.user_id == claimed and checks.caller_id_e164 == requested_e164:
+        user_id, caller_ok = (claimed if checks.is_member else None), checks.caller_ok
+    else:
+        user_id, caller_ok = _member_and_caller_id(workspace=workspace, identity=from_identity,
+                                                   caller_id_e164=requested_e164)
     reason = message = ""
     to_number = caller_id = ""
     if user_id is None:
@@ -193,14 +202,14 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
 
 
 def _call_create(*, call_sid: str, defaults: dict) -> tuple[Call, bool]:
-    """Insert the Call for `call_sid`; a concurrent retry of the same webhook finds the row instead."""
-    try:
-        if transaction.get_connection().in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a duplicate does not break the outer transaction
-                return Call.objects.create(sid=call_sid, **defaults), True
-        return Call.objects.create(sid=call_sid, **defaults), True  # autocommit: one round trip
-    except IntegrityError:
-        return Call.objects.get(sid=call_sid), False
+    """Insert the Call for `call_sid`; a retry of the same webhook (even a concurrent one) finds the row instead.
+
+    One `INSERT … ON CONFLICT DO NOTHING` (`workspaces.sql.insert_unless_exists`): no exception and no savepoint
+    on a duplicate, so it is also safe inside an outer transaction."""
+    call = Call(sid=call_sid, **defaults)
+    if sql.insert_unless_exists(call, conflict="sid"):
+        return call, True
+    return Call.objects.get(sid=call_sid), False
 
 
 def _refusal_message(reason: str) -> str:

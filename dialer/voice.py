@@ -83,6 +83,12 @@ def voice_token_ttl() -> int:
     return int(getattr(settings, "VOICE_TOKEN_TTL", 3600))
 
 
+def voice_token_issuable(*, connection) -> bool:
+    """Whether `voice_token_issue` can sign a token for `connection` (it raises VoiceTokenUnavailable otherwise)."""
+    return bool(connection is not None and connection.account_sid and connection.api_key_sid
+                and connection.api_key_secret and connection.twiml_app_sid)
+
+
 def voice_token_issue(*, connection, user, now: int | None = None, mark_presence: bool = True) -> VoiceToken:
     """A fresh token for `user` on `connection`'s workspace. Raises VoiceTokenUnavailable when it cannot be signed."""
     if not connection.account_sid:
@@ -134,6 +140,40 @@ def voice_token_rate_limited(*, user_id: int, now: float | None = None) -> int:
         count = cache.incr(key)  # one round trip on the common path
     except ValueError:  # first request in this window
         count = 1 if cache.add(key, 1, window + 5) else cache.incr(key)
+    if count > allowed:
+        return max(1, int((bucket + 1) * window - now))
+    return 0
+
+
+# The token endpoint's common path counts the request and, when it is allowed, marks the rep online, in one
+# round trip to Redis. Same keys and values as `voice_token_rate_limited` and `presence_mark` (Django's Redis
+# serializer stores ints as plain integers), so either path reads what the other wrote.
+_ADMIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if count <= tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) end
+return count
+"""
+
+
+def voice_token_admit(*, workspace_id: int, user_id: int, until: int, now: float | None = None) -> int:
+    """`voice_token_rate_limited` then, if allowed, `presence_mark(until=until)`: 0 when allowed, else Retry-After.
+
+    One Redis round trip (a server-side script) when the cache is Redis; two steps on other cache backends.
+    """
+    allowed, window = voice_token_rate_limit()
+    now = time.time() if now is None else now
+    bucket = int(now // window)
+    client = getattr(cache, "redis_client", None)
+    if client is None:
+        retry_after = voice_token_rate_limited(user_id=user_id, now=now)
+        if not retry_after:
+            presence_mark(workspace_id=workspace_id, user_id=user_id, until=until)
+        return retry_after
+    rl_key = cache.make_and_validate_key(f"voice-token-rl:{user_id}:{bucket}")
+    presence_key = cache.make_and_validate_key(_presence_key(workspace_id, user_id))
+    count = int(client(rl_key, write=True).eval(_ADMIT_SCRIPT, 2, rl_key, presence_key, window + 5, allowed,
+                                                until, max(1, until - int(now))))
     if count > allowed:
         return max(1, int((bucket + 1) * window - now))
     return 0

@@ -111,10 +111,39 @@ def test_outbound_is_idempotent_per_call_sid(client, workspace, member_user):
     assert Call.objects.filter(sid=params["CallSid"]).count() == 1
 
 
-def test_outbound_query_count(client, workspace, member_user, django_assert_num_queries):
-    """Connection, member + caller ID (one query), the Call insert (in a savepoint here; autocommit in production)."""
+def test_outbound_accepts_a_caller_id_in_local_format(client, workspace, member_user):
+    """Not E.164: checked after parsing with the workspace's country (its own query), same answer."""
     connection = ready_workspace(workspace)
-    with django_assert_num_queries(5):
+    root = xml(signed_post(client, outbound_path(workspace),
+                           outbound_params(connection, member_user, CallerId="(512) 555-0100"), connection.auth_token))
+    assert root.find("Dial").get("callerId") == "+15125550100"
+
+
+def test_outbound_refuses_an_unverified_external_caller_id(client, workspace, member_user):
+    from dialer.models import CallerId
+
+    connection = ready_workspace(workspace)
+    CallerId.objects.create(workspace=workspace, phone_number="+13105550112", kind=CallerId.Kind.VERIFIED,
+                            verified_at=None)  # validation still pending
+    root = xml(signed_post(client, outbound_path(workspace),
+                           outbound_params(connection, member_user, CallerId="+13105550112"), connection.auth_token))
+    assert root.find("Dial") is None and root.find("Say") is not None
+
+
+def test_outbound_refuses_a_former_member(client, workspace, member_user):
+    from workspaces.models import Membership
+
+    connection = ready_workspace(workspace)
+    Membership.objects.filter(user=member_user).delete()
+    root = xml(signed_post(client, outbound_path(workspace), outbound_params(connection, member_user),
+                           connection.auth_token))
+    assert root.find("Dial") is None and "not signed in" in root.find("Say").text
+
+
+def test_outbound_query_count(client, workspace, member_user, django_assert_num_queries):
+    """Connection + member + caller ID (one query), the Call insert (INSERT … ON CONFLICT, no savepoint)."""
+    connection = ready_workspace(workspace)
+    with django_assert_num_queries(2):
         response = signed_post(client, outbound_path(workspace), outbound_params(connection, member_user),
                                connection.auth_token)
     assert b"<Dial" in response.content
