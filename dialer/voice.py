@@ -13,6 +13,7 @@ and the inbound webhook reads all members with one `get_many`.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -156,6 +157,19 @@ return count
 """
 
 
+_ADMIT_SHA = hashlib.sha1(_ADMIT_SCRIPT.encode()).hexdigest()
+
+
+def _admit_eval(client, keys: list, args: list) -> int:
+    """EVALSHA (the script is not sent each time); EVAL once when Redis does not know it (first use, restart)."""
+    from redis.exceptions import NoScriptError
+
+    try:
+        return int(client.evalsha(_ADMIT_SHA, len(keys), *keys, *args))
+    except NoScriptError:
+        return int(client.eval(_ADMIT_SCRIPT, len(keys), *keys, *args))
+
+
 def voice_token_admit(*, workspace_id: int, user_id: int, until: int, now: float | None = None) -> int:
     """`voice_token_rate_limited` then, if allowed, `presence_mark(until=until)`: 0 when allowed, else Retry-After.
 
@@ -172,8 +186,8 @@ def voice_token_admit(*, workspace_id: int, user_id: int, until: int, now: float
         return retry_after
     rl_key = cache.make_and_validate_key(f"voice-token-rl:{user_id}:{bucket}")
     presence_key = cache.make_and_validate_key(_presence_key(workspace_id, user_id))
-    count = int(client(rl_key, write=True).eval(_ADMIT_SCRIPT, 2, rl_key, presence_key, window + 5, allowed,
-                                                until, max(1, until - int(now))))
+    count = _admit_eval(client(rl_key, write=True), [rl_key, presence_key],
+                        [window + 5, allowed, until, max(1, until - int(now))])
     if count > allowed:
         return max(1, int((bucket + 1) * window - now))
     return 0
