@@ -6,10 +6,11 @@ from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_http_methods
 
 from dialer.webhook_security import twilio_webhook
+from workspaces.middleware import resolves_own_workspace
 
 from . import services
 from .handover import relay_handoff_twiml
-from .selectors import connector_for_webhook, webhook_connection
+from .selectors import connector_for_webhook, webhook_call_context, webhook_connection
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,16 @@ def _resolve(request, identifier: str, **kwargs):
         return None
     request.phone_connector = connector
     return webhook_connection(connector=connector)
+
+
+def _resolve_call(request, identifier: str, **kwargs):
+    """The incoming call's connector, version, readiness and credentials in one query (`webhook_call_context`)."""
+    call = webhook_call_context(identifier=identifier)
+    if call is None:
+        return None
+    request.phone_connector = call.connector
+    request.webhook_call = call
+    return call.connection
 
 
 def never_500(view):
@@ -56,11 +67,13 @@ def _params(request) -> dict:
     return params
 
 
+@resolves_own_workspace  # Twilio has no session: skip the user and workspace lookup
 @never_500
 @require_http_methods(["GET", "POST"])
-@twilio_webhook(resolve=_resolve)
+@twilio_webhook(resolve=_resolve_call)
 def twilio_config(request, identifier: str):
-    _, twiml = services.inbound_call_answer(connector=request.phone_connector, params=_params(request))
+    _, twiml = services.inbound_call_answer(connector=request.phone_connector, params=_params(request),
+                                            ready_version=request.webhook_call.ready_version)
     return _twiml(twiml)
 
 

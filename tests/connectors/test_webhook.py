@@ -242,12 +242,12 @@ def test_webhook_query_count_is_small(setup, django_assert_max_num_queries, mode
     connector.pinned_version = agent.versions.get(number=3) if mode == "pinned" else None
     connector.save()
     client = Client()
-    # Connector (+ agent's latest version, the Twilio account's SID and token) 1, environment names 1,
-    # INSERT 1 (+ SAVEPOINT/RELEASE inside the test's transaction), the draft or pinned version 1 in those modes.
-    with django_assert_max_num_queries(5 if mode == "published" else 6):
+    # One read (connector, the version for its mode, the environment's completeness, the Twilio account's SID
+    # and token: `webhook_call_context`) and the INSERT, in every mode.
+    with django_assert_max_num_queries(2):
         response = signed_post(client, connector.webhook_path, call_params(connection), connection.auth_token)
     _stream(twiml(response))
-    with django_assert_max_num_queries(10):  # the retry: + rolled-back INSERT, the existing session, a new token
+    with django_assert_max_num_queries(4):  # the retry: + the existing session, a new token
         response = signed_post(client, connector.webhook_path, call_params(connection), connection.auth_token)
     _stream(twiml(response))
 
