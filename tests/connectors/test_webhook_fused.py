@@ -268,3 +268,25 @@ def test_connect_twiml_is_what_twilio_builds(transport, language, voice, token, 
         settings.PUBLIC_BASE_URL = base
         assert services.connect_twiml(connector=connector, version=version, token=token) == \
             _twiml_built_by_twilio(connector=connector, version=version, token=token)
+
+
+def test_webhook_skips_the_session_user_and_workspace_lookup(connector, connection):
+    """Twilio sends no session: CurrentWorkspaceMiddleware must not touch request.user for this view."""
+    from django.utils.functional import empty
+
+    from connectors import webhooks
+
+    assert getattr(webhooks.twilio_config, "resolves_own_workspace", False)
+    response = signed_post(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
+    assert response.wsgi_request.workspace is None
+    assert response.wsgi_request.user._wrapped is empty  # the lazy user was never resolved
+
+
+def test_a_changed_auth_token_is_used_at_once(connector, connection):
+    """The decrypted token is kept per ciphertext, so a new token (a new ciphertext) is never served stale."""
+    assert webhook_call_context(identifier=connector.identifier).connection.auth_token == connection.auth_token
+    connection.auth_token = "a-brand-new-token-0000000000000000"
+    connection.save()
+    assert webhook_call_context(identifier=connector.identifier).connection.auth_token == connection.auth_token
+    response = signed_post(Client(), connector.webhook_path, call_params(connection), "the-old-token")
+    assert response.status_code == 403
