@@ -87,13 +87,23 @@ def fetch_one(sql: str, params, *, using: str = DEFAULT_DB_ALIAS) -> tuple | Non
 
 
 @functools.cache
-def _insert_sql(model, columns: tuple[str, ...], conflict: str, pk: str, vendor: str) -> str:
-    return (f"INSERT INTO {table(model)} ({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({quote(conflict)}) DO NOTHING "
-            f"RETURNING {quote(pk)}")
+def _insert_sql(model, fields: tuple, conflict: str, guard: str, vendor: str, using: str) -> str:
+    db = connections[using]
+    columns = ", ".join(quote(f.column, using) for f in fields)
+    pk = quote(model._meta.pk.column, using)
+    tail = f"ON CONFLICT ({quote(conflict, using)}) DO NOTHING RETURNING {pk}"
+    if not guard:
+        return f"INSERT INTO {table(model, using)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) {tail}"
+    # INSERT … SELECT: PostgreSQL types a bare parameter in a SELECT list as text, so each is cast to its column.
+    if vendor == "postgresql":
+        values = ", ".join(f"CAST(%s AS {f.cast_db_type(db)})" for f in fields)
+    else:
+        values = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {table(model, using)} ({columns}) SELECT {values} WHERE {guard} {tail}"
 
 
-def insert_unless_exists(obj, *, conflict: str, using: str = DEFAULT_DB_ALIAS) -> bool:
+def insert_unless_exists(obj, *, conflict: str, guard: str = "", guard_params=(),
+                         using: str = DEFAULT_DB_ALIAS) -> bool:
     """INSERT `obj` (a new model instance) unless a row with the same unique `conflict` field exists.
 
     True when inserted (obj.pk is set), False when the row was there already (obj is untouched; the caller
@@ -101,14 +111,18 @@ def insert_unless_exists(obj, *, conflict: str, using: str = DEFAULT_DB_ALIAS) -
     webhook racing the first attempt never raises, and a retry after a dropped connection is safe. Model
     defaults and `pre_save` (auto_now_add) apply as in `save()`; no signals are sent, so use it only for
     models that have no receivers (the call records written by Twilio's webhooks).
+
+    `guard` (SQL, placeholders `%s` filled from `guard_params`) makes the insert conditional, checked in the
+    same statement: False then also means "the guard did not hold", and the caller takes its careful path.
+    A hot webhook uses it to check what it read from a cache (credentials, membership, readiness) in the one
+    round trip it needs anyway.
     """
     db = connections[using]
     meta = obj._meta
-    fields = [f for f in meta.local_concrete_fields if not (f.primary_key and obj.pk is None)]
+    fields = tuple(f for f in meta.local_concrete_fields if not (f.primary_key and obj.pk is None))
     values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
-    query = _insert_sql(type(obj), tuple(f.column for f in fields), meta.get_field(conflict).column,
-                        meta.pk.column, db.vendor)
-    row = fetch_one(query, values, using=using)
+    query = _insert_sql(type(obj), fields, meta.get_field(conflict).column, guard, db.vendor, using)
+    row = fetch_one(query, [*values, *guard_params], using=using)
     if row is None:
         return False
     obj.pk = row[0]

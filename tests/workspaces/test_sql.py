@@ -75,3 +75,24 @@ def test_a_dead_reused_connection_is_replaced_instead_of_failing(workspace):
     connection.health_check_done = False  # a new request reusing the connection
     assert _connection_row(twilio.pk)[0] == twilio.pk
     connection.health_check_done = True  # within one request a failure is an error, as in Django
+
+
+def test_a_guarded_insert_only_inserts_when_the_guard_holds(workspace):
+    from workspaces.models import Workspace
+
+    guard = (f"EXISTS (SELECT 1 FROM {sql.table(Workspace)} w WHERE {sql.column(Workspace, 'id', 'w')} = %s "
+             f"AND {sql.column(Workspace, 'default_country', 'w')} = %s)")
+    refused = Call(workspace=workspace, sid="CA" + "b" * 32, direction=Call.Direction.OUTBOUND)
+    assert sql.insert_unless_exists(refused, conflict="sid", guard=guard, guard_params=[workspace.pk, "ZZ"]) is False
+    assert not Call.objects.filter(sid=refused.sid).exists()
+    allowed = Call(workspace=workspace, sid="CA" + "b" * 32, direction=Call.Direction.OUTBOUND, user=None,
+                   duration=None)
+    assert sql.insert_unless_exists(allowed, conflict="sid", guard=guard,
+                                    guard_params=[workspace.pk, workspace.default_country]) is True
+    stored = Call.objects.get(sid=allowed.sid)
+    assert (stored.pk, stored.user_id, stored.duration, stored.started_at is not None) == (allowed.pk, None, None,
+                                                                                           True)
+    # a duplicate is refused the same way (the caller's careful path tells the two apart)
+    again = Call(workspace=workspace, sid=allowed.sid, direction=Call.Direction.OUTBOUND)
+    assert sql.insert_unless_exists(again, conflict="sid", guard=guard,
+                                    guard_params=[workspace.pk, workspace.default_country]) is False
