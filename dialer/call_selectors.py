@@ -75,6 +75,58 @@ def connection_for_webhook(*, workspace_id: int, user_id: int | None = None,
     return connection, checks
 
 
+@dataclass(frozen=True)
+class WebhookCredentials:
+    """What a voice webhook needs before it may act: the account and auth token that sign it, the workspace's
+    country (local numbers). Kept per process (`webhook_credentials_cached`); every use is re-checked by the
+    database in the same request (the guarded INSERT compares `auth_token_stored`, the encrypted text)."""
+
+    workspace_id: int
+    account_sid: str
+    auth_token: str = field(repr=False)
+    auth_token_stored: str = field(repr=False)
+    default_country: str
+
+
+_CREDENTIALS = sql.LocalCache(maxsize=1024)
+
+
+@functools.cache
+def _credentials_sql(vendor: str) -> str:
+    from workspaces.models import Workspace
+
+    col, table = sql.column, sql.table
+    return (
+        f"SELECT {col(TwilioConnection, 'account_sid', 'c')}, {col(TwilioConnection, 'auth_token', 'c')}, "
+        f"{col(Workspace, 'default_country', 'w')} FROM {table(TwilioConnection)} c JOIN {table(Workspace)} w "
+        f"ON {col(Workspace, 'id', 'w')} = {col(TwilioConnection, 'workspace', 'c')} "
+        f"WHERE {col(TwilioConnection, 'workspace', 'c')} = %s"
+    )
+
+
+def webhook_credentials_cached(*, workspace_id: int) -> WebhookCredentials | None:
+    """The workspace's webhook credentials from this process's cache, read (one query) on a miss."""
+    found = _CREDENTIALS.get(workspace_id)
+    if found is not None:
+        return found
+    row = sql.fetch_one(_credentials_sql(db.vendor), [workspace_id])
+    if row is None or not row[0] or not row[1]:
+        return None
+    token = TwilioConnection._meta.get_field("auth_token").from_db_value(row[1], None, db)
+    found = WebhookCredentials(workspace_id=workspace_id, account_sid=row[0], auth_token=token,
+                               auth_token_stored=row[1], default_country=row[2])
+    _CREDENTIALS.set(workspace_id, found)
+    return found
+
+
+def webhook_credentials_forget(*, workspace_id: int | None = None) -> None:
+    """Drop the cached credentials (of one workspace, or all): the next webhook reads them again."""
+    if workspace_id is None:
+        _CREDENTIALS.clear()
+    else:
+        _CREDENTIALS.forget(workspace_id)
+
+
 def connection_for_token(*, workspace) -> TwilioConnection | None:
     return (TwilioConnection.objects.filter(workspace=workspace)
             .only("id", "workspace_id", "account_sid", "api_key_sid", "api_key_secret", "twiml_app_sid", "status")

@@ -16,6 +16,7 @@ browsers (<Dial><Client>…); call_dial_finished decides voicemail; voicemail_re
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -199,6 +200,44 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
                      requested_caller_id=(requested_caller_id or "")[:32])
         return OutboundDecision(call=call, allowed=False, message=message)
     return OutboundDecision(call=call, allowed=True, to_number=call.to_number, caller_id=call.caller_id)
+
+
+@functools.cache
+def _outbound_guard_sql(vendor: str) -> str:
+    from workspaces.models import Workspace
+
+    col, table = sql.column, sql.table
+    return (
+        f"EXISTS (SELECT 1 FROM {table(TwilioConnection)} c JOIN {table(Workspace)} w "
+        f"ON {col(Workspace, 'id', 'w')} = {col(TwilioConnection, 'workspace', 'c')} "
+        f"WHERE {col(TwilioConnection, 'workspace', 'c')} = %s AND {col(TwilioConnection, 'account_sid', 'c')} = %s "
+        f"AND {col(TwilioConnection, 'auth_token', 'c')} = %s AND {col(Workspace, 'default_country', 'w')} = %s) "
+        f"AND EXISTS (SELECT 1 FROM {table(Membership)} m WHERE {col(Membership, 'workspace', 'm')} = %s "
+        f"AND {col(Membership, 'user', 'm')} = %s) "
+        f"AND EXISTS (SELECT 1 FROM {table(CallerId)} k WHERE {col(CallerId, 'workspace', 'k')} = %s "
+        f"AND {col(CallerId, 'phone_number', 'k')} = %s "
+        f"AND ({col(CallerId, 'kind', 'k')} = %s OR {col(CallerId, 'verified_at', 'k')} IS NOT NULL))"
+    )
+
+
+def call_outbound_record(*, credentials, call_sid: str, user_id: int, to_number: str,
+                         caller_id: str) -> Call | None:
+    """The common browser call in one statement: record it only if, now, the workspace is still signed by
+    `credentials` (as read from this process's cache), `user_id` is a member and `caller_id` one of its usable
+    caller IDs (the rules of `call_outbound_start`). None when any of that does not hold or the CallSid is
+    known: the caller then takes `call_outbound_start`'s path, which tells those cases apart."""
+    from django.db import connection
+
+    workspace_id = credentials.workspace_id
+    call = Call(workspace_id=workspace_id, sid=call_sid, direction=Call.Direction.OUTBOUND, user_id=user_id,
+                from_number=caller_id, to_number=to_number, caller_id=caller_id, status=Call.Status.INITIATED,
+                refusal_reason="", ended_at=None)
+    inserted = sql.insert_unless_exists(call, conflict="sid", guard=_outbound_guard_sql(connection.vendor),
+                                        guard_params=[workspace_id, credentials.account_sid,
+                                                      credentials.auth_token_stored, credentials.default_country,
+                                                      workspace_id, user_id, workspace_id, caller_id,
+                                                      CallerId.Kind.PROVISIONED.value])
+    return call if inserted else None
 
 
 def _call_create(*, call_sid: str, defaults: dict) -> tuple[Call, bool]:

@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -29,12 +30,13 @@ from workspaces.selectors import session_user_claim, session_user_verified
 from . import call_services, errors, numbering, twilio_gateway
 from .call_forms import CallLogFilterForm
 from .call_selectors import (call_get, call_log_members, calls_for_workspace, connection_for_token,
-                             connection_for_webhook, voice_token_context, voicemail_get)
+                             connection_for_webhook, voice_token_context, voicemail_get, webhook_credentials_cached,
+                             webhook_credentials_forget)
 from .models import Call
 from .selectors import caller_ids_for_dialer, connection_get, dialer_settings, phone_system_status
 from .voice import (VoiceTokenUnavailable, identity_parse, voice_token_admit, voice_token_issuable, voice_token_issue,
                     voice_token_rate_limited, voice_token_ttl)
-from .webhook_security import twilio_webhook
+from .webhook_security import posted_account_sid, signature_is_valid, twilio_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -231,10 +233,14 @@ def _outbound(request, workspace):
     )
     if not decision.allowed:
         return _refuse(decision.message)
+    return _dial_twiml(workspace.pk, caller_id=decision.caller_id, to_number=decision.to_number)
+
+
+def _dial_twiml(workspace_id: int, *, caller_id: str, to_number: str) -> HttpResponse:
     response = VoiceResponse()
-    dial = response.dial(caller_id=decision.caller_id, answer_on_bridge=True,
-                         action=_public("voice:dial_done", workspace.pk), method="POST")
-    dial.number(decision.to_number, status_callback=_public("voice:leg_status", workspace.pk),
+    dial = response.dial(caller_id=caller_id, answer_on_bridge=True,
+                         action=_public("voice:dial_done", workspace_id), method="POST")
+    dial.number(to_number, status_callback=_public("voice:leg_status", workspace_id),
                 status_callback_event=LEG_EVENTS, status_callback_method="POST")
     return _twiml(response)
 
@@ -259,9 +265,51 @@ def _inbound(request, workspace):
     return _twiml(response)
 
 
-@twilio_webhook(resolve=_resolve_outbound)
+@csrf_exempt
 def voice_outbound(request, workspace_id: int):
-    """The TwiML app's voice URL: browser calls (From=client:…) go out; calls to our numbers ring the browsers."""
+    """The TwiML app's voice URL: browser calls (From=client:…) go out; calls to our numbers ring the browsers.
+
+    A browser call with an E.164 caller ID, signed with credentials this process knows, is answered with one
+    guarded INSERT (`_outbound_fast`); everything else, and anything that guard refuses, goes the checked way.
+    """
+    response = _outbound_fast(request, workspace_id)
+    if response is None:
+        response = _voice_outbound_checked(request, workspace_id=workspace_id)
+    return response
+
+
+def _outbound_fast(request, workspace_id: int):
+    if request.method != "POST":
+        return None
+    post = request.POST
+    parsed = identity_parse(post.get("From", ""))
+    requested = post.get("CallerId", "").strip()
+    call_sid = post.get("CallSid", "")
+    if (not post.get("From", "").startswith("client:") or parsed is None or parsed[0] != workspace_id
+            or not requested.startswith("+") or not call_sid):
+        return None
+    credentials = webhook_credentials_cached(workspace_id=workspace_id)
+    if credentials is None:
+        return None
+    account_sid = posted_account_sid(request)
+    if not signature_is_valid(request, credentials.auth_token) or (account_sid and
+                                                                   account_sid != credentials.account_sid):
+        webhook_credentials_forget(workspace_id=workspace_id)  # rotated? the checked path reads them again
+        return None
+    try:
+        caller_id = numbering.to_e164(requested)
+        to_number = numbering.to_e164(post.get("To", ""), default_country=credentials.default_country)
+    except numbering.InvalidNumber:
+        return None
+    call = call_services.call_outbound_record(credentials=credentials, call_sid=call_sid[:34], user_id=parsed[1],
+                                              to_number=to_number, caller_id=caller_id)
+    if call is None:
+        return None
+    return _dial_twiml(workspace_id, caller_id=call.caller_id, to_number=call.to_number)
+
+
+@twilio_webhook(resolve=_resolve_outbound)
+def _voice_outbound_checked(request, workspace_id: int):
     if (refused := _method_not_allowed(request)) is not None:
         return refused
     workspace = request.twilio_connection.workspace

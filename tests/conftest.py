@@ -11,9 +11,13 @@ from .factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
+    from dialer.call_selectors import webhook_credentials_forget
+
     cache.clear()
+    webhook_credentials_forget()  # per-process: ids repeat across tests, so entries must not leak
     yield
     cache.clear()
+    webhook_credentials_forget()
 
 
 @pytest.fixture

@@ -158,3 +158,44 @@ def instance(model, attnames, values, *, using: str = DEFAULT_DB_ALIAS):
         names.append(field.attname)
         ordered.append(value)
     return model.from_db(using, names, ordered)
+
+
+class LocalCache:
+    """A small per-process LRU (thread-safe) for rows a hot request re-reads on every call.
+
+    Only for values whose use is re-checked by the database in the same request (e.g. a guarded INSERT,
+    `insert_unless_exists(guard=…)`): an entry can be stale, so it must never be the only check.
+    """
+
+    def __init__(self, maxsize: int = 1024):
+        import collections
+        import threading
+
+        self._data = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.maxsize = maxsize
+
+    def get(self, key):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def set(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def forget(self, key) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
