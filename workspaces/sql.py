@@ -87,6 +87,13 @@ def fetch_one(sql: str, params, *, using: str = DEFAULT_DB_ALIAS) -> tuple | Non
 
 
 @functools.cache
+def _insert_fields(model, without_pk: bool, conflict: str) -> tuple[tuple, str]:
+    meta = model._meta
+    fields = tuple(f for f in meta.local_concrete_fields if not (f.primary_key and without_pk))
+    return fields, meta.get_field(conflict).column
+
+
+@functools.cache
 def _insert_sql(model, fields: tuple, conflict: str, guard: str, vendor: str, using: str) -> str:
     db = connections[using]
     columns = ", ".join(quote(f.column, using) for f in fields)
@@ -118,10 +125,9 @@ def insert_unless_exists(obj, *, conflict: str, guard: str = "", guard_params=()
     round trip it needs anyway.
     """
     db = connections[using]
-    meta = obj._meta
-    fields = tuple(f for f in meta.local_concrete_fields if not (f.primary_key and obj.pk is None))
+    fields, conflict_column = _insert_fields(type(obj), obj.pk is None, conflict)
     values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
-    query = _insert_sql(type(obj), fields, meta.get_field(conflict).column, guard, db.vendor, using)
+    query = _insert_sql(type(obj), fields, conflict_column, guard, db.vendor, using)
     row = fetch_one(query, [*values, *guard_params], using=using)
     if row is None:
         return False

@@ -67,6 +67,13 @@ def test_valid_post_passes(client, conn):
     assert response.content.decode() == f"ok {conn.account_sid}"
 
 
+def test_a_signature_over_the_url_with_its_default_port_passes(client, conn):
+    """Twilio sometimes signs https://host:443/…: the library's with/without-port rule still applies."""
+    params = form(conn)
+    url = BASE.replace("calls.example.test", "calls.example.test:443") + hook_path(conn)
+    assert post(client, conn, params, sign(conn.auth_token, url, params)).status_code == 200
+
+
 def test_valid_get_with_query_passes(client, conn):
     url_path = hook_path(conn) + f"?CallSid=CA{'2' * 32}&AccountSid={conn.account_sid}&Digits=1"
     response = client.get(url_path, HTTP_X_TWILIO_SIGNATURE=sign(conn.auth_token, BASE + url_path))
