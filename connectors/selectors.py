@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.db import connection as db
@@ -83,6 +85,8 @@ class WebhookCall:
     connector: PhoneConnector  # id, workspace, name, agent, environment, mode, pinned version, identifier, enabled
     connection: WebhookConnection | None
     ready_version: AgentVersion | None  # id, agent, number, state, language, voice, transport
+    # The auth token as stored (Fernet text): what the cached fast path checks is still current.
+    auth_token_stored: str = field(default="", repr=False)
 
 
 _CONNECTOR_FIELDS = ("id", "workspace", "name", "agent", "environment", "version_mode", "pinned_version",
@@ -156,7 +160,8 @@ def webhook_call_context(*, identifier: str) -> WebhookCall | None:
         if token:
             connection = WebhookConnection(workspace_id=connector.workspace_id, account_sid=account_sid,
                                            auth_token=token)
-    return WebhookCall(connector=connector, connection=connection, ready_version=version)
+    return WebhookCall(connector=connector, connection=connection, ready_version=version,
+                       auth_token_stored=auth_token if connection is not None else "")
 
 
 @functools.lru_cache(maxsize=64)
@@ -170,6 +175,152 @@ def _auth_token_decrypt(value: str) -> str:
     from dialer.models import TwilioConnection
 
     return TwilioConnection._meta.get_field("auth_token").from_db_value(value, None, db) or ""
+
+
+# ---------------------------------------------------------------------------
+# The incoming-call webhook's read side, kept per process
+
+
+@dataclass(frozen=True)
+class CachedWebhookCall:
+    """What `webhook_call_context` read for a connector a call can be connected to, kept between calls.
+
+    Never trusted on its own: the fast path checks Twilio's signature with `auth_token` and then inserts the
+    call session with `webhook_call_guard`, which re-checks every value here against the current rows in
+    the same statement. The instances are shared between threads: read them, never change them.
+    """
+
+    connector: PhoneConnector
+    version: AgentVersion
+    account_sid: str
+    auth_token: str = field(repr=False)
+    auth_token_stored: str = field(repr=False)  # the ciphertext the guard compares
+
+
+WEBHOOK_CACHE_SIZE = 1024
+
+
+class _WebhookCallCache:
+    """A bounded LRU (per process, thread-safe) of `CachedWebhookCall` by connector identifier."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict[str, CachedWebhookCall] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, identifier: str) -> CachedWebhookCall | None:
+        with self._lock:
+            entry = self._entries.get(identifier)
+            if entry is not None:
+                self._entries.move_to_end(identifier)
+            return entry
+
+    def put(self, identifier: str, entry: CachedWebhookCall) -> None:
+        with self._lock:
+            self._entries[identifier] = entry
+            self._entries.move_to_end(identifier)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def discard(self, identifier: str) -> None:
+        with self._lock:
+            self._entries.pop(identifier, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_webhook_calls = _WebhookCallCache(WEBHOOK_CACHE_SIZE)
+
+
+def webhook_call_cached(*, identifier: str) -> CachedWebhookCall | None:
+    """The kept read for this connector, or None (then the webhook reads with `webhook_call_context`)."""
+    return _webhook_calls.get(identifier)
+
+
+def webhook_call_remember(*, call: WebhookCall) -> CachedWebhookCall | None:
+    """Keep `call` when it is the common case, and only then: an enabled connector in Published or Pinned
+    mode (a published version never changes) whose version is ready, with Twilio credentials.
+
+    Draft mode (the draft is edited in place), disabled or incomplete connectors and workspaces without
+    credentials are not kept (and an earlier entry is dropped): those calls read every time, as the careful
+    path needs to anyway.
+    """
+    connector, connection, version = call.connector, call.connection, call.ready_version
+    if (connection is None or version is None or not call.auth_token_stored or not connector.enabled
+            or not version.is_published or connector.version_mode not in _CACHED_MODES):
+        _webhook_calls.discard(connector.identifier)
+        return None
+    entry = CachedWebhookCall(connector=connector, version=version, account_sid=connection.account_sid,
+                              auth_token=connection.auth_token, auth_token_stored=call.auth_token_stored)
+    _webhook_calls.put(connector.identifier, entry)
+    return entry
+
+
+def webhook_call_forget(*, identifier: str) -> None:
+    """Drop the kept read (its guard failed, or Twilio signed with another token): the next call reads."""
+    _webhook_calls.discard(identifier)
+
+
+def webhook_call_cache_clear() -> None:
+    """Forget every kept read of this process (tests; nothing else needs it, the guard catches changes)."""
+    _webhook_calls.clear()
+
+
+_CACHED_MODES = (PhoneConnector.VersionMode.PUBLISHED, PhoneConnector.VersionMode.PINNED)
+
+
+@functools.cache
+def _webhook_guard_sql(vendor: str, mode: str) -> str:
+    from dialer.models import TwilioConnection
+
+    col, table = sql.column, sql.table
+    if mode == PhoneConnector.VersionMode.PINNED:
+        resolves = f"{col(PhoneConnector, 'pinned_version', 'pc')} = {col(AgentVersion, 'id', 'v')}"
+    elif mode == PhoneConnector.VersionMode.PUBLISHED:
+        resolves = f"{col(Agent, 'latest_version', 'a')} = {col(AgentVersion, 'id', 'v')}"
+    else:
+        raise ValueError(f"{mode} connectors are not kept")
+    complete = environment_complete_sql(vendor=vendor, version="v",
+                                        environment_id=col(PhoneConnector, "environment", "pc"))
+    return (
+        f"EXISTS (SELECT 1 FROM {table(PhoneConnector)} pc "
+        f"INNER JOIN {table(Agent)} a ON {col(Agent, 'id', 'a')} = {col(PhoneConnector, 'agent', 'pc')} "
+        f"INNER JOIN {table(AgentVersion)} v ON {col(AgentVersion, 'id', 'v')} = %s "
+        f"INNER JOIN {table(TwilioConnection)} c ON {col(TwilioConnection, 'workspace', 'c')} = "
+        f"{col(PhoneConnector, 'workspace', 'pc')} "
+        f"WHERE {col(PhoneConnector, 'id', 'pc')} = %s AND {col(PhoneConnector, 'identifier', 'pc')} = %s "
+        f"AND {col(PhoneConnector, 'enabled', 'pc')} "
+        f"AND {col(PhoneConnector, 'workspace', 'pc')} = %s AND {col(PhoneConnector, 'agent', 'pc')} = %s "
+        f"AND {col(PhoneConnector, 'environment', 'pc')} = %s AND {col(PhoneConnector, 'version_mode', 'pc')} = %s "
+        f"AND {resolves} "
+        f"AND {col(AgentVersion, 'agent', 'v')} = {col(PhoneConnector, 'agent', 'pc')} "
+        f"AND {col(AgentVersion, 'state', 'v')} = %s AND {col(AgentVersion, 'transport', 'v')} = %s "
+        f"AND {col(AgentVersion, 'language', 'v')} = %s AND {col(AgentVersion, 'voice', 'v')} = %s "
+        f"AND {complete} "
+        f"AND {col(TwilioConnection, 'account_sid', 'c')} = %s AND {col(TwilioConnection, 'auth_token', 'c')} = %s)"
+    )
+
+
+def webhook_call_guard(*, entry: CachedWebhookCall) -> tuple[str, list]:
+    """(SQL, params): true only while every row `entry` was read from still says the same.
+
+    The connector (same id, identifier, workspace, agent, environment, mode; enabled), the version its mode
+    gives now (the agent's latest published version, or the pinned one; still published, same agent and TwiML
+    fields), the environment still complete for it (`environment_complete_sql`, the rule of the read), and the
+    workspace's Twilio connection with the same account SID and the same stored token ciphertext. Used as the
+    guard of the call session's INSERT, so a cached call costs that one statement and nothing stale is acted on.
+    """
+    connector, version = entry.connector, entry.version
+    return _webhook_guard_sql(db.vendor, connector.version_mode), [
+        version.pk, connector.pk, connector.identifier, connector.workspace_id, connector.agent_id,
+        connector.environment_id, connector.version_mode, AgentVersion.State.PUBLISHED, version.transport,
+        version.language, version.voice, entry.account_sid, entry.auth_token_stored,
+    ]
 
 
 def connector_version_resolve(*, connector: PhoneConnector) -> AgentVersion | None:

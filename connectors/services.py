@@ -371,6 +371,52 @@ def _answer_existing(*, connector: PhoneConnector, session: CallSession) -> tupl
                                   token=stream_token_issue(call_session=session))
 
 
+def _interesting(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k in PARAMS_OF_INTEREST and v != ""}
+
+
+def _session_values(*, connector: PhoneConnector, version, problem: str, params: dict, interesting: dict) -> dict:
+    """A new call session's fields but its CallSid: connected to `version`, or rejected for `problem`."""
+    return {
+        "workspace_id": connector.workspace_id, "connector": connector,
+        "agent_version": None if problem else version, "environment_id": connector.environment_id,
+        "from_number": params.get("From", "")[:64], "to_number": params.get("To", "")[:64],
+        "direction": (params.get("Direction") or "inbound")[:24],
+        "status": CallSession.Status.REJECTED if problem else _status_of(params),
+        "rejected_reason": problem[:255], "params": interesting,
+        "stream_token_nonce": "" if problem else secrets.token_urlsafe(12), "stream_token_used_at": None,
+    }
+
+
+def inbound_call_answer_cached(*, call, params: dict) -> str | None:
+    """A new call to a connector read earlier (`selectors.CachedWebhookCall`): one statement, or None.
+
+    The call session is inserted with `selectors.webhook_call_guard` as the INSERT's condition, so the
+    statement itself checks that everything `call` was read from is still so (connector enabled, same mode
+    and version, environment complete, same Twilio credentials). None when nothing was written: no CallSid,
+    the guard did not hold, or the CallSid is known (a retry, an IVR re-route). The caller then forgets `call`
+    and takes the careful path (`inbound_call_answer` after a fresh read), which answers those cases; as
+    this wrote nothing, nothing is written twice.
+    """
+    from workspaces import sql
+
+    from .selectors import webhook_call_guard
+
+    call_sid = (params.get("CallSid") or "").strip()[:64]
+    if not call_sid:
+        return None
+    # Build the session from ids, so the shared cached instances are never attached to it.
+    connector, version = call.connector, call.version
+    values = _session_values(connector=connector, version=version, problem="", params=params,
+                             interesting=_interesting(params))
+    values["connector_id"], values["agent_version_id"] = values.pop("connector").pk, values.pop("agent_version").pk
+    session = CallSession(call_sid=call_sid, **values)
+    guard, guard_params = webhook_call_guard(entry=call)
+    if not sql.insert_unless_exists(session, conflict="call_sid", guard=guard, guard_params=guard_params):
+        return None
+    return connect_twiml(connector=connector, version=version, token=_sign(session.pk, session.stream_token_nonce))
+
+
 def inbound_call_answer(*, connector: PhoneConnector, params: dict,
                         ready_version=None) -> tuple[CallSession | None, str]:
     """Resolve the version, record the call session (idempotent on CallSid) and build the TwiML answer.
@@ -395,16 +441,9 @@ def inbound_call_answer(*, connector: PhoneConnector, params: dict,
         version, problem = None, "The connector is disabled."
     else:
         version, _, problem = connector_readiness(connector=connector)
-    interesting = {k: v for k, v in params.items() if k in PARAMS_OF_INTEREST and v != ""}
-    values = {
-        "workspace_id": connector.workspace_id, "connector": connector,
-        "agent_version": None if problem else version, "environment_id": connector.environment_id,
-        "from_number": params.get("From", "")[:64], "to_number": params.get("To", "")[:64],
-        "direction": (params.get("Direction") or "inbound")[:24],
-        "status": CallSession.Status.REJECTED if problem else _status_of(params),
-        "rejected_reason": problem[:255], "params": interesting,
-        "stream_token_nonce": "" if problem else secrets.token_urlsafe(12), "stream_token_used_at": None,
-    }
+    interesting = _interesting(params)
+    values = _session_values(connector=connector, version=version, problem=problem, params=params,
+                             interesting=interesting)
     session = CallSession(call_sid=call_sid, **values)
     # One statement that cannot fail on a duplicate CallSid (so no savepoint is needed inside a transaction).
     if not sql.insert_unless_exists(session, conflict="call_sid"):
