@@ -161,6 +161,23 @@ class VoiceTokenContext:
                 and self.has_number)
 
 
+_TOKEN_CONTEXTS = sql.LocalCache(maxsize=4096)
+
+
+def token_context_cached(*, user_id: int, workspace_id: int) -> tuple[VoiceTokenContext, tuple] | None:
+    """(context, stamp) kept by this process, or None. Use the context only once the generations it was read
+    under (the stamp) are confirmed current (`voice.voice_token_admit`)."""
+    return _TOKEN_CONTEXTS.get((user_id, workspace_id))
+
+
+def token_context_keep(*, user_id: int, workspace_id: int, context: VoiceTokenContext, stamp: tuple) -> None:
+    _TOKEN_CONTEXTS.set((user_id, workspace_id), (context, stamp))
+
+
+def token_contexts_forget() -> None:
+    _TOKEN_CONTEXTS.clear()
+
+
 @functools.cache
 def _voice_token_sql(vendor: str) -> str:
     User = get_user_model()

@@ -30,12 +30,12 @@ from workspaces.selectors import session_user_claim, session_user_verified
 from . import call_services, errors, numbering, twilio_gateway
 from .call_forms import CallLogFilterForm
 from .call_selectors import (call_get, call_log_members, calls_for_workspace, connection_for_token,
-                             connection_for_webhook, voice_token_context, voicemail_get, webhook_credentials_cached,
-                             webhook_credentials_forget)
+                             connection_for_webhook, token_context_cached, token_context_keep, voice_token_context,
+                             voicemail_get, webhook_credentials_cached, webhook_credentials_forget)
 from .models import Call
 from .selectors import caller_ids_for_dialer, connection_get, dialer_settings, phone_system_status
-from .voice import (VoiceTokenUnavailable, identity_parse, voice_token_admit, voice_token_issuable, voice_token_issue,
-                    voice_token_rate_limited, voice_token_ttl)
+from .voice import (VoiceTokenUnavailable, identity_parse, presence_mark, voice_context_generations, voice_token_admit,
+                    voice_token_issuable, voice_token_issue, voice_token_rate_limited, voice_token_ttl)
 from .webhook_security import posted_account_sid, signature_is_valid, twilio_webhook
 
 logger = logging.getLogger(__name__)
@@ -66,25 +66,46 @@ def voice_token(request):
 
 
 def _voice_token_fast(request):
-    """None when this request is not the common case; the answer otherwise."""
+    """None when this request is not the common case; the answer otherwise.
+
+    The context (user, membership, connection, has-a-number) comes from this process's cache when the
+    generations it was read under are still current — checked in the same Redis round trip that counts the
+    request and marks the rep online — else from one SQL query, read after the generations (so a change that
+    commits meanwhile leaves the new entry stale, never the other way round)."""
     session = request.session
     user_id = session_user_claim(session)
     workspace_id = session.get(WORKSPACE_SESSION_KEY)
     if user_id is None or not isinstance(workspace_id, int):
         return None
-    context = voice_token_context(user_id=user_id, workspace_id=workspace_id)
-    if (context is None or not context.is_member or not context.ready
-            or not voice_token_issuable(connection=context.connection)
-            or not session_user_verified(session, user=context.user)):
-        return None
-    request.user = context.user
+    cached = token_context_cached(user_id=user_id, workspace_id=workspace_id)
+    if cached is not None and not _context_serves(cached[0], session):
+        cached = None
     issued_at = int(time.time())
-    retry_after = voice_token_admit(workspace_id=workspace_id, user_id=user_id, until=issued_at + voice_token_ttl(),
-                                    now=issued_at)
-    if retry_after:
-        return _rate_limited(retry_after)
+    until = issued_at + voice_token_ttl()
+    admission = voice_token_admit(workspace_id=workspace_id, user_id=user_id, until=until, now=issued_at,
+                                  stamp=cached[1] if cached is not None else None)
+    if admission.presence_marked:
+        context = cached[0]
+    else:
+        if admission.retry_after:
+            current = cached is not None and admission.generations == tuple(cached[1])
+            return _rate_limited(admission.retry_after) if current else None  # else Django's rules decide first
+        stamp = admission.generations or voice_context_generations(user_id=user_id, workspace_id=workspace_id)
+        context = voice_token_context(user_id=user_id, workspace_id=workspace_id)
+        if context is None or not _context_serves(context, session):
+            return None
+        if stamp is not None:
+            token_context_keep(user_id=user_id, workspace_id=workspace_id, context=context, stamp=stamp)
+        presence_mark(workspace_id=workspace_id, user_id=user_id, until=until)
+    request.user = context.user
     token = voice_token_issue(connection=context.connection, user=context.user, now=issued_at, mark_presence=False)
     return JsonResponse(token.as_json())
+
+
+def _context_serves(context, session) -> bool:
+    """The common case, by Django's rules: an active member of a ready workspace whose session is still valid."""
+    return (context.is_member and context.ready and voice_token_issuable(connection=context.connection)
+            and session_user_verified(session, user=context.user))
 
 
 def _rate_limited(retry_after: int) -> JsonResponse:

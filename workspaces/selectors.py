@@ -46,6 +46,13 @@ def _generation_key(user_id: int) -> str:
     return f"ws-membership-gen:v1:{user_id}"
 
 
+def user_generation_key(user_id: int) -> str:
+    """The cache key of the user's generation: replaced whenever the user (password, active flag…), one of their
+    memberships or one of their workspaces changes (`workspaces.signals`). Other per-user caches tag entries
+    with it, as the membership cache does."""
+    return _generation_key(user_id)
+
+
 _shape = ""
 
 

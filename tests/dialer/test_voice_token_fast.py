@@ -77,25 +77,111 @@ def test_a_workspace_that_lost_its_number_is_told_so(member_client, workspace):
     assert response.json()["banner"] == "Pick a phone number"
 
 
-def test_a_rate_limited_request_does_not_mark_presence(member_client, member_user, workspace, settings):
+def test_a_rate_limited_request_does_not_mark_presence(member_user, workspace, settings):
     settings.VOICE_TOKEN_RATE_LIMIT = (1, 60)
-    ready_workspace(workspace)
     now = time.time()
-    assert voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 60,
-                                   now=now) == 0
+    stamp = voice.voice_context_generations(user_id=member_user.pk, workspace_id=workspace.pk)
+    first = voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 60, now=now,
+                                    stamp=stamp)
+    assert (first.retry_after, first.presence_marked) == (0, True)
     voice.presence_clear(workspace_id=workspace.pk, user_id=member_user.pk)
-    retry_after = voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 60,
-                                          now=now)
-    assert retry_after >= 1
+    second = voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 60,
+                                     now=now, stamp=stamp)
+    assert second.retry_after >= 1 and not second.presence_marked
     assert voice.online_user_ids(workspace_id=workspace.pk, user_ids=[member_user.pk]) == []
 
 
-def test_admit_shares_keys_with_the_checked_path(member_user, workspace, settings):
-    """The one-round-trip admit and the two-step path count in the same window and mark the same presence."""
+def test_admit_marks_presence_only_for_a_current_stamp(member_user, workspace):
+    now = time.time()
+    stamp = voice.voice_context_generations(user_id=member_user.pk, workspace_id=workspace.pk)
+    assert voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 60,
+                                   now=now, stamp=None).presence_marked is False
+    voice.workspace_generation_bump(workspace_id=workspace.pk)
+    stale = voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 60,
+                                    now=now, stamp=stamp)
+    assert not stale.presence_marked and stale.generations is not None and stale.generations != tuple(stamp)
+    assert voice.online_user_ids(workspace_id=workspace.pk, user_ids=[member_user.pk], now=now) == []
+    current = voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 60,
+                                      now=now, stamp=stale.generations)
+    assert current.presence_marked
+    assert voice.online_user_ids(workspace_id=workspace.pk, user_ids=[member_user.pk], now=now) == [member_user.pk]
+
+
+def test_admit_shares_the_counter_with_the_checked_path(member_user, workspace, settings):
     settings.VOICE_TOKEN_RATE_LIMIT = (2, 60)
     now = time.time()
     assert voice.voice_token_admit(workspace_id=workspace.pk, user_id=member_user.pk, until=int(now) + 120,
-                                   now=now) == 0
-    assert voice.online_user_ids(workspace_id=workspace.pk, user_ids=[member_user.pk], now=now) == [member_user.pk]
+                                   now=now).retry_after == 0
     assert voice.voice_token_rate_limited(user_id=member_user.pk, now=now) == 0
     assert voice.voice_token_rate_limited(user_id=member_user.pk, now=now) >= 1
+
+
+# --- the per-process context: every change made after it was cached is honoured on the very next request ---
+
+@pytest.fixture
+def warm(member_client, workspace):
+    connection = ready_workspace(workspace)
+    assert member_client.get(URL).status_code == 200  # the session learns its workspace
+    assert member_client.get(URL).status_code == 200  # the context is cached
+    return connection
+
+
+def test_a_warm_token_needs_no_sql(member_client, member_user, workspace, warm, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = member_client.get(URL)
+    assert response.status_code == 200
+    assert response.json()["identity"] == f"ws{workspace.pk}-u{member_user.pk}"
+    assert voice.online_user_ids(workspace_id=workspace.pk, user_ids=[member_user.pk]) == [member_user.pk]
+
+
+def test_warm_password_change_ends_the_session(member_client, member_user, warm):
+    member_user.set_password("another-password-2")
+    member_user.save()
+    assert member_client.get(URL).status_code == 401
+
+
+def test_warm_deactivation_is_honoured(member_client, member_user, warm):
+    member_user.is_active = False
+    member_user.save(update_fields=["is_active"])
+    assert member_client.get(URL).status_code == 401
+
+
+def test_warm_membership_removal_is_honoured(member_client, member_user, warm):
+    Membership.objects.filter(user=member_user).delete()
+    assert member_client.get(URL).status_code == 403
+
+
+def test_warm_number_release_is_honoured(member_client, workspace, warm):
+    PhoneNumber.objects.filter(workspace=workspace).delete()
+    phone_system_status_invalidate(workspace_id=workspace.pk)
+    assert member_client.get(URL).status_code == 409
+
+
+def test_warm_credentials_error_is_honoured(member_client, workspace, warm):
+    warm.status = warm.Status.ERROR
+    warm.error_message = "Authenticate"
+    warm.save(update_fields=["status", "error_message"])
+    phone_system_status_invalidate(workspace_id=workspace.pk)
+    response = member_client.get(URL)
+    assert response.status_code == 409 and response.json()["banner"] == "Phone system error"
+
+
+def test_warm_rotated_api_key_signs_the_next_token(member_client, workspace, warm):
+    import jwt
+
+    warm.api_key_sid, warm.api_key_secret = "SK" + "2" * 32, "new-secret-" + "3" * 32
+    warm.save(update_fields=["api_key_sid", "api_key_secret"])
+    token = member_client.get(URL).json()["token"]
+    claims = jwt.decode(token, "new-secret-" + "3" * 32, algorithms=["HS256"])
+    assert claims["iss"] == "SK" + "2" * 32
+
+
+def test_an_evicted_generation_reads_the_context_again(member_client, member_user, workspace, warm,
+                                                        django_assert_num_queries):
+    from django.core.cache import cache
+
+    cache.delete(voice.workspace_generation_key(workspace.pk))
+    with django_assert_num_queries(1):
+        assert member_client.get(URL).status_code == 200
+    with django_assert_num_queries(0):
+        assert member_client.get(URL).status_code == 200
