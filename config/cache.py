@@ -36,3 +36,7 @@ class ReusingRedisCache(RedisCache):
         """The `redis.Redis` client for `key` (already made with `make_and_validate_key`), for the few callers
         that need one round trip for several commands (a pipeline or a script)."""
         return self._cache.get_client(key, write=write)
+
+    def loads_raw(self, raw):
+        """A value as `redis_client` returned it, decoded the way `get` decodes it (Django's serializer)."""
+        return self._cache._serializer.loads(raw)

@@ -174,8 +174,21 @@ def token_context_keep(*, user_id: int, workspace_id: int, context: VoiceTokenCo
     _TOKEN_CONTEXTS.set((user_id, workspace_id), (context, stamp))
 
 
+_TOKEN_SESSIONS = sql.LocalCache(maxsize=8192)
+
+
+def token_session_cached(*, session_key: str) -> tuple[int, int, bytes] | None:
+    """(user id, workspace id, the session's stored bytes) of a session this process verified, or None."""
+    return _TOKEN_SESSIONS.get(session_key)
+
+
+def token_session_keep(*, session_key: str, user_id: int, workspace_id: int, session_raw: bytes) -> None:
+    _TOKEN_SESSIONS.set(session_key, (user_id, workspace_id, session_raw))
+
+
 def token_contexts_forget() -> None:
     _TOKEN_CONTEXTS.clear()
+    _TOKEN_SESSIONS.clear()
 
 
 @functools.cache

@@ -157,12 +157,19 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local gu = redis.call('GET', KEYS[3])
 local gw = redis.call('GET', KEYS[4])
+local session = false
+local session_ok = 1
+if ARGV[8] == '1' then
+  session = redis.call('GET', KEYS[5])
+  session_ok = (session and session == ARGV[9]) and 1 or 0
+end
 local marked = 0
-if count <= tonumber(ARGV[2]) and ARGV[5] == '1' and gu and gw and gu == ARGV[6] and gw == ARGV[7] then
+if count <= tonumber(ARGV[2]) and ARGV[5] == '1' and session_ok == 1 and gu and gw and gu == ARGV[6]
+    and gw == ARGV[7] then
   redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
   marked = 1
 end
-return {count, gu, gw, marked}
+return {count, gu, gw, marked, session}
 """
 _ADMIT_SHA = hashlib.sha1(_ADMIT_SCRIPT.encode()).hexdigest()
 GENERATION_SECONDS = 7 * 24 * 3600
@@ -203,7 +210,8 @@ def voice_context_generations(*, user_id: int, workspace_id: int):
 class Admission:
     retry_after: int  # 0: allowed
     generations: tuple | None  # (user, workspace) as read now; None when one is missing
-    presence_marked: bool  # allowed, and the stamp given was current
+    presence_marked: bool  # allowed, and the stamp (and session) given were current
+    session_raw: bytes | None = field(default=None, repr=False)  # the session as Redis holds it, when asked
 
 
 def _admit_eval(client, keys: list, args: list):
@@ -217,9 +225,14 @@ def _admit_eval(client, keys: list, args: list):
 
 
 def voice_token_admit(*, workspace_id: int, user_id: int, until: int, now: float | None = None,
-                      stamp: tuple | None = None) -> Admission:
+                      stamp: tuple | None = None, session_cache_key: str = "",
+                      session_raw: bytes | None = None) -> Admission:
     """Count the request (`voice_token_rate_limited`), read the generations, and `presence_mark(until=until)` when
     allowed and `stamp` (the generations a cached token context was read under) is still current.
+
+    With `session_cache_key` (Redis only: the session's key in the cache, made), the session's stored bytes are
+    read in the same round trip and returned; given `session_raw` too, presence is only marked when they are
+    still exactly those bytes (the session a cached context was verified against).
 
     One Redis round trip (a server-side script) when the cache is Redis; a few cache calls on other backends.
     """
@@ -241,12 +254,15 @@ def voice_token_admit(*, workspace_id: int, user_id: int, until: int, now: float
     presence_key = cache.make_and_validate_key(_presence_key(workspace_id, user_id))
     made = [cache.make_and_validate_key(k) for k in keys]
     expected = list(stamp) if stamp is not None else [b"", b""]
-    count, gu, gw, marked = _admit_eval(client(rl_key, write=True), [rl_key, presence_key, *made],
-                                        [window + 5, allowed, until, max(1, until - int(now)),
-                                         "1" if stamp is not None else "0", *expected])
+    want_session = bool(session_cache_key)
+    count, gu, gw, marked, raw = _admit_eval(
+        client(rl_key, write=True), [rl_key, presence_key, *made, session_cache_key or rl_key],
+        [window + 5, allowed, until, max(1, until - int(now)), "1" if stamp is not None else "0", *expected,
+         "1" if want_session else "0", session_raw if session_raw is not None else b""])
     retry_after = max(1, int((bucket + 1) * window - now)) if int(count) > allowed else 0
     generations = (gu, gw) if gu is not None and gw is not None else None
-    return Admission(retry_after=retry_after, generations=generations, presence_marked=bool(marked))
+    return Admission(retry_after=retry_after, generations=generations, presence_marked=bool(marked),
+                     session_raw=raw if want_session else None)
 
 
 # ---------------------------------------------------------------------------

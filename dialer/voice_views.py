@@ -12,11 +12,13 @@ import time
 from email.utils import parsedate_to_datetime
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -30,7 +32,8 @@ from workspaces.selectors import session_user_claim, session_user_verified
 from . import call_services, errors, numbering, twilio_gateway
 from .call_forms import CallLogFilterForm
 from .call_selectors import (call_get, call_log_members, calls_for_workspace, connection_for_token,
-                             connection_for_webhook, token_context_cached, token_context_keep, voice_token_context,
+                             connection_for_webhook, token_context_cached, token_context_keep, token_session_cached,
+                             token_session_keep, voice_token_context,
                              voicemail_get, webhook_credentials_cached, webhook_credentials_forget)
 from .models import Call
 from .selectors import caller_ids_for_dialer, connection_get, dialer_settings, phone_system_status
@@ -68,38 +71,84 @@ def voice_token(request):
 def _voice_token_fast(request):
     """None when this request is not the common case; the answer otherwise.
 
-    The context (user, membership, connection, has-a-number) comes from this process's cache when the
-    generations it was read under are still current — checked in the same Redis round trip that counts the
-    request and marks the rep online — else from one SQL query, read after the generations (so a change that
-    commits meanwhile leaves the new entry stale, never the other way round)."""
+    Warm (this process has answered this session before): one Redis round trip — the script counts the
+    request, checks that the session's stored bytes and the user's and workspace's generations are exactly
+    what the cached context was verified against, and marks the rep online — then the JWT. No session load,
+    no SQL.
+
+    Otherwise the session is loaded by Django, the context comes from this process's cache (if its
+    generations are current) or from one SQL query read after the generations (a change committing
+    meanwhile leaves the new entry stale, never the other way round), and both are kept for next time.
+    """
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    session_cache_key = _session_cache_key(session_key)
+    issued_at = int(time.time())
+    until = issued_at + voice_token_ttl()
+    counted = None
+    known = token_session_cached(session_key=session_key) if session_cache_key else None
+    if known is not None:
+        user_id, workspace_id, session_raw = known
+        cached = token_context_cached(user_id=user_id, workspace_id=workspace_id)
+        if cached is not None:
+            counted = voice_token_admit(workspace_id=workspace_id, user_id=user_id, until=until, now=issued_at,
+                                        stamp=cached[1], session_cache_key=session_cache_key,
+                                        session_raw=session_raw)
+            if counted.presence_marked:
+                return _token_response(request, cached[0], issued_at)
     session = request.session
     user_id = session_user_claim(session)
     workspace_id = session.get(WORKSPACE_SESSION_KEY)
     if user_id is None or not isinstance(workspace_id, int):
         return None
+    if counted is not None and known[0] != user_id:
+        return None  # not the session this process knew: Django's rules decide
     cached = token_context_cached(user_id=user_id, workspace_id=workspace_id)
     if cached is not None and not _context_serves(cached[0], session):
         cached = None
-    issued_at = int(time.time())
-    until = issued_at + voice_token_ttl()
-    admission = voice_token_admit(workspace_id=workspace_id, user_id=user_id, until=until, now=issued_at,
-                                  stamp=cached[1] if cached is not None else None)
-    if admission.presence_marked:
+    admission = counted or voice_token_admit(workspace_id=workspace_id, user_id=user_id, until=until,
+                                             now=issued_at, stamp=cached[1] if cached is not None else None,
+                                             session_cache_key=session_cache_key)
+    if admission.presence_marked and cached is not None:
         context = cached[0]
     else:
         if admission.retry_after:
             current = cached is not None and admission.generations == tuple(cached[1])
             return _rate_limited(admission.retry_after) if current else None  # else Django's rules decide first
-        stamp = admission.generations or voice_context_generations(user_id=user_id, workspace_id=workspace_id)
-        context = voice_token_context(user_id=user_id, workspace_id=workspace_id)
-        if context is None or not _context_serves(context, session):
-            return None
-        if stamp is not None:
-            token_context_keep(user_id=user_id, workspace_id=workspace_id, context=context, stamp=stamp)
+        if cached is not None and admission.generations == tuple(cached[1]):
+            context = cached[0]
+        else:
+            stamp = admission.generations or voice_context_generations(user_id=user_id, workspace_id=workspace_id)
+            context = voice_token_context(user_id=user_id, workspace_id=workspace_id)
+            if context is None or not _context_serves(context, session):
+                return None
+            if stamp is not None:
+                token_context_keep(user_id=user_id, workspace_id=workspace_id, context=context, stamp=stamp)
         presence_mark(workspace_id=workspace_id, user_id=user_id, until=until)
+    if admission.session_raw is not None and cache.loads_raw(admission.session_raw) == dict(session.items()):
+        token_session_keep(session_key=session_key, user_id=user_id, workspace_id=workspace_id,
+                           session_raw=admission.session_raw)
+    return _token_response(request, context, issued_at)
+
+
+def _session_cache_key(session_key: str) -> str:
+    """Where the session lives in Redis, when sessions are `cached_db` on the default (Redis) cache; else ''."""
+    from django.contrib.sessions.backends import cached_db
+
+    if (not session_key or settings.SESSION_ENGINE != "django.contrib.sessions.backends.cached_db"
+            or settings.SESSION_CACHE_ALIAS != "default" or not hasattr(cache, "loads_raw")):
+        return ""
+    try:
+        return cache.make_and_validate_key(cached_db.KEY_PREFIX + session_key)
+    except Exception:  # a cookie that is not a valid cache key: let Django's session code deal with it
+        return ""
+
+
+def _token_response(request, context, issued_at: int) -> JsonResponse:
     request.user = context.user
     token = voice_token_issue(connection=context.connection, user=context.user, now=issued_at, mark_presence=False)
-    return JsonResponse(token.as_json())
+    response = JsonResponse(token.as_json())
+    patch_vary_headers(response, ("Cookie",))
+    return response
 
 
 def _context_serves(context, session) -> bool:

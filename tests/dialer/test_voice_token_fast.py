@@ -185,3 +185,40 @@ def test_an_evicted_generation_reads_the_context_again(member_client, member_use
         assert member_client.get(URL).status_code == 200
     with django_assert_num_queries(0):
         assert member_client.get(URL).status_code == 200
+
+
+def test_warm_logout_elsewhere_ends_the_session(member_client, warm):
+    from django.contrib.sessions.backends.cached_db import SessionStore
+
+    SessionStore(member_client.session.session_key).delete()  # "Log out" in another tab
+    assert member_client.get(URL).status_code == 401
+
+
+def test_warm_workspace_switch_is_honoured(member_client, member_user, other_workspace, warm):
+    Membership.objects.create(workspace=other_workspace, user=member_user, role=Membership.Role.MEMBER)
+    ready_workspace(other_workspace, numbers=("+15125550199",))
+    session = member_client.session
+    session[WORKSPACE_SESSION_KEY] = other_workspace.pk
+    session.save()
+    assert member_client.get(URL).json()["identity"] == f"ws{other_workspace.pk}-u{member_user.pk}"
+
+
+def test_warm_token_answers_vary_on_the_cookie(member_client, warm):
+    response = member_client.get(URL)
+    assert "Cookie" in response["Vary"]
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_warm_token_on_redis_does_not_load_the_session(member_client, warm, monkeypatch):
+    """One Redis round trip: the script has checked the session's stored bytes, Django does not load it."""
+    from django.contrib.sessions.backends.cached_db import SessionStore
+    from django.core.cache import cache
+
+    if not hasattr(cache, "loads_raw"):
+        pytest.skip("needs the Redis cache (REDIS_URL)")
+    member_client.get(URL)  # this process now knows the session
+    loads = []
+    original = SessionStore.load
+    monkeypatch.setattr(SessionStore, "load", lambda self: loads.append(1) or original(self))
+    assert member_client.get(URL).status_code == 200
+    assert loads == []
