@@ -7,11 +7,12 @@
 Seeds a ready workspace (connected Twilio connection with API key and TwiML app, a number,
 its caller ID, a rep), logs the rep in, then measures at concurrency 1 and 32:
 
-- `GET /v1/voice/token` (session, workspace, phone-system status, rate-limit counter,
-  JWT signing, presence mark);
+- `GET /v1/voice/token` as a logged-in rep (session check, rate-limit counter, presence mark,
+  the user / membership / connection context, JWT signing; see docs/performance.md for what a
+  warm request reads);
 - the outbound TwiML webhook `POST /v1/voice/outbound/<workspace>`, validly signed, each
-  request with a fresh CallSid so every one takes the full path (signature, identity →
-  membership, E.164, caller-ID check, Call insert, TwiML).
+  request with a fresh CallSid so every one records a new call (signature, E.164, the Call
+  INSERT that also checks membership, caller ID and credentials, TwiML).
 
 Each row is reported as a ratio against /healthz measured in the same run. Aim: each at
 least half the trivial view's throughput. Without DATABASE_URL/REDIS_URL it runs on SQLite
