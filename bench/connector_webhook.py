@@ -7,8 +7,11 @@
 Seeds a workspace (Twilio connection, an agent with a published version that needs one
 secret and one variable, the Production environment supplying them, a phone connector),
 then POSTs validly signed Twilio requests, each with a fresh CallSid (so every request
-takes the full path: resolve, check completeness, create the call session, issue the
-stream token, build TwiML), at concurrency 1 and 32. Without DATABASE_URL/REDIS_URL it
+creates a call session, issues a stream token and builds TwiML), at concurrency 1 and 32.
+The warm-up reads the connector once in each worker process, which keeps it; the measured
+requests then take the one-statement path (signature checked with the kept token, the
+session INSERT guarded by a re-check of the connector, version, environment and
+credentials), the common case in production. Without DATABASE_URL/REDIS_URL it
 runs on SQLite with dev settings (the smoke test does that). Aim: the webhook's
 throughput at least half of /healthz's.
 """
