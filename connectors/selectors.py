@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import functools
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.db import connection as db
@@ -200,41 +198,7 @@ class CachedWebhookCall:
 WEBHOOK_CACHE_SIZE = 1024
 
 
-class _WebhookCallCache:
-    """A bounded LRU (per process, thread-safe) of `CachedWebhookCall` by connector identifier."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._entries: OrderedDict[str, CachedWebhookCall] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, identifier: str) -> CachedWebhookCall | None:
-        with self._lock:
-            entry = self._entries.get(identifier)
-            if entry is not None:
-                self._entries.move_to_end(identifier)
-            return entry
-
-    def put(self, identifier: str, entry: CachedWebhookCall) -> None:
-        with self._lock:
-            self._entries[identifier] = entry
-            self._entries.move_to_end(identifier)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def discard(self, identifier: str) -> None:
-        with self._lock:
-            self._entries.pop(identifier, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-_webhook_calls = _WebhookCallCache(WEBHOOK_CACHE_SIZE)
+_webhook_calls = sql.LocalCache(maxsize=WEBHOOK_CACHE_SIZE)  # by connector identifier
 
 
 def webhook_call_cached(*, identifier: str) -> CachedWebhookCall | None:
@@ -253,17 +217,17 @@ def webhook_call_remember(*, call: WebhookCall) -> CachedWebhookCall | None:
     connector, connection, version = call.connector, call.connection, call.ready_version
     if (connection is None or version is None or not call.auth_token_stored or not connector.enabled
             or not version.is_published or connector.version_mode not in _CACHED_MODES):
-        _webhook_calls.discard(connector.identifier)
+        _webhook_calls.forget(connector.identifier)
         return None
     entry = CachedWebhookCall(connector=connector, version=version, account_sid=connection.account_sid,
                               auth_token=connection.auth_token, auth_token_stored=call.auth_token_stored)
-    _webhook_calls.put(connector.identifier, entry)
+    _webhook_calls.set(connector.identifier, entry)
     return entry
 
 
 def webhook_call_forget(*, identifier: str) -> None:
     """Drop the kept read (its guard failed, or Twilio signed with another token): the next call reads."""
-    _webhook_calls.discard(identifier)
+    _webhook_calls.forget(identifier)
 
 
 def webhook_call_cache_clear() -> None:

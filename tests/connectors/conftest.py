@@ -1,6 +1,10 @@
 import pytest
 
 from connectors.selectors import webhook_call_cache_clear
+from tests.agents.factories import (EnvironmentSecretFactory, EnvironmentVariableFactory, PhoneConnectorFactory,
+                                    published_agent)
+
+from .helpers import connection_for
 
 
 @pytest.fixture(autouse=True)
@@ -9,3 +13,23 @@ def _forget_webhook_calls():
     webhook_call_cache_clear()
     yield
     webhook_call_cache_clear()
+
+
+# A ready connector (published agent whose version needs a secret and a variable the environment has),
+# shared by the incoming-webhook tests.
+@pytest.fixture
+def connection(workspace):
+    return connection_for(workspace)
+
+
+@pytest.fixture
+def agent(workspace):
+    return published_agent(workspace, versions=2, secrets=["API_KEY"], variables=["COMPANY"])
+
+
+@pytest.fixture
+def connector(workspace, connection, agent):
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
+    EnvironmentSecretFactory(environment=connector.environment, name="API_KEY")
+    EnvironmentVariableFactory(environment=connector.environment, name="COMPANY")
+    return connector

@@ -6,46 +6,24 @@ honoured on the very next call, exactly as the careful path (a fresh read) honou
 SQLite by default and on PostgreSQL in CI (the guard is vendor-specific SQL).
 """
 import re
-import threading
 
 import pytest
 from django.test import Client
 
 from agents import services as agent_services
-from agents.models import AgentVersion, EnvironmentSecret
+from agents.models import EnvironmentSecret
 from connectors import selectors, services
 from connectors.models import CallSession, PhoneConnector
-from tests.agents.factories import (
-    EnvironmentSecretFactory,
-    EnvironmentVariableFactory,
-    PhoneConnectorFactory,
-    draft_of,
-    published_agent,
-)
+from tests.agents.factories import EnvironmentSecretFactory, PhoneConnectorFactory, draft_of, published_agent
+from workspaces import sql
 
-from .helpers import call_params, connection_for, signed_get, signed_post, twiml
+from .helpers import call_params, signed_get, signed_post, twiml
 
 pytestmark = pytest.mark.django_db
 
 APOLOGY_TAGS = ["Say", "Hangup"]
 
 
-@pytest.fixture
-def connection(workspace):
-    return connection_for(workspace)
-
-
-@pytest.fixture
-def agent(workspace):
-    return published_agent(workspace, versions=2, secrets=["API_KEY"], variables=["COMPANY"])
-
-
-@pytest.fixture
-def connector(workspace, connection, agent):
-    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
-    EnvironmentSecretFactory(environment=connector.environment, name="API_KEY")
-    EnvironmentVariableFactory(environment=connector.environment, name="COMPANY")
-    return connector
 
 
 def sid(n: int) -> str:
@@ -314,7 +292,6 @@ def test_an_error_in_the_cached_path_is_an_apology_and_forgets_the_entry(connect
 
 
 def _guard_holds(entry) -> bool:
-    from workspaces import sql
 
     guard, params = selectors.webhook_call_guard(entry=entry)
     return sql.fetch_one(f"SELECT 1 WHERE {guard}", params) is not None
@@ -375,43 +352,12 @@ def test_the_guard_holds_when_unrelated_things_change(connector, agent, connecti
     assert _guard_holds(entry)
 
 
-def test_the_cache_is_a_bounded_lru(monkeypatch):
-    cache = selectors._WebhookCallCache(3)
-    entries = {name: object() for name in "abcd"}
-    for name in "abc":
-        cache.put(name, entries[name])
-    assert cache.get("a") is entries["a"]  # a is now the most recent
-    cache.put("d", entries["d"])
-    assert len(cache) == 3 and cache.get("b") is None
-    assert [cache.get(name) for name in "acd"] == [entries[name] for name in "acd"]
-    cache.discard("a")
-    assert cache.get("a") is None
-    cache.clear()
-    assert len(cache) == 0
-    assert selectors._webhook_calls.size == selectors.WEBHOOK_CACHE_SIZE == 1024
-
-
-def test_the_cache_is_safe_across_threads():
-    cache = selectors._WebhookCallCache(64)
-
-    def work(t):
-        for i in range(2000):
-            key = f"{t}-{i % 100}"
-            cache.put(key, i)
-            cache.get(f"{(t + 1) % 8}-{i % 100}")
-            if i % 7 == 0:
-                cache.discard(key)
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(cache) <= 64
+def test_the_cache_is_bounded():
+    assert selectors._webhook_calls.maxsize == selectors.WEBHOOK_CACHE_SIZE == 1024
 
 
 def test_many_connectors_stay_within_the_bound(workspace, connection, monkeypatch):
-    monkeypatch.setattr(selectors, "_webhook_calls", selectors._WebhookCallCache(2))
+    monkeypatch.setattr(selectors, "_webhook_calls", sql.LocalCache(maxsize=2))
     agent = published_agent(workspace)
     connectors = [PhoneConnectorFactory(workspace=workspace, agent=agent) for _ in range(3)]
     for n, connector in enumerate(connectors):

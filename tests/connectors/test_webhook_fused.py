@@ -7,7 +7,6 @@ check is vendor-specific SQL).
 import pytest
 from django.test import Client
 
-from agents import services as agent_services
 from agents.models import AgentVersion, EnvironmentSecret
 from connectors import services
 from connectors.models import CallSession, PhoneConnector
@@ -17,13 +16,7 @@ from connectors.selectors import (
     webhook_call_context,
     webhook_connection,
 )
-from tests.agents.factories import (
-    EnvironmentSecretFactory,
-    EnvironmentVariableFactory,
-    PhoneConnectorFactory,
-    draft_of,
-    published_agent,
-)
+from tests.agents.factories import PhoneConnectorFactory, draft_of, published_agent
 
 from .helpers import call_params, connection_for, signed_post, twiml
 
@@ -61,22 +54,6 @@ def assert_same_decision(identifier):
     return call
 
 
-@pytest.fixture
-def connection(workspace):
-    return connection_for(workspace)
-
-
-@pytest.fixture
-def agent(workspace):
-    return published_agent(workspace, versions=2, secrets=["API_KEY"], variables=["COMPANY"])
-
-
-@pytest.fixture
-def connector(workspace, connection, agent):
-    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
-    EnvironmentSecretFactory(environment=connector.environment, name="API_KEY")
-    EnvironmentVariableFactory(environment=connector.environment, name="COMPANY")
-    return connector
 
 
 def test_published_mode_gets_the_latest_published_version(connector, agent):

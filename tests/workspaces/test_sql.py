@@ -96,3 +96,39 @@ def test_a_guarded_insert_only_inserts_when_the_guard_holds(workspace):
     again = Call(workspace=workspace, sid=allowed.sid, direction=Call.Direction.OUTBOUND)
     assert sql.insert_unless_exists(again, conflict="sid", guard=guard,
                                     guard_params=[workspace.pk, workspace.default_country]) is False
+
+
+def test_local_cache_is_a_bounded_lru():
+    cache = sql.LocalCache(maxsize=3)
+    entries = {name: object() for name in "abcd"}
+    for name in "abc":
+        cache.set(name, entries[name])
+    assert cache.get("a") is entries["a"]  # a is now the most recent
+    cache.set("d", entries["d"])
+    assert len(cache) == 3 and cache.get("b") is None
+    assert [cache.get(name) for name in "acd"] == [entries[name] for name in "acd"]
+    cache.forget("a")
+    assert cache.get("a") is None
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_local_cache_is_safe_across_threads():
+    import threading
+
+    cache = sql.LocalCache(maxsize=64)
+
+    def work(t):
+        for i in range(2000):
+            key = f"{t}-{i % 100}"
+            cache.set(key, i)
+            cache.get(f"{(t + 1) % 8}-{i % 100}")
+            if i % 7 == 0:
+                cache.forget(key)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(cache) <= 64
