@@ -91,17 +91,23 @@ class WebhookCredentials:
 _CREDENTIALS = sql.LocalCache(maxsize=1024)
 
 
+def connection_and_workspace_sql() -> str:
+    """`FROM <connection> c JOIN <workspace> w … WHERE c.workspace_id = %s`: the rows a voice webhook is signed by."""
+    from workspaces.models import Workspace
+
+    col, table = sql.column, sql.table
+    return (f"FROM {table(TwilioConnection)} c JOIN {table(Workspace)} w "
+            f"ON {col(Workspace, 'id', 'w')} = {col(TwilioConnection, 'workspace', 'c')} "
+            f"WHERE {col(TwilioConnection, 'workspace', 'c')} = %s")
+
+
 @functools.cache
 def _credentials_sql(vendor: str) -> str:
     from workspaces.models import Workspace
 
-    col, table = sql.column, sql.table
-    return (
-        f"SELECT {col(TwilioConnection, 'account_sid', 'c')}, {col(TwilioConnection, 'auth_token', 'c')}, "
-        f"{col(Workspace, 'default_country', 'w')} FROM {table(TwilioConnection)} c JOIN {table(Workspace)} w "
-        f"ON {col(Workspace, 'id', 'w')} = {col(TwilioConnection, 'workspace', 'c')} "
-        f"WHERE {col(TwilioConnection, 'workspace', 'c')} = %s"
-    )
+    col = sql.column
+    return (f"SELECT {col(TwilioConnection, 'account_sid', 'c')}, {col(TwilioConnection, 'auth_token', 'c')}, "
+            f"{col(Workspace, 'default_country', 'w')} {connection_and_workspace_sql()}")
 
 
 def webhook_credentials_cached(*, workspace_id: int) -> WebhookCredentials | None:

@@ -29,7 +29,7 @@ from workspaces import sql
 from workspaces.models import Membership
 
 from . import numbering
-from .call_selectors import OutboundChecks
+from .call_selectors import OutboundChecks, connection_and_workspace_sql
 from .models import Call, CallerId, CallLeg, PhoneNumber, TwilioConnection, Voicemail
 from .voice import identity_parse, online_user_ids, voice_identity
 
@@ -208,9 +208,7 @@ def _outbound_guard_sql(vendor: str) -> str:
 
     col, table = sql.column, sql.table
     return (
-        f"EXISTS (SELECT 1 FROM {table(TwilioConnection)} c JOIN {table(Workspace)} w "
-        f"ON {col(Workspace, 'id', 'w')} = {col(TwilioConnection, 'workspace', 'c')} "
-        f"WHERE {col(TwilioConnection, 'workspace', 'c')} = %s AND {col(TwilioConnection, 'account_sid', 'c')} = %s "
+        f"EXISTS (SELECT 1 {connection_and_workspace_sql()} AND {col(TwilioConnection, 'account_sid', 'c')} = %s "
         f"AND {col(TwilioConnection, 'auth_token', 'c')} = %s AND {col(Workspace, 'default_country', 'w')} = %s) "
         f"AND EXISTS (SELECT 1 FROM {table(Membership)} m WHERE {col(Membership, 'workspace', 'm')} = %s "
         f"AND {col(Membership, 'user', 'm')} = %s) "
