@@ -115,8 +115,9 @@ def environment_completeness(*, version: AgentVersion | None, environment: Envir
         environment_id = environment.pk
     if version is None:
         return Completeness()
-    needed_secrets = [n for n in (version.secrets or []) if n]
-    needed_variables = [n for n in (version.variables or []) if n]
+    # Names are strings; a version edited by hand (admin, shell) may hold others: compare them as text.
+    needed_secrets = [str(n) for n in (version.secrets or []) if n]
+    needed_variables = [str(n) for n in (version.variables or []) if n]
     if not needed_secrets and not needed_variables:
         return Completeness()
     # One round trip: the names present, tagged by kind.

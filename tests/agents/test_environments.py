@@ -39,6 +39,18 @@ def test_completeness_lists_missing_secret_and_variable_names(workspace):
     assert selectors.environment_completeness(version=version, environment=env).complete
 
 
+def test_completeness_of_a_hand_edited_version_with_non_string_names(workspace):
+    """A version edited in the admin or a shell may hold e.g. 5: it is a name like any other, never a crash."""
+    agent = published_agent(workspace, secrets=["API_KEY"])
+    version = selectors.latest_published_get(agent_id=agent.pk)
+    version.secrets = ["API_KEY", 5]
+    env = EnvironmentFactory(workspace=workspace, kind="staging")
+    EnvironmentSecretFactory(environment=env, name="API_KEY")
+    result = selectors.environment_completeness(version=version, environment=env)
+    assert result.missing_secrets == ["5"]
+    assert result.describe() == "secrets: 5"
+
+
 def test_connector_cannot_be_enabled_while_environment_lacks_names(admin_client, workspace):
     agent = published_agent(workspace, secrets=["OPENAI_API_KEY"])
     env = EnvironmentFactory(workspace=workspace, kind="production")
