@@ -354,3 +354,26 @@ def login_session(base: str, username: str, password: str) -> dict:
     if response.status != 302 or "sessionid" not in jar:
         raise RuntimeError(f"login as {username!r} failed (HTTP {response.status})")
     return {"Cookie": cookie_header(), "X-CSRFToken": jar.get("csrftoken", ""), "Referer": base + "/"}
+
+
+def run_seed(env: dict, script: str, **extra_env: str) -> dict:
+    """Run a seeding script with `manage.py shell` in `env`; it prints one `SEED=<json>` line, returned decoded."""
+    import json
+
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT,
+                         env={**os.environ, **env, **extra_env}, check=True, capture_output=True, text=True)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("SEED="))
+    return json.loads(line[5:])
+
+
+def signed_form_posts(env: dict, path: str, auth_token: str, params_list: list[dict]) -> list[tuple]:
+    """`hammer` request specs: form POSTs to `path`, each signed as Twilio signs them (PUBLIC_BASE_URL + path)."""
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    url = env["PUBLIC_BASE_URL"].rstrip("/") + path
+    validator = RequestValidator(auth_token)
+    return [("POST", path, {"X-Twilio-Signature": validator.compute_signature(url, params),
+                            "Content-Type": "application/x-www-form-urlencoded", "Host": "127.0.0.1"},
+             urlencode(params)) for params in params_list]

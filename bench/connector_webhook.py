@@ -18,14 +18,11 @@ throughput at least half of /healthz's.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import secrets
-import subprocess
 import sys
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-from bench._harness import ROOT, bench_env, fresh_postgres_database, hammer, report, serve
+from bench._harness import bench_env, fresh_postgres_database, hammer, report, run_seed, serve, signed_form_posts
 
 SEED = r"""
 import json, secrets
@@ -53,28 +50,14 @@ print("SEED=" + json.dumps({"identifier": connector.identifier, "account_sid": c
 
 
 def seed(env: dict) -> dict:
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", SEED], cwd=ROOT, env={**os.environ, **env},
-                         check=True, capture_output=True, text=True)
-    line = next(line for line in out.stdout.splitlines() if line.startswith("SEED="))
-    return json.loads(line[5:])
+    return run_seed(env, SEED)
 
 
 def signed_requests(env: dict, seeded: dict, count: int, run_id: str) -> list[tuple]:
-    from twilio.request_validator import RequestValidator
-
-    path = f"/v1/agents/{seeded['identifier']}/twilio-config"
-    url = env["PUBLIC_BASE_URL"].rstrip("/") + path
-    validator = RequestValidator(seeded["auth_token"])
-    specs = []
-    for i in range(count):
-        params = {
-            "CallSid": f"CA{run_id}{i:024x}"[:34], "AccountSid": seeded["account_sid"], "From": "+15125550100",
-            "To": "+15125550199", "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
-        }
-        headers = {"X-Twilio-Signature": validator.compute_signature(url, params),
-                   "Content-Type": "application/x-www-form-urlencoded", "Host": "127.0.0.1"}
-        specs.append(("POST", path, headers, urlencode(params)))
-    return specs
+    return signed_form_posts(env, f"/v1/agents/{seeded['identifier']}/twilio-config", seeded["auth_token"], [
+        {"CallSid": f"CA{run_id}{i:024x}"[:34], "AccountSid": seeded["account_sid"], "From": "+15125550100",
+         "To": "+15125550199", "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+        for i in range(count)])
 
 
 def check_answer(base: str, spec: tuple) -> None:

@@ -22,14 +22,12 @@ with dev settings (the smoke test does that). The token rate limit is raised for
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import secrets
-import subprocess
 import sys
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-from bench._harness import ROOT, bench_env, fresh_postgres_database, hammer, login_session, report, serve
+from bench._harness import (bench_env, fresh_postgres_database, hammer, login_session, report, run_seed, serve,
+                            signed_form_posts)
 
 PASSWORD = "bench-" + secrets.token_hex(8)
 
@@ -57,31 +55,16 @@ print("SEED=" + json.dumps({"workspace_id": ws.pk, "user_id": user.pk, "username
 
 
 def seed(env: dict) -> dict:
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", SEED], cwd=ROOT,
-                         env={**os.environ, **env, "BENCH_PASSWORD": PASSWORD},
-                         check=True, capture_output=True, text=True)
-    line = next(line for line in out.stdout.splitlines() if line.startswith("SEED="))
-    return json.loads(line[5:])
+    return run_seed(env, SEED, BENCH_PASSWORD=PASSWORD)
 
 
 def outbound_requests(env: dict, seeded: dict, count: int, run_id: str) -> list[tuple]:
-    from twilio.request_validator import RequestValidator
-
-    path = f"/v1/voice/outbound/{seeded['workspace_id']}"
-    url = env["PUBLIC_BASE_URL"].rstrip("/") + path
-    validator = RequestValidator(seeded["auth_token"])
     identity = f"client:ws{seeded['workspace_id']}-u{seeded['user_id']}"
-    specs = []
-    for i in range(count):
-        params = {
-            "CallSid": f"CA{run_id}{i:024x}"[:34], "AccountSid": seeded["account_sid"], "From": identity,
-            "To": "(415) 555-0142", "CallerId": "+15125550100", "CallStatus": "ringing", "Direction": "inbound",
-            "ApiVersion": "2010-04-01",
-        }
-        headers = {"X-Twilio-Signature": validator.compute_signature(url, params),
-                   "Content-Type": "application/x-www-form-urlencoded", "Host": "127.0.0.1"}
-        specs.append(("POST", path, headers, urlencode(params)))
-    return specs
+    return signed_form_posts(env, f"/v1/voice/outbound/{seeded['workspace_id']}", seeded["auth_token"], [
+        {"CallSid": f"CA{run_id}{i:024x}"[:34], "AccountSid": seeded["account_sid"], "From": identity,
+         "To": "(415) 555-0142", "CallerId": "+15125550100", "CallStatus": "ringing", "Direction": "inbound",
+         "ApiVersion": "2010-04-01"}
+        for i in range(count)])
 
 
 def _fetch(base: str, method: str, path: str, headers: dict, body=None) -> tuple[int, str]:

@@ -35,6 +35,12 @@ class TwilioError(Exception):
         """The text shown to users: Twilio's message with its error code."""
         return f"{self.message} (Twilio error {self.code})" if self.code else self.message
 
+    def retry_hint(self) -> str:
+        """`display()`, prefixed with "try again" when the error is transient (what a form or page says)."""
+        if self.transient:
+            return f"Twilio is not answering; try again in a moment. ({self.display()})"
+        return self.display()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code}, status={self.status}, message={self.message!r})"
 

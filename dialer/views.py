@@ -245,8 +245,7 @@ def number_route_to_dialer(request, pk):
     except services.DialerError as exc:
         messages.error(request, exc.message)
     except errors.TwilioError as exc:
-        messages.error(request, f"Twilio is not answering; try again in a moment. ({exc.display()})"
-                       if exc.transient else exc.display())
+        messages.error(request, exc.retry_hint())
     else:
         messages.success(request, f"Calls to {number.phone_number} now ring your team's browser dialers.")
     return redirect("dialer:numbers")
@@ -265,8 +264,7 @@ def number_release(request, pk):
         except services.DialerError as exc:
             return render(request, "dialer/number_release.html", {"number": number, "error": exc.message}, status=400)
         except errors.TwilioError as exc:
-            message = (f"Twilio is not answering; try again in a moment. ({exc.display()})" if exc.transient
-                       else exc.display())
+            message = exc.retry_hint()
             return render(request, "dialer/number_release.html", {"number": number, "error": message}, status=502)
         messages.success(request, f"{number.phone_number} was released.")
         return redirect("dialer:numbers")
@@ -308,8 +306,7 @@ def caller_id_add(request):
         except services.DialerError as exc:
             form.add_error("phone_number" if exc.field == "phone_number" else None, exc.message)
         except errors.TwilioError as exc:
-            form.add_error("phone_number", f"Twilio is not answering; try again in a moment. ({exc.display()})"
-                           if exc.transient else exc.display())
+            form.add_error("phone_number", exc.retry_hint())
         else:
             if caller_id.is_usable:
                 messages.success(request, f"{caller_id.phone_number} is already verified on your Twilio account.")
@@ -328,8 +325,7 @@ def caller_ids_check(request):
     except services.DialerError as exc:
         messages.error(request, exc.message)
     except errors.TwilioError as exc:
-        messages.error(request, f"Twilio is not answering; try again in a moment. ({exc.display()})"
-                       if exc.transient else exc.display())
+        messages.error(request, exc.retry_hint())
     else:
         messages.success(request, f"{count} number(s) verified." if count else
                          "Not verified yet: answer Twilio's call and enter the code, then check again.")

@@ -701,6 +701,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise _not_found(path)
         return rec
 
+    def _remove(self, resource: str, account_sid: str, sid: str, path: str) -> dict:
+        """DELETE of one resource: the account must exist, the item too (else Twilio's 404); returns it."""
+        self._account_for(account_sid)
+        rec = self._item(resource, account_sid, sid, path)
+        del self.sandbox.state[resource][account_sid][sid]
+        return rec
+
     # -- accounts -----------------------------------------------------------
 
     @route("GET", rf"/{API}/Accounts\.json")
@@ -774,9 +781,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Keys/(?P<sid>{_SID})\.json")
     def key_delete(self, account_sid, sid, path, **_):
-        self._account_for(account_sid)
-        self._item("keys", account_sid, sid, path)
-        del self.sandbox.state["keys"][account_sid][sid]
+        self._remove("keys", account_sid, sid, path)
         return Result(204)
 
     # -- TwiML applications --------------------------------------------------
@@ -839,9 +844,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Applications/(?P<sid>{_SID})\.json")
     def application_delete(self, account_sid, sid, path, **_):
-        self._account_for(account_sid)
-        self._item("applications", account_sid, sid, path)
-        del self.sandbox.state["applications"][account_sid][sid]
+        self._remove("applications", account_sid, sid, path)
         return Result(204)
 
     # -- available and incoming numbers ---------------------------------------
@@ -962,9 +965,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/IncomingPhoneNumbers/(?P<sid>{_SID})\.json")
     def incoming_delete(self, account_sid, sid, path, **_):
-        self._account_for(account_sid)
-        self._item("incoming_numbers", account_sid, sid, path)
-        del self.sandbox.state["incoming_numbers"][account_sid][sid]
+        self._remove("incoming_numbers", account_sid, sid, path)
         return Result(204)
 
     # -- caller IDs -----------------------------------------------------------
@@ -1027,9 +1028,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/OutgoingCallerIds/(?P<sid>{_SID})\.json")
     def caller_id_delete(self, account_sid, sid, path, **_):
-        self._account_for(account_sid)
-        rec = self._item("outgoing_caller_ids", account_sid, sid, path)
-        del self.sandbox.state["outgoing_caller_ids"][account_sid][sid]
+        rec = self._remove("outgoing_caller_ids", account_sid, sid, path)
         self.sandbox.state["validation_requests"][account_sid].pop(rec["phone_number"], None)
         return Result(204)
 
@@ -1089,9 +1088,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Calls/(?P<sid>{_SID})\.json")
     def call_delete(self, account_sid, sid, path, **_):
-        self._account_for(account_sid)
-        self._item("calls", account_sid, sid, path)
-        del self.sandbox.state["calls"][account_sid][sid]
+        self._remove("calls", account_sid, sid, path)
         return Result(204)
 
     # -- recordings -----------------------------------------------------------
@@ -1166,9 +1163,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Recordings/(?P<sid>{_SID})\.json")
     def recording_delete(self, account_sid, sid, path, **_):
-        self._account_for(account_sid)
-        self._item("recordings", account_sid, sid, path)
-        del self.sandbox.state["recordings"][account_sid][sid]
+        self._remove("recordings", account_sid, sid, path)
         return Result(204)
 
     @route("GET", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Recordings/(?P<sid>{_SID})(?P<ext>\.mp3|\.wav|)")
