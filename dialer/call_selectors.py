@@ -230,9 +230,8 @@ def voice_token_context(*, user_id: int, workspace_id: int) -> VoiceTokenContext
     uid, username, password, is_active, membership_id, cid, account_sid, key_sid, key_secret, app_sid, status, \
         has_number = row
     User = get_user_model()
-    user = User(id=uid, password=password, is_active=bool(is_active), **{User.USERNAME_FIELD: username})
-    user._state.adding = False
-    user._state.db = db.alias
+    user = sql.instance(User, ("id", User.USERNAME_FIELD, "password", "is_active"),
+                        (uid, username, password, is_active))
     connection = None
     if membership_id is not None and cid is not None:
         secret = TwilioConnection._meta.get_field("api_key_secret").from_db_value(key_secret, None, db)

@@ -36,6 +36,7 @@ def column(model, field: str, alias: str, using: str = DEFAULT_DB_ALIAS) -> str:
     return f"{alias}.{quote(model._meta.get_field(field).column, using)}"
 
 
+@functools.cache
 def _preparing_cursor_class():
     from django.db.backends.postgresql.base import ServerBindingCursor
 
@@ -46,15 +47,9 @@ def _preparing_cursor_class():
     return PreparingCursor
 
 
-_PREPARING_CURSOR = None
-
-
 def _raw_cursor(db):
-    global _PREPARING_CURSOR
     if db.vendor == "postgresql" and not db.queries_logged:  # recorded queries need Django's own cursor
-        if _PREPARING_CURSOR is None:
-            _PREPARING_CURSOR = _preparing_cursor_class()
-        return _PREPARING_CURSOR(db.connection)
+        return _preparing_cursor_class()(db.connection)
     return db.create_cursor()
 
 
