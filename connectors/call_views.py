@@ -23,7 +23,7 @@ from workspaces.decorators import workspace_member_required
 
 from . import call_selectors, call_services
 from .models import CallSession, PhoneConnector
-from .selectors import connector_for_webhook, webhook_connection
+from .webhooks import resolve_connector
 
 logger = logging.getLogger("connectors.calls")
 
@@ -165,16 +165,8 @@ def live_stats(request):
 # Twilio's recording status callback
 
 
-def _resolve(request, identifier: str, **kwargs):
-    connector = connector_for_webhook(identifier=identifier)
-    if connector is None:
-        return None
-    request.phone_connector = connector
-    return webhook_connection(connector=connector)
-
-
 @require_http_methods(["POST"])
-@twilio_webhook(resolve=_resolve)
+@twilio_webhook(resolve=resolve_connector)
 def recording_status(request, identifier: str):
     """Signed; idempotent (Twilio retries, and events can arrive out of order). Always 204 once verified."""
     try:

@@ -7,20 +7,9 @@ from django.views.decorators.http import require_http_methods
 from dialer.webhook_security import twilio_webhook
 
 from . import handover
-from .selectors import connector_for_webhook
+from .webhooks import resolve_connector
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve(request, identifier: str, **kwargs):
-    connector = connector_for_webhook(identifier=identifier)
-    if connector is None:
-        return None
-    request.phone_connector = connector
-    connection = getattr(connector.workspace, "twilio_connection", None)
-    if connection is None or not connection.has_credentials:
-        return None
-    return connection
 
 
 def _twiml(body: str) -> HttpResponse:
@@ -35,7 +24,7 @@ def _params(request) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
-@twilio_webhook(resolve=_resolve)
+@twilio_webhook(resolve=resolve_connector)
 def dial_result(request, identifier: str):
     """`<Dial action>` of a handover: record answered / busy / no answer / failed once; say what's next."""
     try:

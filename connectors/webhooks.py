@@ -28,7 +28,10 @@ def _twiml(body: str, status: int = 200) -> HttpResponse:
     return HttpResponse(body, content_type="text/xml; charset=utf-8", status=status)
 
 
-def _resolve(request, identifier: str, **kwargs):
+def resolve_connector(request, identifier: str, **kwargs):
+    """`twilio_webhook`'s resolver for every `/v1/agents/<identifier>/…` callback: the connector (kept on the
+    request) and its workspace's Twilio credentials, one query; None (404) for an unknown connector or a
+    workspace without credentials."""
     connector = connector_for_webhook(identifier=identifier)
     if connector is None:
         return None
@@ -130,6 +133,6 @@ def _twilio_config_checked(request, identifier: str):
 
 @never_500
 @require_http_methods(["GET", "POST"])
-@twilio_webhook(resolve=_resolve)
+@twilio_webhook(resolve=resolve_connector)
 def handoff(request, identifier: str):
     return _twiml(relay_handoff_twiml(connector=request.phone_connector, params=_params(request)))
