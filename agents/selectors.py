@@ -143,50 +143,6 @@ def environment_completeness(*, version: AgentVersion | None, environment: Envir
     )
 
 
-def environment_complete_sql(*, vendor: str, version: str, environment_id: str) -> str:
-    """A SQL boolean: the environment has every secret and variable the version needs.
-
-    For the incoming-call webhook, which reads the connector, its version and this answer in one
-    statement (`connectors.selectors.webhook_call_context`) instead of `environment_completeness`'s
-    separate query. `version` is the alias of the `agents_agentversion` row, `environment_id` a SQL
-    expression. Same rule as `environment_completeness` (a non-empty secret, any variable, names
-    compared exactly). It only ever answers true when that function would say complete: it answers
-    false when the environment lacks a name and also when it cannot tell cheaply (a list that is not a
-    list of strings, a database other than PostgreSQL or SQLite); the caller then asks
-    `environment_completeness`, which also names what is missing.
-    """
-    from workspaces import sql
-
-    def col(model, name, alias):
-        return sql.column(model, name, alias)
-
-    secret = (f"SELECT 1 FROM {sql.table(EnvironmentSecret)} s WHERE {col(EnvironmentSecret, 'environment', 's')} = "
-              f"{environment_id} AND {col(EnvironmentSecret, 'name', 's')} = {{name}} "
-              f"AND {col(EnvironmentSecret, 'value', 's')} <> ''")
-    variable = (f"SELECT 1 FROM {sql.table(EnvironmentVariable)} e WHERE "
-                f"{col(EnvironmentVariable, 'environment', 'e')} = {environment_id} "
-                f"AND {col(EnvironmentVariable, 'name', 'e')} = {{name}}")
-    secrets_col, variables_col = col(AgentVersion, "secrets", version), col(AgentVersion, "variables", version)
-    if vendor == "postgresql":  # jsonb
-        pg_name = "x #>> '{}'"
-
-        def lacks(names, present):
-            # Empty names are skipped (as in Python); anything but a string is "cannot tell".
-            return (f"NOT EXISTS (SELECT 1 FROM jsonb_array_elements({names}) n(x) WHERE x <> '\"\"'::jsonb AND "
-                    f"(jsonb_typeof(x) <> 'string' OR NOT EXISTS ({present.format(name=pg_name)})))")
-
-        return (f"(CASE WHEN jsonb_typeof({secrets_col}) = 'array' AND jsonb_typeof({variables_col}) = 'array' "
-                f"THEN {lacks(secrets_col, secret)} AND {lacks(variables_col, variable)} ELSE FALSE END)")
-    if vendor == "sqlite":  # JSON text, the JSON1 functions
-        def lacks(names, present):
-            return (f"NOT EXISTS (SELECT 1 FROM json_each({names}) n WHERE NOT (n.type = 'text' AND n.value = '') "
-                    f"AND (n.type <> 'text' OR NOT EXISTS ({present.format(name='n.value')})))")
-
-        return (f"(CASE WHEN json_type({secrets_col}) = 'array' AND json_type({variables_col}) = 'array' "
-                f"THEN {lacks(secrets_col, secret)} AND {lacks(variables_col, variable)} ELSE 0 END)")
-    return "(1 = 0)"
-
-
 # ---------------------------------------------------------------------------
 # Diff shown before publishing
 

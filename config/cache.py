@@ -31,12 +31,3 @@ class ReusingRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
-
-    def redis_client(self, key=None, *, write=False):
-        """The `redis.Redis` client for `key` (already made with `make_and_validate_key`), for the few callers
-        that need one round trip for several commands (a pipeline or a script)."""
-        return self._cache.get_client(key, write=write)
-
-    def loads_raw(self, raw):
-        """A value as `redis_client` returned it, decoded the way `get` decodes it (Django's serializer)."""
-        return self._cache._serializer.loads(raw)

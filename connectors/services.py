@@ -1,12 +1,11 @@
 """All writes of phone connectors, attached numbers and call sessions."""
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import CallSession, ConnectorNumber, PhoneConnector
@@ -290,71 +289,32 @@ def apology_twiml(text: str = APOLOGY) -> str:
 
 
 def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
-    """`<Connect>` to our stream endpoint (Media Streams or ConversationRelay) passing the session token.
-
-    Every call to a connector gets the same document but the token, so it is built with twilio's
-    `VoiceResponse` once per shape (`_connect_twiml_template`) and the token, XML-escaped as
-    ElementTree escapes attributes, is put into it.
-    """
-    template = _connect_twiml_template(
-        version.transport, version.language or "", version.voice or "", _wss_base(),
-        connector.handoff_url if version.transport == _conversation_relay() else "",
-    )
-    before, after = template
-    return f"{before}{_xml_attribute(token)}{after}"
-
-
-def _conversation_relay() -> str:
-    from agents.models import AgentVersion
-
-    return AgentVersion.Transport.CONVERSATION_RELAY
-
-
-_TOKEN_MARK = "@@session-token@@"
-
-
-@functools.lru_cache(maxsize=256)
-def _connect_twiml_template(transport: str, language: str, voice: str, wss_base: str,
-                            handoff_url: str) -> tuple[str, str]:
     from twilio.twiml.voice_response import Connect, VoiceResponse
 
+    from agents.models import AgentVersion
+
     response = VoiceResponse()
-    if transport == _conversation_relay():
-        connect = Connect(action=handoff_url)
+    if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
+        connect = Connect(action=connector.handoff_url)
         # No welcomeGreeting: the runtime's provider greets (as on Media Streams), so Twilio must not say it too.
-        kwargs = {"url": f"{wss_base}/v1/stream/relay"}
-        if language:
-            kwargs["language"] = language
-        if voice:
-            kwargs["voice"] = voice
+        kwargs = {"url": f"{_wss_base()}/v1/stream/relay"}
+        if version.language:
+            kwargs["language"] = version.language
+        if version.voice:
+            kwargs["voice"] = version.voice
         relay = connect.conversation_relay(**kwargs)
-        relay.parameter(name="session", value=_TOKEN_MARK)
+        relay.parameter(name="session", value=token)
         response.append(connect)
     else:
         connect = response.connect()
-        stream = connect.stream(url=f"{wss_base}/v1/stream/media")
-        stream.parameter(name="session", value=_TOKEN_MARK)
-    before, mark, after = str(response).partition(f'value="{_TOKEN_MARK}"')
-    if not mark or _TOKEN_MARK in after:
-        raise RuntimeError("the TwiML template does not hold exactly one session token")
-    return f'{before}value="', f'"{after}'
-
-
-_XML_ATTRIBUTE_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;",
-                                        "\n": "&#10;", "\t": "&#09;"})
-
-
-def _xml_attribute(value: str) -> str:
-    """An attribute value escaped as ElementTree (and so twilio's TwiML) escapes it."""
-    return value.translate(_XML_ATTRIBUTE_ESCAPES)
-
-
-_STATUSES = frozenset(CallSession.Status.values)  # `.values` builds a new list on every access
+        stream = connect.stream(url=f"{_wss_base()}/v1/stream/media")
+        stream.parameter(name="session", value=token)
+    return str(response)
 
 
 def _status_of(params: dict) -> str:
     status = params.get("CallStatus", "")
-    return status if status in _STATUSES else CallSession.Status.RINGING
+    return status if status in CallSession.Status.values else CallSession.Status.RINGING
 
 
 def _answer_existing(*, connector: PhoneConnector, session: CallSession) -> tuple[CallSession, str]:
@@ -371,13 +331,27 @@ def _answer_existing(*, connector: PhoneConnector, session: CallSession) -> tupl
                                   token=stream_token_issue(call_session=session))
 
 
-def _interesting(params: dict) -> dict:
-    return {k: v for k, v in params.items() if k in PARAMS_OF_INTEREST and v != ""}
+def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[CallSession | None, str]:
+    """Resolve the version, record the call session (idempotent on CallSid) and build the TwiML answer.
 
+    No Twilio or model-provider calls. The common case (a new call, Published mode) costs three
+    round trips to the database: the connector (loaded by the view), the environment's names, and
+    one INSERT that also stores the stream token's nonce. A retried CallSid hits the unique
+    constraint and gets the same session and the same kind of answer as the first attempt.
+    """
+    from django.db import connection
 
-def _session_values(*, connector: PhoneConnector, version, problem: str, params: dict, interesting: dict) -> dict:
-    """A new call session's fields but its CallSid: connected to `version`, or rejected for `problem`."""
-    return {
+    from .selectors import connector_readiness
+
+    call_sid = (params.get("CallSid") or "").strip()[:64]
+    if not call_sid:
+        return None, apology_twiml()
+    if not connector.enabled:
+        version, problem = None, "The connector is disabled."
+    else:
+        version, _, problem = connector_readiness(connector=connector)
+    interesting = {k: v for k, v in params.items() if k in PARAMS_OF_INTEREST and v != ""}
+    values = {
         "workspace_id": connector.workspace_id, "connector": connector,
         "agent_version": None if problem else version, "environment_id": connector.environment_id,
         "from_number": params.get("From", "")[:64], "to_number": params.get("To", "")[:64],
@@ -386,67 +360,13 @@ def _session_values(*, connector: PhoneConnector, version, problem: str, params:
         "rejected_reason": problem[:255], "params": interesting,
         "stream_token_nonce": "" if problem else secrets.token_urlsafe(12), "stream_token_used_at": None,
     }
-
-
-def inbound_call_answer_cached(*, call, params: dict) -> str | None:
-    """A new call to a connector read earlier (`selectors.CachedWebhookCall`): one statement, or None.
-
-    The call session is inserted with `selectors.webhook_call_guard` as the INSERT's condition, so the
-    statement itself checks that everything `call` was read from is still so (connector enabled, same mode
-    and version, environment complete, same Twilio credentials). None when nothing was written: no CallSid,
-    the guard did not hold, or the CallSid is known (a retry, an IVR re-route). The caller then forgets `call`
-    and takes the careful path (`inbound_call_answer` after a fresh read), which answers those cases; as
-    this wrote nothing, nothing is written twice.
-    """
-    from workspaces import sql
-
-    from .selectors import webhook_call_guard
-
-    call_sid = (params.get("CallSid") or "").strip()[:64]
-    if not call_sid:
-        return None
-    # Build the session from ids, so the shared cached instances are never attached to it.
-    connector, version = call.connector, call.version
-    values = _session_values(connector=connector, version=version, problem="", params=params,
-                             interesting=_interesting(params))
-    values["connector_id"], values["agent_version_id"] = values.pop("connector").pk, values.pop("agent_version").pk
-    session = CallSession(call_sid=call_sid, **values)
-    guard, guard_params = webhook_call_guard(entry=call)
-    if not sql.insert_unless_exists(session, conflict="call_sid", guard=guard, guard_params=guard_params):
-        return None
-    return connect_twiml(connector=connector, version=version, token=_sign(session.pk, session.stream_token_nonce))
-
-
-def inbound_call_answer(*, connector: PhoneConnector, params: dict,
-                        ready_version=None) -> tuple[CallSession | None, str]:
-    """Resolve the version, record the call session (idempotent on CallSid) and build the TwiML answer.
-
-    No Twilio or model-provider calls. `ready_version` is the version when the caller already knows a
-    call can be connected (the webhook's one-query read, `selectors.webhook_call_context`); without it
-    readiness is worked out here (`connector_readiness`), which is also what names a problem. The common
-    case (a new call to a ready connector) then costs one more round trip: an `INSERT … ON CONFLICT DO
-    NOTHING` that also stores the stream token's nonce. A retried CallSid inserts nothing and gets the
-    same session and the same kind of answer as the first attempt.
-    """
-    from workspaces import sql
-
-    from .selectors import connector_readiness
-
-    call_sid = (params.get("CallSid") or "").strip()[:64]
-    if not call_sid:
-        return None, apology_twiml()
-    if ready_version is not None:
-        version, problem = ready_version, ""
-    elif not connector.enabled:
-        version, problem = None, "The connector is disabled."
-    else:
-        version, _, problem = connector_readiness(connector=connector)
-    interesting = _interesting(params)
-    values = _session_values(connector=connector, version=version, problem=problem, params=params,
-                             interesting=interesting)
-    session = CallSession(call_sid=call_sid, **values)
-    # One statement that cannot fail on a duplicate CallSid (so no savepoint is needed inside a transaction).
-    if not sql.insert_unless_exists(session, conflict="call_sid"):
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a duplicate does not spoil the outer transaction
+                session = CallSession.objects.create(call_sid=call_sid, **values)
+        else:
+            session = CallSession.objects.create(call_sid=call_sid, **values)  # one INSERT in autocommit
+    except IntegrityError:
         session = CallSession.objects.select_related("agent_version").get(call_sid=call_sid)
         if session.connector_id == connector.pk:
             return _answer_existing(connector=connector, session=session)
@@ -462,3 +382,5 @@ def inbound_call_answer(*, connector: PhoneConnector, params: dict,
                                                         "reason": problem})
         return session, apology_twiml()
     return session, connect_twiml(connector=connector, version=version, token=_sign(session.pk, session.stream_token_nonce))
+
+

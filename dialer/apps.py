@@ -6,4 +6,3 @@ class DialerConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401 - registers the deploy checks
-        from . import signals  # noqa: F401 - invalidates the voice token's per-process contexts

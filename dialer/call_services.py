@@ -16,7 +16,6 @@ browsers (<Dial><Client>…); call_dial_finished decides voicemail; voicemail_re
 """
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,11 +24,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists
 from django.utils import timezone
 
-from workspaces import sql
 from workspaces.models import Membership
 
 from . import numbering
-from .call_selectors import OutboundChecks, connection_and_workspace_sql
 from .models import Call, CallerId, CallLeg, PhoneNumber, TwilioConnection, Voicemail
 from .voice import identity_parse, online_user_ids, voice_identity
 
@@ -137,14 +134,12 @@ def _member_and_caller_id(*, workspace, identity: str, caller_id_e164: str) -> t
 
 
 def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str, requested_caller_id: str,
-                        local_presence: bool | None = None, checks: OutboundChecks | None = None) -> OutboundDecision:
+                        local_presence: bool | None = None) -> OutboundDecision:
     """Check and record a browser-dialer call. Idempotent per CallSid: a retried webhook gets the same answer.
 
     Refused (spoken message, reason logged and stored): an identity that is not a member of the workspace, an
     invalid destination, a caller ID the workspace neither owns nor has verified. "auto" (or nothing) applies
-    local presence through `caller_id_choose`. `checks` are the member / caller-ID answers read with the
-    webhook's connection (`call_selectors.connection_for_webhook`); used only when they are about the same user
-    and caller ID this function checks, else it asks the database itself.
+    local presence through `caller_id_choose`.
     """
     requested = (requested_caller_id or "").strip()
     auto = not requested or requested.lower() == AUTO
@@ -154,13 +149,8 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
             requested_e164 = numbering.to_e164(requested, default_country=workspace.default_country)
         except numbering.InvalidNumber:
             requested_e164 = ""
-    parsed = identity_parse(from_identity or "")
-    claimed = parsed[1] if parsed is not None and parsed[0] == workspace.pk else None
-    if checks is not None and checks.user_id == claimed and checks.caller_id_e164 == requested_e164:
-        user_id, caller_ok = (claimed if checks.is_member else None), checks.caller_ok
-    else:
-        user_id, caller_ok = _member_and_caller_id(workspace=workspace, identity=from_identity,
-                                                   caller_id_e164=requested_e164)
+    user_id, caller_ok = _member_and_caller_id(workspace=workspace, identity=from_identity,
+                                               caller_id_e164=requested_e164)
     reason = message = ""
     to_number = caller_id = ""
     if user_id is None:
@@ -202,51 +192,15 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
     return OutboundDecision(call=call, allowed=True, to_number=call.to_number, caller_id=call.caller_id)
 
 
-@functools.cache
-def _outbound_guard_sql(vendor: str) -> str:
-    from workspaces.models import Workspace
-
-    col, table = sql.column, sql.table
-    return (
-        f"EXISTS (SELECT 1 {connection_and_workspace_sql()} AND {col(TwilioConnection, 'account_sid', 'c')} = %s "
-        f"AND {col(TwilioConnection, 'auth_token', 'c')} = %s AND {col(Workspace, 'default_country', 'w')} = %s) "
-        f"AND EXISTS (SELECT 1 FROM {table(Membership)} m WHERE {col(Membership, 'workspace', 'm')} = %s "
-        f"AND {col(Membership, 'user', 'm')} = %s) "
-        f"AND EXISTS (SELECT 1 FROM {table(CallerId)} k WHERE {col(CallerId, 'workspace', 'k')} = %s "
-        f"AND {col(CallerId, 'phone_number', 'k')} = %s "
-        f"AND ({col(CallerId, 'kind', 'k')} = %s OR {col(CallerId, 'verified_at', 'k')} IS NOT NULL))"
-    )
-
-
-def call_outbound_record(*, credentials, call_sid: str, user_id: int, to_number: str,
-                         caller_id: str) -> Call | None:
-    """The common browser call in one statement: record it only if, now, the workspace is still signed by
-    `credentials` (as read from this process's cache), `user_id` is a member and `caller_id` one of its usable
-    caller IDs (the rules of `call_outbound_start`). None when any of that does not hold or the CallSid is
-    known: the caller then takes `call_outbound_start`'s path, which tells those cases apart."""
-    from django.db import connection
-
-    workspace_id = credentials.workspace_id
-    call = Call(workspace_id=workspace_id, sid=call_sid, direction=Call.Direction.OUTBOUND, user_id=user_id,
-                from_number=caller_id, to_number=to_number, caller_id=caller_id, status=Call.Status.INITIATED,
-                refusal_reason="", ended_at=None)
-    inserted = sql.insert_unless_exists(call, conflict="sid", guard=_outbound_guard_sql(connection.vendor),
-                                        guard_params=[workspace_id, credentials.account_sid,
-                                                      credentials.auth_token_stored, credentials.default_country,
-                                                      workspace_id, user_id, workspace_id, caller_id,
-                                                      CallerId.Kind.PROVISIONED.value])
-    return call if inserted else None
-
-
 def _call_create(*, call_sid: str, defaults: dict) -> tuple[Call, bool]:
-    """Insert the Call for `call_sid`; a retry of the same webhook (even a concurrent one) finds the row instead.
-
-    One `INSERT … ON CONFLICT DO NOTHING` (`workspaces.sql.insert_unless_exists`): no exception and no savepoint
-    on a duplicate, so it is also safe inside an outer transaction."""
-    call = Call(sid=call_sid, **defaults)
-    if sql.insert_unless_exists(call, conflict="sid"):
-        return call, True
-    return Call.objects.get(sid=call_sid), False
+    """Insert the Call for `call_sid`; a concurrent retry of the same webhook finds the row instead."""
+    try:
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a duplicate does not break the outer transaction
+                return Call.objects.create(sid=call_sid, **defaults), True
+        return Call.objects.create(sid=call_sid, **defaults), True  # autocommit: one round trip
+    except IntegrityError:
+        return Call.objects.get(sid=call_sid), False
 
 
 def _refusal_message(reason: str) -> str:

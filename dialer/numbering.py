@@ -1,8 +1,6 @@
 """Phone-number helpers (phonenumbers): E.164 parsing, area codes, state/province of a number."""
 from __future__ import annotations
 
-import functools
-
 import phonenumbers
 from phonenumbers import geocoder
 
@@ -37,23 +35,13 @@ def to_e164(raw: str, *, default_country: str = "US") -> str:
     raw = (raw or "").strip()
     if not raw:
         raise InvalidNumber("Enter a phone number.")
-    e164, error = _to_e164(raw, None if raw.startswith("+") else (default_country or "US"))
-    if error:
-        raise InvalidNumber(error)
-    return e164
-
-
-@functools.lru_cache(maxsize=4096)
-def _to_e164(raw: str, region: str | None) -> tuple[str, str]:
-    """(E.164, '') or ('', message). Cached: parsing is pure (phonenumbers' metadata ships with the package) and
-    the voice webhooks parse the same caller IDs on every call."""
     try:
-        parsed = phonenumbers.parse(raw, region)
+        parsed = phonenumbers.parse(raw, None if raw.startswith("+") else (default_country or "US"))
     except phonenumbers.NumberParseException:
-        return "", "Enter a phone number in international format, e.g. +15125550100."
+        raise InvalidNumber("Enter a phone number in international format, e.g. +15125550100.") from None
     if not phonenumbers.is_valid_number(parsed):
-        return "", f"{raw} is not a valid phone number."
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), ""
+        raise InvalidNumber(f"{raw} is not a valid phone number.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _parse(e164: str):

@@ -11,15 +11,9 @@ from .factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    from dialer.call_selectors import token_contexts_forget, webhook_credentials_forget
-
     cache.clear()
-    webhook_credentials_forget()  # per-process: ids repeat across tests, so entries must not leak
-    token_contexts_forget()
     yield
     cache.clear()
-    webhook_credentials_forget()
-    token_contexts_forget()
 
 
 @pytest.fixture

@@ -46,13 +46,6 @@ def _generation_key(user_id: int) -> str:
     return f"ws-membership-gen:v1:{user_id}"
 
 
-def user_generation_key(user_id: int) -> str:
-    """The cache key of the user's generation: replaced whenever the user (password, active flag…), one of their
-    memberships or one of their workspaces changes (`workspaces.signals`). Other per-user caches tag entries
-    with it, as the membership cache does."""
-    return _generation_key(user_id)
-
-
 _shape = ""
 
 
@@ -109,42 +102,3 @@ def membership_for_request(*, user: AbstractBaseUser, workspace_id: int | None) 
 def membership_cache_bump(*, user_id: int) -> None:
     """A new generation for the user: their cached memberships are not served any more."""
     cache.set(_generation_key(user_id), secrets.token_hex(8), MEMBERSHIP_GENERATION_SECONDS)
-
-
-# ---------------------------------------------------------------------------
-# The logged-in user, checked the way Django's `auth.get_user` checks it, for views that load the user
-# together with what they need in one query (`resolves_own_workspace`). Anything these helpers cannot
-# decide (another backend, a hash made with SECRET_KEY_FALLBACKS) is left to Django's own code.
-
-FAST_PATH_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-def session_user_claim(session) -> int | None:
-    """The user id a session claims to be logged in as, when Django's ModelBackend logged it in; else None.
-
-    Unverified: the caller loads the user and must pass it through `session_user_verified`.
-    """
-    from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.core.exceptions import ValidationError
-
-    backend = session.get(BACKEND_SESSION_KEY)
-    if backend != FAST_PATH_BACKEND or backend not in settings.AUTHENTICATION_BACKENDS:
-        return None
-    try:
-        return int(get_user_model()._meta.pk.to_python(session[SESSION_KEY]))
-    except (KeyError, TypeError, ValueError, ValidationError):
-        return None
-
-
-def session_user_verified(session, *, user: AbstractBaseUser) -> bool:
-    """True when `user` (loaded by id from `session_user_claim`) may use this session, as `auth.get_user` decides:
-    the backend would return it (`is_active`) and the session's auth hash matches its current password hash
-    under the current SECRET_KEY. False means "ask Django" (it flushes sessions that fail), not "refuse"."""
-    from django.contrib.auth import HASH_SESSION_KEY
-    from django.contrib.auth.backends import ModelBackend
-    from django.utils.crypto import constant_time_compare
-
-    if not ModelBackend().user_can_authenticate(user):
-        return False
-    session_hash = session.get(HASH_SESSION_KEY)
-    return bool(session_hash) and constant_time_compare(session_hash, user.get_session_auth_hash())

@@ -1,4 +1,4 @@
-"""Invalidate the middleware's cached memberships whenever a Membership, Workspace or user changes.
+"""Invalidate the middleware's cached memberships whenever a Membership or Workspace changes.
 
 Every save and delete made through the ORM (services, admin, shell; cascades included)
 replaces the generation of each affected user at once and again when the transaction
@@ -6,7 +6,6 @@ commits (the second one covers a request that read the old rows while the change
 still uncommitted). Bulk `QuerySet.update()` / `bulk_create()` on these models send no
 signals: code doing that must call `membership_cache_invalidate` itself.
 """
-from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
@@ -52,12 +51,3 @@ def _workspace_changed(sender, instance, created=False, **kwargs):
     membership_cache_invalidate(
         user_ids=Membership.objects.filter(workspace_id=instance.pk).values_list("user_id", flat=True)
     )
-
-
-@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="workspaces.user_saved_cache")
-@receiver(post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="workspaces.user_deleted_cache")
-def _user_changed(sender, instance, raw=False, **kwargs):
-    # A password change, deactivation or deletion: caches tagged with the user's generation (the voice token's
-    # per-process context) must not serve the old user.
-    if not raw:
-        membership_cache_invalidate(user_ids=[instance.pk])

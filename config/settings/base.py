@@ -86,7 +86,6 @@ STATICFILES_DIRS = [
     ("vendor/twilio-voice", BASE_DIR / "node_modules" / "@twilio" / "voice-sdk" / "dist"),
 ]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
@@ -94,25 +93,12 @@ def database_from_env(default: str) -> dict:
     db = env.db("DATABASE_URL", default=default)
     db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     db["CONN_HEALTH_CHECKS"] = True
-    prepared_hot_queries(db)
     if db["ENGINE"].endswith("sqlite3"):
         # Web and worker processes share one SQLite file: wait for locks
         # instead of failing with "database is locked".
         db.setdefault("OPTIONS", {})["timeout"] = 20
         db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
         db["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-    return db
-
-
-def prepared_hot_queries(db: dict) -> dict:
-    """PostgreSQL: let psycopg prepare the few hot one-row reads (`workspaces/sql.py`, server-side binding).
-
-    Django's own queries use client-side binding, which psycopg never prepares, so this changes nothing else.
-    DB_PREPARE_HOT_QUERIES=0 turns it off behind a pooler that cannot keep prepared statements (PgBouncer
-    older than 1.21 in transaction mode).
-    """
-    if "postgresql" in db.get("ENGINE", "") and env.bool("DB_PREPARE_HOT_QUERIES", default=True):
-        db.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
     return db
 
 

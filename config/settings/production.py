@@ -2,7 +2,7 @@
 from urllib.parse import urlsplit
 
 from .base import *  # noqa: F401,F403
-from .base import MIDDLEWARE, broker_from_env, caches_from_env, channel_layers_from_env, env, prepared_hot_queries
+from .base import MIDDLEWARE, broker_from_env, caches_from_env, channel_layers_from_env, env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
@@ -13,7 +13,6 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL")
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-prepared_hot_queries(DATABASES["default"])
 REDIS_URL = env.str("REDIS_URL")
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_from_env()
 CACHES = caches_from_env()

@@ -1,18 +1,9 @@
 import pytest
 
-from connectors.selectors import webhook_call_cache_clear
 from tests.agents.factories import (EnvironmentSecretFactory, EnvironmentVariableFactory, PhoneConnectorFactory,
                                     published_agent)
 
 from .helpers import connection_for
-
-
-@pytest.fixture(autouse=True)
-def _forget_webhook_calls():
-    """The incoming-call webhook keeps what it read per process: no test sees another's entries."""
-    webhook_call_cache_clear()
-    yield
-    webhook_call_cache_clear()
 
 
 # A ready connector (published agent whose version needs a secret and a variable the environment has),
