@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from .models import Agent, AgentVersion, AuthConnector, Environment, EnvironmentSecret, EnvironmentVariable, HandoverAction
+from agents.models import (
+    Agent,
+    AgentVersion,
+    AuthConnector,
+    Environment,
+    EnvironmentSecret,
+    EnvironmentVariable,
+    HandoverAction,
+)
 
 
 class HandoverActionInline(admin.TabularInline):

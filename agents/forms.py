@@ -3,7 +3,7 @@ import re
 
 from django import forms
 
-from .models import NAME_RE, AgentVersion, AuthConnector, HandoverAction, identifier_validator, name_validator
+from agents.models import NAME_RE, AgentVersion, AuthConnector, HandoverAction, identifier_validator, name_validator
 
 
 class AgentCreateForm(forms.Form):

@@ -5,7 +5,15 @@ from dataclasses import dataclass, field
 
 from django.db.models import CharField, Max, Prefetch, Value
 
-from .models import Agent, AgentVersion, AuthConnector, Environment, EnvironmentSecret, EnvironmentVariable, HandoverAction
+from agents.models import (
+    Agent,
+    AgentVersion,
+    AuthConnector,
+    Environment,
+    EnvironmentSecret,
+    EnvironmentVariable,
+    HandoverAction,
+)
 
 
 def agents_list(*, workspace):

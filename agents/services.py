@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import (
+from agents.models import (
     Agent,
     AgentVersion,
     AuthConnector,
@@ -16,7 +16,7 @@ from .models import (
     HandoverAction,
     ImmutableVersionError,
 )
-from .selectors import draft_get, latest_published_get
+from agents.selectors import draft_get, latest_published_get
 
 
 class NothingToPublish(Exception):
@@ -95,7 +95,7 @@ def agent_publish(*, agent: Agent, user=None, allow_unchanged: bool = False) -> 
         raise ValidationError("This agent has no draft to publish.")
     latest = latest_published_get(agent_id=locked.pk)
     if latest is not None and not allow_unchanged:
-        from .selectors import version_diff
+        from agents.selectors import version_diff
 
         if version_diff(draft=draft, base=latest).empty:
             raise NothingToPublish(f"The draft is the same as {latest.label}: nothing to publish.")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from agents import views
 
 app_name = "agents"
 

@@ -6,13 +6,25 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from agents import selectors, services
+from agents.forms import (
+    AgentCreateForm,
+    AgentVersionForm,
+    AuthConnectorForm,
+    HandoverActionForm,
+    RecordingForm,
+    SecretForm,
+    VariableForm,
+)
+from agents.models import (
+    AuthConnector,
+    Environment,
+    EnvironmentSecret,
+    EnvironmentVariable,
+    HandoverAction,
+)
 from workspaces.decorators import workspace_admin_required, workspace_member_required
 from workspaces.forms import apply_validation_error
-
-from . import selectors, services
-from .forms import (AgentCreateForm, AgentVersionForm, AuthConnectorForm, HandoverActionForm, RecordingForm, SecretForm,
-                    VariableForm)
-from .models import AuthConnector, Environment, EnvironmentSecret, EnvironmentVariable, HandoverAction, ImmutableVersionError
 
 
 def _agent_or_404(request, agent_id):

@@ -28,7 +28,7 @@ SEED = r"""
 import json, secrets
 from agents import services as a
 from connectors import services as c
-from dialer.models import TwilioConnection
+from telephony.models import TwilioConnection
 from workspaces.services import workspace_create
 
 ws = workspace_create(name="Bench " + secrets.token_hex(3))

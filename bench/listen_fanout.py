@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     port = free_port()
     proc = _start_server("uvicorn", port, env)
     ws_base = f"ws://127.0.0.1:{port}"
-    from connectors.models import CallSession
+    from calls.models import CallSession
 
     rows = []
     try:

@@ -161,7 +161,7 @@ def _seed():
     """A workspace with a Twilio connection, a scripted agent in line-test (echo) mode, a connector."""
     from agents.models import Agent, AgentVersion, Environment, EnvironmentVariable
     from connectors.models import PhoneConnector
-    from dialer.models import TwilioConnection
+    from telephony.models import TwilioConnection
     from workspaces.models import Workspace
 
     ws = Workspace.objects.create(name="Bench", slug=f"bench-{os.getpid()}")
@@ -177,7 +177,7 @@ def _seed():
 
 
 def _sessions(seed, n: int, level: int) -> list[tuple[str, str]]:  # level: a unique step number
-    from connectors.models import CallSession
+    from calls.models import CallSession
     from connectors.services import stream_token_issue
 
     ws, connector, version, env = seed

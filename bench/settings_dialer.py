@@ -13,13 +13,12 @@ import os
 import subprocess
 import sys
 
-from bench._harness import (ROOT, bench_env, fresh_postgres_database, hammer, login_session, report, seed_demo,
-                            serve)
+from bench._harness import ROOT, bench_env, fresh_postgres_database, hammer, login_session, report, seed_demo, serve
 
 SEED = """
 import secrets
-from dialer.models import CallerId, PhoneNumber, TwilioConnection
-from dialer.services import _caller_id_for_number
+from telephony.models import CallerId, PhoneNumber, TwilioConnection
+from telephony.services import _caller_id_for_number
 from workspaces.models import Workspace
 ws = Workspace.objects.get(slug="demo")
 TwilioConnection.objects.update_or_create(workspace=ws, defaults=dict(

@@ -26,15 +26,23 @@ import secrets
 import sys
 from urllib.parse import urlsplit
 
-from bench._harness import (bench_env, fresh_postgres_database, hammer, login_session, report, run_seed, serve,
-                            signed_form_posts)
+from bench._harness import (
+    bench_env,
+    fresh_postgres_database,
+    hammer,
+    login_session,
+    report,
+    run_seed,
+    serve,
+    signed_form_posts,
+)
 
 PASSWORD = "bench-" + secrets.token_hex(8)
 
 SEED = r"""
 import json, os, secrets
 from django.contrib.auth import get_user_model
-from dialer.models import CallerId, PhoneNumber, TwilioConnection
+from telephony.models import CallerId, PhoneNumber, TwilioConnection
 from workspaces.models import Membership, Workspace
 
 suffix = secrets.token_hex(3)

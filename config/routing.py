@@ -3,8 +3,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
-from connectors.consumers import MediaStreamConsumer, RelayConsumer, TestChatConsumer
-from connectors.monitor_consumers import ListenConsumer, LiveCallsConsumer
+from calls.consumers.monitor import ListenConsumer, LiveCallsConsumer
+from calls.consumers.stream import MediaStreamConsumer, RelayConsumer, TestChatConsumer
 
 websocket_urlpatterns: list = [
     # Twilio sends no Origin and no cookies: admitted by the signed single-use session parameter

@@ -8,8 +8,8 @@ urlpatterns = [
     path("healthz", workspace_views.healthz, name="healthz"),
     path("", include("workspaces.urls")),
     path("", include("dialer.urls")),
-    path("", include("dialer.voice_urls")),
     path("", include("agents.urls")),
     path("", include("connectors.urls")),
+    path("", include("calls.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,8 +1,7 @@
 from django import forms
 
 from agents.models import Agent, AgentVersion, Environment
-
-from .models import PhoneConnector
+from connectors.models import PhoneConnector
 
 
 class PhoneConnectorForm(forms.Form):
@@ -47,7 +46,7 @@ class AttachNumberForm(forms.Form):
     phone_number = forms.ModelChoiceField(queryset=None, label="Twilio number", empty_label="Pick a number…")
 
     def __init__(self, *args, workspace, **kwargs):
-        from dialer.models import PhoneNumber
+        from telephony.models import PhoneNumber
 
         super().__init__(*args, **kwargs)
         self.fields["phone_number"].queryset = PhoneNumber.objects.filter(workspace=workspace).order_by("phone_number")

@@ -1,11 +1,11 @@
-"""Phone connectors (Twilio number → agent + environment + version mode) and inbound call sessions."""
+"""Phone connectors: a Twilio number → agent + environment + version mode."""
 import secrets
 
 from django.conf import settings
 from django.db import models
 
 from agents.models import Agent, AgentVersion, Environment
-from dialer.models import PhoneNumber
+from telephony.models import PhoneNumber
 from workspaces.models import Workspace
 
 
@@ -78,65 +78,3 @@ class ConnectorNumber(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone_number} → {self.connector}"
-
-
-class CallSession(models.Model):
-    """One inbound call handed to an agent. Created idempotently on Twilio's CallSid."""
-
-    class Status(models.TextChoices):
-        RINGING = "ringing", "Ringing"
-        IN_PROGRESS = "in-progress", "In progress"
-        COMPLETED = "completed", "Completed"
-        BUSY = "busy", "Busy"
-        FAILED = "failed", "Failed"
-        NO_ANSWER = "no-answer", "No answer"
-        CANCELED = "canceled", "Canceled"
-        REJECTED = "rejected", "Rejected by us"
-
-    call_sid = models.CharField(max_length=64, unique=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="call_sessions")
-    connector = models.ForeignKey(PhoneConnector, null=True, on_delete=models.SET_NULL, related_name="call_sessions")
-    agent_version = models.ForeignKey(AgentVersion, null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="call_sessions")
-    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="call_sessions")
-    from_number = models.CharField(max_length=64, blank=True)
-    to_number = models.CharField(max_length=64, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RINGING)
-    direction = models.CharField(max_length=24, blank=True, default="inbound")
-    # Why we answered with an apology instead of connecting (empty when connected).
-    rejected_reason = models.CharField(max_length=255, blank=True)
-    # Twilio parameters of interest (Studio's FlowSid, Digits, CallerName, …).
-    params = models.JSONField(default=dict, blank=True)
-    stream_token_nonce = models.CharField(max_length=32, blank=True)
-    stream_token_used_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    # Why the agent could not go on (provider failure), and why the recording could not start: shown on the call.
-    runtime_error = models.CharField(max_length=255, blank=True)
-    recording_error = models.CharField(max_length=255, blank=True)
-
-    class Meta:
-        ordering = ["-started_at"]
-        indexes = [models.Index(fields=["workspace", "-started_at"], name="callsession_ws_started")]
-
-    def __str__(self) -> str:
-        return f"{self.call_sid} ({self.status})"
-
-    @property
-    def connected(self) -> bool:
-        return not self.rejected_reason
-
-    @property
-    def duration_seconds(self) -> int | None:
-        if self.ended_at is None or self.started_at is None:
-            return None
-        return max(0, int((self.ended_at - self.started_at).total_seconds()))
-
-    @property
-    def is_live(self) -> bool:
-        return self.connected and self.ended_at is None
-
-
-from .runtime_models import CallHandover, CallTurn  # noqa: E402,F401  (the live-call runtime)
-from .call_models import CallIntervention, CallRecording  # noqa: E402,F401  (recordings, supervisor interventions)

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 
 from agents.models import AgentVersion
-from agents.selectors import environment_completeness, Completeness
-from dialer.models import PhoneNumber
-
-from .models import CallSession, ConnectorNumber, PhoneConnector
+from agents.selectors import Completeness, environment_completeness
+from calls.models import CallSession
+from connectors.models import ConnectorNumber, PhoneConnector
+from telephony.models import PhoneNumber
 
 
 def connectors_list(*, workspace):
@@ -46,7 +46,7 @@ class WebhookConnection:
 def connector_for_webhook(*, identifier: str) -> PhoneConnector | None:
     """One query: the connector, its agent's latest published version, and its workspace's Twilio account SID
     and auth token (subqueries; the token is decrypted by its field). See `webhook_connection`."""
-    from dialer.models import TwilioConnection
+    from telephony.models import TwilioConnection
 
     connection = TwilioConnection.objects.filter(workspace_id=OuterRef("workspace_id")).order_by()
     return (

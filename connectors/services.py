@@ -8,7 +8,8 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import CallSession, ConnectorNumber, PhoneConnector
+from calls.models import CallSession
+from connectors.models import ConnectorNumber, PhoneConnector
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _check_connector_fields(*, workspace, agent, environment, version_mode, pinn
 def connector_create(*, workspace, agent, environment, version_mode: str, pinned_version=None, name: str = "",
                      type: str = "twilio") -> PhoneConnector:
     """Creates the connector; it starts enabled only when a call could be connected right now."""
-    from .selectors import connector_readiness
+    from connectors.selectors import connector_readiness
 
     pinned = _check_connector_fields(workspace=workspace, agent=agent, environment=environment,
                                      version_mode=version_mode, pinned_version=pinned_version)
@@ -107,7 +108,7 @@ def connector_create(*, workspace, agent, environment, version_mode: str, pinned
 @transaction.atomic
 def connector_update(*, connector: PhoneConnector, agent, environment, version_mode: str, pinned_version=None,
                      name: str = "") -> PhoneConnector:
-    from .selectors import connector_readiness
+    from connectors.selectors import connector_readiness
 
     pinned = _check_connector_fields(workspace=connector.workspace, agent=agent, environment=environment,
                                      version_mode=version_mode, pinned_version=pinned_version)
@@ -128,7 +129,7 @@ def connector_enable(*, connector: PhoneConnector) -> PhoneConnector:
     """Refuses (ValidationError naming what is missing) when a call could not be connected."""
     from django.core.exceptions import ValidationError
 
-    from .selectors import connector_readiness
+    from connectors.selectors import connector_readiness
 
     _, _, problem = connector_readiness(connector=connector)
     if problem:
@@ -164,7 +165,7 @@ def connector_alert_clear(*, connector: PhoneConnector) -> None:
 def _credentials(workspace):
     from django.core.exceptions import ValidationError
 
-    from dialer.selectors import connection_get
+    from telephony.selectors import connection_get
 
     connection = connection_get(workspace=workspace)
     if connection is None or not connection.has_credentials:
@@ -180,7 +181,7 @@ def connector_number_attach(*, connector: PhoneConnector, phone_number) -> Conne
     """
     from django.core.exceptions import ValidationError
 
-    from dialer import twilio_gateway
+    from telephony import twilio_gateway
 
     if phone_number.workspace_id != connector.workspace_id:
         raise ValidationError("Choose one of this workspace's numbers.")
@@ -203,8 +204,8 @@ def connector_number_detach(*, link: ConnectorNumber) -> None:
     """Forget the link. When the number still points at this connector, hand it back to the browser dialer
     (the workspace's TwiML app, so its calls ring the members' dialers again), or clear its voice URL when
     the workspace has no TwiML app yet."""
-    from dialer import errors, twilio_gateway
-    from dialer.selectors import connection_get
+    from telephony import errors, twilio_gateway
+    from telephony.selectors import connection_get
 
     connector = link.connector
     try:
@@ -223,10 +224,9 @@ def connector_number_detach(*, link: ConnectorNumber) -> None:
 
 def connector_numbers_check(*, workspace_id: int) -> dict:
     """Fetch each attached number's voice config and flag drift. Returns counts (checked, drifted, errors)."""
-    from dialer import errors, twilio_gateway
-    from dialer.models import TwilioConnection
-
-    from .selectors import connector_numbers_for_workspace
+    from connectors.selectors import connector_numbers_for_workspace
+    from telephony import errors, twilio_gateway
+    from telephony.models import TwilioConnection
 
     counts = {"checked": 0, "drifted": 0, "errors": 0}
     connection = TwilioConnection.objects.filter(workspace_id=workspace_id).first()
@@ -341,7 +341,7 @@ def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[Cal
     """
     from django.db import connection
 
-    from .selectors import connector_readiness
+    from connectors.selectors import connector_readiness
 
     call_sid = (params.get("CallSid") or "").strip()[:64]
     if not call_sid:

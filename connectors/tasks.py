@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import selectors, services
+from connectors import selectors, services
 
 
 @shared_task(name="connectors.tasks.connector_numbers_check_all", ignore_result=True)
@@ -13,11 +13,3 @@ def connector_numbers_check_all() -> None:
 @shared_task(name="connectors.tasks.connector_numbers_check", ignore_result=True)
 def connector_numbers_check(workspace_id: int) -> dict:
     return services.connector_numbers_check(workspace_id=workspace_id)
-
-
-@shared_task(name="connectors.tasks.recordings_purge_expired", ignore_result=True)
-def recordings_purge_expired() -> int:
-    """Periodic: delete recordings past their environment's retention, at Twilio and here (each one logged)."""
-    from . import call_services
-
-    return len(call_services.recordings_purge_expired())

@@ -1,21 +1,14 @@
 from django.urls import path
 
-from . import call_views, handoff_views, views, webhooks
+from connectors import views, webhooks
 
 app_name = "connectors"
 
 urlpatterns = [
     path("v1/agents/<str:identifier>/twilio-config", webhooks.twilio_config, name="twilio_config"),
     path("v1/agents/<str:identifier>/handoff", webhooks.handoff, name="handoff"),
-    path("v1/agents/<str:identifier>/dial-result", handoff_views.dial_result, name="dial_result"),
-    path("v1/agents/<str:identifier>/recording-status", call_views.recording_status, name="recording_status"),
-    path("studio/calls/", call_views.calls_list, name="calls"),
-    path("studio/calls/live/", call_views.live_view, name="calls_live"),
-    path("studio/calls/live/stats/", call_views.live_stats, name="calls_live_stats"),
-    path("studio/calls/<int:call_id>/", call_views.call_detail, name="call"),
-    path("studio/calls/<int:call_id>/export.json", call_views.call_export, name="call_export"),
-    path("studio/calls/<int:call_id>/recordings/<int:recording_id>/audio", call_views.recording_audio,
-         name="recording_audio"),
+    path("v1/agents/<str:identifier>/dial-result", webhooks.dial_result, name="dial_result"),
+    path("v1/agents/<str:identifier>/recording-status", webhooks.recording_status, name="recording_status"),
     path("studio/connectors/", views.connector_list, name="list"),
     path("studio/connectors/new/", views.connector_create, name="create"),
     path("studio/connectors/<int:connector_id>/", views.connector_detail, name="detail"),

@@ -1,18 +1,17 @@
 """Studio pages for phone connectors (thin: form → service → render)."""
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from agents.services import environments_ensure
-from dialer import errors as twilio_errors
-from dialer.selectors import connection_get
+from connectors import selectors, services
+from connectors.forms import AttachNumberForm, PhoneConnectorForm
+from telephony import errors as twilio_errors
+from telephony.selectors import connection_get
 from workspaces.decorators import workspace_admin_required, workspace_member_required
 from workspaces.forms import apply_validation_error
-
-from . import selectors, services
-from .forms import AttachNumberForm, PhoneConnectorForm
 
 
 def _connector_or_404(request, connector_id):

@@ -1,15 +1,19 @@
-"""Views Twilio calls: the incoming-call webhook and the post-<Connect> handoff. Never a 500 to Twilio."""
+"""Every `/v1/agents/<identifier>/…` webhook Twilio calls: the incoming call (`twilio-config`), the
+ConversationRelay handoff after `<Connect>`, a handover's `<Dial>` result and the recording status callback.
+
+All signature-checked with the workspace's auth token (`resolve_connector`); the TwiML ones never answer 500.
+"""
 import logging
 from functools import wraps
 
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_http_methods
 
-from dialer.webhook_security import twilio_webhook
-
-from . import services
-from .handover import relay_handoff_twiml
-from .selectors import connector_for_webhook, webhook_connection
+from calls.services import handovers, recordings
+from calls.services.handovers import relay_handoff_twiml
+from connectors import services
+from connectors.selectors import connector_for_webhook, webhook_connection
+from telephony.webhook_security import twilio_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +76,29 @@ def twilio_config(request, identifier: str):
 @twilio_webhook(resolve=resolve_connector)
 def handoff(request, identifier: str):
     return _twiml(relay_handoff_twiml(connector=request.phone_connector, params=_params(request)))
+
+
+@require_http_methods(["GET", "POST"])
+@twilio_webhook(resolve=resolve_connector)
+def dial_result(request, identifier: str):
+    """`<Dial action>` of a handover: record answered / busy / no answer / failed once; say what's next."""
+    try:
+        return _twiml(handovers.dial_result_record(connector=request.phone_connector,
+                                                   handover_id=request.GET.get("handover"), params=_params(request)))
+    except Http404:
+        raise
+    except Exception:
+        logger.exception("dial result callback failed", extra={"path": request.path})
+        return _twiml(handovers.fallback_hangup_twiml())
+
+
+@require_http_methods(["POST"])
+@twilio_webhook(resolve=resolve_connector)
+def recording_status(request, identifier: str):
+    """Signed; idempotent (Twilio retries, and events can arrive out of order). Always 204 once verified."""
+    try:
+        recordings.recording_callback_record(connector=request.phone_connector, params=request.POST.dict())
+    except Exception:
+        logger.exception("recording status callback failed", extra={"path": request.path})
+        return HttpResponse(status=500)  # Twilio retries; nothing half-written (transaction)
+    return HttpResponse(status=204)

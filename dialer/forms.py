@@ -1,30 +1,15 @@
-"""Settings → Dialer forms: every field validated with a message next to it."""
+"""Dialer forms (Settings → Dialer, the call log's filters): every field validated with a message next to it."""
 import re
 
 from django import forms
 from django.core.validators import RegexValidator
 
-from .models import TwilioConnection
-from .numbering import InvalidNumber, country_of, to_e164
+from dialer.models import Call
+from telephony.forms import clean_account_sid, clean_auth_token
+from telephony.models import TwilioConnection
+from telephony.numbering import InvalidNumber, country_of, to_e164
 
-ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
-AUTH_TOKEN_RE = re.compile(r"^[0-9a-zA-Z]{32}$")
 SEARCH_COUNTRIES = [("US", "United States"), ("CA", "Canada")]
-
-
-def clean_account_sid(value: str) -> str:
-    value = (value or "").strip()
-    if not ACCOUNT_SID_RE.match(value):
-        raise forms.ValidationError(
-            "An Account SID is \"AC\" followed by 32 hexadecimal characters (find it on the Twilio Console dashboard).")
-    return "AC" + value[2:].lower()
-
-
-def clean_auth_token(value: str) -> str:
-    value = (value or "").strip()
-    if value and not AUTH_TOKEN_RE.match(value):
-        raise forms.ValidationError("An Auth Token is 32 letters and digits (click the eye icon in the Twilio Console).")
-    return value
 
 
 class ByokForm(forms.Form):
@@ -117,29 +102,21 @@ class LocalPresenceForm(forms.Form):
     enabled = forms.BooleanField(required=False, label="Local presence")
 
 
-class TwilioConnectionAdminForm(forms.ModelForm):
-    """Admin change form: secrets are never shown, only replaced."""
 
-    new_auth_token = forms.CharField(label="Replace Auth Token", required=False,
-                                     widget=forms.PasswordInput(render_value=False),
-                                     help_text="Leave empty to keep the stored token.")
+class CallLogFilterForm(forms.Form):
+    """Call log filters; `user` only accepts members of the workspace (anything else is invalid)."""
 
-    class Meta:
-        model = TwilioConnection
-        exclude = ["auth_token", "api_key_secret"]
+    user = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Rep")
+    direction = forms.ChoiceField(required=False, choices=[("", "Any direction"), *Call.Direction.choices])
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Call.Status.choices])
 
-    def clean_account_sid(self):
-        value = self.cleaned_data.get("account_sid")
-        return clean_account_sid(value) if value else value
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].choices = [("", "Anyone")] + [
+            (m.user_id, m.user.get_full_name() or m.user.get_username()) for m in members
+        ]
 
-    def clean_new_auth_token(self):
-        return clean_auth_token(self.cleaned_data.get("new_auth_token"))
-
-    def save(self, commit=True):
-        instance = super().save(commit=False)
-        if self.cleaned_data.get("new_auth_token"):
-            instance.auth_token = self.cleaned_data["new_auth_token"]
-        if commit:
-            instance.save()
-            self.save_m2m()
-        return instance
+    def foreign_user(self) -> bool:
+        """A user id that is a number but not a member of this workspace (another workspace's id)."""
+        raw = self.data.get("user", "")
+        return bool(raw) and "user" in self.errors and str(raw).isdigit()

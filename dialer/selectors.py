@@ -1,142 +1,59 @@
-from dataclasses import dataclass
+"""Reads for browser-dialer calls. Everything is scoped to a workspace; another workspace's rows are not found."""
+from __future__ import annotations
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db.models import Q
-from django.urls import reverse
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
 
-from .models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
-
-STATUS_CACHE_SECONDS = 300
-
-
-def status_cache_key(workspace_id: int) -> str:
-    return f"phone-system-status:v1:{workspace_id}"
+from dialer.models import Call, CallLeg, Voicemail
+from telephony.models import TwilioConnection
+from workspaces.models import Membership
 
 
-@dataclass(frozen=True)
-class PhoneSystemStatus:
-    """What the sidebar banner says. `banner` is one of the product document's three titles, or ''."""
-
-    state: str  # not_connected | validating | error | no_number | ready
-    banner: str
-    detail: str
-    fix_label: str
-    fix_url: str
-
-    @property
-    def ready(self) -> bool:
-        return self.state == "ready"
+def connection_for_webhook(*, workspace_id: int) -> TwilioConnection | None:
+    """The TwilioConnection whose auth token signs /v1/voice/*/<workspace_id> requests."""
+    return (TwilioConnection.objects.select_related("workspace").filter(workspace_id=workspace_id)
+            .only("id", "workspace_id", "account_sid", "auth_token", "status", "local_presence",
+                  "workspace__id", "workspace__name", "workspace__default_country", "workspace__slug").first())
 
 
-def connection_get(*, workspace) -> TwilioConnection | None:
-    return TwilioConnection.objects.select_related("workspace").filter(workspace=workspace).first()
+def connection_for_token(*, workspace) -> TwilioConnection | None:
+    return (TwilioConnection.objects.filter(workspace=workspace)
+            .only("id", "workspace_id", "account_sid", "api_key_sid", "api_key_secret", "twiml_app_sid", "status")
+            .first())
 
 
-def phone_system_status_compute(*, workspace_id: int) -> PhoneSystemStatus:
-    connection = TwilioConnection.objects.filter(workspace_id=workspace_id).only(
-        "status", "error_code", "error_message", "account_sid"
-    ).first()
-    settings_url = reverse("dialer:settings")
-    if connection is None or connection.status == TwilioConnection.Status.NOT_CONNECTED:
-        return PhoneSystemStatus("not_connected", "Connect your phone system",
-                                 "Go to Settings → Dialer and enter your Twilio credentials.",
-                                 "Connect Twilio", settings_url)
-    if connection.status == TwilioConnection.Status.VALIDATING:
-        return PhoneSystemStatus("validating", "", "Checking your Twilio credentials…", "Settings → Dialer",
-                                 settings_url)
-    if connection.status == TwilioConnection.Status.ERROR:
-        message = connection.error_message or "Twilio refused the credentials."
-        if connection.error_code:
-            message = f"{message} (Twilio error {connection.error_code})"
-        return PhoneSystemStatus("error", "Phone system error",
-                                 f"{message} Credentials are invalid or expired — re-enter them.",
-                                 "Re-enter credentials", settings_url)
-    if not PhoneNumber.objects.filter(workspace_id=workspace_id).exists():
-        return PhoneSystemStatus("no_number", "Pick a phone number",
-                                 "Credentials are valid but no numbers are provisioned — add one.",
-                                 "Search numbers", reverse("dialer:number_search"))
-    return PhoneSystemStatus("ready", "", "Phone system connected", "Settings → Dialer", settings_url)
+def calls_for_workspace(*, workspace, user_id: int | None = None, direction: str = "", status: str = ""):
+    """The call log: newest first, with the rep and the voicemail count."""
+    qs = (Call.objects.filter(workspace=workspace).select_related("user")
+          .prefetch_related(Prefetch("voicemails", queryset=Voicemail.objects.only("id", "call_id", "status")))
+          .order_by("-started_at", "-id"))
+    if user_id:
+        qs = qs.filter(user_id=user_id)
+    if direction:
+        qs = qs.filter(direction=direction)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
 
 
-def phone_system_status(*, workspace_id: int) -> PhoneSystemStatus:
-    """One cache lookup per page; services call `phone_system_status_invalidate` when the state changes."""
-    key = status_cache_key(workspace_id)
-    status = cache.get(key)
-    if status is None:
-        status = phone_system_status_compute(workspace_id=workspace_id)
-        cache.set(key, status, STATUS_CACHE_SECONDS)
-    return status
+def call_get(*, workspace, pk: int) -> Call:
+    """One call of the workspace with its legs and voicemails, or Http404."""
+    qs = Call.objects.filter(workspace=workspace).select_related("user").prefetch_related(
+        Prefetch("legs", queryset=CallLeg.objects.select_related("user").order_by("started_at", "id")),
+        Prefetch("voicemails", queryset=Voicemail.objects.order_by("created_at")),
+    )
+    return get_object_or_404(qs, pk=pk)
 
 
-def phone_system_status_invalidate(*, workspace_id: int) -> None:
-    cache.delete(status_cache_key(workspace_id))
+def voicemail_get(*, workspace, call_pk: int, pk: int) -> Voicemail:
+    return get_object_or_404(Voicemail.objects.select_related("call"), workspace=workspace, call_id=call_pk, pk=pk)
 
 
-# ---------------------------------------------------------------------------
-# Settings → Dialer reads
+def call_log_members(*, workspace):
+    """Members offered in the call log's user filter (and the only valid values)."""
+    return Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
 
 
-@dataclass(frozen=True)
-class DialerSettings:
-    local_presence: bool
-
-
-def dialer_settings(workspace) -> DialerSettings:
-    value = TwilioConnection.objects.filter(workspace=workspace).values_list("local_presence", flat=True).first()
-    return DialerSettings(local_presence=bool(value))
-
-
-def outbound_voice_url(workspace) -> str:
-    """Where the workspace's TwiML app sends browser-dialer calls (routed by the browser-dialer views)."""
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/voice/outbound/{workspace.pk}"
-
-
-def voice_status_callback_url(workspace) -> str:
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/voice/status/{workspace.pk}"
-
-
-def twiml_app_friendly_name(workspace) -> str:
-    return f"Callwell dialer (workspace {workspace.pk})"
-
-
-def api_key_friendly_name(workspace) -> str:
-    return f"Callwell dialer (workspace {workspace.pk})"
-
-
-def subaccount_friendly_name(workspace) -> str:
-    return f"Callwell workspace {workspace.pk} ({workspace.slug})"
-
-
-def phone_numbers_for_workspace(*, workspace):
-    return PhoneNumber.objects.filter(workspace=workspace).order_by("-is_primary", "phone_number")
-
-
-def phone_number_get(*, workspace, pk) -> PhoneNumber:
-    """The workspace's number, or Http404 (another workspace's number is not found)."""
-    from django.shortcuts import get_object_or_404
-
-    return get_object_or_404(PhoneNumber, workspace=workspace, pk=pk)
-
-
-def number_purchases_open(*, workspace):
-    return NumberPurchase.objects.filter(workspace=workspace).exclude(state=NumberPurchase.State.COMPLETED)
-
-
-def caller_ids_for_workspace(*, workspace):
-    """Every caller ID of the workspace, pending verifications included (Settings → Caller IDs)."""
-    return CallerId.objects.filter(workspace=workspace).select_related("phone_number_ref").order_by(
-        "-is_default", "phone_number")
-
-
-def caller_ids_for_dialer(*, workspace):
-    """The "Call from" list: provisioned numbers and verified external numbers, default first."""
-    return CallerId.objects.filter(workspace=workspace).filter(
-        Q(kind=CallerId.Kind.PROVISIONED) | Q(verified_at__isnull=False)
-    ).select_related("phone_number_ref").order_by("-is_default", "phone_number")
-
-
-def caller_id_get(*, workspace, pk) -> CallerId:
-    from django.shortcuts import get_object_or_404
-
-    return get_object_or_404(CallerId, workspace=workspace, pk=pk)
+def recent_voicemails(*, workspace, limit: int = 10):
+    return (Voicemail.objects.filter(workspace=workspace).select_related("call", "call__user")
+            .order_by("-created_at")[:limit])

@@ -14,10 +14,10 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from . import errors, twilio_gateway
-from .models import PhoneNumber
-from .selectors import connection_get
-from .voice import VoiceTokenUnavailable, voice_token_issue
+from dialer.tokens import VoiceTokenUnavailable, voice_token_issue
+from telephony import errors, twilio_gateway
+from telephony.models import PhoneNumber
+from telephony.selectors import connection_get
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class AlertRow:
 
 
 def troubleshoot_run(*, workspace, user) -> tuple[list[Check], list[AlertRow]]:
-    from .selectors import outbound_voice_url
+    from telephony.selectors import outbound_voice_url
 
     settings_url = reverse("dialer:settings")
     checks: list[Check] = []

@@ -1,10 +1,28 @@
 from django.urls import path
 
-from . import views
+from dialer import views, webhooks
 
 app_name = "dialer"
 
 urlpatterns = [
+    # The browser dialer and Twilio's voice webhooks (the workspace id picks the connection whose auth token
+    # signs the request).
+    path("v1/voice/token", views.voice_token, name="token"),
+    path("v1/voice/normalize", views.number_normalize, name="normalize"),
+    path("v1/voice/caller-ids", views.caller_id_options, name="caller_id_options"),
+    path("v1/voice/outbound/<int:workspace_id>", webhooks.voice_outbound, name="outbound"),
+    path("v1/voice/inbound/<int:workspace_id>", webhooks.voice_inbound, name="inbound"),
+    path("v1/voice/status/<int:workspace_id>", webhooks.voice_status, name="status"),
+    path("v1/voice/leg-status/<int:workspace_id>", webhooks.voice_leg_status, name="leg_status"),
+    path("v1/voice/dial-done/<int:workspace_id>", webhooks.voice_dial_done, name="dial_done"),
+    path("v1/voice/voicemail-done/<int:workspace_id>", webhooks.voice_voicemail_done, name="voicemail_done"),
+    path("v1/voice/recording/<int:workspace_id>", webhooks.voice_recording_status, name="recording_status"),
+    path("calls/", views.call_log, name="call_log"),
+    path("calls/troubleshoot/", views.troubleshoot, name="troubleshoot"),
+    path("calls/troubleshoot/checks", views.troubleshoot_checks, name="troubleshoot_checks"),
+    path("calls/<int:pk>/", views.call_detail, name="call_detail"),
+    path("calls/<int:pk>/voicemails/<int:voicemail_pk>/audio", views.voicemail_audio, name="voicemail_audio"),
+    # Settings → Dialer
     path("settings/dialer/", views.settings_page, name="settings"),
     path("settings/dialer/byok/", views.connect_byok, name="connect_byok"),
     path("settings/dialer/hosted/", views.connect_hosted, name="connect_hosted"),

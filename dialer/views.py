@@ -1,31 +1,47 @@
-"""Settings → Dialer (admins only): connect Twilio, phone numbers, caller IDs, local presence.
+"""The dialer's pages and browser endpoints: Settings → Dialer (admins only: connect Twilio, phone numbers,
+caller IDs, local presence), the voice token, the call log, Troubleshoot Calls.
 
 Thin views: form → service → render. Every object is looked up in request.workspace
-(another workspace's id is a 404).
+(another workspace's id is a 404). Twilio's webhooks are in `dialer.webhooks`.
 """
 from django.contrib import messages
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from workspaces.decorators import workspace_admin_required
-
-from . import errors, services
-from .forms import ByokForm, CallerIdAddForm, LocalPresenceForm, NumberSearchForm, ProvisionForm
-from .models import CallerId, NumberPurchase, PhoneNumber
-from .selectors import (
+from dialer.forms import (
+    ByokForm,
+    CallerIdAddForm,
+    CallLogFilterForm,
+    LocalPresenceForm,
+    NumberSearchForm,
+    ProvisionForm,
+)
+from dialer.models import Call
+from dialer.selectors import call_get, call_log_members, calls_for_workspace, connection_for_token, voicemail_get
+from dialer.tokens import VoiceTokenUnavailable, voice_token_issue, voice_token_rate_limited
+from telephony import errors, numbering, services, twilio_gateway
+from telephony.models import CallerId, NumberPurchase, PhoneNumber
+from telephony.selectors import (
     caller_id_get,
+    caller_ids_for_dialer,
     caller_ids_for_workspace,
     connection_get,
+    dialer_settings,
     number_purchases_open,
     phone_number_get,
     phone_numbers_for_workspace,
+    phone_system_status,
     phone_system_status_compute,
     status_cache_key,
 )
+from workspaces.decorators import api_member_required, workspace_admin_required, workspace_member_required
 
 TWILIO_BUSY = "Twilio is not answering; retrying…"
+CALLS_PER_PAGE = 25
 
 
 # ---------------------------------------------------------------------------
@@ -196,7 +212,7 @@ def number_provision(request):
     except errors.TwilioTransientError:
         from django.db import transaction
 
-        from .tasks import backoff, provision_number
+        from telephony.tasks import backoff, provision_number
 
         transaction.on_commit(lambda: provision_number.apply_async((purchase.pk,), countdown=backoff(0)))
         messages.warning(request, f"{TWILIO_BUSY} We will finish buying {phone_number} in the background.")
@@ -361,3 +377,125 @@ def caller_id_remove(request, pk):
         return redirect("dialer:caller_ids")
     return render(request, "dialer/caller_id_remove.html", {"caller_id": caller_id})
 
+
+# ---------------------------------------------------------------------------
+# Voice token
+
+
+@never_cache
+@require_GET
+@api_member_required
+def voice_token(request):
+    retry_after = voice_token_rate_limited(user_id=request.user.pk)
+    if retry_after:
+        response = JsonResponse({"error": "rate_limited", "message": "Too many token requests; try again shortly.",
+                                 "retry_after": retry_after}, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
+    status = phone_system_status(workspace_id=request.workspace.pk)
+    if not status.ready:
+        return JsonResponse({"error": status.state, "banner": status.banner or status.detail,
+                             "message": status.detail, "fix_url": status.fix_url}, status=409)
+    connection = connection_for_token(workspace=request.workspace)
+    try:
+        if connection is None:
+            raise VoiceTokenUnavailable("Connect your phone system: no Twilio account is connected.",
+                                        code="not_connected")
+        token = voice_token_issue(connection=connection, user=request.user)
+    except VoiceTokenUnavailable as exc:
+        return JsonResponse({"error": exc.code, "banner": "Phone system error", "message": exc.message,
+                             "fix_url": reverse("dialer:settings")}, status=409)
+    return JsonResponse(token.as_json())
+
+
+@never_cache
+@require_GET
+@api_member_required
+def number_normalize(request):
+    """The dialer's server-side check: E.164 of a number typed in the workspace's local format."""
+    try:
+        e164 = numbering.to_e164(request.GET.get("number", ""), default_country=request.workspace.default_country)
+    except numbering.InvalidNumber as exc:
+        return JsonResponse({"error": "invalid_number", "message": str(exc)}, status=400)
+    return JsonResponse({"e164": e164})
+
+
+@require_GET
+@workspace_member_required
+def caller_id_options(request):
+    """The "Call from" <option>s (loaded by the panel when it first opens)."""
+    return render(request, "dialer/call_from_options.html", {
+        "caller_ids": caller_ids_for_dialer(workspace=request.workspace),
+        "local_presence": dialer_settings(request.workspace).local_presence,
+    })
+
+
+# ---------------------------------------------------------------------------
+# Call log
+
+
+@require_GET
+@workspace_member_required
+def call_log(request):
+    members = list(call_log_members(workspace=request.workspace))
+    form = CallLogFilterForm(request.GET or None, members=members)
+    filters = {}
+    if form.is_bound:
+        if form.foreign_user():
+            raise Http404("No such member.")
+        if form.is_valid():
+            filters = {"user_id": form.cleaned_data["user"], "direction": form.cleaned_data["direction"],
+                       "status": form.cleaned_data["status"]}
+    calls = calls_for_workspace(workspace=request.workspace, **filters) if not form.errors else Call.objects.none()
+    page = Paginator(calls, CALLS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    template = "dialer/call_log_rows.html" if request.headers.get("HX-Request") else "dialer/call_log.html"
+    return render(request, template, {"form": form, "page": page, "query": query.urlencode()})
+
+
+@require_GET
+@workspace_member_required
+def call_detail(request, pk: int):
+    return render(request, "dialer/call_detail.html", {"call": call_get(workspace=request.workspace, pk=pk)})
+
+
+@require_GET
+@workspace_member_required
+def voicemail_audio(request, pk: int, voicemail_pk: int):
+    """Twilio's media URL needs our credentials, so the audio is proxied."""
+    voicemail = voicemail_get(workspace=request.workspace, call_pk=pk, pk=voicemail_pk)
+    connection = connection_get(workspace=request.workspace)
+    if connection is None or not connection.has_credentials:
+        raise Http404("The phone system is not connected.")
+    try:
+        upstream = twilio_gateway.recording_media(creds=connection.credentials(),
+                                                  recording_sid=voicemail.recording_sid)
+    except errors.TwilioNotFound:
+        raise Http404("The recording is not at Twilio any more.") from None
+    except errors.TwilioError as exc:
+        return HttpResponse(f"Twilio could not serve the recording: {exc.display()}", status=502,
+                            content_type="text/plain")
+    response = StreamingHttpResponse(upstream.iter_content(chunk_size=32 * 1024), content_type="audio/mpeg")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ---------------------------------------------------------------------------
+# Troubleshoot Calls
+
+
+@require_GET
+@workspace_member_required
+def troubleshoot(request):
+    return render(request, "dialer/troubleshoot.html", {})
+
+
+@never_cache
+@require_GET
+@workspace_member_required
+def troubleshoot_checks(request):
+    from dialer.troubleshoot import troubleshoot_run
+
+    checks, alerts = troubleshoot_run(workspace=request.workspace, user=request.user)
+    return render(request, "dialer/troubleshoot_checks.html", {"checks": checks, "alerts": alerts})

@@ -3,7 +3,7 @@ import secrets
 import factory
 from django.contrib.auth import get_user_model
 
-from dialer.models import PhoneNumber, TwilioConnection
+from telephony.models import PhoneNumber, TwilioConnection
 from workspaces.models import Membership, Workspace
 
 

@@ -10,8 +10,8 @@ and the gateway's pooled HTTP client is reset before and after.
 """
 import pytest
 
-from dialer import twilio_gateway
-from dialer.sandbox import SandboxServer
+from devtools.twilio_sandbox import SandboxServer
+from telephony import twilio_gateway
 
 
 @pytest.fixture

@@ -195,8 +195,8 @@ def test_changelist_queries_do_not_grow_with_rows(superuser_client, model, model
 
 def test_the_secret_detector_catches_an_admin_that_shows_a_secret(rf, workspace):
     """Negative control: an admin without `exclude` would render the token, and this test module would see it."""
-    from dialer.admin import TwilioConnectionAdmin
-    from dialer.models import TwilioConnection
+    from telephony.admin import TwilioConnectionAdmin
+    from telephony.models import TwilioConnection
 
     class LeakyAdmin(TwilioConnectionAdmin):
         exclude = None

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, WorkerHeartbeat, Workspace
+from workspaces.models import Membership, WorkerHeartbeat, Workspace
 
 
 class MembershipInline(admin.TabularInline):

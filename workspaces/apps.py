@@ -5,5 +5,7 @@ class WorkspacesConfig(AppConfig):
     name = "workspaces"
 
     def ready(self):
-        from . import checks  # noqa: F401 - registers the system checks
-        from . import signals  # noqa: F401 - invalidates the cached memberships on every change
+        from workspaces import (
+            checks,  # noqa: F401 - registers the system checks
+            signals,  # noqa: F401 - invalidates the cached memberships on every change
+        )

@@ -3,7 +3,7 @@ from django.apps import apps
 from django.core.checks import Error, Tags, register
 from django.db import DatabaseError, connection
 
-from .fields import StrictEncryptedMixin, can_decrypt
+from workspaces.fields import StrictEncryptedMixin, can_decrypt
 
 
 def encrypted_fields():

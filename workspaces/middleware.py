@@ -1,4 +1,4 @@
-from .selectors import membership_for_request
+from workspaces.selectors import membership_for_request
 
 SESSION_KEY = "workspace_id"
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 
-from .models import Membership, Workspace
+from workspaces.models import Membership, Workspace
 
 # The middleware's membership lookup is cached per user (see `memberships_cached`).
 MEMBERSHIP_CACHE_SECONDS = 60

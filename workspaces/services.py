@@ -4,7 +4,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import Membership, WorkerHeartbeat, Workspace
+from workspaces.models import Membership, WorkerHeartbeat, Workspace
 
 
 @transaction.atomic

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from .models import Membership, Workspace
-from .selectors import membership_cache_bump
+from workspaces.models import Membership, Workspace
+from workspaces.selectors import membership_cache_bump
 
 
 def membership_cache_invalidate(*, user_ids) -> None:

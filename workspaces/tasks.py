@@ -1,7 +1,7 @@
 """Celery tasks of the workspaces app (thin: call the service)."""
 from celery import shared_task
 
-from .services import worker_heartbeat_record
+from workspaces.services import worker_heartbeat_record
 
 
 @shared_task(name="workspaces.tasks.worker_heartbeat", ignore_result=True)

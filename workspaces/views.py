@@ -3,10 +3,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from .decorators import workspace_member_required
-from .forms import SwitchWorkspaceForm
-from .middleware import SESSION_KEY
-from .selectors import memberships_for_user
+from workspaces.decorators import workspace_member_required
+from workspaces.forms import SwitchWorkspaceForm
+from workspaces.middleware import SESSION_KEY
+from workspaces.selectors import memberships_for_user
 
 
 @workspace_member_required

@@ -23,9 +23,11 @@ INSTALLED_APPS = [
     "channels",
     "encrypted_model_fields",
     "workspaces",
+    "telephony",
     "dialer",
     "agents",
     "connectors",
+    "calls",
 ]
 
 MIDDLEWARE = [
@@ -54,7 +56,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "workspaces.context_processors.workspace",
-                "dialer.context_processors.phone_system",
+                "telephony.context_processors.phone_system",
             ],
         },
     },
@@ -155,7 +157,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "revalidate-twilio-connections": {
-        "task": "dialer.tasks.revalidate_all_connections",
+        "task": "telephony.tasks.revalidate_all_connections",
         "schedule": 15 * 60.0,
     },
     "check-connector-numbers": {
@@ -163,7 +165,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30 * 60.0,
     },
     "purge-expired-recordings": {
-        "task": "connectors.tasks.recordings_purge_expired",
+        "task": "calls.tasks.recordings_purge_expired",
         "schedule": 60 * 60.0,
     },
 }

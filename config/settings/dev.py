@@ -1,6 +1,14 @@
 """Local development: SQLite and a server-less Celery broker unless DATABASE_URL / REDIS_URL say otherwise."""
-from .base import *  # noqa: F401,F403
-from .base import BASE_DIR, VAR_DIR, broker_from_env, caches_from_env, channel_layers_from_env, database_from_env, env
+from config.settings.base import *  # noqa: F401,F403
+from config.settings.base import (
+    BASE_DIR,
+    VAR_DIR,
+    broker_from_env,
+    caches_from_env,
+    channel_layers_from_env,
+    database_from_env,
+    env,
+)
 
 environ_file = BASE_DIR / ".env"
 if environ_file.exists():

@@ -1,8 +1,8 @@
 """Production: every value comes from the environment; the required ones have no default."""
 from urllib.parse import urlsplit
 
-from .base import *  # noqa: F401,F403
-from .base import MIDDLEWARE, broker_from_env, caches_from_env, channel_layers_from_env, env
+from config.settings.base import *  # noqa: F401,F403
+from config.settings.base import MIDDLEWARE, broker_from_env, caches_from_env, channel_layers_from_env, env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")

@@ -6,8 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .base import *  # noqa: F401,F403
-from .base import broker_from_env, channel_layers_from_env, database_from_env, env
+from config.settings.base import *  # noqa: F401,F403
+from config.settings.base import broker_from_env, channel_layers_from_env, database_from_env, env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"

@@ -7,7 +7,6 @@ from tests.agents.factories import (
     EnvironmentFactory,
     EnvironmentSecretFactory,
     EnvironmentVariableFactory,
-    PhoneConnectorFactory,
     published_agent,
 )
 

@@ -10,7 +10,12 @@ from websockets.asyncio.client import connect
 
 from tests.factories import MembershipFactory, UserFactory
 from tests.runtime.conftest import (  # noqa: F401  (fixtures re-exported)
-    AsgiServer, TwilioMediaClient, asgi_server, eventually, make_call_setup, run,
+    AsgiServer,
+    TwilioMediaClient,
+    asgi_server,
+    eventually,
+    make_call_setup,
+    run,
 )
 from workspaces.models import Membership
 

@@ -6,8 +6,8 @@ import threading
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.fixtures_browser import login
 from tests.factories import MembershipFactory, UserFactory
+from tests.fixtures_browser import login
 from workspaces.models import Membership
 
 from .conftest import AsgiServer, TwilioMediaClient, make_call_setup

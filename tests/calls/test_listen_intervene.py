@@ -5,15 +5,11 @@ import json
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from connectors.call_models import CallIntervention
-from connectors.models import CallSession
-from connectors.runtime import live
-from connectors.runtime_models import CallHandover, CallTurn
+from calls.engine import live
+from calls.models import CallHandover, CallIntervention, CallSession, CallTurn
 from workspaces.models import Membership
 
-from .conftest import (
-    Reader, TwilioMediaClient, browser_ws, cookie_for, eventually, make_call_setup, member_of, run,
-)
+from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, eventually, make_call_setup, member_of, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

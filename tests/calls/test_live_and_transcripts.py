@@ -6,7 +6,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from connectors.runtime_models import CallTurn
+from calls.models import CallTurn
 
 from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, eventually, make_call_setup, member_of, run
 

@@ -6,12 +6,8 @@ import pytest
 from django.utils import timezone
 
 from agents.models import Environment
-from connectors.call_models import CallIntervention, CallRecording
-from connectors.models import CallSession
-from connectors.runtime_models import CallHandover, CallTurn
+from calls.models import CallHandover, CallIntervention, CallRecording, CallSession, CallTurn
 from tests.agents.factories import AgentFactory, EnvironmentFactory, PhoneConnectorFactory, draft_of
-from tests.factories import MembershipFactory, UserFactory
-from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,8 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-from connectors.call_models import CallIntervention
-from connectors.runtime import live
-from connectors.runtime_models import CallTurn
+from calls.engine import live
+from calls.models import CallIntervention, CallTurn
 from tests.fakes.openai_realtime import FakeRealtimeServer
 
 from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, make_call_setup, member_of, run
@@ -80,8 +79,8 @@ def test_realtime_transcripts_are_stored_and_instructions_reach_the_model(asgi_s
 
 
 def test_chat_provider_sends_the_instruction_with_its_next_request():
-    from connectors.providers.openai_chat import OpenAIChatProvider
-    from connectors.runtime.context import CallContext
+    from calls.engine.context import CallContext
+    from calls.providers.openai_chat import OpenAIChatProvider
 
     provider = OpenAIChatProvider(CallContext(transport="conversation_relay", provider="openai_chat",
                                               instructions="Help callers."))

@@ -10,12 +10,11 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from connectors import tasks
-from connectors.call_models import CallRecording
-from connectors.models import CallSession
-from dialer.sandbox.server import MP3_BYTES
+from calls.models import CallRecording
+from calls import tasks
+from devtools.twilio_sandbox.server import MP3_BYTES
 
-from .conftest import TwilioMediaClient, eventually, make_call_setup, member_of, run
+from .conftest import TwilioMediaClient, make_call_setup, member_of, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -232,7 +231,7 @@ def test_retention_deletes_old_recordings_at_twilio_and_here(twilio_sandbox, tra
     kept = _completed_recording(twilio_sandbox, other, other.new_session(sandbox=twilio_sandbox))
     CallRecording.objects.filter(pk=kept.pk).update(created_at=timezone.now() - timedelta(days=8))
 
-    with caplog.at_level(logging.INFO, logger="connectors.calls"):
+    with caplog.at_level(logging.INFO, logger="calls"):
         removed = tasks.recordings_purge_expired.delay().get()
     assert removed == 1
     assert old.recording_sid not in twilio_sandbox.state["recordings"][account]
@@ -260,4 +259,4 @@ def test_retention_is_scheduled():
     from django.conf import settings
 
     entry = settings.CELERY_BEAT_SCHEDULE["purge-expired-recordings"]
-    assert entry["task"] == "connectors.tasks.recordings_purge_expired"
+    assert entry["task"] == "calls.tasks.recordings_purge_expired"

@@ -1,7 +1,11 @@
 import pytest
 
-from tests.agents.factories import (EnvironmentSecretFactory, EnvironmentVariableFactory, PhoneConnectorFactory,
-                                    published_agent)
+from tests.agents.factories import (
+    EnvironmentSecretFactory,
+    EnvironmentVariableFactory,
+    PhoneConnectorFactory,
+    published_agent,
+)
 
 from .helpers import connection_for
 

@@ -1,7 +1,8 @@
 import pytest
 
+from calls.models import CallSession
 from connectors import services
-from connectors.models import CallSession, ConnectorNumber
+from connectors.models import ConnectorNumber
 from tests.agents.factories import HandoverActionFactory, PhoneConnectorFactory, draft_of, published_agent
 from tests.factories import PhoneNumberFactory
 
@@ -28,12 +29,12 @@ def test_admin_pages_render_for_studio_models(staff_client, workspace):
         f"/admin/agents/agentversion/{draft_of(agent).pk}/change/",
         "/admin/agents/environment/", "/admin/agents/authconnector/",
         "/admin/connectors/phoneconnector/", f"/admin/connectors/phoneconnector/{connector.pk}/change/",
-        "/admin/connectors/callsession/", f"/admin/connectors/callsession/{session.pk}/change/",
+        "/admin/calls/callsession/", f"/admin/calls/callsession/{session.pk}/change/",
     ]
     for url in pages:
         response = staff_client.get(url)
         assert response.status_code == 200, url
-    page = staff_client.get(f"/admin/connectors/callsession/{session.pk}/change/").content.decode()
+    page = staff_client.get(f"/admin/calls/callsession/{session.pk}/change/").content.decode()
     session.refresh_from_db()
     assert session.stream_token_nonce not in page
     page = staff_client.get(f"/admin/connectors/phoneconnector/{connector.pk}/change/").content.decode()

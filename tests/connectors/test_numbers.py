@@ -110,7 +110,7 @@ def test_detach_clears_voice_url_and_link(admin_client, attached_setup):
 
 def test_detach_hands_the_number_back_to_the_dialers_twiml_app(admin_client, attached_setup, workspace):
     sandbox, sid, number, connector = attached_setup
-    from dialer import twilio_gateway
+    from telephony import twilio_gateway
 
     app_sid = twilio_gateway.application_create(creds=workspace.twilio_connection.credentials(),
                                                 friendly_name="dialer", voice_url="https://calls.example.test/v").sid

@@ -1,8 +1,8 @@
 import pytest
 from django.core import signing
 
+from calls.models import CallSession
 from connectors import services
-from connectors.models import CallSession
 from tests.agents.factories import PhoneConnectorFactory
 
 pytestmark = pytest.mark.django_db

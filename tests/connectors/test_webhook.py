@@ -3,8 +3,9 @@ from django.test import Client
 
 from agents import services as agent_services
 from agents.models import AgentVersion
+from calls.models import CallSession
 from connectors import services
-from connectors.models import CallSession, PhoneConnector
+from connectors.models import PhoneConnector
 from tests.agents.factories import (
     EnvironmentSecretFactory,
     EnvironmentVariableFactory,
@@ -283,7 +284,7 @@ def test_handoff_dials_the_chosen_action(workspace):
     number = twiml(response).find("Dial/Number")
     assert number is not None and number.text == "+31201234567"
     # The leg is recorded as a handover, and its outcome comes back to the dial-result callback.
-    from connectors.runtime_models import CallHandover
+    from calls.models import CallHandover
 
     handover = CallHandover.objects.get()
     assert (handover.action_name, handover.destination) == ("transfer_to_sales", "+31201234567")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dialer import twilio_gateway as gw
+from telephony import twilio_gateway as gw
 
 from . import conftest
 

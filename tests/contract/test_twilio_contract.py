@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from dialer import twilio_gateway as gw
+from telephony import twilio_gateway as gw
 
 pytestmark = pytest.mark.contract
 
@@ -48,7 +48,7 @@ class Case:
 
 def _handover_twiml() -> str:
     """The TwiML the runtime's handover sends (built by the same function)."""
-    from connectors.handover import dial_twiml
+    from calls.services.handovers import dial_twiml
 
     return dial_twiml(destination="+31201234567", action_url=f"{BASE}/v1/agents/abc/dial-result?handover=1")
 

@@ -1,6 +1,6 @@
 """Helpers for the Settings → Dialer tests (connect a workspace to a sandbox account)."""
-from dialer import services
-from dialer.models import TwilioConnection
+from telephony import services
+from telephony.models import TwilioConnection
 
 
 def connect_byok(workspace, sandbox, django_capture_on_commit_callbacks, *, numbers=()):

@@ -1,8 +1,8 @@
 """Local presence: the one function that picks an outgoing call's caller ID, over a table of cases."""
 import pytest
 
-from dialer import services
-from dialer.models import CallerId, TwilioConnection
+from telephony import services
+from telephony.models import CallerId, TwilioConnection
 from tests.factories import PhoneNumberFactory
 
 pytestmark = pytest.mark.django_db

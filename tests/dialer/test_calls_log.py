@@ -101,7 +101,7 @@ def test_call_page_of_another_workspace_is_404(other_client, workspace, member_u
 def test_voicemail_audio_is_proxied_and_scoped(member_client, other_client, workspace, member_user, twilio_sandbox):
     sid, token = twilio_sandbox.add_account()
     ready_workspace(workspace)
-    from dialer.models import TwilioConnection
+    from telephony.models import TwilioConnection
 
     TwilioConnection.objects.filter(workspace=workspace).update(account_sid=sid)
     connection = TwilioConnection.objects.get(workspace=workspace)
@@ -146,7 +146,7 @@ def test_caller_id_options(member_client, workspace, other_client):
     ready_workspace(workspace, numbers=("+15125550100", "+14155550100"), verified=("+13105550111",))
     html = member_client.get("/v1/voice/caller-ids").content.decode()
     assert html.count("<option") == 3 and "+13105550111" in html and "Auto (local presence)" not in html
-    from dialer.models import TwilioConnection
+    from telephony.models import TwilioConnection
 
     TwilioConnection.objects.filter(workspace=workspace).update(local_presence=True)
     html = member_client.get("/v1/voice/caller-ids").content.decode()

@@ -12,7 +12,7 @@ import requests
 from django.conf import settings
 from twilio.request_validator import RequestValidator
 
-from dialer.sandbox import SandboxServer
+from devtools.twilio_sandbox import SandboxServer
 
 API = "/2010-04-01"
 
@@ -217,7 +217,7 @@ def test_validation_and_recording_callbacks_are_signed(sandbox, account):
 def test_cli_prints_parent_and_serves_byok_accounts():
     byok_sid, byok_token = "AC" + "1" * 32, "byok-token"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dialer.sandbox", "--port", "0", "--account", f"{byok_sid}:{byok_token}"],
+        [sys.executable, "-m", "devtools.twilio_sandbox", "--port", "0", "--account", f"{byok_sid}:{byok_token}"],
         cwd=str(Path(settings.BASE_DIR)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = [proc.stdout.readline() for _ in range(5)]

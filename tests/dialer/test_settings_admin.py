@@ -1,8 +1,8 @@
 """Admin: Twilio secrets are never shown, only replaced; saving drops the cached banner."""
 import pytest
 
-from dialer.models import TwilioConnection
-from dialer.selectors import phone_system_status
+from telephony.models import TwilioConnection
+from telephony.selectors import phone_system_status
 from tests.factories import TwilioConnectionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def _form_data(connection, **extra):
 
 def test_change_form_masks_and_replaces_the_token(ops_client):
     connection = TwilioConnectionFactory(auth_token="0123456789abcdef0123456789abcdef")
-    url = f"/admin/dialer/twilioconnection/{connection.pk}/change/"
+    url = f"/admin/telephony/twilioconnection/{connection.pk}/change/"
     html = ops_client.get(url).content.decode()
     assert "0123456789abcdef0123456789abcdef" not in html
     assert "••••cdef" in html
@@ -45,7 +45,7 @@ def test_change_form_masks_and_replaces_the_token(ops_client):
 
 def test_bad_values_are_refused(ops_client):
     connection = TwilioConnectionFactory()
-    url = f"/admin/dialer/twilioconnection/{connection.pk}/change/"
+    url = f"/admin/telephony/twilioconnection/{connection.pk}/change/"
     response = ops_client.post(url, _form_data(connection, account_sid="AC1", new_auth_token="x"))
     assert response.status_code == 200
     html = response.content.decode()
@@ -58,10 +58,10 @@ def test_ops_can_queue_a_credentials_check_after_replacing_a_token(ops_client, t
     sid, token = twilio_sandbox.add_account()
     connection = TwilioConnectionFactory(account_sid=sid, auth_token="f" * 32,
                                          status=TwilioConnection.Status.ERROR, error_code=20003)
-    url = f"/admin/dialer/twilioconnection/{connection.pk}/change/"
+    url = f"/admin/telephony/twilioconnection/{connection.pk}/change/"
     assert ops_client.post(url, _form_data(connection, new_auth_token=token)).status_code == 302
     with django_capture_on_commit_callbacks(execute=True):
-        response = ops_client.post("/admin/dialer/twilioconnection/",
+        response = ops_client.post("/admin/telephony/twilioconnection/",
                                    {"action": "check_credentials_now", "_selected_action": [connection.pk]}, follow=True)
     assert "Queued a credentials check for 1 connection(s)." in response.content.decode()
     connection.refresh_from_db()  # the task ran in-process (eager in tests) against the sandbox

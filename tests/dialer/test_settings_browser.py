@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from dialer.models import TwilioConnection
-from dialer.selectors import caller_ids_for_dialer
+from telephony.models import TwilioConnection
+from telephony.selectors import caller_ids_for_dialer
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.fixtures_browser import login
 from workspaces.models import Membership

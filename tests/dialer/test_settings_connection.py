@@ -4,9 +4,9 @@ import threading
 import pytest
 from django.db import connection as db_connection
 
-from dialer import errors, services, tasks
-from dialer.models import CallerId, PhoneNumber, TwilioConnection
-from dialer.selectors import outbound_voice_url, phone_system_status, voice_status_callback_url
+from telephony import errors, services, tasks
+from telephony.models import CallerId, PhoneNumber, TwilioConnection
+from telephony.selectors import outbound_voice_url, phone_system_status, voice_status_callback_url
 from tests.factories import WorkspaceFactory
 
 from .settings_helpers import connect_byok

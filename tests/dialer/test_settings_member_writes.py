@@ -2,7 +2,7 @@
 nor Twilio (the GET pages are covered in test_settings_views)."""
 import pytest
 
-from dialer.models import TwilioConnection
+from telephony.models import TwilioConnection
 
 pytestmark = pytest.mark.django_db
 

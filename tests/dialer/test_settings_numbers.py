@@ -1,9 +1,9 @@
 """Phone numbers and caller IDs against the sandbox: search (cached), idempotent provisioning, release, verification."""
 import pytest
 
-from dialer import errors, services, tasks
-from dialer.models import CallerId, NumberPurchase, PhoneNumber
-from dialer.selectors import caller_ids_for_dialer, phone_system_status
+from telephony import errors, services, tasks
+from telephony.models import CallerId, NumberPurchase, PhoneNumber
+from telephony.selectors import caller_ids_for_dialer, phone_system_status
 
 from .settings_helpers import connect_byok
 
@@ -81,8 +81,9 @@ def test_double_click_buys_once(workspace, connected):
 def test_a_purchase_in_flight_is_not_started_again(workspace, connected):
     sandbox, connection, sid = connected
     purchase = services.number_purchase_start(workspace=workspace, phone_number="+15005550006")
-    from django.utils import timezone
     from datetime import timedelta
+
+    from django.utils import timezone
 
     NumberPurchase.objects.filter(pk=purchase.pk).update(state=NumberPurchase.State.PURCHASING,
                                                          lease_until=timezone.now() + timedelta(seconds=30))

@@ -4,7 +4,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from dialer.models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
+from telephony.models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
 from tests.factories import PhoneNumberFactory, TwilioConnectionFactory, account_sid
 
 from .settings_helpers import connect_byok
@@ -15,7 +15,7 @@ SETTINGS = "/settings/dialer/"
 
 
 def _caller_id(number, *, is_default=False):
-    from dialer import services
+    from telephony import services
 
     caller_id = services._caller_id_for_number(number, is_default=is_default)
     caller_id.save()
@@ -296,7 +296,7 @@ def many_numbers(workspace):
 
 
 def _caller_id_unsaved(number, is_default):
-    from dialer import services
+    from telephony import services
 
     return services._caller_id_for_number(number, is_default=is_default)
 

@@ -2,8 +2,8 @@
 a connected indicator otherwise, and at most one cache lookup per page (no SQL once cached, never a Twilio call)."""
 import pytest
 
-from dialer import selectors
-from dialer.models import TwilioConnection
+from telephony import selectors
+from telephony.models import TwilioConnection
 from tests.factories import PhoneNumberFactory, TwilioConnectionFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,8 +1,8 @@
 """Troubleshoot Calls: each check passes or fails (with its fix) against the Twilio sandbox."""
 import pytest
 
-from dialer import twilio_gateway
-from dialer.models import TwilioConnection
+from telephony import twilio_gateway
+from telephony.models import TwilioConnection
 from tests.dialer.settings_helpers import connect_byok
 
 pytestmark = pytest.mark.django_db
@@ -121,7 +121,7 @@ def test_numbers_answered_by_a_studio_connector_are_not_a_dialer_failure(member_
     """A number attached to a phone connector points at the connector, on purpose: pointing it at the dialer's TwiML
     app (what the failed check would ask) would cut the AI agent off. Only the other numbers are checked."""
     from connectors import services as connector_services
-    from dialer.models import PhoneNumber
+    from telephony.models import PhoneNumber
     from tests.agents.factories import PhoneConnectorFactory
 
     connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,

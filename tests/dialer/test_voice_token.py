@@ -4,9 +4,9 @@ import time
 import jwt
 import pytest
 
-from dialer import voice
-from dialer.models import TwilioConnection
-from dialer.selectors import phone_system_status_invalidate
+from dialer import tokens as voice
+from telephony.models import TwilioConnection
+from telephony.selectors import phone_system_status_invalidate
 from tests.dialer.voice_fixtures import ready_workspace
 from tests.factories import TwilioConnectionFactory
 

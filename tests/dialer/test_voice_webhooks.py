@@ -3,7 +3,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from dialer import voice
+from dialer import tokens as voice
 from dialer.models import Call, Voicemail
 from tests.dialer.voice_fixtures import call_sid, ready_workspace, signed_post
 
@@ -60,7 +60,7 @@ def test_outbound_refuses_a_caller_id_the_workspace_does_not_own(client, workspa
     connection = ready_workspace(workspace)
     ready_workspace(other_workspace, numbers=("+12125550177",))  # someone else's number
     params = outbound_params(connection, member_user, CallerId="+12125550177")
-    with caplog.at_level("WARNING", logger="dialer.call_services"):
+    with caplog.at_level("WARNING", logger="telephony.services"):
         root = xml(signed_post(client, outbound_path(workspace), params, connection.auth_token))
     assert root.find("Dial") is None
     assert "not one of this workspace's verified numbers" in root.find("Say").text
@@ -120,7 +120,7 @@ def test_outbound_accepts_a_caller_id_in_local_format(client, workspace, member_
 
 
 def test_outbound_refuses_an_unverified_external_caller_id(client, workspace, member_user):
-    from dialer.models import CallerId
+    from telephony.models import CallerId
 
     connection = ready_workspace(workspace)
     CallerId.objects.create(workspace=workspace, phone_number="+13105550112", kind=CallerId.Kind.VERIFIED,

@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import path
 from twilio.request_validator import RequestValidator
 
-from dialer.models import TwilioConnection
-from dialer.webhook_security import twilio_webhook
+from telephony.models import TwilioConnection
+from telephony.webhook_security import twilio_webhook
 from tests.factories import TwilioConnectionFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
@@ -192,9 +192,9 @@ def test_signature_is_checked_in_debug_too(client, conn, settings):
 def test_rejection_is_logged_without_secrets(client, conn, caplog):
     params = form(conn)
     bad_signature = sign("f" * 32, BASE + hook_path(conn), params)
-    with caplog.at_level(logging.WARNING, logger="dialer.webhook_security"):
+    with caplog.at_level(logging.WARNING, logger="telephony.webhook_security"):
         assert post(client, conn, params, bad_signature).status_code == 403
-    (record,) = [r for r in caplog.records if r.name == "dialer.webhook_security"]
+    (record,) = [r for r in caplog.records if r.name == "telephony.webhook_security"]
     text = record.getMessage() + " " + " ".join(str(v) for v in vars(record).values())
     assert conn.auth_token not in text
     assert bad_signature not in text

@@ -5,8 +5,8 @@ from urllib.parse import urlencode
 from django.conf import settings
 from twilio.request_validator import RequestValidator
 
-from dialer.models import CallerId, TwilioConnection
-from dialer.selectors import phone_system_status_invalidate
+from telephony.models import CallerId, TwilioConnection
+from telephony.selectors import phone_system_status_invalidate
 from tests.factories import PhoneNumberFactory, TwilioConnectionFactory
 
 

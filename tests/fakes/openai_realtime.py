@@ -18,8 +18,8 @@ import logging
 import threading
 
 from websockets.asyncio.server import serve
-from websockets.http11 import Response
 from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 ULAW_CHUNK = bytes([0x2A]) * 800  # 100 ms of a non-silent μ-law level
 

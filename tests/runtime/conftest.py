@@ -11,8 +11,8 @@ import pytest
 import uvicorn
 from twilio.request_validator import RequestValidator
 
-from agents.models import AgentVersion, EnvironmentSecret, EnvironmentVariable, HandoverAction
-from connectors.models import CallSession
+from agents.models import EnvironmentSecret, EnvironmentVariable, HandoverAction
+from calls.models import CallSession
 from tests.agents.factories import AgentFactory, EnvironmentFactory, PhoneConnectorFactory, draft_of
 from tests.factories import TwilioConnectionFactory, WorkspaceFactory
 from tests.fakes.openai_chat import FakeChatServer

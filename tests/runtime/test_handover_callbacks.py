@@ -4,10 +4,9 @@ import re
 
 import pytest
 
-from connectors import handover
-from connectors.models import CallSession
-from connectors.runtime.context import HandoverActionSpec
-from connectors.runtime_models import CallHandover
+from calls.engine.context import HandoverActionSpec
+from calls.models import CallHandover
+from calls.services import handovers as handover
 
 from .conftest import make_call_setup
 

@@ -7,8 +7,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from connectors.models import CallSession
-from connectors.runtime_models import CallHandover, CallTurn
+from calls.models import CallHandover, CallSession, CallTurn
 
 from .conftest import TwilioMediaClient, make_call_setup, run
 

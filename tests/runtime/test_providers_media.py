@@ -1,13 +1,11 @@
 """The OpenAI Realtime provider over Media Streams, against the local fake; provider failures (never dead air)."""
 import asyncio
-import json
 
 import pytest
 from websockets.asyncio.client import connect
 
-from connectors.models import CallSession
-from connectors.runtime import calls
-from connectors.runtime_models import CallHandover
+from calls.engine import engine
+from calls.models import CallHandover, CallSession
 
 from .conftest import TwilioMediaClient, make_call_setup, run
 from .test_media_streams import LOUD, _closed
@@ -47,8 +45,9 @@ def test_realtime_passthrough_barge_in_truncation_and_tool_handover(asgi_server,
 
     media, _ = run(scenario())
     # μ-law passthrough: the model's delta went to Twilio untouched.
-    from tests.fakes.openai_realtime import ULAW_CHUNK
     import base64
+
+    from tests.fakes.openai_realtime import ULAW_CHUNK
     assert base64.b64decode(media["media"]["payload"]) == ULAW_CHUNK
     # The session was configured from the environment: key, model, pcmu both ways, server VAD, tools.
     assert fake_realtime.headers[0]["authorization"] == f"Bearer {fake_realtime.api_key}"
@@ -97,7 +96,7 @@ def test_realtime_beta_protocol_uses_g711_ulaw(asgi_server, twilio_sandbox, fake
 ])
 def test_provider_failure_plays_an_apology_and_redirects_to_the_fallback(asgi_server, twilio_sandbox, fake_realtime,
                                                                          monkeypatch, mode, fallback, expect):
-    monkeypatch.setattr(calls, "START_TIMEOUT", 0.5)
+    monkeypatch.setattr(engine, "START_TIMEOUT", 0.5)
     fake_realtime.mode = mode
     variables = {"HANDOVER_FALLBACK": fallback} if fallback else {}
     setup = realtime_setup(twilio_sandbox, fake_realtime, **variables)
@@ -138,7 +137,7 @@ def test_secrets_never_reach_the_logs(asgi_server, twilio_sandbox, fake_realtime
     with caplog.at_level("DEBUG"):
         run(scenario())
     # Our own log lines carry no secret at all, before any redaction.
-    ours = [r for r in caplog.records if r.name.startswith(("connectors", "dialer"))]
+    ours = [r for r in caplog.records if r.name.startswith(("connectors", "dialer", "calls", "telephony"))]
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
     assert "refused the connection" in text
     for secret in (fake_realtime.api_key, token, setup.connection.auth_token):
@@ -180,7 +179,7 @@ def test_stop_frees_the_provider_connection(asgi_server, twilio_sandbox, fake_re
 
 def test_a_stuck_provider_does_not_delay_other_calls(asgi_server, twilio_sandbox, fake_realtime, monkeypatch):
     """One call's provider never answers; another call on the same process is greeted at once."""
-    monkeypatch.setattr(calls, "START_TIMEOUT", 2.0)
+    monkeypatch.setattr(engine, "START_TIMEOUT", 2.0)
     fake_realtime.mode = "silent"
     stuck = realtime_setup(twilio_sandbox, fake_realtime)
     stuck_session = stuck.new_session(sandbox=twilio_sandbox)
@@ -225,7 +224,7 @@ def test_a_provider_that_cannot_run_over_media_streams_still_gets_the_apology(as
 def test_socket_closed_without_stop_frees_the_call(asgi_server, twilio_sandbox, fake_realtime):
     """Twilio's socket drops (no `stop`): the provider's upstream connection is closed, the call unregistered
     and ended."""
-    from connectors.runtime import live
+    from calls.engine import live
 
     from .conftest import eventually
 

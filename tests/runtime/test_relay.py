@@ -6,8 +6,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from connectors.runtime import calls
-from connectors.runtime_models import CallHandover, CallTurn
+from calls.models import CallHandover, CallTurn
 
 from .conftest import eventually, make_call_setup, run
 

@@ -7,8 +7,7 @@ from django.test import Client
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agents.models import AgentVersion
-from connectors.runtime_models import CallHandover
+from calls.models import CallHandover
 from tests.factories import MembershipFactory, UserFactory
 from workspaces.models import Membership
 

@@ -33,7 +33,7 @@ def test_panel_lists_only_this_workspaces_versions_and_environments(chat_setup, 
     assert f'<option value="{setup.environment.pk}">' in environments and f'<option value="{staging.pk}">' in environments
     assert f'<option value="{foreign.environment.pk}">' not in environments
     assert f'<option value="{foreign.version.pk}">' not in versions
-    assert "connectors/test_chat.js" in html
+    assert "calls/test_chat.js" in html
 
 
 def test_members_do_not_get_the_panel(chat_setup, client):

@@ -1,15 +1,14 @@
 """Unit tests: μ-law helpers, the scripted provider, the context's secrets handling, the realtime text mode."""
 import asyncio
 import base64
-import json
 
 import pytest
 
-from connectors.providers import ProviderConfigError, get_provider
-from connectors.providers.scripted import ScriptedProvider
-from connectors.runtime import audio
-from connectors.runtime.context import CallContext, HandoverActionSpec
-from connectors.runtime.events import AudioOut, Handover, Hangup, SpeechStarted, TextOut
+from calls.engine import audio
+from calls.engine.context import CallContext, HandoverActionSpec
+from calls.engine.events import AudioOut, Handover, Hangup, SpeechStarted, TextOut
+from calls.providers import ProviderConfigError, get_provider
+from calls.providers.scripted import ScriptedProvider
 
 
 def test_ulaw_round_trip_and_levels():
@@ -122,7 +121,7 @@ def test_realtime_provider_text_mode_against_the_fake(fake_realtime):
 
 @pytest.mark.django_db
 def test_admission_loads_the_whole_context_in_a_few_queries(django_assert_max_num_queries):
-    from connectors.consumers import admit_call
+    from calls.consumers.stream import admit_call
 
     from .conftest import make_call_setup
 
@@ -143,7 +142,7 @@ def test_admission_loads_the_whole_context_in_a_few_queries(django_assert_max_nu
 def test_dial_result_callback_is_bounded_in_queries(client, django_assert_max_num_queries):
     from twilio.request_validator import RequestValidator
 
-    from connectors import handover
+    from calls.services import handovers as handover
 
     from .conftest import make_call_setup
 

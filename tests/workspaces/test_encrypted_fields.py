@@ -6,7 +6,7 @@ from django.core.management.base import SystemCheckError
 from django.db import connection
 from encrypted_model_fields import fields as emf
 
-from dialer.models import TwilioConnection
+from telephony.models import TwilioConnection
 from tests.factories import TwilioConnectionFactory
 from workspaces.checks import check_encrypted_values_decrypt
 from workspaces.fields import UndecryptableSecret, mask_secret
@@ -42,7 +42,7 @@ def test_wrong_key_raises_on_read_and_fails_the_system_check(stored, monkeypatch
 
     errors = check_encrypted_values_decrypt(databases=["default"])
     assert {e.id for e in errors} == {"workspaces.E001"}
-    assert any("dialer.TwilioConnection.auth_token: 1 stored value(s)" in e.msg for e in errors), errors
+    assert any("telephony.TwilioConnection.auth_token: 1 stored value(s)" in e.msg for e in errors), errors
     with pytest.raises(SystemCheckError, match="workspaces.E001"):
         call_command("check", "--database", "default")
 

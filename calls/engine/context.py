@@ -1,0 +1,153 @@
+"""`CallContext`: everything a live call (or a Studio test chat) needs, loaded once when it is admitted.
+
+The engines and providers only ever see this object: no database access per audio frame or token.
+Secrets live in `secrets` (and `creds`), both hidden from `repr`, so a logged context leaks nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+FALLBACK_VARIABLE = "HANDOVER_FALLBACK"  # environment variable: "hangup" (default), "agent", or an action name
+
+
+@dataclass(frozen=True)
+class HandoverActionSpec:
+    name: str
+    destination: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CallContext:
+    transport: str  # "media_streams" | "conversation_relay" | "text"
+    provider: str  # "scripted" | "openai_realtime" | "openai_chat"
+    agent_name: str = ""
+    greeting: str = ""
+    instructions: str = ""
+    language: str = "en-US"
+    voice: str = ""
+    scripted_answers: tuple = ()
+    handover_rules: tuple = ()
+    actions: tuple[HandoverActionSpec, ...] = ()
+    variables: dict = field(default_factory=dict)
+    secrets: dict = field(default_factory=dict, repr=False)
+    fallback: str = "hangup"
+    # Live calls only (empty in a Studio test chat).
+    call_session_id: int | None = None
+    call_sid: str = ""
+    account_sid: str = ""
+    workspace_id: int | None = None
+    connector_identifier: str = ""
+    creds: object | None = field(default=None, repr=False)
+    auth_token: str = field(default="", repr=False)
+    test_mode: bool = False
+    # Calls in Studio: record the call (the environment's setting) and what the live view shows about it.
+    recording_enabled: bool = False
+    monitor: dict = field(default_factory=dict)
+
+    @property
+    def modality(self) -> str:
+        """What the provider exchanges: μ-law audio (Media Streams) or text (ConversationRelay, test chat)."""
+        return "audio" if self.transport == "media_streams" else "text"
+
+    def action(self, name: str) -> HandoverActionSpec | None:
+        for a in self.actions:
+            if a.name == name:
+                return a
+        return None
+
+    def setting(self, name: str, default: str = "") -> str:
+        """A provider setting: the environment's secret of that name, else its variable, else `default`."""
+        value = self.secrets.get(name) or self.variables.get(name)
+        return value if value else default
+
+    def public_url(self, path: str) -> str:
+        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}"
+
+    def dial_result_url(self, handover_id: int) -> str:
+        return self.public_url(f"/v1/agents/{self.connector_identifier}/dial-result?handover={handover_id}")
+
+
+def _version_fields(version) -> dict:
+    return dict(
+        provider=version.provider,
+        agent_name=version.caller_name or version.agent.name,
+        greeting=version.greeting,
+        instructions=version.instructions,
+        language=version.language or "en-US",
+        voice=version.voice,
+        scripted_answers=tuple(version.scripted_answers or ()),
+        handover_rules=tuple(version.handover_rules or ()),
+        actions=tuple(HandoverActionSpec(a.name, a.destination, a.description) for a in version.actions.all()),
+    )
+
+
+def _environment_values(environment) -> tuple[dict, dict]:
+    if environment is None:
+        return {}, {}
+    secrets = {s.name: s.value for s in environment.secrets.all()}
+    variables = {v.name: v.value for v in environment.variables.all()}
+    return secrets, variables
+
+
+def context_for_call_session(call_session) -> CallContext:
+    """Sync (run it with `database_sync_to_async`). `call_session` comes from `stream_token_consume`."""
+    from telephony.selectors import connection_get
+
+    version = call_session.agent_version
+    if version is None:
+        raise LookupError("The call session has no agent version.")
+    secrets, variables = _environment_values(call_session.environment)
+    connection = connection_get(workspace=call_session.workspace)
+    has_creds = connection is not None and connection.has_credentials
+    return CallContext(
+        transport=version.transport,
+        secrets=secrets,
+        variables=variables,
+        fallback=(variables.get(FALLBACK_VARIABLE) or "hangup").strip(),
+        call_session_id=call_session.pk,
+        call_sid=call_session.call_sid,
+        account_sid=connection.account_sid if connection else "",
+        workspace_id=call_session.workspace_id,
+        connector_identifier=call_session.connector.identifier if call_session.connector_id else "",
+        creds=connection.credentials() if has_creds else None,
+        auth_token=connection.auth_token if has_creds else "",
+        recording_enabled=bool(call_session.environment and call_session.environment.recording_enabled),
+        monitor=_monitor_info(call_session, version),
+        **_version_fields(version),
+    )
+
+
+def _monitor_info(call_session, version) -> dict:
+    """What Studio's live view shows about the call (no secrets): published with the call's events."""
+    connector = call_session.connector if call_session.connector_id else None
+    return {
+        "id": call_session.pk,
+        "call_sid": call_session.call_sid,
+        "from": call_session.from_number,
+        "to": call_session.to_number,
+        "connector_id": call_session.connector_id,
+        # The connector's name, else "agent · environment" (both already loaded: no extra query).
+        "connector": (connector.name or f"{version.agent.name} · {call_session.environment}") if connector else "",
+        "agent": version.agent.name,
+        "version": version.label,
+        "environment": str(call_session.environment) if call_session.environment_id else "",
+        "transport": version.transport,
+        "started_at": call_session.started_at.isoformat() if call_session.started_at else "",
+    }
+
+
+def context_for_test_chat(*, version, environment) -> CallContext:
+    """A Studio test chat: same version and environment values, text transport, nothing dialled."""
+    secrets, variables = _environment_values(environment)
+    return CallContext(
+        transport="text",
+        secrets=secrets,
+        variables=variables,
+        fallback=(variables.get(FALLBACK_VARIABLE) or "hangup").strip(),
+        workspace_id=version.agent.workspace_id,
+        test_mode=True,
+        **_version_fields(version),
+    )

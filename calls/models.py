@@ -1,0 +1,200 @@
+"""Live agent calls: the call session, its handovers and transcript turns, recordings and supervisors'
+interventions. The tables keep the names they had in `connectors` (moved without touching the schema)."""
+from django.conf import settings
+from django.db import models
+
+from agents.models import AgentVersion, Environment
+from workspaces.models import Workspace
+
+
+class CallSession(models.Model):
+    """One inbound call handed to an agent. Created idempotently on Twilio's CallSid."""
+
+    class Status(models.TextChoices):
+        RINGING = "ringing", "Ringing"
+        IN_PROGRESS = "in-progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        BUSY = "busy", "Busy"
+        FAILED = "failed", "Failed"
+        NO_ANSWER = "no-answer", "No answer"
+        CANCELED = "canceled", "Canceled"
+        REJECTED = "rejected", "Rejected by us"
+
+    call_sid = models.CharField(max_length=64, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="call_sessions")
+    connector = models.ForeignKey("connectors.PhoneConnector", null=True, on_delete=models.SET_NULL, related_name="call_sessions")
+    agent_version = models.ForeignKey(AgentVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="call_sessions")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="call_sessions")
+    from_number = models.CharField(max_length=64, blank=True)
+    to_number = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RINGING)
+    direction = models.CharField(max_length=24, blank=True, default="inbound")
+    # Why we answered with an apology instead of connecting (empty when connected).
+    rejected_reason = models.CharField(max_length=255, blank=True)
+    # Twilio parameters of interest (Studio's FlowSid, Digits, CallerName, …).
+    params = models.JSONField(default=dict, blank=True)
+    stream_token_nonce = models.CharField(max_length=32, blank=True)
+    stream_token_used_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Why the agent could not go on (provider failure), and why the recording could not start: shown on the call.
+    runtime_error = models.CharField(max_length=255, blank=True)
+    recording_error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        db_table = "connectors_callsession"
+        indexes = [models.Index(fields=["workspace", "-started_at"], name="callsession_ws_started")]
+
+    def __str__(self) -> str:
+        return f"{self.call_sid} ({self.status})"
+
+    @property
+    def connected(self) -> bool:
+        return not self.rejected_reason
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.ended_at is None or self.started_at is None:
+            return None
+        return max(0, int((self.ended_at - self.started_at).total_seconds()))
+
+    @property
+    def is_live(self) -> bool:
+        return self.connected and self.ended_at is None
+
+
+
+class CallHandover(models.Model):
+    """One handover the agent made on a call: action, destination, time, outcome."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Dialling"
+        ANSWERED = "answered", "Answered"
+        BUSY = "busy", "Busy"
+        NO_ANSWER = "no-answer", "No answer"
+        FAILED = "failed", "Failed"
+        CALLER_GONE = "caller-gone", "Caller had hung up"
+        NOT_REDIRECTED = "not-redirected", "Could not redirect the call"
+
+    class Transport(models.TextChoices):
+        MEDIA_STREAMS = "media_streams", "Media Streams"
+        CONVERSATION_RELAY = "conversation_relay", "ConversationRelay"
+
+    call_session = models.ForeignKey("calls.CallSession", on_delete=models.CASCADE, related_name="handovers")
+    action_name = models.CharField(max_length=64)
+    destination = models.CharField(max_length=20)
+    transport = models.CharField(max_length=24, choices=Transport.choices)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    dial_call_sid = models.CharField(max_length=64, blank=True)
+    dial_duration = models.PositiveIntegerField(null=True, blank=True)
+    # What happened after a failed dial ("hangup", "agent", "action:<name>"), and the TwiML we answered the
+    # Dial's action callback with: a retried callback gets the same answer and changes nothing.
+    fallback = models.CharField(max_length=80, blank=True)
+    answer_twiml = models.TextField(blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        db_table = "connectors_callhandover"
+        ordering = ["requested_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action_name} → {self.destination} ({self.get_outcome_display()})"
+
+
+class CallTurn(models.Model):
+    """A turn of the conversation. `heard=False`: the caller interrupted; `text` is what they actually heard."""
+
+    class Role(models.TextChoices):
+        AGENT = "agent", "Agent"
+        CALLER = "caller", "Caller"
+        EVENT = "event", "Event"  # handovers, hang-ups, supervisor interventions, in line with the words
+
+    call_session = models.ForeignKey("calls.CallSession", on_delete=models.CASCADE, related_name="turns")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=8, choices=Role.choices)
+    text = models.TextField(blank=True)
+    heard = models.BooleanField(default=True)
+    # When the turn started (the first words/audio of it); stored as the call goes.
+    started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "connectors_callturn"
+        ordering = ["call_session_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["call_session", "seq"], name="uniq_call_turn_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:40]}"
+
+
+class CallRecording(models.Model):
+    """A dual-channel recording Twilio made of a call (started by the runtime; filled in by its status callback)."""
+
+    class Status(models.TextChoices):
+        STARTING = "starting", "Starting"
+        IN_PROGRESS = "in-progress", "Recording"
+        PAUSED = "paused", "Paused"
+        STOPPED = "stopped", "Stopped"
+        COMPLETED = "completed", "Completed"
+        ABSENT = "absent", "Absent (no audio)"
+        FAILED = "failed", "Failed"
+
+    # Callbacks can arrive out of order or repeated: a status only ever moves to a higher rank.
+    RANK = {"starting": 0, "in-progress": 1, "paused": 1, "stopped": 2, "completed": 3, "absent": 3, "failed": 3}
+    FINAL = {"completed", "absent", "failed"}
+
+    call_session = models.ForeignKey("calls.CallSession", on_delete=models.CASCADE, related_name="recordings")
+    recording_sid = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_PROGRESS)
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
+    channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=40, blank=True)
+    error_code = models.CharField(max_length=16, blank=True)
+    recording_started_at = models.DateTimeField(null=True, blank=True)
+    callbacks = models.PositiveIntegerField(default=0, help_text="Status callbacks received (retries included).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "connectors_callrecording"
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["created_at"], name="callrecording_created")]
+
+    def __str__(self) -> str:
+        return f"{self.recording_sid} ({self.status})"
+
+    @property
+    def playable(self) -> bool:
+        return self.status == self.Status.COMPLETED
+
+
+class CallIntervention(models.Model):
+    """A supervisor acted on a live call: who, when, what, and what came of it."""
+
+    class Kind(models.TextChoices):
+        TAKEOVER = "takeover", "Took over (handover action)"
+        TRANSFER = "transfer", "Transferred to a number"
+        INSTRUCTION = "instruction", "Instructed the agent"
+        END = "end", "Ended the call"
+
+    call_session = models.ForeignKey("calls.CallSession", on_delete=models.CASCADE,
+                                     related_name="interventions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                             related_name="call_interventions")
+    username = models.CharField(max_length=150, help_text="Who, kept if the user is deleted.")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    detail = models.TextField(blank=True, help_text="The action name, the number, or the instruction.")
+    result = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "connectors_callintervention"
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.get_kind_display()} {self.detail[:40]}"

@@ -1,0 +1,134 @@
+"""The provider interface.
+
+A provider is fed by the call engine and answers only through `self.events` (an asyncio.Queue of
+`connectors.runtime.events` objects; `None` means it has closed):
+
+    await provider.start()                 # connect, configure from ctx, greet
+    await provider.on_audio(payload_b64)   # μ-law 8 kHz from the caller (Media Streams)
+    await provider.on_text(text)           # the caller's words (ConversationRelay prompt, test chat)
+    await provider.on_dtmf(digit)
+    await provider.on_interrupt(heard_text=..., heard_ms=..., item_id=...)  # barge-in: what the caller heard
+    await provider.on_tool_result(call_id, result)  # e.g. an unknown handover action
+    await provider.on_instruction(text)    # a supervisor's instruction, followed from the next turn
+    await provider.close()
+
+`on_*` methods return quickly (they queue work); a slow upstream only delays its own call.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from calls.engine.context import CallContext
+
+logger = logging.getLogger("calls.providers")
+
+
+class ProviderConfigError(Exception):
+    """The version or environment lacks what the provider needs (message names the setting, never its value)."""
+
+
+class Provider:
+    name = "base"
+    modalities: tuple[str, ...] = ("audio", "text")
+
+    def __init__(self, ctx: CallContext):
+        self.ctx = ctx
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.closed = False
+        self.supervisor_instructions: list[str] = []
+
+    def emit(self, event) -> None:
+        if not self.closed:
+            self.events.put_nowait(event)
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def on_audio(self, payload_b64: str) -> None:
+        pass
+
+    async def on_text(self, text: str) -> None:
+        pass
+
+    async def on_dtmf(self, digit: str) -> None:
+        pass
+
+    async def on_interrupt(self, *, heard_text: str | None = None, heard_ms: int | None = None,
+                           item_id: str = "") -> None:
+        pass
+
+    async def on_tool_result(self, call_id: str, result: str) -> None:
+        pass
+
+    async def on_instruction(self, text: str) -> None:
+        """A supervisor's instruction (Studio's listen & intervene): part of the system prompt from now on.
+        Providers that hold a conversation upstream also pass it on there (see the subclasses)."""
+        self.supervisor_instructions.append(text)
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.events.put_nowait(None)
+
+    def tools(self) -> list[dict]:
+        """Handover actions (and hang-up) as function tools, in the flat shape (Realtime); see `chat_tools`."""
+        tools = [
+            {
+                "type": "function",
+                "name": a.name,
+                "description": a.description or f"Transfer the caller ({a.name}).",
+                "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+            }
+            for a in self.ctx.actions
+        ]
+        tools.append({
+            "type": "function",
+            "name": "end_call",
+            "description": "Hang up once the conversation is over and the caller has said goodbye.",
+            "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+        })
+        return tools
+
+    def chat_tools(self) -> list[dict]:
+        return [{"type": "function", "function": {k: v for k, v in t.items() if k != "type"}} for t in self.tools()]
+
+    def system_prompt(self) -> str:
+        parts = [self.ctx.instructions.strip()] if self.ctx.instructions.strip() else []
+        if self.ctx.agent_name:
+            parts.append(f"Your name is {self.ctx.agent_name}.")
+        if self.ctx.language:
+            parts.append(f"Speak {self.ctx.language}.")
+        if self.ctx.actions:
+            parts.append("To transfer the caller, call the matching tool; say briefly that you are transferring them.")
+        for text in self.supervisor_instructions:
+            parts.append(f"Instruction from your supervisor, follow it from now on: {text}")
+        return "\n".join(parts)
+
+
+class UnavailableProvider(Provider):
+    """Stands in when the version's provider cannot run (unknown, or not over this transport): the call is
+    admitted anyway and takes the failure path (apology, then the fallback) instead of dead air."""
+
+    name = "unavailable"
+
+    def __init__(self, ctx: CallContext, problem: str):
+        super().__init__(ctx)
+        self.problem = problem
+
+    async def start(self) -> None:
+        raise ProviderConfigError(self.problem)
+
+
+def get_provider(ctx: CallContext) -> Provider:
+    from calls.providers.openai_chat import OpenAIChatProvider
+    from calls.providers.openai_realtime import OpenAIRealtimeProvider
+    from calls.providers.scripted import ScriptedProvider
+
+    classes = {c.name: c for c in (ScriptedProvider, OpenAIRealtimeProvider, OpenAIChatProvider)}
+    cls = classes.get(ctx.provider)
+    if cls is None:
+        raise ProviderConfigError(f"Unknown agent provider {ctx.provider!r}.")
+    if ctx.modality not in cls.modalities:
+        raise ProviderConfigError(f"The {ctx.provider} provider cannot run over {ctx.transport}.")
+    return cls(ctx)

@@ -1,0 +1,131 @@
+"""The scripted agent: no outside service. Greets, answers from the version's table, hands over by rule.
+
+- `scripted_answers`: `[{"keywords": ["opening", "hours"], "answer": "We're open 9 to 5."}]`
+- `handover_rules`: `[{"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}]`; the action
+  `"hangup"` ends the call.
+- Over Media Streams there is no speech recognition: it plays pre-rendered tones for its greeting and
+  answers, follows DTMF rules, and detects the caller's voice (frame energy) for barge-in. With the
+  environment variable `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back (a line test;
+  the media-streams benchmark uses it).
+"""
+from __future__ import annotations
+
+import base64
+import re
+
+from calls.engine import audio
+from calls.engine.events import AudioOut, Handover, Hangup, PlayAudio, ReplyDone, SpeechStarted, TextOut, Transcript
+from calls.providers.base import Provider
+
+SPEECH_LEVEL = 8.0  # mean |sample|/128 above which a frame counts as voice
+SPEECH_FRAMES = 3  # consecutive voiced frames (60 ms) before "speech started"
+SILENCE_FRAMES = 25  # 500 ms of quiet ends the utterance
+DEFAULT_ANSWER = "Sorry, I can't help with that. Could you say it another way?"
+
+
+class ScriptedProvider(Provider):
+    name = "scripted"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.echo = ctx.modality == "audio" and ctx.setting("SCRIPTED_AUDIO_ECHO") in ("1", "true", "yes")
+        self._voiced = 0
+        self._quiet = 0
+        self._speaking = False
+        self._reply_seq = 0
+        self._instruction = ""
+
+    async def start(self) -> None:
+        if self.ctx.greeting and not self.echo:
+            self._say(self.ctx.greeting, "greeting")
+
+    # -- output -----------------------------------------------------------------
+
+    def _say(self, text: str, prompt_name: str = "answer") -> None:
+        self._reply_seq += 1
+        item_id = f"scripted-{self._reply_seq}"
+        if self.ctx.modality == "audio":
+            for payload in audio.chunks_b64(audio.prompt(prompt_name)):
+                self.emit(AudioOut(payload, item_id))
+            self.emit(ReplyDone(item_id))
+        else:
+            words = text.split(" ")
+            for i, word in enumerate(words):
+                self.emit(TextOut(word if i == len(words) - 1 else word + " ", last=i == len(words) - 1))
+            self.emit(ReplyDone(item_id))
+        self.emit(Transcript("agent", text))
+
+    def _act(self, action: str, say: str) -> None:
+        if action == "hangup":
+            self._say(say or "Goodbye.")
+            self.emit(Hangup("agent"))
+        else:
+            self._say(say or "Let me transfer you.", "transfer")
+            self.emit(Handover(action))
+
+    # -- input ------------------------------------------------------------------
+
+    async def on_audio(self, payload_b64: str) -> None:
+        if self.echo:
+            self.emit(AudioOut(payload_b64))
+            return
+        try:
+            level = audio.frame_level(base64.b64decode(payload_b64))
+        except (ValueError, TypeError):
+            return
+        if level >= SPEECH_LEVEL:
+            self._voiced += 1
+            self._quiet = 0
+            if self._voiced >= SPEECH_FRAMES and not self._speaking:
+                self._speaking = True
+                self.emit(SpeechStarted())
+        else:
+            self._voiced = 0
+            if self._speaking:
+                self._quiet += 1
+                if self._quiet >= SILENCE_FRAMES:
+                    self._speaking = False
+                    self._quiet = 0
+
+    async def on_text(self, text: str) -> None:
+        text = (text or "").strip()
+        if not text:
+            return
+        self.emit(Transcript("caller", text))
+        if self._instruction:
+            # A supervisor's instruction: the scripted agent's next reply says it.
+            text_, self._instruction = self._instruction, ""
+            self._say(text_)
+            return
+        words = set(re.findall(r"[\w']+", text.lower()))
+        lowered = text.lower()
+        for rule in self.ctx.handover_rules:
+            keyword = str(rule.get("keyword") or "").lower().strip()
+            if keyword and (keyword in words or (" " in keyword and keyword in lowered)):
+                self._act(str(rule.get("action") or ""), str(rule.get("say") or ""))
+                return
+        for row in self.ctx.scripted_answers:
+            keywords = [str(k).lower().strip() for k in row.get("keywords", []) if str(k).strip()]
+            if keywords and any(k in words or (" " in k and k in lowered) for k in keywords):
+                self._say(str(row.get("answer") or ""))
+                if row.get("play"):
+                    self.emit(PlayAudio(str(row["play"])))
+                return
+        self._say(DEFAULT_ANSWER)
+
+    async def on_dtmf(self, digit: str) -> None:
+        for rule in self.ctx.handover_rules:
+            if str(rule.get("digit") or "") == digit:
+                self._act(str(rule.get("action") or ""), str(rule.get("say") or ""))
+                return
+        if self._instruction:
+            text, self._instruction = self._instruction, ""
+            self._say(text)
+
+    async def on_tool_result(self, call_id: str, result: str) -> None:
+        self._say("Sorry, I can't transfer you there.")
+
+    async def on_instruction(self, text: str) -> None:
+        """The scripted agent has no language model: its next reply (to words or a key) is the instruction's text."""
+        await super().on_instruction(text)
+        self._instruction = text.strip()

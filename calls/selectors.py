@@ -1,0 +1,149 @@
+"""Reads of Calls in Studio: the calls list (filters, transcript search), a call's page, its export, the live view.
+
+Everything is scoped to a workspace; a query never returns another workspace's call.
+"""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django.db.models import (
+    Avg,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from calls.models import CallHandover, CallIntervention, CallRecording, CallSession, CallTurn
+from connectors.models import PhoneConnector
+
+LIVE_WINDOW = timedelta(hours=4)  # an admitted call still without an end after this is not shown as live
+
+
+def _base(workspace):
+    return (CallSession.objects.filter(workspace=workspace)
+            .select_related("connector", "agent_version", "agent_version__agent", "environment"))
+
+
+def _count_of(qs):
+    return Coalesce(Subquery(qs.filter(call_session=OuterRef("pk")).order_by().values("call_session")
+                             .annotate(n=Count("id")).values("n")[:1], output_field=IntegerField()), 0)
+
+
+def calls_list(*, workspace, status: str = "", connector_id=None, agent_id=None, environment_id=None,
+               date_from=None, date_to=None, q: str = ""):
+    """Newest first. `q` searches the transcript text (case-insensitive), and the caller's number."""
+    # Correlated subqueries (not joins): counted for the rows of the page only, whatever the transcripts' length.
+    qs = _base(workspace).annotate(
+        turn_count=_count_of(CallTurn.objects.exclude(role=CallTurn.Role.EVENT)),
+        handover_count=_count_of(CallHandover.objects.all()),
+    )
+    if status:
+        qs = qs.filter(status=status)
+    if connector_id:
+        qs = qs.filter(connector_id=connector_id)
+    if agent_id:
+        qs = qs.filter(agent_version__agent_id=agent_id)
+    if environment_id:
+        qs = qs.filter(environment_id=environment_id)
+    tz = timezone.get_current_timezone()
+    if date_from:
+        qs = qs.filter(started_at__gte=timezone.make_aware(datetime.combine(date_from, time.min), tz))
+    if date_to:
+        qs = qs.filter(started_at__lt=timezone.make_aware(datetime.combine(date_to + timedelta(days=1), time.min), tz))
+    if q:
+        qs = qs.filter(Q(Exists(CallTurn.objects.filter(call_session=OuterRef("pk"), text__icontains=q)))
+                       | Q(from_number__icontains=q))
+    return qs.order_by("-started_at", "-id")
+
+
+def call_get(*, workspace, call_id):
+    """The call with everything its page shows, in a fixed number of queries; None when not this workspace's."""
+    return (_base(workspace)
+            .prefetch_related(
+                Prefetch("turns", queryset=CallTurn.objects.order_by("seq")),
+                Prefetch("handovers", queryset=CallHandover.objects.order_by("requested_at", "id")),
+                Prefetch("interventions", queryset=CallIntervention.objects.order_by("created_at", "id")),
+                Prefetch("recordings", queryset=CallRecording.objects.order_by("created_at", "id")))
+            .filter(pk=call_id).first())
+
+
+def recording_get(*, workspace, call_id, recording_id) -> CallRecording | None:
+    return (CallRecording.objects.select_related("call_session")
+            .filter(pk=recording_id, call_session_id=call_id, call_session__workspace=workspace).first())
+
+
+def call_export(*, call: CallSession) -> dict:
+    """A call as JSON-ready data (from `call_get`, no further queries). No secrets, no Twilio URLs."""
+    def iso(value):
+        return value.isoformat() if value else None
+
+    version = call.agent_version
+    return {
+        "call_sid": call.call_sid,
+        "status": call.status,
+        "direction": call.direction,
+        "from": call.from_number,
+        "to": call.to_number,
+        "started_at": iso(call.started_at),
+        "ended_at": iso(call.ended_at),
+        "duration_seconds": call.duration_seconds,
+        "rejected_reason": call.rejected_reason,
+        "runtime_error": call.runtime_error,
+        "agent": version.agent.name if version else None,
+        "agent_version": version.label if version else None,
+        "transport": version.transport if version else None,
+        "environment": str(call.environment) if call.environment_id else None,
+        "connector": ({"id": call.connector_id, "name": call.connector.name or None}
+                      if call.connector_id else None),
+        "transcript": [{"seq": t.seq, "speaker": t.role, "text": t.text, "heard": t.heard,
+                        "started_at": iso(t.started_at or t.created_at)} for t in call.turns.all()],
+        "handovers": [{"action": h.action_name, "destination": h.destination, "transport": h.transport,
+                       "requested_at": iso(h.requested_at), "outcome": h.outcome, "outcome_at": iso(h.outcome_at),
+                       "dial_duration": h.dial_duration, "fallback": h.fallback} for h in call.handovers.all()],
+        "interventions": [{"by": i.username, "kind": i.kind, "detail": i.detail, "result": i.result,
+                           "at": iso(i.created_at)} for i in call.interventions.all()],
+        "recordings": [{"recording_sid": r.recording_sid, "status": r.status, "duration": r.duration,
+                        "channels": r.channels} for r in call.recordings.all()],
+    }
+
+
+def live_calls(*, workspace):
+    """Calls the agent is on now: admitted, not ended, started recently."""
+    return (_base(workspace)
+            .filter(ended_at__isnull=True, rejected_reason="", stream_token_used_at__isnull=False,
+                    started_at__gte=timezone.now() - LIVE_WINDOW)
+            .order_by("-started_at"))
+
+
+def today_stats(*, workspace) -> list[dict]:
+    """Per connector, calls started today (local time): count, average duration of ended calls, handovers, errors."""
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = Q(call_sessions__started_at__gte=start)
+    duration = ExpressionWrapper(F("call_sessions__ended_at") - F("call_sessions__started_at"),
+                                 output_field=DurationField())
+    rows = (PhoneConnector.objects.filter(workspace=workspace)
+            .select_related("agent", "environment")
+            .annotate(calls=Count("call_sessions", filter=today, distinct=True),
+                      avg_duration=Avg(duration, filter=today & Q(call_sessions__ended_at__isnull=False)),
+                      errors=Count("call_sessions", distinct=True,
+                                   filter=today & (~Q(call_sessions__rejected_reason="")
+                                                   | ~Q(call_sessions__runtime_error=""))))
+            .order_by("name", "id"))
+    handovers = dict(CallHandover.objects.filter(call_session__workspace=workspace, call_session__started_at__gte=start)
+                     .values_list("call_session__connector_id").annotate(n=Count("id")).values_list(
+                         "call_session__connector_id", "n"))
+    out = []
+    for c in rows:
+        avg = c.avg_duration
+        out.append({"connector": c, "calls": c.calls, "handovers": handovers.get(c.pk, 0), "errors": c.errors,
+                    "avg_duration": int(avg.total_seconds()) if avg is not None else None})
+    return out

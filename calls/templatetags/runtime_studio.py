@@ -1,0 +1,32 @@
+"""`{% studio_test_chat agent %}`: the Test-in-Studio chat for an agent (admins only), scoped to request.workspace."""
+from django import template
+from django.db.models import Case, IntegerField, Value, When
+
+register = template.Library()
+
+
+@register.inclusion_tag("calls/_test_chat_panel.html", takes_context=True)
+def studio_test_chat(context, agent):
+    from agents.models import AgentVersion, Environment
+
+    request = context.get("request")
+    workspace = getattr(request, "workspace", None)
+    membership = getattr(request, "membership", None)
+    if workspace is None or membership is None or not membership.is_admin or agent.workspace_id != workspace.pk:
+        return {"show": False}
+    versions = (AgentVersion.objects.filter(agent=agent, agent__workspace=workspace)
+                .annotate(draft_first=Case(When(state=AgentVersion.State.DRAFT, then=Value(0)), default=Value(1),
+                                           output_field=IntegerField()))
+                .order_by("draft_first", "-number").only("id", "state", "number", "provider", "transport"))
+    environments = Environment.objects.filter(workspace=workspace).order_by("id")
+    return {"show": True, "agent": agent, "versions": versions, "environments": environments}
+
+
+@register.inclusion_tag("calls/_call_handovers.html")
+def call_handovers(connector, limit: int = 20):
+    """The connector's recent handovers (action, destination, time, outcome), newest first."""
+    from calls.models import CallHandover
+
+    handovers = (CallHandover.objects.filter(call_session__connector=connector)
+                 .select_related("call_session").order_by("-requested_at", "-id")[:limit])
+    return {"handovers": handovers}

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from calls import views
+
+app_name = "calls"
+
+urlpatterns = [
+    path("studio/calls/", views.calls_list, name="list"),
+    path("studio/calls/live/", views.live_view, name="live"),
+    path("studio/calls/live/stats/", views.live_stats, name="live_stats"),
+    path("studio/calls/<int:call_id>/", views.call_detail, name="detail"),
+    path("studio/calls/<int:call_id>/export.json", views.call_export, name="export"),
+    path("studio/calls/<int:call_id>/recordings/<int:recording_id>/audio", views.recording_audio,
+         name="recording_audio"),
+]

@@ -1,0 +1,223 @@
+"""The dialer's Twilio voice webhooks (TwiML): browser calls out, calls to our numbers ring the browsers,
+dial outcomes, status callbacks, voicemail.
+
+Every view is `twilio_webhook`-checked (signature always, AccountSid of the workspace's connection) and
+resolves the connection from the workspace id in the URL. TwiML is built with
+`twilio.twiml.voice_response.VoiceResponse`.
+"""
+from __future__ import annotations
+
+import logging
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.http import Http404, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from twilio.twiml.voice_response import VoiceResponse
+
+from dialer import services as call_services
+from dialer.models import Call
+from dialer.selectors import (
+    connection_for_webhook,
+)
+from telephony.webhook_security import twilio_webhook
+
+logger = logging.getLogger(__name__)
+
+INBOUND_RING_SECONDS = 20
+VOICEMAIL_MAX_SECONDS = 120
+VOICEMAIL_GREETING = "Sorry, nobody can take your call right now. Please leave a message after the tone."
+LEG_EVENTS = "initiated ringing answered completed"
+
+
+# ---------------------------------------------------------------------------
+# Twilio webhooks (TwiML)
+
+
+def _resolve(request, workspace_id: int, **kwargs):
+    return connection_for_webhook(workspace_id=workspace_id)
+
+
+def _public(name: str, workspace_id: int) -> str:
+    base = getattr(settings, "PUBLIC_BASE_URL", "").rstrip("/")
+    return f"{base}{reverse(name, args=[workspace_id])}"
+
+
+def _twiml(response: VoiceResponse) -> HttpResponse:
+    return HttpResponse(str(response), content_type="text/xml; charset=utf-8")
+
+
+def _when(request):
+    raw = request.POST.get("Timestamp", "")
+    if raw:
+        try:
+            return parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            pass
+    return timezone.now()
+
+
+def _int_param(request, name: str) -> int | None:
+    try:
+        return int(request.POST.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _method_not_allowed(request):
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    return None
+
+
+def _refuse(message: str) -> HttpResponse:
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
+    return _twiml(response)
+
+
+def _voicemail(workspace_id: int) -> VoiceResponse:
+    response = VoiceResponse()
+    response.say(VOICEMAIL_GREETING)
+    response.record(
+        max_length=VOICEMAIL_MAX_SECONDS, play_beep=True, timeout=5,
+        action=_public("dialer:voicemail_done", workspace_id), method="POST",
+        recording_status_callback=_public("dialer:recording_status", workspace_id),
+        recording_status_callback_method="POST",
+        recording_status_callback_event="in-progress completed absent",
+    )
+    response.hangup()
+    return response
+
+
+def _outbound(request, workspace):
+    decision = call_services.call_outbound_start(
+        workspace=workspace, call_sid=request.POST.get("CallSid", ""), from_identity=request.POST.get("From", ""),
+        to=request.POST.get("To", ""), requested_caller_id=request.POST.get("CallerId", ""),
+        local_presence=request.twilio_connection.local_presence,
+    )
+    if not decision.allowed:
+        return _refuse(decision.message)
+    response = VoiceResponse()
+    dial = response.dial(caller_id=decision.caller_id, answer_on_bridge=True,
+                         action=_public("dialer:dial_done", workspace.pk), method="POST")
+    dial.number(decision.to_number, status_callback=_public("dialer:leg_status", workspace.pk),
+                status_callback_event=LEG_EVENTS, status_callback_method="POST")
+    return _twiml(response)
+
+
+def _inbound(request, workspace):
+    call_sid = request.POST.get("CallSid", "")
+    decision = call_services.call_inbound_start(workspace=workspace, call_sid=call_sid,
+                                                from_number=request.POST.get("From", ""),
+                                                to_number=request.POST.get("To", ""))
+    if not decision.known_number:
+        return _refuse(call_services.INBOUND_UNKNOWN_NUMBER)
+    if not decision.identities:
+        call_services.call_dial_finished(workspace=workspace, call_sid=call_sid, dial_status="no-answer",
+                                         dial_duration=0)
+        return _twiml(_voicemail(workspace.pk))
+    response = VoiceResponse()
+    dial = response.dial(timeout=INBOUND_RING_SECONDS, answer_on_bridge=True,
+                         action=_public("dialer:dial_done", workspace.pk), method="POST")
+    for identity in decision.identities:
+        dial.client(identity, status_callback=_public("dialer:leg_status", workspace.pk),
+                    status_callback_event=LEG_EVENTS, status_callback_method="POST")
+    return _twiml(response)
+
+
+@twilio_webhook(resolve=_resolve)
+def voice_outbound(request, workspace_id: int):
+    """The TwiML app's voice URL: browser calls (From=client:…) go out; calls to our numbers ring the browsers."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    workspace = request.twilio_connection.workspace
+    if request.POST.get("From", "").startswith("client:"):
+        return _outbound(request, workspace)
+    return _inbound(request, workspace)
+
+
+@twilio_webhook(resolve=_resolve)
+def voice_inbound(request, workspace_id: int):
+    """A number's own voice URL (when it is not pointed at the TwiML app)."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    return _inbound(request, request.twilio_connection.workspace)
+
+
+@twilio_webhook(resolve=_resolve)
+def voice_dial_done(request, workspace_id: int):
+    """`<Dial action>`: record the outcome; unanswered inbound calls go to voicemail."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    workspace = request.twilio_connection.workspace
+    dial_status = request.POST.get("DialCallStatus", "")
+    call = call_services.call_dial_finished(workspace=workspace, call_sid=request.POST.get("CallSid", ""),
+                                            dial_status=dial_status,
+                                            dial_duration=_int_param(request, "DialCallDuration"),
+                                            when=timezone.now())
+    if (call is not None and call.direction == Call.Direction.INBOUND
+            and dial_status in ("no-answer", "busy", "failed")):
+        return _twiml(_voicemail(workspace.pk))
+    response = VoiceResponse()
+    response.hangup()
+    return _twiml(response)
+
+
+@twilio_webhook(resolve=_resolve)
+def voice_status(request, workspace_id: int):
+    """The TwiML app's status callback for the parent call."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    call_services.call_status_apply(
+        workspace=request.twilio_connection.workspace, call_sid=request.POST.get("CallSid", ""),
+        status=request.POST.get("CallStatus", ""), duration=_int_param(request, "CallDuration"),
+        when=_when(request), from_number=request.POST.get("From", ""), to_number=request.POST.get("To", ""),
+    )
+    return HttpResponse(status=204)
+
+
+@twilio_webhook(resolve=_resolve)
+def voice_leg_status(request, workspace_id: int):
+    """Status callbacks of the dialed legs (`<Number>` / `<Client>`)."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    call_services.call_leg_status_apply(
+        workspace=request.twilio_connection.workspace, parent_sid=request.POST.get("ParentCallSid", ""),
+        leg_sid=request.POST.get("CallSid", ""), status=request.POST.get("CallStatus", ""),
+        to_number=request.POST.get("To", ""), from_number=request.POST.get("From", ""),
+        duration=_int_param(request, "CallDuration"), when=_when(request),
+    )
+    return HttpResponse(status=204)
+
+
+@twilio_webhook(resolve=_resolve)
+def voice_voicemail_done(request, workspace_id: int):
+    """`<Record action>`: the caller finished the message."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    response = VoiceResponse()
+    response.say("Thank you. Goodbye.")
+    response.hangup()
+    return _twiml(response)
+
+
+@twilio_webhook(resolve=_resolve)
+def voice_recording_status(request, workspace_id: int):
+    """`recordingStatusCallback` of a voicemail."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    recording_sid = request.POST.get("RecordingSid", "")
+    if not recording_sid:
+        return HttpResponse("RecordingSid missing.", status=400)
+    try:
+        call_services.voicemail_recording_apply(
+            workspace=request.twilio_connection.workspace, recording_sid=recording_sid,
+            call_sid=request.POST.get("CallSid", ""), status=request.POST.get("RecordingStatus", ""),
+            duration=_int_param(request, "RecordingDuration"),
+        )
+    except PermissionError:
+        raise Http404("Unknown recording.") from None
+    return HttpResponse(status=204)

@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from telephony.forms import TwilioConnectionAdminForm
+from telephony.models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
+from telephony.selectors import phone_system_status_invalidate
+
+
+@admin.register(TwilioConnection)
+class TwilioConnectionAdmin(admin.ModelAdmin):
+    list_display = ["workspace", "mode", "account_sid", "status", "error_code", "validated_at", "updated_at"]
+    list_filter = ["mode", "status"]
+    search_fields = ["workspace__name", "account_sid", "api_key_sid", "twiml_app_sid"]
+    list_select_related = ["workspace"]
+    # Secrets are never rendered; ops can only replace them (dialer.forms.TwilioConnectionAdminForm).
+    form = TwilioConnectionAdminForm
+    exclude = ["auth_token", "api_key_secret"]
+    readonly_fields = ["masked_auth_token", "masked_api_key_secret", "created_at", "updated_at", "validated_at"]
+
+    @admin.display(description="API key secret")
+    def masked_api_key_secret(self, obj):
+        from workspaces.fields import mask_secret
+
+        return mask_secret(obj.api_key_secret)
+
+    actions = ["check_credentials_now"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        phone_system_status_invalidate(workspace_id=obj.workspace_id)
+
+    @admin.action(description="Check the credentials with Twilio now (e.g. after replacing a token)")
+    def check_credentials_now(self, request, queryset):
+        from telephony.services import connection_revalidate
+
+        count = 0
+        for connection in queryset.select_related("workspace"):
+            if connection.has_credentials or connection.mode == TwilioConnection.Mode.HOSTED:
+                connection_revalidate(workspace=connection.workspace)
+                count += 1
+        self.message_user(request, f"Queued a credentials check for {count} connection(s).")
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(admin.ModelAdmin):
+    list_display = ["phone_number", "workspace", "sid", "locality", "region", "is_primary", "created_at"]
+    list_filter = ["is_primary", "iso_country"]
+    search_fields = ["phone_number", "sid", "workspace__name"]
+    list_select_related = ["workspace"]
+
+
+@admin.register(CallerId)
+class CallerIdAdmin(admin.ModelAdmin):
+    list_display = ["phone_number", "workspace", "kind", "is_default", "region", "verified_at", "created_at"]
+    list_filter = ["kind", "is_default"]
+    search_fields = ["phone_number", "workspace__name", "friendly_name"]
+    list_select_related = ["workspace"]
+    raw_id_fields = ["phone_number_ref"]
+
+
+@admin.register(NumberPurchase)
+class NumberPurchaseAdmin(admin.ModelAdmin):
+    list_display = ["phone_number", "workspace", "state", "attempts", "lease_until", "updated_at"]
+    list_filter = ["state"]
+    search_fields = ["phone_number", "workspace__name"]
+    list_select_related = ["workspace"]
+    raw_id_fields = ["number"]
+
+
+# Browser-dialer calls (issue 4): read-mostly, for support.

@@ -1,0 +1,8 @@
+from telephony.selectors import phone_system_status
+
+
+def phone_system(request):
+    workspace = getattr(request, "workspace", None)
+    if workspace is None:
+        return {}
+    return {"phone_system": phone_system_status(workspace_id=workspace.pk)}
