@@ -1,4 +1,4 @@
-"""Calls in Studio: reuse the runtime's loopback ASGI server and simulated Twilio streams (tests/runtime)."""
+"""Calls in Studio: reuse the runtime's loopback ASGI server and simulated Twilio streams (tests/calls/engine)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +9,7 @@ from django.test import Client
 from websockets.asyncio.client import connect
 
 from tests.factories import MembershipFactory, UserFactory
-from tests.runtime.conftest import (  # noqa: F401  (fixtures re-exported)
+from tests.calls.engine.conftest import (  # noqa: F401  (fixtures re-exported)
     AsgiServer,
     TwilioMediaClient,
     asgi_server,
