@@ -1,11 +1,11 @@
 """Phone connectors: a Twilio number → agent + environment + version mode."""
 import secrets
 
-from django.conf import settings
 from django.db import models
 
 from agents.models import Agent, AgentVersion, Environment
 from telephony.models import PhoneNumber
+from telephony.public_urls import absolute_url
 from workspaces.models import Workspace
 
 
@@ -50,11 +50,12 @@ class PhoneConnector(models.Model):
 
     @property
     def webhook_url(self) -> str:
-        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{self.webhook_path}"
+        return absolute_url(self.webhook_path)
 
     @property
-    def handoff_url(self) -> str:
-        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/agents/{self.identifier}/handoff"
+    def handover_url(self) -> str:
+        """ConversationRelay's `<Connect action>`: where Twilio asks what to do when the agent hands the call over."""
+        return absolute_url(f"/v1/agents/{self.identifier}/handover")
 
     @property
     def mode_label(self) -> str:

@@ -131,5 +131,5 @@ def call_sessions_for_connector(*, connector: PhoneConnector, limit: int = 20):
     ]
 
 
-def call_session_for_handoff(*, connector: PhoneConnector, call_sid: str) -> CallSession | None:
+def call_session_for_handover(*, connector: PhoneConnector, call_sid: str) -> CallSession | None:
     return CallSession.objects.filter(connector=connector, call_sid=call_sid).select_related("agent_version").first()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from calls.models import CallSession
 from connectors.models import ConnectorNumber, PhoneConnector
+from telephony.public_urls import absolute_url
 
 logger = logging.getLogger(__name__)
 
@@ -269,16 +270,6 @@ PARAMS_OF_INTEREST = (
 APOLOGY = "Sorry, this line cannot take your call right now. Please try again later."
 
 
-def _wss_base() -> str:
-    from urllib.parse import urlsplit
-
-    from django.conf import settings
-
-    parts = urlsplit(settings.PUBLIC_BASE_URL)
-    scheme = "ws" if parts.scheme == "http" else "wss"
-    return f"{scheme}://{parts.netloc}"
-
-
 def apology_twiml(text: str = APOLOGY) -> str:
     from twilio.twiml.voice_response import VoiceResponse
 
@@ -295,9 +286,9 @@ def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
 
     response = VoiceResponse()
     if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
-        connect = Connect(action=connector.handoff_url)
+        connect = Connect(action=connector.handover_url)
         # No welcomeGreeting: the runtime's provider greets (as on Media Streams), so Twilio must not say it too.
-        kwargs = {"url": f"{_wss_base()}/v1/stream/relay"}
+        kwargs = {"url": absolute_url("/v1/stream/relay", websocket=True)}
         if version.language:
             kwargs["language"] = version.language
         if version.voice:
@@ -307,7 +298,7 @@ def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
         response.append(connect)
     else:
         connect = response.connect()
-        stream = connect.stream(url=f"{_wss_base()}/v1/stream/media")
+        stream = connect.stream(url=absolute_url("/v1/stream/media", websocket=True))
         stream.parameter(name="session", value=token)
     return str(response)
 

@@ -6,7 +6,7 @@ app_name = "connectors"
 
 urlpatterns = [
     path("v1/agents/<str:identifier>/twilio-config", webhooks.twilio_config, name="twilio_config"),
-    path("v1/agents/<str:identifier>/handoff", webhooks.handoff, name="handoff"),
+    path("v1/agents/<str:identifier>/handover", webhooks.relay_handover, name="relay_handover"),
     path("v1/agents/<str:identifier>/dial-result", webhooks.dial_result, name="dial_result"),
     path("v1/agents/<str:identifier>/recording-status", webhooks.recording_status, name="recording_status"),
     path("studio/connectors/", views.connector_list, name="list"),

@@ -1,5 +1,5 @@
 """Every `/v1/agents/<identifier>/…` webhook Twilio calls: the incoming call (`twilio-config`), the
-ConversationRelay handoff after `<Connect>`, a handover's `<Dial>` result and the recording status callback.
+ConversationRelay handover after `<Connect>`, a handover's `<Dial>` result and the recording status callback.
 
 All signature-checked with the workspace's auth token (`resolve_connector`); the TwiML ones never answer 500.
 """
@@ -10,7 +10,6 @@ from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_http_methods
 
 from calls.services import handovers, recordings
-from calls.services.handovers import relay_handoff_twiml
 from connectors import services
 from connectors.selectors import connector_for_webhook, webhook_connection
 from telephony.webhook_security import twilio_webhook
@@ -74,8 +73,10 @@ def twilio_config(request, identifier: str):
 @never_500
 @require_http_methods(["GET", "POST"])
 @twilio_webhook(resolve=resolve_connector)
-def handoff(request, identifier: str):
-    return _twiml(relay_handoff_twiml(connector=request.phone_connector, params=_params(request)))
+def relay_handover(request, identifier: str):
+    """ConversationRelay's `<Connect action>`: the relay session ended (Twilio posts our `HandoffData`); the
+    recorded handover is dialled, anything else hangs up."""
+    return _twiml(handovers.relay_handover_twiml(connector=request.phone_connector, params=_params(request)))
 
 
 @require_http_methods(["GET", "POST"])

@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from email.utils import parsedate_to_datetime
 
-from django.conf import settings
 from django.http import Http404, HttpResponse
-from django.urls import reverse
 from django.utils import timezone
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -21,6 +19,7 @@ from dialer.models import Call
 from dialer.selectors import (
     connection_for_webhook,
 )
+from telephony.public_urls import absolute_url
 from telephony.webhook_security import twilio_webhook
 
 logger = logging.getLogger(__name__)
@@ -37,11 +36,6 @@ LEG_EVENTS = "initiated ringing answered completed"
 
 def _resolve(request, workspace_id: int, **kwargs):
     return connection_for_webhook(workspace_id=workspace_id)
-
-
-def _public(name: str, workspace_id: int) -> str:
-    base = getattr(settings, "PUBLIC_BASE_URL", "").rstrip("/")
-    return f"{base}{reverse(name, args=[workspace_id])}"
 
 
 def _twiml(response: VoiceResponse) -> HttpResponse:
@@ -83,8 +77,8 @@ def _voicemail(workspace_id: int) -> VoiceResponse:
     response.say(VOICEMAIL_GREETING)
     response.record(
         max_length=VOICEMAIL_MAX_SECONDS, play_beep=True, timeout=5,
-        action=_public("dialer:voicemail_done", workspace_id), method="POST",
-        recording_status_callback=_public("dialer:recording_status", workspace_id),
+        action=absolute_url("dialer:voicemail_done", workspace_id), method="POST",
+        recording_status_callback=absolute_url("dialer:recording_status", workspace_id),
         recording_status_callback_method="POST",
         recording_status_callback_event="in-progress completed absent",
     )
@@ -102,8 +96,8 @@ def _outbound(request, workspace):
         return _refuse(decision.message)
     response = VoiceResponse()
     dial = response.dial(caller_id=decision.caller_id, answer_on_bridge=True,
-                         action=_public("dialer:dial_done", workspace.pk), method="POST")
-    dial.number(decision.to_number, status_callback=_public("dialer:leg_status", workspace.pk),
+                         action=absolute_url("dialer:dial_done", workspace.pk), method="POST")
+    dial.number(decision.to_number, status_callback=absolute_url("dialer:leg_status", workspace.pk),
                 status_callback_event=LEG_EVENTS, status_callback_method="POST")
     return _twiml(response)
 
@@ -121,9 +115,9 @@ def _inbound(request, workspace):
         return _twiml(_voicemail(workspace.pk))
     response = VoiceResponse()
     dial = response.dial(timeout=INBOUND_RING_SECONDS, answer_on_bridge=True,
-                         action=_public("dialer:dial_done", workspace.pk), method="POST")
+                         action=absolute_url("dialer:dial_done", workspace.pk), method="POST")
     for identity in decision.identities:
-        dial.client(identity, status_callback=_public("dialer:leg_status", workspace.pk),
+        dial.client(identity, status_callback=absolute_url("dialer:leg_status", workspace.pk),
                     status_callback_event=LEG_EVENTS, status_callback_method="POST")
     return _twiml(response)
 

@@ -1,11 +1,11 @@
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
 from django.urls import reverse
 
 from telephony.models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
+from telephony.public_urls import absolute_url
 
 STATUS_CACHE_SECONDS = 300
 
@@ -89,11 +89,11 @@ def dialer_settings(workspace) -> DialerSettings:
 
 def outbound_voice_url(workspace) -> str:
     """Where the workspace's TwiML app sends browser-dialer calls (routed by the browser-dialer views)."""
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/voice/outbound/{workspace.pk}"
+    return absolute_url("dialer:outbound", workspace.pk)
 
 
 def voice_status_callback_url(workspace) -> str:
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/voice/status/{workspace.pk}"
+    return absolute_url("dialer:status", workspace.pk)
 
 
 def twiml_app_friendly_name(workspace) -> str:

@@ -9,17 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from twilio.request_validator import RequestValidator
 
 from calls.engine.context import context_for_call_session, context_for_test_chat
 from calls.engine.engine import MediaStreamCall, RelayCall, TextChatCall
 from calls.providers import ProviderConfigError
+from telephony.public_urls import absolute_url
 
 logger = logging.getLogger("calls.engine")
 
@@ -57,10 +56,8 @@ def admit_call(*, token, call_sid, account_sid, transport: str):
 
 def relay_public_url(scope) -> str:
     """The wss:// URL Twilio signed: PUBLIC_BASE_URL's host and the request path (and query, if any)."""
-    base = urlsplit(settings.PUBLIC_BASE_URL)
-    scheme = "ws" if base.scheme == "http" else "wss"
     query = scope.get("query_string", b"").decode("latin-1")
-    return f"{scheme}://{base.netloc}{scope['path']}" + (f"?{query}" if query else "")
+    return absolute_url(scope["path"] + (f"?{query}" if query else ""), websocket=True)
 
 
 class _CallConsumer(AsyncWebsocketConsumer):

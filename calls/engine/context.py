@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.conf import settings
+from telephony.public_urls import absolute_url
 
 FALLBACK_VARIABLE = "HANDOVER_FALLBACK"  # environment variable: "hangup" (default), "agent", or an action name
 
@@ -64,7 +64,7 @@ class CallContext:
         return value if value else default
 
     def public_url(self, path: str) -> str:
-        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}"
+        return absolute_url(path)
 
     def dial_result_url(self, handover_id: int) -> str:
         return self.public_url(f"/v1/agents/{self.connector_identifier}/dial-result?handover={handover_id}")

@@ -4,7 +4,7 @@
   `<Dial action=".../v1/agents/{identifier}/dial-result?handover=ID"><Number>DEST</Number></Dial>`.
 - ConversationRelay: the runtime records the handover and sends `end` with handoff data
   `{"reason": "handover", "action": NAME, "handover_id": ID}`; the `<Connect action>` URL answers with
-  `relay_handoff_twiml` (the same `<Dial>`).
+  `relay_handover_twiml` (the same `<Dial>`).
 - The Dial's action callback (`dial_result_record`) records the outcome once (a retried callback gets the
   same stored answer); on busy / no answer / failure: a spoken message, then the fallback
   (environment variable HANDOVER_FALLBACK: "hangup", "agent" = back to the agent, or an action name).
@@ -25,6 +25,7 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 from calls.engine.context import FALLBACK_VARIABLE, CallContext, HandoverActionSpec
 from calls.models import CallHandover
 from telephony import errors, twilio_gateway
+from telephony.public_urls import absolute_url
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +69,8 @@ def dial_twiml(*, destination: str, action_url: str, say: str = "", language: st
     return str(response)
 
 
-def _public(path: str) -> str:
-    from django.conf import settings
-
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}"
-
-
 def dial_result_url(*, identifier: str, handover_id: int) -> str:
-    return _public(f"/v1/agents/{identifier}/dial-result?handover={handover_id}")
+    return absolute_url(f"/v1/agents/{identifier}/dial-result?handover={handover_id}")
 
 
 # ---------------------------------------------------------------------------
@@ -202,7 +197,7 @@ def redirect_after_failure(*, ctx: CallContext, twiml: str) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Callbacks Twilio makes (views in connectors/handoff_views.py; the Studio handoff view may delegate here)
+# Callbacks Twilio makes (views in connectors/webhooks.py; the Studio handover view may delegate here)
 
 
 def _fallback_after_dial(*, handover: CallHandover) -> tuple[str, str]:
@@ -296,7 +291,7 @@ def fallback_hangup_twiml() -> str:
     return str(response)
 
 
-def relay_handoff_twiml(*, connector, params: dict) -> str:
+def relay_handover_twiml(*, connector, params: dict) -> str:
     """The `<Connect action>` answer after ConversationRelay's `end`: Dial the recorded handover, or the
     apology + fallback when the agent failed, or hang up when the conversation simply ended."""
     from calls.models import CallSession

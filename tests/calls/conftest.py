@@ -8,7 +8,6 @@ import pytest
 from django.test import Client
 from websockets.asyncio.client import connect
 
-from tests.factories import MembershipFactory, UserFactory
 from tests.calls.engine.conftest import (  # noqa: F401  (fixtures re-exported)
     AsgiServer,
     TwilioMediaClient,
@@ -17,6 +16,7 @@ from tests.calls.engine.conftest import (  # noqa: F401  (fixtures re-exported)
     make_call_setup,
     run,
 )
+from tests.factories import MembershipFactory, UserFactory
 from workspaces.models import Membership
 
 

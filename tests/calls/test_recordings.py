@@ -10,8 +10,8 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from calls.models import CallRecording
 from calls import tasks
+from calls.models import CallRecording
 from devtools.twilio_sandbox.server import MP3_BYTES
 
 from .conftest import TwilioMediaClient, make_call_setup, member_of, run

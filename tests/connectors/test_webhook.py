@@ -193,7 +193,7 @@ def test_conversation_relay_transport(workspace):
     connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
     response = signed_get(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
     connect = twiml(response).find("Connect")
-    assert connect.get("action") == f"https://calls.example.test/v1/agents/{connector.identifier}/handoff"
+    assert connect.get("action") == f"https://calls.example.test/v1/agents/{connector.identifier}/handover"
     relay = connect.find("ConversationRelay")
     assert relay.get("url") == "wss://calls.example.test/v1/stream/relay"
     assert relay.get("language") == "nl-NL"
@@ -271,14 +271,14 @@ def test_webhook_makes_no_outbound_http(setup, monkeypatch):
     _stream(twiml(response))
 
 
-def test_handoff_dials_the_chosen_action(workspace):
+def test_relay_handover_dials_the_chosen_action(workspace):
     connection = connection_for(workspace)
     agent = published_agent(workspace, transport=AgentVersion.Transport.CONVERSATION_RELAY)
     agent_services.handover_action_create(draft=draft_of(agent), name="transfer_to_sales", destination="+31201234567")
     agent_services.agent_publish(agent=agent)
     connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
     signed_post(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
-    path = f"/v1/agents/{connector.identifier}/handoff"
+    path = f"/v1/agents/{connector.identifier}/handover"
     response = signed_post(Client(), path, call_params(connection, HandoffData='{"action": "transfer_to_sales"}'),
                            connection.auth_token)
     number = twiml(response).find("Dial/Number")

@@ -105,21 +105,21 @@ def test_dial_result_checks_signature_and_scoping(client, setup):
     assert client.post("/v1/agents/nope/dial-result?handover=1").status_code == 404
 
 
-def test_relay_handoff_twiml_dials_the_recorded_handover(setup):
+def test_relay_handover_twiml_dials_the_recorded_handover(setup):
     record = _record(setup, transport="conversation_relay")
     params = {"CallSid": setup.session.call_sid,
               "HandoffData": json.dumps({"reason": "handover", "action": "transfer_to_sales", "handover_id": record.pk})}
-    body = handover.relay_handoff_twiml(connector=setup.connector, params=params)
+    body = handover.relay_handover_twiml(connector=setup.connector, params=params)
     assert "<Number>+31201234567</Number></Dial>" in body and f"handover={record.pk}" in body
     # Conversation simply over, or garbage: hang up.
-    assert "<Hangup />" in handover.relay_handoff_twiml(connector=setup.connector,
+    assert "<Hangup />" in handover.relay_handover_twiml(connector=setup.connector,
                                                          params={"CallSid": setup.session.call_sid})
-    assert "<Hangup />" in handover.relay_handoff_twiml(connector=setup.connector,
+    assert "<Hangup />" in handover.relay_handover_twiml(connector=setup.connector,
                                                          params={"CallSid": setup.session.call_sid,
                                                                  "HandoffData": "{oops"})
     # Agent failure: apology, then the fallback (hang-up by default); a retry gives the same answer.
     error = {"CallSid": setup.session.call_sid, "HandoffData": json.dumps({"reason": "error"})}
-    body = handover.relay_handoff_twiml(connector=setup.connector, params=error)
+    body = handover.relay_handover_twiml(connector=setup.connector, params=error)
     assert handover.AGENT_FAILED_MESSAGE in body and "<Hangup />" in body
 
 
@@ -148,10 +148,10 @@ def test_relay_agent_failure_falls_back_to_the_configured_action_once(setup):
     EnvironmentVariable.objects.create(environment=setup.environment, name="HANDOVER_FALLBACK",
                                        value="transfer_to_support")
     error = {"CallSid": setup.session.call_sid, "HandoffData": json.dumps({"reason": "error", "error": "timeout"})}
-    body = handover.relay_handoff_twiml(connector=setup.connector, params=error)
+    body = handover.relay_handover_twiml(connector=setup.connector, params=error)
     assert handover.AGENT_FAILED_MESSAGE in body and "<Number>+31207654321</Number></Dial>" in body
     record = CallHandover.objects.get()
     assert (record.action_name, record.outcome) == ("transfer_to_support", CallHandover.Outcome.PENDING)
     assert f"dial-result?handover={record.pk}" in body
-    assert handover.relay_handoff_twiml(connector=setup.connector, params=error) == body
+    assert handover.relay_handover_twiml(connector=setup.connector, params=error) == body
     assert CallHandover.objects.count() == 1
