@@ -4,7 +4,6 @@ ConversationRelay handover after `<Connect>`, a handover's `<Dial>` result and t
 All signature-checked with the workspace's auth token (`resolve_connector`); the TwiML ones never answer 500.
 """
 import logging
-from functools import wraps
 
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_http_methods
@@ -12,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from calls.services import handovers, recordings
 from connectors import services
 from connectors.selectors import connector_for_webhook, webhook_connection
+from telephony import webhook_security
 from telephony.webhook_security import twilio_webhook
 
 logger = logging.getLogger(__name__)
@@ -32,27 +32,14 @@ def resolve_connector(request, identifier: str, **kwargs):
     return webhook_connection(connector=connector)
 
 
-def never_500(view):
-    """Unexpected errors become a spoken apology (and a logged exception), not a 500 Twilio would read out."""
+def _alert_on_failure(request) -> None:
+    connector = getattr(request, "phone_connector", None)
+    if connector is not None:
+        services.connector_alert_set(connector=connector,
+                                     text="A call failed with an internal error; it heard an apology.")
 
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except Http404:
-            raise
-        except Exception:
-            logger.exception("twilio webhook failed", extra={"path": request.path})
-            connector = getattr(request, "phone_connector", None)
-            if connector is not None:
-                try:
-                    services.connector_alert_set(connector=connector,
-                                                 text="A call failed with an internal error; it heard an apology.")
-                except Exception:
-                    logger.exception("could not record the connector alert")
-            return _twiml(services.apology_twiml())
 
-    return wrapper
+never_500 = webhook_security.never_500(apology=lambda: services.apology_twiml(), on_error=_alert_on_failure)
 
 
 def _params(request) -> dict:

@@ -34,6 +34,15 @@ class Call(models.Model):
         def is_final(cls, value: str) -> bool:
             return cls.rank(value) >= 3
 
+    class Refusal(models.TextChoices):
+        """Why we did not connect a call (the code is stored; the spoken message is `dialer.services.REFUSAL_SPOKEN`)."""
+
+        NOT_MEMBER = "not_member", "The caller is not a member of this workspace"
+        BAD_NUMBER = "bad_number", "The dialed number is not valid"
+        CALLER_ID_NOT_USABLE = "caller_id_not_usable", "The caller ID is not owned or verified by the workspace"
+        NO_CALLER_ID = "no_caller_id", "The workspace has no usable caller ID"
+        UNKNOWN_NUMBER = "unknown_number", "The called number is not the workspace's"
+
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="calls")
     sid = models.CharField("CallSid", max_length=34, unique=True)
     direction = models.CharField(max_length=10, choices=Direction.choices)
@@ -43,7 +52,7 @@ class Call(models.Model):
     to_number = models.CharField(max_length=64, blank=True)
     caller_id = models.CharField(max_length=20, blank=True, help_text="The number shown to the callee (outbound).")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.INITIATED)
-    refusal_reason = models.CharField(max_length=255, blank=True)
+    refusal_reason = models.CharField(max_length=255, blank=True, choices=Refusal.choices)
     started_at = models.DateTimeField(default=timezone.now)
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -41,6 +41,14 @@ REFUSE_CALLER_ID = ("The number you chose to call from is not one of this worksp
                     "The call was not placed.")
 REFUSE_NO_CALLER_ID = "This workspace has no number to call from yet. The call was not placed."
 INBOUND_UNKNOWN_NUMBER = "The number you called is not in service."
+# What the caller hears for each refusal (a retried webhook hears the same as the first attempt).
+REFUSAL_SPOKEN = {
+    Call.Refusal.NOT_MEMBER: REFUSE_NOT_MEMBER,
+    Call.Refusal.BAD_NUMBER: REFUSE_BAD_NUMBER,
+    Call.Refusal.CALLER_ID_NOT_USABLE: REFUSE_CALLER_ID,
+    Call.Refusal.NO_CALLER_ID: REFUSE_NO_CALLER_ID,
+    Call.Refusal.UNKNOWN_NUMBER: INBOUND_UNKNOWN_NUMBER,
+}
 
 
 @dataclass
@@ -151,26 +159,26 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
             requested_e164 = ""
     user_id, caller_ok = _member_and_caller_id(workspace=workspace, identity=from_identity,
                                                caller_id_e164=requested_e164)
-    reason = message = ""
+    reason = ""
     to_number = caller_id = ""
     if user_id is None:
-        reason, message = "identity is not a member of this workspace", REFUSE_NOT_MEMBER
+        reason = Call.Refusal.NOT_MEMBER
     else:
         try:
             to_number = numbering.to_e164(to, default_country=workspace.default_country)
         except numbering.InvalidNumber:
-            reason, message = "invalid destination number", REFUSE_BAD_NUMBER
+            reason = Call.Refusal.BAD_NUMBER
     if not reason:
         if auto:
             chosen = _caller_id_auto(workspace=workspace, to_number=to_number, local_presence=local_presence)
             if chosen is None:
-                reason, message = "workspace has no usable caller ID", REFUSE_NO_CALLER_ID
+                reason = Call.Refusal.NO_CALLER_ID
             else:
                 caller_id = chosen.phone_number
         elif caller_ok:
             caller_id = requested_e164
         else:
-            reason, message = "caller ID not owned or verified by the workspace", REFUSE_CALLER_ID
+            reason = Call.Refusal.CALLER_ID_NOT_USABLE
 
     defaults = dict(workspace=workspace, direction=Call.Direction.OUTBOUND, user_id=user_id,
                     from_number=caller_id or from_identity[:64], to_number=to_number or (to or "")[:64],
@@ -180,7 +188,7 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
     call, created = _call_create(call_sid=call_sid, defaults=defaults)
     if not created:
         if call.workspace_id != workspace.pk:
-            _log_refusal(workspace=workspace, call_sid=call_sid, reason="CallSid belongs to another workspace")
+            _log_refusal(workspace=workspace, call_sid=call_sid, reason="foreign_call_sid")
             return OutboundDecision(call=call, allowed=False, message=REFUSE_NOT_MEMBER)
         if call.status == Call.Status.REFUSED:
             return OutboundDecision(call=call, allowed=False, message=_refusal_message(call.refusal_reason))
@@ -188,7 +196,7 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
     if reason:
         _log_refusal(workspace=workspace, call_sid=call_sid, reason=reason,
                      requested_caller_id=(requested_caller_id or "")[:32])
-        return OutboundDecision(call=call, allowed=False, message=message)
+        return OutboundDecision(call=call, allowed=False, message=REFUSAL_SPOKEN[reason])
     return OutboundDecision(call=call, allowed=True, to_number=call.to_number, caller_id=call.caller_id)
 
 
@@ -204,15 +212,8 @@ def _call_create(*, call_sid: str, defaults: dict) -> tuple[Call, bool]:
 
 
 def _refusal_message(reason: str) -> str:
-    if "caller ID not owned" in reason:
-        return REFUSE_CALLER_ID
-    if "no usable caller ID" in reason:
-        return REFUSE_NO_CALLER_ID
-    if "invalid destination" in reason:
-        return REFUSE_BAD_NUMBER
-    if "unknown number" in reason:
-        return INBOUND_UNKNOWN_NUMBER
-    return REFUSE_NOT_MEMBER
+    """The spoken message of a stored refusal code (an unknown code, e.g. written by hand, says "not placed")."""
+    return REFUSAL_SPOKEN.get(reason, REFUSE_NOT_MEMBER)
 
 
 def call_inbound_start(*, workspace, call_sid: str, from_number: str, to_number: str) -> InboundDecision:
@@ -225,7 +226,7 @@ def call_inbound_start(*, workspace, call_sid: str, from_number: str, to_number:
     defaults = dict(workspace=workspace, direction=Call.Direction.INBOUND, from_number=(from_number or "")[:64],
                     to_number=(to_e164 or to_number or "")[:64],
                     status=Call.Status.RINGING if known else Call.Status.REFUSED,
-                    refusal_reason="" if known else "unknown number", ended_at=None if known else _now())
+                    refusal_reason="" if known else Call.Refusal.UNKNOWN_NUMBER, ended_at=None if known else _now())
     call = Call.objects.filter(sid=call_sid).first() or _call_create(call_sid=call_sid, defaults=defaults)[0]
     if call.workspace_id != workspace.pk or not known:
         logger.warning("inbound call to a number the workspace does not own",

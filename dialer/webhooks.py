@@ -20,7 +20,7 @@ from dialer.selectors import (
     connection_for_webhook,
 )
 from telephony.public_urls import absolute_url
-from telephony.webhook_security import twilio_webhook
+from telephony.webhook_security import never_500, twilio_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,18 @@ INBOUND_RING_SECONDS = 20
 VOICEMAIL_MAX_SECONDS = 120
 VOICEMAIL_GREETING = "Sorry, nobody can take your call right now. Please leave a message after the tone."
 LEG_EVENTS = "initiated ringing answered completed"
+APOLOGY = "Sorry, we could not connect your call because of a problem on our side. Please try again later."
+
+
+def _apology() -> str:
+    response = VoiceResponse()
+    response.say(APOLOGY)
+    response.hangup()
+    return str(response)
+
+
+# Every webhook here: an unexpected error is a spoken apology (logged), never a 500 read out by Twilio.
+_never_500 = never_500(apology=_apology)
 
 
 # ---------------------------------------------------------------------------
@@ -122,6 +134,7 @@ def _inbound(request, workspace):
     return _twiml(response)
 
 
+@_never_500
 @twilio_webhook(resolve=_resolve)
 def voice_outbound(request, workspace_id: int):
     """The TwiML app's voice URL: browser calls (From=client:…) go out; calls to our numbers ring the browsers."""
@@ -133,6 +146,7 @@ def voice_outbound(request, workspace_id: int):
     return _inbound(request, workspace)
 
 
+@_never_500
 @twilio_webhook(resolve=_resolve)
 def voice_inbound(request, workspace_id: int):
     """A number's own voice URL (when it is not pointed at the TwiML app)."""
@@ -141,6 +155,7 @@ def voice_inbound(request, workspace_id: int):
     return _inbound(request, request.twilio_connection.workspace)
 
 
+@_never_500
 @twilio_webhook(resolve=_resolve)
 def voice_dial_done(request, workspace_id: int):
     """`<Dial action>`: record the outcome; unanswered inbound calls go to voicemail."""
@@ -160,6 +175,7 @@ def voice_dial_done(request, workspace_id: int):
     return _twiml(response)
 
 
+@_never_500
 @twilio_webhook(resolve=_resolve)
 def voice_status(request, workspace_id: int):
     """The TwiML app's status callback for the parent call."""
@@ -173,6 +189,7 @@ def voice_status(request, workspace_id: int):
     return HttpResponse(status=204)
 
 
+@_never_500
 @twilio_webhook(resolve=_resolve)
 def voice_leg_status(request, workspace_id: int):
     """Status callbacks of the dialed legs (`<Number>` / `<Client>`)."""
@@ -187,6 +204,7 @@ def voice_leg_status(request, workspace_id: int):
     return HttpResponse(status=204)
 
 
+@_never_500
 @twilio_webhook(resolve=_resolve)
 def voice_voicemail_done(request, workspace_id: int):
     """`<Record action>`: the caller finished the message."""
@@ -198,6 +216,7 @@ def voice_voicemail_done(request, workspace_id: int):
     return _twiml(response)
 
 
+@_never_500
 @twilio_webhook(resolve=_resolve)
 def voice_recording_status(request, workspace_id: int):
     """`recordingStatusCallback` of a voicemail."""

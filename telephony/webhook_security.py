@@ -13,7 +13,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import Http404, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import RequestValidator
 
@@ -85,3 +85,31 @@ def twilio_webhook(resolve):
         return wrapper
 
     return decorator
+
+
+def never_500(*, apology, on_error=None):
+    """Unexpected errors in a webhook become a spoken apology (and one logged exception), never a 500: Twilio
+    would read its own error message to the caller.
+
+    `apology()` returns the TwiML; `on_error(request)` may record the failure where people will see it (its own
+    failure is logged, not raised). A 404 stays a 404; the signature check's 403 is an answer, not an error.
+    """
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except Http404:
+                raise
+            except Exception:
+                logger.exception("twilio webhook failed", extra={"path": request.path})
+                if on_error is not None:
+                    try:
+                        on_error(request)
+                    except Exception:
+                        logger.exception("could not record the webhook failure", extra={"path": request.path})
+                return HttpResponse(apology(), content_type="text/xml; charset=utf-8")
+
+        return wrapper
+
+    return decorate

@@ -66,7 +66,7 @@ def test_outbound_refuses_a_caller_id_the_workspace_does_not_own(client, workspa
     assert "not one of this workspace's verified numbers" in root.find("Say").text
     assert root.find("Hangup") is not None
     call = Call.objects.get(sid=params["CallSid"])
-    assert call.status == Call.Status.REFUSED and "caller ID" in call.refusal_reason
+    assert call.status == Call.Status.REFUSED and call.refusal_reason == Call.Refusal.CALLER_ID_NOT_USABLE
     assert any(getattr(r, "reason", "") == call.refusal_reason for r in caplog.records)
 
 
@@ -385,3 +385,35 @@ def test_inbound_caller_hangs_up_no_voicemail(client, workspace, member_user):
     root = xml(_dial_done(client, connection, params["CallSid"], "canceled", 0))
     assert root.find("Record") is None
     assert Call.objects.get(sid=params["CallSid"]).status == "canceled"
+
+
+# --- never a 500 ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path, service", [
+    ("/v1/voice/outbound/{pk}", "call_outbound_start"),
+    ("/v1/voice/dial-done/{pk}", "call_dial_finished"),
+    ("/v1/voice/status/{pk}", "call_status_apply"),
+])
+def test_an_internal_error_is_a_spoken_apology_not_a_500(client, workspace, member_user, monkeypatch, caplog, path,
+                                                         service):
+    from dialer import services as call_services
+    from dialer.webhooks import APOLOGY
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(call_services, service, broken)
+    connection = ready_workspace(workspace)
+    root = xml(signed_post(client, path.format(pk=workspace.pk), outbound_params(connection, member_user),
+                           connection.auth_token))
+    assert root.find("Say").text == APOLOGY and root.find("Hangup") is not None
+    assert any(r.getMessage() == "twilio webhook failed" for r in caplog.records)
+    assert connection.auth_token not in caplog.text
+
+
+def test_a_forged_request_is_still_403_not_an_apology(client, workspace, member_user):
+    connection = ready_workspace(workspace)
+    response = signed_post(client, outbound_path(workspace), outbound_params(connection, member_user), "f" * 32)
+    assert response.status_code == 403
+    assert not Call.objects.exists()
