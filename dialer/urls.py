@@ -36,6 +36,7 @@ urlpatterns = [
     path("settings/dialer/numbers/purchases/<int:pk>/cancel/", views.purchase_cancel, name="purchase_cancel"),
     path("settings/dialer/numbers/<int:pk>/primary/", views.number_primary, name="number_primary"),
     path("settings/dialer/numbers/<int:pk>/release/", views.number_release, name="number_release"),
+    path("settings/dialer/numbers/<int:pk>/simulate-call/", views.number_simulate_call, name="number_simulate_call"),
     path("settings/dialer/numbers/<int:pk>/route-to-dialer/", views.number_route_to_dialer,
          name="number_route_to_dialer"),
     path("settings/dialer/caller-ids/", views.caller_ids_page, name="caller_ids"),

@@ -149,6 +149,7 @@ def _numbers_context(request):
         "purchases": list(number_purchases_open(workspace=workspace)),
         "connection": connection_get(workspace=workspace),
         "numbers_url": reverse("dialer:numbers"),
+        "sandbox": services.sandbox_active(),
     }
 
 
@@ -267,6 +268,21 @@ def number_route_to_dialer(request, pk):
     return redirect("dialer:numbers")
 
 
+@require_POST
+@workspace_admin_required
+def number_simulate_call(request, pk):
+    """Against the local sandbox only: have it call this number as Twilio would."""
+    number = phone_number_get(workspace=request.workspace, pk=pk)
+    try:
+        call_sid = services.number_call_simulate(workspace=request.workspace, number_id=number.pk)
+    except services.DialerError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The sandbox is calling {number.phone_number} ({call_sid}): a call to an agent "
+                                  "shows in Studio → Live calls, a call to the dialer rings your browser.")
+    return redirect("dialer:numbers")
+
+
 @require_http_methods(["GET", "POST"])
 @workspace_admin_required
 def number_release(request, pk):
@@ -301,6 +317,7 @@ def _caller_ids_context(request, *, form=None):
         "local_presence_form": LocalPresenceForm(initial={"enabled": bool(connection and connection.local_presence)}),
         "caller_ids_url": reverse("dialer:caller_ids"),
         "numbers_url": reverse("dialer:numbers"),
+        "sandbox": services.sandbox_active(),
     }
 
 

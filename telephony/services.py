@@ -703,3 +703,38 @@ def caller_id_choose(*, workspace, to_number: str, requested: str | None = None,
         if same_region:
             return best(same_region)
     return default
+
+
+# ---------------------------------------------------------------------------
+# The local Twilio sandbox (devtools/twilio_sandbox): a phone call placed to one of our numbers, offline.
+
+
+def sandbox_active() -> bool:
+    """True when every Twilio request goes to the local sandbox (`bin/run --sandbox`, tests), never in production."""
+    return bool(getattr(settings, "TWILIO_API_BASE_URL", ""))
+
+
+def number_call_simulate(*, workspace, number_id: int, say: str = "") -> str:
+    """Ask the sandbox to call the number as Twilio would (its voice URL, the TwiML, streams and callbacks).
+
+    Returns the CallSid. Only against the sandbox: with the real Twilio there is nothing to simulate (call the
+    number from a phone)."""
+    import json
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    if not sandbox_active():
+        raise DialerError("Simulated calls need the local Twilio sandbox (bin/run --sandbox); call the number "
+                          "from a phone instead.")
+    number = PhoneNumber.objects.get(workspace=workspace, pk=number_id)
+    connection = connection_for(workspace=workspace)
+    if connection is None or not connection.has_credentials:
+        raise DialerError("Connect Twilio first.")
+    body = urlencode({"AccountSid": connection.account_sid, "To": number.phone_number, "Say": say or ""}).encode()
+    url = settings.TWILIO_API_BASE_URL.rstrip("/") + "/_sandbox/simulate_call"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=5) as response:
+            return json.load(response)["sid"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        raise DialerError(f"The Twilio sandbox did not place the call ({exc}). Is it running?") from None

@@ -180,6 +180,7 @@ class SandboxServer:
             self.faults: list[Fault] = []
             self.offered: set[str] = set()  # numbers an AvailablePhoneNumbers search returned
             self.extra_available: set[str] = set()
+            self.simulated: dict = {}  # CallSid -> phone.SimulatedCall placed by simulate_call
 
     # -- seeding ------------------------------------------------------------
 
@@ -328,6 +329,22 @@ class SandboxServer:
         regex = re.compile(path_pattern)
         with self.lock:
             return [r for r in self.requests if regex.search(r[1]) and (method is None or r[0] == method)]
+
+    def simulate_call(self, account_sid: str, to: str, *, from_: str = "+15005550006", say: str = "",
+                      dial_outcome: str = "completed", wait: bool = False, timeout: float = 90.0):
+        """Place an inbound call to one of the account's numbers, as Twilio would (`phone.SimulatedCall`).
+
+        Runs in its own thread; `wait=True` returns once the call has ended."""
+        from devtools.twilio_sandbox.phone import DEFAULT_SAY, SimulatedCall
+
+        call = SimulatedCall(sandbox=self, account_sid=account_sid, to=to, from_=from_, say=say or DEFAULT_SAY,
+                             dial_outcome=dial_outcome)
+        with self.lock:
+            self.simulated[call.call_sid] = call
+        call.start()
+        if wait:
+            call.done.wait(timeout)
+        return call
 
     def call_twiml(self, account_sid: str, call_sid: str) -> str | None:
         """The last TwiML a call was redirected to (call update with Twiml=)."""
@@ -1232,6 +1249,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return Result(200, {"endpoints": _CONTROL_HELP})
             if method == "GET" and action == "state":
                 return Result(200, sb.snapshot())
+            if method == "GET" and action == "simulated_calls":
+                with sb.lock:
+                    calls = list(sb.simulated.values())
+                return Result(200, {"calls": [c.as_json() for c in calls]})
+            if method == "GET" and action.startswith("simulated_calls/"):
+                call = sb.simulated.get(action.split("/", 1)[1])
+                if call is None:
+                    raise _not_found(path)
+                return Result(200, call.as_json())
             if method == "GET" and action == "requests":
                 with sb.lock:
                     return Result(200, {"requests": [list(r) for r in sb.requests], "callbacks": sb.callbacks})
@@ -1262,6 +1288,10 @@ class _Handler(BaseHTTPRequestHandler):
                 fields = {k.lower(): v for k, v in params.items() if k in ("To", "From", "Status", "Direction")}
                 sid = sb.add_call(params["AccountSid"], params.get("CallSid") or None, **fields)
                 return Result(201, {"sid": sid})
+            if action == "simulate_call":
+                call = sb.simulate_call(params["AccountSid"], params["To"], from_=params.get("From") or "+15005550006",
+                                        say=params.get("Say", ""), dial_outcome=params.get("DialOutcome", "completed"))
+                return Result(201, {"sid": call.call_sid, "progress": f"/_sandbox/simulated_calls/{call.call_sid}"})
             if action == "complete_recording":
                 sb.complete_recording(params["AccountSid"], params["RecordingSid"],
                                       duration=int(params.get("Duration", 42)))
@@ -1297,6 +1327,9 @@ _CONTROL_HELP = {
     "POST /_sandbox/complete_validation": "AccountSid, PhoneNumber, Success?: finish a caller ID verification call",
     "POST /_sandbox/auto_complete_validations": "Enabled=true|false",
     "POST /_sandbox/calls": "AccountSid, CallSid?, To?, From?, Status?, Direction?: a live call",
+    "POST /_sandbox/simulate_call": "AccountSid, To, From?, Say?, DialOutcome?: place an inbound call to a number, as "
+                                    "Twilio would (its voice URL, the TwiML, streams, callbacks)",
+    "GET /_sandbox/simulated_calls[/<CallSid>]": "the simulated calls and what happened in each",
     "POST /_sandbox/complete_recording": "AccountSid, RecordingSid, Duration?",
     "POST /_sandbox/alerts": "AccountSid, ErrorCode, AlertText, LogLevel?, ResourceSid?",
     "POST /_sandbox/faults": "Method?, PathPattern, Kind (429|500|slow|drop), Times?, Delay?, AfterAction?",

@@ -1,0 +1,491 @@
+"""Simulated inbound phone calls: the sandbox plays Twilio's part of a call to one of an account's numbers.
+
+It requests the number's voice URL exactly as Twilio does (signed with the account's auth token, with the number's
+method, the fallback URL when the first answer fails), follows the TwiML it gets back and sends the status and
+recording callbacks in order:
+
+- `<Say>` is recorded; `<Pause>` is skipped; `<Hangup>` ends the call; `<Redirect>` fetches its URL.
+- `<Dial>` records what was dialled and its outcome (a `<Client>` is never answered offline: "no-answer"; a
+  `<Number>` answers with `dial_outcome`), then requests the `action` URL with `DialCallStatus`.
+- `<Record>` makes a recording, sends its status callback and requests the `action` URL.
+- `<Connect><Stream>` opens the websocket as Twilio does (`connected`, `start` with the `<Parameter>`s, 20 ms
+  μ-law `media` frames, marks echoed, `stop`): it waits for the agent's greeting, speaks `say` (synthesised by
+  espeak-ng) and listens to the reply. A REST redirect of the call (a handover's `<Dial>`) ends the stream and
+  the new TwiML is followed.
+- `<Connect><ConversationRelay>` opens the websocket with the handshake's `X-Twilio-Signature`, sends `setup`,
+  waits for the greeting, sends `say` as a `prompt`; after `end` it requests the `<Connect action>` URL with
+  `HandoffData` and follows that TwiML.
+
+Standard library and twilio's signature helper only (plus the `websockets` client the app already depends on).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import wave
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit
+
+FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
+DEFAULT_SAY = "I want to talk to sales"
+MAX_TWIML_STEPS = 20  # redirects and actions followed at most (a loop in someone's TwiML ends the call)
+MAX_CALL_SECONDS = 60.0
+
+
+def speech_ulaw(text: str) -> bytes:
+    """`text` spoken by espeak-ng as 8 kHz μ-law (a short tone when espeak-ng is not installed)."""
+    espeak = shutil.which("espeak-ng") or shutil.which("espeak")
+    if espeak:
+        wav = subprocess.run([espeak, "-v", "en-us", "-s", "150", "--stdout", text], capture_output=True,
+                             check=True, timeout=30).stdout
+        with wave.open(io.BytesIO(wav)) as w:
+            pcm, rate, width = w.readframes(w.getnframes()), w.getframerate(), w.getsampwidth()
+        return _pcm_to_ulaw(pcm, rate, width)
+    import math
+    samples = bytearray()
+    for i in range(8000):  # one second of 440 Hz
+        value = int(6000 * math.sin(2 * math.pi * 440 * i / 8000))
+        samples += value.to_bytes(2, "little", signed=True)
+    return _pcm_to_ulaw(bytes(samples), 8000, 2)
+
+
+def _pcm_to_ulaw(pcm: bytes, rate: int, width: int) -> bytes:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import audioop  # Python <= 3.12
+    except ImportError:  # pragma: no cover - numpy fallback for Python 3.13+
+        import numpy as np
+
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        count = int(len(samples) * 8000 / rate)
+        resampled = np.interp(np.linspace(0, len(samples) - 1, count), np.arange(len(samples)), samples)
+        x = np.clip(resampled, -32635, 32635).astype(np.int32)
+        sign = np.where(x < 0, 0x80, 0)
+        x = np.abs(x) + 0x84
+        exponent = np.floor(np.log2(x)).astype(np.int32) - 7
+        mantissa = (x >> (exponent + 3)) & 0x0F
+        return bytes((~(sign | (exponent << 4) | mantissa)) & 0xFF)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if width != 2:
+            pcm = audioop.lin2lin(pcm, width, 2)
+        if rate != 8000:
+            pcm, _ = audioop.ratecv(pcm, 2, 1, rate, 8000, None)
+        return audioop.lin2ulaw(pcm, 2)
+
+
+@dataclass
+class SimulatedCall:
+    """One call the sandbox places to a number: its progress is `events` (for the control API and tests)."""
+
+    sandbox: object
+    account_sid: str
+    to: str
+    from_: str = "+15005550006"
+    say: str = DEFAULT_SAY
+    dial_outcome: str = "completed"
+    call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
+    events: list = field(default_factory=list)
+    status: str = "ringing"
+    started: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    # -- the run --------------------------------------------------------------------------------------------
+
+    def start(self) -> "SimulatedCall":
+        threading.Thread(target=self.run, name=f"sandbox-call-{self.call_sid}", daemon=True).start()
+        return self
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # noqa: BLE001 - a simulated call reports what broke, it never takes the sandbox down
+            self._log("error", error=repr(exc))
+        finally:
+            self._finish()
+            self.done.set()
+
+    def _run(self) -> None:
+        number = self._number()
+        if number is None:
+            self._log("error", error=f"{self.to} is not a number of account {self.account_sid}")
+            self.status = "failed"
+            return
+        self.sandbox.add_call(self.account_sid, self.call_sid, to=self.to, from_=self.from_, status="ringing",
+                              direction="inbound", phone_number_sid=number["sid"], start_time=None)
+        voice = self._voice_config(number)
+        self.status_callback = voice["status_callback"]
+        twiml = self._request(voice["url"], voice["method"], {}, fallback=(voice["fallback_url"],
+                                                                           voice["fallback_method"]))
+        if twiml is None:
+            self.status = "failed"
+            return
+        self._set_status("in-progress")
+        self._follow(twiml)
+
+    def _follow(self, twiml: str) -> None:
+        for _ in range(MAX_TWIML_STEPS):
+            if twiml is None or self.status != "in-progress":
+                return
+            twiml = self._execute(twiml)
+        self._log("error", error="too many TwiML documents in a row; hanging up")
+
+    def _execute(self, twiml: str) -> str | None:
+        """Run one TwiML document; the next document to run (an action's answer, a redirect) or None."""
+        try:
+            root = ET.fromstring(twiml)
+        except ET.ParseError as exc:
+            self._log("error", error=f"invalid TwiML: {exc}")
+            return None
+        self._log("twiml", twiml=twiml[:2000])
+        for verb in root:
+            if self._out_of_time():
+                return None
+            tag = verb.tag
+            if tag == "Say":
+                self._log("say", text=(verb.text or "").strip())
+            elif tag == "Pause":
+                continue
+            elif tag == "Hangup":
+                self._log("hangup")
+                return None
+            elif tag == "Reject":
+                self._set_status("busy" if verb.get("reason") == "busy" else "no-answer")
+                return None
+            elif tag == "Redirect":
+                return self._request((verb.text or "").strip(), verb.get("method", "POST"), {})
+            elif tag == "Dial":
+                nxt = self._dial(verb)
+                if nxt is not False:
+                    return nxt
+            elif tag == "Record":
+                return self._record(verb)
+            elif tag == "Connect":
+                return self._connect(verb)
+            else:
+                self._log("unsupported", verb=tag)
+        return None  # the document ran out: Twilio hangs up
+
+    def _finish(self) -> None:
+        final = self.status if self.status in ("busy", "no-answer", "failed", "canceled") else "completed"
+        duration = int(time.monotonic() - self.started)
+        with self.sandbox.lock:
+            call = self.sandbox.state["calls"].get(self.account_sid, {}).get(self.call_sid)
+            recordings = [r["sid"] for r in self.sandbox.state["recordings"].get(self.account_sid, {}).values()
+                          if r["call_sid"] == self.call_sid and r["status"] == "in-progress"]
+        for recording_sid in recordings:  # a recording the app started ends with the call
+            self.sandbox.complete_recording(self.account_sid, recording_sid, duration=max(1, duration))
+            self._log("recording", recording_sid=recording_sid, status="completed")
+        if call is not None and call["status"] not in ("completed", "canceled", "busy", "failed", "no-answer"):
+            with self.sandbox.lock:
+                call.update(status=final, duration=str(duration))
+        self.status = final
+        if getattr(self, "status_callback", None):
+            self._callback(self.status_callback[0], self.status_callback[1],
+                           {"CallStatus": final, "CallDuration": str(duration)})
+        self._log("ended", status=final, duration=duration)
+
+    # -- verbs ----------------------------------------------------------------------------------------------
+
+    def _dial(self, verb) -> str | None | bool:
+        nouns = [(child.tag, (child.text or "").strip()) for child in verb if child.tag in ("Number", "Client", "Sip")]
+        if not nouns and (verb.text or "").strip():
+            nouns = [("Number", verb.text.strip())]
+        answered = any(kind == "Number" for kind, _ in nouns) and self.dial_outcome == "completed"
+        outcome = "completed" if answered else ("no-answer" if self.dial_outcome == "completed" else self.dial_outcome)
+        for child in verb:
+            callback = child.get("statusCallback")
+            if callback:
+                leg = {"CallSid": "CA" + secrets.token_hex(16), "ParentCallSid": self.call_sid,
+                       "To": (f"client:{child.text.strip()}" if child.tag == "Client" else (child.text or "").strip()),
+                       "From": self.from_}
+                for status in ("initiated", "ringing", "in-progress" if answered else outcome, "completed"):
+                    if status == "completed" and not answered:
+                        continue
+                    self._callback(callback, child.get("statusCallbackMethod", "POST"), {**leg, "CallStatus": status})
+        self._log("dial", to=[text for _, text in nouns], kinds=[kind for kind, _ in nouns], outcome=outcome,
+                  caller_id=verb.get("callerId", ""))
+        action = verb.get("action")
+        if not action:
+            return False  # no action: Twilio goes on with the next verb
+        return self._request(action, verb.get("method", "POST"),
+                             {"DialCallStatus": outcome, "DialCallDuration": "5" if answered else "0"})
+
+    def _record(self, verb) -> str | None:
+        recording_sid = self.sandbox.add_recording(self.account_sid, self.call_sid, status="in-progress",
+                                                   source="RecordVerb", channels=1)
+        callback = verb.get("recordingStatusCallback")
+        with self.sandbox.lock:
+            self.sandbox.state["recordings"][self.account_sid][recording_sid]["status_callback_url"] = callback
+        self._log("record", recording_sid=recording_sid)
+        self.sandbox.complete_recording(self.account_sid, recording_sid, duration=3, send_callback=bool(callback))
+        action = verb.get("action")
+        if not action:
+            return None
+        return self._request(action, verb.get("method", "POST"), {
+            "RecordingSid": recording_sid, "RecordingDuration": "3",
+            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"})
+
+    def _connect(self, verb) -> str | None:
+        history_before = self._twiml_history_length()
+        handoff = None
+        for child in verb:
+            if child.tag == "Stream":
+                self._stream(child, history_before)
+            elif child.tag == "ConversationRelay":
+                handoff = self._relay(child, history_before)
+        redirected = self._redirected_twiml(history_before)
+        if redirected is not None:
+            self._log("redirected", twiml=redirected[:2000])
+            return redirected
+        action = verb.get("action")
+        if action and self.status == "in-progress":
+            params = {"HandoffData": handoff} if handoff is not None else {}
+            return self._request(action, verb.get("method", "POST"), params)
+        return None
+
+    def _stream(self, stream, history_before: int) -> None:
+        from websockets.sync.client import connect
+
+        url = stream.get("url", "")
+        parameters = {p.get("name"): p.get("value") for p in stream if p.tag == "Parameter"}
+        stream_sid = "MZ" + secrets.token_hex(16)
+        self._log("stream", url=url)
+        heard = {"frames": 0, "bytes": 0, "last": time.monotonic(), "marks": 0, "clears": 0}
+        closed = threading.Event()
+        with connect(url, open_timeout=5, close_timeout=2, max_size=2 ** 20) as ws:
+            def send(message: dict) -> None:
+                ws.send(json.dumps(message))
+
+            def reader() -> None:
+                try:
+                    for raw in ws:
+                        message = json.loads(raw)
+                        event = message.get("event")
+                        if event == "media":
+                            heard["frames"] += 1
+                            heard["bytes"] += len(base64.b64decode(message.get("media", {}).get("payload", "")))
+                            heard["last"] = time.monotonic()
+                        elif event == "mark":
+                            heard["marks"] += 1
+                            send({"event": "mark", "streamSid": stream_sid, "mark": message.get("mark", {})})
+                        elif event == "clear":
+                            heard["clears"] += 1
+                except Exception:  # noqa: BLE001 - the server closed the socket
+                    pass
+                finally:
+                    closed.set()
+
+            send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            send({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+                  "start": {"streamSid": stream_sid, "accountSid": self.account_sid, "callSid": self.call_sid,
+                            "tracks": ["inbound"], "customParameters": parameters,
+                            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+            threading.Thread(target=reader, daemon=True).start()
+            chunk = [0]
+
+            def play(audio: bytes) -> None:
+                for i in range(0, len(audio), FRAME_BYTES):
+                    if closed.is_set() or self._redirected_twiml(history_before) is not None:
+                        return
+                    frame = audio[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
+                    chunk[0] += 1
+                    send({"event": "media", "sequenceNumber": str(chunk[0] + 1), "streamSid": stream_sid,
+                          "media": {"track": "inbound", "chunk": str(chunk[0]), "timestamp": str(chunk[0] * 20),
+                                    "payload": base64.b64encode(frame).decode()}})
+                    time.sleep(0.02)
+
+            def quiet_for(seconds: float, limit: float) -> None:
+                """Caller silence until the agent has said something and then been quiet for `seconds`."""
+                until = time.monotonic() + limit
+                while time.monotonic() < until and not closed.is_set():
+                    if self._redirected_twiml(history_before) is not None:
+                        return
+                    if heard["frames"] and time.monotonic() - heard["last"] > seconds:
+                        return
+                    play(b"\xff" * FRAME_BYTES * 10)
+
+            quiet_for(1.0, 8.0)
+            self._log("heard", what="greeting", messages=heard["frames"], seconds=round(heard["bytes"] / 8000, 2))
+            spoken = speech_ulaw(self.say)
+            self._log("caller_says", text=self.say, seconds=round(len(spoken) / 8000, 2))
+            before = heard["bytes"]
+            play(spoken)
+            heard["last"] = time.monotonic()
+            quiet_for(1.5, 10.0)
+            self._log("heard", what="reply", seconds=round((heard["bytes"] - before) / 8000, 2),
+                      clears=heard["clears"])
+            if not closed.is_set():
+                try:
+                    send({"event": "stop", "sequenceNumber": str(chunk[0] + 2), "streamSid": stream_sid,
+                          "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _relay(self, relay, history_before: int) -> str | None:
+        from twilio.request_validator import RequestValidator
+        from websockets.sync.client import connect
+
+        url = relay.get("url", "")
+        signature = RequestValidator(self._token()).compute_signature(url, {})
+        parameters = {p.get("name"): p.get("value") for p in relay if p.tag == "Parameter"}
+        self._log("relay", url=url)
+        handoff = None
+        with connect(url, open_timeout=5, close_timeout=2, additional_headers={"X-Twilio-Signature": signature}) as ws:
+            ws.send(json.dumps({"type": "setup", "sessionId": "VX" + secrets.token_hex(16), "callSid": self.call_sid,
+                                "accountSid": self.account_sid, "from": self.from_, "to": self.to,
+                                "direction": "inbound", "customParameters": parameters}))
+
+            def read_reply(limit: float) -> tuple[str, str | None]:
+                words, until = [], time.monotonic() + limit
+                while time.monotonic() < until:
+                    try:
+                        message = json.loads(ws.recv(timeout=max(0.1, until - time.monotonic())))
+                    except TimeoutError:
+                        break
+                    if message.get("type") == "text":
+                        words.append(message.get("token", ""))
+                        if message.get("last"):
+                            break
+                    elif message.get("type") == "end":
+                        return "".join(words), message.get("handoffData", "")
+                return "".join(words), None
+
+            greeting, handoff = read_reply(8.0)
+            self._log("heard", what="greeting", text=greeting)
+            if handoff is None and self._redirected_twiml(history_before) is None:
+                ws.send(json.dumps({"type": "prompt", "voicePrompt": self.say, "lang": "en-US", "last": True}))
+                self._log("caller_says", text=self.say)
+                reply, handoff = read_reply(10.0)
+                self._log("heard", what="reply", text=reply)
+                if handoff is None:
+                    _, handoff = read_reply(2.0)
+        if handoff is not None:
+            self._log("relay_end", handoff=handoff)
+        return handoff
+
+    # -- HTTP like Twilio -----------------------------------------------------------------------------------
+
+    def _params(self, extra: dict) -> dict:
+        return {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
+                "CallStatus": self.status, "Called": self.to, "Caller": self.from_, "Direction": "inbound",
+                "From": self.from_, "To": self.to, **extra}
+
+    def _request(self, url: str, method: str, extra: dict, *, fallback=None) -> str | None:
+        """Twilio's webhook request: signed, 15 s, the fallback URL if the answer is not TwiML."""
+        body = self._fetch(url, method, self._params(extra))
+        if body is None and fallback and fallback[0]:
+            self._log("fallback", url=fallback[0])
+            body = self._fetch(fallback[0], fallback[1] or "POST", self._params(extra))
+        return body
+
+    def _fetch(self, url: str, method: str, params: dict) -> str | None:
+        from twilio.request_validator import RequestValidator
+
+        method = (method or "POST").upper()
+        validator = RequestValidator(self._token())
+        if method == "GET":
+            parts = urlsplit(url)
+            full = url + ("&" if parts.query else "?") + urlencode(params)
+            signature, data = validator.compute_signature(full, {}), None
+            request = urllib.request.Request(full, method="GET")
+        else:
+            full, data = url, urlencode(params).encode()
+            signature = validator.compute_signature(url, params)
+            request = urllib.request.Request(url, data=data, method="POST",
+                                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        request.add_header("X-Twilio-Signature", signature)
+        request.add_header("User-Agent", "TwilioProxy/1.1 (sandbox)")
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                text = response.read().decode("utf-8", "replace")
+                self._log("webhook", url=url, method=method, status=response.status)
+                return text
+        except urllib.error.HTTPError as exc:
+            self._log("webhook", url=url, method=method, status=exc.code)
+        except Exception as exc:  # noqa: BLE001 - Twilio would log 11200 / 11205
+            self._log("webhook", url=url, method=method, error=repr(exc))
+        return None
+
+    def _callback(self, url: str, method: str, extra: dict) -> None:
+        params = self._params(extra)
+        if (method or "POST").upper() == "POST":
+            self.sandbox._send_callback(url, params, self._token())
+        else:
+            self._fetch(url, "GET", params)
+        self._log("status_callback", url=url, status=extra.get("CallStatus", ""))
+
+    # -- sandbox state --------------------------------------------------------------------------------------
+
+    def _token(self) -> str:
+        return self.sandbox._token(self.account_sid)
+
+    def _number(self) -> dict | None:
+        with self.sandbox.lock:
+            for rec in self.sandbox.state["incoming_numbers"].get(self.account_sid, {}).values():
+                if rec["phone_number"] == self.to:
+                    return dict(rec)
+        return None
+
+    def _voice_config(self, number: dict) -> dict:
+        source = number
+        if number.get("voice_application_sid"):
+            with self.sandbox.lock:
+                source = dict(self.sandbox.state["applications"][self.account_sid].get(
+                    number["voice_application_sid"], number))
+        callback = source.get("status_callback")
+        return {"url": source.get("voice_url") or "", "method": source.get("voice_method") or "POST",
+                "fallback_url": source.get("voice_fallback_url") or "",
+                "fallback_method": source.get("voice_fallback_method") or "POST",
+                "status_callback": (callback, source.get("status_callback_method") or "POST") if callback else None}
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        with self.sandbox.lock:
+            call = self.sandbox.state["calls"][self.account_sid].get(self.call_sid)
+            if call is not None:
+                call["status"] = status
+                if status == "in-progress" and not call.get("start_time"):
+                    from devtools.twilio_sandbox.server import _now
+
+                    call["start_time"] = _now()
+
+    def _twiml_history_length(self) -> int:
+        with self.sandbox.lock:
+            call = self.sandbox.state["calls"][self.account_sid].get(self.call_sid) or {}
+            return len(call.get("twiml_history", []))
+
+    def _redirected_twiml(self, history_before: int) -> str | None:
+        """TwiML the app sent with a REST redirect (`Calls/<sid>.json Twiml=`) since `history_before`."""
+        with self.sandbox.lock:
+            call = self.sandbox.state["calls"][self.account_sid].get(self.call_sid) or {}
+            history = call.get("twiml_history", [])[history_before:]
+            if call.get("status") in ("completed", "canceled"):
+                self.status = call["status"]
+                return "<Response><Hangup/></Response>"
+        for item in history:
+            if isinstance(item, str):
+                return item
+        return None
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() - self.started > MAX_CALL_SECONDS
+
+    def _log(self, kind: str, **fields) -> None:
+        self.events.append({"at": round(time.monotonic() - self.started, 3), "event": kind, **fields})
+
+    def as_json(self) -> dict:
+        return {"sid": self.call_sid, "account_sid": self.account_sid, "to": self.to, "from": self.from_,
+                "status": self.status, "finished": self.done.is_set(), "events": list(self.events)}
