@@ -193,3 +193,111 @@ class AuthConnectorForm(forms.Form):
 
     def config(self) -> dict:
         return {k: self.cleaned_data.get(k) for k in ("header_name", "username", "token_url", "client_id", "scope")}
+
+
+class TestScenarioForm(forms.Form):
+    """A scenario as people write it: the caller's turns one per line, and the expectations as plain fields."""
+
+    __test__ = False
+
+    name = forms.CharField(max_length=120)
+    caller_turns = forms.CharField(label="What the caller says", widget=forms.Textarea(attrs={"rows": 4}),
+                                   help_text="One turn per line, in order.")
+    action_called = forms.CharField(label="Calls the action", required=False, max_length=64,
+                                    help_text="The name of one of the version's actions (a handover or an API action).")
+    action_arguments = forms.CharField(label="…with arguments", required=False, max_length=500,
+                                       help_text="name=value, one per line (only for API actions).",
+                                       widget=forms.Textarea(attrs={"rows": 2}))
+    reply_contains = forms.CharField(label="A reply contains", required=False, max_length=200,
+                                     help_text="Words, comma-separated: each must appear in some reply.")
+    reply_not_contains = forms.CharField(label="No reply contains", required=False, max_length=200,
+                                         help_text="Words, comma-separated: none may appear in any reply.")
+    ended = forms.BooleanField(label="The call ends (handover or hang-up)", required=False)
+    max_turns = forms.IntegerField(label="At most this many agent turns", required=False, min_value=1, max_value=50)
+
+    MAX_TURNS = 20
+
+    def __init__(self, *args, scenario=None, **kwargs):
+        if scenario is not None and "initial" not in kwargs:
+            kwargs["initial"] = self.initial_for(scenario)
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def initial_for(scenario) -> dict:
+        from agents.models import TestScenario
+
+        initial = {"name": scenario.name, "caller_turns": "\n".join(scenario.caller_turns)}
+        words = {TestScenario.Expect.REPLY_CONTAINS: [], TestScenario.Expect.REPLY_NOT_CONTAINS: []}
+        for e in scenario.expectations:
+            kind = e.get("kind")
+            if kind == TestScenario.Expect.ACTION_CALLED:
+                initial["action_called"] = e.get("value", "")
+                initial["action_arguments"] = "\n".join(f"{k}={v}" for k, v in (e.get("arguments") or {}).items())
+            elif kind in words:
+                words[kind].append(str(e.get("value", "")))
+            elif kind == TestScenario.Expect.ENDED:
+                initial["ended"] = True
+            elif kind == TestScenario.Expect.MAX_TURNS:
+                initial["max_turns"] = e.get("value")
+        initial["reply_contains"] = ", ".join(words[TestScenario.Expect.REPLY_CONTAINS])
+        initial["reply_not_contains"] = ", ".join(words[TestScenario.Expect.REPLY_NOT_CONTAINS])
+        return initial
+
+    def clean_caller_turns(self):
+        turns = [line.strip() for line in self.cleaned_data["caller_turns"].splitlines() if line.strip()]
+        if not turns:
+            raise forms.ValidationError("Write at least one thing the caller says.")
+        if len(turns) > self.MAX_TURNS:
+            raise forms.ValidationError(f"At most {self.MAX_TURNS} caller turns.")
+        if any(len(t) > 2000 for t in turns):
+            raise forms.ValidationError("A turn is at most 2,000 characters.")
+        return turns
+
+    def clean_action_arguments(self):
+        arguments = {}
+        for line in self.cleaned_data["action_arguments"].splitlines():
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name.strip()):
+                raise forms.ValidationError(f"Write each argument as name=value (not “{line.strip()}”).")
+            arguments[name.strip()] = value.strip()
+        return arguments
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action_arguments") and not data.get("action_called"):
+            self.add_error("action_arguments", "Name the action these arguments are for.")
+        return data
+
+    def expectations(self) -> list[dict]:
+        from agents.models import TestScenario
+
+        data, out = self.cleaned_data, []
+        if data.get("action_called"):
+            out.append({"kind": TestScenario.Expect.ACTION_CALLED.value, "value": data["action_called"].strip(),
+                        "arguments": data.get("action_arguments") or {}})
+        for field, kind in (("reply_contains", TestScenario.Expect.REPLY_CONTAINS),
+                            ("reply_not_contains", TestScenario.Expect.REPLY_NOT_CONTAINS)):
+            for word in (w.strip() for w in data.get(field, "").split(",")):
+                if word:
+                    out.append({"kind": kind.value, "value": word})
+        if data.get("ended"):
+            out.append({"kind": TestScenario.Expect.ENDED.value})
+        if data.get("max_turns"):
+            out.append({"kind": TestScenario.Expect.MAX_TURNS.value, "value": data["max_turns"]})
+        return out
+
+
+class TestRunForm(forms.Form):
+    """Which version and environment a suite runs against (choices: this agent's, this workspace's)."""
+
+    __test__ = False
+
+    version = forms.ChoiceField()
+    environment = forms.ChoiceField()
+
+    def __init__(self, *args, versions, environments, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [(v.pk, v.label) for v in versions]
+        self.fields["environment"].choices = [(e.pk, str(e)) for e in environments]

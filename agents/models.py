@@ -275,3 +275,113 @@ class AuthConnector(models.Model):
 
 
 NAME_PATTERN = re.compile(NAME_RE)
+
+
+# ---------------------------------------------------------------------------
+# Test suites: named scenarios per agent, run against any version + environment (the run itself is done by the
+# live-call engine in `calls`; results are kept here so Studio's agent pages can show them).
+
+
+class TestScenario(models.Model):
+    """One conversation to try: what the caller says, turn by turn, and what must (not) happen."""
+
+    __test__ = False  # not a pytest test class
+
+    class Expect(models.TextChoices):
+        ACTION_CALLED = "action_called", "Calls an action"
+        REPLY_CONTAINS = "reply_contains", "A reply contains"
+        REPLY_NOT_CONTAINS = "reply_not_contains", "No reply contains"
+        ENDED = "ended", "The call ends"
+        MAX_TURNS = "max_turns", "At most this many agent turns"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="test_scenarios")
+    name = models.CharField(max_length=120)
+    caller_turns = models.JSONField(default=list, help_text="What the caller says, one string per turn.")
+    # [{"kind": Expect, "value": str | int, "arguments": {...}}]
+    expectations = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["agent", "name"], name="uniq_test_scenario_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def expectation_labels(self) -> list[str]:
+        """The expectations as people read them ("Calls an action: transfer_to_sales with order=42")."""
+        labels = []
+        for e in self.expectations or []:
+            try:
+                label = self.Expect(e.get("kind")).label
+            except ValueError:
+                continue
+            value = e.get("value")
+            arguments = ", ".join(f"{k}={v}" for k, v in (e.get("arguments") or {}).items())
+            labels.append(label + (f": {value}" if value not in (None, "") else "")
+                          + (f" with {arguments}" if arguments else ""))
+        return labels
+
+
+class TestRun(models.Model):
+    """A suite run: every scenario of the agent against one version and environment (a Celery task)."""
+
+    __test__ = False
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Could not run"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="test_runs")
+    version = models.ForeignKey(AgentVersion, on_delete=models.SET_NULL, null=True, related_name="test_runs")
+    version_label = models.CharField(max_length=40, blank=True)
+    environment = models.ForeignKey(Environment, on_delete=models.SET_NULL, null=True, related_name="test_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["agent", "version", "-created_at"], name="testrun_agent_version")]
+
+    def __str__(self) -> str:
+        return f"{self.agent} {self.version_label} · {self.get_status_display()}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def failed_count(self) -> int:
+        return self.completed - self.passed
+
+
+class TestResult(models.Model):
+    """One scenario's outcome in a run, with the conversation it had."""
+
+    __test__ = False
+
+    run = models.ForeignKey(TestRun, on_delete=models.CASCADE, related_name="results")
+    scenario = models.ForeignKey(TestScenario, on_delete=models.SET_NULL, null=True, related_name="results")
+    scenario_name = models.CharField(max_length=120)
+    passed = models.BooleanField(default=False)
+    failures = models.JSONField(default=list, blank=True)  # plain-words reasons
+    conversation = models.JSONField(default=list, blank=True)  # [{"role": "caller"|"agent"|"event", "text": …}]
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["scenario_name", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "scenario"], name="uniq_test_result_scenario")]
+
+    def __str__(self) -> str:
+        return f"{self.scenario_name}: {'passed' if self.passed else 'failed'}"

@@ -205,3 +205,56 @@ def version_diff(*, draft: AgentVersion, base: AgentVersion | None) -> VersionDi
         elif old != new:
             actions.append(ActionChange(name, "changed", old, new))
     return VersionDiff(base=base, fields=fields, actions=actions)
+
+
+# ---------------------------------------------------------------------------
+# Test suites
+
+
+def test_scenarios_list(*, agent):
+    from agents.models import TestScenario
+
+    return list(TestScenario.objects.filter(agent=agent).order_by("name"))
+
+
+def test_scenario_get(*, agent, scenario_id: int):
+    from agents.models import TestScenario
+
+    return TestScenario.objects.filter(agent=agent, pk=scenario_id).first()
+
+
+def test_runs_recent(*, agent, limit: int = 10):
+    from agents.models import TestRun
+
+    return list(TestRun.objects.filter(agent=agent).select_related("environment", "created_by")[:limit])
+
+
+def test_run_get(*, agent, run_id: int):
+    from agents.models import TestRun
+
+    return TestRun.objects.filter(agent=agent, pk=run_id).select_related("environment").first()
+
+
+def test_run_last(*, agent, version):
+    """The newest finished run of `version`, or None."""
+    from agents.models import TestRun
+
+    if version is None:
+        return None
+    return (TestRun.objects.filter(agent=agent, version=version, status=TestRun.Status.DONE)
+            .order_by("-created_at", "-id").first())
+
+
+def test_run_compare(*, draft_run, published_run) -> list[dict]:
+    """Scenario by scenario, where the draft's last run and the published version's last run differ."""
+    if draft_run is None or published_run is None:
+        return []
+    before = {r.scenario_name: r.passed for r in published_run.results.all()}
+    changes = []
+    for result in draft_run.results.all():
+        was = before.get(result.scenario_name)
+        if was is not None and was != result.passed:
+            changes.append({"scenario": result.scenario_name, "now": result.passed, "before": was})
+        elif was is None:
+            changes.append({"scenario": result.scenario_name, "now": result.passed, "before": None})
+    return changes

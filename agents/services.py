@@ -15,6 +15,7 @@ from agents.models import (
     EnvironmentVariable,
     HandoverAction,
     ImmutableVersionError,
+    TestScenario,
 )
 from agents.selectors import draft_get, latest_published_get
 
@@ -234,3 +235,32 @@ def auth_connector_save(*, environment: Environment, name: str, kind: str, confi
 @transaction.atomic
 def auth_connector_delete(*, auth_connector: AuthConnector) -> None:
     auth_connector.delete()
+
+
+# ---------------------------------------------------------------------------
+# Test scenarios (the runs are started and executed by `calls.services.test_runs`)
+
+
+class ScenarioNameTaken(Exception):
+    pass
+
+
+@transaction.atomic
+def test_scenario_save(*, agent: Agent, name: str, caller_turns: list[str], expectations: list[dict],
+                       scenario: TestScenario | None = None) -> TestScenario:
+    """Create (scenario=None) or change a scenario; names are unique per agent."""
+    clash = TestScenario.objects.filter(agent=agent, name=name)
+    if scenario is not None:
+        clash = clash.exclude(pk=scenario.pk)
+    if clash.exists():
+        raise ScenarioNameTaken(f"This agent already has a scenario named {name}.")
+    if scenario is None:
+        scenario = TestScenario(agent=agent)
+    scenario.name, scenario.caller_turns, scenario.expectations = name, caller_turns, expectations
+    scenario.save()
+    return scenario
+
+
+@transaction.atomic
+def test_scenario_delete(*, scenario: TestScenario) -> None:
+    scenario.delete()

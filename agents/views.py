@@ -14,6 +14,8 @@ from agents.forms import (
     HandoverActionForm,
     RecordingForm,
     SecretForm,
+    TestRunForm,
+    TestScenarioForm,
     VariableForm,
 )
 from agents.models import (
@@ -164,9 +166,13 @@ def agent_publish(request, agent_id):
         return redirect("agents:versions", agent_id=agent.pk)
     latest = selectors.latest_published_get(agent_id=agent.pk)
     diff = selectors.version_diff(draft=draft, base=latest)
+    draft_run = selectors.test_run_last(agent=agent, version=draft)
+    published_run = selectors.test_run_last(agent=agent, version=latest)
     return render(request, "agents/publish_confirm.html",
                   {**_tabs_context(agent, "publish"), "draft": draft, "latest": latest, "diff": diff,
-                   "next_number": (latest.number if latest else 0) + 1})
+                   "next_number": (latest.number if latest else 0) + 1, "draft_run": draft_run,
+                   "published_run": published_run,
+                   "test_changes": selectors.test_run_compare(draft_run=draft_run, published_run=published_run)})
 
 
 @workspace_admin_required
@@ -333,3 +339,72 @@ def auth_connector_delete(request, kind, auth_id):
     services.auth_connector_delete(auth_connector=instance)
     messages.success(request, f"Auth connector {instance.name} deleted.")
     return redirect("agents:environment", kind=kind)
+
+
+# ---------------------------------------------------------------------------
+# Test suites: scenarios (here) and their runs (started by `calls.views.test_run_start`)
+
+
+def _tests_context(request, agent, **extra):
+    versions = selectors.versions_list(agent=agent)
+    draft = selectors.draft_get(agent=agent)
+    choices = ([draft] if draft is not None else []) + list(versions)
+    return {**_tabs_context(agent, "tests"), "scenarios": selectors.test_scenarios_list(agent=agent),
+            "runs": selectors.test_runs_recent(agent=agent),
+            "run_form": TestRunForm(versions=choices,
+                                    environments=selectors.environments_list(workspace=request.workspace)),
+            **extra}
+
+
+@workspace_member_required
+def agent_tests(request, agent_id):
+    agent = _agent_or_404(request, agent_id)
+    return render(request, "agents/agent_tests.html", _tests_context(request, agent))
+
+
+@workspace_admin_required
+def test_scenario_edit(request, agent_id, scenario_id=None):
+    """GET/POST a new scenario (scenario_id None) or an existing one."""
+    agent = _agent_or_404(request, agent_id)
+    scenario = None
+    if scenario_id is not None:
+        scenario = selectors.test_scenario_get(agent=agent, scenario_id=scenario_id)
+        if scenario is None:
+            raise Http404("No such scenario.")
+    form = TestScenarioForm(request.POST or None, scenario=scenario)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.test_scenario_save(agent=agent, scenario=scenario, name=form.cleaned_data["name"],
+                                        caller_turns=form.cleaned_data["caller_turns"],
+                                        expectations=form.expectations())
+        except services.ScenarioNameTaken as exc:
+            form.add_error("name", str(exc))
+        else:
+            messages.success(request, f"Scenario {form.cleaned_data['name']} saved.")
+            return redirect("agents:tests", agent_id=agent.pk)
+    return render(request, "agents/test_scenario_edit.html",
+                  {**_tabs_context(agent, "tests"), "form": form, "scenario": scenario})
+
+
+@require_POST
+@workspace_admin_required
+def test_scenario_delete(request, agent_id, scenario_id):
+    agent = _agent_or_404(request, agent_id)
+    scenario = selectors.test_scenario_get(agent=agent, scenario_id=scenario_id)
+    if scenario is None:
+        raise Http404("No such scenario.")
+    services.test_scenario_delete(scenario=scenario)
+    messages.success(request, f"Scenario {scenario.name} deleted.")
+    return redirect("agents:tests", agent_id=agent.pk)
+
+
+@workspace_member_required
+def test_run_detail(request, agent_id, run_id):
+    """A run's results with each scenario's conversation; polls (htmx) while it runs."""
+    agent = _agent_or_404(request, agent_id)
+    run = selectors.test_run_get(agent=agent, run_id=run_id)
+    if run is None:
+        raise Http404("No such run.")
+    template = "agents/_test_run.html" if request.headers.get("HX-Request") else "agents/test_run.html"
+    return render(request, template, {**_tabs_context(agent, "tests"), "run": run,
+                                      "results": list(run.results.all())})

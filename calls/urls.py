@@ -12,4 +12,5 @@ urlpatterns = [
     path("studio/calls/<int:call_id>/export.json", views.call_export, name="export"),
     path("studio/calls/<int:call_id>/recordings/<int:recording_id>/audio", views.recording_audio,
          name="recording_audio"),
+    path("studio/agents/<int:agent_id>/tests/run/", views.test_run_start, name="test_run_start"),
 ]

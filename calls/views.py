@@ -10,10 +10,11 @@ import json
 import logging
 
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from agents.models import Agent, Environment
 from calls import selectors as call_selectors
@@ -21,7 +22,7 @@ from calls.models import CallSession
 from connectors.models import PhoneConnector
 from telephony import errors, twilio_gateway
 from telephony.selectors import connection_get
-from workspaces.decorators import workspace_member_required
+from workspaces.decorators import workspace_admin_required, workspace_member_required
 
 logger = logging.getLogger("calls")
 
@@ -157,3 +158,34 @@ def live_view(request):
 def live_stats(request):
     return render(request, "calls/_live_stats.html",
                   {"stats": call_selectors.today_stats(workspace=request.workspace)})
+
+
+# ---------------------------------------------------------------------------
+# Test suites: start a run (the scenarios and results pages are Studio's agent pages)
+
+
+@require_POST
+@workspace_admin_required
+def test_run_start(request, agent_id: int):
+    from agents.forms import TestRunForm
+    from agents.selectors import agent_get, draft_get, environments_list, versions_list
+    from calls.services import test_runs
+
+    agent = agent_get(workspace=request.workspace, agent_id=agent_id)
+    if agent is None:
+        raise Http404("No such agent.")
+    draft = draft_get(agent=agent)
+    versions = ([draft] if draft is not None else []) + list(versions_list(agent=agent))
+    environments = list(environments_list(workspace=request.workspace))
+    form = TestRunForm(request.POST, versions=versions, environments=environments)
+    if not form.is_valid():
+        messages.error(request, "Choose a version and an environment.")
+        return redirect("agents:tests", agent_id=agent.pk)
+    version = next(v for v in versions if str(v.pk) == form.cleaned_data["version"])
+    environment = next(e for e in environments if str(e.pk) == form.cleaned_data["environment"])
+    try:
+        run = test_runs.test_run_start(agent=agent, version=version, environment=environment, user=request.user)
+    except test_runs.TestRunRefused as exc:
+        messages.error(request, exc.message)
+        return redirect("agents:tests", agent_id=agent.pk)
+    return redirect("agents:test_run", agent_id=agent.pk, run_id=run.pk)
