@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_SECONDS_DEFAULT = 60.0
+_SERVERS: dict[str, int] = {}  # base URL -> gunicorn master pid, while `serve` runs
 
 
 # ---------------------------------------------------------------- the server
@@ -124,12 +125,14 @@ def serve(*, app: str = "config.wsgi:application", env: dict | None = None, work
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(base + ready_path, startup_timeout, proc)
+        _SERVERS[base] = proc.pid
         yield base
     except BaseException:
         log.flush()
         sys.stderr.write(Path(log.name).read_text()[-5000:])
         raise
     finally:
+        _SERVERS.pop(base, None)
         proc.terminate()
         try:
             proc.wait(15)
@@ -269,6 +272,98 @@ def hammer(url: str, *, concurrency: int, requests: int, method: str = "GET", he
     return Stats(requests=len(latencies), errors=errors, seconds=seconds, latencies_ms=latencies, statuses=statuses)
 
 
+# ---------------------------------------------------------------- where the CPU went
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _postgres_backends(database_url: str) -> list[int]:
+    """The server processes of the other connections to this benchmark's own database (PostgreSQL only)."""
+    if not urlsplit(database_url).scheme.startswith("postgres"):
+        return []
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()").fetchall()
+    return [row[0] for row in rows]
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+@dataclass
+class Cpu:
+    """CPU spent while a `cpu_meter` block ran: the gunicorn processes, this benchmark database's PostgreSQL
+    backends, this process (the load generator) and the whole machine (other users' work included)."""
+    server_s: float = 0.0
+    database_s: float = 0.0
+    client_s: float = 0.0
+    machine_busy_pct: float = float("nan")
+    load1: float = float("nan")
+
+    def per_request_ms(self, requests: int) -> dict:
+        n = max(1, requests)
+        return {"server": 1000 * self.server_s / n, "database": 1000 * self.database_s / n,
+                "client": 1000 * self.client_s / n}
+
+    def describe(self, requests: int) -> str:
+        per = self.per_request_ms(requests)
+        return (f"CPU per request: gunicorn {per['server']:.2f} ms, PostgreSQL {per['database']:.2f} ms, "
+                f"load generator {per['client']:.2f} ms; machine {self.machine_busy_pct:.0f}% busy, "
+                f"load average {self.load1:.2f}")
+
+
+@contextlib.contextmanager
+def cpu_meter(base: str, database_url: str = "") -> Iterator[Cpu]:
+    """Measure the CPU of the server started by `serve` at `base` (and of the database's backends) in a block."""
+    master = _SERVERS.get(base)
+
+    def server_pids() -> list[int]:
+        return [master, *_children(master)] if master else []
+
+    def snapshot(pids: list[int]) -> dict[int, float]:
+        return {pid: _cpu_seconds(pid) for pid in pids}
+
+    result = Cpu()
+    server0 = snapshot(server_pids())
+    db0 = snapshot(_postgres_backends(database_url)) if database_url else {}
+    client0 = time.process_time()
+    busy0, total0 = _machine_busy()
+    try:
+        yield result
+    finally:
+        busy1, total1 = _machine_busy()
+        result.client_s = time.process_time() - client0
+        server1 = snapshot(server_pids())
+        db1 = snapshot(_postgres_backends(database_url)) if database_url else {}
+        # a process started inside the block counts from zero
+        result.server_s = sum(t - server0.get(pid, 0.0) for pid, t in server1.items())
+        result.database_s = sum(t - db0.get(pid, 0.0) for pid, t in db1.items())
+        result.machine_busy_pct = 100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else float("nan")
+        result.load1 = os.getloadavg()[0]
+
+
 # ---------------------------------------------------------------- the report
 
 def report(rows: list[tuple[str, Stats]], *, out=None) -> str:
@@ -289,6 +384,29 @@ def report(rows: list[tuple[str, Stats]], *, out=None) -> str:
         )
     text = "\n".join(lines)
     print(text, file=out)
+    return text
+
+
+# The issue-11 floor for the token and the two Twilio webhooks: p99 at most 25 ms with 32 concurrent clients.
+FLOOR_P99_MS = 25.0
+FLOOR_CONCURRENCY = 32
+
+
+def summary(name: str, stats: Stats, baseline: Stats, *, concurrency: int, cpu: Cpu | None = None) -> str:
+    """Lines under a `report` table for one hot path: ratio to the baseline, p50/p99, statuses, where the CPU went,
+    and at c=32 the floor's verdict with the closed-loop bound (Little's law: mean latency = clients / throughput)."""
+    ratio = stats.rps / baseline.rps if baseline.rps else 0.0
+    lines = [f"{name}: throughput ratio {ratio:.2f} to healthz, p50 {stats.p50_ms:.2f} ms, p99 {stats.p99_ms:.2f} ms; "
+             f"statuses {dict(stats.statuses)}"]
+    if cpu is not None:
+        lines.append("  " + cpu.describe(stats.requests))
+    if concurrency == FLOOR_CONCURRENCY:
+        verdict = "meets" if stats.p99_ms <= FLOOR_P99_MS else "MISSES"
+        bound = 1000 * concurrency / stats.rps if stats.rps else float("nan")
+        lines.append(f"  p99 {stats.p99_ms:.1f} ms at c={concurrency} {verdict} the floor (<= {FLOOR_P99_MS:.0f} ms); "
+                     f"{concurrency} clients at {stats.rps:.0f} req/s wait {bound:.1f} ms on average (c / rps)")
+    text = "\n".join(lines)
+    print(text)
     return text
 
 

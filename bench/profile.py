@@ -1,20 +1,21 @@
 """Profile mode: one hot path in-process (no HTTP server), with its SQL and optionally cProfile.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/callwell_bench_profile \
-    REDIS_URL=redis://127.0.0.1:6379/9 \
+    REDIS_URL=redis://127.0.0.1:6379/14 \
     .venv/bin/python -m bench.profile token --requests 500 --cprofile
 
 Paths: `healthz`, `token` (GET /v1/voice/token as a rep), `outbound` (the signed outbound TwiML webhook, a
 fresh CallSid each time), `webhook` (the signed incoming-call `twilio-config`, a fresh CallSid each time),
 `settings` (Settings → Dialer as the demo admin; `--path` picks another page). Seeds a fresh database with the
 benchmarks' own seeds (same settings as `bench_env()`: production on PostgreSQL + Redis, else dev on SQLite),
-then drives the view through `django.test.Client`: prints the queries of one warm request and the mean time
-per request next to `/healthz` measured the same way. Not a benchmark (no server, no concurrency): use it to see
+then drives the view through `django.test.Client`: prints the SQL queries and cache (Redis) commands of one
+warm request and the mean time per request next to `/healthz` measured the same way. Not a benchmark (no server, no concurrency): use it to see
 where a request's time goes, then measure with the benchmarks.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -81,6 +82,30 @@ def _request_maker(path_name: str, seeded: dict, page: str):
     return signed
 
 
+@contextlib.contextmanager
+def _redis_commands():
+    """The Redis commands sent inside the block (None when the cache is not Redis): one line each, keys shortened."""
+    from django.conf import settings
+
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        yield None
+        return
+    import redis
+
+    commands: list[str] = []
+    original = redis.Redis.execute_command
+
+    def execute_command(self, *args, **options):
+        commands.append(" ".join(str(a)[:48] for a in args[:3]))
+        return original(self, *args, **options)
+
+    redis.Redis.execute_command = execute_command
+    try:
+        yield commands
+    finally:
+        redis.Redis.execute_command = original
+
+
 def _time(make, requests: int, start: int) -> float:
     for i in range(start, start + 20):  # warm-up
         make(i)
@@ -115,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     if response.status_code != 200:
         raise SystemExit(f"{args.path_name}: HTTP {response.status_code}: {response.content[:300]!r}")
     make(1)
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(connection) as queries, _redis_commands() as commands:
         make(2)
     print(f"{args.path_name}: {len(queries.captured_queries)} SQL queries on a warm request")
     for query in queries.captured_queries:
         print("   ", query["sql"][:160])
+    if commands is not None:
+        print(f"{args.path_name}: {len(commands)} Redis commands on a warm request")
+        for command in commands:
+            print("   ", command[:160])
     baseline = _time(_request_maker("healthz", {}, ""), args.requests, 10_000)
     mean = _time(make, args.requests, 100)
     print(f"healthz {baseline:.3f} ms/request, {args.path_name} {mean:.3f} ms/request in-process "

@@ -133,7 +133,8 @@ def _member_and_caller_id(*, workspace, identity: str, caller_id_e164: str) -> t
     parsed = identity_parse(identity or "")
     if parsed is None or parsed[0] != workspace.pk:
         return None, False
-    qs = Membership.objects.filter(workspace=workspace, user_id=parsed[1])
+    # .order_by(): at most one row, so Membership's default ordering would only add joins to auth_user and the workspace.
+    qs = Membership.objects.filter(workspace=workspace, user_id=parsed[1]).order_by()
     if not caller_id_e164:
         return qs.values_list("user_id", flat=True).first(), False
     row = qs.annotate(caller_ok=Exists(caller_ids_for_dialer(workspace=workspace).filter(

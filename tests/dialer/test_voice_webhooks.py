@@ -143,10 +143,13 @@ def test_outbound_refuses_a_former_member(client, workspace, member_user):
 def test_outbound_query_count(client, workspace, member_user, django_assert_num_queries):
     """Connection, member + caller ID (one query), the Call insert (in a savepoint here; autocommit in production)."""
     connection = ready_workspace(workspace)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(5) as queries:
         response = signed_post(client, outbound_path(workspace), outbound_params(connection, member_user),
                                connection.auth_token)
     assert b"<Dial" in response.content
+    # The member check reads one membership row: no joins for Membership's default ordering.
+    member_query = next(q["sql"] for q in queries.captured_queries if 'FROM "workspaces_membership"' in q["sql"])
+    assert '"auth_user"' not in member_query and '"workspaces_workspace"' not in member_query
 
 
 # --- signatures -----------------------------------------------------------------------------------------------
