@@ -179,12 +179,10 @@ def voice_problem(*, provider: str, voice: str, language: str) -> str | None:
     if found.language and language and language != MULTI and primary_language(found.language) != primary_language(language):
         return (f"{voice} speaks {found.language}, not {language}: choose a {label} voice for {language}, "
                 "or an ElevenLabs voice (they speak every language).")
-    if language == MULTI and provider != TtsProvider.ELEVENLABS:
-        return "Automatic language detection (multi) needs ElevenLabs as the text-to-speech provider."
     return None
 
 
-def speech_model_problem(*, provider: str, model: str, language: str) -> str | None:
+def speech_model_problem(*, provider: str, model: str) -> str | None:
     label = TranscriptionProvider(provider).label
     models_ = [m for m, _ in SPEECH_MODELS.get(provider, ())]
     if model and model not in models_:
@@ -193,12 +191,21 @@ def speech_model_problem(*, provider: str, model: str, language: str) -> str | N
             return (f"{model} is a {TranscriptionProvider(other).label} speech model: choose {other} as the "
                     f"speech recognition provider, or one of {label}'s models ({', '.join(models_)}).")
         return f"{model} is not one of {label}'s speech models: choose {', '.join(models_)}."
-    if language == MULTI:
-        if provider != TranscriptionProvider.DEEPGRAM:
-            return "Automatic language detection (multi) needs Deepgram for speech recognition."
-        if model and model not in MULTI_SPEECH_MODELS:
-            return f"Automatic language detection (multi) needs the speech model {' or '.join(MULTI_SPEECH_MODELS)}."
     return None
+
+
+def multi_problems(*, tts_provider: str, transcription_provider: str, speech_model: str) -> dict[str, str]:
+    """What automatic language detection (`multi`) lacks, keyed tts_provider / transcription_provider /
+    speech_model: Twilio needs ElevenLabs for speech, Deepgram with nova-2-general or nova-3-general to listen."""
+    problems = {}
+    if tts_provider != TtsProvider.ELEVENLABS:
+        problems["tts_provider"] = "Automatic language detection (multi) needs ElevenLabs for text-to-speech."
+    if transcription_provider != TranscriptionProvider.DEEPGRAM:
+        problems["transcription_provider"] = "Automatic language detection (multi) needs Deepgram to recognise speech."
+    elif speech_model and speech_model not in MULTI_SPEECH_MODELS:
+        problems["speech_model"] = ("Automatic language detection (multi) needs the speech model "
+                                    f"{' or '.join(MULTI_SPEECH_MODELS)}.")
+    return problems
 
 
 def voices_hint(provider: str) -> str:

@@ -117,7 +117,7 @@ def test_scripted_relay_answers_and_hands_over_with_end(asgi_server, twilio_sand
             await client.send({"type": "bogus"})
             await client.prompt("I want to talk to sales please")
             end = await client.read_until(lambda m: m.get("type") == "end")
-            code = await client.closed()
+            await client.closed()
             return greeting, answer, end
 
     greeting, answer, end = run(scenario())
@@ -208,7 +208,7 @@ def test_chat_provider_failure_apologises_and_ends_with_error(asgi_server, twili
             if failure != "no-key":
                 await client.reply()
                 await client.prompt("please hang" if failure == "timeout" else "hello")
-            end = await client.read_until(lambda m: m.get("type") == "end", timeout=8)
+            await client.read_until(lambda m: m.get("type") == "end", timeout=8)
             await client.closed()
             return client.received
 
@@ -305,7 +305,7 @@ def test_scripted_answer_with_audio_sends_play(asgi_server, twilio_sandbox):
 
     answer, play = run(scenario())
     assert answer == "Here is our jingle."
-    assert play == {"type": "play", "source": "https://cdn.example.test/jingle.mp3", "loop": 1,
-                    "preemptible": False, "interruptible": True}
+    # No interruptible/preemptible flags: the version's TwiML attributes govern (a message's flags override them).
+    assert play == {"type": "play", "source": "https://cdn.example.test/jingle.mp3", "loop": 1}
     assert eventually(lambda: CallTurn.objects.filter(
         call_session=session, role="agent", text="(played https://cdn.example.test/jingle.mp3)").exists())
