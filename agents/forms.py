@@ -28,7 +28,7 @@ def _names(text: str, field: str) -> list[str]:
 def _language_code(value: str) -> str:
     code = catalogue.normalise_language(value)
     if code is None:
-        raise forms.ValidationError(f"{value} is not a language code: use {LANGUAGE_HELP[2:]}")
+        raise forms.ValidationError(f"{value} is not a language code: use a {LANGUAGE_HELP[2:]}")
     return code
 
 
@@ -271,7 +271,8 @@ class AgentVersionForm(forms.ModelForm):
             self.add_error("relay_dtmf_detection",
                            f"Your handover rules use key presses ({', '.join(digits)}): turn on DTMF detection, or "
                            "Twilio never tells the agent about them.")
-        if self.languages is not None and self.languages.is_valid():
+        if self.languages is not None:
+            self.languages.is_valid()  # cleans each entry; a bad one does not spare the others their checks
             for form in self.languages.forms:
                 entry = getattr(form, "cleaned_data", None) or {}
                 if entry.get("code"):
