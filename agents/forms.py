@@ -3,7 +3,14 @@ import re
 
 from django import forms
 
+from agents import catalogue
+from agents.catalogue import Interruptible, TranscriptionProvider, TtsProvider
 from agents.models import NAME_RE, AgentVersion, AuthConnector, HandoverAction, identifier_validator, name_validator
+
+MAX_HINTS = 100
+MAX_HINT_CHARS = 100
+MAX_LANGUAGES = 10
+LANGUAGE_HELP = "A BCP-47 code such as en-US, nl-NL or pt-BR."
 
 
 class AgentCreateForm(forms.Form):
@@ -16,6 +23,58 @@ def _names(text: str, field: str) -> list[str]:
     if bad:
         raise forms.ValidationError(f"Not valid {field} names: {', '.join(bad)} (letters, digits, underscores).")
     return list(dict.fromkeys(names))
+
+
+def _language_code(value: str) -> str:
+    code = catalogue.normalise_language(value)
+    if code is None:
+        raise forms.ValidationError(f"{value} is not a language code: use a {LANGUAGE_HELP[2:]}")
+    return code
+
+
+class RelayLanguageForm(forms.Form):
+    """One <Language> entry: the speech settings ConversationRelay uses while the call is in that language."""
+
+    code = forms.CharField(label="Language", max_length=16, help_text=LANGUAGE_HELP + " Or multi (detect it).")
+    tts_provider = forms.ChoiceField(label="Text-to-speech provider", required=False,
+                                     choices=[("", "As above")] + TtsProvider.choices)
+    voice = forms.CharField(label="Voice", required=False, max_length=64,
+                            widget=forms.TextInput(attrs={"list": "relay-voices"}))
+    transcription_provider = forms.ChoiceField(label="Speech recognition provider", required=False,
+                                               choices=[("", "As above")] + TranscriptionProvider.choices)
+    speech_model = forms.CharField(label="Speech model", required=False, max_length=32,
+                                   widget=forms.TextInput(attrs={"list": "relay-speech-models"}))
+
+    def clean_code(self):
+        return _language_code(self.cleaned_data["code"])
+
+    def clean_voice(self):
+        return self.cleaned_data["voice"].strip()
+
+    def clean_speech_model(self):
+        return self.cleaned_data["speech_model"].strip()
+
+    def entry(self) -> dict:
+        return {k: v for k, v in self.cleaned_data.items() if v}
+
+
+class BaseRelayLanguageFormSet(forms.BaseFormSet):
+    def clean(self):
+        seen = set()
+        for form in self.forms:
+            code = getattr(form, "cleaned_data", {}).get("code")
+            if code and code in seen:
+                form.add_error("code", f"{code} is listed twice: one entry per language.")
+            seen.add(code)
+
+    def entries(self) -> list[dict]:
+        return [f.entry() for f in self.forms if getattr(f, "cleaned_data", None) and f.cleaned_data.get("code")]
+
+
+RelayLanguageFormSet = forms.formset_factory(
+    RelayLanguageForm, formset=BaseRelayLanguageFormSet, extra=2, max_num=MAX_LANGUAGES, validate_max=True,
+    absolute_max=MAX_LANGUAGES * 2,
+)
 
 
 class AgentVersionForm(forms.ModelForm):
@@ -31,21 +90,100 @@ class AgentVersionForm(forms.ModelForm):
     handover_rules_text = forms.CharField(
         label="Scripted handover rules (JSON)", required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text='A list of {"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}.')
+    relay_hints_text = forms.CharField(
+        label="Speech recognition hints", required=False, max_length=MAX_HINTS * (MAX_HINT_CHARS + 2),
+        help_text=f"Words or phrases callers may say (product names, jargon), comma-separated; at most {MAX_HINTS}.")
+
+    RELAY_FORM_FIELDS = [
+        "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_interruptible",
+        "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection", "relay_hints_text",
+    ]
+    GENERAL_FIELDS = ["caller_name", "greeting", "instructions", "transport", "provider", "language", "voice"]
 
     class Meta:
         model = AgentVersion
-        fields = ["caller_name", "greeting", "instructions", "language", "voice", "transport", "provider"]
-        widgets = {"greeting": forms.Textarea(attrs={"rows": 2}), "instructions": forms.Textarea(attrs={"rows": 6})}
+        fields = ["caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
+                  "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_interruptible",
+                  "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection"]
+        widgets = {"greeting": forms.Textarea(attrs={"rows": 2}), "instructions": forms.Textarea(attrs={"rows": 6}),
+                   "voice": forms.TextInput(attrs={"list": "relay-voices"}),
+                   "relay_speech_model": forms.TextInput(attrs={"list": "relay-speech-models"})}
+        help_texts = {
+            "language": LANGUAGE_HELP + " ConversationRelay also takes multi (detect the caller's language).",
+            "voice": "ConversationRelay: one of the text-to-speech provider's voices (pick from the list). "
+                     "OpenAI Realtime: its voice name (e.g. alloy). Empty: the provider's default voice.",
+            "relay_speech_model": "Empty: the provider's default (Deepgram nova-3-general, Google telephony).",
+            "relay_welcome_greeting_interruptible": "The runtime speaks the greeting; empty: like Twilio's welcome "
+                                                    "greeting, any input interrupts it.",
+            "relay_preemptible": "Lets the agent's next reply stop the one still being spoken.",
+            "relay_dtmf_detection": "Needed for key-press handover rules: Twilio reports keys only when this is on.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        blanks = {
+            "relay_tts_provider": f"Twilio's default ({catalogue.DEFAULT_TTS_PROVIDER})",
+            "relay_transcription_provider": f"Twilio's default ({catalogue.DEFAULT_TRANSCRIPTION_PROVIDER})",
+            "relay_interruptible": "Twilio's default (any)",
+            "relay_welcome_greeting_interruptible": "Twilio's default (any)",
+        }
+        for name, blank in blanks.items():
+            self.fields[name].choices = [("", blank)] + list(self.fields[name].choices)[1:]
+        for name in self.RELAY_FORM_FIELDS:
+            self.fields[name].relay_only = True
+        # The <Language> entries: a formset inside this form (posted by the page with its management form; a post
+        # without one, e.g. from a script, keeps the stored entries).
+        prefix = "relay_lang"
+        if self.is_bound and f"{prefix}-TOTAL_FORMS" in self.data:
+            self.languages = RelayLanguageFormSet(self.data, prefix=prefix)
+        elif self.is_bound:
+            self.languages = None
+        else:
+            self.languages = RelayLanguageFormSet(prefix=prefix, initial=list(self.instance.relay_languages or []))
         if not self.is_bound and self.instance.pk:
+            self.initial["relay_hints_text"] = ", ".join(self.instance.relay_hints or [])
             self.initial["variables_text"] = ", ".join(self.instance.variables or [])
             self.initial["secrets_text"] = ", ".join(self.instance.secrets or [])
             if self.instance.scripted_answers:
                 self.initial["scripted_answers_text"] = json.dumps(self.instance.scripted_answers, indent=2)
             if self.instance.handover_rules:
                 self.initial["handover_rules_text"] = json.dumps(self.instance.handover_rules, indent=2)
+
+    def voice_options(self):
+        return catalogue.voice_choices()
+
+    def speech_model_options(self):
+        return catalogue.speech_model_choices()
+
+    def general_fields(self):
+        return [self[name] for name in self.GENERAL_FIELDS]
+
+    def relay_fields(self):
+        return [self[name] for name in self.RELAY_FORM_FIELDS]
+
+    def other_fields(self):
+        shown = set(self.GENERAL_FIELDS) | set(self.RELAY_FORM_FIELDS)
+        return [field for field in self if field.name not in shown]
+
+    def clean_language(self):
+        return _language_code(self.cleaned_data.get("language") or "")
+
+    def clean_voice(self):
+        return (self.cleaned_data.get("voice") or "").strip()
+
+    def clean_relay_speech_model(self):
+        return (self.cleaned_data.get("relay_speech_model") or "").strip()
+
+    def clean_relay_hints_text(self):
+        hints = [h.strip() for h in (self.cleaned_data.get("relay_hints_text") or "").split(",")]
+        hints = list(dict.fromkeys(h for h in hints if h))
+        if len(hints) > MAX_HINTS:
+            raise forms.ValidationError(f"At most {MAX_HINTS} hints (this has {len(hints)}).")
+        long = [h for h in hints if len(h) > MAX_HINT_CHARS]
+        if long:
+            raise forms.ValidationError(f"Each hint has at most {MAX_HINT_CHARS} characters: "
+                                        f"shorten {long[0][:40]}….")
+        return hints
 
     def clean_variables_text(self):
         return _names(self.cleaned_data["variables_text"], "variable")
@@ -97,10 +235,90 @@ class AgentVersionForm(forms.ModelForm):
             self.add_error("provider", f"{AgentVersion.Provider(provider).label} works with text only: choose the "
                                        "ConversationRelay transport (Twilio speech), or OpenAI Realtime / Scripted "
                                        "for Media Streams.")
+        if transport == AgentVersion.Transport.CONVERSATION_RELAY:
+            self._clean_relay(data)
+        elif data.get("language") == catalogue.MULTI:
+            self.add_error("language", "multi (automatic language detection) works with ConversationRelay only.")
+        if self.languages is not None and not self.languages.is_valid():
+            raise forms.ValidationError("Correct the language entries below.")
         return data
+
+    def _clean_relay(self, data):
+        """ConversationRelay's combinations Twilio refuses (it drops the call), told next to the field."""
+        language = data.get("language") or ""
+        tts = data.get("relay_tts_provider") or catalogue.DEFAULT_TTS_PROVIDER
+        stt = data.get("relay_transcription_provider") or catalogue.DEFAULT_TRANSCRIPTION_PROVIDER
+        model = data.get("relay_speech_model", "")
+        default_note = "" if data.get("relay_tts_provider") else f"Twilio's default text-to-speech provider is {tts}. "
+        problem = catalogue.voice_problem(provider=tts, voice=data.get("voice", ""), language=language)
+        if problem and "voice" in data:
+            self.add_error("voice", default_note + problem)
+        problem = catalogue.speech_model_problem(provider=stt, model=model)
+        if problem and "relay_speech_model" in data:
+            self.add_error("relay_speech_model", problem)
+        if language == catalogue.MULTI:
+            self._add_multi_errors(self, "relay_", tts, stt, model)
+        greeting = data.get("relay_welcome_greeting_interruptible") or ""
+        replies = data.get("relay_interruptible") or catalogue.DEFAULT_INTERRUPTIBLE
+        if greeting in (Interruptible.SPEECH, Interruptible.DTMF) and greeting != replies:
+            self.add_error("relay_welcome_greeting_interruptible",
+                           f"The agent speaks the greeting as text, and Twilio lets text be interrupted by any input "
+                           f"or by none: {greeting} for the greeting works only when replies use {greeting} too. "
+                           "Choose any or none, or the same as for replies.")
+        rules = data.get("handover_rules_text") or []
+        digits = [str(r.get("digit")) for r in rules if r.get("digit") not in (None, "")]
+        if digits and not data.get("relay_dtmf_detection"):
+            self.add_error("relay_dtmf_detection",
+                           f"Your handover rules use key presses ({', '.join(digits)}): turn on DTMF detection, or "
+                           "Twilio never tells the agent about them.")
+        if self.languages is not None:
+            self.languages.is_valid()  # cleans each entry; a bad one does not spare the others their checks
+            for form in self.languages.forms:
+                entry = getattr(form, "cleaned_data", None) or {}
+                if entry.get("code"):
+                    parent = {"voice": data.get("voice", ""), "model": model}
+                    self._clean_language_entry(form, entry, parent, tts, stt)
+
+    @staticmethod
+    def _add_multi_errors(form, prefix, tts, stt, model):
+        for key, message in catalogue.multi_problems(tts_provider=tts, transcription_provider=stt,
+                                                     speech_model=model).items():
+            form.add_error(prefix + key, message)
+
+    def _clean_language_entry(self, form, entry, parent, tts_parent, stt_parent):
+        """A <Language> entry inherits what it leaves empty from <ConversationRelay> (Twilio's rule)."""
+        code = entry["code"]
+        tts = entry.get("tts_provider") or tts_parent
+        stt = entry.get("transcription_provider") or stt_parent
+        voice, model = entry.get("voice", ""), entry.get("speech_model", "")
+        if not voice and parent["voice"]:
+            if tts != tts_parent:
+                form.add_error("voice", f"The voice above ({parent['voice']}) is a {TtsProvider(tts_parent).label} "
+                                        f"voice: choose a {TtsProvider(tts).label} voice for {code}.")
+            else:
+                problem = catalogue.voice_problem(provider=tts, voice=parent["voice"], language=code)
+                if problem:
+                    form.add_error("voice", f"It inherits the voice above. {problem}")
+        elif voice:
+            problem = catalogue.voice_problem(provider=tts, voice=voice, language=code)
+            if problem:
+                form.add_error("voice", problem)
+        if not model and parent["model"] and stt != stt_parent:
+            form.add_error("speech_model", f"The speech model above ({parent['model']}) is a "
+                                           f"{TranscriptionProvider(stt_parent).label} one: choose a "
+                                           f"{TranscriptionProvider(stt).label} model, or leave both empty.")
+        elif model:
+            problem = catalogue.speech_model_problem(provider=stt, model=model)
+            if problem:
+                form.add_error("speech_model", problem)
+        if code == catalogue.MULTI:
+            self._add_multi_errors(form, "", tts, stt, model or (parent["model"] if stt == stt_parent else ""))
 
     def content(self) -> dict:
         data = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        data["relay_hints"] = self.cleaned_data["relay_hints_text"]
+        if self.languages is not None:
+            data["relay_languages"] = self.languages.entries()
         data["variables"] = self.cleaned_data["variables_text"]
         data["secrets"] = self.cleaned_data["secrets_text"]
         data["scripted_answers"] = self.cleaned_data["scripted_answers_text"]

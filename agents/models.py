@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from agents.catalogue import Interruptible, TranscriptionProvider, TtsProvider
 from workspaces.fields import EncryptedTextField, mask_secret
 from workspaces.models import Workspace
 
@@ -59,10 +60,16 @@ class AgentVersion(models.Model):
         OPENAI_REALTIME = "openai_realtime", "OpenAI Realtime"
         OPENAI_CHAT = "openai_chat", "OpenAI Chat"
 
+    # ConversationRelay's speech options (Twilio's <ConversationRelay> attributes; empty = Twilio's default).
+    RELAY_FIELDS = [
+        "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_languages",
+        "relay_interruptible", "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection",
+        "relay_hints",
+    ]
     # Fields that make up "what the agent is": copied on publish/restore and compared in the diff.
     CONTENT_FIELDS = [
         "caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
-        "variables", "secrets", "scripted_answers", "handover_rules",
+        "variables", "secrets", "scripted_answers", "handover_rules", *RELAY_FIELDS,
     ]
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
@@ -79,6 +86,24 @@ class AgentVersion(models.Model):
     secrets = models.JSONField(default=list, blank=True, help_text="Names of environment secrets it needs.")
     scripted_answers = models.JSONField(default=list, blank=True, help_text='[{"keywords": [...], "answer": "..."}]')
     handover_rules = models.JSONField(default=list, blank=True, help_text='[{"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}]')
+    # ConversationRelay only (Twilio does the speech). `voice` above is the text-to-speech voice there.
+    relay_tts_provider = models.CharField("text-to-speech provider", max_length=16, blank=True,
+                                          choices=TtsProvider.choices)
+    relay_transcription_provider = models.CharField("speech recognition provider", max_length=16, blank=True,
+                                                    choices=TranscriptionProvider.choices)
+    relay_speech_model = models.CharField("speech model", max_length=32, blank=True)
+    relay_languages = models.JSONField(
+        "language entries", default=list, blank=True,
+        help_text='<Language> entries: [{"code": "sv-SE", "tts_provider": "Amazon", "voice": "Elin-Neural", '
+                  '"transcription_provider": "Google", "speech_model": "long"}]; empty keys inherit.')
+    relay_interruptible = models.CharField("caller can interrupt replies", max_length=8, blank=True,
+                                           choices=Interruptible.choices)
+    relay_welcome_greeting_interruptible = models.CharField("caller can interrupt the greeting", max_length=8,
+                                                            blank=True, choices=Interruptible.choices)
+    relay_preemptible = models.BooleanField("a new reply cuts the current one short", default=False)
+    relay_dtmf_detection = models.BooleanField("DTMF detection (key presses reach the agent)", default=False)
+    relay_hints = models.JSONField("speech recognition hints", default=list, blank=True,
+                                   help_text="Words or phrases the caller may say (product names, jargon).")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -188,11 +188,11 @@ def version_diff(*, draft: AgentVersion, base: AgentVersion | None) -> VersionDi
     for name in AgentVersion.CONTENT_FIELDS:
         new = getattr(draft, name)
         old = getattr(base, name) if base is not None else None
-        if base is None and new in ("", [], None):
+        if base is None and new in ("", [], None, False):
             continue
         if old != new:
-            label = AgentVersion._meta.get_field(name).verbose_name
-            fields.append(FieldChange(name, str(label).capitalize(), old, new))
+            label = str(AgentVersion._meta.get_field(name).verbose_name)
+            fields.append(FieldChange(name, label[:1].upper() + label[1:], old, new))
     old_actions = {a.name: a.content() for a in base.actions.all()} if base is not None else {}
     new_actions = {a.name: a.content() for a in draft.actions.all()}
     actions = []

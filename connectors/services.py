@@ -279,6 +279,33 @@ def apology_twiml(text: str = APOLOGY) -> str:
     return str(response)
 
 
+def relay_attributes(version) -> dict:
+    """The version's `<ConversationRelay>` attributes as twilio's helper takes them; unset options are left out
+    (Twilio's defaults apply), so a version without options gets the same TwiML as before they existed.
+
+    No welcomeGreeting: the runtime's provider greets (as on Media Streams), so Twilio must not say it too. For
+    the same reason no welcomeGreetingInterruptible (it governs only Twilio's welcomeGreeting): the relay engine
+    applies the version's setting to the greeting's text tokens instead.
+    """
+    options = {
+        "language": version.language,
+        "tts_provider": version.relay_tts_provider,
+        "voice": version.voice,
+        "transcription_provider": version.relay_transcription_provider,
+        "speech_model": version.relay_speech_model,
+        "interruptible": version.relay_interruptible,
+        "preemptible": True if version.relay_preemptible else None,
+        "dtmf_detection": True if version.relay_dtmf_detection else None,
+        "hints": ",".join(version.relay_hints or []),
+    }
+    return {k: v for k, v in options.items() if v}
+
+
+def _language_attributes(entry: dict) -> dict:
+    keys = ("code", "tts_provider", "voice", "transcription_provider", "speech_model")
+    return {k: str(entry[k]) for k in keys if isinstance(entry, dict) and entry.get(k)}
+
+
 def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
     from twilio.twiml.voice_response import Connect, VoiceResponse
 
@@ -287,13 +314,10 @@ def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
     response = VoiceResponse()
     if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
         connect = Connect(action=connector.handover_url)
-        # No welcomeGreeting: the runtime's provider greets (as on Media Streams), so Twilio must not say it too.
-        kwargs = {"url": absolute_url("/v1/stream/relay", websocket=True)}
-        if version.language:
-            kwargs["language"] = version.language
-        if version.voice:
-            kwargs["voice"] = version.voice
-        relay = connect.conversation_relay(**kwargs)
+        relay = connect.conversation_relay(url=absolute_url("/v1/stream/relay", websocket=True),
+                                           **relay_attributes(version))
+        for entry in version.relay_languages or []:
+            relay.language(**_language_attributes(entry))
         relay.parameter(name="session", value=token)
         response.append(connect)
     else:

@@ -28,6 +28,9 @@ class CallContext:
     instructions: str = ""
     language: str = "en-US"
     voice: str = ""
+    # ConversationRelay: what caller input may interrupt replies / the greeting ("" = Twilio's default, any).
+    relay_interruptible: str = ""
+    relay_welcome_greeting_interruptible: str = ""
     scripted_answers: tuple = ()
     handover_rules: tuple = ()
     actions: tuple[HandoverActionSpec, ...] = ()
@@ -78,6 +81,8 @@ def _version_fields(version) -> dict:
         instructions=version.instructions,
         language=version.language or "en-US",
         voice=version.voice,
+        relay_interruptible=version.relay_interruptible,
+        relay_welcome_greeting_interruptible=version.relay_welcome_greeting_interruptible,
         scripted_answers=tuple(version.scripted_answers or ()),
         handover_rules=tuple(version.handover_rules or ()),
         actions=tuple(HandoverActionSpec(a.name, a.destination, a.description) for a in version.actions.all()),

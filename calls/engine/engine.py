@@ -615,6 +615,21 @@ class MediaStreamCall(CallEngine):
 # ConversationRelay
 
 
+def relay_greeting_interruptible(ctx: CallContext) -> bool | None:
+    """The `interruptible` flag for the greeting's text tokens, or None to let the TwiML attribute decide.
+
+    Twilio's welcomeGreetingInterruptible governs only its own welcomeGreeting, which we do not use (the
+    provider greets). A text token's flag is a boolean (true = any, false = none) that overrides the
+    `interruptible` attribute, so the greeting gets the version's setting exactly: no flag when it equals the
+    replies' setting, else true/false (the form allows speech/dtmf for the greeting only when replies use it too).
+    """
+    greeting = ctx.relay_welcome_greeting_interruptible or "any"  # Twilio's default for the welcome greeting
+    replies = ctx.relay_interruptible or "any"
+    if greeting == replies:
+        return None
+    return {"any": True, "none": False}.get(greeting)
+
+
 class RelayCall(CallEngine):
     """ConversationRelay: Twilio does speech; we exchange text. Handovers end the session with handoff data."""
 
@@ -624,9 +639,14 @@ class RelayCall(CallEngine):
         super().__init__(ctx, send, provider=provider)
         self._prompt_parts: list[str] = []
         self.interruptions: list[str] = []
+        # The provider greets first; its tokens up to the first `last` (or the caller's first input) are the greeting.
+        self._greeting = bool(ctx.greeting)
+        self._greeting_interruptible = relay_greeting_interruptible(ctx)
 
     async def handle(self, msg: dict) -> None:
         kind = msg.get("type")
+        if kind in ("prompt", "dtmf"):
+            self._greeting = False
         if kind == "prompt":
             part = msg.get("voicePrompt")
             if not isinstance(part, str):
@@ -660,15 +680,22 @@ class RelayCall(CallEngine):
             logger.warning("relay message of unknown kind ignored", extra=self.log_extra(kind=str(kind)[:32]))
 
     async def on_text_out(self, event: TextOut) -> None:
-        await self.send({"type": "text", "token": event.token, "last": event.last, "interruptible": True})
+        # Replies follow the version's `interruptible` TwiML attribute (a token's own flag would override it).
+        message = {"type": "text", "token": event.token, "last": event.last}
+        if self._greeting:
+            if self._greeting_interruptible is not None:
+                message["interruptible"] = self._greeting_interruptible
+            if event.last:
+                self._greeting = False
+        await self.send(message)
         if self.listeners and event.token:
             # ConversationRelay carries no audio: listeners follow the agent's words as they are spoken.
             for listener in self.listeners:
                 listener.event({"kind": "token", "call_id": self.ctx.call_session_id, "token": event.token})
 
     async def on_play(self, event: PlayAudio) -> None:
-        await self.send({"type": "play", "source": event.source, "loop": 1, "preemptible": False,
-                         "interruptible": True})
+        # Interruptible/preemptible as the version's TwiML attributes say (a message's own flags would override them).
+        await self.send({"type": "play", "source": event.source, "loop": 1})
 
     async def _end(self, data: dict) -> None:
         await self.send({"type": "end", "handoffData": json.dumps(data)})

@@ -52,7 +52,7 @@ def twiml_built_by_twilio(*, connector, version, token) -> str:
     """The answer, built here with twilio's VoiceResponse from the documented TwiML nouns."""
     response = VoiceResponse()
     if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
-        connect = Connect(action=f"https://calls.example.test/v1/agents/{connector.identifier}/handoff")
+        connect = Connect(action=f"https://calls.example.test/v1/agents/{connector.identifier}/handover")
         kwargs = {"url": "wss://calls.example.test/v1/stream/relay"}
         if version.language:
             kwargs["language"] = version.language
@@ -200,7 +200,7 @@ def test_the_answer_for_both_transports_is_what_twilio_builds(workspace, connect
     if transport == "conversation_relay":
         relay = twiml(response).find("Connect/ConversationRelay")
         assert relay.get("url") == "wss://calls.example.test/v1/stream/relay"
-        assert twiml(response).find("Connect").get("action") == connector.handoff_url
+        assert twiml(response).find("Connect").get("action") == connector.handover_url
         assert (relay.get("language") or "", relay.get("voice") or "") == (language, voice)
     else:
         assert twiml(response).find("Connect/Stream").get("url") == "wss://calls.example.test/v1/stream/media"
@@ -216,7 +216,7 @@ def test_connect_twiml_is_what_twilio_builds_for_any_base_and_token(settings, ba
     version = AgentVersion(transport=transport, language="en-US", voice="")
     expected = VoiceResponse()
     if transport == "conversation_relay":
-        connect = Connect(action=f"{base}/v1/agents/abc-DEF_123/handoff")
+        connect = Connect(action=f"{base}/v1/agents/abc-DEF_123/handover")
         connect.conversation_relay(url=f"{wss}/v1/stream/relay", language="en-US").parameter(name="session",
                                                                                              value=token)
         expected.append(connect)

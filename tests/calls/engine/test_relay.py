@@ -305,7 +305,45 @@ def test_scripted_answer_with_audio_sends_play(asgi_server, twilio_sandbox):
 
     answer, play = run(scenario())
     assert answer == "Here is our jingle."
-    assert play == {"type": "play", "source": "https://cdn.example.test/jingle.mp3", "loop": 1,
-                    "preemptible": False, "interruptible": True}
+    # No interruptible/preemptible flags: the version's TwiML attributes govern (a message's flags override them).
+    assert play == {"type": "play", "source": "https://cdn.example.test/jingle.mp3", "loop": 1}
     assert eventually(lambda: CallTurn.objects.filter(
         call_session=session, role="agent", text="(played https://cdn.example.test/jingle.mp3)").exists())
+
+
+@pytest.mark.parametrize("greeting,replies,flag", [
+    ("", "", None),  # no options: Twilio's defaults (any) for both, no per-token flag
+    ("none", "", False),  # the greeting cannot be interrupted, replies can (the TwiML attribute)
+    ("any", "none", True),
+    ("speech", "speech", None),  # the same as the replies: the TwiML attribute covers it
+])
+def test_greeting_tokens_carry_the_versions_greeting_interruptibility(asgi_server, twilio_sandbox, greeting,
+                                                                       replies, flag):
+    """Twilio's welcomeGreetingInterruptible governs only its own welcomeGreeting, which we do not send (the agent
+    greets): the greeting's text tokens carry the version's setting as the boolean flag, replies carry none so the
+    version's `interruptible` TwiML attribute decides for them."""
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
+    setup.version.relay_welcome_greeting_interruptible = greeting
+    setup.version.relay_interruptible = replies
+    setup.version.save()
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            greeting_text = await client.reply()
+            first_reply = len(client.received)
+            await client.prompt("when are you open")
+            answer = await client.reply()
+            return greeting_text, answer, client.received[:first_reply], client.received[first_reply:]
+
+    greeting_text, answer, greeting_msgs, reply_msgs = run(scenario())
+    assert greeting_text == "Hello, this is Ava." and answer == "We are open nine to five."
+    greeting_tokens = [m for m in greeting_msgs if m["type"] == "text"]
+    assert greeting_tokens and all(m.get("interruptible") == flag for m in greeting_tokens)
+    if flag is None:
+        assert all("interruptible" not in m for m in greeting_tokens)
+    reply_tokens = [m for m in reply_msgs if m["type"] == "text"]
+    assert reply_tokens and all("interruptible" not in m and "preemptible" not in m for m in reply_tokens)
