@@ -21,9 +21,9 @@ import json
 import logging
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
 
+from calls.consumers.base import ClosingOnceConsumer
 from calls.engine import live
 
 logger = logging.getLogger("calls")
@@ -64,7 +64,7 @@ def _session_workspace(scope):
     return session.get("workspace_id") if session else None
 
 
-class LiveCallsConsumer(AsyncWebsocketConsumer):
+class LiveCallsConsumer(ClosingOnceConsumer):
     """`/v1/studio/calls/live`: the workspace's call events, as JSON."""
 
     group = None
@@ -87,7 +87,7 @@ class LiveCallsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(message["event"], separators=(",", ":")))
 
 
-class ListenConsumer(AsyncWebsocketConsumer):
+class ListenConsumer(ClosingOnceConsumer):
     """`/v1/studio/calls/<call_id>/listen`: hear a live call, follow its transcript, intervene."""
 
     engine = None

@@ -12,9 +12,9 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
 from twilio.request_validator import RequestValidator
 
+from calls.consumers.base import ClosingOnceConsumer
 from calls.engine.context import context_for_call_session, context_for_test_chat
 from calls.engine.engine import MediaStreamCall, RelayCall, TextChatCall
 from calls.providers import ProviderConfigError
@@ -60,14 +60,15 @@ def relay_public_url(scope) -> str:
     return absolute_url(scope["path"] + (f"?{query}" if query else ""), websocket=True)
 
 
-class _CallConsumer(AsyncWebsocketConsumer):
+class _CallConsumer(ClosingOnceConsumer):
     """Channels' websocket consumer with a lean receive loop.
 
     Channels' own loop starts a new task per message and, in `dispatch`, hops to the database thread
     (`close_old_connections`) for every message: at 50 audio frames per second per call that serialises all
     calls through one thread. Here connect/disconnect still go through `dispatch`; text frames of an admitted
     call go straight to its engine (which never touches the database per frame). No channel layer: the runtime
-    does not use groups.
+    does not use groups. Once closed, the socket stays closed (`ClosingOnceConsumer`): a refused client that keeps
+    sending is not read any more.
     """
 
     transport = ""
@@ -76,6 +77,7 @@ class _CallConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         self.scope = scope
         self.channel_layer = None
+        receive, send = self._guard(receive, send)
         self.base_send = send
         try:
             while True:
