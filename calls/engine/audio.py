@@ -1,12 +1,16 @@
-"""μ-law 8 kHz helpers: frame energy for voice activity, and pre-rendered prompts (tones, silence).
+"""μ-law 8 kHz helpers: G.711 μ-law <-> PCM16 (numpy tables), resampling (soxr), frame energy, prompts.
 
-No audioop (gone in Python 3.13): G.711 μ-law is encoded/decoded with small tables here.
+No audioop (gone in Python 3.13) and no per-sample Python loops on the audio path: μ-law is decoded with a
+256-entry table and encoded with vectorised numpy arithmetic; sample-rate conversion is soxr's (a maintained
+resampler), with a streaming `Resampler` per call so chunk edges leave no clicks.
 """
 from __future__ import annotations
 
 import base64
-import math
 from functools import lru_cache
+
+import numpy as np
+import soxr
 
 SAMPLE_RATE = 8000
 FRAME_MS = 20
@@ -27,19 +31,63 @@ def ulaw_decode_sample(byte: int) -> int:
 
 
 def ulaw_encode_sample(sample: int) -> int:
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(abs(sample), _CLIP) + _BIAS
-    exponent = 7
-    mask = 0x4000
-    while exponent > 0 and not magnitude & mask:
-        exponent -= 1
-        mask >>= 1
+    return int(pcm16_to_ulaw(np.array([sample], dtype=np.int16))[0])
+
+
+# Decoding: one table lookup per byte. Encoding: exponent = the segment of (|x| + bias) >> 7, from a table.
+_ULAW_TO_PCM = np.array([ulaw_decode_sample(b) for b in range(256)], dtype=np.int16)
+_EXPONENT = np.array([0] + [min(7, int(v).bit_length() - 1) for v in range(1, 256)], dtype=np.int32)
+
+
+def ulaw_to_pcm16(data: bytes) -> np.ndarray:
+    """μ-law bytes -> int16 samples (same rate)."""
+    return _ULAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)]
+
+
+def pcm16_to_ulaw(samples) -> bytes:
+    """int16 samples (array or bytes) -> μ-law bytes."""
+    x = np.frombuffer(samples, dtype=np.int16) if isinstance(samples, (bytes, bytearray, memoryview)) else samples
+    x = x.astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0).astype(np.int32)
+    magnitude = np.minimum(np.abs(x), _CLIP) + _BIAS
+    exponent = _EXPONENT[magnitude >> 7]
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """A whole buffer of int16 samples to another rate (soxr)."""
+    if from_rate == to_rate or not len(samples):
+        return np.asarray(samples, dtype=np.int16)
+    return soxr.resample(np.asarray(samples, dtype=np.int16), from_rate, to_rate, quality="HQ")
+
+
+class Resampler:
+    """A stream of int16 chunks from one rate to another, keeping the filter state between chunks."""
+
+    def __init__(self, from_rate: int, to_rate: int):
+        self.same = from_rate == to_rate
+        self._stream = None if self.same else soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16",
+                                                                   quality="HQ")
+
+    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.same:
+            return np.asarray(samples, dtype=np.int16)
+        return self._stream.resample_chunk(np.asarray(samples, dtype=np.int16), last=last)
+
+
+def ulaw_to_pcm(data: bytes, rate: int) -> bytes:
+    """μ-law 8 kHz -> PCM16 little-endian at `rate` (one-shot)."""
+    return resample(ulaw_to_pcm16(data), SAMPLE_RATE, rate).astype("<i2").tobytes()
+
+
+def pcm_to_ulaw(pcm: bytes, rate: int) -> bytes:
+    """PCM16 little-endian at `rate` -> μ-law 8 kHz (one-shot)."""
+    return pcm16_to_ulaw(resample(np.frombuffer(pcm, dtype="<i2"), rate, SAMPLE_RATE))
 
 
 # byte -> |sample| / 128 (0..250): `frame.translate(_LEVEL)` then `sum()` runs in C.
-_LEVEL = bytes(min(255, abs(ulaw_decode_sample(b)) >> 7) for b in range(256))
+_LEVEL = bytes(int(v) for v in np.minimum(255, np.abs(_ULAW_TO_PCM.astype(np.int32)) >> 7))
 
 
 def frame_level(frame: bytes) -> float:
@@ -56,11 +104,10 @@ def silence(ms: int) -> bytes:
 def tone(freq: float, ms: int, amplitude: int = 6000) -> bytes:
     n = SAMPLE_RATE * ms // 1000
     fade = min(80, n // 4)  # 10 ms fade in/out: no clicks
-    out = bytearray(n)
-    for i in range(n):
-        gain = min(1.0, i / fade, (n - 1 - i) / fade) if fade else 1.0
-        out[i] = ulaw_encode_sample(int(amplitude * gain * math.sin(2 * math.pi * freq * i / SAMPLE_RATE)))
-    return bytes(out)
+    i = np.arange(n)
+    gain = np.minimum(1.0, np.minimum(i / fade, (n - 1 - i) / fade)) if fade else np.ones(n)
+    wave = amplitude * gain * np.sin(2 * np.pi * freq * i / SAMPLE_RATE)
+    return pcm16_to_ulaw(wave.astype(np.int16))
 
 
 @lru_cache(maxsize=None)
