@@ -202,3 +202,10 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+
+# Requests we send to URLs a user typed (agent actions, event webhooks, vendor base URLs) go through
+# workspaces.outbound: loopback, private, link-local, multicast, unspecified and metadata addresses are
+# refused unless this is on (on for local development and tests, off in production), and https is
+# required unless OUTBOUND_ALLOW_HTTP is on.
+OUTBOUND_ALLOW_PRIVATE_TARGETS = env.bool("OUTBOUND_ALLOW_PRIVATE_TARGETS", default=False)
+OUTBOUND_ALLOW_HTTP = env.bool("OUTBOUND_ALLOW_HTTP", default=False)

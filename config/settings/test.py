@@ -45,3 +45,7 @@ if env.str("REDIS_URL", default=""):
 CHANNEL_LAYERS = channel_layers_from_env()
 TWILIO_CONNECT_TIMEOUT = 1.0
 TWILIO_READ_TIMEOUT = 2.0
+
+# Tests talk to loopback servers; tests of the guard itself turn this off with override_settings.
+OUTBOUND_ALLOW_PRIVATE_TARGETS = True
+OUTBOUND_ALLOW_HTTP = True

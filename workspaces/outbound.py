@@ -1,0 +1,211 @@
+"""The outbound guard: every request we send to a URL a user typed goes through here.
+
+Agent actions, OAuth2 token URLs, event webhooks and vendor base URLs are typed by users, so a request to
+one of them must not reach our own network: loopback, private, link-local (cloud metadata lives there),
+multicast, unspecified and other non-global addresses are refused, unless
+``settings.OUTBOUND_ALLOW_PRIVATE_TARGETS`` is on (local development and tests).
+
+The check runs when the connection is made, on the addresses the name resolved to, and the connection
+goes to the address that was checked: a name that resolves to loopback, a redirect to a private address
+or a DNS answer that changes between check and connect (rebinding) are all refused. Use
+
+    with outbound.client(timeout=5) as http:          # Celery tasks, sync code
+        http.get(url)
+    async with outbound.async_client(timeout=5) as http:  # the live call's own task
+        await http.get(url)
+
+``url_refusal(url)`` is the static check forms use (scheme and literal addresses, no DNS);
+``host_check(url)`` resolves and checks a URL handed to a vendor SDK that opens its own connections.
+Proxies from the environment are ignored (``trust_env=False``): a proxy would connect for us, unchecked.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from urllib.parse import urlsplit
+
+import anyio
+import certifi
+import httpcore
+import httpx
+from django.conf import settings
+
+MAX_REDIRECTS = 3
+
+
+class OutboundRefused(httpx.TransportError):
+    """A request to a refused target (message in plain words; the URL's credentials are never in it).
+
+    A subclass of ``httpx.TransportError`` so callers that handle network errors handle this too."""
+
+
+def _allow_private() -> bool:
+    return bool(getattr(settings, "OUTBOUND_ALLOW_PRIVATE_TARGETS", False))
+
+
+def address_refusal(address: str) -> str | None:
+    """Why we refuse to connect to this IP address, or None when it is a public address."""
+    if _allow_private():
+        return None
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "it is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "it is a loopback address"
+    if ip.is_link_local:
+        return "it is a link-local address (cloud metadata services live there)"
+    if ip.is_multicast:
+        return "it is a multicast address"
+    if ip.is_unspecified:
+        return "it is an unspecified address"
+    if ip.is_private:
+        return "it is a private address"
+    if not ip.is_global:
+        return "it is not a public address"
+    return None
+
+
+def url_refusal(url: str) -> str | None:
+    """The static check (no DNS): scheme, host present, literal addresses. None when the URL may be used."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "Enter a valid URL."
+    allowed = ("https", "http") if getattr(settings, "OUTBOUND_ALLOW_HTTP", False) else ("https",)
+    if parts.scheme not in allowed:
+        return "The URL must start with https://." if allowed == ("https",) else "The URL must start with https:// or http://."
+    if not host:
+        return "The URL has no host."
+    name = host.lower().rstrip(".")
+    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
+        if not _allow_private():
+            return f"{host} is this server: requests to it are refused."
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    reason = address_refusal(host)
+    return f"Requests to {host} are refused: {reason}." if reason else None
+
+
+def _checked_addresses(host: str, infos) -> list[str]:
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not addresses:
+        raise OutboundRefused(f"{host} did not resolve to any address.")
+    for address in addresses:
+        reason = address_refusal(address)
+        if reason:
+            shown = host if host == address else f"{host} ({address})"
+            raise OutboundRefused(f"Requests to {shown} are refused: {reason}.")
+    return addresses
+
+
+def resolve_checked(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, every one of them allowed; else OutboundRefused."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
+    return _checked_addresses(host, infos)
+
+
+def host_check(url: str) -> None:
+    """For a URL a vendor SDK will open itself: the static check, then resolve its host and check every
+    address. Raises OutboundRefused."""
+    reason = url_refusal(url)
+    if reason:
+        raise OutboundRefused(reason)
+    parts = urlsplit(url)
+    resolve_checked(parts.hostname, parts.port or (443 if parts.scheme in ("https", "wss") else 80))
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        error: Exception | None = None
+        for address in resolve_checked(host, port):
+            try:
+                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                           socket_options=socket_options)
+            except httpcore.ConnectError as exc:  # try the next address, as a browser would
+                error = exc
+        raise error  # type: ignore[misc]
+
+
+class _AsyncGuardedBackend(httpcore.AnyIOBackend):
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
+        error: Exception | None = None
+        for address in _checked_addresses(host, infos):
+            try:
+                return await super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                                 socket_options=socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error  # type: ignore[misc]
+
+
+def _ssl_context(verify) -> ssl.SSLContext:
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context(cafile=certifi.where())
+    if verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport with the guarded network backend (TLS still verifies the URL's host name)."""
+
+    def __init__(self, *, verify=True, limits: httpx.Limits = httpx.Limits(max_connections=10)):
+        super().__init__(trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=_ssl_context(verify), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_GuardedBackend(),
+        )
+
+
+class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, *, verify=True, limits: httpx.Limits = httpx.Limits(max_connections=10)):
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_ssl_context(verify), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_AsyncGuardedBackend(),
+        )
+
+
+def _refuse_bad_urls(request: httpx.Request) -> None:
+    reason = url_refusal(str(request.url))
+    if reason:
+        raise OutboundRefused(reason, request=request)
+
+
+async def _async_refuse_bad_urls(request: httpx.Request) -> None:
+    _refuse_bad_urls(request)
+
+
+def client(*, timeout: float, follow_redirects: bool = False, verify=True, **kwargs) -> httpx.Client:
+    """A sync httpx client whose every connection (redirects included, at most 3) is checked."""
+    return httpx.Client(
+        transport=GuardedTransport(verify=verify), timeout=timeout, follow_redirects=follow_redirects,
+        max_redirects=MAX_REDIRECTS, trust_env=False, event_hooks={"request": [_refuse_bad_urls]}, **kwargs,
+    )
+
+
+def async_client(*, timeout: float, follow_redirects: bool = False, verify=True, **kwargs) -> httpx.AsyncClient:
+    """The async twin of `client` for the live call's own task."""
+    return httpx.AsyncClient(
+        transport=AsyncGuardedTransport(verify=verify), timeout=timeout, follow_redirects=follow_redirects,
+        max_redirects=MAX_REDIRECTS, trust_env=False, event_hooks={"request": [_async_refuse_bad_urls]}, **kwargs,
+    )
