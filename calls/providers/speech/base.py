@@ -1,0 +1,104 @@
+"""The interface of the cascaded provider's speech stages.
+
+Audio is PCM16 little-endian mono bytes at the stage's `sample_rate`; the cascaded provider converts from/to
+Twilio's μ-law 8 kHz with `calls.engine.audio` (numpy/soxr), never per-sample Python loops.
+
+    stt = SomeSpeechToText(settings)      # settings: SpeechSettings (keys from the environment's secrets)
+    await stt.start()                     # connect (raises SpeechConfigError / SpeechError)
+    await stt.send(pcm16)                 # caller audio, returns quickly
+    await stt.end_of_turn()               # voice activity says the caller stopped: ask for the final text
+    event = await stt.events.get()        # Partial / Final / SpeechFailure; None after close
+    await stt.close()
+
+    tts = SomeTextToSpeech(settings)
+    async for chunk in tts.synthesize("Hello there."):   # PCM16 at tts.sample_rate, first bytes asap;
+        ...                                              # cancelling the consuming task stops it
+    await tts.close()
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+class SpeechError(Exception):
+    """A vendor failed. `permanent` (bad key, unknown voice) is not retried; transient ones may be."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class SpeechConfigError(SpeechError):
+    """A missing or invalid setting: the message names the secret/variable, never its value."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True)
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    """What a stage needs, resolved from the version and the environment when the call starts."""
+
+    language: str = "en-US"
+    voice: str = ""  # vendor voice id/name ("" = the stage's default)
+    model: str = ""  # vendor model ("" = the stage's default)
+    api_key: str = field(default="", repr=False)
+    base_url: str = ""  # "" = the vendor's public API; tests point it at a local fake
+    hints: tuple[str, ...] = ()  # words to favour (keywords of the version's rules)
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    """The recognised text of one caller turn (may be empty: noise)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechFailure:
+    message: str
+    permanent: bool = False
+
+
+class SpeechToText:
+    name = "base"
+    sample_rate = 16000
+    required_secret = ""  # e.g. "DEEPGRAM_API_KEY"; "" for offline stages
+
+    def __init__(self, settings: SpeechSettings):
+        self.settings = settings
+        self.events: asyncio.Queue = asyncio.Queue()
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, pcm16: bytes) -> None:
+        raise NotImplementedError
+
+    async def end_of_turn(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        self.events.put_nowait(None)
+
+
+class TextToSpeech:
+    name = "base"
+    sample_rate = 16000
+    required_secret = ""
+
+    def __init__(self, settings: SpeechSettings):
+        self.settings = settings
+
+    def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        pass
