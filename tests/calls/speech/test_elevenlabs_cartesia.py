@@ -1,0 +1,145 @@
+"""ElevenLabs (HTTP stream) and Cartesia (websocket) speech through their official SDKs, pointed at local fakes."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from calls.providers.speech.base import SpeechConfigError, SpeechError, SpeechSettings
+from calls.providers.speech.cartesia import CartesiaTextToSpeech
+from calls.providers.speech.elevenlabs import ElevenLabsTextToSpeech
+from tests.calls.speech.conftest import run, synthesize_all
+from tests.fakes.cartesia import FakeCartesia
+from tests.fakes.elevenlabs import FakeElevenLabs
+from tests.fakes.vendor_server import dominant_frequency
+
+VENDORS = {
+    "elevenlabs": (ElevenLabsTextToSpeech, FakeElevenLabs, "ELEVENLABS_API_KEY"),
+    "cartesia": (CartesiaTextToSpeech, FakeCartesia, "CARTESIA_API_KEY"),
+}
+
+
+@pytest.fixture(params=sorted(VENDORS))
+def vendor(request):
+    stage, fake_class, secret = VENDORS[request.param]
+    with fake_class() as fake:
+        yield stage, fake, secret
+
+
+def settings_for(fake, **kw):
+    return SpeechSettings(api_key=kw.pop("api_key", fake.api_key), base_url=fake.base_url, **kw)
+
+
+async def speak(tts, *texts):
+    try:
+        return [b"".join(await synthesize_all(tts, text)) for text in texts]
+    finally:
+        await tts.close()
+
+
+def test_sentences_stream_whole_pcm_samples_at_the_stage_rate(vendor):
+    stage, fake, _ = vendor
+    tts = stage(settings_for(fake))
+    first, second = run(speak(tts, "Hello there, caller.", "How can I help?"))
+    assert len(first) == tts.sample_rate * 2 * 600 // 1000 and len(second) == tts.sample_rate * 2 * 800 // 1000
+    assert abs(dominant_frequency(first, tts.sample_rate) - 440) < 5
+
+
+def test_elevenlabs_asks_for_pcm_at_the_chosen_rate():
+    with FakeElevenLabs() as fake:
+        tts = ElevenLabsTextToSpeech(settings_for(fake, voice="21m00Tcm4TlvDq8ikWAM"), sample_rate=24000)
+        chunks = run(synthesize_all(tts, "Hello there."))
+        path, query, headers, body = fake.requests[0]
+    audio = b"".join(chunks)
+    assert all(len(c) % 2 == 0 for c in chunks)  # the fake sends odd-sized chunks
+    assert path == "/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM/stream" and query["output_format"] == "pcm_24000"
+    assert body["model_id"] == "eleven_flash_v2_5" and body["text"] == "Hello there."
+    assert len(audio) == 24000 * 2 * 400 // 1000 and abs(dominant_frequency(audio, 24000) - 440) < 5
+
+
+def test_cartesia_keeps_one_websocket_and_asks_for_raw_pcm_s16le():
+    with FakeCartesia() as fake:
+        run(speak(CartesiaTextToSpeech(settings_for(fake)), "One.", "Two.", "Three."))
+    assert fake.connections == 1 and len(fake.generations) == 3
+    request = fake.generations[0]
+    assert request["output_format"] == {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 16000}
+    assert request["voice"] == {"mode": "id", "id": CartesiaTextToSpeech.default_voice}
+    assert request["model_id"] == "sonic-3" and request["continue"] is False and request["language"] == "en"
+
+
+def test_a_missing_key_names_the_secret(vendor):
+    stage, fake, secret = vendor
+    with pytest.raises(SpeechConfigError, match=secret):
+        run(synthesize_all(stage(SpeechSettings(base_url=fake.base_url)), "Hi."))
+    assert fake.requests == []
+
+
+def test_a_refused_key_is_permanent_and_never_shown(vendor):
+    stage, fake, _ = vendor
+    with pytest.raises(SpeechError) as info:
+        run(speak(stage(settings_for(fake, api_key="sk-wrong-secret")), "Hi."))
+    assert info.value.permanent and "API key" in str(info.value) and "sk-wrong-secret" not in str(info.value)
+
+
+def test_an_unknown_voice_is_permanent(vendor):
+    stage, fake, _ = vendor
+    with pytest.raises(SpeechError) as info:
+        run(speak(stage(settings_for(fake, voice="no-such-voice")), "Hi."))
+    assert info.value.permanent and "unknown voice" in str(info.value)
+
+
+def test_a_server_error_is_transient(vendor):
+    stage, fake, _ = vendor
+    fake.status = 500
+    with pytest.raises(SpeechError) as info:
+        run(speak(stage(settings_for(fake)), "Hi."))
+    assert not info.value.permanent
+
+
+def test_a_disconnect_mid_sentence_is_transient_and_the_next_sentence_reconnects(vendor):
+    stage, fake, _ = vendor
+    fake.drop_after_chunks = 2
+
+    async def scenario():
+        tts = stage(settings_for(fake))
+        with pytest.raises(SpeechError) as info:
+            await synthesize_all(tts, "one two three four")
+        fake.drop_after_chunks = None
+        audio = b"".join(await synthesize_all(tts, "five six"))
+        await tts.close()
+        return info.value, audio
+
+    error, audio = run(scenario())
+    assert not error.permanent and len(audio) == stage.sample_rate * 2 * 400 // 1000
+
+
+def test_cancelling_a_sentence_mid_stream_stops_it_cleanly(vendor):
+    stage, fake, _ = vendor
+    fake.chunk_delay = 0.05
+
+    async def scenario():
+        tts = stage(settings_for(fake))
+        got = []
+
+        async def consume():
+            async for chunk in tts.synthesize("one two three four five six seven eight"):
+                got.append(chunk)
+
+        task = asyncio.create_task(consume())
+        while not got:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        fake.chunk_delay = 0
+        after = b"".join(await synthesize_all(tts, "Next."))  # the stage is still usable
+        await tts.close()
+        return got, after
+
+    got, after = run(scenario())
+    assert 0 < len(b"".join(got)) < stage.sample_rate * 2 * 1600 // 1000
+    assert len(after) == stage.sample_rate * 2 * 200 // 1000
+    if isinstance(fake, FakeCartesia):
+        assert len(fake.cancelled) == 1 and fake.connections == 1  # the context is cancelled, the socket kept
+    else:
+        assert fake.closed >= 1
