@@ -4,7 +4,8 @@
 `Cartesia-Version` header, else 401/400 before the upgrade). Each generation request
 `{"context_id", "model_id", "transcript", "voice": {"mode": "id", "id"}, "output_format": {"container": "raw",
 "encoding": "pcm_s16le", "sample_rate"}}` gets `chunk` messages (base64 tone at that rate) then `done`; a voice
-outside `voices` gets an `error` message with `status_code` 404; `{"context_id", "cancel": true}` stops that
+outside `voices` gets an `error` message (`title`, `message`, `error_code: voice_not_found`, the current API
+version's shape); `{"context_id", "cancel": true}` stops that
 context (recorded in `cancelled`). `drop_after_chunks` closes the socket abruptly after that many chunks.
 """
 from __future__ import annotations
@@ -70,8 +71,8 @@ class FakeCartesia(FakeVendorServer):
         ctx = data.get("context_id", "")
         voice = (data.get("voice") or {}).get("id")
         if voice not in self.voices:
-            await ws.send_json({"type": "error", "context_id": ctx, "status_code": 404, "done": True,
-                                "error": f"Voice {voice} not found", "title": "Voice not found"})
+            await ws.send_json({"type": "error", "context_id": ctx, "done": True, "title": "Voice not found",
+                                "message": f"Voice {voice} was not found.", "error_code": "voice_not_found"})
             return
         fmt = data.get("output_format") or {}
         audio = self.audio_for(data.get("transcript", ""), int(fmt.get("sample_rate", 44100)))

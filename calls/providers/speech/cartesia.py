@@ -33,6 +33,20 @@ DEFAULT_URL = "https://api.cartesia.ai"
 SECRET = "CARTESIA_API_KEY"
 
 
+def error_status(event) -> int:
+    """An `error` message's status: older API versions send `status_code`, newer ones an `error_code` such as
+    "model_not_found" (a request the caller must fix) or a server-side one (rate limit, internal)."""
+    status = getattr(event, "status_code", None)
+    if status:
+        return int(status)
+    code = (getattr(event, "error_code", None) or "").lower()
+    if "not_found" in code:
+        return 404
+    if not code or any(word in code for word in ("internal", "rate", "timeout", "overload", "unavailable")):
+        return 500
+    return 400
+
+
 class CartesiaTextToSpeech(TextToSpeech):
     name = "cartesia"
     sample_rate = 16000
@@ -90,8 +104,7 @@ class CartesiaTextToSpeech(TextToSpeech):
                     return
                 elif event.type == "error":
                     finished = True
-                    status = getattr(event, "status_code", None) or 500
-                    raise status_error("Cartesia", status, "speech synthesis")
+                    raise status_error("Cartesia", error_status(event), "speech synthesis")
         except SpeechError:
             raise
         except Exception as exc:  # noqa: BLE001 - closed socket, timeout, bad message
