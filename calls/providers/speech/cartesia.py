@@ -30,6 +30,7 @@ from calls.providers.speech.vendor import (
 )
 
 DEFAULT_URL = "https://api.cartesia.ai"
+BASE_URL_SETTING = "CARTESIA_BASE_URL"
 SECRET = "CARTESIA_API_KEY"
 
 
@@ -51,6 +52,7 @@ class CartesiaTextToSpeech(TextToSpeech):
     name = "cartesia"
     sample_rate = 16000
     required_secret = SECRET
+    base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_model = "sonic-3"
     default_voice = "6ccbfb76-1fc6-48f7-b71d-91ac6298247b"  # the SDK's own default voice
     timeout = 15.0  # seconds without a message before the sentence counts as failed

@@ -39,6 +39,7 @@ from calls.providers.speech.vendor import (
 logger = logging.getLogger("calls.providers.speech.deepgram")
 
 DEFAULT_URL = "https://api.deepgram.com"
+BASE_URL_SETTING = "DEEPGRAM_BASE_URL"
 SECRET = "DEEPGRAM_API_KEY"
 
 
@@ -55,6 +56,7 @@ class DeepgramSpeechToText(SpeechToText):
     name = "deepgram"
     sample_rate = 16000
     required_secret = SECRET
+    base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_model = "nova-3"
     finalize_timeout = 2.0
     keepalive_seconds = 5.0
@@ -213,6 +215,7 @@ class DeepgramTextToSpeech(TextToSpeech):
     name = "deepgram"
     sample_rate = 16000
     required_secret = SECRET
+    base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_voice = "aura-2-thalia-en"  # Aura's "model" is the voice
     timeout = 15.0
 

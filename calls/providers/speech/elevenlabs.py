@@ -26,6 +26,7 @@ from calls.providers.speech.vendor import (
 )
 
 DEFAULT_URL = "https://api.elevenlabs.io"
+BASE_URL_SETTING = "ELEVENLABS_BASE_URL"
 SECRET = "ELEVENLABS_API_KEY"
 PCM_RATES = (8000, 16000, 22050, 24000, 44100)
 
@@ -34,6 +35,7 @@ class ElevenLabsTextToSpeech(TextToSpeech):
     name = "elevenlabs"
     sample_rate = 16000
     required_secret = SECRET
+    base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_model = "eleven_flash_v2_5"
     default_voice = "JBFqnCBsd6RMkjVDRZzb"  # "George", ElevenLabs' documented example voice
     timeout = 20.0
@@ -53,14 +55,15 @@ class ElevenLabsTextToSpeech(TextToSpeech):
             base = await checked_base_url(self.settings, DEFAULT_URL, "ElevenLabs")
             self._http = http_client(self.timeout)
             self._client = AsyncElevenLabs(api_key=key, base_url=base, httpx_client=self._http)
+        model = self.settings.model or self.default_model
         options = {}
         language = (self.settings.language or "").split("-")[0]
-        if language and self.settings.model.startswith(("eleven_flash_v2_5", "eleven_turbo_v2_5")):
+        if language and model.startswith(("eleven_flash_v2_5", "eleven_turbo_v2_5")):  # the models that take one
             options["language_code"] = language
         stream = self._client.text_to_speech.stream(
             self.settings.voice or self.default_voice,
             text=text,
-            model_id=self.settings.model or self.default_model,
+            model_id=model,
             output_format=f"pcm_{self.sample_rate}",
             **options,
         )

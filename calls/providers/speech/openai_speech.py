@@ -34,6 +34,7 @@ from calls.providers.speech.vendor import (
 logger = logging.getLogger("calls.providers.speech.openai")
 
 DEFAULT_URL = "https://api.openai.com/v1"
+BASE_URL_SETTING = "OPENAI_SPEECH_BASE_URL"
 SECRET = "OPENAI_API_KEY"
 
 
@@ -63,6 +64,7 @@ class OpenAISpeechToText(SpeechToText):
     name = "openai"
     sample_rate = 16000
     required_secret = SECRET
+    base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_model = "gpt-4o-mini-transcribe"
     max_turn_seconds = 60
     timeout = 20.0
@@ -149,6 +151,7 @@ class OpenAITextToSpeech(TextToSpeech):
     name = "openai"
     sample_rate = 24000  # response_format "pcm" is 24 kHz 16-bit mono
     required_secret = SECRET
+    base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_model = "gpt-4o-mini-tts"
     default_voice = "alloy"
     timeout = 20.0

@@ -53,7 +53,7 @@ def test_elevenlabs_asks_for_pcm_at_the_chosen_rate():
     audio = b"".join(chunks)
     assert all(len(c) % 2 == 0 for c in chunks)  # the fake sends odd-sized chunks
     assert path == "/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM/stream" and query["output_format"] == "pcm_24000"
-    assert body["model_id"] == "eleven_flash_v2_5" and body["text"] == "Hello there."
+    assert body["model_id"] == "eleven_flash_v2_5" and body["text"] == "Hello there." and body["language_code"] == "en"
     assert len(audio) == 24000 * 2 * 400 // 1000 and abs(dominant_frequency(audio, 24000) - 440) < 5
 
 
