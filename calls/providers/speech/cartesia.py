@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 
 from cartesia import AsyncCartesia
@@ -28,6 +29,10 @@ from calls.providers.speech.vendor import (
     status_error,
     ws_url,
 )
+
+# The websocket library logs handshake headers (our key) at DEBUG: its logger for this upstream stays at INFO.
+ws_logger = logging.getLogger("calls.providers.speech.cartesia.websocket")
+ws_logger.setLevel(logging.INFO)
 
 DEFAULT_URL = "https://api.cartesia.ai"
 BASE_URL_SETTING = "CARTESIA_BASE_URL"
@@ -71,7 +76,9 @@ class CartesiaTextToSpeech(TextToSpeech):
             self._client = AsyncCartesia(api_key=key, base_url=base, websocket_base_url=ws_url(base),
                                          http_client=http_client(self.timeout), max_retries=0)
         try:
-            self._connection = await asyncio.wait_for(self._client.tts.websocket_connect().enter(), self.timeout)
+            manager = self._client.tts.websocket_connect(
+                websocket_connection_options={"logger": ws_logger, "open_timeout": self.timeout})
+            self._connection = await asyncio.wait_for(manager.enter(), self.timeout)
         except InvalidStatus as exc:
             raise status_error("Cartesia", exc.response.status_code, "speech synthesis") from None
         except Exception as exc:  # noqa: BLE001 - refused, reset, handshake timeout

@@ -160,3 +160,11 @@ def test_the_text_provider_without_a_key_is_a_config_error(fake):
     ctx = CallContext(transport="text", provider="anthropic_chat")
     with pytest.raises(ProviderConfigError, match="ANTHROPIC_API_KEY"):
         run(AnthropicChatProvider(ctx).start())
+
+
+def test_no_key_reaches_the_logs_even_at_debug_level(fake, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    run(collect(AnthropicChat(api_key=fake.api_key, base_url=fake.base_url), [{"role": "user", "content": "hi"}]))
+    assert caplog.records and fake.api_key not in caplog.text

@@ -164,3 +164,21 @@ def test_cancelling_synthesis_mid_stream_closes_the_response(fake):
     got = run(scenario())
     assert 0 < len(b"".join(got)) < 16000 * 2 * 1600 // 1000
     assert fake.closed == 1
+
+
+def test_no_key_reaches_the_logs_even_at_debug_level(fake, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario():
+        stt = DeepgramSpeechToText(settings_for(fake))
+        await stt.start()
+        await stt.send(bytes(640))
+        await stt.close()
+        tts = DeepgramTextToSpeech(settings_for(fake))
+        await synthesize_all(tts, "Hi.")
+        await tts.close()
+
+    run(scenario())
+    assert caplog.records and fake.api_key not in caplog.text

@@ -143,3 +143,12 @@ def test_cancelling_a_sentence_mid_stream_stops_it_cleanly(vendor):
         assert len(fake.cancelled) == 1 and fake.connections == 1  # the context is cancelled, the socket kept
     else:
         assert fake.closed >= 1
+
+
+def test_no_key_reaches_the_logs_even_at_debug_level(vendor, caplog):
+    import logging
+
+    stage, fake, _ = vendor
+    caplog.set_level(logging.DEBUG)
+    run(speak(stage(settings_for(fake)), "Hello."))
+    assert caplog.records and fake.api_key not in caplog.text

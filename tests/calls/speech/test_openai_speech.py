@@ -131,3 +131,12 @@ def test_cancelling_speech_mid_stream_closes_the_response(fake):
 
     got = run(scenario())
     assert 0 < len(b"".join(got)) < 24000 * 2 * 1600 // 1000 and fake.closed == 1
+
+
+def test_no_key_reaches_the_logs_even_at_debug_level(fake, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    run(one_turn(OpenAISpeechToText(settings_for(fake)), tone_pcm16(16000, 300)))
+    run(synthesize_all(OpenAITextToSpeech(settings_for(fake)), "Hi."))
+    assert caplog.records and fake.api_key not in caplog.text
