@@ -95,11 +95,11 @@ class DeepgramSpeechToText(SpeechToText):
         self._connection = self._client.listen.v1.connect(**options)
         try:
             self._socket = await self._connection.__aenter__()
-        except ApiError as exc:
-            raise status_error("Deepgram", exc.status_code, "speech recognition") from None
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise connection_error("Deepgram", exc) from None
-        except Exception as exc:  # websockets' handshake errors (InvalidHandshake, InvalidMessage...)
+        except Exception as exc:  # noqa: BLE001 - ApiError (refused handshake), OSError, websockets' handshake errors
+            self._connection = None
+            await self._http.aclose()
+            if isinstance(exc, ApiError):
+                raise status_error("Deepgram", exc.status_code, "speech recognition") from None
             raise connection_error("Deepgram", exc) from None
         self._reader = asyncio.create_task(self._read(), name="deepgram-stt-read")
         self._keepalive = asyncio.create_task(self._keep_alive(), name="deepgram-stt-keepalive")

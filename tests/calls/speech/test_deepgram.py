@@ -182,3 +182,15 @@ def test_no_key_reaches_the_logs_even_at_debug_level(fake, caplog):
 
     run(scenario())
     assert caplog.records and fake.api_key not in caplog.text
+
+
+def test_keepalive_is_sent_while_no_audio_flows(fake):
+    async def scenario():
+        stt = DeepgramSpeechToText(settings_for(fake))
+        stt.keepalive_seconds = 0.05
+        await stt.start()
+        await asyncio.sleep(0.3)
+        await stt.close()
+
+    run(scenario())
+    assert {"type": "KeepAlive"} in fake.messages
