@@ -67,6 +67,10 @@ class CartesiaTextToSpeech(TextToSpeech):
         self._client: AsyncCartesia | None = None
         self._connection = None
 
+    async def prepare(self) -> None:
+        """Optional: open the websocket before the first sentence (Cartesia's advice for the first reply's latency)."""
+        await self._connect()
+
     async def _connect(self):
         if self._connection is not None:
             return self._connection

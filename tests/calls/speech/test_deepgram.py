@@ -194,3 +194,21 @@ def test_keepalive_is_sent_while_no_audio_flows(fake):
 
     run(scenario())
     assert {"type": "KeepAlive"} in fake.messages
+
+
+def test_concurrent_calls_each_get_their_own_stream_and_final(fake):
+    async def one_call(i):
+        stt = DeepgramSpeechToText(settings_for(fake))
+        await stt.start()
+        for _ in range(20):
+            await stt.send(bytes(640))
+        await stt.end_of_turn()
+        seen = await events_until_final(stt)
+        await stt.close()
+        return seen[-1]
+
+    async def scenario():
+        return await asyncio.gather(*(one_call(i) for i in range(20)))
+
+    assert run(scenario(), timeout=30) == [Final("I want to talk to sales.")] * 20
+    assert fake.audio_bytes == 20 * 20 * 640 and len(fake.queries) == 20

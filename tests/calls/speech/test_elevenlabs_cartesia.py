@@ -152,3 +152,17 @@ def test_no_key_reaches_the_logs_even_at_debug_level(vendor, caplog):
     caplog.set_level(logging.DEBUG)
     run(speak(stage(settings_for(fake)), "Hello."))
     assert caplog.records and fake.api_key not in caplog.text
+
+
+def test_cartesia_prepare_opens_the_socket_before_the_first_sentence():
+    async def scenario(fake):
+        tts = CartesiaTextToSpeech(settings_for(fake))
+        await tts.prepare()
+        opened = fake.connections
+        audio = b"".join(await synthesize_all(tts, "Hi."))
+        await tts.close()
+        return opened, audio
+
+    with FakeCartesia() as fake:
+        opened, audio = run(scenario(fake))
+        assert opened == 1 and fake.connections == 1 and len(audio) == 16000 * 2 * 200 // 1000
