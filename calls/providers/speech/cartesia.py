@@ -133,7 +133,7 @@ class CartesiaTextToSpeech(TextToSpeech):
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
-                await connection.close()
+                await asyncio.wait_for(connection.close(), 2)  # a dead peer: no 10 s close handshake
 
     async def close(self) -> None:
         await self._drop()

@@ -58,7 +58,7 @@ class DeepgramSpeechToText(SpeechToText):
     required_secret = SECRET
     base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_model = "nova-3"
-    finalize_timeout = 2.0
+    finalize_timeout = 1.0  # Deepgram answers a Finalize in well under that when it had audio buffered
     keepalive_seconds = 5.0
 
     def __init__(self, settings):
@@ -142,7 +142,7 @@ class DeepgramSpeechToText(SpeechToText):
                 await self._reader
         if self._connection is not None:
             with contextlib.suppress(Exception):
-                await self._connection.__aexit__(None, None, None)
+                await asyncio.wait_for(self._connection.__aexit__(None, None, None), 2)  # a dead peer: no 10 s wait
         if self._http is not None:
             with contextlib.suppress(Exception):
                 await self._http.aclose()
