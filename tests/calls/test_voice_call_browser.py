@@ -3,11 +3,15 @@ captures it with its AudioWorklet, streams μ-law frames over the Media Streams 
 plays the agent's audio back. The ASGI app (HTTP + websockets) runs on loopback under uvicorn."""
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
+import wave
 
+import numpy as np
 import pytest
 
+from calls.engine import audio
 from tests.factories import MembershipFactory, UserFactory
 from tests.fixtures_browser import CHROMIUM_ARGS, CHROMIUM_PATH, _manager, login
 from workspaces.models import Membership
@@ -100,15 +104,61 @@ def test_admin_calls_the_draft_from_the_browser_hears_the_greeting_and_sees_the_
     assert not page.console_errors, page.console_errors
 
 
-def test_the_callers_voice_is_heard_by_the_agents_voice_detection(mic_page, asgi_http_server):
-    """The espeak-ng sentence reaches the engine as speech: the scripted agent's VAD barges in on its greeting
-    (a long greeting, so the caller talks over it) and the page gets Twilio's `clear`."""
+@pytest.fixture
+def heard(monkeypatch):
+    """The μ-law payloads of the `media` messages the engine got from the browser (the server runs in this process)."""
+    from calls.engine.browser import BrowserCall
+
+    payloads: list[str] = []
+    original = BrowserCall.handle
+
+    async def handle(self, msg):
+        if msg.get("event") == "media":
+            payloads.append(msg["media"]["payload"])
+        await original(self, msg)
+
+    monkeypatch.setattr(BrowserCall, "handle", handle)
+    return payloads
+
+
+def _envelope(pcm: np.ndarray) -> np.ndarray:
+    """Log energy per 20 ms frame of 8 kHz samples."""
+    frames = pcm[: len(pcm) // 160 * 160].astype(np.float64).reshape(-1, 160)
+    return np.log10((frames ** 2).mean(axis=1) + 1.0)
+
+
+def _best_match(captured: np.ndarray, original: np.ndarray) -> float:
+    """Highest normalised correlation of the captured envelope against the (looping) original one, over lags."""
+    period = len(original)
+    looped = np.tile(original, len(captured) // period + 2)
+    a = (captured - captured.mean()) / (captured.std() or 1.0)
+    best = -1.0
+    for lag in range(period):
+        b = looped[lag: lag + len(captured)]
+        b = (b - b.mean()) / (b.std() or 1.0)
+        best = max(best, float((a * b).mean()))
+    return best
+
+
+def test_the_callers_voice_reaches_the_engine_intact_and_barges_in(mic_page, asgi_http_server, heard, spoken_wav):
+    """The espeak-ng sentence reaches the engine as the sentence (its 20 ms energy envelope matches the WAV's: the
+    browser's resampling to 8 kHz and μ-law encoding kept it), and the scripted agent's voice detection barges in
+    on its greeting: the page gets Twilio's `clear` and the greeting is marked interrupted."""
     setup = make_call_setup()
     page = mic_page
     _call(page, asgi_http_server, setup)
     page.wait_for_function("Number(document.querySelector('[data-testid=voice-call]').dataset.clears) >= 1",
                            timeout=20_000)
     page.locator("[data-testid=voice-call-log] li.agent.interrupted").first.wait_for()
+    page.wait_for_function("Number(document.querySelector('[data-testid=voice-call]').dataset.framesOut) >= 250")
+
+    captured = audio.ulaw_to_pcm16(b"".join(base64.b64decode(p) for p in list(heard)))
+    assert len(captured) >= 250 * 160 * 0.9
+    with wave.open(str(spoken_wav)) as wav:
+        original = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        original = audio.resample(original, wav.getframerate(), 8000)
+    match = _best_match(_envelope(captured[8000:]), _envelope(original))  # past the first second (AGC settling)
+    assert match > 0.8, match  # the same sentence: about 0.93; another sentence, or 10 % off in rate: about 0.5
 
 
 @pytest.mark.xfail(strict=False, reason="needs offline speech (issue 13)")
