@@ -326,22 +326,27 @@ def test_the_browsers_mulaw_codec_matches_g711():
 
 
 @pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
-def test_the_browsers_resampler_keeps_a_tone_and_20ms_frames():
-    """48 kHz in: 160-byte frames every 20 ms, a 440 Hz tone survives, a 6 kHz one (above 4 kHz) is filtered."""
-    script = (f"const A = require({json.dumps(str(WORKLET))});"
-              "function run(freq) { const frames = []; const d = new A.Downsampler(48000, (f, l) => frames.push(l));"
-              " const x = new Float32Array(48000); for (let i = 0; i < x.length; i++)"
-              " x[i] = 0.5 * Math.sin(2 * Math.PI * freq * i / 48000);"
+@pytest.mark.parametrize("rate", [48000, 44100])
+def test_the_browsers_resampler_keeps_a_tone_and_20ms_frames(rate):
+    """One second in at the context's rate: 50 frames of 160 bytes, a 440 Hz tone survives, a 6 kHz one (above
+    4 kHz) is filtered out; playback consumes 8 kHz audio in real time and echoes a mark once it has played."""
+    script = (f"const A = require({json.dumps(str(WORKLET))}); const R = {rate};"
+              "function run(freq) { const frames = []; const d = new A.Downsampler(R, (f, l) => frames.push([f.length, l]));"
+              " const x = new Float32Array(R); for (let i = 0; i < x.length; i++)"
+              " x[i] = 0.5 * Math.sin(2 * Math.PI * freq * i / R);"
               " for (let i = 0; i < x.length; i += 128) d.push(x.subarray(i, i + 128)); return frames; }"
-              "const low = run(440), high = run(6000);"
-              "const p = new A.Player(48000, () => {}); p.enqueue(new Uint8Array(160).fill(0xff));"
-              "const out = new Float32Array(960); p.render(out);"
-              "console.log(JSON.stringify({n: low.length, low: low[25], high: high[25], left: p.pending()}));")
+              "const low = run(440), high = run(6000); const marks = [];"
+              "const p = new A.Player(R, (name) => marks.push(name)); p.enqueue(new Uint8Array(160).fill(0xff));"
+              "p.mark('m1'); const before = marks.length; const out = new Float32Array(Math.round(R / 50) + 8);"
+              "p.render(out); p.enqueue(new Uint8Array(160)); p.mark('m2'); p.clear();"
+              "console.log(JSON.stringify({n: low.length, sizes: [...new Set(low.map(f => f[0]))], low: low[25][1],"
+              " high: high[25][1], left: p.pending(), before, marks}));")
     out = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True).stdout)
-    assert out["n"] == 50  # one second of audio, 20 ms frames
+    assert out["n"] in (49, 50) and out["sizes"] == [160]
     assert 0.3 < out["low"] < 0.4  # the tone's RMS (0.5 / √2) through the codec
     assert out["high"] < 0.05
-    assert out["left"] <= 1  # 20 ms of 8 kHz audio played out in 20 ms at 48 kHz
+    assert out["before"] == 0 and out["marks"] == ["m1", "m2"]  # m1 once played, m2 at once on clear
+    assert out["left"] == 0
 
 
 def test_agent_page_offers_the_call_to_admins_only_with_no_inline_script_or_style(client):

@@ -20,8 +20,7 @@ from .conftest import AsgiServer, make_call_setup
 
 pytestmark = pytest.mark.browser
 
-FAKE_MIC = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            "--autoplay-policy=no-user-gesture-required"]
+FAKE_MIC = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
 @pytest.fixture
