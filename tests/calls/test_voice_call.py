@@ -150,6 +150,38 @@ def test_barge_in_clears_the_browsers_queued_audio():
     assert run(call()) == {"event": "clear", "streamSid": SID}
 
 
+def test_the_agents_hang_up_is_shown_and_a_stop_from_the_browser_ends_the_call():
+    setup = make_call_setup()
+    cookie = cookie_for(_admin(setup))
+
+    async def call(script):
+        comm = _socket(setup, cookie)
+        assert (await comm.connect())[0]
+        browser = Browser(comm)
+        await comm.send_to(text_data=json.dumps(_start()))
+        await browser.until(lambda m: m.get("kind") == "ready")
+        result = await script(comm, browser)
+        await comm.disconnect()
+        return result, browser
+
+    async def goodbye(comm, browser):
+        await comm.send_to(text_data=json.dumps({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "9"}}))
+        await browser.until(lambda m: m.get("kind") == "hangup")
+        return await comm.receive_output(5)
+
+    async def stop(comm, browser):
+        await browser.until(lambda m: m.get("kind") == "turn" and m["role"] == "agent")
+        await comm.send_to(text_data=json.dumps({"event": "stop", "streamSid": SID, "stop": {}}))
+        return await comm.receive_output(5)
+
+    closed, browser = run(call(goodbye))
+    assert closed["type"] == "websocket.close"
+    assert ("event", "The agent ended the call") in [(m["role"], m["text"]) for m in browser.studio("turn")]
+    closed, browser = run(call(stop))
+    assert closed["type"] == "websocket.close" and not browser.studio("hangup")
+    assert not CallSession.objects.exists() and not CallTurn.objects.exists()
+
+
 @pytest.mark.parametrize("who", ["member", "other_workspace_admin", "anonymous"])
 def test_only_admins_of_the_workspace_may_call(who):
     setup = make_call_setup()
