@@ -100,6 +100,9 @@ def test_admin_calls_the_draft_from_the_browser_hears_the_greeting_and_sees_the_
     log.locator("li.caller", has_text="(pressed 1)").wait_for()
     page.wait_for_function("document.querySelector('[data-testid=voice-call]').dataset.state === 'ended'")
     assert panel.get_attribute("data-handover") == "transfer_to_sales"
+    assert log.locator("li", has_text="Handover:").count() == 1  # the engine's line, marked as shown
+    assert page.locator("[data-testid=voice-call-hangup]").is_hidden()
+    assert page.locator("[data-testid=voice-call-start]").is_visible()
     assert not page.console_errors, page.console_errors
 
 

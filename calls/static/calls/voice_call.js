@@ -159,7 +159,12 @@
                         m.ms + " ms");
           li2.dataset.ms = String(m.ms);
         } else if (m.kind === "handover") {
-          add("event handover", "Handover: " + m.action + " → " + m.destination + " (shown, not dialled)");
+          // The engine's own transcript line for it came just before: mark that one instead of repeating it.
+          var text = "Handover: " + m.action + " → " + m.destination;
+          var last = log.lastElementChild;
+          var shown = last && last.classList.contains("event") && last.textContent === text ? last : add("event", text);
+          shown.classList.add("handover");
+          shown.textContent = text + " (shown, not dialled)";
           panel.dataset.handover = m.action;
         } else if (m.kind === "hangup") {
           add("event", "The agent ended the call.");
