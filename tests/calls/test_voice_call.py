@@ -20,6 +20,7 @@ from channels.testing import WebsocketCommunicator
 
 from calls.engine import audio
 from calls.models import CallHandover, CallSession, CallTurn
+from tests.calls.engine.conftest import fake_realtime as fake_realtime  # noqa: F401  (the fixture)
 from workspaces.models import Membership
 
 from .conftest import cookie_for, make_call_setup, member_of, run
@@ -56,8 +57,9 @@ def _start(stream_sid=SID):
 class Browser:
     """Reads the server's messages and echoes marks, as the page's worklet does once the audio played."""
 
-    def __init__(self, comm):
+    def __init__(self, comm, echo_marks=True):
         self.comm = comm
+        self.echo_marks = echo_marks  # False: the audio is "still playing" (a caller's voice then barges in)
         self.received: list[dict] = []
 
     async def until(self, predicate, timeout=5.0) -> dict:
@@ -68,7 +70,7 @@ class Browser:
                     raise AssertionError(f"closed ({output.get('code')}) while waiting; got {self.received[-5:]}")
                 msg = json.loads(output["text"])
                 self.received.append(msg)
-                if msg.get("event") == "mark":
+                if msg.get("event") == "mark" and self.echo_marks:
                     await self.comm.send_to(text_data=json.dumps({"event": "mark", "streamSid": SID,
                                                                   "mark": msg["mark"]}))
                 if predicate(msg):
@@ -137,9 +139,9 @@ def test_barge_in_clears_the_browsers_queued_audio():
     async def call():
         comm = _socket(setup, cookie)
         assert (await comm.connect())[0]
-        browser = Browser(comm)
+        browser = Browser(comm, echo_marks=False)  # the greeting is still playing in the browser
         await comm.send_to(text_data=json.dumps(_start()))
-        await browser.until(lambda m: m.get("event") == "media")  # the greeting is playing: its marks not echoed
+        await browser.until(lambda m: m.get("event") == "mark")
         for chunk in range(5):
             await comm.send_to(text_data=json.dumps({"event": "media", "streamSid": SID,
                                                      "media": {"track": "inbound", "payload": loud}}))
@@ -180,6 +182,49 @@ def test_the_agents_hang_up_is_shown_and_a_stop_from_the_browser_ends_the_call()
     closed, browser = run(call(stop))
     assert closed["type"] == "websocket.close" and not browser.studio("hangup")
     assert not CallSession.objects.exists() and not CallTurn.objects.exists()
+
+
+def test_a_realtime_version_runs_its_own_provider_barge_in_truncates_and_the_tool_handover_is_shown(
+        twilio_sandbox, fake_realtime):
+    """The provider a phone call of the version gets (OpenAI Realtime, against the local fake): its μ-law goes to
+    the browser untouched, the caller's voice clears it and truncates the reply, its tool call is shown."""
+    from tests.fakes.openai_realtime import ULAW_CHUNK
+
+    fake_realtime.tool_after_loud_frames = 8
+    setup = make_call_setup(sandbox=twilio_sandbox, provider="openai_realtime",
+                            secrets_={"OPENAI_API_KEY": fake_realtime.api_key},
+                            variables={"OPENAI_BASE_URL": fake_realtime.base_url,
+                                       "OPENAI_REALTIME_MODEL": "gpt-realtime-test"})
+    cookie = cookie_for(_admin(setup))
+    loud = base64.b64encode(bytes([0x10]) * 160).decode()
+
+    async def call():
+        comm = _socket(setup, cookie)
+        assert (await comm.connect())[0]
+        browser = Browser(comm, echo_marks=False)
+        await comm.send_to(text_data=json.dumps(_start()))
+        ready = await browser.until(lambda m: m.get("kind") == "ready")
+        media = await browser.until(lambda m: m.get("event") == "media")
+        await browser.until(lambda m: m.get("event") == "mark")
+        for _ in range(3):
+            await comm.send_to(text_data=json.dumps({"event": "media", "streamSid": SID,
+                                                     "media": {"track": "inbound", "payload": loud}}))
+        await browser.until(lambda m: m.get("event") == "clear")
+        browser.echo_marks = True
+        for _ in range(7):
+            await comm.send_to(text_data=json.dumps({"event": "media", "streamSid": SID,
+                                                     "media": {"track": "inbound", "payload": loud}}))
+        handover = await browser.until(lambda m: m.get("kind") == "handover", timeout=10)
+        await comm.disconnect()
+        return ready, media, handover, browser
+
+    ready, media, handover, browser = run(call())
+    assert ready["provider"] == "openai_realtime" and ready["provider_class"] == "OpenAIRealtimeProvider"
+    assert base64.b64decode(media["media"]["payload"]) == ULAW_CHUNK
+    assert any(m.get("event") == "clear" for m in browser.received)
+    assert any(e["type"] == "conversation.item.truncate" for e in fake_realtime.events)
+    assert handover["action"] == "transfer_to_sales"
+    assert not CallHandover.objects.exists() and not twilio_sandbox.requests_to(r"/Calls")
 
 
 @pytest.mark.parametrize("who", ["member", "other_workspace_admin", "anonymous"])
