@@ -31,6 +31,7 @@ class BrowserCall(MediaStreamCall):
         # Per-turn latency: from the start (greeting) or the caller's last turn to the agent's next audio frame.
         self._waiting_since: tuple[str, float] | None = ("start", time.monotonic())
         self.latencies: list[tuple[str, int]] = []
+        self._last_item: str | None = None
 
     def studio(self, kind: str, **data) -> None:
         """Queue a Studio message for the browser (sent in order after the event being handled)."""
@@ -60,10 +61,14 @@ class BrowserCall(MediaStreamCall):
         if self._waiting_since is not None:
             after, since = self._waiting_since
             self._waiting_since = None
-            ms = round((time.monotonic() - since) * 1000)
-            self.latencies.append((after, ms))
-            await self._flush()
-            await self.send({"event": "studio", "kind": "latency", "ms": ms, "after": after})
+            # A reply already under way when the caller's turn was recorded (a provider whose transcript of the
+            # caller comes late) has no latency to show: measuring to its next frame would be wrong.
+            if not event.item_id or event.item_id != self._last_item:
+                ms = round((time.monotonic() - since) * 1000)
+                self.latencies.append((after, ms))
+                await self._flush()
+                await self.send({"event": "studio", "kind": "latency", "ms": ms, "after": after})
+        self._last_item = event.item_id
         await super().on_audio_out(event)
 
     # -- the outside world, shown instead ------------------------------------------------

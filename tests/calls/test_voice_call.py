@@ -443,3 +443,31 @@ def test_agent_page_offers_the_call_to_admins_only_with_no_inline_script_or_styl
     member = member_of(setup.workspace, role=Membership.Role.MEMBER)
     client.force_login(member)
     assert 'data-testid="voice-call"' not in client.get(f"/studio/agents/{setup.version.agent_id}/").content.decode()
+
+
+def test_latency_is_measured_to_a_new_reply_only():
+    """A caller turn recorded while the agent's reply is already under way (a late transcript) shows no latency."""
+    from calls.engine.browser import BrowserCall
+    from calls.engine.context import CallContext
+    from calls.engine.events import AudioOut
+    from calls.providers.scripted import ScriptedProvider
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def scenario():
+        ctx = CallContext(transport="media_streams", provider="scripted", test_mode=True)
+        call = BrowserCall(ctx, send, stream_sid=SID, provider=ScriptedProvider(ctx))
+        frame = base64.b64encode(bytes(160)).decode()
+        await call.on_audio_out(AudioOut(frame, "r1"))  # the greeting: latency after the start
+        call.record_turn("caller", "late transcript")
+        await call.on_audio_out(AudioOut(frame, "r1"))  # the same reply goes on: nothing to measure
+        call.record_turn("caller", "hello?")
+        await call.on_audio_out(AudioOut(frame, "r2"))  # a new reply: measured
+        return call
+
+    call = run(scenario())
+    assert [after for after, _ in call.latencies] == ["start", "caller"]
+    assert [m["after"] for m in sent if m.get("kind") == "latency"] == ["start", "caller"]
