@@ -109,7 +109,10 @@
           try { m = JSON.parse(event.data); } catch (e) { return; }
           self.fromServer(m);
         });
-        ws.addEventListener("close", function () { self.cleanup("The call ended."); });
+        ws.addEventListener("close", function () {
+          self.cleanup(self.answered || self.errored ? "The call ended."
+                       : "The call was refused: only admins of this workspace can call its agents, from this site.");
+        });
       };
       this.send = function (message) {
         if (self.ws && self.ws.readyState === WebSocket.OPEN) self.ws.send(JSON.stringify(message));
@@ -145,6 +148,7 @@
       };
       this.studio = function (m) {
         if (m.kind === "ready") {
+          self.answered = true;
           state("live", "On the call with " + (m.agent || "the agent") + " (" + m.provider + "): speak.");
           var actions = (m.actions || []).map(function (a) { return a.name + " → " + a.destination; });
           add("event", "Connected to " + (m.agent || "the agent") + " (" + m.provider + ")." +
@@ -169,6 +173,7 @@
         } else if (m.kind === "hangup") {
           add("event", "The agent ended the call.");
         } else if (m.kind === "error") {
+          self.errored = true;
           add("event error", m.message + (m.fallback ? " On a call: apology, then " + m.fallback + "." : ""));
         }
       };
