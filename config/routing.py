@@ -3,6 +3,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
+from calls.consumers.browser_call import BrowserCallConsumer
 from calls.consumers.monitor import ListenConsumer, LiveCallsConsumer
 from calls.consumers.stream import MediaStreamConsumer, RelayConsumer, TestChatConsumer
 
@@ -14,6 +15,9 @@ websocket_urlpatterns: list = [
     # Browsers: logged-in admins of the version's workspace, same-origin only.
     path("v1/studio/test-chat/<int:version_id>/<int:environment_id>",
          AllowedHostsOriginValidator(AuthMiddlewareStack(TestChatConsumer.as_asgi()))),
+    # "Call this version": the browser speaks Media Streams to the same engine (admins, same-origin).
+    path("v1/studio/voice-call/<int:version_id>/<int:environment_id>",
+         AllowedHostsOriginValidator(AuthMiddlewareStack(BrowserCallConsumer.as_asgi()))),
     # Calls in Studio: the live view and listen & intervene (members of the call's workspace, same-origin).
     path("v1/studio/calls/live", AllowedHostsOriginValidator(AuthMiddlewareStack(LiveCallsConsumer.as_asgi()))),
     path("v1/studio/calls/<int:call_id>/listen",

@@ -22,6 +22,12 @@ def studio_test_chat(context, agent):
     return {"show": True, "agent": agent, "versions": versions, "environments": environments}
 
 
+@register.inclusion_tag("calls/_voice_call_panel.html", takes_context=True)
+def studio_voice_call(context, agent):
+    """"Call this version": the same choices as the test chat (admins only), over the microphone."""
+    return studio_test_chat(context, agent)
+
+
 @register.inclusion_tag("calls/_call_handovers.html")
 def call_handovers(connector, limit: int = 20):
     """The connector's recent handovers (action, destination, time, outcome), newest first."""
