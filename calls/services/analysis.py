@@ -248,26 +248,24 @@ def _anthropic_answer(*, env_values: dict, system: str, user: str, schema: dict)
     if refusal:
         raise PermanentAnalysisError(f"ANTHROPIC_BASE_URL cannot be used: {refusal}")
     model = _setting(env_values, "ANTHROPIC_MODEL", DEFAULT_ANTHROPIC_MODEL)
-    http = outbound.client(timeout=TIMEOUT_SECONDS)
     try:
-        client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=TIMEOUT_SECONDS,
-                                     http_client=http)
+        outbound.host_check(base_url)  # the SDK opens its own connections: check where they go first
+    except outbound.OutboundRefused as exc:
+        raise PermanentAnalysisError(str(exc)) from None
+    try:
+        client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=TIMEOUT_SECONDS)
         message = client.messages.create(
-            model=model, max_tokens=2048, temperature=0, system=system,
+            model=model, max_tokens=2048, system=system,
             messages=[{"role": "user", "content": user}],
             tools=[{"name": TOOL_NAME, "description": "Record the analysis of the call.", "input_schema": schema}],
             tool_choice={"type": "tool", "name": TOOL_NAME},
         )
     except anthropic.APITimeoutError:
         raise TransientAnalysisError("The model did not answer in time; trying again later.") from None
-    except anthropic.APIConnectionError as exc:
-        if isinstance(exc.__cause__, outbound.OutboundRefused):
-            raise PermanentAnalysisError(str(exc.__cause__)) from None
+    except anthropic.APIConnectionError:
         raise TransientAnalysisError("Could not reach the model; trying again later.") from None
     except anthropic.APIStatusError as exc:
         raise _status_error("The model", exc.status_code) from None
-    finally:
-        http.close()
     for block in message.content:
         if getattr(block, "type", "") == "tool_use" and block.name == TOOL_NAME:
             return f"anthropic:{model}", block.input
@@ -325,10 +323,14 @@ def _rule_value(field: dict, caller_texts: list[str]):
     low = text.lower()
     key = next(k for k in keywords if _words(k) in _words(text))
     after = text[low.find(key) + len(key):] if key in low else text
-    if field["type"] == "number":
-        m = re.search(r"-?\d+(?:[.,]\d+)?", after) or re.search(r"-?\d+(?:[.,]\d+)?", text)
-        return float(m.group().replace(",", ".")) if m and "." in m.group().replace(",", ".") else (
-            int(m.group()) if m else None)
+    if field["type"] == "number":  # the number nearest the keyword ("3 items", "items: 3")
+        at = low.find(key) if key in low else 0
+        numbers = list(re.finditer(r"(?<![\w-])-?\d+(?:[.,]\d+)?(?![\w-])", text))
+        if not numbers:
+            return None
+        found = min(numbers, key=lambda m: min(abs(m.start() - at), abs(m.end() - at - len(key)))).group()
+        found = found.replace(",", ".")
+        return float(found) if "." in found else int(found)
     tokens = re.findall(r"[\w-]+", after)
     tokens = [t for t in tokens if t.lower() not in ("is", "was", "it", "my", "the", "a", "number", "s")]
     with_digit = [t for t in tokens if any(c.isdigit() for c in t)]
@@ -370,7 +372,8 @@ def analysis_enqueue(*, call_session_id: int, force: bool = False) -> None:
     """Queue the analysis task once the current transaction commits."""
     from calls import tasks
 
-    transaction.on_commit(lambda: tasks.call_analysis_compute.delay(call_session_id, force))
+    # robust: a broker hiccup must not break the end of a call (the error is logged).
+    transaction.on_commit(lambda: tasks.call_analysis_compute.delay(call_session_id, force), robust=True)
 
 
 def call_session_ended_analysis(*, call_session_id: int) -> None:
@@ -465,6 +468,10 @@ def call_analysis_compute(*, call_session_id: int, force: bool = False,
     except PermanentAnalysisError as exc:
         logger.warning("call analysis failed", extra={"call_session_id": call.pk, "provider": provider})
         return _save_result(analysis, status=CallAnalysis.Status.FAILED, reason=exc.message)
+    except Exception as exc:  # noqa: BLE001 - a bug must not leave the analysis "Analysing" forever
+        logger.exception("call analysis crashed", extra={"call_session_id": call.pk, "provider": provider})
+        return _save_result(analysis, status=CallAnalysis.Status.FAILED,
+                            reason=f"The analysis could not run ({type(exc).__name__}).")
     return _save_result(analysis, status=CallAnalysis.Status.DONE, result=result, model_used=model)
 
 
