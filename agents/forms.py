@@ -86,7 +86,7 @@ class AnalysisFieldForm(forms.Form):
 
     name = forms.CharField(label="Name", required=False, max_length=64,
                            widget=forms.TextInput(attrs={"placeholder": "order_number"}))
-    type = forms.ChoiceField(label="Type", choices=ANALYSIS_TYPE_CHOICES, initial="text")
+    type = forms.ChoiceField(label="Type", choices=ANALYSIS_TYPE_CHOICES, initial="text", required=False)
     values = forms.CharField(label="Values (enum)", required=False, max_length=2000,
                              widget=forms.TextInput(attrs={"placeholder": "positive, neutral, negative"}))
     description = forms.CharField(label="Description", required=False, max_length=500)
@@ -100,6 +100,7 @@ class AnalysisFieldForm(forms.Form):
         keywords = list(dict.fromkeys(k.strip() for k in (data.get("keywords") or "").split(",") if k.strip()))
         data["name"], data["values"], data["keywords"] = name, values, keywords
         data["description"] = (data.get("description") or "").strip()
+        data["type"] = data.get("type") or "text"
         if self.cleaned_data.get("DELETE") or not (name or values or keywords or data["description"]):
             data["empty"] = True
             return data
