@@ -115,7 +115,7 @@ def _type_ok(value, schema: dict) -> bool:
 
 
 def validate_answer(answer, schema: dict) -> dict:
-    """The answer as {"summary", "fields", "success"}; PermanentAnalysisError-free: raises ValueError."""
+    """The answer as {"summary", "fields", "success"}; ValueError (in plain words) when it does not match."""
     if not isinstance(answer, dict):
         raise ValueError("the answer is not a JSON object")
     props = schema["properties"]
