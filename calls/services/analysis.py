@@ -96,8 +96,9 @@ def json_schema(definition: dict) -> dict:
         prop = _nullable(base)
         prop["description"] = (f.get("description") or f["name"]) + " (null when the call does not tell)"
         fields_props[f["name"]] = prop
-    properties["fields"] = {"type": "object", "properties": fields_props, "required": list(fields_props),
-                            "additionalProperties": False}
+    if fields_props:
+        properties["fields"] = {"type": "object", "properties": fields_props, "required": list(fields_props),
+                                "additionalProperties": False}
     if definition["success"]:
         properties["success"] = {"type": ["boolean", "null"],
                                  "description": "Whether the call met the success criterion."}
@@ -122,10 +123,11 @@ def validate_answer(answer, schema: dict) -> dict:
     missing = [k for k in props if k not in answer]
     if missing:
         raise ValueError(f"the answer lacks {', '.join(missing)}")
-    fields = answer["fields"]
+    field_props = props["fields"]["properties"] if "fields" in props else {}
+    fields = answer.get("fields", {})
     if not isinstance(fields, dict):
         raise ValueError("fields is not an object")
-    for name, prop in props["fields"]["properties"].items():
+    for name, prop in field_props.items():
         if name not in fields:
             raise ValueError(f"the answer lacks the field {name}")
         if not _type_ok(fields[name], prop):
@@ -135,7 +137,7 @@ def validate_answer(answer, schema: dict) -> dict:
     if "success" in props and not _type_ok(answer["success"], props["success"]):
         raise ValueError("success is not true, false or null")
     return {"summary": (answer.get("summary") or "").strip(),
-            "fields": {n: fields[n] for n in props["fields"]["properties"]},
+            "fields": {n: fields[n] for n in field_props},
             "success": answer.get("success")}
 
 
@@ -449,6 +451,10 @@ def call_analysis_compute(*, call_session_id: int, force: bool = False,
     analysis = _claim(call=call, definition=definition, label=version.label, force=force)
     if analysis is None:
         return CallAnalysis.objects.filter(call_session=call).first()
+    if not analysis_wanted(definition):  # forced, but the agent no longer asks for anything
+        return _save_result(analysis, status=CallAnalysis.Status.DONE, model_used="none",
+                            result={"summary": "", "fields": {}, "success": None},
+                            reason="The agent's version asks for no post-call analysis.")
     turns = list(CallTurn.objects.filter(call_session=call).order_by("seq"))
     env_values = _environment_values(call.environment)
     provider = provider_for(call.agent_version, env_values)

@@ -285,3 +285,24 @@ def test_restore_copies_the_analysis_definition(workspace):
     agent_services.agent_version_restore(version=v1)
     draft = draft_of(agent)
     assert draft.analysis_fields == FIELDS and draft.analysis_summary is True
+
+
+def test_a_summary_only_definition_asks_for_no_fields(workspace, fake):
+    agent = _agent(workspace, fields=[], success="")
+    analysis = _end(_call(workspace, draft_of(agent), _env(workspace, fake)))
+    assert analysis.status == CallAnalysis.Status.DONE and analysis.fields == {} and analysis.success is None
+    schema = fake.requests[0][2]["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["summary"]
+
+
+def test_analyse_again_when_the_agent_no_longer_asks_for_anything(workspace, fake):
+    agent = _agent(workspace)
+    call = _call(workspace, draft_of(agent), _env(workspace, fake))
+    _end(call)
+    agent_services.agent_draft_update(draft=draft_of(agent), analysis_fields=[], analysis_summary=False,
+                                      analysis_success="")
+    with on_commit():
+        analysis_service.call_analysis_request(call=call)
+    analysis = CallAnalysis.objects.get(call_session=call)
+    assert analysis.status == CallAnalysis.Status.DONE and analysis.fields == {} and analysis.summary == ""
+    assert len(fake.requests) == 1  # no vendor call for nothing
