@@ -13,6 +13,7 @@ urlpatterns = [
     path("studio/calls/<int:call_id>/", views.call_detail, name="detail"),
     path("studio/calls/<int:call_id>/export.json", views.call_export, name="export"),
     path("studio/calls/<int:call_id>/analyse/", views.call_analyse, name="analyse"),
+    path("studio/calls/<int:call_id>/analysis/", views.call_analysis_card, name="analysis_card"),
     path("studio/calls/<int:call_id>/recordings/<int:recording_id>/audio", views.recording_audio,
          name="recording_audio"),
     path("studio/agents/<int:agent_id>/tests/run/", views.test_run_start, name="test_run_start"),

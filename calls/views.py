@@ -178,6 +178,14 @@ def call_detail(request, call_id):
     })
 
 
+@workspace_member_required
+@require_GET
+def call_analysis_card(request, call_id):
+    """The call page's analysis card (htmx polls it while the analysis is pending)."""
+    call = _call_or_404(request, call_id)
+    return render(request, "calls/_call_analysis.html", {"call": call, "analysis": call_selectors.analysis_of(call)})
+
+
 @require_POST
 @workspace_admin_required
 def call_analyse(request, call_id):

@@ -72,6 +72,18 @@ def test_call_page_shows_a_failed_analysis_with_its_reason(admin_client, workspa
     assert "The analysis failed" in html and "HTTP 401" in html and 'data-testid="analyse-again"' in html
 
 
+def test_a_pending_analysis_card_polls_until_done(member_client, other_client, workspace, studio):
+    _, _, connector = studio
+    call = _call(workspace, connector, fields={}, status="pending")
+    html = member_client.get(f"/studio/calls/{call.pk}/").content.decode()
+    assert f'hx-get="/studio/calls/{call.pk}/analysis/"' in html and "Analysing" in html
+    CallAnalysis.objects.filter(call_session=call).update(status="done", summary="Done now.",
+                                                          analysed_at=timezone.now())
+    card = member_client.get(f"/studio/calls/{call.pk}/analysis/").content.decode()
+    assert "Done now." in card and "hx-get" not in card
+    assert other_client.get(f"/studio/calls/{call.pk}/analysis/").status_code == 404
+
+
 def test_analyse_again_reruns_with_force_for_admins_only(admin_client, member_client, other_client, workspace,
                                                          studio):
     agent, _, connector = studio
