@@ -101,7 +101,7 @@ def calls_list(request):
     analyses = [(c, call_selectors.analysis_of(c)) for c in page]
     return render(request, "calls/calls_list.html", {
         "form": form, "page": page, "query": query.urlencode(), "analysis_columns": columns,
-        "rows": [(c, a, [(a.fields or {}).get(n) if a else None for n in columns]) for c, a in analyses],
+        "rows": [(c, a, [(n, (a.fields or {}).get(n) if a else None) for n in columns]) for c, a in analyses],
         "scope_agent": form.cleaned_data.get("agent") if form.is_bound and form.is_valid() else None,
         "scope_connector": form.cleaned_data.get("connector") if form.is_bound and form.is_valid() else None,
     })

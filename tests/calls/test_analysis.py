@@ -147,6 +147,14 @@ def test_a_server_error_is_retried_and_then_succeeds(workspace, fake):
     assert len(fake.requests) == 2 and analysis.attempts == 2
 
 
+def test_a_timeout_is_retried(workspace, fake, monkeypatch):
+    monkeypatch.setattr(analysis_service, "TIMEOUT_SECONDS", 0.3)
+    fake.script = ["hang", None]
+    agent = _agent(workspace)
+    analysis = _end(_call(workspace, draft_of(agent), _env(workspace, fake)))
+    assert analysis.status == CallAnalysis.Status.DONE and len(fake.requests) == 2 and analysis.attempts == 2
+
+
 def test_rate_limits_are_retried_with_backoff_then_recorded_as_failed(workspace, fake, monkeypatch):
     fake.script = [429]
     countdowns = []

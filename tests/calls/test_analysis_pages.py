@@ -119,6 +119,7 @@ def test_calls_list_shows_fields_as_columns_and_filters_on_them(member_client, w
     html = member_client.get("/studio/calls/").content.decode()
     assert html.count('data-testid="analysis-column"') == 3
     assert ">order_number</th>" in html and ">sentiment</th>" in html and "ZZ-9" in html
+    assert 'href="?field=sentiment%3Dangry"' in html and 'href="?field=resolved%3Dyes"' in html
     assert ids("") == [happy.pk, angry.pk, none.pk]
     assert ids("?field=sentiment%3Dangry") == [angry.pk]
     assert ids("?field=sentiment%3DANGRY") == [angry.pk]  # any case

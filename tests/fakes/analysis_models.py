@@ -5,13 +5,15 @@
 - Anthropic Messages, ``POST /v1/messages`` with a forced tool: answers a ``tool_use`` content block.
 
 `script` is a list of what to answer, one entry per request (the last one repeats): an int is an HTTP error
-status; a str is the message content as is (e.g. invalid JSON); a dict is the JSON answer; None builds a valid
+status; "hang" answers (validly) only after `hang_seconds`; another str is the message content as is (e.g.
+invalid JSON); a dict is the JSON answer; None builds a valid
 answer from the request's schema (`answer_for`). `requests` keeps (path, headers, body) of every request.
 """
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -41,6 +43,7 @@ class FakeAnalysisModel:
         self.api_key = api_key
         self.script: list = [None]
         self.requests: list[tuple[str, dict, dict]] = []
+        self.hang_seconds = 1.5
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,6 +58,9 @@ class FakeAnalysisModel:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 fake.requests.append((self.path, headers, body))
                 step = fake.script[min(len(fake.requests) - 1, len(fake.script) - 1)]
+                if step == "hang":  # answer too late (a timeout test)
+                    time.sleep(fake.hang_seconds)
+                    step = None
                 if self.path == "/v1/chat/completions":
                     if headers.get("authorization") != f"Bearer {fake.api_key}":
                         return self._json(401, {"error": {"message": "Incorrect API key provided",
