@@ -12,7 +12,8 @@ version asks for something). The task calls `call_analysis_compute`:
     requests go through ``workspaces.outbound``), ``OPENAI_ANALYSIS_MODEL`` (else ``OPENAI_CHAT_MODEL``, else
     gpt-4o-mini). Asks for JSON with ``response_format: json_schema`` (strict).
   - ``anthropic``: the official SDK (forced tool use whose input schema is the fields' schema):
-    ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_MODEL``.
+    ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_ANALYSIS_MODEL`` (else ``ANTHROPIC_CHAT_MODEL``,
+    else claude-haiku-4-5). A version whose provider is an Anthropic one uses Anthropic whatever the setting.
   The answer is validated against the schema; an invalid answer is asked for again once, then recorded as failed.
 - Transient vendor errors (timeouts, connection errors, 429, 5xx) raise `TransientAnalysisError`: the task retries
   with exponential backoff; on the last attempt they are recorded as failed. Permanent ones (other 4xx, refused
@@ -184,6 +185,8 @@ def _environment_values(environment) -> dict:
 def provider_for(version, env_values: dict) -> str:
     if version.provider == version.Provider.SCRIPTED:
         return "rules"
+    if "anthropic" in version.provider:  # an Anthropic chat version (provider "anthropic_chat") uses its vendor
+        return "anthropic"
     choice = (_setting(env_values, "ANALYSIS_PROVIDER") or getattr(settings, "ANALYSIS_PROVIDER", "")
               or "openai").strip().lower()
     return "anthropic" if choice == "anthropic" else "openai"
@@ -249,7 +252,8 @@ def _anthropic_answer(*, env_values: dict, system: str, user: str, schema: dict)
     refusal = outbound.url_refusal(base_url)
     if refusal:
         raise PermanentAnalysisError(f"ANTHROPIC_BASE_URL cannot be used: {refusal}")
-    model = _setting(env_values, "ANTHROPIC_MODEL", DEFAULT_ANTHROPIC_MODEL)
+    model = _setting(env_values, "ANTHROPIC_ANALYSIS_MODEL") or _setting(env_values, "ANTHROPIC_CHAT_MODEL",
+                                                                         DEFAULT_ANTHROPIC_MODEL)
     try:
         outbound.host_check(base_url)  # the SDK opens its own connections: check where they go first
     except outbound.OutboundRefused as exc:

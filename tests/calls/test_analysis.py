@@ -224,7 +224,7 @@ def test_a_refused_base_url_is_permanent(workspace, fake, settings):
 def test_anthropic_analysis_uses_a_forced_tool_with_the_schema(workspace, fake):
     agent = _agent(workspace)
     env = _env(workspace, ANALYSIS_PROVIDER="anthropic", ANTHROPIC_BASE_URL=fake.anthropic_base_url,
-               ANTHROPIC_MODEL="claude-test")
+               ANTHROPIC_ANALYSIS_MODEL="claude-test")
     EnvironmentSecretFactory(environment=env, name="ANTHROPIC_API_KEY", value=fake.api_key)
     analysis = _end(_call(workspace, draft_of(agent), env))
     assert analysis.status == CallAnalysis.Status.DONE, analysis.reason
@@ -235,6 +235,17 @@ def test_anthropic_analysis_uses_a_forced_tool_with_the_schema(workspace, fake):
     assert body["tool_choice"] == {"type": "tool", "name": analysis_service.TOOL_NAME}
     assert body["tools"][0]["input_schema"]["properties"]["fields"]["required"] == [
         "order_number", "items", "resolved", "sentiment"]
+
+
+def test_an_anthropic_provider_version_is_analysed_by_anthropic(workspace, fake):
+    from agents.models import AgentVersion as V
+
+    agent = _agent(workspace)
+    env = _env(workspace, fake, ANTHROPIC_BASE_URL=fake.anthropic_base_url, ANTHROPIC_CHAT_MODEL="claude-chat")
+    EnvironmentSecretFactory(environment=env, name="ANTHROPIC_API_KEY", value=fake.api_key)
+    V.objects.filter(pk=draft_of(agent).pk).update(provider="anthropic_chat")  # the voice stack's new choice
+    analysis = _end(_call(workspace, draft_of(agent), env))
+    assert analysis.model_used == "anthropic:claude-chat" and [r[0] for r in fake.requests] == ["/v1/messages"]
 
 
 def test_anthropic_server_errors_are_retried(workspace, fake):
