@@ -77,6 +77,89 @@ RelayLanguageFormSet = forms.formset_factory(
 )
 
 
+ANALYSIS_TYPE_CHOICES = [("text", "Text"), ("number", "Number"), ("boolean", "Yes / no"), ("enum", "One of (enum)")]
+MAX_ENUM_VALUES = 50
+
+
+class AnalysisFieldForm(forms.Form):
+    """One structured field of the post-call analysis (a row; an empty row or a ticked Remove drops it)."""
+
+    name = forms.CharField(label="Name", required=False, max_length=64,
+                           widget=forms.TextInput(attrs={"placeholder": "order_number"}))
+    type = forms.ChoiceField(label="Type", choices=ANALYSIS_TYPE_CHOICES, initial="text", required=False)
+    values = forms.CharField(label="Values (enum)", required=False, max_length=2000,
+                             widget=forms.TextInput(attrs={"placeholder": "positive, neutral, negative"}))
+    description = forms.CharField(label="Description", required=False, max_length=500)
+    keywords = forms.CharField(label="Keywords (scripted)", required=False, max_length=500,
+                               widget=forms.TextInput(attrs={"placeholder": "order, reference"}))
+
+    def clean(self):
+        data = super().clean()
+        name = (data.get("name") or "").strip()
+        values = list(dict.fromkeys(v.strip() for v in (data.get("values") or "").split(",") if v.strip()))
+        keywords = list(dict.fromkeys(k.strip() for k in (data.get("keywords") or "").split(",") if k.strip()))
+        data["name"], data["values"], data["keywords"] = name, values, keywords
+        data["description"] = (data.get("description") or "").strip()
+        data["type"] = data.get("type") or "text"
+        if self.cleaned_data.get("DELETE") or not (name or values or keywords or data["description"]):
+            data["empty"] = True
+            return data
+        if not name:
+            self.add_error("name", "Give the field a name, e.g. order_number.")
+        else:
+            try:
+                identifier_validator(name)
+            except forms.ValidationError as exc:
+                self.add_error("name", exc)
+        if data.get("type") == "enum":
+            if not values:
+                self.add_error("values", "List the values it can take, comma-separated.")
+            elif len(values) > MAX_ENUM_VALUES:
+                self.add_error("values", f"At most {MAX_ENUM_VALUES} values.")
+            elif any(len(v) > 100 for v in values):
+                self.add_error("values", "Each value has at most 100 characters.")
+        elif values:
+            self.add_error("values", "Only an enum field takes values: choose the type “One of”, or clear them.")
+        return data
+
+    def entry(self) -> dict:
+        d = self.cleaned_data
+        entry = {"name": d["name"], "type": d["type"], "description": d["description"]}
+        if d["type"] == "enum":
+            entry["values"] = d["values"]
+        if d["keywords"]:
+            entry["keywords"] = d["keywords"]
+        return entry
+
+
+class BaseAnalysisFieldFormSet(forms.BaseFormSet):
+    def clean(self):
+        seen = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            name = data.get("name")
+            if name and not data.get("empty"):
+                if name in seen:
+                    form.add_error("name", f"{name} is listed twice: each field needs its own name.")
+                seen.add(name)
+
+    def entries(self) -> list[dict]:
+        return [f.entry() for f in self.forms
+                if getattr(f, "cleaned_data", None) and not f.cleaned_data.get("empty")]
+
+
+def _analysis_initial(fields) -> list[dict]:
+    return [{"name": f.get("name", ""), "type": f.get("type", "text"), "values": ", ".join(f.get("values") or []),
+             "description": f.get("description", ""), "keywords": ", ".join(f.get("keywords") or [])}
+            for f in fields or []]
+
+
+AnalysisFieldFormSet = forms.formset_factory(
+    AnalysisFieldForm, formset=BaseAnalysisFieldFormSet, extra=1, can_delete=True, max_num=30, validate_max=True,
+    absolute_max=60,
+)
+
+
 class AgentVersionForm(forms.ModelForm):
     """The draft's fields. Names lists are typed comma-separated; scripted tables as JSON."""
 
@@ -99,13 +182,16 @@ class AgentVersionForm(forms.ModelForm):
         "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection", "relay_hints_text",
     ]
     GENERAL_FIELDS = ["caller_name", "greeting", "instructions", "transport", "provider", "language", "voice"]
+    ANALYSIS_FORM_FIELDS = ["analysis_summary", "analysis_success"]
 
     class Meta:
         model = AgentVersion
         fields = ["caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
                   "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_interruptible",
-                  "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection"]
+                  "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection",
+                  "analysis_summary", "analysis_success"]
         widgets = {"greeting": forms.Textarea(attrs={"rows": 2}), "instructions": forms.Textarea(attrs={"rows": 6}),
+                   "analysis_success": forms.Textarea(attrs={"rows": 2}),
                    "voice": forms.TextInput(attrs={"list": "relay-voices"}),
                    "relay_speech_model": forms.TextInput(attrs={"list": "relay-speech-models"})}
         help_texts = {
@@ -140,6 +226,14 @@ class AgentVersionForm(forms.ModelForm):
             self.languages = None
         else:
             self.languages = RelayLanguageFormSet(prefix=prefix, initial=list(self.instance.relay_languages or []))
+        # The post-call fields: a formset too (a post without its management form keeps the stored fields).
+        if self.is_bound and "analysis_field-TOTAL_FORMS" in self.data:
+            self.analysis = AnalysisFieldFormSet(self.data, prefix="analysis_field")
+        elif self.is_bound:
+            self.analysis = None
+        else:
+            self.analysis = AnalysisFieldFormSet(prefix="analysis_field",
+                                                 initial=_analysis_initial(self.instance.analysis_fields))
         if not self.is_bound and self.instance.pk:
             self.initial["relay_hints_text"] = ", ".join(self.instance.relay_hints or [])
             self.initial["variables_text"] = ", ".join(self.instance.variables or [])
@@ -161,8 +255,11 @@ class AgentVersionForm(forms.ModelForm):
     def relay_fields(self):
         return [self[name] for name in self.RELAY_FORM_FIELDS]
 
+    def analysis_form_fields(self):
+        return [self[name] for name in self.ANALYSIS_FORM_FIELDS]
+
     def other_fields(self):
-        shown = set(self.GENERAL_FIELDS) | set(self.RELAY_FORM_FIELDS)
+        shown = set(self.GENERAL_FIELDS) | set(self.RELAY_FORM_FIELDS) | set(self.ANALYSIS_FORM_FIELDS)
         return [field for field in self if field.name not in shown]
 
     def clean_language(self):
@@ -239,6 +336,8 @@ class AgentVersionForm(forms.ModelForm):
             self._clean_relay(data)
         elif data.get("language") == catalogue.MULTI:
             self.add_error("language", "multi (automatic language detection) works with ConversationRelay only.")
+        if self.analysis is not None and not self.analysis.is_valid():
+            self.add_error(None, "Correct the post-call fields below.")
         if self.languages is not None and not self.languages.is_valid():
             raise forms.ValidationError("Correct the language entries below.")
         return data
@@ -323,6 +422,9 @@ class AgentVersionForm(forms.ModelForm):
         data["secrets"] = self.cleaned_data["secrets_text"]
         data["scripted_answers"] = self.cleaned_data["scripted_answers_text"]
         data["handover_rules"] = self.cleaned_data["handover_rules_text"]
+        data["analysis_success"] = (self.cleaned_data.get("analysis_success") or "").strip()
+        if self.analysis is not None:
+            data["analysis_fields"] = self.analysis.entries()
         return data
 
 

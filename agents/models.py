@@ -46,6 +46,34 @@ class Agent(models.Model):
         return self.name
 
 
+ANALYSIS_TYPES = ("text", "number", "boolean", "enum")
+MAX_ANALYSIS_FIELDS = 30
+
+
+def validate_analysis_fields(value) -> None:
+    """The post-call fields of a version: a list of {name, type, values (enum only), description}."""
+    if not isinstance(value, list) or not all(isinstance(f, dict) for f in value):
+        raise ValidationError("The post-call fields must be a list of objects.")
+    if len(value) > MAX_ANALYSIS_FIELDS:
+        raise ValidationError(f"At most {MAX_ANALYSIS_FIELDS} post-call fields.")
+    seen = set()
+    for i, f in enumerate(value, 1):
+        name = f.get("name")
+        if not isinstance(name, str) or not re.fullmatch(IDENTIFIER_RE, name):
+            raise ValidationError(f"Field {i}: the name must be an identifier such as order_number.")
+        if name in seen:
+            raise ValidationError(f"Field {name} is listed twice.")
+        seen.add(name)
+        if f.get("type") not in ANALYSIS_TYPES:
+            raise ValidationError(f"Field {name}: the type must be one of {', '.join(ANALYSIS_TYPES)}.")
+        values = f.get("values") or []
+        if f["type"] == "enum" and (not isinstance(values, list) or not values
+                                    or not all(isinstance(v, str) and v for v in values)):
+            raise ValidationError(f"Field {name}: an enum needs its values.")
+        if not isinstance(f.get("description", ""), str):
+            raise ValidationError(f"Field {name}: the description must be text.")
+
+
 class AgentVersion(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -66,10 +94,13 @@ class AgentVersion(models.Model):
         "relay_interruptible", "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection",
         "relay_hints",
     ]
+    # Post-call analysis (calls.services.analysis): what is computed from each call's transcript.
+    ANALYSIS_FIELDS = ["analysis_summary", "analysis_fields", "analysis_success"]
     # Fields that make up "what the agent is": copied on publish/restore and compared in the diff.
     CONTENT_FIELDS = [
         "caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
         "variables", "secrets", "scripted_answers", "handover_rules", *RELAY_FIELDS,
+        *ANALYSIS_FIELDS,
     ]
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
@@ -104,6 +135,14 @@ class AgentVersion(models.Model):
     relay_dtmf_detection = models.BooleanField("DTMF detection (key presses reach the agent)", default=False)
     relay_hints = models.JSONField("speech recognition hints", default=list, blank=True,
                                    help_text="Words or phrases the caller may say (product names, jargon).")
+    # Post-call analysis: a summary, structured fields (see validate_analysis_fields) and a success criterion.
+    analysis_summary = models.BooleanField("post-call summary", default=False)
+    analysis_fields = models.JSONField(
+        "post-call fields", default=list, blank=True, validators=[validate_analysis_fields],
+        help_text='[{"name": "order_number", "type": "text|number|boolean|enum", "values": [...], '
+                  '"description": "..."}]')
+    analysis_success = models.TextField("success criterion", blank=True,
+                                        help_text="In words: when the call counts as a success.")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

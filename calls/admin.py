@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from calls.models import CallIntervention, CallRecording, CallSession
+from calls.models import CallAnalysis, CallIntervention, CallRecording, CallSession
 
 
 @admin.register(CallSession)
@@ -36,6 +36,18 @@ class CallInterventionAdmin(admin.ModelAdmin):
     search_fields = ["username", "call_session__call_sid", "detail"]
     list_select_related = ["call_session"]
     readonly_fields = [f.name for f in CallIntervention._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(CallAnalysis)
+class CallAnalysisAdmin(admin.ModelAdmin):
+    list_display = ["call_session", "status", "success", "model_used", "definition_label", "analysed_at"]
+    list_filter = ["status"]
+    search_fields = ["call_session__call_sid"]
+    list_select_related = ["call_session"]
+    readonly_fields = [f.name for f in CallAnalysis._meta.fields]
 
     def has_add_permission(self, request):
         return False

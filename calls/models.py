@@ -198,3 +198,40 @@ class CallIntervention(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}: {self.get_kind_display()} {self.detail[:40]}"
+
+
+class CallAnalysis(models.Model):
+    """The post-call analysis of a call (calls.services.analysis): at most one per call, recomputed in place."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Analysing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    call_session = models.OneToOneField("calls.CallSession", on_delete=models.CASCADE, related_name="analysis")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    summary = models.TextField(blank=True)
+    fields = models.JSONField(default=dict, blank=True, help_text="{field name: value} as the definition says.")
+    success = models.BooleanField(null=True, blank=True, help_text="Empty: no criterion, or it could not be told.")
+    reason = models.CharField(max_length=255, blank=True, help_text="Why the analysis failed (plain words).")
+    model_used = models.CharField(max_length=120, blank=True, help_text="e.g. openai:gpt-4o-mini, rules.")
+    # The definition it was computed with (the version's summary flag, fields, success criterion) and its label.
+    definition = models.JSONField(default=dict, blank=True)
+    definition_label = models.CharField(max_length=40, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    analysed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["call_session"], name="uniq_call_analysis_per_call")]
+
+    def __str__(self) -> str:
+        return f"analysis of {self.call_session_id} ({self.status})"
+
+    @property
+    def field_rows(self) -> list[tuple[str, object]]:
+        """(name, value) in the definition's order (fields no longer defined come last)."""
+        names = [f["name"] for f in (self.definition or {}).get("fields", [])]
+        names += [n for n in (self.fields or {}) if n not in names]
+        return [(n, (self.fields or {}).get(n)) for n in names]

@@ -22,7 +22,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from calls.models import CallHandover, CallIntervention, CallRecording, CallSession, CallTurn
+from calls.models import CallAnalysis, CallHandover, CallIntervention, CallRecording, CallSession, CallTurn
 from connectors.models import PhoneConnector
 
 LIVE_WINDOW = timedelta(hours=4)  # an admitted call still without an end after this is not shown as live
@@ -30,7 +30,34 @@ LIVE_WINDOW = timedelta(hours=4)  # an admitted call still without an end after 
 
 def _base(workspace):
     return (CallSession.objects.filter(workspace=workspace)
-            .select_related("connector", "agent_version", "agent_version__agent", "environment"))
+            .select_related("connector", "agent_version", "agent_version__agent", "environment", "analysis"))
+
+
+def analysis_of(call: CallSession) -> CallAnalysis | None:
+    """The call's analysis (select_related by every query here), or None."""
+    try:
+        return call.analysis
+    except CallAnalysis.DoesNotExist:
+        return None
+
+
+def _analysis_value_q(name: str, value: str) -> Q:
+    """Calls whose analysis field `name` equals `value` as typed: text (any case), number, yes/no."""
+    key = f"analysis__fields__{name}"
+    q = Q(**{f"{key}__iexact": value})
+    low = value.strip().lower()
+    if low in ("yes", "true"):
+        q |= Q(**{key: True})
+    elif low in ("no", "false"):
+        q |= Q(**{key: False})
+    else:
+        try:
+            number = float(low)
+        except ValueError:
+            pass
+        else:
+            q |= Q(**{key: int(number) if number.is_integer() else number})
+    return q
 
 
 def _count_of(qs):
@@ -39,8 +66,9 @@ def _count_of(qs):
 
 
 def calls_list(*, workspace, status: str = "", connector_id=None, agent_id=None, environment_id=None,
-               date_from=None, date_to=None, q: str = ""):
-    """Newest first. `q` searches the transcript text (case-insensitive), and the caller's number."""
+               date_from=None, date_to=None, q: str = "", analysis_fields: dict | None = None, success: str = ""):
+    """Newest first. `q` searches the transcript text (case-insensitive), and the caller's number.
+    `analysis_fields` {name: value} filters on the post-call analysis; `success` "yes" / "no" / "unknown"."""
     # Correlated subqueries (not joins): counted for the rows of the page only, whatever the transcripts' length.
     qs = _base(workspace).annotate(
         turn_count=_count_of(CallTurn.objects.exclude(role=CallTurn.Role.EVENT)),
@@ -62,7 +90,54 @@ def calls_list(*, workspace, status: str = "", connector_id=None, agent_id=None,
     if q:
         qs = qs.filter(Q(Exists(CallTurn.objects.filter(call_session=OuterRef("pk"), text__icontains=q)))
                        | Q(from_number__icontains=q))
+    for name, value in (analysis_fields or {}).items():
+        qs = qs.filter(_analysis_value_q(name, value))
+    if success in ("yes", "no"):
+        qs = qs.filter(analysis__success=(success == "yes"))
+    elif success == "unknown":
+        qs = qs.filter(Q(analysis__isnull=True) | Q(analysis__success__isnull=True))
     return qs.order_by("-started_at", "-id")
+
+
+def analysis_columns(calls) -> list[str]:
+    """The analysis field names of these calls, in the order their definitions list them (no query)."""
+    names: dict[str, None] = {}
+    for call in calls:
+        analysis = analysis_of(call)
+        if analysis is not None:
+            for name, _ in analysis.field_rows:
+                names.setdefault(name, None)
+    return list(names)
+
+
+def analysis_export(analysis: CallAnalysis | None) -> dict | None:
+    if analysis is None:
+        return None
+    return {"status": analysis.status, "summary": analysis.summary, "fields": analysis.fields,
+            "success": analysis.success, "reason": analysis.reason, "model": analysis.model_used,
+            "definition_version": analysis.definition_label,
+            "analysed_at": analysis.analysed_at.isoformat() if analysis.analysed_at else None}
+
+
+def calls_export_rows(calls) -> tuple[list[str], list[dict]]:
+    """The filtered list as flat rows (CSV/JSON export) and the analysis columns they have."""
+    calls = list(calls)
+    columns = analysis_columns(calls)
+    rows = []
+    for c in calls:
+        version = c.agent_version
+        analysis = analysis_of(c)
+        rows.append({
+            "id": c.pk, "call_sid": c.call_sid, "started_at": c.started_at.isoformat() if c.started_at else None,
+            "ended_at": c.ended_at.isoformat() if c.ended_at else None, "status": c.status,
+            "from": c.from_number, "to": c.to_number, "duration_seconds": c.duration_seconds,
+            "agent": version.agent.name if version else None, "agent_version": version.label if version else None,
+            "environment": str(c.environment) if c.environment_id else None,
+            "connector": (c.connector.name or None) if c.connector_id else None,
+            "turns": c.turn_count, "handovers": c.handover_count,
+            "analysis": analysis_export(analysis),
+        })
+    return columns, rows
 
 
 def call_get(*, workspace, call_id):
@@ -113,6 +188,7 @@ def call_export(*, call: CallSession) -> dict:
                            "at": iso(i.created_at)} for i in call.interventions.all()],
         "recordings": [{"recording_sid": r.recording_sid, "status": r.status, "duration": r.duration,
                         "channels": r.channels} for r in call.recordings.all()],
+        "analysis": analysis_export(analysis_of(call)),
     }
 
 

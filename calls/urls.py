@@ -6,10 +6,14 @@ app_name = "calls"
 
 urlpatterns = [
     path("studio/calls/", views.calls_list, name="list"),
+    path("studio/calls/export.csv", views.calls_export_csv, name="list_export_csv"),
+    path("studio/calls/export.json", views.calls_export_json, name="list_export_json"),
     path("studio/calls/live/", views.live_view, name="live"),
     path("studio/calls/live/stats/", views.live_stats, name="live_stats"),
     path("studio/calls/<int:call_id>/", views.call_detail, name="detail"),
     path("studio/calls/<int:call_id>/export.json", views.call_export, name="export"),
+    path("studio/calls/<int:call_id>/analyse/", views.call_analyse, name="analyse"),
+    path("studio/calls/<int:call_id>/analysis/", views.call_analysis_card, name="analysis_card"),
     path("studio/calls/<int:call_id>/recordings/<int:recording_id>/audio", views.recording_audio,
          name="recording_audio"),
     path("studio/agents/<int:agent_id>/tests/run/", views.test_run_start, name="test_run_start"),

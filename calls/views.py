@@ -6,8 +6,11 @@ Twilio's media URL or the account's credentials.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import re
 
 from django import forms
 from django.contrib import messages
@@ -39,6 +42,10 @@ class CallFilterForm(forms.Form):
                                          empty_label="Any environment")
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    field = forms.CharField(required=False, max_length=300, label="Analysis field",
+                            widget=forms.TextInput(attrs={"placeholder": "resolved=yes"}))
+    success = forms.ChoiceField(required=False, label="Outcome", choices=[
+        ("", "Any outcome"), ("yes", "Successful"), ("no", "Not successful"), ("unknown", "Not told")])
 
     SCOPED = ("agent", "connector", "environment")
 
@@ -49,11 +56,21 @@ class CallFilterForm(forms.Form):
                                              .select_related("agent", "environment"))
         self.fields["environment"].queryset = Environment.objects.filter(workspace=workspace)
 
+    def clean_field(self):
+        """Post-call fields to match: name=value, several comma-separated (resolved=yes, sentiment=negative)."""
+        out = {}
+        for part in (p.strip() for p in (self.cleaned_data.get("field") or "").split(",")):
+            if not part:
+                continue
+            name, sep, value = part.partition("=")
+            name, value = name.strip(), value.strip()
+            if not sep or not value or not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", name):
+                raise forms.ValidationError(f"Write name=value, e.g. resolved=yes (not “{part[:40]}”).")
+            out[name] = value
+        return out
 
-@workspace_member_required
-@require_GET
-def calls_list(request):
-    form = CallFilterForm(request.GET or None, workspace=request.workspace)
+
+def _filters(request, form) -> dict:
     filters = {}
     if request.GET:
         if not form.is_valid():
@@ -67,16 +84,77 @@ def calls_list(request):
             "connector_id": data["connector"].pk if data.get("connector") else None,
             "environment_id": data["environment"].pk if data.get("environment") else None,
             "date_from": data.get("date_from"), "date_to": data.get("date_to"),
+            "analysis_fields": data.get("field") or {}, "success": data.get("success") or "",
         }
-    calls = call_selectors.calls_list(workspace=request.workspace, **filters)
+    return filters
+
+
+@workspace_member_required
+@require_GET
+def calls_list(request):
+    form = CallFilterForm(request.GET or None, workspace=request.workspace)
+    calls = call_selectors.calls_list(workspace=request.workspace, **_filters(request, form))
     page = Paginator(calls, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    columns = call_selectors.analysis_columns(page)
+    analyses = [(c, call_selectors.analysis_of(c)) for c in page]
     return render(request, "calls/calls_list.html", {
-        "form": form, "page": page, "query": query.urlencode(),
+        "form": form, "page": page, "query": query.urlencode(), "analysis_columns": columns,
+        "rows": [(c, a, [(n, (a.fields or {}).get(n) if a else None) for n in columns]) for c, a in analyses],
         "scope_agent": form.cleaned_data.get("agent") if form.is_bound and form.is_valid() else None,
         "scope_connector": form.cleaned_data.get("connector") if form.is_bound and form.is_valid() else None,
     })
+
+
+EXPORT_LIMIT = 10_000
+BASE_COLUMNS = ["id", "call_sid", "started_at", "ended_at", "status", "from", "to", "duration_seconds", "agent",
+                "agent_version", "environment", "connector", "turns", "handovers"]
+
+
+def _export_rows(request):
+    form = CallFilterForm(request.GET or None, workspace=request.workspace)
+    calls = call_selectors.calls_list(workspace=request.workspace, **_filters(request, form))[:EXPORT_LIMIT]
+    return call_selectors.calls_export_rows(calls)
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "yes" if value else "no"
+    text = str(value)
+    # A spreadsheet runs a cell starting with = + - @ as a formula: keep it text.
+    return "'" + text if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@workspace_member_required
+@require_GET
+def calls_export_csv(request):
+    """The filtered list (at most EXPORT_LIMIT calls) with the post-call analysis as columns."""
+    columns, rows = _export_rows(request)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*BASE_COLUMNS, "analysis_status", "summary", "success", *columns])
+    for row in rows:
+        a = row["analysis"] or {}
+        fields = a.get("fields") or {}
+        writer.writerow([_csv_cell(row[k]) for k in BASE_COLUMNS]
+                        + [_csv_cell(a.get("status")), _csv_cell(a.get("summary")), _csv_cell(a.get("success"))]
+                        + [_csv_cell(fields.get(n)) for n in columns])
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="calls.csv"'
+    return response
+
+
+@workspace_member_required
+@require_GET
+def calls_export_json(request):
+    _, rows = _export_rows(request)
+    response = HttpResponse(json.dumps({"calls": rows}, indent=2, ensure_ascii=False),
+                            content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="calls.json"'
+    return response
 
 
 def _call_or_404(request, call_id) -> CallSession:
@@ -96,7 +174,31 @@ def call_detail(request, call_id):
     return render(request, "calls/call_detail.html", {
         "call": call, "turns": call.turns.all(), "handovers": call.handovers.all(),
         "interventions": call.interventions.all(), "recordings": call.recordings.all(), "actions": actions,
+        "analysis": call_selectors.analysis_of(call),
     })
+
+
+@workspace_member_required
+@require_GET
+def call_analysis_card(request, call_id):
+    """The call page's analysis card (htmx polls it while the analysis is pending)."""
+    call = _call_or_404(request, call_id)
+    return render(request, "calls/_call_analysis.html", {"call": call, "analysis": call_selectors.analysis_of(call)})
+
+
+@require_POST
+@workspace_admin_required
+def call_analyse(request, call_id):
+    """"Analyse again": recompute the call's post-call analysis with the agent's newest definition."""
+    from calls.services import analysis
+
+    call = _call_or_404(request, call_id)
+    if call.agent_version_id is None or call.is_live:
+        messages.error(request, "Only a finished call of an agent can be analysed.")
+    else:
+        analysis.call_analysis_request(call=call)
+        messages.success(request, "Analysing the call again.")
+    return redirect("calls:detail", call_id=call.pk)
 
 
 @workspace_member_required

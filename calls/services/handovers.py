@@ -126,10 +126,14 @@ def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None
     fields = {"ended_at": timezone.now()}
     if runtime_error:
         fields["runtime_error"] = runtime_error[:255]
-    CallSession.objects.filter(pk=call_session_id, ended_at__isnull=True).update(**fields)
+    ended = CallSession.objects.filter(pk=call_session_id, ended_at__isnull=True).update(**fields)
     CallSession.objects.filter(pk=call_session_id, status__in=[CallSession.Status.RINGING,
                                                                CallSession.Status.IN_PROGRESS]).update(
         status=CallSession.Status.COMPLETED)
+    if ended:  # the first end only: the post-call analysis, queued on commit
+        from calls.services.analysis import call_session_ended_analysis
+
+        call_session_ended_analysis(call_session_id=call_session_id)
 
 
 # ---------------------------------------------------------------------------

@@ -209,3 +209,5 @@ LOGGING = {
 # required unless OUTBOUND_ALLOW_HTTP is on.
 OUTBOUND_ALLOW_PRIVATE_TARGETS = env.bool("OUTBOUND_ALLOW_PRIVATE_TARGETS", default=False)
 OUTBOUND_ALLOW_HTTP = env.bool("OUTBOUND_ALLOW_HTTP", default=False)
+# Post-call analysis vendor when the environment has no ANALYSIS_PROVIDER variable: "openai" or "anthropic".
+ANALYSIS_PROVIDER = env.str("ANALYSIS_PROVIDER", default="openai")

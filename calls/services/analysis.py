@@ -1,0 +1,499 @@
+"""Post-call analysis: a summary, structured fields and a success verdict, computed from the transcript.
+
+The definition is the agent version's (`analysis_summary`, `analysis_fields`, `analysis_success`, versioned with
+it). When a call ends, `analysis_enqueue` queues `calls.tasks.call_analysis_compute` on commit (only when the
+version asks for something). The task calls `call_analysis_compute`:
+
+- Scripted versions: a rule-based analysis (keywords in the transcript -> field values, a summary from the
+  turns), no vendor, so the offline product shows it.
+- Other versions: the chat model, from the environment's secrets/variables. ``ANALYSIS_PROVIDER``
+  (environment variable/secret, else the Django setting, else ``openai``) picks the vendor:
+  - ``openai``: any OpenAI-compatible server: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (typed by users, so
+    requests go through ``workspaces.outbound``), ``OPENAI_ANALYSIS_MODEL`` (else ``OPENAI_CHAT_MODEL``, else
+    gpt-4o-mini). Asks for JSON with ``response_format: json_schema`` (strict).
+  - ``anthropic``: the official SDK (forced tool use whose input schema is the fields' schema):
+    ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_ANALYSIS_MODEL`` (else ``ANTHROPIC_CHAT_MODEL``,
+    else claude-haiku-4-5). A version whose provider is an Anthropic one uses Anthropic whatever the setting.
+  The answer is validated against the schema; an invalid answer is asked for again once, then recorded as failed.
+- Transient vendor errors (timeouts, connection errors, 429, 5xx) raise `TransientAnalysisError`: the task retries
+  with exponential backoff; on the last attempt they are recorded as failed. Permanent ones (other 4xx, refused
+  URL, missing key, invalid JSON twice) are recorded at once with the reason.
+
+At most one `CallAnalysis` per call (unique constraint): a second run of the task finds it done and does nothing;
+"Analyse again" (`call_analysis_request`) re-runs it with ``force`` using the agent's newest definition.
+No secret is stored, logged or put in a reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from calls.models import CallAnalysis, CallSession, CallTurn
+
+logger = logging.getLogger("calls.analysis")
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_ANTHROPIC_MODEL = "claude-haiku-4-5"
+TIMEOUT_SECONDS = 30.0
+MAX_TRANSCRIPT_CHARS = 60_000
+MAX_RETRIES = 5  # Celery retries of transient errors (the task's max_retries)
+RETRY_BASE_SECONDS = 30  # 30 s, 60 s, 120 s, … (the task's countdown)
+TOOL_NAME = "record_call_analysis"
+
+
+class AnalysisError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TransientAnalysisError(AnalysisError):
+    """Worth trying again later (timeout, connection, 429, 5xx)."""
+
+
+class PermanentAnalysisError(AnalysisError):
+    """Trying again will not help (refused request, missing key, the model keeps answering invalid JSON)."""
+
+
+def retry_delay(retries: int) -> int:
+    return RETRY_BASE_SECONDS * (2 ** retries)
+
+
+# ---------------------------------------------------------------------------
+# Definition and schema
+
+
+def analysis_definition(version) -> dict:
+    return {"summary": bool(version.analysis_summary), "fields": list(version.analysis_fields or []),
+            "success": (version.analysis_success or "").strip()}
+
+
+def analysis_wanted(definition: dict) -> bool:
+    return bool(definition["summary"] or definition["fields"] or definition["success"])
+
+
+def _nullable(schema: dict) -> dict:
+    out = dict(schema)
+    out["type"] = [schema["type"], "null"]
+    if "enum" in schema:
+        out["enum"] = [*schema["enum"], None]
+    return out
+
+
+def json_schema(definition: dict) -> dict:
+    """The JSON schema the model's answer must match (strict: every key required, nothing else)."""
+    properties: dict = {}
+    if definition["summary"]:
+        properties["summary"] = {"type": "string", "description": "A short summary of the call (2-4 sentences)."}
+    fields_props = {}
+    for f in definition["fields"]:
+        base = {"text": {"type": "string"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
+                "enum": {"type": "string", "enum": list(f.get("values") or [])}}[f["type"]]
+        prop = _nullable(base)
+        prop["description"] = (f.get("description") or f["name"]) + " (null when the call does not tell)"
+        fields_props[f["name"]] = prop
+    if fields_props:
+        properties["fields"] = {"type": "object", "properties": fields_props, "required": list(fields_props),
+                                "additionalProperties": False}
+    if definition["success"]:
+        properties["success"] = {"type": ["boolean", "null"],
+                                 "description": "Whether the call met the success criterion."}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _type_ok(value, schema: dict) -> bool:
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    checks = {"string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "null": lambda v: v is None, "object": lambda v: isinstance(v, dict)}
+    if not any(checks[t](value) for t in types):
+        return False
+    return "enum" not in schema or value in schema["enum"]
+
+
+def validate_answer(answer, schema: dict) -> dict:
+    """The answer as {"summary", "fields", "success"}; ValueError (in plain words) when it does not match."""
+    if not isinstance(answer, dict):
+        raise ValueError("the answer is not a JSON object")
+    props = schema["properties"]
+    missing = [k for k in props if k not in answer]
+    if missing:
+        raise ValueError(f"the answer lacks {', '.join(missing)}")
+    field_props = props["fields"]["properties"] if "fields" in props else {}
+    fields = answer.get("fields", {})
+    if not isinstance(fields, dict):
+        raise ValueError("fields is not an object")
+    for name, prop in field_props.items():
+        if name not in fields:
+            raise ValueError(f"the answer lacks the field {name}")
+        if not _type_ok(fields[name], prop):
+            raise ValueError(f"the field {name} has a value of the wrong type or not among its values")
+    if "summary" in props and not isinstance(answer["summary"], str):
+        raise ValueError("summary is not text")
+    if "success" in props and not _type_ok(answer["success"], props["success"]):
+        raise ValueError("success is not true, false or null")
+    return {"summary": (answer.get("summary") or "").strip(),
+            "fields": {n: fields[n] for n in field_props},
+            "success": answer.get("success")}
+
+
+def _transcript_lines(turns) -> list[str]:
+    lines = []
+    for t in turns:
+        if t.role == CallTurn.Role.EVENT:
+            lines.append(f"[{t.text}]")
+        elif t.text:
+            lines.append(f"{'Agent' if t.role == CallTurn.Role.AGENT else 'Caller'}: {t.text}")
+    return lines
+
+
+def _prompt(definition: dict, turns) -> tuple[str, str]:
+    parts = ["You analyse a finished phone call between a company's voice agent and a caller. "
+             "Answer only with the JSON object the schema describes. Use null for a field the call does not tell."]
+    if definition["fields"]:
+        parts.append("Fields:\n" + "\n".join(
+            f"- {f['name']} ({f['type']}{': ' + ', '.join(f.get('values') or []) if f['type'] == 'enum' else ''})"
+            f"{': ' + f['description'] if f.get('description') else ''}" for f in definition["fields"]))
+    if definition["success"]:
+        parts.append(f"Success criterion: {definition['success']}")
+    transcript = "\n".join(_transcript_lines(turns))[-MAX_TRANSCRIPT_CHARS:] or "(no words were said)"
+    return "\n\n".join(parts), "Transcript:\n" + transcript
+
+
+# ---------------------------------------------------------------------------
+# Vendors
+
+
+def _setting(env_values: dict, name: str, default: str = "") -> str:
+    return env_values.get(name) or default
+
+
+def _environment_values(environment) -> dict:
+    """Secrets over variables, for this task only (not kept anywhere)."""
+    if environment is None:
+        return {}
+    values = {v.name: v.value for v in environment.variables.all()}
+    values.update({s.name: s.value for s in environment.secrets.all()})
+    return values
+
+
+def provider_for(version, env_values: dict) -> str:
+    if version.provider == version.Provider.SCRIPTED:
+        return "rules"
+    if "anthropic" in version.provider:  # an Anthropic chat version (provider "anthropic_chat") uses its vendor
+        return "anthropic"
+    choice = (_setting(env_values, "ANALYSIS_PROVIDER") or getattr(settings, "ANALYSIS_PROVIDER", "")
+              or "openai").strip().lower()
+    return "anthropic" if choice == "anthropic" else "openai"
+
+
+def _status_error(vendor: str, status: int) -> AnalysisError:
+    if status == 429 or status >= 500:
+        return TransientAnalysisError(f"{vendor} answered HTTP {status}; trying again later.")
+    return PermanentAnalysisError(f"{vendor} refused the request (HTTP {status}): check the key, model and "
+                                  "base URL in the environment.")
+
+
+def _openai_answer(*, env_values: dict, system: str, user: str, schema: dict) -> tuple[str, str]:
+    """(model, the answer's text). Raises AnalysisError."""
+    import httpx
+
+    from workspaces import outbound
+
+    api_key = _setting(env_values, "OPENAI_API_KEY")
+    if not api_key:
+        raise PermanentAnalysisError("The environment has no OPENAI_API_KEY secret.")
+    base_url = _setting(env_values, "OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
+    refusal = outbound.url_refusal(base_url)
+    if refusal:
+        raise PermanentAnalysisError(f"OPENAI_BASE_URL cannot be used: {refusal}")
+    model = _setting(env_values, "OPENAI_ANALYSIS_MODEL") or _setting(env_values, "OPENAI_CHAT_MODEL",
+                                                                      DEFAULT_OPENAI_MODEL)
+    body = {"model": model, "temperature": 0,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "response_format": {"type": "json_schema",
+                                "json_schema": {"name": "call_analysis", "strict": True, "schema": schema}}}
+    try:
+        with outbound.client(timeout=TIMEOUT_SECONDS) as http:
+            response = http.post(f"{base_url}/chat/completions", json=body,
+                                 headers={"Authorization": f"Bearer {api_key}"})
+    except outbound.OutboundRefused as exc:
+        raise PermanentAnalysisError(str(exc)) from None
+    except httpx.TimeoutException:
+        raise TransientAnalysisError("The model did not answer in time; trying again later.") from None
+    except httpx.HTTPError as exc:
+        raise TransientAnalysisError(f"Could not reach the model ({type(exc).__name__}); trying again later.") from None
+    if response.status_code >= 400:
+        raise _status_error("The model", response.status_code)
+    try:
+        message = response.json()["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return f"openai:{model}", ""
+    if message.get("refusal"):
+        raise PermanentAnalysisError("The model refused to analyse this call.")
+    return f"openai:{model}", message.get("content") or ""
+
+
+def _anthropic_answer(*, env_values: dict, system: str, user: str, schema: dict) -> tuple[str, object]:
+    """(model, the tool input as a dict). Raises AnalysisError."""
+    import anthropic
+
+    from workspaces import outbound
+
+    api_key = _setting(env_values, "ANTHROPIC_API_KEY")
+    if not api_key:
+        raise PermanentAnalysisError("The environment has no ANTHROPIC_API_KEY secret.")
+    base_url = _setting(env_values, "ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/")
+    refusal = outbound.url_refusal(base_url)
+    if refusal:
+        raise PermanentAnalysisError(f"ANTHROPIC_BASE_URL cannot be used: {refusal}")
+    model = _setting(env_values, "ANTHROPIC_ANALYSIS_MODEL") or _setting(env_values, "ANTHROPIC_CHAT_MODEL",
+                                                                         DEFAULT_ANTHROPIC_MODEL)
+    try:
+        outbound.host_check(base_url)  # the SDK opens its own connections: check where they go first
+    except outbound.OutboundRefused as exc:
+        raise PermanentAnalysisError(str(exc)) from None
+    try:
+        client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=TIMEOUT_SECONDS)
+        message = client.messages.create(
+            model=model, max_tokens=2048, system=system,
+            messages=[{"role": "user", "content": user}],
+            tools=[{"name": TOOL_NAME, "description": "Record the analysis of the call.", "input_schema": schema}],
+            tool_choice={"type": "tool", "name": TOOL_NAME},
+        )
+    except anthropic.APITimeoutError:
+        raise TransientAnalysisError("The model did not answer in time; trying again later.") from None
+    except anthropic.APIConnectionError:
+        raise TransientAnalysisError("Could not reach the model; trying again later.") from None
+    except anthropic.APIStatusError as exc:
+        raise _status_error("The model", exc.status_code) from None
+    for block in message.content:
+        if getattr(block, "type", "") == "tool_use" and block.name == TOOL_NAME:
+            return f"anthropic:{model}", block.input
+    return f"anthropic:{model}", None
+
+
+def _model_analysis(*, provider: str, env_values: dict, definition: dict, turns) -> tuple[str, dict]:
+    schema = json_schema(definition)
+    system, user = _prompt(definition, turns)
+    problem = ""
+    for _ in range(2):  # an invalid answer is asked for once more
+        if provider == "anthropic":
+            model, answer = _anthropic_answer(env_values=env_values, system=system, user=user, schema=schema)
+        else:
+            model, text = _openai_answer(env_values=env_values, system=system, user=user, schema=schema)
+            try:
+                answer = json.loads(text)
+            except ValueError:
+                problem = "the answer is not valid JSON"
+                continue
+        try:
+            return model, validate_answer(answer, schema)
+        except ValueError as exc:
+            problem = str(exc)
+    raise PermanentAnalysisError(f"The model's answer did not match the fields twice ({problem}).")
+
+
+# ---------------------------------------------------------------------------
+# Rule-based analysis (scripted versions)
+
+
+def _words(text: str) -> str:
+    return " " + re.sub(r"[^\w]+", " ", (text or "").lower()) + " "
+
+
+def _keywords(field: dict) -> list[str]:
+    words = [k.strip().lower() for k in (field.get("keywords") or []) if k.strip()]
+    return words or [field["name"].replace("_", " ")]
+
+
+def _rule_value(field: dict, caller_texts: list[str]):
+    keywords = _keywords(field)
+    if field["type"] == "enum":
+        for text in caller_texts:
+            for value in field.get("values") or []:
+                if _words(value.replace("_", " ")).strip() and _words(value.replace("_", " ")) in _words(text):
+                    return value
+        return None
+    matching = [t for t in caller_texts if any(_words(k) in _words(t) for k in keywords)]
+    if field["type"] == "boolean":
+        return bool(matching)
+    if not matching:
+        return None
+    text = matching[0]
+    low = text.lower()
+    key = next(k for k in keywords if _words(k) in _words(text))
+    after = text[low.find(key) + len(key):] if key in low else text
+    if field["type"] == "number":  # the number nearest the keyword ("3 items", "items: 3")
+        at = low.find(key) if key in low else 0
+        numbers = list(re.finditer(r"(?<![\w-])-?\d+(?:[.,]\d+)?(?![\w-])", text))
+        if not numbers:
+            return None
+        found = min(numbers, key=lambda m: min(abs(m.start() - at), abs(m.end() - at - len(key)))).group()
+        found = found.replace(",", ".")
+        return float(found) if "." in found else int(found)
+    tokens = re.findall(r"[\w-]+", after)
+    tokens = [t for t in tokens if t.lower() not in ("is", "was", "it", "my", "the", "a", "number", "s")]
+    with_digit = [t for t in tokens if any(c.isdigit() for c in t)]
+    return (with_digit or tokens or [None])[0]
+
+
+def _rule_analysis(*, definition: dict, turns, call: CallSession) -> dict:
+    caller = [t.text for t in turns if t.role == CallTurn.Role.CALLER and t.text]
+    agent = [t.text for t in turns if t.role == CallTurn.Role.AGENT and t.text]
+    everything = " ".join(t.text for t in turns if t.text)
+    summary = ""
+    if definition["summary"]:
+        if caller:
+            summary = f"The caller said: “{caller[0][:200]}”"
+            if len(caller) > 1:
+                summary += f" and, last: “{caller[-1][:200]}”"
+            summary += "."
+        else:
+            summary = "The caller said nothing."
+        if agent:
+            summary += f" The agent's last words: “{agent[-1][:200]}”."
+        summary += f" {len(caller) + len(agent)} turns."
+    success = None
+    if definition["success"]:
+        quoted = re.findall(r"[\"“']([^\"”']+)[\"”']", definition["success"])
+        if quoted:
+            success = any(_words(q) in _words(everything) for q in quoted)
+        else:
+            success = not call.runtime_error and call.status == CallSession.Status.COMPLETED
+    return {"summary": summary, "fields": {f["name"]: _rule_value(f, caller) for f in definition["fields"]},
+            "success": success}
+
+
+# ---------------------------------------------------------------------------
+# Writes
+
+
+def analysis_enqueue(*, call_session_id: int, force: bool = False) -> None:
+    """Queue the analysis task once the current transaction commits."""
+    from calls import tasks
+
+    # robust: a broker hiccup must not break the end of a call (the error is logged).
+    transaction.on_commit(lambda: tasks.call_analysis_compute.delay(call_session_id, force), robust=True)
+
+
+def call_session_ended_analysis(*, call_session_id: int) -> None:
+    """Called when a call ends: queue its analysis if its version asks for one (one indexed read)."""
+    version_fields = (CallSession.objects.filter(pk=call_session_id, agent_version__isnull=False)
+                      .values("agent_version__analysis_summary", "agent_version__analysis_fields",
+                              "agent_version__analysis_success").first())
+    if version_fields and (version_fields["agent_version__analysis_summary"]
+                           or version_fields["agent_version__analysis_fields"]
+                           or (version_fields["agent_version__analysis_success"] or "").strip()):
+        analysis_enqueue(call_session_id=call_session_id)
+
+
+def _definition_version(call: CallSession, *, force: bool):
+    """The call's own version; "Analyse again" (force) uses the agent's newest definition instead: the draft for a
+    call of the draft, the latest published version for a call of a published one."""
+    version = call.agent_version
+    if force and version.is_published and version.agent.latest_version_id:
+        return version.agent.latest_version
+    return version
+
+
+def _claim(*, call: CallSession, definition: dict, label: str, force: bool) -> CallAnalysis | None:
+    """The call's analysis row, marked pending for this run; None when it is already finished (and not forced)."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                analysis, _ = CallAnalysis.objects.get_or_create(call_session=call)
+        except IntegrityError:  # created by a concurrent run in the meantime
+            pass
+        analysis = CallAnalysis.objects.select_for_update().get(call_session=call)
+        if analysis.status in (CallAnalysis.Status.DONE, CallAnalysis.Status.FAILED) and not force:
+            return None
+        analysis.status = CallAnalysis.Status.PENDING
+        analysis.definition, analysis.definition_label = definition, label
+        analysis.attempts += 1
+        analysis.save(update_fields=["status", "definition", "definition_label", "attempts", "updated_at"])
+        return analysis
+
+
+def _save_result(analysis: CallAnalysis, *, status: str, result: dict | None = None, reason: str = "",
+                 model_used: str = "") -> CallAnalysis:
+    """THE single place an analysis is finished. The lead wires the `call.analyzed` event here
+    (webhooks.services.event_record, in this same transaction) after merging the webhooks branch."""
+    with transaction.atomic():
+        analysis.status = status
+        analysis.reason = reason[:255]
+        if model_used:
+            analysis.model_used = model_used[:120]
+        if result is not None:
+            analysis.summary = result["summary"]
+            analysis.fields = result["fields"]
+            analysis.success = result["success"]
+            analysis.analysed_at = timezone.now()
+        analysis.save(update_fields=["status", "reason", "model_used", "summary", "fields", "success",
+                                     "analysed_at", "updated_at"])
+        # call.analyzed: webhooks.services.event_record(...) goes here (not wired yet).
+    return analysis
+
+
+def call_analysis_compute(*, call_session_id: int, force: bool = False,
+                          final_attempt: bool = True) -> CallAnalysis | None:
+    """Compute (or, with `force`, recompute) the call's analysis. Raises TransientAnalysisError when a vendor
+    error is worth retrying and this is not the `final_attempt` (the task retries); records everything else."""
+    call = (CallSession.objects.select_related("agent_version__agent__latest_version", "environment")
+            .filter(pk=call_session_id).first())
+    if call is None or call.agent_version is None:
+        return None
+    version = _definition_version(call, force=force)
+    definition = analysis_definition(version)
+    if not analysis_wanted(definition) and not force:
+        return None
+    analysis = _claim(call=call, definition=definition, label=version.label, force=force)
+    if analysis is None:
+        return CallAnalysis.objects.filter(call_session=call).first()
+    if not analysis_wanted(definition):  # forced, but the agent no longer asks for anything
+        return _save_result(analysis, status=CallAnalysis.Status.DONE, model_used="none",
+                            result={"summary": "", "fields": {}, "success": None},
+                            reason="The agent's version asks for no post-call analysis.")
+    turns = list(CallTurn.objects.filter(call_session=call).order_by("seq"))
+    env_values = _environment_values(call.environment)
+    provider = provider_for(call.agent_version, env_values)
+    try:
+        if provider == "rules":
+            return _save_result(analysis, status=CallAnalysis.Status.DONE, model_used="rules",
+                                result=_rule_analysis(definition=definition, turns=turns, call=call))
+        model, result = _model_analysis(provider=provider, env_values=env_values, definition=definition,
+                                        turns=turns)
+    except TransientAnalysisError as exc:
+        logger.warning("call analysis failed, transient", extra={"call_session_id": call.pk, "provider": provider,
+                                                                  "final": final_attempt})
+        if not final_attempt:
+            CallAnalysis.objects.filter(pk=analysis.pk).update(reason=exc.message[:255], updated_at=timezone.now())
+            raise
+        return _save_result(analysis, status=CallAnalysis.Status.FAILED, reason=exc.message)
+    except PermanentAnalysisError as exc:
+        logger.warning("call analysis failed", extra={"call_session_id": call.pk, "provider": provider})
+        return _save_result(analysis, status=CallAnalysis.Status.FAILED, reason=exc.message)
+    except Exception as exc:  # noqa: BLE001 - a bug must not leave the analysis "Analysing" forever
+        logger.exception("call analysis crashed", extra={"call_session_id": call.pk, "provider": provider})
+        return _save_result(analysis, status=CallAnalysis.Status.FAILED,
+                            reason=f"The analysis could not run ({type(exc).__name__}).")
+    return _save_result(analysis, status=CallAnalysis.Status.DONE, result=result, model_used=model)
+
+
+@transaction.atomic
+def call_analysis_request(*, call: CallSession) -> CallAnalysis:
+    """"Analyse again": mark the call's analysis pending and queue a forced run (the page shows "Analysing")."""
+    try:
+        with transaction.atomic():
+            analysis, _ = CallAnalysis.objects.get_or_create(call_session=call)
+    except IntegrityError:
+        analysis = CallAnalysis.objects.get(call_session=call)
+    CallAnalysis.objects.filter(pk=analysis.pk).update(status=CallAnalysis.Status.PENDING, reason="",
+                                                       updated_at=timezone.now())
+    analysis_enqueue(call_session_id=call.pk, force=True)
+    return analysis
