@@ -5,10 +5,10 @@ from webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookEvent
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ("url", "workspace", "environment", "enabled", "failing_since", "disabled_at")
+    list_display = ("display_url", "workspace", "environment", "enabled", "failing_since", "disabled_at")
     list_filter = ("enabled",)
-    exclude = ("secret",)
-    readonly_fields = ("workspace", "environment", "failing_since", "disabled_at", "disabled_reason")
+    exclude = ("secret", "url")  # a password typed into the URL stays masked (display_url)
+    readonly_fields = ("display_url", "workspace", "environment", "failing_since", "disabled_at", "disabled_reason")
 
 
 @admin.register(WebhookEvent)

@@ -4,6 +4,8 @@ An event is written (one `WebhookEvent` row per subscribed endpoint) in the same
 caused it; a Celery task delivers it, signed per the Standard Webhooks specification, and retries it with the same
 `webhook-id` for 24 hours. `WebhookAttempt` rows are the delivery log Studio shows.
 """
+from urllib.parse import urlsplit, urlunsplit
+
 from django.db import models
 
 from agents.models import Environment
@@ -53,7 +55,17 @@ class WebhookEndpoint(models.Model):
         base_manager_name = "objects"
 
     def __str__(self) -> str:
-        return self.url
+        return self.display_url
+
+    @property
+    def display_url(self) -> str:
+        """The URL as pages show it: a password typed into it (https://user:password@host/) is masked."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:••••@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def event_labels(self) -> list[str]:
         return [e for e in EventType.values if e in self.events]

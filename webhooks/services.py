@@ -34,7 +34,8 @@ from workspaces import outbound
 logger = logging.getLogger("webhooks")
 
 TIMEOUT = 10.0
-LEASE = timedelta(seconds=60)
+# Longer than any attempt can take (connect, send, and at most TIMEOUT more to read the start of the answer).
+LEASE = timedelta(minutes=5)
 RETRY_WINDOW = timedelta(hours=24)
 DISABLE_AFTER = timedelta(hours=24)
 FIRST_RETRY = 30  # seconds; then doubling, at most an hour apart
@@ -261,10 +262,12 @@ def event_claim(*, event_id: int, now=None) -> bool:
 
 
 def _read_start(response: httpx.Response) -> str:
-    chunk = b""
+    """The first 500 bytes of the answer, read for at most TIMEOUT seconds (a receiver trickling bytes does not
+    hold the worker)."""
+    chunk, deadline = b"", time.monotonic() + TIMEOUT
     for part in response.iter_bytes():
         chunk += part
-        if len(chunk) >= RESPONSE_BYTES:
+        if len(chunk) >= RESPONSE_BYTES or time.monotonic() > deadline:
             break
     return chunk[:RESPONSE_BYTES].decode("utf-8", errors="replace")[:RESPONSE_BYTES]
 

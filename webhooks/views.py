@@ -86,7 +86,7 @@ def endpoint_disable(request, kind, endpoint_id):
 def endpoint_delete(request, kind, endpoint_id):
     _, endpoint = _endpoint_or_404(request, kind, endpoint_id)
     services.endpoint_delete(endpoint=endpoint)
-    messages.success(request, f"Endpoint {endpoint.url} deleted.")
+    messages.success(request, f"Endpoint {endpoint.display_url} deleted.")
     return redirect("webhooks:list", kind=kind)
 
 

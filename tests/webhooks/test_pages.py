@@ -51,6 +51,16 @@ def test_an_admin_adds_an_endpoint_and_sees_its_secret_once(admin_client, enviro
     assert not [r for r in caplog.records if secret.removeprefix("whsec_") in str(vars(r))]  # extras too
 
 
+def test_a_password_in_the_url_is_never_shown(admin_client, environment):
+    response = add(admin_client, "https://hooks:pa55word-xyz@crm.example.test:8443/in?x=1")
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.display_url == "https://hooks:••••@crm.example.test:8443/in?x=1"
+    for body in (response.content.decode(), admin_client.get(url("list")).content.decode(),
+                 admin_client.get(url("detail", endpoint.pk)).content.decode(),
+                 admin_client.get(reverse("agents:environment", args=[KIND])).content.decode()):
+        assert "crm.example.test:8443/in" in body and "pa55word-xyz" not in body
+
+
 def test_a_bad_or_private_url_is_refused_in_plain_words(admin_client, environment):
     with override_settings(OUTBOUND_ALLOW_PRIVATE_TARGETS=False):
         response = add(admin_client, "http://10.1.2.3/hook")
