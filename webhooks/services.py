@@ -140,7 +140,9 @@ def _enqueue_on_commit(event_ids: list[int]) -> None:
         return
     from webhooks import tasks
 
-    transaction.on_commit(lambda: [tasks.webhook_deliver.delay(pk) for pk in event_ids])
+    # robust: a broker that is down must not fail the change that was just committed (the call, the handover);
+    # the sweeper sends the events later.
+    transaction.on_commit(lambda: [tasks.webhook_deliver.delay(pk) for pk in event_ids], robust=True)
 
 
 def _event_row(*, endpoint_id: int, workspace_id: int, type: str, payload: dict, now) -> WebhookEvent:
@@ -358,7 +360,7 @@ def attempt_record(*, event_id: int, status_code: int | None, response: str, err
         from webhooks import tasks
 
         delay = backoff(event.attempts)
-        transaction.on_commit(lambda: tasks.webhook_deliver.apply_async((event_id,), countdown=delay))
+        transaction.on_commit(lambda: tasks.webhook_deliver.apply_async((event_id,), countdown=delay), robust=True)
     return outcome
 
 

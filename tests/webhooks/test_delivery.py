@@ -237,3 +237,20 @@ def test_payloads_are_json_with_type_timestamp_and_data(hook, environment):
     assert body["timestamp"].endswith("Z")
     with pytest.raises(services.WebhookError):
         record(environment, type="call.exploded")
+
+
+def test_a_broker_that_is_down_does_not_fail_the_change_and_the_sweeper_sends_later(
+        hook, environment, django_capture_on_commit_callbacks, monkeypatch):
+    rx, endpoint, secret = hook
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.webhook_deliver, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        [event] = record(environment)  # no exception reaches the caller
+    assert rx.requests == []
+    monkeypatch.undo()
+    assert tasks.webhooks_sweep() == 1
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.DELIVERED and len(rx.requests) == 1
