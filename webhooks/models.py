@@ -59,12 +59,19 @@ class WebhookEndpoint(models.Model):
 
     @property
     def display_url(self) -> str:
-        """The URL as pages show it: a password typed into it (https://user:password@host/) is masked."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
+        """The URL as pages show it: credentials typed into it (https://user:password@host/, https://token@host/)
+        are masked."""
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port
+        except ValueError:
+            return self.url
+        if parts.username is None and parts.password is None:
             return self.url
         host = parts.hostname or ""
-        netloc = f"{parts.username}:••••@{host}" + (f":{parts.port}" if parts.port else "")
+        host = f"[{host}]" if ":" in host else host
+        userinfo = "••••" if parts.password is None else f"{parts.username}:••••"
+        netloc = f"{userinfo}@{host}" + (f":{port}" if port else "")
         return urlunsplit(parts._replace(netloc=netloc))
 
     def event_labels(self) -> list[str]:
