@@ -27,6 +27,9 @@ class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
     plan: list[tuple[int, bytes, dict]] = field(default_factory=list)
+    # A planned status of 0 keeps the request hanging (the sender is killed meanwhile) until `release` is set.
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def answer(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
         self.plan.append((status, body, headers or {}))
@@ -45,6 +48,10 @@ def receiver():
                 body = self.rfile.read(length)
                 state.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 status, answer, headers = state.plan.pop(0) if state.plan else (200, b'{"ok":true}', {})
+                state.arrived.set()
+                if status == 0:
+                    state.release.wait(60)
+                    status = 200
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -55,6 +62,7 @@ def receiver():
             def log_message(self, *args):
                 pass
 
+        Handler.state = state
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers.append(httpd)
@@ -63,6 +71,7 @@ def receiver():
 
     yield start
     for httpd in servers:
+        httpd.RequestHandlerClass.state.release.set()
         httpd.shutdown()
         httpd.server_close()
 
