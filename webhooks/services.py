@@ -253,9 +253,12 @@ def event_claim(*, event_id: int, now=None) -> bool:
     """Take the event for one attempt: a single conditional UPDATE, so of two workers exactly one wins. A claim
     whose lease ran out (its worker died) can be taken again."""
     now = now or timezone.now()
+    if not WebhookEvent.objects.filter(pk=event_id, endpoint__enabled=True).exists():
+        return False
+    # Conditions on the event's own row only: the UPDATE re-checks them on the row a concurrent claim just
+    # changed (a join would turn it into `id IN (subquery)`, which PostgreSQL does not re-check).
     claimed = (WebhookEvent.objects
-               .filter(pk=event_id, endpoint__enabled=True,
-                       status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.DELIVERING])
+               .filter(pk=event_id, status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.DELIVERING])
                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
                .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
                .update(status=WebhookEvent.Status.DELIVERING, lease_until=now + LEASE, attempts=F("attempts") + 1,

@@ -254,3 +254,17 @@ def test_a_broker_that_is_down_does_not_fail_the_change_and_the_sweeper_sends_la
     assert tasks.webhooks_sweep() == 1
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.DELIVERED and len(rx.requests) == 1
+
+
+def test_the_claim_is_one_conditional_update_of_the_events_own_row(hook, environment):
+    """Two workers racing: the UPDATE's WHERE names only the event's own columns, which the database re-checks on
+    a row another transaction just claimed (a join would become `id IN (subquery)`, not re-checked)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rx, endpoint, secret = hook
+    [event] = record(environment)
+    with CaptureQueriesContext(connection) as queries:
+        assert services.event_claim(event_id=event.pk)
+    [update] = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert "SELECT" not in update and "JOIN" not in update and '"lease_until"' in update
