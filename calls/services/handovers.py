@@ -136,6 +136,7 @@ def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
         ])
 
 
+@transaction.atomic
 def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None:
     """The agent's part of the call is over: end time, "completed" unless Twilio said otherwise, any failure."""
     from calls.models import CallSession
@@ -143,14 +144,13 @@ def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None
     fields = {"ended_at": timezone.now()}
     if runtime_error:
         fields["runtime_error"] = runtime_error[:255]
-    with transaction.atomic():
-        ended = CallSession.objects.filter(pk=call_session_id, ended_at__isnull=True).update(**fields)
-        CallSession.objects.filter(pk=call_session_id, status__in=[CallSession.Status.RINGING,
-                                                                   CallSession.Status.IN_PROGRESS]).update(
-            status=CallSession.Status.COMPLETED)
-        if ended:  # once per call
-            session = CallSession.objects.select_related("agent_version").get(pk=call_session_id)
-            webhook_services.call_event_record(session=session, type=EventType.CALL_ENDED)
+    ended = CallSession.objects.filter(pk=call_session_id, ended_at__isnull=True).update(**fields)
+    CallSession.objects.filter(pk=call_session_id, status__in=[CallSession.Status.RINGING,
+                                                               CallSession.Status.IN_PROGRESS]).update(
+        status=CallSession.Status.COMPLETED)
+    if ended:  # once per call: the call.ended webhook event, committed with the end
+        session = CallSession.objects.select_related("agent_version").get(pk=call_session_id)
+        webhook_services.call_event_record(session=session, type=EventType.CALL_ENDED)
 
 
 # ---------------------------------------------------------------------------
