@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("agents.urls")),
     path("", include("connectors.urls")),
     path("", include("calls.urls")),
+    path("", include("webhooks.urls")),
     path("admin/", admin.site.urls),
 ]

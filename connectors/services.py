@@ -11,6 +11,8 @@ from django.utils import timezone
 from calls.models import CallSession
 from connectors.models import ConnectorNumber, PhoneConnector
 from telephony.public_urls import absolute_url
+from webhooks import services as webhook_services
+from webhooks.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -349,13 +351,12 @@ def _answer_existing(*, connector: PhoneConnector, session: CallSession) -> tupl
 def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[CallSession | None, str]:
     """Resolve the version, record the call session (idempotent on CallSid) and build the TwiML answer.
 
-    No Twilio or model-provider calls. The common case (a new call, Published mode) costs three
-    round trips to the database: the connector (loaded by the view), the environment's names, and
-    one INSERT that also stores the stream token's nonce. A retried CallSid hits the unique
+    No Twilio or model-provider calls. The common case (a new call, Published mode) costs four
+    round trips to the database: the connector (loaded by the view), the environment's names,
+    one INSERT that also stores the stream token's nonce, and the environment's webhook endpoints
+    (plus one INSERT of the call.started events when some want it). A retried CallSid hits the unique
     constraint and gets the same session and the same kind of answer as the first attempt.
     """
-    from django.db import connection
-
     from connectors.selectors import connector_readiness
 
     call_sid = (params.get("CallSid") or "").strip()[:64]
@@ -376,11 +377,12 @@ def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[Cal
         "stream_token_nonce": "" if problem else secrets.token_urlsafe(12), "stream_token_used_at": None,
     }
     try:
-        if connection.in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a duplicate does not spoil the outer transaction
-                session = CallSession.objects.create(call_sid=call_sid, **values)
-        else:
-            session = CallSession.objects.create(call_sid=call_sid, **values)  # one INSERT in autocommit
+        # The session and its call.started event commit together (a savepoint when nested, so a duplicate does
+        # not spoil the outer transaction).
+        with transaction.atomic():
+            session = CallSession.objects.create(call_sid=call_sid, **values)
+            if not problem:
+                webhook_services.call_event_record(session=session, type=EventType.CALL_STARTED)
     except IntegrityError:
         session = CallSession.objects.select_related("agent_version").get(call_sid=call_sid)
         if session.connector_id == connector.pk:

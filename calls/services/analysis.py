@@ -34,6 +34,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from calls.models import CallAnalysis, CallSession, CallTurn
+from webhooks import services as webhook_services
+from webhooks.models import EventType
 
 logger = logging.getLogger("calls.analysis")
 
@@ -422,8 +424,7 @@ def _claim(*, call: CallSession, definition: dict, label: str, force: bool) -> C
 
 def _save_result(analysis: CallAnalysis, *, status: str, result: dict | None = None, reason: str = "",
                  model_used: str = "") -> CallAnalysis:
-    """THE single place an analysis is finished. The lead wires the `call.analyzed` event here
-    (webhooks.services.event_record, in this same transaction) after merging the webhooks branch."""
+    """THE single place an analysis is finished; a finished one sends `call.analyzed` (same transaction)."""
     with transaction.atomic():
         analysis.status = status
         analysis.reason = reason[:255]
@@ -436,7 +437,12 @@ def _save_result(analysis: CallAnalysis, *, status: str, result: dict | None = N
             analysis.analysed_at = timezone.now()
         analysis.save(update_fields=["status", "reason", "model_used", "summary", "fields", "success",
                                      "analysed_at", "updated_at"])
-        # call.analyzed: webhooks.services.event_record(...) goes here (not wired yet).
+        if status == CallAnalysis.Status.DONE:
+            session = CallSession.objects.select_related("agent_version").get(pk=analysis.call_session_id)
+            webhook_services.call_event_record(session=session, type=EventType.CALL_ANALYZED, analysis={
+                "summary": analysis.summary, "fields": analysis.fields, "success": analysis.success,
+                "definition": analysis.definition_label, "model": analysis.model_used,
+            })
     return analysis
 
 

@@ -26,6 +26,8 @@ from calls.engine.context import FALLBACK_VARIABLE, CallContext, HandoverActionS
 from calls.models import CallHandover
 from telephony import errors, twilio_gateway
 from telephony.public_urls import absolute_url
+from webhooks import services as webhook_services
+from webhooks.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -77,18 +79,33 @@ def dial_result_url(*, identifier: str, handover_id: int) -> str:
 # Recording
 
 
+def _handover_event(*, handover: CallHandover, type: str, session=None) -> None:
+    """The handover's webhook event, in the caller's transaction (calls through no environment send none)."""
+    from calls.models import CallSession
+
+    session = session or CallSession.objects.select_related("agent_version").get(pk=handover.call_session_id)
+    webhook_services.call_event_record(session=session, type=type,
+                                       handover=webhook_services.handover_data(handover))
+
+
 @transaction.atomic
 def handover_record(*, call_session_id: int, action: HandoverActionSpec, transport: str,
                     outcome: str = CallHandover.Outcome.PENDING, detail: str = "") -> CallHandover:
-    return CallHandover.objects.create(call_session_id=call_session_id, action_name=action.name,
-                                       destination=action.destination, transport=transport, outcome=outcome,
-                                       outcome_at=None if outcome == CallHandover.Outcome.PENDING else timezone.now(),
-                                       detail=detail[:255])
+    handover = CallHandover.objects.create(call_session_id=call_session_id, action_name=action.name,
+                                           destination=action.destination, transport=transport, outcome=outcome,
+                                           outcome_at=None if outcome == CallHandover.Outcome.PENDING else timezone.now(),
+                                           detail=detail[:255])
+    _handover_event(handover=handover, type=EventType.HANDOVER_STARTED)
+    return handover
 
 
+@transaction.atomic
 def handover_outcome_set(*, handover_id: int, outcome: str, detail: str = "") -> None:
-    CallHandover.objects.filter(pk=handover_id, outcome=CallHandover.Outcome.PENDING).update(
+    changed = CallHandover.objects.filter(pk=handover_id, outcome=CallHandover.Outcome.PENDING).update(
         outcome=outcome, outcome_at=timezone.now(), detail=detail[:255])
+    if changed:
+        handover = CallHandover.objects.select_related("call_session__agent_version").get(pk=handover_id)
+        _handover_event(handover=handover, type=EventType.HANDOVER_COMPLETED, session=handover.call_session)
 
 
 def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
@@ -119,6 +136,7 @@ def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
         ])
 
 
+@transaction.atomic
 def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None:
     """The agent's part of the call is over: end time, "completed" unless Twilio said otherwise, any failure."""
     from calls.models import CallSession
@@ -130,7 +148,9 @@ def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None
     CallSession.objects.filter(pk=call_session_id, status__in=[CallSession.Status.RINGING,
                                                                CallSession.Status.IN_PROGRESS]).update(
         status=CallSession.Status.COMPLETED)
-    if ended:  # the first end only: the post-call analysis, queued on commit
+    if ended:  # once per call: the call.ended webhook event (committed with the end), then the analysis
+        session = CallSession.objects.select_related("agent_version").get(pk=call_session_id)
+        webhook_services.call_event_record(session=session, type=EventType.CALL_ENDED)
         from calls.services.analysis import call_session_ended_analysis
 
         call_session_ended_analysis(call_session_id=call_session_id)
@@ -278,6 +298,7 @@ def dial_result_record(*, connector, handover_id, params: dict) -> str:
         handover.detail = status[:255]
         handover.save(update_fields=["outcome", "outcome_at", "dial_call_sid", "dial_duration", "fallback",
                                      "answer_twiml", "detail"])
+        _handover_event(handover=handover, type=EventType.HANDOVER_COMPLETED, session=handover.call_session)
     logger.info("handover outcome", extra={"handover_id": handover.pk, "outcome": outcome, "fallback": fallback})
     return twiml
 

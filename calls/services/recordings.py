@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from calls.models import CallIntervention, CallRecording, CallSession
 from telephony import errors, twilio_gateway
+from webhooks import services as webhook_services
+from webhooks.models import EventType
 
 logger = logging.getLogger("calls")
 
@@ -45,6 +47,13 @@ def _time_or_none(value) -> datetime | None:
         return None
 
 
+def _recording_ready(rec: CallRecording) -> None:
+    """The recording.ready webhook event, in the caller's transaction (once: a status only moves forward)."""
+    session = CallSession.objects.select_related("agent_version").get(pk=rec.call_session_id)
+    webhook_services.call_event_record(session=session, type=EventType.RECORDING_READY,
+                                       recording=webhook_services.recording_data(rec))
+
+
 def recording_status_record(*, call_session_id: int, recording_sid: str, status: str, duration=None, channels=None,
                             source: str = "", error_code: str = "", started_at: datetime | None = None,
                             from_callback: bool = True) -> CallRecording:
@@ -64,6 +73,8 @@ def recording_status_record(*, call_session_id: int, recording_sid: str, status:
                         channels=_int_or_none(channels), source=source[:40], error_code=str(error_code or "")[:16],
                         recording_started_at=started_at, callbacks=1 if from_callback else 0)
                     CallSession.objects.filter(pk=call_session_id).exclude(recording_error="").update(recording_error="")
+                    if rec.status == CallRecording.Status.COMPLETED:
+                        _recording_ready(rec)
                     return rec
                 fields = []
                 if from_callback:
@@ -91,6 +102,8 @@ def recording_status_record(*, call_session_id: int, recording_sid: str, status:
                 if fields:
                     rec.save(update_fields=[*fields, "updated_at"])
                     rec.refresh_from_db()
+                    if "status" in fields and rec.status == CallRecording.Status.COMPLETED:
+                        _recording_ready(rec)
                 return rec
         except IntegrityError:
             continue  # a concurrent callback inserted it first: update that row

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "agents",
     "connectors",
     "calls",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-recordings": {
         "task": "calls.tasks.recordings_purge_expired",
         "schedule": 60 * 60.0,
+    },
+    "sweep-webhook-events": {
+        "task": "webhooks.tasks.webhooks_sweep",
+        "schedule": 60.0,
     },
 }
 

@@ -244,15 +244,16 @@ def test_webhook_query_count_is_small(setup, django_assert_max_num_queries, mode
     connector.save()
     client = Client()
     # Connector (+ agent's latest version, the Twilio account's SID and token) 1, environment names 1,
-    # INSERT 1 (+ SAVEPOINT/RELEASE inside the test's transaction), the draft or pinned version 1 in those modes.
-    with django_assert_max_num_queries(5 if mode == "published" else 6):
+    # INSERT 1 (+ SAVEPOINT/RELEASE inside the test's transaction), the environment's webhook endpoints 1, the
+    # draft or pinned version 1 in those modes.
+    with django_assert_max_num_queries(6 if mode == "published" else 7):
         response = signed_post(client, connector.webhook_path, call_params(connection), connection.auth_token)
     _stream(twiml(response))
     with django_assert_max_num_queries(10):  # the retry: + rolled-back INSERT, the existing session, a new token
         response = signed_post(client, connector.webhook_path, call_params(connection), connection.auth_token)
     _stream(twiml(response))
     # A second new call costs what the first did: nothing is kept between requests.
-    with django_assert_max_num_queries(5 if mode == "published" else 6):
+    with django_assert_max_num_queries(6 if mode == "published" else 7):
         response = signed_post(client, connector.webhook_path, call_params(connection, CallSid="CA" + "2" * 32),
                                connection.auth_token)
     _stream(twiml(response))

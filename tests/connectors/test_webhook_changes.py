@@ -26,10 +26,11 @@ pytestmark = pytest.mark.django_db
 
 APOLOGY_TAGS = ["Say", "Hangup"]
 
-# The connector (+ latest version, account SID, auth token), the environment's names, SAVEPOINT, INSERT, RELEASE.
-NEW_CALL_QUERIES = 5
+# The connector (+ latest version, account SID, auth token), the environment's names, SAVEPOINT, INSERT, the
+# environment's webhook endpoints (none here), RELEASE.
+NEW_CALL_QUERIES = 6
 # Draft or Pinned mode: + the draft / the pinned version.
-NEW_CALL_QUERIES_OTHER_MODES = 6
+NEW_CALL_QUERIES_OTHER_MODES = 7
 # Refused before anything is written (bad signature, another account, unknown connector): the connector alone.
 REFUSED_QUERIES = 1
 # A retried CallSid: + the INSERT's rollback to the savepoint, the stored session, its new stream token.
