@@ -3,6 +3,7 @@
 Values come from the environment (django-environ). `production.py` requires
 them; `dev.py` and `test.py` supply local defaults.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -22,6 +23,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "encrypted_model_fields",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "workspaces",
     "telephony",
     "dialer",
@@ -39,7 +44,28 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "workspaces.middleware.CurrentWorkspaceMiddleware",
+    # Last: turns a locked-out login attempt into the lockout page (docs/security.md).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): failed logins are counted per username + IP combination in the
+# database (so a lockout survives a restart); after AXES_FAILURE_LIMIT failures that combination is locked
+# out for AXES_COOLOFF_TIME (or until an admin deletes the access attempt in Django admin).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=60))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client IP is REMOTE_ADDR unless a proxy we run sets X-Forwarded-For (then set AXES_IPWARE_PROXY_COUNT).
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
+)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
