@@ -25,3 +25,46 @@ class CurrentWorkspaceMiddleware:
                 if request.session.get(SESSION_KEY) != membership.workspace_id:
                     request.session[SESSION_KEY] = membership.workspace_id
         return self.get_response(request)
+
+
+# Set at login (workspaces.signals) to whether the user has a confirmed second-factor device, so the check
+# below costs no query per request; enrolment sets it too.
+TWO_FACTOR_HAS_DEVICE_KEY = "two_factor_has_device"
+TWO_FACTOR_EXEMPT_PREFIXES = ("/login/", "/logout/", "/account/two-factor/", "/admin/logout/", "/healthz", "/v1/")
+
+
+def two_factor_verified(request) -> bool:
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    return bool(request.session.get(DEVICE_ID_SESSION_KEY))
+
+
+class TwoFactorMiddleware:
+    """After the password step: a user with a device must enter a code (/login/verify/) before anything else;
+    a user without one is sent to enrolment when their current workspace requires two-factor sign-in, or
+    for /admin/ when they are staff and OTP_REQUIRED_FOR_STAFF is on (production)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+        from django.shortcuts import redirect
+        from django.urls import reverse
+        from django.utils.http import urlencode
+
+        path = request.path_info
+        user = getattr(request, "user", None)
+        if (user is None or not user.is_authenticated or path.startswith(TWO_FACTOR_EXEMPT_PREFIXES)
+                or path.startswith("/" + settings.STATIC_URL.lstrip("/")) or two_factor_verified(request)):
+            return self.get_response(request)
+        query = "?" + urlencode({"next": request.get_full_path()})
+        if request.session.get(TWO_FACTOR_HAS_DEVICE_KEY):
+            return redirect(reverse("two_factor_verify") + query)
+        workspace = getattr(request, "workspace", None)
+        required = bool(workspace is not None and workspace.require_two_factor)
+        if not required and path.startswith("/admin/") and user.is_staff:
+            required = bool(getattr(settings, "OTP_REQUIRED_FOR_STAFF", False))
+        if required:
+            return redirect(reverse("two_factor_setup") + query)
+        return self.get_response(request)

@@ -8,6 +8,9 @@ class Workspace(models.Model):
     default_country = models.CharField(
         max_length=2, default="US", help_text="ISO country used to read phone numbers typed without a country code."
     )
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Every member must sign in with a second factor (an authenticator app)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -57,3 +57,71 @@ def worker_heartbeat_record(*, hostname: str, source: str = "") -> WorkerHeartbe
                                                                last_source=source[:40])
         heartbeat.refresh_from_db()
     return heartbeat
+
+
+# ---------------------------------------------------------------------------
+# Two-factor sign-in (django-otp): one TOTP device (an authenticator app) per user, plus static recovery codes.
+
+RECOVERY_CODE_COUNT = 10
+TOTP_DEVICE_NAME = "Authenticator app"
+RECOVERY_DEVICE_NAME = "Recovery codes"
+
+
+@transaction.atomic
+def two_factor_enrolment_start(*, user):
+    """The user's unconfirmed TOTP device (created on first call, the same secret on reload until confirmed)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+    return device
+
+
+@transaction.atomic
+def two_factor_enrolment_confirm(*, user, device_id: int, token: str) -> tuple[object, list[str]] | None:
+    """Confirm the pending TOTP device with a code from the app; returns (device, recovery codes) or None.
+
+    Other TOTP devices of the user are removed (one authenticator per user) and a fresh set of
+    recovery codes replaces any earlier one. The codes are returned once, to be shown once.
+    """
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.select_for_update().filter(user=user, pk=device_id, confirmed=False).first()
+    if device is None or not device.verify_token((token or "").strip().replace(" ", "")):
+        return None
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    return device, recovery_codes_regenerate(user=user)
+
+
+@transaction.atomic
+def recovery_codes_regenerate(*, user) -> list[str]:
+    """A new set of single-use recovery codes (the old ones stop working); returned once, never stored in clear
+    anywhere else."""
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+    device, _ = StaticDevice.objects.get_or_create(user=user, name=RECOVERY_DEVICE_NAME, defaults={"confirmed": True})
+    device.token_set.all().delete()
+    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    return codes
+
+
+@transaction.atomic
+def two_factor_verify(*, user, token: str):
+    """The confirmed device (TOTP, or a recovery code, which is then used up) that accepts token, or None."""
+    from django_otp import match_token
+
+    token = (token or "").strip().replace(" ", "").lower()
+    if not token:
+        return None
+    return match_token(user, token)
+
+
+@transaction.atomic
+def workspace_security_update(*, workspace: Workspace, require_two_factor: bool, actor=None) -> Workspace:
+    workspace.require_two_factor = bool(require_two_factor)
+    workspace.save(update_fields=["require_two_factor"])
+    return workspace

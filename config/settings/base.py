@@ -41,9 +41,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "workspaces.middleware.CurrentWorkspaceMiddleware",
+    "workspaces.middleware.TwoFactorMiddleware",
     # Last: turns a locked-out login attempt into the lockout page (docs/security.md).
     "axes.middleware.AxesMiddleware",
 ]
@@ -55,6 +57,12 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Two-factor sign-in (django-otp): TOTP (an authenticator app) plus single-use recovery codes. Workspaces may
+# require it for every member (Workspace.require_two_factor); staff need it for /admin/ when this is on
+# (on in production.py).
+OTP_REQUIRED_FOR_STAFF = env.bool("OTP_REQUIRED_FOR_STAFF", default=False)
+OTP_TOTP_ISSUER = "Callwell"
+
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
