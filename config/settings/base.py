@@ -48,7 +48,38 @@ MIDDLEWARE = [
     "workspaces.middleware.TwoFactorMiddleware",
     # Last: turns a locked-out login attempt into the lockout page (docs/security.md).
     "axes.middleware.AxesMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+
+
+def content_security_policy(public_base_url: str) -> dict:
+    """The Content-Security-Policy (django-csp 4): scripts, styles, fonts and images from our own static files
+    only (no inline script or style anywhere, no eval); fetch/XHR and websockets to ourselves (the live-call
+    and test-chat sockets, also by PUBLIC_BASE_URL's host) and to Twilio's Voice SDK signalling and event
+    gateways (wss/https *.twilio.com); audio from our recording proxies and the SDK's ringtones
+    (sdk.twilio.com). The browser's WebRTC media is not governed by CSP. See docs/security.md."""
+    from urllib.parse import urlsplit
+
+    from csp.constants import NONE, SELF
+
+    host = urlsplit(public_base_url).netloc
+    sockets = [f"wss://{host}"] + ([f"ws://{host}"] if public_base_url.startswith("http://") else [])
+    return {
+        "DIRECTIVES": {
+            "default-src": [SELF],
+            "script-src": [SELF],
+            "style-src": [SELF],
+            "img-src": [SELF, "data:"],
+            "font-src": [SELF],
+            "connect-src": [SELF, *sockets, "wss://*.twilio.com", "https://*.twilio.com"],
+            "media-src": [SELF, "https://sdk.twilio.com"],
+            "object-src": [NONE],
+            "base-uri": [SELF],
+            "form-action": [SELF],
+            "frame-ancestors": [NONE],
+        },
+    }
+
 
 # Login throttling (django-axes): failed logins are counted per username + IP combination in the
 # database (so a lockout survives a restart); after AXES_FAILURE_LIMIT failures that combination is locked
