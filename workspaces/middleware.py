@@ -68,3 +68,22 @@ class TwoFactorMiddleware:
         if required:
             return redirect(reverse("two_factor_setup") + query)
         return self.get_response(request)
+
+
+class AuditContextMiddleware:
+    """Makes the client's IP (as django-axes sees it: REMOTE_ADDR, or X-Forwarded-For behind a configured
+    proxy) available to `workspaces.services.audit_record` while the request is handled."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from axes.helpers import get_client_ip_address
+
+        from workspaces.services import audit_ip_reset, audit_ip_set
+
+        token = audit_ip_set(get_client_ip_address(request))
+        try:
+            return self.get_response(request)
+        finally:
+            audit_ip_reset(token)

@@ -3,6 +3,7 @@ from base64 import b32encode
 import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
@@ -17,7 +18,7 @@ from workspaces import services
 from workspaces.decorators import workspace_admin_required, workspace_member_required
 from workspaces.forms import SwitchWorkspaceForm, TwoFactorEnrolForm, TwoFactorTokenForm, WorkspaceSecurityForm
 from workspaces.middleware import SESSION_KEY, TWO_FACTOR_HAS_DEVICE_KEY, two_factor_verified
-from workspaces.selectors import memberships_for_user
+from workspaces.selectors import audit_entries, memberships_for_user
 
 
 @workspace_member_required
@@ -123,3 +124,13 @@ def workspace_security(request):
         messages.success(request, "Security settings saved.")
         return redirect("workspace_security")
     return render(request, "workspaces/security.html", {"form": form})
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@workspace_admin_required
+def audit_log(request):
+    """Settings → Audit log: who did what in this workspace, newest first."""
+    page = Paginator(audit_entries(workspace=request.workspace), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "workspaces/audit_log.html", {"page": page})

@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "workspaces.middleware.CurrentWorkspaceMiddleware",
     "workspaces.middleware.TwoFactorMiddleware",
+    "workspaces.middleware.AuditContextMiddleware",
     # Last: turns a locked-out login attempt into the lockout page (docs/security.md).
     "axes.middleware.AxesMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -100,11 +101,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=60))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# The client IP is REMOTE_ADDR unless a proxy we run sets X-Forwarded-For (then set AXES_IPWARE_PROXY_COUNT).
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
-)
+# The client IP is REMOTE_ADDR (django-ipware is not installed): behind a proxy, have the ASGI server take
+# the client address from the proxy's header (uvicorn/daphne --proxy-headers), never from the client.
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -36,6 +36,7 @@ def main_pages(workspace, agent, connector, call) -> list[str]:
         reverse("dialer:numbers"),
         reverse("dialer:caller_ids"),
         reverse("workspace_security"),
+        reverse("audit_log"),
         reverse("two_factor_setup"),
         reverse("agents:list"),
         reverse("agents:detail", args=[agent.pk]),
