@@ -53,4 +53,7 @@ def main_pages(workspace, agent, connector, call) -> list[str]:
         reverse("admin:index"),
         reverse("admin:workspaces_workspace_changelist"),
         reverse("admin:workspaces_workspace_change", args=[workspace.pk]),
+        reverse("admin:workspaces_auditentry_changelist"),
+        reverse("admin:axes_accessattempt_changelist"),
+        reverse("admin:otp_totp_totpdevice_changelist"),
     ]

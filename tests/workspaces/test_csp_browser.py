@@ -28,6 +28,11 @@ def test_no_csp_violation_on_any_main_page(browser_page, live_server, workspace,
         browser_page.wait_for_timeout(150)  # deferred scripts and the first htmx swaps
         violations = browser_page.evaluate("window.__cspViolations")
         problems += [f"{url}: {v}" for v in violations]
+    # The dialer panel opened (its script runs on every page).
+    browser_page.goto(live_server.url + "/")
+    browser_page.get_by_test_id("dialer-toggle").click()
+    browser_page.wait_for_timeout(300)
+    problems += [f"/ (dialer open): {v}" for v in browser_page.evaluate("window.__cspViolations")]
     csp_console = [m for m in browser_page.console_errors if "Content Security Policy" in m or "Refused to" in m]
     assert problems == [] and csp_console == [], (problems, csp_console)
 
