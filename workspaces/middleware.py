@@ -49,7 +49,6 @@ class TwoFactorMiddleware:
 
     def __call__(self, request):
         from django.conf import settings
-        from django.shortcuts import redirect
         from django.urls import reverse
         from django.utils.http import urlencode
 
@@ -60,14 +59,26 @@ class TwoFactorMiddleware:
             return self.get_response(request)
         query = "?" + urlencode({"next": request.get_full_path()})
         if request.session.get(TWO_FACTOR_HAS_DEVICE_KEY):
-            return redirect(reverse("two_factor_verify") + query)
+            return self._send_to(request, reverse("two_factor_verify") + query)
         workspace = getattr(request, "workspace", None)
         required = bool(workspace is not None and workspace.require_two_factor)
         if not required and path.startswith("/admin/") and user.is_staff:
             required = bool(getattr(settings, "OTP_REQUIRED_FOR_STAFF", False))
         if required:
-            return redirect(reverse("two_factor_setup") + query)
+            return self._send_to(request, reverse("two_factor_setup") + query)
         return self.get_response(request)
+
+    @staticmethod
+    def _send_to(request, url: str):
+        from django.http import HttpResponse
+        from django.shortcuts import redirect
+
+        if request.headers.get("HX-Request"):
+            # An htmx fragment request: have htmx load the whole page, not swap it into a fragment.
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = url
+            return response
+        return redirect(url)
 
 
 class AuditContextMiddleware:
@@ -87,3 +98,35 @@ class AuditContextMiddleware:
             return self.get_response(request)
         finally:
             audit_ip_reset(token)
+
+
+def second_factor_pending(*, user, session) -> bool:
+    """True when this logged-in session has not passed the second factor it needs: the user has a device
+    (known at login) and has not entered a code, or the session's workspace requires two-factor sign-in and
+    the user has none yet. For sockets, where TwoFactorMiddleware does not run."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    if user is None or not user.is_authenticated or session is None or session.get(DEVICE_ID_SESSION_KEY):
+        return False
+    if session.get(TWO_FACTOR_HAS_DEVICE_KEY):
+        return True
+    membership = membership_for_request(user=user, workspace_id=session.get(SESSION_KEY))
+    return bool(membership is not None and membership.workspace.require_two_factor)
+
+
+class TwoFactorSocketMiddleware:
+    """ASGI middleware for browser websockets, inside channels' AuthMiddlewareStack: a session that still owes
+    its second factor is treated as logged out (the consumer then refuses it as it refuses any stranger)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        from asgiref.sync import sync_to_async
+        from django.contrib.auth.models import AnonymousUser
+
+        pending = await sync_to_async(second_factor_pending, thread_sensitive=True)(
+            user=scope.get("user"), session=scope.get("session"))
+        if pending:
+            scope = dict(scope, user=AnonymousUser())
+        return await self.inner(scope, receive, send)

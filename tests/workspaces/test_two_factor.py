@@ -156,3 +156,13 @@ def test_enrolment_cannot_be_used_to_skip_the_code_step(workspace, member_user):
     assert response.status_code == 302 and response.url.startswith(reverse("two_factor_verify"))
     assert client.post(reverse("two_factor_setup"), {"action": "regenerate"}).status_code == 302
 
+
+
+def test_an_htmx_request_is_sent_to_the_code_step_as_a_whole_page(workspace, member_user):
+    client = Client()
+    password_login(client, "bob")
+    enrol(client)
+    client.post(reverse("logout"))
+    password_login(client, "bob")
+    response = client.get("/calls/", headers={"HX-Request": "true"})
+    assert response.status_code == 204 and response["HX-Redirect"].startswith(reverse("two_factor_verify"))
