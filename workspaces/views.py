@@ -58,7 +58,10 @@ def two_factor_verify(request):
     if two_factor_verified(request):
         return redirect(_safe_next(request))
     if not user_has_device(request.user):
-        return redirect(reverse("two_factor_setup") + "?" + urlencode({"next": _safe_next(request)}))
+        # The device was removed (e.g. by an admin after a lost phone): nothing to enter; the workspace's
+        # requirement, if any, sends the user to enrolment from the next page on.
+        request.session[TWO_FACTOR_HAS_DEVICE_KEY] = False
+        return redirect(_safe_next(request))
     form = TwoFactorTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = services.two_factor_verify(user=request.user, token=form.cleaned_data["token"])

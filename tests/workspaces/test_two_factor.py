@@ -7,6 +7,7 @@ import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 from django_otp.oath import totp
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.factories import UserFactory
@@ -166,3 +167,17 @@ def test_an_htmx_request_is_sent_to_the_code_step_as_a_whole_page(workspace, mem
     password_login(client, "bob")
     response = client.get("/calls/", headers={"HX-Request": "true"})
     assert response.status_code == 204 and response["HX-Redirect"].startswith(reverse("two_factor_verify"))
+
+
+def test_a_device_removed_by_an_admin_no_longer_asks_for_a_code(workspace, member_user):
+    client = Client()
+    password_login(client, "bob")
+    enrol(client)
+    client.post(reverse("logout"))
+    password_login(client, "bob")
+    TOTPDevice.objects.filter(user=member_user).delete()  # lost phone: ops removed it in Django admin
+    StaticDevice.objects.filter(user=member_user).delete()
+    response = client.get("/")
+    assert response.url.startswith(reverse("two_factor_verify"))
+    assert client.get(response.url).status_code == 302
+    assert client.get("/").status_code == 200
