@@ -18,6 +18,8 @@ from agents.models import (
     TestScenario,
 )
 from agents.selectors import draft_get, latest_published_get
+from workspaces.models import AuditEntry
+from workspaces.services import audit_record
 
 
 class NothingToPublish(Exception):
@@ -112,6 +114,8 @@ def agent_publish(*, agent: Agent, user=None, allow_unchanged: bool = False) -> 
     locked.latest_version = version
     locked.save(update_fields=["latest_version", "updated_at"])
     agent.latest_version = version
+    audit_record(workspace=locked.workspace_id, actor=user, action=AuditEntry.Action.AGENT_PUBLISHED, target=version,
+                 details={"agent": locked.name, "version": version.number})
     return version
 
 
@@ -173,18 +177,24 @@ def environments_ensure(*, workspace) -> list[Environment]:
 
 
 @transaction.atomic
-def environment_secret_set(*, environment: Environment, name: str, value: str) -> EnvironmentSecret:
+def environment_secret_set(*, environment: Environment, name: str, value: str, actor=None) -> EnvironmentSecret:
     secret, created = EnvironmentSecret.objects.select_for_update().get_or_create(
         environment=environment, name=name, defaults={"value": value}
     )
     if not created:
         secret.value = value
         secret.save(update_fields=["value", "updated_at"])
+    # By name only: never the value (nor its mask).
+    audit_record(workspace=environment.workspace_id, actor=actor, action=AuditEntry.Action.SECRET_SET,
+                 details={"name": name, "environment": environment.kind, "created": created})
     return secret
 
 
 @transaction.atomic
-def environment_secret_delete(*, secret: EnvironmentSecret) -> None:
+def environment_secret_delete(*, secret: EnvironmentSecret, actor=None) -> None:
+    environment = secret.environment
+    audit_record(workspace=environment.workspace_id, actor=actor, action=AuditEntry.Action.SECRET_DELETED,
+                 details={"name": secret.name, "environment": environment.kind})
     secret.delete()
 
 
@@ -216,7 +226,7 @@ def environment_variable_delete(*, variable: EnvironmentVariable) -> None:
 
 @transaction.atomic
 def auth_connector_save(*, environment: Environment, name: str, kind: str, config: dict, secret: str = "",
-                        instance: AuthConnector | None = None) -> AuthConnector:
+                        instance: AuthConnector | None = None, actor=None) -> AuthConnector:
     """Create, or update `instance`. An empty `secret` on update keeps the stored one (write-only field)."""
     allowed = AuthConnector.CONFIG_KEYS.get(kind, [])
     config = {k: v for k, v in (config or {}).items() if k in allowed and v}
@@ -229,6 +239,9 @@ def auth_connector_save(*, environment: Environment, name: str, kind: str, confi
         instance.secret = secret
     instance.full_clean(exclude=["environment"])
     instance.save()
+    audit_record(workspace=environment.workspace_id, actor=actor, action=AuditEntry.Action.AUTH_CONNECTOR_SAVED,
+                 target=instance, details={"name": name, "kind": kind, "environment": environment.kind,
+                                           "rotated": bool(secret)})
     return instance
 
 

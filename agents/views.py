@@ -233,7 +233,7 @@ def environment_secret_set(request, kind):
     form = SecretForm(request.POST, prefix="secret")
     if not form.is_valid():
         return _environment_page(request, environment, secret_form=form, status=400)
-    services.environment_secret_set(environment=environment, **form.cleaned_data)
+    services.environment_secret_set(environment=environment, actor=request.user, **form.cleaned_data)
     messages.success(request, f"Secret {form.cleaned_data['name']} saved.")
     return redirect("agents:environment", kind=kind)
 
@@ -245,7 +245,7 @@ def environment_secret_delete(request, kind, secret_id):
     secret = EnvironmentSecret.objects.filter(environment=environment, pk=secret_id).first()
     if secret is None:
         raise Http404
-    services.environment_secret_delete(secret=secret)
+    services.environment_secret_delete(secret=secret, actor=request.user)
     messages.success(request, f"Secret {secret.name} deleted.")
     return redirect("agents:environment", kind=kind)
 
@@ -297,7 +297,7 @@ def _auth_connector_or_404(environment, auth_id):
 def _auth_save(request, environment, form, instance=None):
     data = form.cleaned_data
     try:
-        services.auth_connector_save(environment=environment, name=data["name"], kind=data["kind"],
+        services.auth_connector_save(environment=environment, actor=request.user, name=data["name"], kind=data["kind"],
                                      config=form.config(), secret=data.get("secret") or "", instance=instance)
     except (ValidationError, IntegrityError) as exc:
         if isinstance(exc, IntegrityError):

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.models import Agent, Environment
 from calls import selectors as call_selectors
 from calls.models import CallSession
+from calls.services.recordings import call_export_record
 from connectors.models import PhoneConnector
 from telephony import errors, twilio_gateway
 from telephony.selectors import connection_get
@@ -206,6 +207,7 @@ def call_analyse(request, call_id):
 def call_export(request, call_id):
     call = _call_or_404(request, call_id)
     body = json.dumps(call_selectors.call_export(call=call), indent=2, ensure_ascii=False)
+    call_export_record(call_session=call, actor=request.user)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="call-{call.call_sid}.json"'
     return response

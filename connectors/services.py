@@ -13,6 +13,8 @@ from connectors.models import ConnectorNumber, PhoneConnector
 from telephony.public_urls import absolute_url
 from webhooks import services as webhook_services
 from webhooks.models import EventType
+from workspaces.models import AuditEntry
+from workspaces.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ def _check_connector_fields(*, workspace, agent, environment, version_mode, pinn
 
 @transaction.atomic
 def connector_create(*, workspace, agent, environment, version_mode: str, pinned_version=None, name: str = "",
-                     type: str = "twilio") -> PhoneConnector:
+                     type: str = "twilio", actor=None) -> PhoneConnector:
     """Creates the connector; it starts enabled only when a call could be connected right now."""
     from connectors.selectors import connector_readiness
 
@@ -105,16 +107,26 @@ def connector_create(*, workspace, agent, environment, version_mode: str, pinned
     if not problem:
         connector.enabled = True
         connector.save(update_fields=["enabled", "updated_at"])
+    if pinned is not None:
+        _audit_pinned(connector=connector, actor=actor)
     return connector
+
+
+def _audit_pinned(*, connector: PhoneConnector, actor) -> None:
+    version = connector.pinned_version
+    audit_record(workspace=connector.workspace_id, actor=actor, action=AuditEntry.Action.CONNECTOR_VERSION_PINNED,
+                 target=connector, details={"agent": str(connector.agent), "version": version.number,
+                                            "version_id": version.pk})
 
 
 @transaction.atomic
 def connector_update(*, connector: PhoneConnector, agent, environment, version_mode: str, pinned_version=None,
-                     name: str = "") -> PhoneConnector:
+                     name: str = "", actor=None) -> PhoneConnector:
     from connectors.selectors import connector_readiness
 
     pinned = _check_connector_fields(workspace=connector.workspace, agent=agent, environment=environment,
                                      version_mode=version_mode, pinned_version=pinned_version)
+    previous_pin = connector.pinned_version_id
     connector.name, connector.agent, connector.environment = name, agent, environment
     connector.version_mode, connector.pinned_version = version_mode, pinned
     fields = ["name", "agent", "environment", "version_mode", "pinned_version", "updated_at"]
@@ -124,6 +136,8 @@ def connector_update(*, connector: PhoneConnector, agent, environment, version_m
             connector.enabled = False
             fields.append("enabled")
     connector.save(update_fields=fields)
+    if pinned is not None and pinned.pk != previous_pin:
+        _audit_pinned(connector=connector, actor=actor)
     return connector
 
 
@@ -176,7 +190,7 @@ def _credentials(workspace):
     return connection.credentials()
 
 
-def connector_number_attach(*, connector: PhoneConnector, phone_number) -> ConnectorNumber:
+def connector_number_attach(*, connector: PhoneConnector, phone_number, actor=None) -> ConnectorNumber:
     """Point the number's voice URL at the connector (HTTP GET) through the gateway, then record the link.
 
     The Twilio update is idempotent (same values every time), so nothing is written when it fails and
@@ -200,10 +214,12 @@ def connector_number_attach(*, connector: PhoneConnector, phone_number) -> Conne
                       "observed_voice_url": observed.voice_url or "", "observed_voice_method": observed.voice_method or "",
                       "check_error": ""},
         )
+        audit_record(workspace=connector.workspace_id, actor=actor, action=AuditEntry.Action.CONNECTOR_NUMBER_ATTACHED,
+                     target=connector, details={"phone_number": phone_number.phone_number})
     return link
 
 
-def connector_number_detach(*, link: ConnectorNumber) -> None:
+def connector_number_detach(*, link: ConnectorNumber, actor=None) -> None:
     """Forget the link. When the number still points at this connector, hand it back to the browser dialer
     (the workspace's TwiML app, so its calls ring the members' dialers again), or clear its voice URL when
     the workspace has no TwiML app yet."""
@@ -223,6 +239,8 @@ def connector_number_detach(*, link: ConnectorNumber) -> None:
         pass
     with transaction.atomic():
         ConnectorNumber.objects.filter(pk=link.pk).delete()
+        audit_record(workspace=connector.workspace_id, actor=actor, action=AuditEntry.Action.CONNECTOR_NUMBER_DETACHED,
+                     target=connector, details={"phone_number": link.phone_number.phone_number})
 
 
 def connector_numbers_check(*, workspace_id: int) -> dict:

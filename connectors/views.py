@@ -34,7 +34,7 @@ def connector_create(request):
     if request.method == "POST" and form.is_valid():
         try:
             connector = services.connector_create(workspace=request.workspace, type=form.cleaned_data["type"],
-                                                  **form.service_kwargs())
+                                                  actor=request.user, **form.service_kwargs())
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -56,7 +56,7 @@ def connector_edit(request, connector_id):
     if request.method == "POST" and form.is_valid():
         was_enabled = connector.enabled
         try:
-            services.connector_update(connector=connector, **form.service_kwargs())
+            services.connector_update(connector=connector, actor=request.user, **form.service_kwargs())
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -126,7 +126,7 @@ def connector_attach(request, connector_id):
         raise Http404("No such number.")
     number = form.cleaned_data["phone_number"]
     try:
-        services.connector_number_attach(connector=connector, phone_number=number)
+        services.connector_number_attach(connector=connector, phone_number=number, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     except twilio_errors.TwilioError as exc:
@@ -145,7 +145,7 @@ def connector_detach(request, connector_id, link_id):
     if link is None:
         raise Http404("No such number on this connector.")
     try:
-        services.connector_number_detach(link=link)
+        services.connector_number_detach(link=link, actor=request.user)
     except (ValidationError, twilio_errors.TwilioError) as exc:
         text = exc.display() if isinstance(exc, twilio_errors.TwilioError) else " ".join(exc.messages)
         messages.error(request, f"Could not detach {link.phone_number}: {text}")

@@ -76,7 +76,7 @@ def connect_byok(request):
     if form.is_valid():
         try:
             services.connection_save_byok(workspace=request.workspace, account_sid=form.cleaned_data["account_sid"],
-                                          auth_token=form.cleaned_data["auth_token"] or None)
+                                          auth_token=form.cleaned_data["auth_token"] or None, actor=request.user)
         except services.DialerError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
@@ -90,7 +90,7 @@ def connect_byok(request):
 @workspace_admin_required
 def connect_hosted(request):
     try:
-        services.connection_start_hosted(workspace=request.workspace)
+        services.connection_start_hosted(workspace=request.workspace, actor=request.user)
     except services.DialerError as exc:
         messages.error(request, exc.message)
     else:
@@ -206,7 +206,7 @@ def number_provision(request):
     purchase = services.number_purchase_start(workspace=request.workspace, phone_number=phone_number)
     try:
         number = services.number_provision(purchase_id=purchase.pk, locality=form.cleaned_data["locality"],
-                                           region=form.cleaned_data["region"])
+                                           region=form.cleaned_data["region"], actor=request.user)
     except services.PurchaseInProgress as exc:
         messages.info(request, exc.message)
         return redirect("dialer:numbers")
@@ -292,7 +292,7 @@ def number_release(request, pk):
             return render(request, "dialer/number_release.html",
                           {"number": number, "error": f"Type {number.phone_number} to confirm."}, status=400)
         try:
-            services.number_release(workspace=request.workspace, number_id=number.pk)
+            services.number_release(workspace=request.workspace, number_id=number.pk, actor=request.user)
         except services.DialerError as exc:
             return render(request, "dialer/number_release.html", {"number": number, "error": exc.message}, status=400)
         except errors.TwilioError as exc:

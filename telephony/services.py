@@ -28,6 +28,8 @@ from telephony.selectors import (
     twiml_app_friendly_name,
     voice_status_callback_url,
 )
+from workspaces.models import AuditEntry
+from workspaces.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +127,7 @@ _CONNECTION_FIELDS = ["mode", "account_sid", "auth_token", "status", "error_code
 
 
 @transaction.atomic
-def connection_save_byok(*, workspace, account_sid: str, auth_token: str | None = None) -> TwilioConnection:
+def connection_save_byok(*, workspace, account_sid: str, auth_token: str | None = None, actor=None) -> TwilioConnection:
     """Store BYOK credentials (auth_token None/'' keeps the stored one) and queue their validation."""
     account_sid = account_sid.strip()
     connection = connection_for(workspace=workspace, lock=True)
@@ -136,11 +138,16 @@ def connection_save_byok(*, workspace, account_sid: str, auth_token: str | None 
         raise DialerError("Enter the Auth Token.", field="auth_token")
     if connection.pk and (connection.account_sid != account_sid):
         _forget_account_resources(connection)
+    changed_account = bool(connection.pk) and connection.account_sid != account_sid
     connection.mode = TwilioConnection.Mode.BYOK
     connection.account_sid = account_sid
     if auth_token:
         connection.auth_token = auth_token.strip()
-    return _validation_start(connection)
+    connection = _validation_start(connection)
+    audit_record(workspace=workspace, actor=actor, action=AuditEntry.Action.TWILIO_CREDENTIALS_SAVED, target=connection,
+                 details={"mode": "byok", "account_sid": account_sid, "changed_account": changed_account,
+                          "entered_new": bool(auth_token)})
+    return connection
 
 
 def hosted_available() -> bool:
@@ -156,7 +163,7 @@ def _parent_credentials() -> gateway.Credentials:
 
 
 @transaction.atomic
-def connection_start_hosted(*, workspace) -> TwilioConnection:
+def connection_start_hosted(*, workspace, actor=None) -> TwilioConnection:
     """Switch to Hosted mode: the validation task creates (or finds) the workspace's sub-account."""
     if not hosted_available():
         raise DialerError("Hosted mode is not available on this installation; use your own Twilio account (BYOK).")
@@ -168,7 +175,10 @@ def connection_start_hosted(*, workspace) -> TwilioConnection:
         connection.account_sid = ""
         connection.auth_token = ""
     connection.mode = TwilioConnection.Mode.HOSTED
-    return _validation_start(connection)
+    connection = _validation_start(connection)
+    audit_record(workspace=workspace, actor=actor, action=AuditEntry.Action.TWILIO_HOSTED_STARTED, target=connection,
+                 details={"mode": "hosted"})
+    return connection
 
 
 @transaction.atomic
@@ -400,7 +410,7 @@ def _find_on_account(creds: gateway.Credentials, phone_number: str):
     return None
 
 
-def number_provision(*, purchase_id: int, locality: str = "", region: str = "") -> PhoneNumber:
+def number_provision(*, purchase_id: int, locality: str = "", region: str = "", actor=None) -> PhoneNumber:
     """Buy the intent's number exactly once, point it at the TwiML app, record it and register its caller ID.
 
     The intent is marked `purchasing` (committed) before Twilio is asked; an attempt that finds it
@@ -451,11 +461,11 @@ def number_provision(*, purchase_id: int, locality: str = "", region: str = "") 
                                                     voice_application_sid=connection.twiml_app_sid)
         except errors.TwilioError as exc:  # bought is bought: record it; the voice config can be fixed later
             logger.warning("number voice config not updated", extra={"number_sid": bought.sid, "code": exc.code})
-    return _number_record(intent_id=intent.pk, bought=bought, locality=locality, region=region)
+    return _number_record(intent_id=intent.pk, bought=bought, locality=locality, region=region, actor=actor)
 
 
 @transaction.atomic
-def _number_record(*, intent_id: int, bought, locality: str, region: str) -> PhoneNumber:
+def _number_record(*, intent_id: int, bought, locality: str, region: str, actor=None) -> PhoneNumber:
     intent = NumberPurchase.objects.select_for_update().get(pk=intent_id)
     workspace_id = intent.workspace_id
     number = PhoneNumber.objects.filter(workspace_id=workspace_id, phone_number=bought.phone_number).first()
@@ -467,6 +477,8 @@ def _number_record(*, intent_id: int, bought, locality: str, region: str) -> Pho
             region=(region or region_of(bought.phone_number))[:64], iso_country=country_of(bought.phone_number),
             capabilities=bought.capabilities, is_primary=not has_primary,
         )
+        audit_record(workspace=workspace_id, actor=actor, action=AuditEntry.Action.NUMBER_BOUGHT, target=number,
+                     details={"phone_number": number.phone_number, "sid": number.sid})
     if not CallerId.objects.filter(workspace_id=workspace_id, phone_number=number.phone_number).exists():
         has_default = CallerId.objects.filter(workspace_id=workspace_id, is_default=True).exists()
         _caller_id_for_number(number, is_default=not has_default).save()
@@ -528,7 +540,7 @@ def number_route_to_dialer(*, workspace, number_id: int) -> PhoneNumber:
     return number
 
 
-def number_release(*, workspace, number_id: int) -> None:
+def number_release(*, workspace, number_id: int, actor=None) -> None:
     """Release the number at Twilio, then forget it here (its caller ID too)."""
     number = PhoneNumber.objects.get(workspace=workspace, pk=number_id)
     connection = connection_for(workspace=workspace)
@@ -540,6 +552,8 @@ def number_release(*, workspace, number_id: int) -> None:
         NumberPurchase.objects.filter(workspace=workspace, phone_number=number.phone_number).delete()
         CallerId.objects.filter(workspace=workspace, phone_number_ref=number).delete()
         PhoneNumber.objects.filter(pk=number.pk).delete()
+        audit_record(workspace=workspace, actor=actor, action=AuditEntry.Action.NUMBER_RELEASED, target=number,
+                     details={"phone_number": number.phone_number, "sid": number.sid})
         if was_primary:
             successor = PhoneNumber.objects.filter(workspace=workspace).order_by("phone_number").first()
             if successor is not None:

@@ -8,6 +8,9 @@ class Workspace(models.Model):
     default_country = models.CharField(
         max_length=2, default="US", help_text="ISO country used to read phone numbers typed without a country code."
     )
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Every member must sign in with a second factor (an authenticator app)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -56,3 +59,45 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} @ {self.last_seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditEntry(models.Model):
+    """Who did what in a workspace: one row per business event, written by the service that did it
+    (`workspaces.services.audit_record`). Never a secret value: secrets appear by name only."""
+
+    class Action(models.TextChoices):
+        TWILIO_CREDENTIALS_SAVED = "twilio.credentials_saved", "Connected or changed Twilio credentials"
+        TWILIO_HOSTED_STARTED = "twilio.hosted_started", "Switched to a hosted Twilio account"
+        NUMBER_BOUGHT = "number.bought", "Bought a phone number"
+        NUMBER_RELEASED = "number.released", "Released a phone number"
+        AGENT_PUBLISHED = "agent.published", "Published an agent version"
+        CONNECTOR_VERSION_PINNED = "connector.version_pinned", "Pinned a connector to a version"
+        CONNECTOR_NUMBER_ATTACHED = "connector.number_attached", "Attached a number to a connector"
+        CONNECTOR_NUMBER_DETACHED = "connector.number_detached", "Detached a number from a connector"
+        SECRET_SET = "secret.set", "Set a secret"
+        SECRET_DELETED = "secret.deleted", "Deleted a secret"
+        AUTH_CONNECTOR_SAVED = "auth_connector.saved", "Saved an auth connector"
+        CALL_LISTENED = "call.listened", "Listened to a live call"
+        CALL_INTERVENED = "call.intervened", "Intervened in a live call"
+        CALL_EXPORTED = "call.exported", "Exported a call"
+        SECURITY_CHANGED = "workspace.security_changed", "Changed the workspace's security settings"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+")
+    actor_label = models.CharField(max_length=150, blank=True, help_text="The actor's username when it happened.")
+    action = models.CharField(max_length=40, choices=Action.choices)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_label = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audit_ws_created")]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor_label or 'system'}: {self.get_action_display()} {self.object_label}".strip()

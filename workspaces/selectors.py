@@ -102,3 +102,9 @@ def membership_for_request(*, user: AbstractBaseUser, workspace_id: int | None) 
 def membership_cache_bump(*, user_id: int) -> None:
     """A new generation for the user: their cached memberships are not served any more."""
     cache.set(_generation_key(user_id), secrets.token_hex(8), MEMBERSHIP_GENERATION_SECONDS)
+
+
+def audit_entries(*, workspace: Workspace):
+    from workspaces.models import AuditEntry
+
+    return AuditEntry.objects.filter(workspace=workspace).select_related("actor").order_by("-created_at", "-pk")

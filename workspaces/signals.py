@@ -6,6 +6,7 @@ commits (the second one covers a request that read the old rows while the change
 still uncommitted). Bulk `QuerySet.update()` / `bulk_create()` on these models send no
 signals: code doing that must call `membership_cache_invalidate` itself.
 """
+from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
@@ -51,3 +52,14 @@ def _workspace_changed(sender, instance, created=False, **kwargs):
     membership_cache_invalidate(
         user_ids=Membership.objects.filter(workspace_id=instance.pk).values_list("user_id", flat=True)
     )
+
+
+@receiver(user_logged_in, dispatch_uid="workspaces.two_factor_state_on_login")
+def _two_factor_state_on_login(sender, request, user, **kwargs):
+    """Remember in the session whether this user has a second factor to enter (TwoFactorMiddleware)."""
+    from django_otp import user_has_device
+
+    from workspaces.middleware import TWO_FACTOR_HAS_DEVICE_KEY
+
+    if request is not None and hasattr(request, "session"):
+        request.session[TWO_FACTOR_HAS_DEVICE_KEY] = user_has_device(user)

@@ -106,6 +106,11 @@ class ListenConsumer(ClosingOnceConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         await self.accept()
+        if self.call.ended_at is None:
+            from calls.services.recordings import call_listen_record
+
+            client = self.scope.get("client") or (None,)
+            await database_sync_to_async(call_listen_record)(call_session=self.call, actor=self.user, ip=client[0])
         engine = live.get(self.call.pk)
         if engine is None or engine.closed:
             running = (self.call.ended_at is None and not self.call.rejected_reason

@@ -18,6 +18,8 @@ from calls.models import CallIntervention, CallRecording, CallSession
 from telephony import errors, twilio_gateway
 from webhooks import services as webhook_services
 from webhooks.models import EventType
+from workspaces.models import AuditEntry
+from workspaces.services import audit_record
 
 logger = logging.getLogger("calls")
 
@@ -194,10 +196,27 @@ def transfer_number_clean(value: str) -> str:
     return value
 
 
+@transaction.atomic
 def intervention_record(*, call_session_id: int, user, kind: str, detail: str = "",
                         result: str = "") -> CallIntervention:
     if kind not in CallIntervention.Kind.values:
         raise ValidationError("Unknown intervention.")
-    return CallIntervention.objects.create(call_session_id=call_session_id, user=user,
-                                           username=getattr(user, "get_username", lambda: "")()[:150],
-                                           kind=kind, detail=detail[:2000], result=result[:255])
+    intervention = CallIntervention.objects.create(call_session_id=call_session_id, user=user,
+                                                   username=getattr(user, "get_username", lambda: "")()[:150],
+                                                   kind=kind, detail=detail[:2000], result=result[:255])
+    call = CallSession.objects.only("pk", "workspace_id", "call_sid").get(pk=call_session_id)
+    audit_record(workspace=call.workspace_id, actor=user, action=AuditEntry.Action.CALL_INTERVENED, target=call,
+                 details={"kind": kind, "result": result[:255]})
+    return intervention
+
+
+def call_listen_record(*, call_session, actor, ip: str | None = None) -> None:
+    """A supervisor opened the listen socket of a live call."""
+    audit_record(workspace=call_session.workspace_id, actor=actor, action=AuditEntry.Action.CALL_LISTENED,
+                 target=call_session, ip=ip)
+
+
+def call_export_record(*, call_session, actor) -> None:
+    """Someone downloaded a call's JSON export (transcript, handovers, interventions)."""
+    audit_record(workspace=call_session.workspace_id, actor=actor, action=AuditEntry.Action.CALL_EXPORTED,
+                 target=call_session, details={"format": "json"})

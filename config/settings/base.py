@@ -3,6 +3,7 @@
 Values come from the environment (django-environ). `production.py` requires
 them; `dev.py` and `test.py` supply local defaults.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -22,6 +23,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "encrypted_model_fields",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "workspaces",
     "telephony",
     "dialer",
@@ -37,10 +42,69 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "workspaces.middleware.CurrentWorkspaceMiddleware",
+    "workspaces.middleware.TwoFactorMiddleware",
+    "workspaces.middleware.AuditContextMiddleware",
+    # Last: turns a locked-out login attempt into the lockout page (docs/security.md).
+    "axes.middleware.AxesMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+
+
+def content_security_policy(public_base_url: str) -> dict:
+    """The Content-Security-Policy (django-csp 4): scripts, styles, fonts and images from our own static files
+    only (no inline script or style anywhere, no eval); fetch/XHR and websockets to ourselves (the live-call
+    and test-chat sockets, also by PUBLIC_BASE_URL's host) and to Twilio's Voice SDK signalling and event
+    gateways (wss/https *.twilio.com); audio from our recording proxies and the SDK's ringtones
+    (sdk.twilio.com). The browser's WebRTC media is not governed by CSP. See docs/security.md."""
+    from urllib.parse import urlsplit
+
+    from csp.constants import NONE, SELF
+
+    host = urlsplit(public_base_url).netloc
+    sockets = [f"wss://{host}"] + ([f"ws://{host}"] if public_base_url.startswith("http://") else [])
+    return {
+        "DIRECTIVES": {
+            "default-src": [SELF],
+            "script-src": [SELF],
+            "style-src": [SELF],
+            "img-src": [SELF, "data:"],
+            "font-src": [SELF],
+            "connect-src": [SELF, *sockets, "wss://*.twilio.com", "https://*.twilio.com"],
+            "media-src": [SELF, "https://sdk.twilio.com"],
+            "object-src": [NONE],
+            "base-uri": [SELF],
+            "form-action": [SELF],
+            "frame-ancestors": [NONE],
+        },
+    }
+
+
+# Login throttling (django-axes): failed logins are counted per username and per IP address in the
+# database (so a lockout survives a restart); after AXES_FAILURE_LIMIT failures that user (or address) is locked
+# out for AXES_COOLOFF_TIME (or until an admin deletes the access attempt in Django admin).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Two-factor sign-in (django-otp): TOTP (an authenticator app) plus single-use recovery codes. Workspaces may
+# require it for every member (Workspace.require_two_factor); staff need it for /admin/ when this is on
+# (on in production.py).
+OTP_REQUIRED_FOR_STAFF = env.bool("OTP_REQUIRED_FOR_STAFF", default=False)
+OTP_TOTP_ISSUER = "Callwell"
+
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: a user guessed at from many addresses, or one address guessing many users
+AXES_VERBOSE = False
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=60))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client IP is REMOTE_ADDR (django-ipware is not installed): behind a proxy, have the ASGI server take
+# the client address from the proxy's header (uvicorn/daphne --proxy-headers), never from the client.
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

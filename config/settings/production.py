@@ -2,7 +2,14 @@
 from urllib.parse import urlsplit
 
 from config.settings.base import *  # noqa: F401,F403
-from config.settings.base import MIDDLEWARE, broker_from_env, caches_from_env, channel_layers_from_env, env
+from config.settings.base import (
+    MIDDLEWARE,
+    broker_from_env,
+    caches_from_env,
+    channel_layers_from_env,
+    content_security_policy,
+    env,
+)
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
@@ -10,6 +17,7 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL")
+CONTENT_SECURITY_POLICY = content_security_policy(PUBLIC_BASE_URL)
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -30,6 +38,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Django admin staff must sign in with a second factor (docs/security.md).
+OTP_REQUIRED_FOR_STAFF = env.bool("OTP_REQUIRED_FOR_STAFF", default=True)
 
 # Static files are served by the app itself (WhiteNoise), compressed, after `manage.py collectstatic`.
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]

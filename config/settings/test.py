@@ -7,13 +7,20 @@ import tempfile
 from pathlib import Path
 
 from config.settings.base import *  # noqa: F401,F403
-from config.settings.base import broker_from_env, channel_layers_from_env, database_from_env, env
+from config.settings.base import (
+    broker_from_env,
+    channel_layers_from_env,
+    content_security_policy,
+    database_from_env,
+    env,
+)
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"
 FIELD_ENCRYPTION_KEY = "8Jqj3WvY7e1bXkqG0m6rQ2l9fH5aT4sVzN0cD1eF2gI="
 ALLOWED_HOSTS = ["*"]
 PUBLIC_BASE_URL = "https://calls.example.test"
+CONTENT_SECURITY_POLICY = content_security_policy(PUBLIC_BASE_URL)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if os.environ.get("CALLWELL_TEST_RUN_DIR"):
