@@ -1,0 +1,202 @@
+"""API actions during a call: the model (or a scripted rule) asks, the engine runs the request in a task of its
+own, the answer goes back as the tool result; each run is recorded; no secret reaches transcript or model."""
+import asyncio
+import json
+import logging
+
+import pytest
+
+from agents.action_requests import ApiActionSpec, AuthSpec
+from agents.models import ApiAction, AuthConnector
+from calls.engine.context import CallContext
+from calls.engine.engine import TextChatCall
+from calls.models import CallActionRun, CallTurn
+from tests.fakes.action_api import FakeActionApi
+
+from .conftest import eventually, make_call_setup, run
+from .test_relay import RelayClient, relay_connect
+
+ORDER = ApiActionSpec(name="order_status", description="Look up an order's status.", url="{API_BASE}/orders/{order_id}",
+                      parameters=({"name": "order_id", "type": "string", "required": True},),
+                      result_pointer="/order/status", wait_message="One moment, I'm looking that up.")
+
+
+@pytest.fixture
+def api():
+    fake = FakeActionApi().start()
+    yield fake
+    fake.stop()
+
+
+def _ctx(api, **kw) -> CallContext:
+    base = dict(transport="text", provider="scripted", greeting="",
+                scripted_answers=({"keywords": ["price"], "answer": "It costs ten euros."},),
+                handover_rules=({"keyword": "order", "digit": "2", "action": "order_status",
+                                 "parameters": {"order_id": "42"}, "say": "Your order is {result}."},
+                                {"keyword": "slow", "action": "slow_thing", "say": "Done: {result}",
+                                 "field": "/late"}),
+                api_actions=(ORDER, ApiActionSpec(name="slow_thing", url="{API_BASE}/slow", timeout_seconds=3)),
+                variables={"API_BASE": api.url}, secrets={"SOME_SECRET": "env-secret-value-77"})
+    base.update(kw)
+    return CallContext(**base)
+
+
+async def _collect(engine, sent, until, timeout=5):
+    async def loop():
+        while not until(sent):
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(loop(), timeout)
+
+
+def test_a_scripted_rule_runs_the_action_and_speaks_a_field_of_the_answer(api):
+    sent: list[dict] = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    async def scenario():
+        engine = TextChatCall(_ctx(api), send)
+        engine.start()
+        await engine.handle({"type": "message", "text": "where is my order"})
+        await _collect(engine, sent, lambda s: any(m.get("text") == "Your order is shipped." for m in s))
+        await engine.handle({"type": "dtmf", "digit": "2"})
+        await _collect(engine, sent, lambda s: sum(m.get("type") == "action" for m in s) == 2)
+        await engine.close()
+        return engine
+
+    engine = run(scenario())
+    action = next(m for m in sent if m["type"] == "action")
+    assert action["name"] == "order_status" and action["ok"] and action["status_code"] == 200
+    assert action["parameters"] == {"order_id": "42"} and action["result"] == "shipped"
+    assert api.requests[0][1] == "/orders/42"
+    # The wait message is said while the request runs; the run is in the transcript.
+    turns = [t[1] for t in engine.turns]
+    assert "One moment, I'm looking that up." in turns
+    assert any(t.startswith("Action order_status: 200,") for t in turns)
+
+
+def test_a_slow_action_does_not_block_the_conversation(api):
+    api.slow_seconds = 1.0
+    sent: list[dict] = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    async def scenario():
+        engine = TextChatCall(_ctx(api), send)
+        engine.start()
+        await engine.handle({"type": "message", "text": "something slow"})
+        await engine.handle({"type": "message", "text": "what is the price"})
+        await _collect(engine, sent, lambda s: any(m.get("text") == "It costs ten euros." for m in s))
+        answered_before_action = not any(m["type"] == "action" for m in sent)
+        await _collect(engine, sent, lambda s: any(m.get("text") == "Done: true" for m in s))
+        await engine.close()
+        return answered_before_action
+
+    assert run(scenario()) is True
+
+
+def test_a_failed_action_is_spoken_as_an_error_and_recorded(api):
+    sent: list[dict] = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    broken = ApiActionSpec(name="order_status", url="{API_BASE}/status/503", parameters=ORDER.parameters)
+
+    async def scenario():
+        engine = TextChatCall(_ctx(api, api_actions=(broken,)), send)
+        engine.start()
+        await engine.handle({"type": "message", "text": "my order"})
+        await _collect(engine, sent, lambda s: any(m.get("type") == "action" for m in s))
+        await _collect(engine, sent, lambda s: any(m.get("text") == "Sorry, I could not do that right now."
+                                                   for m in s))
+        await engine.close()
+
+    run(scenario())
+    action = next(m for m in sent if m["type"] == "action")
+    assert not action["ok"] and action["result"] == "The API answered with status 503."
+
+
+def test_realtime_model_asks_for_the_tool_and_gets_the_answer(api, fake_realtime):
+    sent: list[dict] = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    ctx = _ctx(api, provider="openai_realtime", secrets={"OPENAI_API_KEY": fake_realtime.api_key},
+               variables={"API_BASE": api.url, "OPENAI_BASE_URL": fake_realtime.base_url})
+
+    async def scenario():
+        engine = TextChatCall(ctx, send)
+        engine.start()
+        await asyncio.sleep(0.3)
+        await engine.handle({"type": "message", "text": "status of order 77"})
+        await _collect(engine, sent, lambda s: any(m.get("type") == "action" for m in s))
+        await asyncio.sleep(0.3)
+        await engine.close()
+
+    run(scenario())
+    update = next(e for e in fake_realtime.events if e["type"] == "session.update")["session"]
+    tool = next(t for t in update["tools"] if t["name"] == "order_status")
+    assert tool["parameters"]["required"] == ["order_id"]
+    outputs = [e["item"] for e in fake_realtime.events
+               if e["type"] == "conversation.item.create" and e["item"].get("type") == "function_call_output"]
+    assert outputs == [{"type": "function_call_output", "call_id": "call_fc_1", "output": "shipped"}]
+    assert api.requests[0][1] == "/orders/77"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relay_chat_model_runs_an_oauth2_action_end_to_end(asgi_server, twilio_sandbox, fake_chat, api, caplog):
+    from agents import services
+
+    caplog.set_level(logging.DEBUG)
+    setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay", provider="openai_chat",
+                            secrets_={"OPENAI_API_KEY": fake_chat.api_key},
+                            variables={"OPENAI_BASE_URL": fake_chat.base_url, "OPENAI_CHAT_MODEL": "fake-chat",
+                                       "API_BASE": api.url})
+    AuthConnector.objects.create(environment=setup.environment, name="shop", kind="oauth2_client_credentials",
+                                 config={"token_url": api.url + "/token", "client_id": api.client_id},
+                                 secret=api.client_secret)
+    services.api_action_save(draft=setup.version, name="order_status", description="Look up an order.",
+                             url="{API_BASE}/secure/orders/{order_id}", auth_connector="shop",
+                             parameters=[{"name": "order_id", "type": "string", "required": True}],
+                             wait_message="Let me check.")
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with relay_connect(asgi_server, setup) as ws:
+            client = RelayClient(ws)
+            await client.setup(token=token, call_sid=session.call_sid)
+            await client.reply()  # greeting
+            await client.prompt("where is order 42")
+
+            async def said():
+                while not (text := await client.reply()):
+                    pass  # the tool-call turn ends with an empty last token
+                return text
+            wait = await said()
+            answer = await said()
+            await ws.close()
+            return wait, answer
+
+    wait, answer = run(scenario())
+    assert wait == "Let me check."
+    assert answer.startswith("The tool said: ") and '"ok":true' in answer
+    body = fake_chat.requests[0][1]
+    tool = next(t for t in body["tools"] if t["function"]["name"] == "order_status")
+    assert tool["function"]["parameters"]["properties"] == {"order_id": {"type": "string"}}
+    tool_message = fake_chat.requests[-1][1]["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_order"
+    assert api.token_requests == 1
+    assert eventually(lambda: CallActionRun.objects.filter(call_session=session).exists())
+    run_ = CallActionRun.objects.get(call_session=session)
+    assert (run_.name, run_.ok, run_.status_code, run_.parameters) == ("order_status", True, 200, {"order_id": "42"})
+    assert eventually(lambda: CallTurn.objects.filter(call_session=session, text__startswith="Action order_status").exists())
+    # No secret or token anywhere: transcript, stored run, the model's messages, logs.
+    stored = " ".join(CallTurn.objects.filter(call_session=session).values_list("text", flat=True)) + run_.result
+    model_saw = json.dumps([r[1] for r in fake_chat.requests])
+    for secret in [api.client_secret, *api.tokens]:
+        assert secret not in stored and secret not in model_saw and secret not in caplog.text
+    assert ApiAction.objects.get(version=setup.version).name == "order_status"
