@@ -146,22 +146,22 @@ def environment_completeness(*, version: AgentVersion | None, environment: Envir
     secrets_qs = (
         EnvironmentSecret.objects.filter(environment_id=environment_id, name__in=needed_secrets)
         .exclude(value="")
-        .annotate(kind=Value("s", output_field=CharField()))
+        .annotate(tag=Value("s", output_field=CharField()))
         .order_by()
-        .values_list("kind", "name")
+        .values_list("tag", "name")
     )
     variables_qs = (
         EnvironmentVariable.objects.filter(environment_id=environment_id, name__in=needed_variables)
-        .annotate(kind=Value("v", output_field=CharField()))
+        .annotate(tag=Value("v", output_field=CharField()))
         .order_by()
-        .values_list("kind", "name")
+        .values_list("tag", "name")
     )
     auth_qs = (
         AuthConnector.objects.filter(environment_id=environment_id, name__in=needed_auth)
         .exclude(secret="")
-        .annotate(kind=Value("a", output_field=CharField()))
+        .annotate(tag=Value("a", output_field=CharField()))
         .order_by()
-        .values_list("kind", "name")
+        .values_list("tag", "name")
     )
     rows = list(secrets_qs.union(variables_qs, auth_qs, all=True))
     have = {kind: {name for k, name in rows if k == kind} for kind in ("s", "v", "a")}
