@@ -100,6 +100,26 @@ def environment_auth_connectors(*, environment: Environment):
     return AuthConnector.objects.filter(environment=environment).order_by("name")
 
 
+def auth_connector_names(*, workspace) -> list[str]:
+    """Names of the auth connectors in any of the workspace's environments (offered to API actions)."""
+    return list(AuthConnector.objects.filter(environment__workspace=workspace).order_by("name")
+                .values_list("name", flat=True).distinct())
+
+
+def action_environment_values(*, environment: Environment, auth_connector: str = "") -> dict:
+    """What one API action run needs from an environment (Studio's Try): variables, secret values (to redact
+    them), and the named auth connector. Decrypted values live only for the request."""
+    from agents.action_requests import AuthSpec
+
+    connectors = AuthConnector.objects.filter(environment=environment, name=auth_connector) if auth_connector \
+        else AuthConnector.objects.none()
+    return {
+        "variables": {v.name: v.value for v in EnvironmentVariable.objects.filter(environment=environment)},
+        "secrets": {s.name: s.value for s in EnvironmentSecret.objects.filter(environment=environment)},
+        "auth_connectors": {c.name: AuthSpec.from_model(c) for c in connectors},
+    }
+
+
 @dataclass(frozen=True)
 class Completeness:
     missing_secrets: list[str] = field(default_factory=list)
