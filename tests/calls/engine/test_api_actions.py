@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from agents.action_requests import ApiActionSpec, AuthSpec
+from agents.action_requests import ApiActionSpec
 from agents.models import ApiAction, AuthConnector
 from calls.engine.context import CallContext
 from calls.engine.engine import TextChatCall
