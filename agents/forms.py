@@ -231,6 +231,11 @@ class AgentVersionForm(forms.ModelForm):
             digit = str(rule.get("digit", ""))
             if digit and not re.fullmatch(r"[0-9*#]", digit):
                 raise forms.ValidationError(f"Rule {i}: the digit must be one of 0-9, * or #.")
+            # A rule that runs an API action: fixed parameters, and a JSON pointer to the field it speaks.
+            if "parameters" in rule and not isinstance(rule["parameters"], dict):
+                raise forms.ValidationError(f"Rule {i}: parameters must be an object of names to values.")
+            if rule.get("field") and not str(rule["field"]).startswith("/"):
+                raise forms.ValidationError(f'Rule {i}: field is a JSON pointer such as "/order/status".')
         return rules
 
     # Providers that exchange text only (the runtime refuses them over Media Streams' raw audio).

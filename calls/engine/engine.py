@@ -859,7 +859,8 @@ class TextChatCall(CallEngine):
         await self.finish("hangup_shown")
 
     async def on_action_done(self, run: dict) -> None:
-        await self.send({"type": "action", **{k: v for k, v in run.items() if k != "started"}})
+        status = str(run["status_code"] or ("ok" if run["ok"] else "failed"))
+        await self.send({"type": "action", "status": status, **{k: v for k, v in run.items() if k != "started"}})
 
     async def on_failure(self, event: ProviderFailed) -> None:
         if self.failed_reason:

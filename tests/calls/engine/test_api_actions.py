@@ -200,3 +200,89 @@ def test_relay_chat_model_runs_an_oauth2_action_end_to_end(asgi_server, twilio_s
     for secret in [api.client_secret, *api.tokens]:
         assert secret not in stored and secret not in model_saw and secret not in caplog.text
     assert ApiAction.objects.get(version=setup.version).name == "order_status"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_media_streams_realtime_model_runs_an_action_mid_call(asgi_server, twilio_sandbox, fake_realtime, api):
+    from websockets.asyncio.client import connect
+
+    from agents import services
+
+    from .conftest import TwilioMediaClient
+    from .test_media_streams import LOUD
+
+    fake_realtime.tool_after_loud_frames = 3
+    fake_realtime.tool_name = "store_hours"
+    setup = make_call_setup(sandbox=twilio_sandbox, provider="openai_realtime",
+                            secrets_={"OPENAI_API_KEY": fake_realtime.api_key},
+                            variables={"OPENAI_BASE_URL": fake_realtime.base_url, "API_BASE": api.url})
+    services.api_action_save(draft=setup.version, name="store_hours", url="{API_BASE}/orders/hours",
+                             result_pointer="/order", wait_message="Just a second.")
+    session = setup.new_session(sandbox=twilio_sandbox)
+    token = setup.token()
+
+    async def scenario():
+        async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
+            twilio = TwilioMediaClient(ws)
+            await twilio.start(token=token, call_sid=session.call_sid)
+            await twilio.read_until(lambda m: m.get("event") == "media")
+            for i in range(4):
+                await twilio.media(LOUD, chunk=i)
+            for _ in range(100):
+                if any(e.get("item", {}).get("type") == "function_call_output" for e in fake_realtime.events):
+                    break
+                await asyncio.sleep(0.05)
+            await twilio.stop()
+
+    run(scenario())
+    update = next(e for e in fake_realtime.events if e["type"] == "session.update")["session"]
+    tool = next(t for t in update["tools"] if t["name"] == "store_hours")
+    assert "Just a second." in tool["description"]  # a speech-to-speech model says the wait message itself
+    output = next(e["item"] for e in fake_realtime.events if e.get("item", {}).get("type") == "function_call_output")
+    assert json.loads(output["output"]) == {"id": "hours", "status": "shipped", "eta": "Tuesday"}
+    assert eventually(lambda: CallActionRun.objects.filter(call_session=session, ok=True).exists())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_studio_test_chat_shows_the_action_run(asgi_server, api):
+    from websockets.asyncio.client import connect
+
+    from agents import services
+    from tests.factories import MembershipFactory, UserFactory
+    from workspaces.models import Membership
+
+    from .test_test_chat import _cookie_for, _url
+
+    setup = make_call_setup(variables={"API_BASE": api.url})
+    AuthConnector.objects.create(environment=setup.environment, name="shop", kind="bearer",
+                                 secret="bearer-secret-never-shown")
+    services.api_action_save(draft=setup.version, name="order_status", url="{API_BASE}/leak", auth_connector="shop",
+                             parameters=[{"name": "order_id", "type": "string", "required": True}])
+    version = setup.version
+    version.handover_rules = [{"keyword": "order", "action": "order_status", "parameters": {"order_id": "5"},
+                               "say": "Answer: {result}"}]
+    version.save()
+    admin = UserFactory()
+    MembershipFactory(workspace=setup.workspace, user=admin, role=Membership.Role.ADMIN)
+    cookie = _cookie_for(admin)
+
+    async def scenario():
+        received = []
+        async with connect(_url(asgi_server, version.pk, setup.environment.pk),
+                           additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"}) as ws:
+            async def read_until(pred):
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    received.append(msg)
+                    if pred(msg):
+                        return msg
+            await read_until(lambda m: m["type"] == "ready")
+            await ws.send(json.dumps({"type": "message", "text": "my order"}))
+            action = await read_until(lambda m: m["type"] == "action")
+            await read_until(lambda m: m["type"] == "turn" and m["text"].startswith("Answer:"))
+        return action, received
+
+    action, received = run(scenario())
+    assert action["name"] == "order_status" and action["status"] == "200" and action["parameters"] == {"order_id": "5"}
+    assert "[redacted]" in action["result"]
+    assert "bearer-secret-never-shown" not in json.dumps(received)
