@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from calls.models import CallIntervention, CallRecording, CallSession
+from calls.models import CallActionRun, CallIntervention, CallRecording, CallSession
 
 
 @admin.register(CallSession)
@@ -38,4 +38,19 @@ class CallInterventionAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in CallIntervention._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(CallActionRun)
+class CallActionRunAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "name", "call_session", "ok", "status_code", "duration_ms"]
+    list_filter = ["ok"]
+    search_fields = ["name", "call_session__call_sid"]
+    list_select_related = ["call_session"]
+    readonly_fields = [f.name for f in CallActionRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
