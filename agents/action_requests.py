@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -432,6 +432,24 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes | None:
     return b"".join(chunks)
 
 
+async def _send_following_redirects(http: httpx.AsyncClient, request: httpx.Request, *,
+                                    auth_names: set[str]) -> httpx.Response:
+    """Send (streamed), following at most MAX_REDIRECTS redirects; every hop goes through the client's guard.
+    A hop to another origin does not carry our auth headers (httpx itself drops only Authorization)."""
+    origin = (request.url.scheme, request.url.netloc)
+    for _ in range(outbound.MAX_REDIRECTS + 1):
+        response = await http.send(request, stream=True, follow_redirects=False)
+        following = response.next_request
+        if following is None:
+            return response
+        await response.aclose()
+        if (following.url.scheme, following.url.netloc) != origin:
+            for name in auth_names:
+                following.headers.pop(name, None)
+        request = following
+    raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+
+
 async def _request(http, action, arguments, variables, auth, token_cache,
                    sent_auth: list) -> tuple[int, bytes | None, dict]:
     url = _render(action.url, arguments, variables, encode=True)
@@ -450,22 +468,12 @@ async def _request(http, action, arguments, variables, auth, token_cache,
     reason = outbound.url_refusal(url)
     if reason:
         raise outbound.OutboundRefused(reason)
-    origin = urlsplit(url)[:2]
-    auth_names: set[str] = set()
-
-    async def strip_auth_on_other_origin(request: httpx.Request) -> None:
-        # A redirect to another host must not carry our credentials (httpx only drops Authorization).
-        if (request.url.scheme, request.url.netloc.decode()) != origin:
-            for name in auth_names:
-                request.headers.pop(name, None)
-
-    http.event_hooks = {"request": [*http.event_hooks["request"], strip_auth_on_other_origin],
-                        "response": http.event_hooks["response"]}
     for attempt in (1, 2):
         extra = await _auth_headers(http, auth, token_cache, fresh=attempt == 2)
-        auth_names = set(extra)
         sent_auth += [v for v in extra.values()] + [v.split(" ", 1)[-1] for v in extra.values()]
-        async with http.stream(action.method, url, **{**kwargs, "headers": {**headers, **extra}}) as response:
+        request = http.build_request(action.method, url, **{**kwargs, "headers": {**headers, **extra}})
+        response = await _send_following_redirects(http, request, auth_names=set(extra))
+        try:
             if response.status_code == 401 and attempt == 1 and auth is not None \
                     and auth.kind == "oauth2_client_credentials":
                 continue  # the token may have been revoked: fetch a new one, once
@@ -473,6 +481,8 @@ async def _request(http, action, arguments, variables, auth, token_cache,
                 return response.status_code, b"", dict(response.headers)
             body = await _read_capped(response, int(action.max_response_bytes))
             return response.status_code, body, dict(response.headers)
+        finally:
+            await response.aclose()
     raise AssertionError("unreachable")
 
 
@@ -503,7 +513,6 @@ async def action_perform(*, action, arguments, secrets: dict, variables: dict, a
     own_client = http is None
     if own_client:
         http = outbound.async_client(timeout=float(action.timeout_seconds), follow_redirects=True)
-    hooks = dict(http.event_hooks)
     try:
         async with asyncio.timeout(float(action.timeout_seconds)):
             status, body, _ = await _request(http, action, arguments, variables or {}, auth,
@@ -523,7 +532,6 @@ async def action_perform(*, action, arguments, secrets: dict, variables: dict, a
     except httpx.HTTPError as exc:
         return done(False, error=f"Could not reach the API ({type(exc).__name__}).")
     finally:
-        http.event_hooks = hooks
         if own_client:
             await http.aclose()
     if status >= 400:

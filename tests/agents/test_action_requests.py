@@ -273,3 +273,10 @@ def test_requirements_name_variables_and_auth_connectors():
     actions = [order_action(auth_connector="crm"),
                ApiActionSpec(name="y", url="https://x.test/", headers={"X": "{TENANT}"})]
     assert action_requirements(actions) == {"auth_connectors": ["crm"], "variables": ["API_BASE", "TENANT"]}
+
+
+def test_redirects_are_followed_at_most_three_times(api):
+    outcome = perform(ApiActionSpec(name="x", url=api.url + "/loop"))
+    assert outcome.error == "The API redirected more than 3 times." and len(api.requests) == 4
+    outcome = perform(ApiActionSpec(name="x", url=f"{api.url}/redirect?to=/orders/7", result_pointer="/order/id"))
+    assert outcome.ok and outcome.result_text == "7"

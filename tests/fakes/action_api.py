@@ -9,7 +9,7 @@ Routes:
 - GET  /big                  → `big_bytes` of JSON
 - GET  /text                 → not JSON
 - GET  /status/<code>        → that status
-- GET  /redirect?to=<url>    → 302 to <url>
+- GET  /redirect?to=<url>    → 302 to <url>;  GET /loop → 302 to itself, forever
 - POST /token                → {"access_token", "token_type": "Bearer", "expires_in"} for the right client
 - GET  /secure/...           → needs a Bearer token the token endpoint issued and that was not revoked
 `fake.requests` holds (method, path, headers, body) of every request; `fake.token_requests` counts tokens.
@@ -107,6 +107,12 @@ class FakeActionApi:
                     return
                 if path.startswith("/status/"):
                     return self._json(int(path.rsplit("/", 1)[1]), {"error": "as asked"})
+                if path == "/loop":
+                    self.send_response(302)
+                    self.send_header("Location", "/loop")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path == "/redirect":
                     target = parse_qs(parts.query).get("to", ["/"])[0]
                     self.send_response(302)
