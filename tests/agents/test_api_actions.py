@@ -85,3 +85,18 @@ def test_readiness_reads_no_action_rows(workspace, django_assert_num_queries):
     draft.refresh_from_db()
     with django_assert_num_queries(1):
         assert not selectors.environment_completeness(version=draft, environment=env).complete
+
+
+def test_the_connector_page_names_the_missing_auth_connector_and_enabling_is_refused(admin_client, workspace):
+    from connectors.services import connector_enable
+
+    agent = AgentFactory(workspace=workspace)
+    services.api_action_save(draft=draft_of(agent), name="order_status", **ORDER)
+    env = EnvironmentFactory(workspace=workspace)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent, environment=env, version_mode="draft",
+                                      enabled=False)
+    page = admin_client.get(f"/studio/connectors/{connector.pk}/").content.decode()
+    assert "Auth connector <code>shop</code>" in page and "Variable <code>API_BASE</code>" in page
+    with pytest.raises(ValidationError) as caught:
+        connector_enable(connector=connector)
+    assert "auth connectors: shop" in str(caught.value)
