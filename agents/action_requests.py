@@ -506,6 +506,8 @@ async def action_perform(*, action, arguments, secrets: dict, variables: dict, a
         arguments = validate_arguments(action, arguments)
     except ArgumentError as exc:
         return done(False, error=str(exc))
+    except TemplateError as exc:  # a version edited by hand (admin, shell): the form refuses these
+        return done(False, error=f"The action is misconfigured: {exc}")
     if action.auth_connector:
         auth = (auth_connectors or {}).get(action.auth_connector)
         if auth is None:

@@ -97,12 +97,17 @@ class Provider:
             for a in self.ctx.actions
         ]
         for a in self.ctx.api_actions:
+            try:
+                schema = action_tool_schema(a)
+            except ValueError:  # malformed parameters (a version edited by hand): the model does not get it
+                logger.warning("API action with malformed parameters left out", extra={"action": a.name})
+                continue
             description = a.description or f"Run the {a.name} action."
             if a.wait_message and self.ctx.modality == "audio":
                 # Text transports say it for the model (the engine); a speech-to-speech model says it itself.
                 description += f" While it runs, tell the caller: {a.wait_message}"
             tools.append({"type": "function", "name": a.name, "description": description,
-                          "parameters": action_tool_schema(a)})
+                          "parameters": schema})
         tools.append({
             "type": "function",
             "name": "end_call",

@@ -286,3 +286,11 @@ def test_studio_test_chat_shows_the_action_run(asgi_server, api):
     assert action["name"] == "order_status" and action["status"] == "200" and action["parameters"] == {"order_id": "5"}
     assert "[redacted]" in action["result"]
     assert "bearer-secret-never-shown" not in json.dumps(received)
+
+
+def test_an_action_with_malformed_parameters_is_left_out_of_the_tools(api):
+    from calls.providers.base import Provider
+
+    bad = ApiActionSpec(name="broken", url="https://x.example/", parameters=({"name": "X Y"},))
+    tools = Provider(_ctx(api, api_actions=(ORDER, bad))).tools()
+    assert [t["name"] for t in tools] == ["order_status", "end_call"]
