@@ -112,7 +112,8 @@ def agent_actions(request, agent_id):
                   {**_tabs_context(agent, "actions"), "draft": draft, "form": form, "api_form": api_form,
                    "actions": selectors.actions_list(version=draft),
                    "api_actions": selectors.api_actions_list(version=draft),
-                   "try_form": ApiActionTryForm(environments=selectors.environments_list(workspace=request.workspace))})
+                   "try_form": ApiActionTryForm(auto_id=False,
+                                               environments=selectors.environments_list(workspace=request.workspace))})
 
 
 def _draft_api_action_or_404(agent, action_id):
