@@ -294,3 +294,42 @@ def test_an_action_with_malformed_parameters_is_left_out_of_the_tools(api):
     bad = ApiActionSpec(name="broken", url="https://x.example/", parameters=({"name": "X Y"},))
     tools = Provider(_ctx(api, api_actions=(ORDER, bad))).tools()
     assert [t["name"] for t in tools] == ["order_status", "end_call"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_studio_test_chat_with_a_chat_model_asking_for_the_tool(asgi_server, fake_chat, api):
+    from websockets.asyncio.client import connect
+
+    from agents import services
+    from tests.factories import MembershipFactory, UserFactory
+    from workspaces.models import Membership
+
+    from .test_test_chat import _cookie_for, _url
+
+    setup = make_call_setup(provider="openai_chat", secrets_={"OPENAI_API_KEY": fake_chat.api_key},
+                            variables={"OPENAI_BASE_URL": fake_chat.base_url, "API_BASE": api.url})
+    services.api_action_save(draft=setup.version, name="order_status", url="{API_BASE}/orders/{order_id}",
+                             parameters=[{"name": "order_id", "type": "string", "required": True}],
+                             result_pointer="/order/eta")
+    admin = UserFactory()
+    MembershipFactory(workspace=setup.workspace, user=admin, role=Membership.Role.ADMIN)
+    cookie = _cookie_for(admin)
+
+    async def scenario():
+        async with connect(_url(asgi_server, setup.version.pk, setup.environment.pk),
+                           additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"}) as ws:
+            async def read_until(pred):
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if pred(msg):
+                        return msg
+            await read_until(lambda m: m["type"] == "ready")
+            await ws.send(json.dumps({"type": "message", "text": "status of order 31"}))
+            action = await read_until(lambda m: m["type"] == "action")
+            answer = await read_until(lambda m: m["type"] == "turn" and m["role"] == "agent"
+                                      and m["text"].startswith("The tool said"))
+        return action, answer
+
+    action, answer = run(scenario())
+    assert action["parameters"] == {"order_id": "31"} and action["result"] == "Tuesday"
+    assert answer["text"] == "The tool said: Tuesday"
