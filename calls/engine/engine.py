@@ -43,6 +43,7 @@ PLAYOUT_WAIT = 3.0  # seconds we let queued agent audio finish before redirectin
 MARK_EVERY_MS = 100  # a mark after each ~100 ms of agent audio: barge-in knows what was heard to that precision
 UNKNOWN_SID_LOG_LIMIT = 3
 SUPERVISOR_TRANSFER = "supervisor_transfer"  # the action name recorded for a transfer to a typed number
+ACTION_CLIENT_TIMEOUT = 15.0  # seconds: agents.models.ApiAction.MAX_TIMEOUT
 
 
 def _iso(ts: float) -> str:
@@ -84,7 +85,9 @@ class CallEngine:
         # API actions: each run is a task of its own (the receive loop and the provider go on meanwhile).
         self.action_runs: list[dict] = []
         self._action_tasks: set[asyncio.Task] = set()
-        self._action_http = None  # one guarded client per call (connections reused between runs)
+        # One guarded client per call (connections reused between runs). Making one loads the CA bundle (~40 ms
+        # of CPU): done in a thread, as soon as the call starts, so neither this call nor the others wait for it.
+        self._action_http: asyncio.Task | None = None
         self._token_cache: dict = {}  # the call's OAuth2 tokens, dropped with the call
 
     def log_extra(self, **more) -> dict:
@@ -104,6 +107,8 @@ class CallEngine:
             if self.ctx.recording_enabled and self.ctx.creds is not None and self.ctx.call_sid:
                 self._recording = asyncio.create_task(self._start_recording(), name=f"call-rec-{self.ctx.call_sid}")
         self.task = asyncio.create_task(self._run(), name=f"call-{self.ctx.call_sid or 'test'}")
+        if self.ctx.api_actions:
+            self._action_client()
         return self.task
 
     # -- Calls in Studio: transcript as it goes, live view, listeners, interventions ------------------
@@ -373,17 +378,24 @@ class CallEngine:
         self._action_tasks.add(task)
         task.add_done_callback(self._action_tasks.discard)
 
+    def _action_client(self) -> asyncio.Task:
+        from workspaces import outbound
+
+        if self._action_http is None:
+            # Timeouts are per action (action_perform); this is only the ceiling.
+            self._action_http = asyncio.create_task(asyncio.to_thread(
+                outbound.async_client, timeout=ACTION_CLIENT_TIMEOUT, follow_redirects=True))
+        return self._action_http
+
     async def _action_run(self, spec, event: RunAction) -> None:
         from agents.action_requests import action_perform, redact
-        from workspaces import outbound
 
         started = time.time()
         try:
-            if self._action_http is None:
-                self._action_http = outbound.async_client(timeout=spec.timeout_seconds, follow_redirects=True)
+            http = await asyncio.shield(self._action_client())
             outcome = await action_perform(action=spec, arguments=event.arguments, secrets=self.ctx.secrets,
                                            variables=self.ctx.variables, auth_connectors=self.ctx.auth_connectors,
-                                           token_cache=self._token_cache, http=self._action_http)
+                                           token_cache=self._token_cache, http=http)
             if self.closed:
                 return
             hidden = [*map(str, self.ctx.secrets.values()), *(a.secret for a in self.ctx.auth_connectors.values())]
@@ -430,7 +442,7 @@ class CallEngine:
                 pass
         if self._action_http is not None:
             try:
-                await self._action_http.aclose()
+                await (await self._action_http).aclose()
             except Exception:  # noqa: BLE001
                 pass
             self._action_http = None
