@@ -34,6 +34,7 @@ TEMPLATE_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 VARIABLE_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 REDACTED = "[redacted]"
+CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
 TOKEN_EXPIRY_MARGIN = 30.0  # seconds: a token this close to expiring is fetched again
 DEFAULT_TOKEN_LIFETIME = 3600.0
 
@@ -195,6 +196,11 @@ def template_problems(*, url: str, headers, query, body, parameters) -> dict[str
             bad = [k for k, v in value.items() if not isinstance(v, str) or "\n" in v or "\r" in v]
             if bad:
                 problems[field_name] = f"Header values must be one-line strings: {', '.join(bad)}."
+                continue
+            credentials = [k for k in value if str(k).lower() in CREDENTIAL_HEADERS]
+            if credentials:
+                problems[field_name] = (f"{', '.join(credentials)}: credentials go in an auth connector (stored "
+                                        "encrypted, never shown), not in the headers.")
                 continue
         try:
             for text in _strings(value):

@@ -57,6 +57,7 @@ def test_admin_adds_edits_and_removes_an_api_action(admin_client, workspace):
     ({"parameters": '{"name": "x"}'}, "parameters", "must be a list"),
     ({"parameters": "[not json"}, "parameters", "valid JSON"),
     ({"headers": '{"X": "{nope}"}'}, "headers", "not one of the action"),
+    ({"headers": '{"Authorization": "Bearer abc"}'}, "headers", "credentials go in an auth connector"),
     ({"timeout_seconds": "30"}, "timeout_seconds", "less than or equal to 15"),
     ({"result_pointer": "order"}, "result_pointer", "JSON pointer"),
     ({"body": '{"a": 1}'}, "body", "GET request has no body"),
