@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from calls.models import CallActionRun, CallIntervention, CallRecording, CallSession
+from calls.models import CallIntervention, CallRecording, CallSession
 
 
 @admin.register(CallSession)
@@ -15,6 +15,24 @@ class CallSessionAdmin(admin.ModelAdmin):
     readonly_fields = [f for f in ["call_sid", "workspace", "connector", "agent_version", "environment", "from_number",
                                    "to_number", "direction", "rejected_reason", "params", "stream_token_used_at",
                                    "started_at"]]
+
+
+from calls.models import CallActionRun  # noqa: E402 (kept apart from the import above: fewer merge conflicts)
+
+
+@admin.register(CallActionRun)
+class CallActionRunAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "name", "call_session", "ok", "status_code", "duration_ms"]
+    list_filter = ["ok"]
+    search_fields = ["name", "call_session__call_sid"]
+    list_select_related = ["call_session"]
+    readonly_fields = [f.name for f in CallActionRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(CallRecording)
@@ -40,17 +58,3 @@ class CallInterventionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-
-@admin.register(CallActionRun)
-class CallActionRunAdmin(admin.ModelAdmin):
-    list_display = ["started_at", "name", "call_session", "ok", "status_code", "duration_ms"]
-    list_filter = ["ok"]
-    search_fields = ["name", "call_session__call_sid"]
-    list_select_related = ["call_session"]
-    readonly_fields = [f.name for f in CallActionRun._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

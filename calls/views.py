@@ -96,7 +96,6 @@ def call_detail(request, call_id):
     return render(request, "calls/call_detail.html", {
         "call": call, "turns": call.turns.all(), "handovers": call.handovers.all(),
         "interventions": call.interventions.all(), "recordings": call.recordings.all(), "actions": actions,
-        "action_runs": call.action_runs.all(),
     })
 
 
