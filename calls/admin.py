@@ -57,4 +57,3 @@ class CallInterventionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-

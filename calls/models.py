@@ -223,4 +223,3 @@ class CallIntervention(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}: {self.get_kind_display()} {self.detail[:40]}"
-
