@@ -431,6 +431,10 @@ class CallEngine:
     async def on_action_done(self, run: dict) -> None:
         pass
 
+    @property
+    def actions_pending(self) -> bool:
+        return bool(self._action_tasks)
+
     async def _actions_stop(self) -> None:
         tasks = [t for t in self._action_tasks if t is not asyncio.current_task()]
         for task in tasks:

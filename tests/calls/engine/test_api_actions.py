@@ -333,3 +333,13 @@ def test_studio_test_chat_with_a_chat_model_asking_for_the_tool(asgi_server, fak
     action, answer = run(scenario())
     assert action["parameters"] == {"order_id": "31"} and action["result"] == "Tuesday"
     assert answer["text"] == "The tool said: Tuesday"
+
+
+def test_a_test_suite_scenario_waits_for_the_action_and_sees_it_called(api):
+    from calls.services.test_runs import converse, expectations_check
+
+    api.delay = 0.3  # the wait message is said long before the answer
+    conversation = run(converse(_ctx(api, greeting="Hi."), ["where is my order"]))
+    assert {"role": "agent", "text": "Your order is shipped."} in conversation
+    assert expectations_check([{"kind": "action_called", "value": "order_status", "arguments": {"order_id": "42"}}],
+                              conversation) == []
