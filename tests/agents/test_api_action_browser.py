@@ -34,6 +34,7 @@ def test_admin_adds_an_api_action_and_tries_it(browser_page, live_server):
         page.click("[data-testid=add-api-action]")
         page.wait_for_selector("text=Action order_status added to the draft.")
         assert ApiAction.objects.get().url == "{API_BASE}/orders/{order_id}"
+        page.wait_for_function("() => window.htmx !== undefined")  # htmx is loaded with defer
         page.fill("[data-testid=try-arguments-order_status]", '{"order_id": "42"}')
         page.click("[data-testid=try-order_status]")
         outcome = page.locator("[data-testid=try-outcome]")
