@@ -173,8 +173,10 @@ def agent_api_action_try(request, agent_id, action_id):
             action=ApiActionSpec.from_model(action), arguments=form.cleaned_data["arguments"],
             secrets=env["secrets"], variables=env["variables"], auth_connectors=env["auth_connectors"],
             token_cache={})
-    return render(request, "agents/_action_try.html", {"agent": agent, "action": action, "form": form,
-                                                        "outcome": outcome})
+    # htmx swaps the partial in; without JavaScript the same answer comes as a page of its own.
+    template = "agents/_action_try.html" if request.headers.get("HX-Request") else "agents/action_try_page.html"
+    return render(request, template, {**_tabs_context(agent, "actions"), "action": action, "form": form,
+                                      "outcome": outcome})
 
 
 def _draft_action_or_404(request, agent, action_id):

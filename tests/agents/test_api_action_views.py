@@ -99,9 +99,10 @@ def test_try_runs_the_action_in_the_chosen_environment_and_shows_a_redacted_answ
                       _post(url="{API_BASE}/leak", auth_connector="shop", result_pointer="", parameters="[]"))
     action = ApiAction.objects.get()
     response = admin_client.post(f"/studio/agents/{agent.pk}/api-actions/{action.pk}/try/",
-                                 {"environment": env.pk, "arguments": "{}"})
+                                 {"environment": env.pk, "arguments": "{}"}, HTTP_HX_REQUEST="true")
     page = response.content.decode()
     assert response.status_code == 200 and 'data-ok="true"' in page and "status 200" in page
+    assert "<html" not in page  # the partial htmx swaps in
     assert "bearer-never-shown-456" not in page and "[redacted]" in page
     for path in (f"/studio/agents/{agent.pk}/actions/", f"/studio/environments/{env.kind}/"):
         assert "bearer-never-shown-456" not in admin_client.get(path).content.decode()
@@ -119,6 +120,7 @@ def test_try_shows_plain_errors(admin_client, workspace, api):
     page = admin_client.post(f"/studio/agents/{agent.pk}/api-actions/{action.pk}/try/",
                              {"environment": env.pk, "arguments": '{"order_id": "9"}'}).content.decode()
     assert 'data-ok="true"' in page and "shipped" in page
+    assert "<html" in page and "Back to the actions" in page  # without htmx: a page of its own
 
 
 def test_other_workspaces_cannot_see_or_try(other_client, workspace):
