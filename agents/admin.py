@@ -3,6 +3,7 @@ from django.contrib import admin
 from agents.models import (
     Agent,
     AgentVersion,
+    ApiAction,
     AuthConnector,
     Environment,
     EnvironmentSecret,
@@ -22,6 +23,21 @@ class HandoverActionInline(admin.TabularInline):
     has_delete_permission = has_change_permission
 
 
+class ApiActionInline(admin.TabularInline):
+    """Shown, not edited: Studio's form validates the templates and keeps the version's action requirements."""
+
+    model = ApiAction
+    extra = 0
+    fields = ["name", "method", "url", "auth_connector", "timeout_seconds", "result_pointer"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    has_change_permission = has_add_permission
+    has_delete_permission = has_add_permission
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
     list_display = ["name", "workspace", "slug", "updated_at"]
@@ -37,13 +53,13 @@ class AgentVersionAdmin(admin.ModelAdmin):
     search_fields = ["agent__name"]
     list_select_related = ["agent", "published_by"]
     raw_id_fields = ["agent", "published_by"]
-    inlines = [HandoverActionInline]
+    inlines = [HandoverActionInline, ApiActionInline]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_published:
             # Published versions never change: everything is read-only.
             return [f.name for f in self.model._meta.fields]
-        return ["state", "number", "published_at", "published_by"]
+        return ["state", "number", "published_at", "published_by", "action_requirements"]
 
     def has_change_permission(self, request, obj=None):
         # Published versions open as a read-only view page.

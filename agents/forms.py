@@ -5,7 +5,15 @@ from django import forms
 
 from agents import catalogue
 from agents.catalogue import Interruptible, TranscriptionProvider, TtsProvider
-from agents.models import NAME_RE, AgentVersion, AuthConnector, HandoverAction, identifier_validator, name_validator
+from agents.models import (
+    NAME_RE,
+    AgentVersion,
+    ApiAction,
+    AuthConnector,
+    HandoverAction,
+    identifier_validator,
+    name_validator,
+)
 
 MAX_HINTS = 100
 MAX_HINT_CHARS = 100
@@ -320,6 +328,11 @@ class AgentVersionForm(forms.ModelForm):
             digit = str(rule.get("digit", ""))
             if digit and not re.fullmatch(r"[0-9*#]", digit):
                 raise forms.ValidationError(f"Rule {i}: the digit must be one of 0-9, * or #.")
+            # A rule that runs an API action: fixed parameters, and a JSON pointer to the field it speaks.
+            if "parameters" in rule and not isinstance(rule["parameters"], dict):
+                raise forms.ValidationError(f"Rule {i}: parameters must be an object of names to values.")
+            if rule.get("field") and not str(rule["field"]).startswith("/"):
+                raise forms.ValidationError(f'Rule {i}: field is a JSON pointer such as "/order/status".')
         return rules
 
     # Providers that exchange text only (the runtime refuses them over Media Streams' raw audio).
@@ -453,13 +466,121 @@ class HandoverActionForm(forms.ModelForm):
             qs = HandoverAction.objects.filter(version=self.version, name=name)
             if self.instance.pk:
                 qs = qs.exclude(pk=self.instance.pk)
-            if qs.exists():
+            if qs.exists() or ApiAction.objects.filter(version=self.version, name=name).exists():
                 raise forms.ValidationError("This agent already has an action with this name.")
         return name
 
     def validate_unique(self):
         # The version is not a form field; uniqueness is checked in clean_name.
         pass
+
+
+class ApiActionForm(forms.ModelForm):
+    """An API request action: templates and parameters are checked here, with a message next to the field."""
+
+    class Meta:
+        model = ApiAction
+        fields = ["name", "description", "wait_message", "method", "url", "parameters", "headers", "query", "body",
+                  "auth_connector", "timeout_seconds", "max_response_bytes", "result_pointer", "result_max_chars"]
+        labels = {"timeout_seconds": "Timeout (seconds)", "max_response_bytes": "Largest answer (bytes)",
+                  "result_max_chars": "Answer given to the agent (characters at most)",
+                  "result_pointer": "Part of the answer (JSON pointer)"}
+        help_texts = {
+            "name": "The tool name the agent calls, e.g. order_status.",
+            "url": "https://… — may use {VARIABLE} (the environment's variables, in capitals) and {param} "
+                   "(the parameters below).",
+            "parameters": 'What the agent fills in: [{"name": "order_id", "type": "string", "required": true, '
+                          '"description": "The order number"}]. Types: string, number, integer, boolean, enum '
+                          '(with "enum": [values]).',
+            "headers": 'JSON object, e.g. {"Accept": "application/json"}. Credentials go in an auth connector.',
+            "query": 'JSON object of query parameters, e.g. {"order": "{order_id}"}.',
+            "body": 'JSON body for POST/PUT/PATCH; a string that is exactly "{param}" keeps the parameter\'s type.',
+            "timeout_seconds": "At most 15 seconds.",
+            "max_response_bytes": "At most 65536 (64 KB); a larger answer is an error.",
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 2}),
+                   "parameters": forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+                   "headers": forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+                   "query": forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+                   "body": forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+                   "url": forms.TextInput(attrs={"class": "mono", "placeholder": "{API_BASE}/orders/{order_id}"})}
+
+    def __init__(self, *args, version=None, auth_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.version = version
+        names = sorted(set(auth_names) | ({self.instance.auth_connector} if self.instance.auth_connector else set()))
+        self.fields["auth_connector"] = forms.ChoiceField(
+            label="Auth connector", required=False, choices=[("", "None")] + [(n, n) for n in names],
+            help_text="An auth connector by name (each environment the agent runs in needs one of this name).")
+        for name in ("headers", "query", "parameters"):
+            self.fields[name].required = False
+
+    def clean_name(self):
+        name = (self.cleaned_data.get("name") or "").strip()
+        if self.version is not None:
+            qs = ApiAction.objects.filter(version=self.version, name=name)
+            if self.instance.pk:
+                qs = qs.exclude(pk=self.instance.pk)
+            if qs.exists() or HandoverAction.objects.filter(version=self.version, name=name).exists():
+                raise forms.ValidationError("This agent already has an action with this name.")
+        return name
+
+    def clean(self):
+        from agents.action_requests import TEMPLATE_RE, VARIABLE_NAME_RE, template_problems, validate_parameters
+        from workspaces import outbound
+
+        data = super().clean()
+        for name in ("headers", "query"):
+            if data.get(name) in (None, ""):
+                data[name] = {}
+        if data.get("parameters") in (None, ""):
+            data["parameters"] = []
+        if any(f in self.errors for f in ("url", "headers", "query", "body", "parameters")):
+            return data
+        problems = template_problems(url=data.get("url") or "", headers=data.get("headers"),
+                                     query=data.get("query"), body=data.get("body"),
+                                     parameters=data.get("parameters"))
+        for field_name, problem in problems.items():
+            self.add_error(field_name, problem)
+        if not problems:
+            data["parameters"] = validate_parameters(data["parameters"])
+            url = data.get("url") or ""
+            # A URL that starts with a variable is checked when it is used (the guard checks every request).
+            first = TEMPLATE_RE.match(url)
+            if not (first and first.group(1) and VARIABLE_NAME_RE.match(first.group(1).strip())):
+                sample = TEMPLATE_RE.sub(lambda m: {"{{": "{", "}}": "}"}.get(m.group(0), "x"), url)
+                reason = outbound.url_refusal(sample)
+                if reason:
+                    self.add_error("url", reason)
+        if data.get("body") is not None and data.get("method") == "GET":
+            self.add_error("body", "A GET request has no body: choose POST, PUT or PATCH, or leave it empty.")
+        return data
+
+    def validate_unique(self):
+        # The version is not a form field; uniqueness (across both action kinds) is checked in clean_name.
+        pass
+
+    def content(self) -> dict:
+        return {f: self.cleaned_data[f] for f in ApiAction.CONTENT_FIELDS}
+
+
+class ApiActionTryForm(forms.Form):
+    environment = forms.ModelChoiceField(queryset=None, empty_label=None)
+    arguments = forms.JSONField(label="Sample parameters", required=False,
+                                widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+                                help_text='JSON object, e.g. {"order_id": "42"}.')
+
+    def __init__(self, *args, environments=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].queryset = environments
+
+    def clean_arguments(self):
+        value = self.cleaned_data.get("arguments")
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Enter a JSON object of parameter names to values.")
+        return value
 
 
 class SecretForm(forms.Form):

@@ -144,6 +144,9 @@ class AgentVersion(models.Model):
     analysis_success = models.TextField("success criterion", blank=True,
                                         help_text="In words: when the call counts as a success.")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
+    # What its API actions need from an environment, kept by agents.services (readiness reads no action rows):
+    # {"auth_connectors": [names], "variables": [names]}.
+    action_requirements = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     published_at = models.DateTimeField(null=True, blank=True)
@@ -245,6 +248,71 @@ class HandoverAction(models.Model):
 
     def content(self) -> dict:
         return {"type": self.type, "destination": self.destination, "description": self.description}
+
+
+def validate_json_pointer(value: str) -> None:
+    if value and not value.startswith("/"):
+        raise ValidationError('A JSON pointer starts with "/", e.g. /order/status (empty = the whole answer).')
+
+
+class ApiAction(models.Model):
+    """An API request the agent may make during the call (a tool the model calls); versioned with its version.
+
+    Templates may use `{VARIABLE}` (the environment's variables) and `{param}` (the model's parameters);
+    secrets only reach the request through `auth_connector` (see agents.action_requests)."""
+
+    class Method(models.TextChoices):
+        GET = "GET", "GET"
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+        DELETE = "DELETE", "DELETE"
+
+    MAX_TIMEOUT = 15
+    CONTENT_FIELDS = ["description", "wait_message", "method", "url", "headers", "query", "body", "parameters",
+                      "auth_connector", "timeout_seconds", "max_response_bytes", "result_pointer",
+                      "result_max_chars"]
+
+    version = models.ForeignKey(AgentVersion, on_delete=models.CASCADE, related_name="api_actions")
+    name = models.CharField(max_length=64, validators=[identifier_validator])
+    description = models.TextField(blank=True, help_text="When the agent should use it (the model reads this).")
+    wait_message = models.CharField("what the agent says while it waits", max_length=200, blank=True)
+    method = models.CharField(max_length=6, choices=Method.choices, default=Method.GET)
+    url = models.CharField("URL", max_length=2000)
+    headers = models.JSONField(default=dict, blank=True, help_text='{"Accept": "application/json"}')
+    query = models.JSONField(default=dict, blank=True, help_text='{"order": "{order_id}"}')
+    body = models.JSONField(null=True, blank=True, help_text="JSON body template (POST/PUT/PATCH).")
+    # [{"name": "order_id", "type": "string", "required": true, "description": "...", "enum": [...]}]
+    parameters = models.JSONField(default=list, blank=True)
+    auth_connector = models.CharField(max_length=64, blank=True, help_text="The environment's auth connector "
+                                      "by name (empty: no authentication).")
+    timeout_seconds = models.FloatField(default=5, validators=[MinValueValidator(0.5), MaxValueValidator(MAX_TIMEOUT)])
+    max_response_bytes = models.PositiveIntegerField(default=65536, validators=[MinValueValidator(256),
+                                                                                  MaxValueValidator(65536)])
+    result_pointer = models.CharField(max_length=200, blank=True, validators=[validate_json_pointer],
+                                      help_text="What goes back to the model: a JSON pointer (empty = the whole JSON).")
+    result_max_chars = models.PositiveIntegerField(default=2000, validators=[MinValueValidator(50),
+                                                                             MaxValueValidator(16000)])
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["version", "name"], name="uniq_api_action_name_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.method} {self.url})"
+
+    _check_mutable = HandoverAction._check_mutable
+
+    def save(self, *args, **kwargs):
+        self._check_mutable()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._check_mutable()
+        return super().delete(*args, **kwargs)
+
+    def content(self) -> dict:
+        return {"type": "api", **{name: getattr(self, name) for name in self.CONTENT_FIELDS}}
 
 
 class Environment(models.Model):

@@ -8,6 +8,7 @@ from django.db.models import CharField, Max, Prefetch, Value
 from agents.models import (
     Agent,
     AgentVersion,
+    ApiAction,
     AuthConnector,
     Environment,
     EnvironmentSecret,
@@ -44,7 +45,8 @@ def version_get(*, agent: Agent, version_id: int) -> AgentVersion | None:
     return (
         AgentVersion.objects.filter(agent=agent, pk=version_id)
         .select_related("agent", "published_by")
-        .prefetch_related(Prefetch("actions", queryset=HandoverAction.objects.order_by("name")))
+        .prefetch_related(Prefetch("actions", queryset=HandoverAction.objects.order_by("name")),
+                          Prefetch("api_actions", queryset=ApiAction.objects.order_by("name")))
         .first()
     )
 
@@ -68,6 +70,10 @@ def published_versions_for_workspace(*, workspace):
 
 def actions_list(*, version: AgentVersion):
     return HandoverAction.objects.filter(version=version).order_by("name")
+
+
+def api_actions_list(*, version: AgentVersion):
+    return ApiAction.objects.filter(version=version).order_by("name")
 
 
 # ---------------------------------------------------------------------------
@@ -94,18 +100,40 @@ def environment_auth_connectors(*, environment: Environment):
     return AuthConnector.objects.filter(environment=environment).order_by("name")
 
 
+def auth_connector_names(*, workspace) -> list[str]:
+    """Names of the auth connectors in any of the workspace's environments (offered to API actions)."""
+    return list(AuthConnector.objects.filter(environment__workspace=workspace).order_by("name")
+                .values_list("name", flat=True).distinct())
+
+
+def action_environment_values(*, environment: Environment, auth_connector: str = "") -> dict:
+    """What one API action run needs from an environment (Studio's Try): variables, secret values (to redact
+    them), and the named auth connector. Decrypted values live only for the request."""
+    from agents.action_requests import AuthSpec
+
+    connectors = AuthConnector.objects.filter(environment=environment, name=auth_connector) if auth_connector \
+        else AuthConnector.objects.none()
+    return {
+        "variables": {v.name: v.value for v in EnvironmentVariable.objects.filter(environment=environment)},
+        "secrets": {s.name: s.value for s in EnvironmentSecret.objects.filter(environment=environment)},
+        "auth_connectors": {c.name: AuthSpec.from_model(c) for c in connectors},
+    }
+
+
 @dataclass(frozen=True)
 class Completeness:
     missing_secrets: list[str] = field(default_factory=list)
     missing_variables: list[str] = field(default_factory=list)
+    missing_auth_connectors: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        return not self.missing_secrets and not self.missing_variables
+        return not self.missing_secrets and not self.missing_variables and not self.missing_auth_connectors
 
     @property
     def missing(self) -> list[str]:
-        return [f"secret {n}" for n in self.missing_secrets] + [f"variable {n}" for n in self.missing_variables]
+        return ([f"secret {n}" for n in self.missing_secrets] + [f"variable {n}" for n in self.missing_variables]
+                + [f"auth connector {n}" for n in self.missing_auth_connectors])
 
     def describe(self) -> str:
         parts = []
@@ -113,41 +141,54 @@ class Completeness:
             parts.append("secrets: " + ", ".join(self.missing_secrets))
         if self.missing_variables:
             parts.append("variables: " + ", ".join(self.missing_variables))
+        if self.missing_auth_connectors:
+            parts.append("auth connectors: " + ", ".join(self.missing_auth_connectors))
         return "; ".join(parts)
 
 
 def environment_completeness(*, version: AgentVersion | None, environment: Environment | None = None,
                              environment_id: int | None = None) -> Completeness:
-    """Which of the version's required secret/variable names the environment lacks (one query at most)."""
+    """Which of the version's required secret/variable/auth connector names the environment lacks (one query
+    at most). The API actions' needs come from the version row (`action_requirements`)."""
     if environment_id is None:
         environment_id = environment.pk
     if version is None:
         return Completeness()
+    needs = version.action_requirements if isinstance(version.action_requirements, dict) else {}
     # Names are strings; a version edited by hand (admin, shell) may hold others: compare them as text.
     needed_secrets = [str(n) for n in (version.secrets or []) if n]
-    needed_variables = [str(n) for n in (version.variables or []) if n]
-    if not needed_secrets and not needed_variables:
+    needed_variables = list(dict.fromkeys([str(n) for n in (version.variables or []) if n]
+                                          + [str(n) for n in (needs.get("variables") or []) if n]))
+    needed_auth = [str(n) for n in (needs.get("auth_connectors") or []) if n]
+    if not needed_secrets and not needed_variables and not needed_auth:
         return Completeness()
     # One round trip: the names present, tagged by kind.
     secrets_qs = (
         EnvironmentSecret.objects.filter(environment_id=environment_id, name__in=needed_secrets)
         .exclude(value="")
-        .annotate(kind=Value("s", output_field=CharField()))
+        .annotate(tag=Value("s", output_field=CharField()))
         .order_by()
-        .values_list("kind", "name")
+        .values_list("tag", "name")
     )
     variables_qs = (
         EnvironmentVariable.objects.filter(environment_id=environment_id, name__in=needed_variables)
-        .annotate(kind=Value("v", output_field=CharField()))
+        .annotate(tag=Value("v", output_field=CharField()))
         .order_by()
-        .values_list("kind", "name")
+        .values_list("tag", "name")
     )
-    rows = list(secrets_qs.union(variables_qs, all=True))
-    have_secrets = {name for kind, name in rows if kind == "s"}
-    have_variables = {name for kind, name in rows if kind == "v"}
+    auth_qs = (
+        AuthConnector.objects.filter(environment_id=environment_id, name__in=needed_auth)
+        .exclude(secret="")
+        .annotate(tag=Value("a", output_field=CharField()))
+        .order_by()
+        .values_list("tag", "name")
+    )
+    rows = list(secrets_qs.union(variables_qs, auth_qs, all=True))
+    have = {kind: {name for k, name in rows if k == kind} for kind in ("s", "v", "a")}
     return Completeness(
-        missing_secrets=sorted(set(needed_secrets) - have_secrets),
-        missing_variables=sorted(set(needed_variables) - have_variables),
+        missing_secrets=sorted(set(needed_secrets) - have["s"]),
+        missing_variables=sorted(set(needed_variables) - have["v"]),
+        missing_auth_connectors=sorted(set(needed_auth) - have["a"]),
     )
 
 
@@ -193,8 +234,9 @@ def version_diff(*, draft: AgentVersion, base: AgentVersion | None) -> VersionDi
         if old != new:
             label = str(AgentVersion._meta.get_field(name).verbose_name)
             fields.append(FieldChange(name, label[:1].upper() + label[1:], old, new))
-    old_actions = {a.name: a.content() for a in base.actions.all()} if base is not None else {}
-    new_actions = {a.name: a.content() for a in draft.actions.all()}
+    old_actions = ({a.name: a.content() for a in [*base.actions.all(), *base.api_actions.all()]}
+                   if base is not None else {})
+    new_actions = {a.name: a.content() for a in [*draft.actions.all(), *draft.api_actions.all()]}
     actions = []
     for name in sorted(set(old_actions) | set(new_actions)):
         old, new = old_actions.get(name), new_actions.get(name)

@@ -9,6 +9,7 @@ from django.utils.text import slugify
 from agents.models import (
     Agent,
     AgentVersion,
+    ApiAction,
     AuthConnector,
     Environment,
     EnvironmentSecret,
@@ -63,6 +64,8 @@ def agent_draft_ensure(*, agent: Agent) -> AgentVersion:
             return draft_get(agent=agent)
         if latest is not None:
             _copy_actions(source=latest, target=draft)
+            AgentVersion.objects.filter(pk=draft.pk).update(action_requirements=latest.action_requirements)
+            draft.action_requirements = latest.action_requirements
     return draft
 
 
@@ -87,6 +90,10 @@ def _copy_actions(*, source: AgentVersion, target: AgentVersion) -> None:
         HandoverAction(version=target, type=a.type, name=a.name, destination=a.destination, description=a.description)
         for a in source.actions.all()
     )
+    ApiAction.objects.bulk_create(
+        ApiAction(version=target, name=a.name, **{f: getattr(a, f) for f in ApiAction.CONTENT_FIELDS})
+        for a in source.api_actions.all()
+    )
 
 
 @transaction.atomic
@@ -106,7 +113,7 @@ def agent_publish(*, agent: Agent, user=None, allow_unchanged: bool = False) -> 
     version = AgentVersion.objects.create(
         agent=locked, state=AgentVersion.State.PUBLISHED, number=number, published_at=timezone.now(),
         published_by=user if (user is not None and user.is_authenticated) else None,
-        restored_from=draft.restored_from, **draft.content(),
+        restored_from=draft.restored_from, action_requirements=draft.action_requirements, **draft.content(),
     )
     _copy_actions(source=draft, target=version)
     if draft.restored_from is not None:
@@ -131,7 +138,10 @@ def agent_version_restore(*, version: AgentVersion) -> AgentVersion:
     draft.restored_from = version.number
     draft.save(update_fields=[*AgentVersion.CONTENT_FIELDS, "restored_from", "updated_at"])
     HandoverAction.objects.filter(version=draft).delete()
+    ApiAction.objects.filter(version=draft).delete()
     _copy_actions(source=version, target=draft)
+    AgentVersion.objects.filter(pk=draft.pk).update(action_requirements=version.action_requirements)
+    draft.action_requirements = version.action_requirements
     return draft
 
 
@@ -157,6 +167,49 @@ def handover_action_update(*, action: HandoverAction, name: str, destination: st
 @transaction.atomic
 def handover_action_delete(*, action: HandoverAction) -> None:
     action.delete()
+
+
+def _action_name_taken(*, version: AgentVersion, name: str, exclude: ApiAction | None = None) -> bool:
+    """Handover and API actions share one namespace per version (they are all tools the model sees)."""
+    api = ApiAction.objects.filter(version=version, name=name)
+    if exclude is not None:
+        api = api.exclude(pk=exclude.pk)
+    return api.exists() or HandoverAction.objects.filter(version=version, name=name).exists()
+
+
+@transaction.atomic
+def api_action_save(*, draft: AgentVersion, name: str, action: ApiAction | None = None, **fields) -> ApiAction:
+    """Create (action=None) or change an API action of the draft; `fields` are ApiAction.CONTENT_FIELDS."""
+    if draft.state != AgentVersion.State.DRAFT:
+        raise ImmutableVersionError("Actions can only be added to the draft.")
+    unknown = set(fields) - set(ApiAction.CONTENT_FIELDS)
+    if unknown:
+        raise ValueError(f"Not API action fields: {sorted(unknown)}")
+    if _action_name_taken(version=draft, name=name, exclude=action):
+        raise ValidationError({"name": "This agent already has an action with this name."})
+    if action is None:
+        action = ApiAction(version=draft)
+    action.name = name
+    for key, value in fields.items():
+        setattr(action, key, value)
+    action.full_clean(exclude=["version"], validate_unique=False)
+    action.save()
+    _requirements_refresh(version=draft)
+    return action
+
+
+@transaction.atomic
+def api_action_delete(*, action: ApiAction) -> None:
+    action.delete()
+    _requirements_refresh(version=action.version)
+
+
+def _requirements_refresh(*, version: AgentVersion) -> None:
+    from agents.action_requests import action_requirements
+
+    needs = action_requirements(list(ApiAction.objects.filter(version=version)))
+    AgentVersion.objects.filter(pk=version.pk, state=AgentVersion.State.DRAFT).update(action_requirements=needs)
+    version.action_requirements = needs
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from agents import selectors, services
 from agents.forms import (
     AgentCreateForm,
     AgentVersionForm,
+    ApiActionForm,
+    ApiActionTryForm,
     AuthConnectorForm,
     HandoverActionForm,
     RecordingForm,
@@ -19,6 +21,7 @@ from agents.forms import (
     VariableForm,
 )
 from agents.models import (
+    ApiAction,
     AuthConnector,
     Environment,
     EnvironmentSecret,
@@ -78,14 +81,26 @@ def agent_detail(request, agent_id):
 
 @workspace_member_required
 def agent_actions(request, agent_id):
-    """The Actions tab: the draft's handover actions."""
+    """The Actions tab: the draft's handover actions and API request actions."""
     agent = _agent_or_404(request, agent_id)
     draft = services.agent_draft_ensure(agent=agent)
-    form = HandoverActionForm(request.POST or None, version=draft)
+    posted_api = request.method == "POST" and request.POST.get("kind") == "api"
+    form = HandoverActionForm(request.POST if request.method == "POST" and not posted_api else None, version=draft)
+    api_form = ApiActionForm(request.POST if posted_api else None, version=draft, prefix="api",
+                             auth_names=selectors.auth_connector_names(workspace=request.workspace))
     if request.method == "POST":
         if not request.membership.is_admin:
             raise PermissionDenied("Only workspace admins can change Studio.")
-        if form.is_valid():
+        if posted_api:
+            if api_form.is_valid():
+                try:
+                    services.api_action_save(draft=draft, name=api_form.cleaned_data["name"], **api_form.content())
+                except ValidationError as exc:
+                    apply_validation_error(api_form, exc)
+                else:
+                    messages.success(request, f"Action {api_form.cleaned_data['name']} added to the draft.")
+                    return redirect("agents:actions", agent_id=agent.pk)
+        elif form.is_valid():
             try:
                 services.handover_action_create(draft=draft, **form.cleaned_data)
             except ValidationError as exc:
@@ -94,8 +109,74 @@ def agent_actions(request, agent_id):
                 messages.success(request, f"Action {form.cleaned_data['name']} added to the draft.")
                 return redirect("agents:actions", agent_id=agent.pk)
     return render(request, "agents/agent_actions.html",
-                  {**_tabs_context(agent, "actions"), "draft": draft, "form": form,
-                   "actions": selectors.actions_list(version=draft)})
+                  {**_tabs_context(agent, "actions"), "draft": draft, "form": form, "api_form": api_form,
+                   "actions": selectors.actions_list(version=draft),
+                   "api_actions": selectors.api_actions_list(version=draft),
+                   "try_form": ApiActionTryForm(auto_id=False,
+                                               environments=selectors.environments_list(workspace=request.workspace))})
+
+
+def _draft_api_action_or_404(agent, action_id):
+    action = ApiAction.objects.filter(pk=action_id, version__agent=agent, version__state="draft").first()
+    if action is None:
+        raise Http404("No such action in the draft.")
+    return action
+
+
+@workspace_admin_required
+def agent_api_action_edit(request, agent_id, action_id):
+    agent = _agent_or_404(request, agent_id)
+    action = _draft_api_action_or_404(agent, action_id)
+    form = ApiActionForm(request.POST or None, instance=action, version=action.version, prefix="api",
+                         auth_names=selectors.auth_connector_names(workspace=request.workspace))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.api_action_save(draft=action.version, action=action, name=form.cleaned_data["name"],
+                                     **form.content())
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Action saved.")
+            return redirect("agents:actions", agent_id=agent.pk)
+    return render(request, "agents/action_edit.html", {**_tabs_context(agent, "actions"), "form": form,
+                                                        "action": action})
+
+
+@workspace_admin_required
+@require_POST
+def agent_api_action_delete(request, agent_id, action_id):
+    agent = _agent_or_404(request, agent_id)
+    action = _draft_api_action_or_404(agent, action_id)
+    services.api_action_delete(action=action)
+    messages.success(request, f"Action {action.name} removed from the draft.")
+    return redirect("agents:actions", agent_id=agent.pk)
+
+
+@workspace_admin_required
+@require_POST
+def agent_api_action_try(request, agent_id, action_id):
+    """Studio's "Try": runs the action once with sample parameters in a chosen environment (htmx partial)."""
+    from asgiref.sync import async_to_sync
+
+    from agents.action_requests import ApiActionSpec, action_perform
+
+    agent = _agent_or_404(request, agent_id)
+    action = ApiAction.objects.filter(pk=action_id, version__agent=agent).first()
+    if action is None:
+        raise Http404("No such action.")
+    form = ApiActionTryForm(request.POST, environments=selectors.environments_list(workspace=request.workspace))
+    outcome = None
+    if form.is_valid():
+        env = selectors.action_environment_values(environment=form.cleaned_data["environment"],
+                                                  auth_connector=action.auth_connector)
+        outcome = async_to_sync(action_perform)(
+            action=ApiActionSpec.from_model(action), arguments=form.cleaned_data["arguments"],
+            secrets=env["secrets"], variables=env["variables"], auth_connectors=env["auth_connectors"],
+            token_cache={})
+    # htmx swaps the partial in; without JavaScript the same answer comes as a page of its own.
+    template = "agents/_action_try.html" if request.headers.get("HX-Request") else "agents/action_try_page.html"
+    return render(request, template, {**_tabs_context(agent, "actions"), "action": action, "form": form,
+                                      "outcome": outcome})
 
 
 def _draft_action_or_404(request, agent, action_id):

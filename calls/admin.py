@@ -17,6 +17,24 @@ class CallSessionAdmin(admin.ModelAdmin):
                                    "started_at"]]
 
 
+from calls.models import CallActionRun  # noqa: E402 (kept apart from the import above: fewer merge conflicts)
+
+
+@admin.register(CallActionRun)
+class CallActionRunAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "name", "call_session", "ok", "status_code", "duration_ms"]
+    list_filter = ["ok"]
+    search_fields = ["name", "call_session__call_sid"]
+    list_select_related = ["call_session"]
+    readonly_fields = [f.name for f in CallActionRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(CallRecording)
 class CallRecordingAdmin(admin.ModelAdmin):
     list_display = ["recording_sid", "call_session", "status", "duration", "channels", "callbacks", "created_at"]

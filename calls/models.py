@@ -132,6 +132,31 @@ class CallTurn(models.Model):
         return f"{self.role}: {self.text[:40]}"
 
 
+class CallActionRun(models.Model):
+    """An API action the agent ran during the call: what it asked, how it went (never a secret or auth header)."""
+
+    call_session = models.ForeignKey("calls.CallSession", on_delete=models.CASCADE, related_name="action_runs")
+    name = models.CharField(max_length=64)
+    parameters = models.JSONField(default=dict, blank=True)
+    ok = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    result = models.TextField(blank=True, help_text="The answer the model got (redacted, truncated) or the error.")
+    started_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'ok' if self.ok else 'failed'} ({self.duration_ms} ms)"
+
+    @property
+    def status_label(self) -> str:
+        if self.status_code:
+            return f"{self.status_code}" + ("" if self.ok else " · failed")
+        return "ok" if self.ok else "failed"
+
+
 class CallRecording(models.Model):
     """A dual-channel recording Twilio made of a call (started by the runtime; filled in by its status callback)."""
 

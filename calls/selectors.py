@@ -147,7 +147,8 @@ def call_get(*, workspace, call_id):
                 Prefetch("turns", queryset=CallTurn.objects.order_by("seq")),
                 Prefetch("handovers", queryset=CallHandover.objects.order_by("requested_at", "id")),
                 Prefetch("interventions", queryset=CallIntervention.objects.order_by("created_at", "id")),
-                Prefetch("recordings", queryset=CallRecording.objects.order_by("created_at", "id")))
+                Prefetch("recordings", queryset=CallRecording.objects.order_by("created_at", "id")),
+                "action_runs")
             .filter(pk=call_id).first())
 
 
@@ -184,6 +185,9 @@ def call_export(*, call: CallSession) -> dict:
         "handovers": [{"action": h.action_name, "destination": h.destination, "transport": h.transport,
                        "requested_at": iso(h.requested_at), "outcome": h.outcome, "outcome_at": iso(h.outcome_at),
                        "dial_duration": h.dial_duration, "fallback": h.fallback} for h in call.handovers.all()],
+        "actions": [{"name": a.name, "parameters": a.parameters, "ok": a.ok, "status_code": a.status_code,
+                     "duration_ms": a.duration_ms, "result": a.result, "started_at": iso(a.started_at)}
+                    for a in call.action_runs.all()],
         "interventions": [{"by": i.username, "kind": i.kind, "detail": i.detail, "result": i.result,
                            "at": iso(i.created_at)} for i in call.interventions.all()],
         "recordings": [{"recording_sid": r.recording_sid, "status": r.status, "duration": r.duration,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.action_requests import ApiActionSpec, AuthSpec
 from telephony.public_urls import absolute_url
 
 FALLBACK_VARIABLE = "HANDOVER_FALLBACK"  # environment variable: "hangup" (default), "agent", or an action name
@@ -34,6 +35,8 @@ class CallContext:
     scripted_answers: tuple = ()
     handover_rules: tuple = ()
     actions: tuple[HandoverActionSpec, ...] = ()
+    api_actions: tuple[ApiActionSpec, ...] = ()
+    auth_connectors: dict = field(default_factory=dict, repr=False)  # name → AuthSpec (holds its secret)
     variables: dict = field(default_factory=dict)
     secrets: dict = field(default_factory=dict, repr=False)
     fallback: str = "hangup"
@@ -57,6 +60,12 @@ class CallContext:
 
     def action(self, name: str) -> HandoverActionSpec | None:
         for a in self.actions:
+            if a.name == name:
+                return a
+        return None
+
+    def api_action(self, name: str) -> ApiActionSpec | None:
+        for a in self.api_actions:
             if a.name == name:
                 return a
         return None
@@ -86,6 +95,7 @@ def _version_fields(version) -> dict:
         scripted_answers=tuple(version.scripted_answers or ()),
         handover_rules=tuple(version.handover_rules or ()),
         actions=tuple(HandoverActionSpec(a.name, a.destination, a.description) for a in version.actions.all()),
+        api_actions=tuple(ApiActionSpec.from_model(a) for a in version.api_actions.all()),
     )
 
 
@@ -95,6 +105,15 @@ def _environment_values(environment) -> tuple[dict, dict]:
     secrets = {s.name: s.value for s in environment.secrets.all()}
     variables = {v.name: v.value for v in environment.variables.all()}
     return secrets, variables
+
+
+def _auth_connectors(version, environment) -> dict:
+    """The environment's auth connectors the version's API actions name (none loaded when it has no actions)."""
+    names = (version.action_requirements or {}).get("auth_connectors") if isinstance(
+        version.action_requirements, dict) else None
+    if environment is None or not names:
+        return {}
+    return {c.name: AuthSpec.from_model(c) for c in environment.auth_connectors.filter(name__in=names)}
 
 
 def context_for_call_session(call_session) -> CallContext:
@@ -121,6 +140,7 @@ def context_for_call_session(call_session) -> CallContext:
         auth_token=connection.auth_token if has_creds else "",
         recording_enabled=bool(call_session.environment and call_session.environment.recording_enabled),
         monitor=_monitor_info(call_session, version),
+        auth_connectors=_auth_connectors(version, call_session.environment),
         **_version_fields(version),
     )
 
@@ -154,5 +174,6 @@ def context_for_test_chat(*, version, environment) -> CallContext:
         fallback=(variables.get(FALLBACK_VARIABLE) or "hangup").strip(),
         workspace_id=version.agent.workspace_id,
         test_mode=True,
+        auth_connectors=_auth_connectors(version, environment),
         **_version_fields(version),
     )

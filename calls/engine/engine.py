@@ -27,6 +27,7 @@ from calls.engine.events import (
     PlayAudio,
     ProviderFailed,
     ReplyDone,
+    RunAction,
     SpeechStarted,
     Takeover,
     TextOut,
@@ -42,6 +43,7 @@ PLAYOUT_WAIT = 3.0  # seconds we let queued agent audio finish before redirectin
 MARK_EVERY_MS = 100  # a mark after each ~100 ms of agent audio: barge-in knows what was heard to that precision
 UNKNOWN_SID_LOG_LIMIT = 3
 SUPERVISOR_TRANSFER = "supervisor_transfer"  # the action name recorded for a transfer to a typed number
+ACTION_CLIENT_TIMEOUT = 15.0  # seconds: agents.models.ApiAction.MAX_TIMEOUT
 
 
 def _iso(ts: float) -> str:
@@ -80,6 +82,13 @@ class CallEngine:
         self._control: asyncio.Task | None = None
         self._failure_noted = False
         self._taken_over = False  # a supervisor's take-over / transfer / end is queued: refuse a second one
+        # API actions: each run is a task of its own (the receive loop and the provider go on meanwhile).
+        self.action_runs: list[dict] = []
+        self._action_tasks: set[asyncio.Task] = set()
+        # One guarded client per call (connections reused between runs). Making one loads the CA bundle (~40 ms
+        # of CPU): done in a thread, as soon as the call starts, so neither this call nor the others wait for it.
+        self._action_http: asyncio.Task | None = None
+        self._token_cache: dict = {}  # the call's OAuth2 tokens, dropped with the call
 
     def log_extra(self, **more) -> dict:
         return {"call_sid": self.ctx.call_sid, "transport": self.transport, "provider": self.ctx.provider, **more}
@@ -98,6 +107,8 @@ class CallEngine:
             if self.ctx.recording_enabled and self.ctx.creds is not None and self.ctx.call_sid:
                 self._recording = asyncio.create_task(self._start_recording(), name=f"call-rec-{self.ctx.call_sid}")
         self.task = asyncio.create_task(self._run(), name=f"call-{self.ctx.call_sid or 'test'}")
+        if self.ctx.api_actions:
+            self._action_client()
         return self.task
 
     # -- Calls in Studio: transcript as it goes, live view, listeners, interventions ------------------
@@ -118,6 +129,11 @@ class CallEngine:
             try:
                 if kind == "flush":
                     await self._flush_turns()
+                elif kind == "action":
+                    from calls.services import handovers as handover
+
+                    await database_sync_to_async(handover.action_run_record)(
+                        call_session_id=self.ctx.call_session_id, run=data)
                 elif kind == "publish":
                     await live.publish(self.ctx.workspace_id, data)
             except Exception:  # noqa: BLE001 - side work must never end the call
@@ -325,6 +341,8 @@ class CallEngine:
             self.record_turn("event", f"Handover: {action.name} → {action.destination}")
             self.notify({"kind": "handover", "action": action.name, "destination": action.destination, "by": ""})
             await self.on_handover(action, event)
+        elif isinstance(event, RunAction):
+            await self.on_run_action(event)
         elif isinstance(event, Takeover):
             action = event.action
             self.handovers.append(action.name)
@@ -346,11 +364,100 @@ class CallEngine:
             logger.warning("agent provider failed", extra=self.log_extra(reason=event.reason))
             await self.on_failure(event)
 
+    # -- API actions -------------------------------------------------------------------
+
+    async def on_run_action(self, event: RunAction) -> None:
+        spec = self.ctx.api_action(event.action_name)
+        if spec is None:
+            await self.provider.on_tool_result(event.call_id, f"There is no action named {event.action_name!r}.")
+            return
+        if spec.wait_message and self.ctx.modality == "text":
+            await self.dispatch(TextOut(spec.wait_message, last=True))
+            await self.dispatch(Transcript("agent", spec.wait_message))
+        task = asyncio.create_task(self._action_run(spec, event), name=f"call-action-{self.ctx.call_sid or 'test'}")
+        self._action_tasks.add(task)
+        task.add_done_callback(self._action_tasks.discard)
+
+    def _action_client(self) -> asyncio.Task:
+        from workspaces import outbound
+
+        if self._action_http is None:
+            # Timeouts are per action (action_perform); this is only the ceiling.
+            self._action_http = asyncio.create_task(asyncio.to_thread(
+                outbound.async_client, timeout=ACTION_CLIENT_TIMEOUT, follow_redirects=True))
+        return self._action_http
+
+    async def _action_run(self, spec, event: RunAction) -> None:
+        from agents.action_requests import action_perform, redact
+
+        started = time.time()
+        try:
+            http = await asyncio.shield(self._action_client())
+            outcome = await action_perform(action=spec, arguments=event.arguments, secrets=self.ctx.secrets,
+                                           variables=self.ctx.variables, auth_connectors=self.ctx.auth_connectors,
+                                           token_cache=self._token_cache, http=http)
+            if self.closed:
+                return
+            hidden = [*map(str, self.ctx.secrets.values()), *(a.secret for a in self.ctx.auth_connectors.values())]
+            arguments = event.arguments
+            if isinstance(arguments, str):
+                try:
+                    arguments = json.loads(arguments or "{}")
+                except ValueError:
+                    arguments = {"(arguments)": arguments}
+            parameters = {str(k)[:64]: redact(str(v), hidden)[:200] for k, v in (arguments or {}).items()} \
+                if isinstance(arguments, dict) else {}
+            run = {"name": spec.name, "parameters": parameters, "ok": outcome.ok, "status_code": outcome.status_code,
+                   "duration_ms": outcome.duration_ms, "result": outcome.result_text if outcome.ok else outcome.error,
+                   "started": started}
+            self.action_runs.append(run)
+            status = outcome.status_code or ("ok" if outcome.ok else "failed")
+            self.record_turn("event", f"Action {spec.name}: {status}, {outcome.duration_ms} ms"
+                             + ("" if outcome.ok else f" ({outcome.error})"))
+            logger.info("api action ran", extra=self.log_extra(action=spec.name, ok=outcome.ok,
+                                                               status=outcome.status_code,
+                                                               duration_ms=outcome.duration_ms))
+            self.notify({"kind": "action", **{k: v for k, v in run.items() if k != "started"}})
+            self._later("action", run)
+            await self.on_action_done(run)
+            await self.provider.on_action_result(event.call_id, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a broken action must not end the call
+            logger.exception("api action crashed", extra=self.log_extra(action=spec.name))
+            if not self.closed:
+                await self.provider.on_tool_result(event.call_id, "The action failed: internal error.")
+
+    async def on_action_done(self, run: dict) -> None:
+        pass
+
+    @property
+    def actions_pending(self) -> bool:
+        return bool(self._action_tasks)
+
+    async def _actions_stop(self) -> None:
+        tasks = [t for t in self._action_tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self._action_http is not None:
+            try:
+                await (await self._action_http).aclose()
+            except Exception:  # noqa: BLE001
+                pass
+            self._action_http = None
+        self._token_cache.clear()
+
     async def close(self, reason: str = "closed") -> None:
         """Free everything: the call task, the provider, and store the transcript. Safe to call twice."""
         if self.closed:
             return
         self.closed = True
+        await self._actions_stop()
         current = asyncio.current_task()
         if self.task is not None and self.task is not current and not self.task.done():
             self.task.cancel()
@@ -766,6 +873,10 @@ class TextChatCall(CallEngine):
     async def on_hangup(self, event: Hangup) -> None:
         await self.send({"type": "hangup"})
         await self.finish("hangup_shown")
+
+    async def on_action_done(self, run: dict) -> None:
+        status = str(run["status_code"] or ("ok" if run["ok"] else "failed"))
+        await self.send({"type": "action", "status": status, **{k: v for k, v in run.items() if k != "started"}})
 
     async def on_failure(self, event: ProviderFailed) -> None:
         if self.failed_reason:

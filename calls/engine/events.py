@@ -48,6 +48,15 @@ class Handover:
 
 
 @dataclass(frozen=True, slots=True)
+class RunAction:
+    """The agent called one of the version's API actions. `arguments`: the model's JSON text or a dict."""
+
+    action_name: str
+    call_id: str = ""
+    arguments: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     reason: str = "agent"
 

@@ -9,6 +9,7 @@ A provider is fed by the call engine and answers only through `self.events` (an 
     await provider.on_dtmf(digit)
     await provider.on_interrupt(heard_text=..., heard_ms=..., item_id=...)  # barge-in: what the caller heard
     await provider.on_tool_result(call_id, result)  # e.g. an unknown handover action
+    await provider.on_action_result(call_id, outcome)  # an API action finished (default: on_tool_result)
     await provider.on_instruction(text)    # a supervisor's instruction, followed from the next turn
     await provider.close()
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from agents.action_requests import action_tool_schema
 from calls.engine.context import CallContext
 
 logger = logging.getLogger("calls.providers")
@@ -61,6 +63,18 @@ class Provider:
     async def on_tool_result(self, call_id: str, result: str) -> None:
         pass
 
+    async def on_action_result(self, call_id: str, outcome) -> None:
+        """An API action the model asked for finished (`agents.action_requests.ActionOutcome`, redacted)."""
+        await self.on_tool_result(call_id, outcome.model_text())
+
+    def tool_call_event(self, name: str, call_id: str, arguments=None):
+        """The event for a tool call the model made: an API action run, or a handover (by name)."""
+        from calls.engine.events import Handover, RunAction
+
+        if self.ctx.api_action(name) is not None:
+            return RunAction(name, call_id, arguments)
+        return Handover(name, call_id)
+
     async def on_instruction(self, text: str) -> None:
         """A supervisor's instruction (Studio's listen & intervene): part of the system prompt from now on.
         Providers that hold a conversation upstream also pass it on there (see the subclasses)."""
@@ -82,6 +96,18 @@ class Provider:
             }
             for a in self.ctx.actions
         ]
+        for a in self.ctx.api_actions:
+            try:
+                schema = action_tool_schema(a)
+            except ValueError:  # malformed parameters (a version edited by hand): the model does not get it
+                logger.warning("API action with malformed parameters left out", extra={"action": a.name})
+                continue
+            description = a.description or f"Run the {a.name} action."
+            if a.wait_message and self.ctx.modality == "audio":
+                # Text transports say it for the model (the engine); a speech-to-speech model says it itself.
+                description += f" While it runs, tell the caller: {a.wait_message}"
+            tools.append({"type": "function", "name": a.name, "description": description,
+                          "parameters": schema})
         tools.append({
             "type": "function",
             "name": "end_call",
@@ -99,6 +125,8 @@ class Provider:
             parts.append(f"Your name is {self.ctx.agent_name}.")
         if self.ctx.language:
             parts.append(f"Speak {self.ctx.language}.")
+        if self.ctx.api_actions:
+            parts.append("You can look things up and make changes with your tools; use only what a tool answers.")
         if self.ctx.actions:
             parts.append("To transfer the caller, call the matching tool; say briefly that you are transferring them.")
         for text in self.supervisor_instructions:

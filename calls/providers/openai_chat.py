@@ -12,7 +12,7 @@ import logging
 
 import httpx
 
-from calls.engine.events import Handover, Hangup, ProviderFailed, ReplyDone, TextOut, Transcript
+from calls.engine.events import Hangup, ProviderFailed, ReplyDone, TextOut, Transcript
 from calls.providers.base import Provider, ProviderConfigError
 
 logger = logging.getLogger("calls.providers.openai_chat")
@@ -32,6 +32,8 @@ class OpenAIChatProvider(Provider):
         self._reply_task: asyncio.Task | None = None
         self._partial = ""
         self._turn = 0
+        self._awaiting: set[str] = set()  # tool calls of the last reply still waiting for their result
+        self._queued: list[dict] = []  # what the caller said meanwhile (goes after the tool results)
 
     async def start(self) -> None:
         api_key = self.ctx.setting("OPENAI_API_KEY")
@@ -56,8 +58,11 @@ class OpenAIChatProvider(Provider):
         if not text:
             return
         await self._cancel_reply(heard_text=None)
-        self.messages.append({"role": "user", "content": text})
         self.emit(Transcript("caller", text))
+        if self._awaiting:
+            self._queued.append({"role": "user", "content": text})
+            return
+        self.messages.append({"role": "user", "content": text})
         self._start_reply()
 
     async def on_dtmf(self, digit: str) -> None:
@@ -80,6 +85,11 @@ class OpenAIChatProvider(Provider):
 
     async def on_tool_result(self, call_id: str, result: str) -> None:
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+        self._awaiting.discard(call_id)
+        if self._awaiting:
+            return  # the model gets all its tool results at once
+        self.messages.extend(self._queued)
+        self._queued = []
         self._start_reply()
 
     async def on_instruction(self, text: str) -> None:
@@ -178,7 +188,8 @@ class OpenAIChatProvider(Provider):
                     self.messages.append({"role": "tool", "tool_call_id": c["id"], "content": "ok"})
                     self.emit(Hangup("agent"))
                 else:
-                    self.emit(Handover(c["name"], c["id"]))
+                    self._awaiting.add(c["id"])
+                    self.emit(self.tool_call_event(c["name"], c["id"], c["arguments"]))
             return
         self.messages.append({"role": "assistant", "content": text})
         self.emit(Transcript("agent", text))

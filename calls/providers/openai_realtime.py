@@ -20,7 +20,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from calls.engine.events import (
     AudioOut,
-    Handover,
     Hangup,
     ProviderFailed,
     ReplyDone,
@@ -221,10 +220,10 @@ class OpenAIRealtimeProvider(Provider):
         elif kind == "response.output_item.done":
             item = event.get("item") or {}
             if item.get("type") == "function_call":
-                self._tool_call(item.get("name", ""), item.get("call_id", ""))
+                self._tool_call(item.get("name", ""), item.get("call_id", ""), item.get("arguments"))
         elif kind == "response.function_call_arguments.done":
             if event.get("name"):
-                self._tool_call(event["name"], event.get("call_id", ""))
+                self._tool_call(event["name"], event.get("call_id", ""), event.get("arguments"))
         elif kind == "response.done":
             if self.ctx.modality == "text":
                 if self._text_reply:
@@ -236,11 +235,11 @@ class OpenAIRealtimeProvider(Provider):
             err = event.get("error") or {}
             logger.info("realtime provider error event", extra={"code": err.get("code"), "error_type": err.get("type")})
 
-    def _tool_call(self, name: str, call_id: str) -> None:
+    def _tool_call(self, name: str, call_id: str, arguments=None) -> None:
         if call_id and call_id in self._seen_calls:
             return
         self._seen_calls.add(call_id)
         if name == "end_call":
             self.emit(Hangup("agent"))
         else:
-            self.emit(Handover(name, call_id))
+            self.emit(self.tool_call_event(name, call_id, arguments))

@@ -2,7 +2,10 @@
 
 - `scripted_answers`: `[{"keywords": ["opening", "hours"], "answer": "We're open 9 to 5."}]`
 - `handover_rules`: `[{"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}]`; the action
-  `"hangup"` ends the call.
+  `"hangup"` ends the call. A rule naming an API action runs it with fixed parameters and speaks a field of
+  the answer: `{"keyword": "order", "digit": "2", "action": "order_status", "parameters": {"order_id": "42"},
+  "field": "/order/status", "say": "Your order is {result}.", "error_say": "Sorry, I could not look it up."}`
+  (`field` is a JSON pointer into the answer; without it `{result}` is the answer as the model would get it).
 - Over Media Streams there is no speech recognition: it plays pre-rendered tones for its greeting and
   answers, follows DTMF rules, and detects the caller's voice (frame energy) for barge-in. With the
   environment variable `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back (a line test;
@@ -11,10 +14,21 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 from calls.engine import audio
-from calls.engine.events import AudioOut, Handover, Hangup, PlayAudio, ReplyDone, SpeechStarted, TextOut, Transcript
+from calls.engine.events import (
+    AudioOut,
+    Handover,
+    Hangup,
+    PlayAudio,
+    ReplyDone,
+    RunAction,
+    SpeechStarted,
+    TextOut,
+    Transcript,
+)
 from calls.providers.base import Provider
 
 SPEECH_LEVEL = 8.0  # mean |sample|/128 above which a frame counts as voice
@@ -34,6 +48,7 @@ class ScriptedProvider(Provider):
         self._speaking = False
         self._reply_seq = 0
         self._instruction = ""
+        self._pending_actions: dict[str, dict] = {}  # call_id → the rule that started the API action
 
     async def start(self) -> None:
         if self.ctx.greeting and not self.echo:
@@ -55,7 +70,14 @@ class ScriptedProvider(Provider):
             self.emit(ReplyDone(item_id))
         self.emit(Transcript("agent", text))
 
-    def _act(self, action: str, say: str) -> None:
+    def _act(self, action: str, say: str, rule: dict | None = None) -> None:
+        if self.ctx.api_action(action) is not None:
+            self._reply_seq += 1
+            call_id = f"scripted-action-{self._reply_seq}"
+            self._pending_actions[call_id] = rule or {}
+            parameters = (rule or {}).get("parameters")
+            self.emit(RunAction(action, call_id, parameters if isinstance(parameters, dict) else {}))
+            return
         if action == "hangup":
             self._say(say or "Goodbye.")
             self.emit(Hangup("agent"))
@@ -102,7 +124,7 @@ class ScriptedProvider(Provider):
         for rule in self.ctx.handover_rules:
             keyword = str(rule.get("keyword") or "").lower().strip()
             if keyword and (keyword in words or (" " in keyword and keyword in lowered)):
-                self._act(str(rule.get("action") or ""), str(rule.get("say") or ""))
+                self._act(str(rule.get("action") or ""), str(rule.get("say") or ""), rule)
                 return
         for row in self.ctx.scripted_answers:
             keywords = [str(k).lower().strip() for k in row.get("keywords", []) if str(k).strip()]
@@ -116,14 +138,35 @@ class ScriptedProvider(Provider):
     async def on_dtmf(self, digit: str) -> None:
         for rule in self.ctx.handover_rules:
             if str(rule.get("digit") or "") == digit:
-                self._act(str(rule.get("action") or ""), str(rule.get("say") or ""))
+                self._act(str(rule.get("action") or ""), str(rule.get("say") or ""), rule)
                 return
         if self._instruction:
             text, self._instruction = self._instruction, ""
             self._say(text)
 
     async def on_tool_result(self, call_id: str, result: str) -> None:
+        if self._pending_actions.pop(call_id, None) is not None:
+            self._say("Sorry, I could not do that right now.")
+            return
         self._say("Sorry, I can't transfer you there.")
+
+    async def on_action_result(self, call_id: str, outcome) -> None:
+        rule = self._pending_actions.pop(call_id, None)
+        if rule is None:
+            return
+        if not outcome.ok:
+            self._say(str(rule.get("error_say") or "Sorry, I could not do that right now."))
+            return
+        value = outcome.result_text
+        if rule.get("field"):
+            from agents.action_requests import json_pointer, result_text
+
+            try:
+                value = result_text(json_pointer(json.loads(outcome.result_text), str(rule["field"])))
+            except (ValueError, KeyError):
+                self._say(str(rule.get("error_say") or "Sorry, I could not do that right now."))
+                return
+        self._say(str(rule.get("say") or "{result}").replace("{result}", value))
 
     async def on_instruction(self, text: str) -> None:
         """The scripted agent has no language model: its next reply (to words or a key) is the instruction's text."""

@@ -362,3 +362,21 @@ def relay_handover_twiml(*, connector, params: dict) -> str:
                               action_url=dial_result_url(identifier=connector.identifier, handover_id=existing.pk))
         return fallback_twiml_for_context(ctx=ctx)
     return _hangup()
+
+
+RESULT_STORE_CHARS = 4000
+
+
+def action_run_record(*, call_session_id: int, run: dict) -> None:
+    """Store one API action run (from the call's side task). `run` holds no secrets (see calls.engine)."""
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
+
+    from calls.models import CallActionRun
+
+    CallActionRun.objects.create(
+        call_session_id=call_session_id, name=str(run["name"])[:64], parameters=run.get("parameters") or {},
+        ok=bool(run.get("ok")), status_code=run.get("status_code"), duration_ms=int(run.get("duration_ms") or 0),
+        result=str(run.get("result") or "")[:RESULT_STORE_CHARS],
+        started_at=datetime.fromtimestamp(run["started"], tz=dt_timezone.utc),
+    )

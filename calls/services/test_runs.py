@@ -127,14 +127,18 @@ async def converse(ctx, caller_turns: list) -> list[dict]:
         done.set()
 
     async def wait_reply() -> None:
-        try:
-            await asyncio.wait_for(done.wait(), REPLY_TIMEOUT)
-        except asyncio.TimeoutError:
-            _reply_done()
-            conversation.append({"role": "event", "kind": "timeout",
-                                 "text": f"The agent did not finish a reply within {REPLY_TIMEOUT:.0f} s."})
-            over.set()
-        done.clear()
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), REPLY_TIMEOUT)
+            except asyncio.TimeoutError:
+                _reply_done()
+                conversation.append({"role": "event", "kind": "timeout",
+                                     "text": f"The agent did not finish a reply within {REPLY_TIMEOUT:.0f} s."})
+                over.set()
+            done.clear()
+            # An API action is running (the reply was its wait message, or a tool call): its answer comes next.
+            if over.is_set() or not call.actions_pending:
+                return
 
     call = TextChatCall(ctx, receive)
     task = call.start(on_finish=_noop)

@@ -5,6 +5,8 @@ Behaviour by the last user message:
 - contains "bye"    → a tool call `end_call`
 - contains "slow"   → streams 40 tokens, 50 ms apart (for interrupt tests)
 - contains "hang"   → sends headers then nothing (for timeout tests)
+- contains "order"  → a tool call `order_status` with {"order_id": "<last word>"} (an API action); once the
+                      last message is that tool's result: "The tool said: <result>"
 - otherwise         → "Echo: <text>" token by token
 `fake.status = 500` makes every request fail; `fake.requests` holds (headers, body) of each request.
 """
@@ -96,7 +98,25 @@ class FakeChatServer:
         handler.wfile.write(self._chunk({"tool_calls": [{"index": 0, "function": {"name": name[6:], "arguments": "{}"}}]}))
         handler.wfile.write(self._chunk({}, finish="tool_calls"))
 
+    def _tool_args(self, handler, name, arguments: str):
+        handler.wfile.write(self._chunk({"tool_calls": [{"index": 0, "id": "call_order", "type": "function",
+                                                          "function": {"name": name, "arguments": arguments[:5]}}]}))
+        handler.wfile.write(self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[5:]}}]}))
+        handler.wfile.write(self._chunk({}, finish="tool_calls"))
+
     def respond(self, handler, user: str, body: dict) -> None:
+        last = body["messages"][-1] if body.get("messages") else {}
+        if last.get("role") == "tool":
+            self._tokens(handler, ["The tool said: ", str(last.get("content"))])
+            handler.wfile.write(self._chunk({}, finish="stop"))
+            handler.wfile.write(b"data: [DONE]\n\n")
+            handler.wfile.flush()
+            return
+        if "order" in user:
+            self._tool_args(handler, "order_status", json.dumps({"order_id": user.split()[-1]}))
+            handler.wfile.write(b"data: [DONE]\n\n")
+            handler.wfile.flush()
+            return
         if "hang" in user:
             handler.wfile.flush()
             time.sleep(self.hang_seconds)

@@ -5,7 +5,8 @@ It checks the bearer key, sends `session.created`, records every client event, a
   `response.done` (audio sessions); in text sessions, text deltas echoing the last user text.
 - loud `input_audio_buffer.append` frames → `input_audio_buffer.speech_started` once per burst; after
   `tool_after_loud_frames` loud frames, a function call `tool_name` (e.g. transfer_to_sales).
-- text containing "sales" → a function call `transfer_to_sales`.
+- text containing "sales" → a function call `transfer_to_sales`; containing "order" → a function call
+  `order_status` with {"order_id": "<last word>"} (an API action; its output is recorded in `events`).
 Failure modes (`mode`): "ok", "reject" (HTTP 401), "silent" (never sends session.created),
 "drop_after_greeting" (closes the socket once the greeting is sent).
 """
@@ -132,6 +133,9 @@ class FakeRealtimeServer:
                         self._last_text = text
                         if "sales" in text.lower():
                             await self._function_call(ws, "transfer_to_sales")
+                        elif "order" in text.lower():
+                            await self._function_call(ws, "order_status",
+                                                      json.dumps({"order_id": text.split()[-1]}))
         except Exception:  # noqa: BLE001 - the client went away
             pass
         finally:
@@ -151,9 +155,10 @@ class FakeRealtimeServer:
             await ws.send(json.dumps({"type": "response.output_text.delta", "item_id": f"item_t{n}", "delta": token}))
         await ws.send(json.dumps({"type": "response.done", "response": {"id": f"resp_t{n}"}}))
 
-    async def _function_call(self, ws, name):
-        item = {"type": "function_call", "id": "item_fc", "call_id": "call_fc_1", "name": name, "arguments": "{}"}
+    async def _function_call(self, ws, name, arguments="{}"):
+        item = {"type": "function_call", "id": "item_fc", "call_id": "call_fc_1", "name": name,
+                "arguments": arguments}
         await ws.send(json.dumps({"type": "response.output_item.done", "output_index": 0, "item": item}))
         await ws.send(json.dumps({"type": "response.function_call_arguments.done", "call_id": "call_fc_1",
-                                  "name": name, "arguments": "{}"}))
+                                  "name": name, "arguments": arguments}))
         await ws.send(json.dumps({"type": "response.done", "response": {"id": "resp_fc"}}))

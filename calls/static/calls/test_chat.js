@@ -43,6 +43,10 @@
         if (last) last.classList.add("interrupted");
       } else if (m.type === "handover") {
         add("event handover", "Handover: " + m.action + " → " + m.destination + " (shown, not dialled)");
+      } else if (m.type === "action") {
+        var params = Object.keys(m.parameters || {}).map(function (k) { return k + "=" + m.parameters[k]; }).join(", ");
+        add("event action" + (m.ok ? "" : " error"), "Action " + m.name + (params ? " (" + params + ")" : "") + ": " +
+            (m.status_code || (m.ok ? "ok" : "failed")) + ", " + m.duration_ms + " ms — " + m.result);
       } else if (m.type === "play") {
         add("event", "Plays audio: " + m.source);
       } else if (m.type === "hangup") {
