@@ -90,3 +90,18 @@ def test_admin_talks_to_the_draft_in_the_browser_and_sees_the_handover(_browser,
         assert not errors
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_message_input_is_full_width_and_end_is_hidden_before_a_conversation(browser_page, live_server):
+    setup = make_call_setup()
+    admin = UserFactory(username="tess")
+    MembershipFactory(workspace=setup.workspace, user=admin, role=Membership.Role.ADMIN)
+    login(browser_page, live_server, "tess")
+    browser_page.goto(f"{live_server.url}/studio/agents/{setup.version.agent_id}/")
+    panel = browser_page.locator("[data-testid=test-chat]")
+    text = browser_page.locator("[data-testid=test-chat-text]")
+    form_width = panel.locator("form.test-chat-input").bounding_box()["width"]
+    assert text.bounding_box()["width"] > form_width * 0.6
+    assert panel.locator("[data-action=stop]").is_hidden()
+    assert panel.locator("[data-testid=test-chat-start]").is_visible()
