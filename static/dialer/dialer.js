@@ -114,6 +114,7 @@
     var timerHandle = null;
     var callSeconds = 0;
     var opened = false;
+    var placing = false; // Call pressed, the SDK's connect() not settled yet
 
     function setState(text) { stateEl.textContent = text; panel.dataset.state = text; }
     function showError(text) { errorEl.textContent = text || ""; errorEl.hidden = !text; }
@@ -147,7 +148,7 @@
 
     function updateButtons() {
       var inCall = !!activeCall;
-      callBtn.disabled = !ready || inCall || !device;
+      callBtn.disabled = !ready || inCall || !device || placing;
       hangupBtn.disabled = !inCall;
       muteBtn.disabled = !inCall;
       panel.classList.toggle("in-call", inCall);
@@ -203,15 +204,32 @@
         var code = err && err.code;
         if (TOKEN_ERRORS.indexOf(code) !== -1) { scheduler.refresh("error " + code); return; }
         showError((err && err.message) || "The dialer had an error.");
+        // Recover: a Call pressed before the error is given up, and the panel no longer claims "Ready";
+        // the next "registered" (the connection is back) makes it ready again.
+        placing = false;
+        if (!activeCall) setState("Offline");
+        updateButtons();
       });
-      device.on("registered", function () { if (!activeCall) setState("Ready"); });
+      device.on("registered", function () {
+        if (activeCall) return;
+        setState("Ready");
+        showError("");
+        updateButtons();
+      });
       device.on("unregistered", function () { if (!activeCall) setState("Offline"); });
       device.on("incoming", onIncoming);
       if (typeof device.register === "function") {
         var registering = device.register();
-        if (registering && registering.catch) registering.catch(function (err) { showError("Could not register the dialer: " + ((err && err.message) || err)); });
+        if (registering && registering.catch) registering.catch(function (err) {
+          showError("Could not register the dialer: " + ((err && err.message) || err));
+          placing = false;
+          if (!activeCall) setState("Offline");
+          updateButtons();
+        });
+        setState("Connecting…"); // "Ready" once the SDK says "registered"
+      } else {
+        setState("Ready");
       }
-      setState("Ready");
     }
 
     // ---- calls -----------------------------------------------------------------------------------------------
@@ -254,13 +272,18 @@
       showError("");
       var check = precheckNumber(numberInput.value);
       numberError.textContent = check.ok ? "" : check.message;
-      if (!check.ok || !device || activeCall) return;
-      callBtn.disabled = true;
+      if (!check.ok || !device || activeCall || placing) return;
+      placing = true;
+      updateButtons();
       normalise(check.value).then(function (e164) {
         numberInput.value = e164;
         var params = { To: e164, CallerId: callFrom.value || "auto" };
-        return Promise.resolve(device.connect({ params: params })).then(function (call) { bindCall(call, "Calling " + e164 + "…"); });
+        return Promise.resolve(device.connect({ params: params })).then(function (call) {
+          placing = false;
+          bindCall(call, "Calling " + e164 + "…");
+        });
       }).catch(function (err) {
+        placing = false;
         numberError.textContent = err.message;
         updateButtons();
       });
