@@ -124,14 +124,16 @@ class ScriptedAnswerForm(forms.Form):
 class HandoverRuleForm(forms.Form):
     """One scripted handover rule: a keyword or a key press hands the call over with one of the version's actions."""
 
+    HANGUP = "hangup"
+
     keyword = forms.CharField(label="Keyword", required=False, max_length=100)
     digit = forms.ChoiceField(label="Key", required=False, choices=DIGIT_CHOICES)
     action = forms.ChoiceField(label="Action", required=False)
 
     def __init__(self, *args, action_names=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.action_names = list(action_names)
-        choices = [("", "Choose an action…")] + [(n, n) for n in self.action_names]
+        self.action_names = list(action_names) + [self.HANGUP]  # "hangup": built in, ends the call
+        choices = [("", "Choose an action…")] + [(n, n) for n in action_names] + [(self.HANGUP, "Hang up (end the call)")]
         stored = (self.initial or {}).get("action")
         if stored and stored not in self.action_names:  # shown as it is, refused on save
             choices.append((stored, f"{stored} (no such action)"))

@@ -113,9 +113,11 @@ def test_handover_rules_naming_an_action_that_does_not_exist_are_refused(admin_c
     page = admin_client.get(f"/studio/agents/{agent.pk}/").content.decode()
     assert '<option value="transfer_to_sales">transfer_to_sales</option>' in page  # chosen from the actions
     response = admin_client.post(f"/studio/agents/{agent.pk}/", {
-        **data, **rows_post("rules", {"keyword": "sales", "action": "transfer_to_sales"})})
+        **data, **rows_post("rules", {"keyword": "sales", "action": "transfer_to_sales"},
+                            {"digit": "9", "action": "hangup"})})  # hangup: built in
     assert response.status_code == 302
-    assert draft_of(agent).handover_rules == [{"keyword": "sales", "action": "transfer_to_sales"}]
+    assert draft_of(agent).handover_rules == [{"keyword": "sales", "action": "transfer_to_sales"},
+                                              {"digit": "9", "action": "hangup"}]
 
 
 def test_restore_from_versions_page(admin_client, workspace):
