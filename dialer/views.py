@@ -310,8 +310,10 @@ def number_release(request, pk):
 def _caller_ids_context(request, *, form=None):
     workspace = request.workspace
     connection = connection_get(workspace=workspace)
+    caller_ids = list(caller_ids_for_workspace(workspace=workspace))
     return {
-        "caller_ids": list(caller_ids_for_workspace(workspace=workspace)),
+        "caller_ids": caller_ids,
+        "caller_ids_pending": any(not c.is_usable for c in caller_ids),
         "form": form or CallerIdAddForm(default_country=workspace.default_country),
         "connection": connection,
         "local_presence_form": LocalPresenceForm(initial={"enabled": bool(connection and connection.local_presence)}),
@@ -363,6 +365,17 @@ def caller_ids_check(request):
         messages.success(request, f"{count} number(s) verified." if count else
                          "Not verified yet: answer Twilio's call and enter the code, then check again.")
     return redirect("dialer:caller_ids")
+
+
+@require_POST
+@workspace_admin_required
+def caller_ids_poll(request):
+    """The caller ID list, htmx-polled every 3s while a verification is pending: checks Twilio, then re-renders."""
+    try:
+        services.caller_ids_check(workspace=request.workspace)
+    except (services.DialerError, errors.TwilioError):
+        pass  # the list stays as it is; the next poll (or "Check now", which says why) tries again
+    return render(request, "dialer/_caller_ids_table.html", _caller_ids_context(request))
 
 
 @require_POST
