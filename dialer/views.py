@@ -80,7 +80,7 @@ def connect_byok(request):
         except services.DialerError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, "Credentials saved. Checking them with Twilio…")
+            messages.success(request, "Credentials saved. Checking them with Twilio…", extra_tags="status-note")
             return redirect("dialer:settings")
     context = _settings_context(request, connection=connection, byok_form=form)
     return render(request, "dialer/settings.html", context, status=400)
@@ -94,7 +94,7 @@ def connect_hosted(request):
     except services.DialerError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Setting up your hosted Twilio account…")
+        messages.success(request, "Setting up your hosted Twilio account…", extra_tags="status-note")
     return redirect("dialer:settings")
 
 

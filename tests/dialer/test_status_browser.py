@@ -33,3 +33,32 @@ def test_caller_id_verification_updates_by_itself_while_pending(browser_page, li
     browser_page.wait_for_selector('[data-testid="caller-ids-card"]:not([data-pending])')
     assert "Waiting for verification" not in card.inner_text() and "Ready" in card.inner_text()
     assert CallerId.objects.get(phone_number="+14155550123").is_usable
+
+
+def _enter_credentials(page, live_server, sid, token):
+    page.goto(live_server.url + "/settings/dialer/")
+    page.get_by_label("Account SID").fill(sid)
+    page.get_by_label("Auth Token").fill(token)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save and connect").click()
+
+
+def test_checking_note_goes_once_connected(browser_page, live_server, workspace, admin, twilio_sandbox):
+    sid, token = twilio_sandbox.add_account()
+    login(browser_page, live_server, "ada")
+    _enter_credentials(browser_page, live_server, sid, token)  # validated at once (eager task)
+    browser_page.wait_for_selector('[data-testid="connection-card"][data-state="connected"]')
+    note = browser_page.locator(".message", has_text="Checking them with Twilio")
+    assert note.count() == 1 and note.is_hidden()
+
+
+def test_a_connection_error_shows_once(browser_page, live_server, workspace, admin, twilio_sandbox):
+    sid, _ = twilio_sandbox.add_account()
+    login(browser_page, live_server, "ada")
+    _enter_credentials(browser_page, live_server, sid, "0123456789abcdef0123456789abcdef")
+    browser_page.wait_for_selector('[data-testid="connection-card"][data-state="error"]')
+    visible = [t for t in browser_page.get_by_text("Phone system error").all() if t.is_visible()]
+    assert len(visible) == 1
+    assert browser_page.locator(".message", has_text="Checking them with Twilio").is_hidden()
+    browser_page.goto(live_server.url + "/calls/")  # elsewhere the sidebar says it
+    assert "Phone system error" in browser_page.locator("#phone-system-status").inner_text()
