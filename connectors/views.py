@@ -9,7 +9,9 @@ from agents.services import environments_ensure
 from connectors import selectors, services
 from connectors.forms import AttachNumberForm, PhoneConnectorForm
 from telephony import errors as twilio_errors
+from telephony.public_urls import public_base_problem
 from telephony.selectors import connection_get
+from telephony.services import sandbox_active
 from workspaces.decorators import workspace_admin_required, workspace_member_required
 from workspaces.forms import apply_validation_error
 
@@ -83,6 +85,7 @@ def connector_detail(request, connector_id):
         "attach_form": AttachNumberForm(workspace=request.workspace),
         "twilio_ready": bool(connection and connection.has_credentials),
         "sessions": selectors.call_sessions_for_connector(connector=connector),
+        "public_url_problem": "" if sandbox_active() else public_base_problem(),
     })
 
 

@@ -529,3 +529,31 @@ def troubleshoot_checks(request):
 
     checks, alerts = troubleshoot_run(workspace=request.workspace, user=request.user)
     return render(request, "dialer/troubleshoot_checks.html", {"checks": checks, "alerts": alerts})
+
+
+PUBLIC_URL_SECTION = "## Connecting a real Twilio account to a local or self-hosted install"
+
+
+@require_GET
+@workspace_member_required
+def public_url_help(request):
+    """The README's section on giving the app an address Twilio can reach, with this install's PUBLIC_BASE_URL."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from telephony.public_urls import public_base_problem
+
+    try:
+        readme = (Path(settings.BASE_DIR) / "README.md").read_text(encoding="utf-8")
+    except OSError:
+        readme = ""
+    start = readme.find(PUBLIC_URL_SECTION)
+    if start < 0:
+        raise Http404("The README is not installed here.")
+    body = readme[start + len(PUBLIC_URL_SECTION):]
+    end = body.find("\n## ")
+    return render(request, "dialer/public_url_help.html", {
+        "section": body[:end if end >= 0 else None].strip(), "title": PUBLIC_URL_SECTION.lstrip("# "),
+        "public_base_url": settings.PUBLIC_BASE_URL, "problem": public_base_problem(),
+    })
