@@ -156,7 +156,18 @@ def _numbers_context(request):
 @require_GET
 @workspace_admin_required
 def numbers_page(request):
-    return render(request, "dialer/numbers.html", _numbers_context(request))
+    from django.db.models import F
+
+    from dialer.selectors import number_destinations
+
+    context = _numbers_context(request)
+    numbers = list(phone_numbers_for_workspace(workspace=request.workspace).annotate(
+        studio_connector=F("connector_link__connector__name"), studio_connector_id=F("connector_link__connector_id")))
+    destinations = number_destinations(numbers=numbers, connection=context["connection"])
+    for n in numbers:
+        n.destination = destinations[n.pk]
+    context["numbers"] = numbers
+    return render(request, "dialer/numbers.html", context)
 
 
 @require_GET

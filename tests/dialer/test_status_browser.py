@@ -62,3 +62,31 @@ def test_a_connection_error_shows_once(browser_page, live_server, workspace, adm
     assert browser_page.locator(".message", has_text="Checking them with Twilio").is_hidden()
     browser_page.goto(live_server.url + "/calls/")  # elsewhere the sidebar says it
     assert "Phone system error" in browser_page.locator("#phone-system-status").inner_text()
+
+
+def test_phone_numbers_page_shows_where_each_numbers_calls_go(browser_page, live_server, workspace, admin,
+                                                             twilio_sandbox, django_capture_on_commit_callbacks):
+    from connectors import services as connector_services
+    from telephony import twilio_gateway
+    from telephony.models import PhoneNumber
+    from tests.agents.factories import PhoneConnectorFactory
+
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,
+                                      numbers=("+15125550100", "+15125550101", "+15125550102"))
+    creds = connection.credentials()
+    remote = {n.phone_number: n for n in twilio_gateway.incoming_numbers_list(creds=creds)}
+    twilio_gateway.incoming_number_update(creds=creds, number_sid=remote["+15125550100"].sid, voice_url="",
+                                          voice_application_sid=connection.twiml_app_sid)
+    twilio_gateway.incoming_number_update(creds=creds, number_sid=remote["+15125550102"].sid,
+                                          voice_url="https://elsewhere.example/voice", voice_application_sid="")
+    connector = PhoneConnectorFactory(workspace=workspace, name="Front desk line")
+    connector_services.connector_number_attach(
+        connector=connector, phone_number=PhoneNumber.objects.get(phone_number="+15125550101"))
+    login(browser_page, live_server, "ada")
+    browser_page.goto(live_server.url + "/settings/dialer/numbers/")
+    rows = {r.locator("code").first.inner_text(): r.get_by_test_id("number-destination")
+            for r in browser_page.get_by_test_id("number-row").all()}
+    assert rows["+15125550100"].inner_text() == "Browser dialer"
+    assert "Studio connector Front desk line" in rows["+15125550101"].inner_text()
+    assert rows["+15125550101"].locator("a").get_attribute("href") == f"/studio/connectors/{connector.pk}/"
+    assert rows["+15125550102"].inner_text() == "Elsewhere: https://elsewhere.example/voice"
