@@ -214,6 +214,11 @@ def number_provision(request):
         _search(request, search_form, context)
         return render(request, "dialer/number_search.html", context, status=400)
     phone_number = form.cleaned_data["phone_number"]
+    if not form.cleaned_data["confirmed"]:
+        # Buying costs money on the customer's Twilio account: say what, where and who pays, then ask.
+        return render(request, "dialer/number_provision_confirm.html", {
+            **context, "number": phone_number, "locality": form.cleaned_data["locality"],
+            "region": form.cleaned_data["region"], "search": search_form.data})
     purchase = services.number_purchase_start(workspace=request.workspace, phone_number=phone_number)
     try:
         number = services.number_provision(purchase_id=purchase.pk, locality=form.cleaned_data["locality"],

@@ -7,4 +7,5 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspaces/switch/", views.switch_workspace, name="switch_workspace"),
+    path("workspaces/new/", views.workspace_create, name="workspace_create"),
 ]

@@ -70,6 +70,10 @@ def test_admin_connects_byok_and_provisions_a_number(browser_page, live_server, 
     assert "TX" in first.inner_text()
     with page.expect_navigation():
         first.get_by_role("button", name="Provision").click()
+    confirm = page.get_by_test_id("provision-confirm")
+    assert chosen in confirm.inner_text() and "Billed to" in confirm.inner_text() and sid in confirm.inner_text()
+    with page.expect_navigation():
+        page.get_by_test_id("confirm-provision").click()
 
     page.wait_for_url("**/settings/dialer/numbers/")
     assert chosen in page.get_by_test_id("numbers-table").inner_text()

@@ -90,3 +90,32 @@ def test_phone_numbers_page_shows_where_each_numbers_calls_go(browser_page, live
     assert "Studio connector Front desk line" in rows["+15125550101"].inner_text()
     assert rows["+15125550101"].locator("a").get_attribute("href") == f"/studio/connectors/{connector.pk}/"
     assert rows["+15125550102"].inner_text() == "Elsewhere: https://elsewhere.example/voice"
+
+
+def test_provisioning_asks_to_confirm_and_area_codes_are_explained(browser_page, live_server, workspace, admin,
+                                                                  twilio_sandbox, django_capture_on_commit_callbacks):
+    from telephony.models import PhoneNumber
+
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks)
+    login(browser_page, live_server, "ada")
+    page = browser_page
+    page.goto(live_server.url + "/settings/dialer/numbers/search/")
+    for typed, expected in (("12ab", "Enter a 3-digit US area code"), ("999", "No numbers in area code 999")):
+        page.get_by_label("Area code").fill(typed)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Search").click()
+        assert expected in page.locator("main").inner_text()
+    page.get_by_label("Area code").fill("512")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    first = page.get_by_test_id("result-row").first
+    number = first.locator("code").inner_text()
+    with page.expect_navigation():
+        first.get_by_role("button", name="Provision").click()
+    confirm = page.get_by_test_id("provision-confirm").inner_text()
+    assert number in confirm and "Austin" in confirm and sid in confirm and "Twilio account" in confirm
+    assert not PhoneNumber.objects.exists()  # nothing bought before confirming
+    with page.expect_navigation():
+        page.get_by_test_id("confirm-provision").click()
+    assert number in page.get_by_test_id("numbers-table").inner_text()
+    assert PhoneNumber.objects.get().phone_number == number
