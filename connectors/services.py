@@ -131,6 +131,14 @@ def connector_update(*, connector: PhoneConnector, agent, environment, version_m
 
 
 @transaction.atomic
+def connector_pin(*, connector: PhoneConnector, version) -> PhoneConnector:
+    """The connector answers with `version` (a published version of its agent) until changed again."""
+    return connector_update(connector=connector, agent=connector.agent, environment=connector.environment,
+                            version_mode=PhoneConnector.VersionMode.PINNED, pinned_version=version,
+                            name=connector.name)
+
+
+@transaction.atomic
 def connector_enable(*, connector: PhoneConnector) -> PhoneConnector:
     """Refuses (ValidationError naming what is missing) when a call could not be connected."""
     from django.core.exceptions import ValidationError

@@ -66,3 +66,24 @@ def test_a_provider_the_transport_cannot_run_is_refused_next_to_the_provider(bro
     error.wait_for()
     assert "OpenAI Realtime cannot run over ConversationRelay" in error.inner_text()
     assert draft_of(agent).provider == "scripted"
+
+
+@pytest.mark.browser
+def test_a_connector_is_pinned_from_the_versions_page(browser_page, live_server):
+    from connectors.models import PhoneConnector
+    from tests.agents.factories import PhoneConnectorFactory, published_agent
+
+    page = browser_page
+    workspace = WorkspaceFactory(name="Acme")
+    MembershipFactory(workspace=workspace, user=UserFactory(username="pin-admin"), role=Membership.Role.ADMIN)
+    agent = published_agent(workspace, versions=2)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent, name="Main line")
+    v1 = agent.versions.get(number=1)
+    login(page, live_server, "pin-admin")
+    page.goto(f"{live_server.url}/studio/agents/{agent.pk}/versions/")
+    with page.expect_navigation():
+        page.get_by_test_id(f"pin-1-{connector.pk}").click()
+    assert "Main line now answers with v1." in page.content()
+    assert page.get_by_test_id("pinned-1").is_visible()
+    connector = PhoneConnector.objects.get(pk=connector.pk)
+    assert (connector.version_mode, connector.pinned_version_id) == ("pinned", v1.pk)

@@ -313,3 +313,23 @@ def test_scripted_answer_audio_must_be_an_https_url(admin_client, workspace):
         **data, **rows_post("answers", {"keywords": "jingle", "answer": "Hi", "play": "https://x.test/j.mp3"})})
     assert response.status_code == 302
     assert draft_of(agent).scripted_answers[0]["play"] == "https://x.test/j.mp3"
+
+
+def test_pinning_is_scoped_to_the_workspace_and_the_agents_published_versions(admin_client, workspace):
+    from tests.factories import WorkspaceFactory
+
+    agent = published_agent(workspace)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
+    other_agent = published_agent(WorkspaceFactory())
+    foreign = PhoneConnectorFactory(workspace=other_agent.workspace, agent=other_agent)
+    v1 = agent.versions.get(number=1)
+    assert admin_client.post(f"/studio/connectors/{foreign.pk}/pin/",
+                             {"version_id": other_agent.versions.get(number=1).pk}).status_code == 404
+    assert admin_client.post(f"/studio/connectors/{connector.pk}/pin/",
+                             {"version_id": other_agent.versions.get(number=1).pk}).status_code == 404
+    response = admin_client.post(f"/studio/connectors/{connector.pk}/pin/", {"version_id": draft_of(agent).pk},
+                                 follow=True)
+    assert "Choose a published version" in response.content.decode()
+    assert PhoneConnector.objects.get(pk=connector.pk).version_mode == "published"
+    admin_client.post(f"/studio/connectors/{connector.pk}/pin/", {"version_id": v1.pk})
+    assert PhoneConnector.objects.get(pk=connector.pk).pinned_version_id == v1.pk
