@@ -16,6 +16,7 @@
   var MIN_DELAY_MS = 30 * 1000;
   var RETRY_MS = 30 * 1000;
   var TOKEN_ERRORS = [20104, 31205];
+  var CONNECT_TIMEOUT_MS = 20 * 1000;
 
   function createTokenScheduler(opts) {
     var timer = null;
@@ -275,14 +276,25 @@
       if (!check.ok || !device || activeCall || placing) return;
       placing = true;
       updateButtons();
+      // The SDK may never settle connect() while its signalling is unreachable: give up after a while so Call can
+      // be pressed again (a call that still comes through is bound when it does).
+      var giveUp = setTimeout(function () {
+        if (!placing) return;
+        placing = false;
+        showError("Twilio did not answer the call request: check the connection, then press Call again.");
+        if (!activeCall) setState("Offline");
+        updateButtons();
+      }, CONNECT_TIMEOUT_MS);
       normalise(check.value).then(function (e164) {
         numberInput.value = e164;
         var params = { To: e164, CallerId: callFrom.value || "auto" };
         return Promise.resolve(device.connect({ params: params })).then(function (call) {
+          clearTimeout(giveUp);
           placing = false;
           bindCall(call, "Calling " + e164 + "…");
         });
       }).catch(function (err) {
+        clearTimeout(giveUp);
         placing = false;
         numberError.textContent = err.message;
         updateButtons();

@@ -257,3 +257,25 @@ def test_signalling_error_is_not_ready_and_call_recovers(browser_page, live_serv
     wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
     call.click()
     wait_until(page, "window.__twilioFake.connectCalls.length === 2")
+
+
+def test_a_call_request_the_sdk_never_answers_is_given_up(browser_page, live_server, rep, workspace):
+    """No error event either (signalling just hangs): after 20 s Call can be pressed again."""
+    MembershipFactory(workspace=workspace, user=rep)
+    ready_workspace(workspace, numbers=("+15125550100",))
+    browser_page.add_init_script(FAKE_TWILIO.replace("      return Promise.resolve(call);",
+                                                     "      return new Promise(() => {});"))
+    browser_page.clock.install()
+    login(browser_page, live_server, "rita")
+    browser_page.goto(live_server.url + "/calls/")
+    page = browser_page
+    page.locator('[data-testid="dialer-toggle"]').click()
+    wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
+    wait_until(page, "document.querySelectorAll('#dialer-call-from option').length >= 1")
+    page.fill('[data-testid="dialer-number"]', "+15125550199")
+    page.locator('[data-testid="dialer-call"]').click()
+    wait_until(page, "window.__twilioFake.connectCalls.length === 1")
+    assert page.locator('[data-testid="dialer-call"]').is_disabled()
+    page.clock.fast_forward("00:21")
+    wait_until(page, "!document.querySelector('[data-testid=dialer-call]').disabled")
+    assert "did not answer the call request" in page.locator('[data-testid="dialer-error"]').inner_text()
