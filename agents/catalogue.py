@@ -1,4 +1,5 @@
-"""ConversationRelay's speech vendors: the providers, a curated voice list per provider and the speech models.
+"""What each agent provider needs (transport, secrets); ConversationRelay's speech vendors: the providers, a curated
+voice list per provider and the speech models.
 
 Names and defaults follow Twilio's `<ConversationRelay>` TwiML reference
 (twilio.com/docs/voice/twiml/connect/conversationrelay): `ttsProvider` is Google, Amazon or ElevenLabs (default
@@ -219,3 +220,53 @@ def voice_choices() -> list[tuple[str, str]]:
 
 def speech_model_choices() -> list[tuple[str, str]]:
     return [(m, f"{TranscriptionProvider(p).label}: {label}") for p, ms in SPEECH_MODELS.items() for m, label in ms]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Agent providers: which transport each can run over and which settings it reads (calls/providers/*.py). Keyed by
+# AgentVersion.Provider values; a provider not listed here is not checked.
+
+
+@dataclass(frozen=True)
+class ProviderNeeds:
+    transports: tuple[str, ...]  # AgentVersion.Transport values it can run over
+    secrets: tuple[str, ...] = ()  # environment secrets it requires
+    optional: tuple[str, ...] = ()  # settings it reads when present
+    why: str = ""  # why the other transport cannot carry it
+
+
+MEDIA_STREAMS, CONVERSATION_RELAY = "media_streams", "conversation_relay"
+TRANSPORT_LABELS = {MEDIA_STREAMS: "Media Streams", CONVERSATION_RELAY: "ConversationRelay"}
+
+PROVIDER_NEEDS: dict[str, ProviderNeeds] = {
+    "scripted": ProviderNeeds((MEDIA_STREAMS, CONVERSATION_RELAY)),
+    "openai_realtime": ProviderNeeds(
+        (MEDIA_STREAMS,), ("OPENAI_API_KEY",), ("OPENAI_REALTIME_MODEL", "OPENAI_REALTIME_PROTOCOL"),
+        "it speaks and listens itself (audio in, audio out), and ConversationRelay exchanges text only"),
+    "openai_chat": ProviderNeeds(
+        (CONVERSATION_RELAY,), ("OPENAI_API_KEY",), ("OPENAI_CHAT_MODEL", "OPENAI_BASE_URL"),
+        "it exchanges text only, and Media Streams carries raw audio"),
+}
+
+
+def provider_needs_text(provider: str, label: str) -> str:
+    """One line for the form: "OpenAI Realtime: Media Streams only; needs the secret OPENAI_API_KEY." """
+    needs = PROVIDER_NEEDS.get(provider)
+    if needs is None:
+        return ""
+    transports = " or ".join(TRANSPORT_LABELS.get(t, t) for t in needs.transports)
+    text = f"{label}: {transports}{' only' if len(needs.transports) == 1 else ''}"
+    text += f"; needs the secret {', '.join(needs.secrets)}" if needs.secrets else "; needs no secrets"
+    if needs.optional:
+        text += f" (optional: {', '.join(needs.optional)})"
+    return text + "."
+
+
+def provider_transport_problem(*, provider: str, label: str, transport: str) -> str | None:
+    """Why `provider` cannot run over `transport` (None when it can)."""
+    needs = PROVIDER_NEEDS.get(provider)
+    if needs is None or not transport or transport in needs.transports:
+        return None
+    others = " or ".join(TRANSPORT_LABELS.get(t, t) for t in needs.transports)
+    return (f"{label} cannot run over {TRANSPORT_LABELS.get(transport, transport)}: {needs.why}. Choose the "
+            f"{others} transport, or another provider.")

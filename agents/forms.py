@@ -168,19 +168,160 @@ AnalysisFieldFormSet = forms.formset_factory(
 )
 
 
+DIGIT_CHOICES = [("", "—")] + [(d, d) for d in "0123456789*#"]
+
+
+class ScriptedAnswerForm(forms.Form):
+    """One scripted answer: when the caller says one of the keywords, the agent says the answer (and may play audio)."""
+
+    keywords = forms.CharField(label="Keywords", required=False, max_length=500,
+                               help_text="Comma-separated, e.g. hours, open.")
+    answer = forms.CharField(label="Answer", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+    play = forms.CharField(label="Then play (optional)", required=False, max_length=500,
+                           widget=forms.TextInput(attrs={"type": "url", "placeholder": "https://…/jingle.mp3"}),
+                           help_text="ConversationRelay: an https:// URL of an audio file.")
+
+    def clean_keywords(self):
+        return list(dict.fromkeys(k.strip() for k in self.cleaned_data["keywords"].split(",") if k.strip()))
+
+    def clean_play(self):
+        play = self.cleaned_data["play"].strip()
+        # Twilio fetches the audio itself, so a public https URL.
+        if play and not re.fullmatch(r"https://[^\s]+", play):
+            raise forms.ValidationError("Enter an https:// URL of an audio file.")
+        return play
+
+    def clean(self):
+        data = super().clean()
+        if self.errors or self.is_blank(data):
+            return data
+        if not data.get("keywords"):
+            self.add_error("keywords", "Enter at least one keyword for this answer.")
+        if not data.get("answer", "").strip():
+            self.add_error("answer", "Enter the answer the agent gives.")
+        return data
+
+    @staticmethod
+    def is_blank(data) -> bool:
+        return not (data.get("keywords") or (data.get("answer") or "").strip() or data.get("play"))
+
+    def row(self) -> dict:
+        data = self.cleaned_data
+        row = {"keywords": data["keywords"], "answer": data["answer"].strip()}
+        if data.get("play"):
+            row["play"] = data["play"]
+        return row
+
+
+class HandoverRuleForm(forms.Form):
+    """One scripted handover rule: a keyword or a key press hands the call over with one of the version's actions."""
+
+    HANGUP = "hangup"
+
+    keyword = forms.CharField(label="Keyword", required=False, max_length=100)
+    digit = forms.ChoiceField(label="Key", required=False, choices=DIGIT_CHOICES)
+    action = forms.ChoiceField(label="Action", required=False)
+    # A rule that runs an API action: its fixed parameters, the field of the answer it speaks and what it says.
+    parameters = forms.CharField(label="Parameters (API action)", required=False, max_length=2000,
+                                 widget=forms.TextInput(attrs={"placeholder": '{"order_id": "42"}'}))
+    field = forms.CharField(label="Field spoken", required=False, max_length=200,
+                            widget=forms.TextInput(attrs={"placeholder": "/order/status"}))
+    say = forms.CharField(label="Says", required=False, max_length=500,
+                          widget=forms.TextInput(attrs={"placeholder": "Your order is {result}."}))
+    error_say = forms.CharField(label="Says on failure", required=False, max_length=500)
+
+    def clean_parameters(self):
+        text = (self.cleaned_data.get("parameters") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise forms.ValidationError('Enter a JSON object of names to values, e.g. {"order_id": "42"}.')
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Enter a JSON object of names to values, e.g. {"order_id": "42"}.')
+        return value
+
+    def clean_field(self):
+        field = (self.cleaned_data.get("field") or "").strip()
+        if field and not field.startswith("/"):
+            raise forms.ValidationError('A JSON pointer such as "/order/status".')
+        return field
+
+    def __init__(self, *args, action_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.action_names = list(action_names) + [self.HANGUP]  # "hangup": built in, ends the call
+        choices = [("", "Choose an action…")] + [(n, n) for n in action_names] + [(self.HANGUP, "Hang up (end the call)")]
+        stored = (self.initial or {}).get("action")
+        if stored and stored not in self.action_names:  # shown as it is, refused on save
+            choices.append((stored, f"{stored} (no such action)"))
+        if self.is_bound:
+            posted = self.data.get(self.add_prefix("action"))
+            if posted and posted not in dict(choices):
+                choices.append((posted, f"{posted} (no such action)"))
+        self.fields["action"].choices = choices
+
+    def clean(self):
+        data = super().clean()
+        if self.errors or self.is_blank(data):
+            return data
+        action = data.get("action")
+        if not action:
+            self.add_error("action", "Choose the action this rule hands over with.")
+        elif action not in self.action_names:
+            self.add_error("action", f"This version has no action named {action}: add it on the Actions tab, "
+                                     "or choose one of its actions.")
+        if not (data.get("keyword") or "").strip() and not data.get("digit"):
+            self.add_error("keyword", "Enter a keyword or choose a key.")
+        return data
+
+    @staticmethod
+    def is_blank(data) -> bool:
+        return not ((data.get("keyword") or "").strip() or data.get("digit") or data.get("action"))
+
+    def row(self) -> dict:
+        data = self.cleaned_data
+        row = {}
+        if data["keyword"].strip():
+            row["keyword"] = data["keyword"].strip()
+        if data["digit"]:
+            row["digit"] = data["digit"]
+        row["action"] = data["action"]
+        if data.get("parameters"):
+            row["parameters"] = data["parameters"]
+        for key in ("field", "say", "error_say"):
+            if (data.get(key) or "").strip():
+                row[key] = data[key].strip()
+        return row
+
+
+class BaseRowFormSet(forms.BaseFormSet):
+    """Rows edited in place: an empty row or one marked for removal is dropped."""
+
+    def rows(self) -> list[dict]:
+        out = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or form.is_blank(data):
+                continue
+            out.append(form.row())
+        return out
+
+
+MAX_ROWS = 100
+ScriptedAnswerFormSet = forms.formset_factory(ScriptedAnswerForm, formset=BaseRowFormSet, extra=1, can_delete=True,
+                                              max_num=MAX_ROWS, validate_max=True, absolute_max=MAX_ROWS + 10)
+HandoverRuleFormSet = forms.formset_factory(HandoverRuleForm, formset=BaseRowFormSet, extra=1, can_delete=True,
+                                            max_num=MAX_ROWS, validate_max=True, absolute_max=MAX_ROWS + 10)
+
+
 class AgentVersionForm(forms.ModelForm):
-    """The draft's fields. Names lists are typed comma-separated; scripted tables as JSON."""
+    """The draft's fields. Names lists are typed comma-separated; scripted answers and handover rules as rows."""
 
     variables_text = forms.CharField(label="Variables it uses", required=False,
                                      help_text="Names, comma-separated (e.g. COMPANY_NAME, OPENING_HOURS).")
     secrets_text = forms.CharField(label="Secrets it needs", required=False,
                                    help_text="Names, comma-separated (e.g. OPENAI_API_KEY).")
-    scripted_answers_text = forms.CharField(
-        label="Scripted answers (JSON)", required=False, widget=forms.Textarea(attrs={"rows": 4}),
-        help_text='A list of {"keywords": ["hours"], "answer": "We are open 9 to 5."}.')
-    handover_rules_text = forms.CharField(
-        label="Scripted handover rules (JSON)", required=False, widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='A list of {"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}.')
     relay_hints_text = forms.CharField(
         label="Speech recognition hints", required=False, max_length=MAX_HINTS * (MAX_HINT_CHARS + 2),
         help_text=f"Words or phrases callers may say (product names, jargon), comma-separated; at most {MAX_HINTS}.")
@@ -246,10 +387,38 @@ class AgentVersionForm(forms.ModelForm):
             self.initial["relay_hints_text"] = ", ".join(self.instance.relay_hints or [])
             self.initial["variables_text"] = ", ".join(self.instance.variables or [])
             self.initial["secrets_text"] = ", ".join(self.instance.secrets or [])
-            if self.instance.scripted_answers:
-                self.initial["scripted_answers_text"] = json.dumps(self.instance.scripted_answers, indent=2)
-            if self.instance.handover_rules:
-                self.initial["handover_rules_text"] = json.dumps(self.instance.handover_rules, indent=2)
+        self._init_rows()
+        self.fields["provider"].help_text = " ".join(
+            filter(None, (catalogue.provider_needs_text(value, label) for value, label in AgentVersion.Provider.choices)))
+
+    def _init_rows(self):
+        """Scripted answers and handover rules: row formsets inside this form (like the languages; a post without
+        their management form keeps the stored rows)."""
+        names = ([*self.instance.actions.values_list("name", flat=True),
+                  *self.instance.api_actions.values_list("name", flat=True)] if self.instance.pk else [])
+        self.action_names = names
+        self.answers = self.rules = None
+        if not self.is_bound:
+            answers = [{"keywords": ", ".join(str(k) for k in (r.get("keywords") or [])), "answer": r.get("answer", ""),
+                        "play": r.get("play", "")} for r in (self.instance.scripted_answers or []) if isinstance(r, dict)]
+            rules = [{"keyword": r.get("keyword", ""), "digit": str(r.get("digit", "") or ""),
+                      "action": r.get("action", ""),
+                      "parameters": json.dumps(r["parameters"]) if r.get("parameters") else "",
+                      "field": r.get("field", ""), "say": r.get("say", ""), "error_say": r.get("error_say", "")}
+                     for r in (self.instance.handover_rules or []) if isinstance(r, dict)]
+            self.answers = ScriptedAnswerFormSet(prefix="answers", initial=answers)
+            self.rules = HandoverRuleFormSet(prefix="rules", initial=rules, form_kwargs={"action_names": names})
+            return
+        if "answers-TOTAL_FORMS" in self.data:
+            self.answers = ScriptedAnswerFormSet(self.data, prefix="answers")
+        if "rules-TOTAL_FORMS" in self.data:
+            self.rules = HandoverRuleFormSet(self.data, prefix="rules", form_kwargs={"action_names": names})
+
+    def handover_rules(self) -> list[dict]:
+        """The rules as saved (posted rows when valid, else the stored ones)."""
+        if self.rules is not None and self.rules.is_valid():
+            return self.rules.rows()
+        return list(self.instance.handover_rules or [])
 
     def voice_options(self):
         return catalogue.voice_choices()
@@ -296,55 +465,18 @@ class AgentVersionForm(forms.ModelForm):
     def clean_secrets_text(self):
         return _names(self.cleaned_data["secrets_text"], "secret")
 
-    def _json_list(self, key, required_keys):
-        text = (self.cleaned_data.get(key) or "").strip()
-        if not text:
-            return []
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}")
-        if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
-            raise forms.ValidationError("Enter a JSON list of objects.")
-        for i, item in enumerate(value, 1):
-            missing = [k for k in required_keys if k not in item]
-            if missing:
-                raise forms.ValidationError(f"Item {i} lacks {', '.join(missing)}.")
-        return value
-
-    def clean_scripted_answers_text(self):
-        rows = self._json_list("scripted_answers_text", ["keywords", "answer"])
-        for i, row in enumerate(rows, 1):
-            # Optional audio ConversationRelay plays after the answer: Twilio fetches it, so a public https URL.
-            if "play" in row and not re.fullmatch(r"https://[^\s]+", str(row["play"])):
-                raise forms.ValidationError(f"Item {i}: play must be an https:// URL of an audio file.")
-        return rows
-
-    def clean_handover_rules_text(self):
-        rules = self._json_list("handover_rules_text", ["action"])
-        for i, rule in enumerate(rules, 1):
-            if not rule.get("keyword") and not rule.get("digit"):
-                raise forms.ValidationError(f"Rule {i} needs a keyword or a digit.")
-            digit = str(rule.get("digit", ""))
-            if digit and not re.fullmatch(r"[0-9*#]", digit):
-                raise forms.ValidationError(f"Rule {i}: the digit must be one of 0-9, * or #.")
-            # A rule that runs an API action: fixed parameters, and a JSON pointer to the field it speaks.
-            if "parameters" in rule and not isinstance(rule["parameters"], dict):
-                raise forms.ValidationError(f"Rule {i}: parameters must be an object of names to values.")
-            if rule.get("field") and not str(rule["field"]).startswith("/"):
-                raise forms.ValidationError(f'Rule {i}: field is a JSON pointer such as "/order/status".')
-        return rules
-
-    # Providers that exchange text only (the runtime refuses them over Media Streams' raw audio).
-    TEXT_ONLY_PROVIDERS = {AgentVersion.Provider.OPENAI_CHAT}
-
     def clean(self):
         data = super().clean()
         provider, transport = data.get("provider"), data.get("transport")
-        if provider in self.TEXT_ONLY_PROVIDERS and transport == AgentVersion.Transport.MEDIA_STREAMS:
-            self.add_error("provider", f"{AgentVersion.Provider(provider).label} works with text only: choose the "
-                                       "ConversationRelay transport (Twilio speech), or OpenAI Realtime / Scripted "
-                                       "for Media Streams.")
+        if provider:
+            problem = catalogue.provider_transport_problem(
+                provider=provider, label=dict(AgentVersion.Provider.choices).get(provider, provider), transport=transport)
+            if problem:
+                self.add_error("provider", problem)
+        for rows in (self.answers, self.rules):
+            if rows is not None and not rows.is_valid():
+                self.add_error(None, "Correct the scripted answers or handover rules below.")
+                break
         if transport == AgentVersion.Transport.CONVERSATION_RELAY:
             self._clean_relay(data)
         elif data.get("language") == catalogue.MULTI:
@@ -377,7 +509,7 @@ class AgentVersionForm(forms.ModelForm):
                            f"The agent speaks the greeting as text, and Twilio lets text be interrupted by any input "
                            f"or by none: {greeting} for the greeting works only when replies use {greeting} too. "
                            "Choose any or none, or the same as for replies.")
-        rules = data.get("handover_rules_text") or []
+        rules = self.handover_rules()
         digits = [str(r.get("digit")) for r in rules if r.get("digit") not in (None, "")]
         if digits and not data.get("relay_dtmf_detection"):
             self.add_error("relay_dtmf_detection",
@@ -433,11 +565,13 @@ class AgentVersionForm(forms.ModelForm):
             data["relay_languages"] = self.languages.entries()
         data["variables"] = self.cleaned_data["variables_text"]
         data["secrets"] = self.cleaned_data["secrets_text"]
-        data["scripted_answers"] = self.cleaned_data["scripted_answers_text"]
-        data["handover_rules"] = self.cleaned_data["handover_rules_text"]
         data["analysis_success"] = (self.cleaned_data.get("analysis_success") or "").strip()
         if self.analysis is not None:
             data["analysis_fields"] = self.analysis.entries()
+        if self.answers is not None:
+            data["scripted_answers"] = self.answers.rows()
+        if self.rules is not None:
+            data["handover_rules"] = self.rules.rows()
         return data
 
 

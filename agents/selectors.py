@@ -203,6 +203,65 @@ class FieldChange:
     old: object
     new: object
 
+    @property
+    def old_text(self) -> str:
+        return value_text(self.field, self.old)
+
+    @property
+    def new_text(self) -> str:
+        return value_text(self.field, self.new)
+
+
+def _quoted(words) -> str:
+    return ", ".join(f"“{w}”" for w in words)
+
+
+def value_text(name: str, value) -> str:
+    """A version field's value as people read it in the diff: choice labels, yes/no, rows as sentences."""
+    if value is None or value == "" or value == []:
+        return ""
+    if value is True or value is False:
+        return "yes" if value else "no"
+    if name == "scripted_answers":
+        lines = []
+        for row in value:
+            if not isinstance(row, dict):
+                lines.append(str(row))
+                continue
+            line = f"{_quoted(row.get('keywords') or [])} → {row.get('answer', '')}"
+            if row.get("play"):
+                line += f" (then plays {row['play']})"
+            lines.append(line)
+        return "\n".join(lines)
+    if name == "handover_rules":
+        lines = []
+        for rule in value:
+            if not isinstance(rule, dict):
+                lines.append(str(rule))
+                continue
+            when = " or ".join(filter(None, [f"“{rule['keyword']}”" if rule.get("keyword") else "",
+                                             f"key {rule['digit']}" if rule.get("digit") not in (None, "") else ""]))
+            lines.append(f"{when} → {rule.get('action', '')}")
+        return "\n".join(lines)
+    if name == "relay_languages":
+        labels = {"tts_provider": "text-to-speech", "voice": "voice", "transcription_provider": "recognition",
+                  "speech_model": "speech model"}
+        lines = []
+        for entry in value:
+            if not isinstance(entry, dict):
+                lines.append(str(entry))
+                continue
+            rest = ", ".join(f"{label} {entry[key]}" for key, label in labels.items() if entry.get(key))
+            lines.append(f"{entry.get('code', '')}{': ' + rest if rest else ''}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    try:
+        choices = dict(AgentVersion._meta.get_field(name).choices or ())
+    except Exception:  # noqa: BLE001 - not a model field
+        choices = {}
+    return str(choices.get(value, value))
+
 
 @dataclass(frozen=True)
 class ActionChange:

@@ -6,6 +6,7 @@ import secrets
 
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from calls.models import CallSession
@@ -58,8 +59,12 @@ def stream_token_consume(*, token: str, max_age: int = STREAM_TOKEN_MAX_AGE) -> 
     pk, _, nonce = value.partition(".")
     if not pk.isdigit() or not nonce:
         raise InvalidStreamToken("The stream token is not valid.")
+    # The stream joining means the call was answered: a session still "ringing" (Twilio's status on the first
+    # webhook) is now in progress.
     used = CallSession.objects.filter(pk=int(pk), stream_token_nonce=nonce, stream_token_used_at__isnull=True).update(
-        stream_token_used_at=timezone.now()
+        stream_token_used_at=timezone.now(),
+        status=Case(When(status=CallSession.Status.RINGING, then=Value(CallSession.Status.IN_PROGRESS)),
+                    default=F("status")),
     )
     if used != 1:
         raise InvalidStreamToken("The stream token was already used.")
@@ -139,6 +144,14 @@ def connector_update(*, connector: PhoneConnector, agent, environment, version_m
     if pinned is not None and pinned.pk != previous_pin:
         _audit_pinned(connector=connector, actor=actor)
     return connector
+
+
+@transaction.atomic
+def connector_pin(*, connector: PhoneConnector, version) -> PhoneConnector:
+    """The connector answers with `version` (a published version of its agent) until changed again."""
+    return connector_update(connector=connector, agent=connector.agent, environment=connector.environment,
+                            version_mode=PhoneConnector.VersionMode.PINNED, pinned_version=version,
+                            name=connector.name)
 
 
 @transaction.atomic

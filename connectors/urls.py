@@ -14,6 +14,7 @@ urlpatterns = [
     path("studio/connectors/<int:connector_id>/", views.connector_detail, name="detail"),
     path("studio/connectors/<int:connector_id>/edit/", views.connector_edit, name="edit"),
     path("studio/connectors/<int:connector_id>/enable/", views.connector_enable, name="enable"),
+    path("studio/connectors/<int:connector_id>/pin/", views.connector_pin, name="pin"),
     path("studio/connectors/<int:connector_id>/disable/", views.connector_disable, name="disable"),
     path("studio/connectors/<int:connector_id>/alert/clear/", views.connector_alert_clear, name="alert_clear"),
     path("studio/connectors/<int:connector_id>/numbers/attach/", views.connector_attach, name="attach"),

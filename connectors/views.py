@@ -9,7 +9,9 @@ from agents.services import environments_ensure
 from connectors import selectors, services
 from connectors.forms import AttachNumberForm, PhoneConnectorForm
 from telephony import errors as twilio_errors
+from telephony.public_urls import public_base_problem
 from telephony.selectors import connection_get
+from telephony.services import sandbox_active
 from workspaces.decorators import workspace_admin_required, workspace_member_required
 from workspaces.forms import apply_validation_error
 
@@ -69,6 +71,32 @@ def connector_edit(request, connector_id):
     return render(request, "connectors/connector_form.html", {"form": form, "connector": connector})
 
 
+@workspace_admin_required
+@require_POST
+def connector_pin(request, connector_id):
+    """From an agent's Versions page: pin the connector to one of the agent's published versions."""
+    from agents.models import AgentVersion
+
+    connector = _connector_or_404(request, connector_id)
+    version = AgentVersion.objects.filter(pk=request.POST.get("version_id") or 0, agent_id=connector.agent_id,
+                                          agent__workspace=request.workspace).first()
+    if version is None:
+        raise Http404("No such version of this agent.")
+    was_enabled = connector.enabled
+    try:
+        services.connector_pin(connector=connector, version=version)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        label = connector.name or "The connector"
+        if was_enabled and not connector.enabled:
+            messages.error(request, f"{label} is pinned to {version.label} and disabled: it cannot take calls with "
+                                    "that version here (see the connector).")
+        else:
+            messages.success(request, f"{label} now answers with {version.label}.")
+    return redirect("agents:versions", agent_id=connector.agent_id)
+
+
 @workspace_member_required
 def connector_detail(request, connector_id):
     connector = _connector_or_404(request, connector_id)
@@ -83,6 +111,7 @@ def connector_detail(request, connector_id):
         "attach_form": AttachNumberForm(workspace=request.workspace),
         "twilio_ready": bool(connection and connection.has_credentials),
         "sessions": selectors.call_sessions_for_connector(connector=connector),
+        "public_url_problem": "" if sandbox_active() else public_base_problem(),
     })
 
 

@@ -53,17 +53,21 @@ class ByokForm(forms.Form):
 
 class NumberSearchForm(forms.Form):
     country = forms.ChoiceField(choices=SEARCH_COUNTRIES, initial="US")
-    area_code = forms.CharField(label="Area code", max_length=3, min_length=1,
+    area_code = forms.CharField(label="Area code", max_length=8,
                                 widget=forms.TextInput(attrs={"placeholder": "512", "inputmode": "numeric",
                                                               "size": 4}))
     contains = forms.CharField(label="Contains (optional)", required=False, max_length=7,
                                validators=[RegexValidator(r"^[0-9]+$", "Use digits only, e.g. 55.")],
                                widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 8}))
 
+    AREA_CODE_HINTS = {"US": "Enter a 3-digit US area code, e.g. 512 for Austin, TX.",
+                       "CA": "Enter a 3-digit Canadian area code, e.g. 416 for Toronto, ON."}
+
     def clean_area_code(self):
         value = (self.cleaned_data.get("area_code") or "").strip()
         if not re.fullmatch(r"[2-9][0-9]{2}", value) or value[1:] == "11":
-            raise forms.ValidationError("Enter a 3-digit area code, e.g. 512 for Austin, TX.")
+            country = self.data.get("country") or "US"
+            raise forms.ValidationError(self.AREA_CODE_HINTS.get(country, self.AREA_CODE_HINTS["US"]))
         return value
 
 
@@ -71,6 +75,8 @@ class ProvisionForm(forms.Form):
     phone_number = forms.CharField(max_length=20)
     locality = forms.CharField(max_length=64, required=False)
     region = forms.CharField(max_length=64, required=False)
+    # Set by the confirmation page's button: without it the view asks to confirm first (nothing is bought).
+    confirmed = forms.BooleanField(required=False)
 
     def clean_phone_number(self):
         try:

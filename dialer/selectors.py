@@ -57,3 +57,35 @@ def call_log_members(*, workspace):
 def recent_voicemails(*, workspace, limit: int = 10):
     return (Voicemail.objects.filter(workspace=workspace).select_related("call", "call__user")
             .order_by("-created_at")[:limit])
+
+
+def number_destinations(*, numbers, connection) -> dict[int, dict]:
+    """Where each number's incoming calls go, keyed by number pk: {"kind": dialer | connector | elsewhere |
+    missing | unknown, "text": …, "connector_id": …}. Numbers attached to a Studio connector say so from our own
+    rows (annotate `studio_connector`/`studio_connector_id`); the others are read from Twilio (one request)."""
+    from telephony import errors, twilio_gateway
+
+    out, remote, failed = {}, None, ""
+    ours = [n for n in numbers if getattr(n, "studio_connector_id", None) is None]
+    if ours and connection is not None and connection.has_credentials:
+        try:
+            remote = {r.phone_number: r for r in twilio_gateway.incoming_numbers_list(creds=connection.credentials())}
+        except errors.TwilioError as exc:
+            failed = exc.display()
+    for n in numbers:
+        if getattr(n, "studio_connector_id", None) is not None:
+            out[n.pk] = {"kind": "connector", "text": f"Studio connector {n.studio_connector or '(unnamed)'}",
+                         "connector_id": n.studio_connector_id}
+            continue
+        found = remote.get(n.phone_number) if remote is not None else None
+        if remote is None:
+            out[n.pk] = {"kind": "unknown", "text": f"Unknown: Twilio did not answer ({failed})" if failed
+                         else "Unknown: not connected to Twilio"}
+        elif found is None:
+            out[n.pk] = {"kind": "missing", "text": "Not on the Twilio account any more"}
+        elif connection.twiml_app_sid and found.voice_application_sid == connection.twiml_app_sid:
+            out[n.pk] = {"kind": "dialer", "text": "Browser dialer"}
+        else:
+            target = found.voice_url or found.voice_application_sid or "nowhere (no voice configuration)"
+            out[n.pk] = {"kind": "elsewhere", "text": f"Elsewhere: {target}"}
+    return out

@@ -212,7 +212,25 @@ def check_alerts(run: _Run) -> Check:
                  "See each alert's fix below." if run.alerts else "")
 
 
-CHECKS = [check_credentials, check_numbers, check_twiml_app, check_number_voice, check_token, check_alerts]
+def check_signalling(run: _Run) -> Check:
+    """Browser calls need Twilio's voice signalling (wss://voice-js.roaming.twilio.com), which the sandbox has not."""
+    from telephony.services import sandbox_active
+
+    name, label = "signalling", "The browser can reach Twilio's voice signalling"
+    if sandbox_active():
+        return Check(name, label, False,
+                     "This install runs against the local Twilio sandbox: the REST checks above use the sandbox, but "
+                     "the browser cannot reach Twilio's voice signalling offline, so the dialer cannot place or "
+                     "receive calls (the panel shows ConnectionError 31005).",
+                     "Use a number's \"Simulate a call\" on Phone numbers to try a call, or run with a real Twilio "
+                     "account (see the README: Connecting a real Twilio account to a local or self-hosted install).",
+                     reverse("dialer:numbers"))
+    return Check(name, label, True, "Real Twilio: the browser connects to its signalling when the dialer starts; "
+                                    "the panel shows an error if it cannot.")
+
+
+CHECKS = [check_credentials, check_numbers, check_twiml_app, check_number_voice, check_token, check_alerts,
+          check_signalling]
 
 
 def _alert_text(raw: str) -> str:

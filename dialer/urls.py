@@ -42,6 +42,8 @@ urlpatterns = [
     path("settings/dialer/caller-ids/", views.caller_ids_page, name="caller_ids"),
     path("settings/dialer/caller-ids/add/", views.caller_id_add, name="caller_id_add"),
     path("settings/dialer/caller-ids/check/", views.caller_ids_check, name="caller_ids_check"),
+    path("settings/dialer/caller-ids/poll/", views.caller_ids_poll, name="caller_ids_poll"),
+    path("help/public-url/", views.public_url_help, name="public_url_help"),
     path("settings/dialer/caller-ids/<int:pk>/default/", views.caller_id_default, name="caller_id_default"),
     path("settings/dialer/caller-ids/<int:pk>/remove/", views.caller_id_remove, name="caller_id_remove"),
 ]

@@ -80,7 +80,7 @@ def connect_byok(request):
         except services.DialerError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, "Credentials saved. Checking them with Twilio…")
+            messages.success(request, "Credentials saved. Checking them with Twilio…", extra_tags="status-note")
             return redirect("dialer:settings")
     context = _settings_context(request, connection=connection, byok_form=form)
     return render(request, "dialer/settings.html", context, status=400)
@@ -94,7 +94,7 @@ def connect_hosted(request):
     except services.DialerError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Setting up your hosted Twilio account…")
+        messages.success(request, "Setting up your hosted Twilio account…", extra_tags="status-note")
     return redirect("dialer:settings")
 
 
@@ -156,7 +156,18 @@ def _numbers_context(request):
 @require_GET
 @workspace_admin_required
 def numbers_page(request):
-    return render(request, "dialer/numbers.html", _numbers_context(request))
+    from django.db.models import F
+
+    from dialer.selectors import number_destinations
+
+    context = _numbers_context(request)
+    numbers = list(phone_numbers_for_workspace(workspace=request.workspace).annotate(
+        studio_connector=F("connector_link__connector__name"), studio_connector_id=F("connector_link__connector_id")))
+    destinations = number_destinations(numbers=numbers, connection=context["connection"])
+    for n in numbers:
+        n.destination = destinations[n.pk]
+    context["numbers"] = numbers
+    return render(request, "dialer/numbers.html", context)
 
 
 @require_GET
@@ -203,6 +214,11 @@ def number_provision(request):
         _search(request, search_form, context)
         return render(request, "dialer/number_search.html", context, status=400)
     phone_number = form.cleaned_data["phone_number"]
+    if not form.cleaned_data["confirmed"]:
+        # Buying costs money on the customer's Twilio account: say what, where and who pays, then ask.
+        return render(request, "dialer/number_provision_confirm.html", {
+            **context, "number": phone_number, "locality": form.cleaned_data["locality"],
+            "region": form.cleaned_data["region"], "search": search_form.data})
     purchase = services.number_purchase_start(workspace=request.workspace, phone_number=phone_number)
     try:
         number = services.number_provision(purchase_id=purchase.pk, locality=form.cleaned_data["locality"],
@@ -310,8 +326,10 @@ def number_release(request, pk):
 def _caller_ids_context(request, *, form=None):
     workspace = request.workspace
     connection = connection_get(workspace=workspace)
+    caller_ids = list(caller_ids_for_workspace(workspace=workspace))
     return {
-        "caller_ids": list(caller_ids_for_workspace(workspace=workspace)),
+        "caller_ids": caller_ids,
+        "caller_ids_pending": any(not c.is_usable for c in caller_ids),
         "form": form or CallerIdAddForm(default_country=workspace.default_country),
         "connection": connection,
         "local_presence_form": LocalPresenceForm(initial={"enabled": bool(connection and connection.local_presence)}),
@@ -363,6 +381,17 @@ def caller_ids_check(request):
         messages.success(request, f"{count} number(s) verified." if count else
                          "Not verified yet: answer Twilio's call and enter the code, then check again.")
     return redirect("dialer:caller_ids")
+
+
+@require_POST
+@workspace_admin_required
+def caller_ids_poll(request):
+    """The caller ID list, htmx-polled every 3s while a verification is pending: checks Twilio, then re-renders."""
+    try:
+        services.caller_ids_check(workspace=request.workspace)
+    except (services.DialerError, errors.TwilioError):
+        pass  # the list stays as it is; the next poll (or "Check now", which says why) tries again
+    return render(request, "dialer/_caller_ids_table.html", _caller_ids_context(request))
 
 
 @require_POST
@@ -516,3 +545,31 @@ def troubleshoot_checks(request):
 
     checks, alerts = troubleshoot_run(workspace=request.workspace, user=request.user)
     return render(request, "dialer/troubleshoot_checks.html", {"checks": checks, "alerts": alerts})
+
+
+PUBLIC_URL_SECTION = "## Connecting a real Twilio account to a local or self-hosted install"
+
+
+@require_GET
+@workspace_member_required
+def public_url_help(request):
+    """The README's section on giving the app an address Twilio can reach, with this install's PUBLIC_BASE_URL."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from telephony.public_urls import public_base_problem
+
+    try:
+        readme = (Path(settings.BASE_DIR) / "README.md").read_text(encoding="utf-8")
+    except OSError:
+        readme = ""
+    start = readme.find(PUBLIC_URL_SECTION)
+    if start < 0:
+        raise Http404("The README is not installed here.")
+    body = readme[start + len(PUBLIC_URL_SECTION):]
+    end = body.find("\n## ")
+    return render(request, "dialer/public_url_help.html", {
+        "section": body[:end if end >= 0 else None].strip(), "title": PUBLIC_URL_SECTION.lstrip("# "),
+        "public_base_url": settings.PUBLIC_BASE_URL, "problem": public_base_problem(),
+    })

@@ -14,7 +14,10 @@ class TwilioConnectionAdmin(admin.ModelAdmin):
     # Secrets are never rendered; ops can only replace them (dialer.forms.TwilioConnectionAdminForm).
     form = TwilioConnectionAdminForm
     exclude = ["auth_token", "api_key_secret"]
-    readonly_fields = ["masked_auth_token", "masked_api_key_secret", "created_at", "updated_at", "validated_at"]
+    # Status, Account SID and API key come from Twilio and the validation task: shown, not edited here (replace
+    # the token below, then "Check the credentials with Twilio now").
+    readonly_fields = ["status", "account_sid", "api_key_sid", "masked_auth_token", "masked_api_key_secret",
+                       "created_at", "updated_at", "validated_at"]
 
     @admin.display(description="API key secret")
     def masked_api_key_secret(self, obj):

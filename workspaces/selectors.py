@@ -96,6 +96,7 @@ def membership_for_request(*, user: AbstractBaseUser, workspace_id: int | None) 
         chosen = memberships[0]
     if chosen is not None:
         chosen.user = user  # the request's user: no query when a view reads membership.user
+        chosen.all_memberships = memberships  # the top bar's workspace switcher, without another query
     return chosen
 
 

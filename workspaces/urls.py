@@ -11,4 +11,5 @@ urlpatterns = [
     path("settings/audit-log/", views.audit_log, name="audit_log"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspaces/switch/", views.switch_workspace, name="switch_workspace"),
+    path("workspaces/new/", views.workspace_create, name="workspace_create"),
 ]

@@ -3,6 +3,7 @@ from base64 import b32encode
 import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
@@ -16,7 +17,13 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from workspaces import services
 from workspaces.decorators import workspace_admin_required, workspace_member_required
-from workspaces.forms import SwitchWorkspaceForm, TwoFactorEnrolForm, TwoFactorTokenForm, WorkspaceSecurityForm
+from workspaces.forms import (
+    SwitchWorkspaceForm,
+    TwoFactorEnrolForm,
+    TwoFactorTokenForm,
+    WorkspaceCreateForm,
+    WorkspaceSecurityForm,
+)
 from workspaces.middleware import SESSION_KEY, TWO_FACTOR_HAS_DEVICE_KEY, two_factor_verified
 from workspaces.selectors import audit_entries, memberships_for_user
 
@@ -137,3 +144,21 @@ def audit_log(request):
     """Settings → Audit log: who did what in this workspace, newest first."""
     page = Paginator(audit_entries(workspace=request.workspace), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "workspaces/audit_log.html", {"page": page})
+
+
+@login_required
+def workspace_create(request):
+    """Staff only: a new workspace with its first admin; the staff user lands in it when they are that admin."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff can create workspaces.")
+    form = WorkspaceCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        workspace = services.workspace_create(name=data["name"], owner=data["admin_username"],
+                                              default_country=data["default_country"])
+        messages.success(request, f"Workspace {workspace.name} created with {data['admin_username'].get_username()} "
+                                  "as its admin.")
+        if data["admin_username"].pk == request.user.pk:
+            request.session[SESSION_KEY] = workspace.pk
+        return redirect("home")
+    return render(request, "workspaces/workspace_create.html", {"form": form})

@@ -179,8 +179,16 @@ class ListenConsumer(ClosingOnceConsumer):
         await database_sync_to_async(intervention_record)(call_session_id=self.call.pk, user=self.user, kind=kind,
                                                           detail=detail, result=problem or "accepted")
         logger.info("supervisor intervention", extra={"call_id": self.call.pk, "kind": kind, "accepted": not problem})
+        from django.utils import timezone
+
+        from calls.models import CallIntervention
+
+        # What the call page's interventions list shows for the row just recorded (it appends it live).
+        label = dict(CallIntervention.Kind.choices).get(kind, kind)
         await self.send_json({"kind": "intervention", "ok": not problem, "type": kind, "field": field,
-                              "error": problem})
+                              "error": problem, "recorded": True, "by": self.user.get_username(), "label": label,
+                              "detail": detail, "result": problem or "accepted",
+                              "at": timezone.localtime().strftime("%H:%M:%S")})
 
     async def send_json(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message, separators=(",", ":")))

@@ -17,8 +17,15 @@ def studio_test_chat(context, agent):
     versions = (AgentVersion.objects.filter(agent=agent, agent__workspace=workspace)
                 .annotate(draft_first=Case(When(state=AgentVersion.State.DRAFT, then=Value(0)), default=Value(1),
                                            output_field=IntegerField()))
-                .order_by("draft_first", "-number").only("id", "state", "number", "provider", "transport"))
-    environments = Environment.objects.filter(workspace=workspace).order_by("id")
+                .order_by("draft_first", "-number").only("id", "state", "number", "provider", "transport",
+                                                         "secrets", "variables"))
+    environments = list(Environment.objects.filter(workspace=workspace).order_by("id"))
+    # Names only (never values), so the panel can warn when the chosen environment lacks what the version needs.
+    have = _environment_names(workspace)
+    for environment in environments:
+        secrets, variables = have.get(environment.pk, (set(), set()))
+        environment.secret_names = " ".join(sorted(secrets))
+        environment.variable_names = " ".join(sorted(variables))
     return {"show": True, "agent": agent, "versions": versions, "environments": environments}
 
 
@@ -26,6 +33,19 @@ def studio_test_chat(context, agent):
 def studio_voice_call(context, agent):
     """"Call this version": the same choices as the test chat (admins only), over the microphone."""
     return studio_test_chat(context, agent)
+
+
+def _environment_names(workspace) -> dict[int, tuple[set, set]]:
+    from agents.models import EnvironmentSecret, EnvironmentVariable
+
+    have: dict[int, tuple[set, set]] = {}
+    for env_id, name in (EnvironmentSecret.objects.filter(environment__workspace=workspace).exclude(value="")
+                         .values_list("environment_id", "name")):
+        have.setdefault(env_id, (set(), set()))[0].add(name)
+    for env_id, name in (EnvironmentVariable.objects.filter(environment__workspace=workspace)
+                         .values_list("environment_id", "name")):
+        have.setdefault(env_id, (set(), set()))[1].add(name)
+    return have
 
 
 @register.inclusion_tag("calls/_call_handovers.html")

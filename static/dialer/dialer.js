@@ -16,6 +16,7 @@
   var MIN_DELAY_MS = 30 * 1000;
   var RETRY_MS = 30 * 1000;
   var TOKEN_ERRORS = [20104, 31205];
+  var CONNECT_TIMEOUT_MS = 20 * 1000;
 
   function createTokenScheduler(opts) {
     var timer = null;
@@ -114,6 +115,7 @@
     var timerHandle = null;
     var callSeconds = 0;
     var opened = false;
+    var placing = false; // Call pressed, the SDK's connect() not settled yet
 
     function setState(text) { stateEl.textContent = text; panel.dataset.state = text; }
     function showError(text) { errorEl.textContent = text || ""; errorEl.hidden = !text; }
@@ -147,7 +149,7 @@
 
     function updateButtons() {
       var inCall = !!activeCall;
-      callBtn.disabled = !ready || inCall || !device;
+      callBtn.disabled = !ready || inCall || !device || placing;
       hangupBtn.disabled = !inCall;
       muteBtn.disabled = !inCall;
       panel.classList.toggle("in-call", inCall);
@@ -203,15 +205,32 @@
         var code = err && err.code;
         if (TOKEN_ERRORS.indexOf(code) !== -1) { scheduler.refresh("error " + code); return; }
         showError((err && err.message) || "The dialer had an error.");
+        // Recover: a Call pressed before the error is given up, and the panel no longer claims "Ready";
+        // the next "registered" (the connection is back) makes it ready again.
+        placing = false;
+        if (!activeCall) setState("Offline");
+        updateButtons();
       });
-      device.on("registered", function () { if (!activeCall) setState("Ready"); });
+      device.on("registered", function () {
+        if (activeCall) return;
+        setState("Ready");
+        showError("");
+        updateButtons();
+      });
       device.on("unregistered", function () { if (!activeCall) setState("Offline"); });
       device.on("incoming", onIncoming);
       if (typeof device.register === "function") {
         var registering = device.register();
-        if (registering && registering.catch) registering.catch(function (err) { showError("Could not register the dialer: " + ((err && err.message) || err)); });
+        if (registering && registering.catch) registering.catch(function (err) {
+          showError("Could not register the dialer: " + ((err && err.message) || err));
+          placing = false;
+          if (!activeCall) setState("Offline");
+          updateButtons();
+        });
+        setState("Connecting…"); // "Ready" once the SDK says "registered"
+      } else {
+        setState("Ready");
       }
-      setState("Ready");
     }
 
     // ---- calls -----------------------------------------------------------------------------------------------
@@ -254,13 +273,29 @@
       showError("");
       var check = precheckNumber(numberInput.value);
       numberError.textContent = check.ok ? "" : check.message;
-      if (!check.ok || !device || activeCall) return;
-      callBtn.disabled = true;
+      if (!check.ok || !device || activeCall || placing) return;
+      placing = true;
+      updateButtons();
+      // The SDK may never settle connect() while its signalling is unreachable: give up after a while so Call can
+      // be pressed again (a call that still comes through is bound when it does).
+      var giveUp = setTimeout(function () {
+        if (!placing) return;
+        placing = false;
+        showError("Twilio did not answer the call request: check the connection, then press Call again.");
+        if (!activeCall) setState("Offline");
+        updateButtons();
+      }, CONNECT_TIMEOUT_MS);
       normalise(check.value).then(function (e164) {
         numberInput.value = e164;
         var params = { To: e164, CallerId: callFrom.value || "auto" };
-        return Promise.resolve(device.connect({ params: params })).then(function (call) { bindCall(call, "Calling " + e164 + "…"); });
+        return Promise.resolve(device.connect({ params: params })).then(function (call) {
+          clearTimeout(giveUp);
+          placing = false;
+          bindCall(call, "Calling " + e164 + "…");
+        });
       }).catch(function (err) {
+        clearTimeout(giveUp);
+        placing = false;
         numberError.textContent = err.message;
         updateButtons();
       });

@@ -84,3 +84,13 @@ class PhoneConnectorFactory(factory.django.DjangoModelFactory):
     environment = factory.LazyAttribute(lambda o: EnvironmentFactory(workspace=o.workspace))
     version_mode = PhoneConnector.VersionMode.PUBLISHED
     enabled = True
+
+
+def rows_post(prefix: str, *rows: dict, initial: int = 0) -> dict:
+    """A row formset's POST data (scripted answers: prefix "answers"; handover rules: "rules")."""
+    data = {f"{prefix}-TOTAL_FORMS": str(len(rows)), f"{prefix}-INITIAL_FORMS": str(initial),
+            f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "100"}
+    for i, row in enumerate(rows):
+        for key, value in row.items():
+            data[f"{prefix}-{i}-{key}"] = value
+    return data

@@ -11,6 +11,7 @@ from tests.agents.factories import (
     PhoneConnectorFactory,
     draft_of,
     published_agent,
+    rows_post,
 )
 from tests.factories import PhoneNumberFactory
 
@@ -21,19 +22,21 @@ def test_admin_builds_and_publishes_an_agent(admin_client, workspace):
     response = admin_client.post("/studio/agents/", {"name": "Front desk"})
     agent = Agent.objects.get(workspace=workspace)
     assert response["Location"] == f"/studio/agents/{agent.pk}/"
+    response = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
+        "type": "phone", "name": "transfer_to_sales", "destination": "+31201234567", "description": "Sales"})
+    assert response.status_code == 302
     response = admin_client.post(f"/studio/agents/{agent.pk}/", {
         "caller_name": "Acme", "greeting": "Welcome to Acme", "instructions": "Help callers", "language": "en-US",
         "voice": "", "transport": "media_streams", "provider": "scripted", "variables_text": "COMPANY",
         "secrets_text": "OPENAI_API_KEY, CRM_TOKEN",
-        "scripted_answers_text": '[{"keywords": ["hours"], "answer": "9 to 5"}]',
-        "handover_rules_text": '[{"digit": "1", "action": "transfer_to_sales"}]',
+        **rows_post("answers", {"keywords": "hours", "answer": "9 to 5"}, {}),
+        **rows_post("rules", {"digit": "1", "action": "transfer_to_sales"}),
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     draft = draft_of(agent)
-    assert draft.secrets == ["OPENAI_API_KEY", "CRM_TOKEN"] and draft.scripted_answers[0]["answer"] == "9 to 5"
-    response = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
-        "type": "phone", "name": "transfer_to_sales", "destination": "+31201234567", "description": "Sales"})
-    assert response.status_code == 302
+    assert draft.secrets == ["OPENAI_API_KEY", "CRM_TOKEN"] and draft.scripted_answers == [
+        {"keywords": ["hours"], "answer": "9 to 5"}]
+    assert draft.handover_rules == [{"digit": "1", "action": "transfer_to_sales"}]
     page = admin_client.get(f"/studio/agents/{agent.pk}/publish/").content.decode()
     assert "Welcome to Acme" in page and "transfer_to_sales" in page and "Publish v1" in page
     response = admin_client.post(f"/studio/agents/{agent.pk}/publish/")
@@ -69,13 +72,52 @@ def test_bad_action_input_keeps_values_and_explains(admin_client, workspace):
     assert "already has an action with this name" in response.content.decode()
 
 
-def test_bad_json_in_scripted_answers_is_explained(admin_client, workspace):
+def test_an_incomplete_scripted_answer_row_is_explained_and_nothing_is_saved(admin_client, workspace):
     agent = published_agent(workspace)
+    before = draft_of(agent).scripted_answers
     response = admin_client.post(f"/studio/agents/{agent.pk}/", {
         "caller_name": "x", "language": "en-US", "transport": "media_streams", "provider": "scripted",
-        "scripted_answers_text": "[{not json"})
+        **rows_post("answers", {"keywords": "hours", "answer": ""})})
     assert response.status_code == 200
-    assert 'data-testid="error-scripted_answers_text"' in response.content.decode()
+    html = response.content.decode()
+    assert 'data-testid="error-answers-0-answer"' in html and "Enter the answer the agent gives." in html
+    assert draft_of(agent).scripted_answers == before
+
+
+def test_rows_are_removed_with_their_remove_box(admin_client, workspace):
+    agent = published_agent(workspace)
+    data = {"caller_name": "x", "language": "en-US", "transport": "media_streams", "provider": "scripted"}
+    admin_client.post(f"/studio/agents/{agent.pk}/", {**data, **rows_post(
+        "answers", {"keywords": "hours, open", "answer": "9 to 5"}, {"keywords": "price", "answer": "Free"})})
+    assert [r["answer"] for r in draft_of(agent).scripted_answers] == ["9 to 5", "Free"]
+    page = admin_client.get(f"/studio/agents/{agent.pk}/").content.decode()
+    assert 'value="hours, open"' in page and "Scripted answers (JSON)" not in page
+    admin_client.post(f"/studio/agents/{agent.pk}/", {**data, **rows_post(
+        "answers", {"keywords": "hours, open", "answer": "9 to 5", "DELETE": "on"},
+        {"keywords": "price", "answer": "Free"}, initial=2)})
+    assert draft_of(agent).scripted_answers == [{"keywords": ["price"], "answer": "Free"}]
+
+
+def test_handover_rules_naming_an_action_that_does_not_exist_are_refused(admin_client, workspace):
+    agent = published_agent(workspace)
+    draft = draft_of(agent)
+    HandoverActionFactory(version=draft, name="transfer_to_sales")
+    data = {"caller_name": "x", "language": "en-US", "transport": "media_streams", "provider": "scripted"}
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {
+        **data, **rows_post("rules", {"keyword": "billing", "action": "transfer_to_billing"})})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-testid="error-rules-0-action"' in html
+    assert "This version has no action named transfer_to_billing" in html
+    assert draft_of(agent).handover_rules == draft.handover_rules
+    page = admin_client.get(f"/studio/agents/{agent.pk}/").content.decode()
+    assert '<option value="transfer_to_sales">transfer_to_sales</option>' in page  # chosen from the actions
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {
+        **data, **rows_post("rules", {"keyword": "sales", "action": "transfer_to_sales"},
+                            {"digit": "9", "action": "hangup"})})  # hangup: built in
+    assert response.status_code == 302
+    assert draft_of(agent).handover_rules == [{"keyword": "sales", "action": "transfer_to_sales"},
+                                              {"digit": "9", "action": "hangup"}]
 
 
 def test_restore_from_versions_page(admin_client, workspace):
@@ -241,7 +283,7 @@ def test_publish_diff_shows_lists_readably(admin_client, workspace):
     draft.secrets = ["OPENAI_API_KEY", "CRM_TOKEN"]
     draft.save()
     page = admin_client.get(f"/studio/agents/{agent.pk}/publish/").content.decode()
-    assert "OPENAI_API_KEY; CRM_TOKEN" in page
+    assert "OPENAI_API_KEY, CRM_TOKEN" in page and "[&#x27;" not in page
 
 
 def test_provider_that_cannot_run_over_the_transport_is_explained(admin_client, workspace):
@@ -264,10 +306,30 @@ def test_scripted_answer_audio_must_be_an_https_url(admin_client, workspace):
     agent = published_agent(workspace)
     data = {"caller_name": "x", "language": "en-US", "transport": "conversation_relay", "provider": "scripted"}
     response = admin_client.post(f"/studio/agents/{agent.pk}/", {
-        **data, "scripted_answers_text": '[{"keywords": ["jingle"], "answer": "Hi", "play": "ftp://x/y.mp3"}]'})
+        **data, **rows_post("answers", {"keywords": "jingle", "answer": "Hi", "play": "ftp://x/y.mp3"})})
     assert response.status_code == 200
-    assert 'data-testid="error-scripted_answers_text"' in response.content.decode()
+    assert 'data-testid="error-answers-0-play"' in response.content.decode()
     response = admin_client.post(f"/studio/agents/{agent.pk}/", {
-        **data, "scripted_answers_text": '[{"keywords": ["jingle"], "answer": "Hi", "play": "https://x.test/j.mp3"}]'})
+        **data, **rows_post("answers", {"keywords": "jingle", "answer": "Hi", "play": "https://x.test/j.mp3"})})
     assert response.status_code == 302
     assert draft_of(agent).scripted_answers[0]["play"] == "https://x.test/j.mp3"
+
+
+def test_pinning_is_scoped_to_the_workspace_and_the_agents_published_versions(admin_client, workspace):
+    from tests.factories import WorkspaceFactory
+
+    agent = published_agent(workspace)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent)
+    other_agent = published_agent(WorkspaceFactory())
+    foreign = PhoneConnectorFactory(workspace=other_agent.workspace, agent=other_agent)
+    v1 = agent.versions.get(number=1)
+    assert admin_client.post(f"/studio/connectors/{foreign.pk}/pin/",
+                             {"version_id": other_agent.versions.get(number=1).pk}).status_code == 404
+    assert admin_client.post(f"/studio/connectors/{connector.pk}/pin/",
+                             {"version_id": other_agent.versions.get(number=1).pk}).status_code == 404
+    response = admin_client.post(f"/studio/connectors/{connector.pk}/pin/", {"version_id": draft_of(agent).pk},
+                                 follow=True)
+    assert "Choose a published version" in response.content.decode()
+    assert PhoneConnector.objects.get(pk=connector.pk).version_mode == "published"
+    admin_client.post(f"/studio/connectors/{connector.pk}/pin/", {"version_id": v1.pk})
+    assert PhoneConnector.objects.get(pk=connector.pk).pinned_version_id == v1.pk

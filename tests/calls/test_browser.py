@@ -92,6 +92,9 @@ def test_member_watches_listens_and_takes_over_in_the_browser(_browser, asgi_htt
         page.click("[data-testid=takeover]")
         page.locator("[data-testid=iv-result]", has_text="Done: takeover.").wait_for()
         transcript.get_by_text("sam took over: transfer_to_support → +31207654321").wait_for()
+        # The interventions list keeps up with the transcript, without a reload.
+        page.locator("[data-testid=interventions] tr", has_text="transfer_to_support").wait_for()
+        assert "Took over" in page.locator("[data-testid=interventions]").inner_text()
         page.locator("[data-testid=listen-state]", has_text="The call has ended").wait_for()
         assert not errors, errors
     finally:

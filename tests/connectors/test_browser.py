@@ -2,6 +2,7 @@ import pytest
 
 from agents.models import AgentVersion
 from connectors.models import PhoneConnector
+from tests.agents.factories import PhoneConnectorFactory
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.fixtures_browser import login
 from workspaces.models import Membership
@@ -59,5 +60,28 @@ def test_build_publish_connect_and_copy_webhook_url(browser_page, live_server):
 
     page.click("[data-testid=copy-webhook]")
     page.wait_for_selector("[data-testid=copy-status] >> text=Copied")
+    assert page.inner_text("[data-testid=copy-webhook]") == "Copied"  # the button says so too
     assert page.evaluate("window.__copied") == expected
     assert not page.console_errors
+
+
+@pytest.mark.browser
+def test_a_webhook_url_twilio_cannot_reach_is_flagged_with_a_link_to_the_readme(browser_page, live_server, settings):
+    from telephony.public_urls import public_base_problem
+
+    assert public_base_problem("https://calls.example.com") == ""
+    assert "private address" in public_base_problem("https://192.168.1.20:8000")
+    assert "not https" in public_base_problem("http://calls.example.com")
+    settings.PUBLIC_BASE_URL = "http://localhost:8000"
+    workspace = WorkspaceFactory()
+    user = UserFactory(username="ann")
+    MembershipFactory(workspace=workspace, user=user, role=Membership.Role.ADMIN)
+    connector = PhoneConnectorFactory(workspace=workspace)
+    login(browser_page, live_server, "ann")
+    browser_page.goto(f"{live_server.url}/studio/connectors/{connector.pk}/")
+    warning = browser_page.get_by_test_id("public-url-warning")
+    assert "localhost is a local name: Twilio cannot reach it" in warning.inner_text()
+    with browser_page.expect_navigation():
+        warning.get_by_test_id("public-url-help").click()
+    page = browser_page.get_by_test_id("public-url-help-page").inner_text()
+    assert "cloudflared tunnel" in page and "PUBLIC_BASE_URL" in page and "http://localhost:8000" in page

@@ -49,3 +49,18 @@ def test_session_id_alone_is_not_enough(session):
     guess = signing.TimestampSigner(salt=services.STREAM_TOKEN_SALT).sign(f"{session.pk}.guessed-nonce")
     with pytest.raises(services.InvalidStreamToken):
         services.stream_token_consume(token=guess)
+
+
+def test_a_ringing_call_is_in_progress_once_its_stream_joins(session):
+    assert session.status == CallSession.Status.RINGING  # as Twilio says on the first webhook
+    services.stream_token_consume(token=services.stream_token_issue(call_session=session))
+    session.refresh_from_db()
+    assert session.status == CallSession.Status.IN_PROGRESS
+    assert session.get_status_display() == "In progress"
+
+
+def test_joining_does_not_undo_an_ended_status(session):
+    CallSession.objects.filter(pk=session.pk).update(status=CallSession.Status.COMPLETED)
+    services.stream_token_consume(token=services.stream_token_issue(call_session=session))
+    session.refresh_from_db()
+    assert session.status == CallSession.Status.COMPLETED

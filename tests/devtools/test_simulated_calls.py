@@ -17,7 +17,7 @@ def _events(call, kind):
     return [e for e in call.events if e["event"] == kind]
 
 
-def test_a_conversation_relay_call_is_answered_greets_and_hands_over(asgi_server, twilio_sandbox, settings):
+def test_a_conversation_relay_call_is_answered_greets_and_hands_over(asgi_server, twilio_sandbox, settings):  # noqa: F811 (fixture)
     settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{asgi_server.port}"
     setup = make_call_setup(sandbox=twilio_sandbox, transport="conversation_relay")
     number = _route_number(twilio_sandbox, setup)
@@ -39,7 +39,7 @@ def test_a_conversation_relay_call_is_answered_greets_and_hands_over(asgi_server
     assert call.status == "completed"
 
 
-def test_a_media_streams_call_hears_the_agent_speak(asgi_server, twilio_sandbox, settings):
+def test_a_media_streams_call_hears_the_agent_speak(asgi_server, twilio_sandbox, settings):  # noqa: F811 (fixture)
     settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{asgi_server.port}"
     setup = make_call_setup(sandbox=twilio_sandbox, transport="media_streams")
     number = _route_number(twilio_sandbox, setup)

@@ -213,3 +213,69 @@ def test_panel_banner_and_no_token_when_not_ready(browser_page, live_server, rep
     assert browser_page.locator('[data-testid="dialer-call"]').is_disabled()
     settle(browser_page)
     assert token_requests == []
+
+
+FAKE_TWILIO_OFFLINE = FAKE_TWILIO.replace(
+    'register() { setTimeout(() => this.emit("registered"), 0); return Promise.resolve(); }',
+    'register() { setTimeout(() => this.emit("error", {code: 31005, message: "ConnectionError (31005)"}), 0);'
+    ' return Promise.resolve(); }',
+).replace(
+    "      return Promise.resolve(call);",
+    "      return new Promise(() => {});  // the signalling never answers",
+)
+
+
+def test_signalling_error_is_not_ready_and_call_recovers(browser_page, live_server, rep, workspace, settings):
+    """As against the sandbox: the SDK's signalling fails (31005). The panel must not say "Ready", a Call pressed
+    while it is down is given up at the next error, and Call works again once the device registers."""
+    settings.TWILIO_API_BASE_URL = "http://127.0.0.1:9"  # sandbox_active()
+    MembershipFactory(workspace=workspace, user=rep)
+    ready_workspace(workspace, numbers=("+15125550100",))
+    assert FAKE_TWILIO_OFFLINE != FAKE_TWILIO
+    browser_page.add_init_script(FAKE_TWILIO_OFFLINE)
+    login(browser_page, live_server, "rita")
+    browser_page.goto(live_server.url + "/calls/")
+    page = browser_page
+    page.locator('[data-testid="dialer-toggle"]').click()
+    assert "cannot reach Twilio's voice signalling" in page.locator('[data-testid="dialer-sandbox-note"]').inner_text()
+    wait_until(page, "document.querySelector('[data-testid=dialer-error]').textContent.includes('31005')")
+    assert page.locator('[data-testid="dialer-state"]').inner_text() == "Offline"
+    call = page.locator('[data-testid="dialer-call"]')
+    # The connection comes back: Ready, the error cleared, Call enabled.
+    page.evaluate("window.__twilioFake.devices[0].emit('registered')")
+    wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
+    assert page.locator('[data-testid="dialer-error"]').is_hidden()
+    wait_until(page, "document.querySelectorAll('#dialer-call-from option').length >= 1")
+    page.fill('[data-testid="dialer-number"]', "+15125550199")
+    call.click()
+    wait_until(page, "window.__twilioFake.connectCalls.length === 1")
+    assert call.is_disabled()  # placing, the SDK has not answered
+    page.evaluate("window.__twilioFake.devices[0].emit('error', {code: 31005, message: 'ConnectionError (31005)'})")
+    wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Offline'")
+    wait_until(page, "!document.querySelector('[data-testid=dialer-call]').disabled")  # not greyed for good
+    page.evaluate("window.__twilioFake.devices[0].emit('registered')")
+    wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
+    call.click()
+    wait_until(page, "window.__twilioFake.connectCalls.length === 2")
+
+
+def test_a_call_request_the_sdk_never_answers_is_given_up(browser_page, live_server, rep, workspace):
+    """No error event either (signalling just hangs): after 20 s Call can be pressed again."""
+    MembershipFactory(workspace=workspace, user=rep)
+    ready_workspace(workspace, numbers=("+15125550100",))
+    browser_page.add_init_script(FAKE_TWILIO.replace("      return Promise.resolve(call);",
+                                                     "      return new Promise(() => {});"))
+    browser_page.clock.install()
+    login(browser_page, live_server, "rita")
+    browser_page.goto(live_server.url + "/calls/")
+    page = browser_page
+    page.locator('[data-testid="dialer-toggle"]').click()
+    wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
+    wait_until(page, "document.querySelectorAll('#dialer-call-from option').length >= 1")
+    page.fill('[data-testid="dialer-number"]', "+15125550199")
+    page.locator('[data-testid="dialer-call"]').click()
+    wait_until(page, "window.__twilioFake.connectCalls.length === 1")
+    assert page.locator('[data-testid="dialer-call"]').is_disabled()
+    page.clock.fast_forward("00:21")
+    wait_until(page, "!document.querySelector('[data-testid=dialer-call]').disabled")
+    assert "did not answer the call request" in page.locator('[data-testid="dialer-error"]').inner_text()

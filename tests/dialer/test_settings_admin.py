@@ -36,7 +36,8 @@ def test_change_form_masks_and_replaces_the_token(ops_client):
     connection.refresh_from_db()
     assert connection.auth_token == "0123456789abcdef0123456789abcdef"
     phone_system_status(workspace_id=connection.workspace_id)  # cached: ready/no_number
-    response = ops_client.post(url, _form_data(connection, new_auth_token="f" * 32, status="error"))
+    TwilioConnection.objects.filter(pk=connection.pk).update(status="error")  # e.g. the task found it broken
+    response = ops_client.post(url, _form_data(connection, new_auth_token="f" * 32))
     assert response.status_code == 302
     connection.refresh_from_db()
     assert connection.auth_token == "f" * 32
@@ -46,11 +47,27 @@ def test_change_form_masks_and_replaces_the_token(ops_client):
 def test_bad_values_are_refused(ops_client):
     connection = TwilioConnectionFactory()
     url = f"/admin/telephony/twilioconnection/{connection.pk}/change/"
-    response = ops_client.post(url, _form_data(connection, account_sid="AC1", new_auth_token="x"))
+    response = ops_client.post(url, _form_data(connection, new_auth_token="x"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "An Account SID is" in html and "An Auth Token is 32 letters and digits" in html
-    assert TwilioConnection.objects.get(pk=connection.pk).account_sid == connection.account_sid
+    assert "An Auth Token is 32 letters and digits" in html
+    assert TwilioConnection.objects.get(pk=connection.pk).auth_token == connection.auth_token
+
+
+def test_status_account_sid_and_api_key_are_read_only(ops_client):
+    """They come from Twilio and the validation task: the admin shows them and ignores a posted value."""
+    connection = TwilioConnectionFactory(api_key_sid="SK" + "1" * 32)
+    url = f"/admin/telephony/twilioconnection/{connection.pk}/change/"
+    html = ops_client.get(url).content.decode()
+    for name in ("status", "account_sid", "api_key_sid"):
+        assert f'name="{name}"' not in html
+    assert connection.account_sid in html and connection.api_key_sid in html
+    response = ops_client.post(url, _form_data(connection, account_sid="AC" + "0" * 32, status="error",
+                                               api_key_sid="SK" + "2" * 32))
+    assert response.status_code == 302
+    stored = TwilioConnection.objects.get(pk=connection.pk)
+    assert (stored.account_sid, stored.status, stored.api_key_sid) == (
+        connection.account_sid, connection.status, connection.api_key_sid)
 
 
 def test_ops_can_queue_a_credentials_check_after_replacing_a_token(ops_client, twilio_sandbox,

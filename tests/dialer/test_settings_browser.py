@@ -70,6 +70,10 @@ def test_admin_connects_byok_and_provisions_a_number(browser_page, live_server, 
     assert "TX" in first.inner_text()
     with page.expect_navigation():
         first.get_by_role("button", name="Provision").click()
+    confirm = page.get_by_test_id("provision-confirm")
+    assert chosen in confirm.inner_text() and "Billed to" in confirm.inner_text() and sid in confirm.inner_text()
+    with page.expect_navigation():
+        page.get_by_test_id("confirm-provision").click()
 
     page.wait_for_url("**/settings/dialer/numbers/")
     assert chosen in page.get_by_test_id("numbers-table").inner_text()
@@ -97,6 +101,8 @@ def test_bad_credentials_end_in_phone_system_error(browser_page, live_server, tw
     error = page.get_by_test_id("connection-error").inner_text()
     assert "Phone system error" in error
     assert "Authenticate (Twilio error 20003)" in error
+    assert sidebar(page).get_by_test_id("phone-banner").is_hidden()  # shown once: in the card here
+    page.goto(live_server.url + "/calls/")
     banner = sidebar(page).get_by_test_id("phone-banner")
     assert "Phone system error" in banner.inner_text()
     assert "Authenticate" in banner.inner_text()

@@ -129,12 +129,18 @@ def connected(workspace, twilio_sandbox, django_capture_on_commit_callbacks):
     return twilio_sandbox, connection, sid
 
 
-@pytest.mark.parametrize("area_code, message", [("51", "Enter a 3-digit area code"), ("abc", "Enter a 3-digit"),
+@pytest.mark.parametrize("area_code, message", [("51", "Enter a 3-digit US area code"), ("abc", "Enter a 3-digit"),
+                                                ("12ab", "Enter a 3-digit US area code"),
                                                 ("112", "Enter a 3-digit"), ("911", "Enter a 3-digit")])
 def test_search_validates_the_area_code(admin_client, connected, area_code, message):
     html = admin_client.get(SETTINGS + "numbers/search/", {"country": "US", "area_code": area_code}).content.decode()
     assert message in html
     assert 'data-testid="search-results"' not in html
+
+
+def test_an_area_code_without_numbers_says_so(admin_client, connected):
+    html = admin_client.get(SETTINGS + "numbers/search/", {"country": "US", "area_code": "999"}).content.decode()
+    assert "No numbers in area code 999." in html
 
 
 def test_search_contains_digits_only(admin_client, connected):
@@ -149,9 +155,13 @@ def test_search_and_provision_through_the_pages(admin_client, workspace, connect
     assert 'data-testid="search-results"' in html
     first = re.search(r'name="phone_number" value="(\+1512\d{7})"', html).group(1)
     assert "Austin" in html
-    response = admin_client.post(SETTINGS + "numbers/provision/",
-                                 {"phone_number": first, "country": "US", "area_code": "512", "locality": "Austin",
-                                  "region": "TX"})
+    data = {"phone_number": first, "country": "US", "area_code": "512", "locality": "Austin", "region": "TX"}
+    response = admin_client.post(SETTINGS + "numbers/provision/", data)
+    # First, what is bought, where, and who pays; nothing is bought yet.
+    assert response.status_code == 200 and 'data-testid="provision-confirm"' in response.content.decode()
+    assert "Austin, TX" in response.content.decode() and connection.account_sid in response.content.decode()
+    assert not PhoneNumber.objects.exists() and not NumberPurchase.objects.exists()
+    response = admin_client.post(SETTINGS + "numbers/provision/", {**data, "confirmed": "on"})
     assert response.status_code == 302 and response["Location"] == "/settings/dialer/numbers/"
     page = admin_client.get(SETTINGS + "numbers/").content.decode()
     assert first in page and "Primary" in page
@@ -161,7 +171,8 @@ def test_search_and_provision_through_the_pages(admin_client, workspace, connect
 
 def test_provision_unavailable_number_says_so_and_records_nothing(admin_client, connected):
     response = admin_client.post(SETTINGS + "numbers/provision/",
-                                 {"phone_number": "+15005550000", "country": "US", "area_code": "500"})
+                                 {"phone_number": "+15005550000", "country": "US", "area_code": "500",
+                                  "confirmed": "on"})
     assert response.status_code == 409
     assert "+15005550000 is no longer available (Twilio error 21422)" in response.content.decode()
     assert not PhoneNumber.objects.exists() and not NumberPurchase.objects.exists()
@@ -180,14 +191,15 @@ def test_provision_when_twilio_is_busy_continues_in_the_background(admin_client,
     sandbox, connection, sid = connected
     sandbox.inject_fault("POST", r"/IncomingPhoneNumbers\.json$", kind="429")
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(SETTINGS + "numbers/provision/", {"phone_number": "+15005550006"}, follow=True)
+        response = admin_client.post(SETTINGS + "numbers/provision/", {"phone_number": "+15005550006", "confirmed": "on"},
+                                     follow=True)
     assert "Twilio is not answering; retrying…" in response.content.decode()
     assert PhoneNumber.objects.get().phone_number == "+15005550006"  # the task (eager here) finished it
 
 
 def test_release_needs_confirmation(admin_client, workspace, connected):
     sandbox, connection, sid = connected
-    admin_client.post(SETTINGS + "numbers/provision/", {"phone_number": "+15005550006"})
+    admin_client.post(SETTINGS + "numbers/provision/", {"phone_number": "+15005550006", "confirmed": "on"})
     number = PhoneNumber.objects.get()
     assert "Type <code>+15005550006</code> to confirm" in admin_client.get(
         f"{SETTINGS}numbers/{number.pk}/release/").content.decode()

@@ -42,8 +42,15 @@ def test_all_green(member_client, workspace, twilio_sandbox, django_capture_on_c
                                       numbers=("+15125550100",))
     point_numbers_at_app(connection)
     response = member_client.get(CHECKS)
+    # Against the sandbox, everything Twilio's REST API answers is green, but the browser's signalling is not there.
     assert states(response) == {"credentials": True, "numbers": True, "twiml_app": True, "number_voice": True,
-                                "token": True, "alerts": True}, response.content.decode()
+                                "token": True, "alerts": True, "signalling": False}, response.content.decode()
+    assert "voice signalling offline" in response.content.decode()
+
+
+def test_signalling_check_passes_against_the_real_twilio(member_client, workspace, settings):
+    settings.TWILIO_API_BASE_URL = ""
+    assert states(member_client.get(CHECKS))["signalling"] is True
 
 
 def test_each_failure_has_its_fix(member_client, workspace, twilio_sandbox, django_capture_on_commit_callbacks):
@@ -58,7 +65,7 @@ def test_each_failure_has_its_fix(member_client, workspace, twilio_sandbox, djan
     response = member_client.get(CHECKS)
     result = states(response)
     assert result == {"credentials": True, "numbers": True, "twiml_app": False, "number_voice": False,
-                      "token": False, "alerts": False}
+                      "token": False, "alerts": False, "signalling": False}
     html = response.content.decode()
     assert "https://elsewhere.example/voice" in html
     assert "20101" in html  # the deleted API key

@@ -115,6 +115,21 @@
       li.scrollIntoView({block: "nearest"});
     }
 
+    function addIntervention(ev) {
+      var table = document.getElementById("interventions");
+      if (!table) return;
+      var tr = document.createElement("tr");
+      [ev.at, ev.by, ev.label, ev.detail, ev.result].forEach(function (value) {
+        var td = document.createElement("td");
+        td.textContent = value || "";
+        tr.appendChild(td);
+      });
+      table.querySelector("tbody").appendChild(tr);
+      table.hidden = false;
+      var none = document.getElementById("no-interventions");
+      if (none) none.hidden = true;
+    }
+
     function play(data) {
       if (!audio) return;
       var track = data[0] ? 1 : 0, n = data.length - 1;
@@ -172,6 +187,7 @@
           }
           speaking.textContent += ev.token;
         } else if (ev.kind === "intervention") {
+          if (ev.recorded) addIntervention(ev);
           panel.querySelectorAll(".errorlist").forEach(function (el) { el.textContent = ""; });
           if (ev.ok) { text(result, "Done: " + ev.type + "."); }
           else {

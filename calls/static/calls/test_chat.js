@@ -13,6 +13,31 @@
     var stopBtn = panel.querySelector("[data-action=stop]");
     var ws = null;
     var bubble = null;
+    var versionSelect = panel.querySelector("select[name=version]");
+    var environmentSelect = panel.querySelector("select[name=environment]");
+    var missingNote = panel.querySelector("[data-testid=test-chat-missing]");
+
+    // What the version needs (secret/variable names) that the environment lacks: a real call there is refused.
+    function names(option, key) {
+      return option ? (option.dataset[key] || "").split(" ").filter(Boolean) : [];
+    }
+    function checkMissing() {
+      if (!missingNote) return;
+      var v = versionSelect.selectedOptions[0], e = environmentSelect.selectedOptions[0];
+      if (!v || !e || !e.value) { missingNote.hidden = true; return; }
+      var haveS = names(e, "secrets"), haveV = names(e, "variables");
+      var lackS = names(v, "secrets").filter(function (n) { return haveS.indexOf(n) === -1; });
+      var lackV = names(v, "variables").filter(function (n) { return haveV.indexOf(n) === -1; });
+      var parts = [];
+      if (lackS.length) parts.push((lackS.length > 1 ? "secrets " : "secret ") + lackS.join(", "));
+      if (lackV.length) parts.push((lackV.length > 1 ? "variables " : "variable ") + lackV.join(", "));
+      missingNote.textContent = parts.length ? "The " + e.textContent.trim() + " environment lacks the " +
+        parts.join(" and the ") + " this version needs: a real call there would be refused." : "";
+      missingNote.hidden = !parts.length;
+    }
+    versionSelect.addEventListener("change", checkMissing);
+    environmentSelect.addEventListener("change", checkMissing);
+    checkMissing();
 
     function add(cls, text) {
       var li = document.createElement("li");

@@ -29,10 +29,10 @@ def test_panel_lists_only_this_workspaces_versions_and_environments(chat_setup, 
     assert 'data-testid="test-chat"' in html
     versions = re.search(r'name="version".*?</select>', html, re.S).group(0)
     environments = re.search(r'name="environment".*?</select>', html, re.S).group(0)
-    assert f'<option value="{setup.version.pk}">Draft' in versions
-    assert f'<option value="{setup.environment.pk}">' in environments and f'<option value="{staging.pk}">' in environments
-    assert f'<option value="{foreign.environment.pk}">' not in environments
-    assert f'<option value="{foreign.version.pk}">' not in versions
+    assert re.search(rf'<option value="{setup.version.pk}"[^>]*>Draft', versions)
+    assert f'<option value="{setup.environment.pk}" ' in environments and f'<option value="{staging.pk}" ' in environments
+    assert f'<option value="{foreign.environment.pk}" ' not in environments
+    assert f'<option value="{foreign.version.pk}" ' not in versions
     assert "calls/test_chat.js" in html
 
 
@@ -90,3 +90,43 @@ def test_admin_talks_to_the_draft_in_the_browser_and_sees_the_handover(_browser,
         assert not errors
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_message_input_is_full_width_and_end_is_hidden_before_a_conversation(browser_page, live_server):
+    setup = make_call_setup()
+    admin = UserFactory(username="tess")
+    MembershipFactory(workspace=setup.workspace, user=admin, role=Membership.Role.ADMIN)
+    login(browser_page, live_server, "tess")
+    browser_page.goto(f"{live_server.url}/studio/agents/{setup.version.agent_id}/")
+    panel = browser_page.locator("[data-testid=test-chat]")
+    text = browser_page.locator("[data-testid=test-chat-text]")
+    form_width = panel.locator("form.test-chat-input").bounding_box()["width"]
+    assert text.bounding_box()["width"] > form_width * 0.6
+    assert panel.locator("[data-action=stop]").is_hidden()
+    assert panel.locator("[data-testid=test-chat-start]").is_visible()
+
+
+@pytest.mark.browser
+def test_panel_warns_when_the_environment_lacks_what_the_version_needs(browser_page, live_server):
+    setup = make_call_setup(secrets_={"CRM_TOKEN": "s3cret-value"}, variables={"COMPANY": "Acme"})
+    setup.version.secrets = ["CRM_TOKEN", "OPENAI_API_KEY"]
+    setup.version.variables = ["COMPANY", "OPENING_HOURS"]
+    setup.version.save()
+    complete = EnvironmentFactory(workspace=setup.workspace, kind=Environment.Kind.STAGING)
+    for name in ("CRM_TOKEN", "OPENAI_API_KEY"):
+        complete.secrets.create(name=name, value="x")
+    for name in ("COMPANY", "OPENING_HOURS"):
+        complete.variables.create(name=name, value="y")
+    admin = UserFactory(username="tess")
+    MembershipFactory(workspace=setup.workspace, user=admin, role=Membership.Role.ADMIN)
+    login(browser_page, live_server, "tess")
+    browser_page.goto(f"{live_server.url}/studio/agents/{setup.version.agent_id}/")
+    note = browser_page.locator("[data-testid=test-chat-missing]")
+    browser_page.select_option("[data-testid=test-chat-environment]", str(setup.environment.pk))
+    note.wait_for()
+    text = note.inner_text()
+    assert "lacks the secret OPENAI_API_KEY and the variable OPENING_HOURS" in text
+    assert "CRM_TOKEN" not in text and "s3cret" not in browser_page.content()
+    browser_page.select_option("[data-testid=test-chat-environment]", str(complete.pk))
+    note.wait_for(state="hidden")
