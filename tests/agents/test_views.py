@@ -333,3 +333,25 @@ def test_pinning_is_scoped_to_the_workspace_and_the_agents_published_versions(ad
     assert PhoneConnector.objects.get(pk=connector.pk).version_mode == "published"
     admin_client.post(f"/studio/connectors/{connector.pk}/pin/", {"version_id": v1.pk})
     assert PhoneConnector.objects.get(pk=connector.pk).pinned_version_id == v1.pk
+
+
+def test_a_scripted_rule_can_run_an_api_action_with_fixed_parameters_edited_as_a_row(admin_client, workspace):
+    from agents.models import ApiAction
+
+    agent = published_agent(workspace)
+    ApiAction.objects.create(version=draft_of(agent), name="order_status", url="https://api.example.com/{order_id}")
+    data = {"caller_name": "x", "language": "en-US", "transport": "media_streams", "provider": "scripted"}
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {**data, **rows_post("rules", {
+        "keyword": "order", "action": "order_status", "parameters": "[1, 2]", "field": "order"})})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Enter a JSON object of names to values" in html and "A JSON pointer such as" in html
+    response = admin_client.post(f"/studio/agents/{agent.pk}/", {**data, **rows_post("rules", {
+        "keyword": "order", "action": "order_status", "parameters": '{"order_id": "42"}', "field": "/status",
+        "say": "Your order is {result}."})})
+    assert response.status_code == 302
+    rule = {"keyword": "order", "action": "order_status", "parameters": {"order_id": "42"}, "field": "/status",
+            "say": "Your order is {result}."}
+    assert draft_of(agent).handover_rules == [rule]
+    page = admin_client.get(f"/studio/agents/{agent.pk}/").content.decode()
+    assert 'value="{&quot;order_id&quot;: &quot;42&quot;}"' in page and 'value="/status"' in page
