@@ -76,7 +76,7 @@ def _call(page, server, setup):
     page.select_option("[data-testid=voice-call-environment]", str(setup.environment.pk))
     page.click("[data-testid=voice-call-start]")  # the click is the user gesture that starts the AudioContext
     panel = page.locator("[data-testid=voice-call]")
-    page.wait_for_function("document.querySelector('[data-testid=voice-call]').dataset.state === 'live'")
+    page.wait_for_function("() => document.querySelector('[data-testid=voice-call]').dataset.state === 'live'")
     return panel
 
 
@@ -88,17 +88,17 @@ def test_admin_calls_the_draft_from_the_browser_hears_the_greeting_and_sees_the_
     log = page.locator("[data-testid=voice-call-log]")
     log.locator("li.agent", has_text="Hello, this is Ava.").wait_for()
     # The greeting's audio arrived (frames counted by the page) and the microphone streams 20 ms frames.
-    page.wait_for_function("Number(document.querySelector('[data-testid=voice-call]').dataset.framesIn) >= 5")
-    page.wait_for_function("Number(document.querySelector('[data-testid=voice-call]').dataset.framesOut) >= 50")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.framesIn) >= 5")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.framesOut) >= 50")
     # The worklet played the greeting out and echoed its marks (or the caller's voice cleared it: barge-in).
-    page.wait_for_function("(d => Number(d.marks) >= 1 || Number(d.clears) >= 1)"
+    page.wait_for_function("() => (d => Number(d.marks) >= 1 || Number(d.clears) >= 1)"
                            "(document.querySelector('[data-testid=voice-call]').dataset)")
     assert log.locator("li.latency").first.get_attribute("data-ms").isdigit()
     # Keypad: key 1 is the sales rule; the handover is shown, nothing is dialled.
     page.select_option("[data-testid=voice-call-digit]", "1")
     log.locator("li.handover", has_text="transfer_to_sales → +31201234567").wait_for()
     log.locator("li.caller", has_text="(pressed 1)").wait_for()
-    page.wait_for_function("document.querySelector('[data-testid=voice-call]').dataset.state === 'ended'")
+    page.wait_for_function("() => document.querySelector('[data-testid=voice-call]').dataset.state === 'ended'")
     assert panel.get_attribute("data-handover") == "transfer_to_sales"
     assert log.locator("li", has_text="Handover:").count() == 1  # the engine's line, marked as shown
     assert page.locator("[data-testid=voice-call-hangup]").is_hidden()
@@ -149,10 +149,10 @@ def test_the_callers_voice_reaches_the_engine_intact_and_barges_in(mic_page, asg
     setup = make_call_setup()
     page = mic_page
     _call(page, asgi_http_server, setup)
-    page.wait_for_function("Number(document.querySelector('[data-testid=voice-call]').dataset.clears) >= 1",
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.clears) >= 1",
                            timeout=20_000)
     page.locator("[data-testid=voice-call-log] li.agent.interrupted").first.wait_for()
-    page.wait_for_function("Number(document.querySelector('[data-testid=voice-call]').dataset.framesOut) >= 250")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.framesOut) >= 250")
 
     captured = audio.ulaw_to_pcm16(b"".join(base64.b64decode(p) for p in list(heard)))
     assert len(captured) >= 250 * 160 * 0.9
