@@ -139,7 +139,8 @@ def agent_api_action_edit(request, agent_id, action_id):
             messages.success(request, "Action saved.")
             return redirect("agents:actions", agent_id=agent.pk)
     return render(request, "agents/action_edit.html", {**_tabs_context(agent, "actions"), "form": form,
-                                                        "action": action})
+                                                        "action": action,
+                                                        "fields_template": "agents/_api_action_fields.html"})
 
 
 @workspace_admin_required
