@@ -146,6 +146,14 @@ class Completeness:
         return "; ".join(parts)
 
 
+def _names_present(model, environment_id, names, tag: str, *, filled: str = ""):
+    """(tag, name) of the environment's entries of `model` among `names` (with a non-empty `filled` field)."""
+    qs = model.objects.filter(environment_id=environment_id, name__in=names)
+    if filled:
+        qs = qs.exclude(**{filled: ""})
+    return qs.annotate(tag=Value(tag, output_field=CharField())).order_by().values_list("tag", "name")
+
+
 def environment_completeness(*, version: AgentVersion | None, environment: Environment | None = None,
                              environment_id: int | None = None) -> Completeness:
     """Which of the version's required secret/variable/auth connector names the environment lacks (one query
@@ -163,27 +171,9 @@ def environment_completeness(*, version: AgentVersion | None, environment: Envir
     if not needed_secrets and not needed_variables and not needed_auth:
         return Completeness()
     # One round trip: the names present, tagged by kind.
-    secrets_qs = (
-        EnvironmentSecret.objects.filter(environment_id=environment_id, name__in=needed_secrets)
-        .exclude(value="")
-        .annotate(tag=Value("s", output_field=CharField()))
-        .order_by()
-        .values_list("tag", "name")
-    )
-    variables_qs = (
-        EnvironmentVariable.objects.filter(environment_id=environment_id, name__in=needed_variables)
-        .annotate(tag=Value("v", output_field=CharField()))
-        .order_by()
-        .values_list("tag", "name")
-    )
-    auth_qs = (
-        AuthConnector.objects.filter(environment_id=environment_id, name__in=needed_auth)
-        .exclude(secret="")
-        .annotate(tag=Value("a", output_field=CharField()))
-        .order_by()
-        .values_list("tag", "name")
-    )
-    rows = list(secrets_qs.union(variables_qs, auth_qs, all=True))
+    rows = list(_names_present(EnvironmentSecret, environment_id, needed_secrets, "s", filled="value").union(
+        _names_present(EnvironmentVariable, environment_id, needed_variables, "v"),
+        _names_present(AuthConnector, environment_id, needed_auth, "a", filled="secret"), all=True))
     have = {kind: {name for k, name in rows if k == kind} for kind in ("s", "v", "a")}
     return Completeness(
         missing_secrets=sorted(set(needed_secrets) - have["s"]),
