@@ -62,7 +62,7 @@ def test_parameter_and_header_rows_are_added_removed_and_saved(browser_page, liv
     login(page, live_server, "rows-actions-admin")
     page.goto(f"{live_server.url}/studio/agents/{agent.pk}/api-actions/{action.pk}/")
     assert page.input_value("#id_api-param-0-name") == "order_id"
-    page.click("[data-testid=add-parameter]")  # the stored row and the empty one: this is the third
+    page.click("[data-testid=add-api-parameters]")  # the stored row and the empty one: this is the third
     page.fill("#id_api-param-2-name", "speed")
     page.select_option("#id_api-param-2-type", "enum")
     page.fill("#id_api-param-2-description", "How fast it ships")
