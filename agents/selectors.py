@@ -206,6 +206,31 @@ def _quoted(words) -> str:
     return ", ".join(f"“{w}”" for w in words)
 
 
+def _answer_line(row: dict) -> str:
+    line = f"{_quoted(row.get('keywords') or [])} → {row.get('answer', '')}"
+    return line + (f" (then plays {row['play']})" if row.get("play") else "")
+
+
+def _rule_line(rule: dict) -> str:
+    when = " or ".join(filter(None, [f"“{rule['keyword']}”" if rule.get("keyword") else "",
+                                     f"key {rule['digit']}" if rule.get("digit") not in (None, "") else ""]))
+    return f"{when} → {rule.get('action', '')}"
+
+
+LANGUAGE_LABELS = {"tts_provider": "text-to-speech", "voice": "voice", "transcription_provider": "recognition",
+                   "speech_model": "speech model"}
+
+
+def _language_line(entry: dict) -> str:
+    rest = ", ".join(f"{label} {entry[key]}" for key, label in LANGUAGE_LABELS.items() if entry.get(key))
+    return f"{entry.get('code', '')}{': ' + rest if rest else ''}"
+
+
+def _row_lines(rows, line) -> str:
+    """One line per row (a row that is not a dict, e.g. edited by hand, as it is)."""
+    return "\n".join(line(row) if isinstance(row, dict) else str(row) for row in rows)
+
+
 def value_text(name: str, value) -> str:
     """A version field's value as people read it in the diff: choice labels, yes/no, rows as sentences."""
     if value is None or value == "" or value == []:
@@ -213,37 +238,11 @@ def value_text(name: str, value) -> str:
     if value is True or value is False:
         return "yes" if value else "no"
     if name == "scripted_answers":
-        lines = []
-        for row in value:
-            if not isinstance(row, dict):
-                lines.append(str(row))
-                continue
-            line = f"{_quoted(row.get('keywords') or [])} → {row.get('answer', '')}"
-            if row.get("play"):
-                line += f" (then plays {row['play']})"
-            lines.append(line)
-        return "\n".join(lines)
+        return _row_lines(value, _answer_line)
     if name == "handover_rules":
-        lines = []
-        for rule in value:
-            if not isinstance(rule, dict):
-                lines.append(str(rule))
-                continue
-            when = " or ".join(filter(None, [f"“{rule['keyword']}”" if rule.get("keyword") else "",
-                                             f"key {rule['digit']}" if rule.get("digit") not in (None, "") else ""]))
-            lines.append(f"{when} → {rule.get('action', '')}")
-        return "\n".join(lines)
+        return _row_lines(value, _rule_line)
     if name == "relay_languages":
-        labels = {"tts_provider": "text-to-speech", "voice": "voice", "transcription_provider": "recognition",
-                  "speech_model": "speech model"}
-        lines = []
-        for entry in value:
-            if not isinstance(entry, dict):
-                lines.append(str(entry))
-                continue
-            rest = ", ".join(f"{label} {entry[key]}" for key, label in labels.items() if entry.get(key))
-            lines.append(f"{entry.get('code', '')}{': ' + rest if rest else ''}")
-        return "\n".join(lines)
+        return _row_lines(value, _language_line)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     try:
