@@ -609,12 +609,154 @@ class HandoverActionForm(forms.ModelForm):
         pass
 
 
+PARAMETER_TYPE_CHOICES = [("string", "Text (string)"), ("number", "Number"), ("integer", "Whole number (integer)"),
+                          ("boolean", "Yes / no (boolean)"), ("enum", "One of (enum)")]
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+
+
+def _comma_list(text: str) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in (text or "").split(",") if v.strip()))
+
+
+class ApiParameterForm(forms.Form):
+    """One parameter of an API action (what the agent fills in): a row; an empty row or a ticked Remove drops it."""
+
+    name = forms.CharField(label="Name", required=False, max_length=64,
+                           widget=forms.TextInput(attrs={"placeholder": "order_id"}))
+    type = forms.ChoiceField(label="Type", choices=PARAMETER_TYPE_CHOICES, initial="string", required=False)
+    enum = forms.CharField(label="Values (enum)", required=False, max_length=2000,
+                           widget=forms.TextInput(attrs={"placeholder": "standard, express"}))
+    required = forms.BooleanField(label="Required", required=False)
+    description = forms.CharField(label="Description", required=False, max_length=500,
+                                  widget=forms.TextInput(attrs={"placeholder": "The order number"}))
+
+    def clean(self):
+        from agents.action_requests import PARAM_NAME_RE
+
+        data = super().clean()
+        data["name"] = (data.get("name") or "").strip()
+        data["description"] = (data.get("description") or "").strip()
+        data["enum"] = _comma_list(data.get("enum"))
+        data["type"] = data.get("type") or "string"
+        if self.is_blank(data):
+            return data
+        if not data["name"]:
+            self.add_error("name", "Give the parameter a name, e.g. order_id.")
+        elif not PARAM_NAME_RE.match(data["name"]):
+            self.add_error("name", "Lowercase letters, digits and underscores, starting with a letter (e.g. order_id).")
+        if data["type"] == "enum":
+            if not data["enum"]:
+                self.add_error("enum", "List the values it can take, comma-separated.")
+            elif len(data["enum"]) > MAX_ENUM_VALUES:
+                self.add_error("enum", f"At most {MAX_ENUM_VALUES} values.")
+        elif data["enum"]:
+            self.add_error("enum", "Only an enum parameter takes values: choose the type “One of”, or clear them.")
+        return data
+
+    @staticmethod
+    def is_blank(data) -> bool:
+        return not (data.get("name") or data.get("enum") or data.get("description"))
+
+    def row(self) -> dict:
+        d = self.cleaned_data
+        row = {"name": d["name"], "type": d["type"], "required": bool(d.get("required")), "description": d["description"]}
+        if d["type"] == "enum":
+            row["enum"] = d["enum"]
+        return row
+
+
+class BaseApiParameterFormSet(BaseRowFormSet):
+    def clean(self):
+        seen = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("DELETE") or form.is_blank(data) or not data.get("name"):
+                continue
+            name = data["name"]
+            if name in seen:
+                form.add_error("name", f"{name} is listed twice: each parameter needs its own name.")
+            seen.add(name)
+
+    def names(self) -> list[str]:
+        """The names of the rows kept (also while another row has an error: templates are checked against them)."""
+        return list(dict.fromkeys(
+            data["name"] for form in self.forms if (data := getattr(form, "cleaned_data", None))
+            and not data.get("DELETE") and not form.is_blank(data) and data.get("name")))
+
+
+class KeyValueForm(forms.Form):
+    """One header or query parameter of an API action: a name and a value template."""
+
+    key = forms.CharField(label="Name", required=False, max_length=200)
+    value = forms.CharField(label="Value", required=False, max_length=2000, strip=False)
+
+    def __init__(self, *args, kind="query", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        placeholders = {"header": ("Accept", "application/json"), "query": ("order", "{order_id}")}[kind]
+        self.fields["key"].widget.attrs["placeholder"], self.fields["value"].widget.attrs["placeholder"] = placeholders
+
+    def clean(self):
+        data = super().clean()
+        data["key"] = (data.get("key") or "").strip()
+        data["value"] = (data.get("value") or "").strip(" \t")
+        if self.is_blank(data):
+            return data
+        if not data["key"]:
+            self.add_error("key", "Enter the header's name." if self.kind == "header" else "Enter the parameter's name.")
+        elif self.kind == "header" and not HEADER_NAME_RE.match(data["key"]):
+            self.add_error("key", "A header name is letters, digits and - (e.g. X-Request-Id).")
+        return data
+
+    @staticmethod
+    def is_blank(data) -> bool:
+        return not (data.get("key") or data.get("value"))
+
+    def row(self) -> dict:
+        return {"key": self.cleaned_data["key"], "value": self.cleaned_data["value"]}
+
+
+class BaseKeyValueFormSet(BaseRowFormSet):
+    def clean(self):
+        seen = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("DELETE") or form.is_blank(data) or not data.get("key"):
+                continue
+            key = data["key"]
+            folded = key.lower() if form.kind == "header" else key  # header names ignore case
+            if folded in seen:
+                form.add_error("key", f"{key} is listed twice.")
+            seen.add(folded)
+
+    def mapping(self) -> dict:
+        return {row["key"]: row["value"] for row in self.rows()}
+
+
+MAX_API_ROWS = 30
+ApiParameterFormSet = forms.formset_factory(ApiParameterForm, formset=BaseApiParameterFormSet, extra=1,
+                                            can_delete=True, max_num=MAX_API_ROWS, validate_max=True,
+                                            absolute_max=MAX_API_ROWS + 10)
+KeyValueFormSet = forms.formset_factory(KeyValueForm, formset=BaseKeyValueFormSet, extra=1, can_delete=True,
+                                        max_num=MAX_API_ROWS, validate_max=True, absolute_max=MAX_API_ROWS + 10)
+
+
+def _pairs_initial(mapping) -> list[dict]:
+    return [{"key": k, "value": v if isinstance(v, str) else json.dumps(v)} for k, v in (mapping or {}).items()]
+
+
 class ApiActionForm(forms.ModelForm):
-    """An API request action: templates and parameters are checked here, with a message next to the field."""
+    """An API request action: templates and parameters are checked here, with a message next to the field (or
+    row). Parameters, headers and query are row formsets (`parameter_rows`, `header_rows`, `query_rows`); a post
+    without a formset's management form (a script) keeps what is stored."""
+
+    ROWS = {"parameters": ("param", ApiParameterFormSet), "headers": ("header", KeyValueFormSet),
+            "query": ("query", KeyValueFormSet)}
+    FIELDS_BEFORE_ROWS = ["name", "description", "wait_message", "method", "url"]
 
     class Meta:
         model = ApiAction
-        fields = ["name", "description", "wait_message", "method", "url", "parameters", "headers", "query", "body",
+        fields = ["name", "description", "wait_message", "method", "url", "body",
                   "auth_connector", "timeout_seconds", "max_response_bytes", "result_pointer", "result_max_chars"]
         labels = {"timeout_seconds": "Timeout (seconds)", "max_response_bytes": "Largest answer (bytes)",
                   "result_max_chars": "Answer given to the agent (characters at most)",
@@ -623,19 +765,11 @@ class ApiActionForm(forms.ModelForm):
             "name": "The tool name the agent calls, e.g. order_status.",
             "url": "https://… — may use {VARIABLE} (the environment's variables, in capitals) and {param} "
                    "(the parameters below).",
-            "parameters": 'What the agent fills in: [{"name": "order_id", "type": "string", "required": true, '
-                          '"description": "The order number"}]. Types: string, number, integer, boolean, enum '
-                          '(with "enum": [values]).',
-            "headers": 'JSON object, e.g. {"Accept": "application/json"}. Credentials go in an auth connector.',
-            "query": 'JSON object of query parameters, e.g. {"order": "{order_id}"}.',
             "body": 'JSON body for POST/PUT/PATCH; a string that is exactly "{param}" keeps the parameter\'s type.',
             "timeout_seconds": "At most 15 seconds.",
             "max_response_bytes": "At most 65536 (64 KB); a larger answer is an error.",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 2}),
-                   "parameters": forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-                   "headers": forms.Textarea(attrs={"rows": 2, "class": "mono"}),
-                   "query": forms.Textarea(attrs={"rows": 2, "class": "mono"}),
                    "body": forms.Textarea(attrs={"rows": 3, "class": "mono"}),
                    "url": forms.TextInput(attrs={"class": "mono", "placeholder": "{API_BASE}/orders/{order_id}"})}
 
@@ -646,8 +780,36 @@ class ApiActionForm(forms.ModelForm):
         self.fields["auth_connector"] = forms.ChoiceField(
             label="Auth connector", required=False, choices=[("", "None")] + [(n, n) for n in names],
             help_text="An auth connector by name (each environment the agent runs in needs one of this name).")
-        for name in ("headers", "query", "parameters"):
-            self.fields[name].required = False
+        initial = {"parameters": [{**p, "enum": ", ".join(p.get("enum") or [])} for p in self.instance.parameters or []],
+                   "headers": _pairs_initial(self.instance.headers), "query": _pairs_initial(self.instance.query)}
+        self.rows = {}
+        for field, (name, formset) in self.ROWS.items():
+            prefix = self.add_prefix(name)
+            options = {} if field == "parameters" else {"form_kwargs": {"kind": name}}
+            if not self.is_bound:
+                self.rows[field] = formset(prefix=prefix, initial=initial[field], **options)
+            elif f"{prefix}-TOTAL_FORMS" in self.data:
+                self.rows[field] = formset(self.data, prefix=prefix, **options)
+            else:
+                self.rows[field] = None
+
+    @property
+    def parameter_rows(self):
+        return self.rows["parameters"]
+
+    @property
+    def header_rows(self):
+        return self.rows["headers"]
+
+    @property
+    def query_rows(self):
+        return self.rows["query"]
+
+    def fields_before_rows(self):
+        return [self[name] for name in self.FIELDS_BEFORE_ROWS]
+
+    def fields_after_rows(self):
+        return [field for field in self if field.name not in self.FIELDS_BEFORE_ROWS]
 
     def clean_name(self):
         name = (self.cleaned_data.get("name") or "").strip()
@@ -659,25 +821,69 @@ class ApiActionForm(forms.ModelForm):
                 raise forms.ValidationError("This agent already has an action with this name.")
         return name
 
+    def _rows_value(self, field):
+        """The stored value, or the posted rows' (None while a row has an error)."""
+        rows = self.rows[field]
+        if rows is None:
+            return getattr(self.instance, field)
+        if not rows.is_valid():
+            return None
+        return rows.rows() if field == "parameters" else rows.mapping()
+
+    def _param_names(self) -> list[str]:
+        rows = self.rows["parameters"]
+        if rows is None:
+            return [p["name"] for p in self.instance.parameters or [] if isinstance(p, dict) and p.get("name")]
+        rows.is_valid()  # cleans each row, so a bad one does not hide the others' names
+        return rows.names()
+
+    def _check_pair_rows(self, field, params):
+        """Each header or query row's templates, the message next to its name or its value."""
+        from agents.action_requests import template_problems
+
+        rows = self.rows[field]
+        if rows is None:
+            return
+        rows.is_valid()  # cleans the rows first
+        for form in rows.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("DELETE") or form.is_blank(data) or form.errors:
+                continue
+            for part, pair in (("key", {data["key"]: ""}), ("value", {"x": data["value"]})):
+                problem = template_problems(url="", headers=pair if field == "headers" else {},
+                                            query=pair if field == "query" else {}, body=None,
+                                            parameters=params).get(field)
+                if problem:
+                    form.add_error(part, problem)
+                    break
+
     def clean(self):
-        from agents.action_requests import TEMPLATE_RE, VARIABLE_NAME_RE, template_problems, validate_parameters
+        from agents.action_requests import (
+            TEMPLATE_RE,
+            VARIABLE_NAME_RE,
+            TemplateError,
+            template_problems,
+            validate_parameters,
+        )
         from workspaces import outbound
 
         data = super().clean()
-        for name in ("headers", "query"):
-            if data.get(name) in (None, ""):
-                data[name] = {}
-        if data.get("parameters") in (None, ""):
-            data["parameters"] = []
-        if any(f in self.errors for f in ("url", "headers", "query", "body", "parameters")):
+        params = [{"name": n} for n in self._param_names()]
+        for field in ("headers", "query"):
+            self._check_pair_rows(field, params)
+        for field in self.ROWS:
+            data[field] = self._rows_value(field)
+        bad_rows = [label for field, label in (("parameters", "parameters"), ("headers", "headers"),
+                                               ("query", "query parameters")) if data[field] is None]
+        if bad_rows:
+            self.add_error(None, f"Correct the {' and '.join(bad_rows)} below.")
+        if any(f in self.errors for f in ("url", "body")):
             return data
-        problems = template_problems(url=data.get("url") or "", headers=data.get("headers"),
-                                     query=data.get("query"), body=data.get("body"),
-                                     parameters=data.get("parameters"))
+        problems = template_problems(url=data.get("url") or "", headers=None, query=None, body=data.get("body"),
+                                     parameters=params)
         for field_name, problem in problems.items():
             self.add_error(field_name, problem)
         if not problems:
-            data["parameters"] = validate_parameters(data["parameters"])
             url = data.get("url") or ""
             # A URL that starts with a variable is checked when it is used (the guard checks every request).
             first = TEMPLATE_RE.match(url)
@@ -686,6 +892,11 @@ class ApiActionForm(forms.ModelForm):
                 reason = outbound.url_refusal(sample)
                 if reason:
                     self.add_error("url", reason)
+        if data["parameters"] is not None:
+            try:
+                data["parameters"] = validate_parameters(data["parameters"])
+            except TemplateError as exc:  # stored parameters a post without rows kept
+                self.add_error(None, str(exc))
         if data.get("body") is not None and data.get("method") == "GET":
             self.add_error("body", "A GET request has no body: choose POST, PUT or PATCH, or leave it empty.")
         return data

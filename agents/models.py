@@ -214,7 +214,27 @@ def validate_e164(value: str) -> None:
         raise ValidationError("Write the number in E.164 form without spaces, e.g. +31201234567.")
 
 
-class HandoverAction(models.Model):
+class VersionAction(models.Model):
+    """An action of one version (handover or API request): versioned with it, so fixed once it is published."""
+
+    class Meta:
+        abstract = True
+
+    def _check_mutable(self):
+        version_id = self.version_id
+        if version_id and AgentVersion.objects.filter(pk=version_id, state=AgentVersion.State.PUBLISHED).exists():
+            raise ImmutableVersionError("Actions of a published version cannot be changed.")
+
+    def save(self, *args, **kwargs):
+        self._check_mutable()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._check_mutable()
+        return super().delete(*args, **kwargs)
+
+
+class HandoverAction(VersionAction):
     """A handover the agent may choose; belongs to one version, so it is versioned with it."""
 
     class Type(models.TextChoices):
@@ -233,19 +253,6 @@ class HandoverAction(models.Model):
     def __str__(self) -> str:
         return f"{self.name} → {self.destination}"
 
-    def _check_mutable(self):
-        version_id = self.version_id
-        if version_id and AgentVersion.objects.filter(pk=version_id, state=AgentVersion.State.PUBLISHED).exists():
-            raise ImmutableVersionError("Actions of a published version cannot be changed.")
-
-    def save(self, *args, **kwargs):
-        self._check_mutable()
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        self._check_mutable()
-        return super().delete(*args, **kwargs)
-
     def content(self) -> dict:
         return {"type": self.type, "destination": self.destination, "description": self.description}
 
@@ -255,7 +262,7 @@ def validate_json_pointer(value: str) -> None:
         raise ValidationError('A JSON pointer starts with "/", e.g. /order/status (empty = the whole answer).')
 
 
-class ApiAction(models.Model):
+class ApiAction(VersionAction):
     """An API request the agent may make during the call (a tool the model calls); versioned with its version.
 
     Templates may use `{VARIABLE}` (the environment's variables) and `{param}` (the model's parameters);
@@ -300,16 +307,6 @@ class ApiAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.method} {self.url})"
-
-    _check_mutable = HandoverAction._check_mutable
-
-    def save(self, *args, **kwargs):
-        self._check_mutable()
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        self._check_mutable()
-        return super().delete(*args, **kwargs)
 
     def content(self) -> dict:
         return {"type": "api", **{name: getattr(self, name) for name in self.CONTENT_FIELDS}}

@@ -146,6 +146,14 @@ class Completeness:
         return "; ".join(parts)
 
 
+def _names_present(model, environment_id, names, tag: str, *, filled: str = ""):
+    """(tag, name) of the environment's entries of `model` among `names` (with a non-empty `filled` field)."""
+    qs = model.objects.filter(environment_id=environment_id, name__in=names)
+    if filled:
+        qs = qs.exclude(**{filled: ""})
+    return qs.annotate(tag=Value(tag, output_field=CharField())).order_by().values_list("tag", "name")
+
+
 def environment_completeness(*, version: AgentVersion | None, environment: Environment | None = None,
                              environment_id: int | None = None) -> Completeness:
     """Which of the version's required secret/variable/auth connector names the environment lacks (one query
@@ -163,27 +171,9 @@ def environment_completeness(*, version: AgentVersion | None, environment: Envir
     if not needed_secrets and not needed_variables and not needed_auth:
         return Completeness()
     # One round trip: the names present, tagged by kind.
-    secrets_qs = (
-        EnvironmentSecret.objects.filter(environment_id=environment_id, name__in=needed_secrets)
-        .exclude(value="")
-        .annotate(tag=Value("s", output_field=CharField()))
-        .order_by()
-        .values_list("tag", "name")
-    )
-    variables_qs = (
-        EnvironmentVariable.objects.filter(environment_id=environment_id, name__in=needed_variables)
-        .annotate(tag=Value("v", output_field=CharField()))
-        .order_by()
-        .values_list("tag", "name")
-    )
-    auth_qs = (
-        AuthConnector.objects.filter(environment_id=environment_id, name__in=needed_auth)
-        .exclude(secret="")
-        .annotate(tag=Value("a", output_field=CharField()))
-        .order_by()
-        .values_list("tag", "name")
-    )
-    rows = list(secrets_qs.union(variables_qs, auth_qs, all=True))
+    rows = list(_names_present(EnvironmentSecret, environment_id, needed_secrets, "s", filled="value").union(
+        _names_present(EnvironmentVariable, environment_id, needed_variables, "v"),
+        _names_present(AuthConnector, environment_id, needed_auth, "a", filled="secret"), all=True))
     have = {kind: {name for k, name in rows if k == kind} for kind in ("s", "v", "a")}
     return Completeness(
         missing_secrets=sorted(set(needed_secrets) - have["s"]),
@@ -216,6 +206,31 @@ def _quoted(words) -> str:
     return ", ".join(f"“{w}”" for w in words)
 
 
+def _answer_line(row: dict) -> str:
+    line = f"{_quoted(row.get('keywords') or [])} → {row.get('answer', '')}"
+    return line + (f" (then plays {row['play']})" if row.get("play") else "")
+
+
+def _rule_line(rule: dict) -> str:
+    when = " or ".join(filter(None, [f"“{rule['keyword']}”" if rule.get("keyword") else "",
+                                     f"key {rule['digit']}" if rule.get("digit") not in (None, "") else ""]))
+    return f"{when} → {rule.get('action', '')}"
+
+
+LANGUAGE_LABELS = {"tts_provider": "text-to-speech", "voice": "voice", "transcription_provider": "recognition",
+                   "speech_model": "speech model"}
+
+
+def _language_line(entry: dict) -> str:
+    rest = ", ".join(f"{label} {entry[key]}" for key, label in LANGUAGE_LABELS.items() if entry.get(key))
+    return f"{entry.get('code', '')}{': ' + rest if rest else ''}"
+
+
+def _row_lines(rows, line) -> str:
+    """One line per row (a row that is not a dict, e.g. edited by hand, as it is)."""
+    return "\n".join(line(row) if isinstance(row, dict) else str(row) for row in rows)
+
+
 def value_text(name: str, value) -> str:
     """A version field's value as people read it in the diff: choice labels, yes/no, rows as sentences."""
     if value is None or value == "" or value == []:
@@ -223,37 +238,11 @@ def value_text(name: str, value) -> str:
     if value is True or value is False:
         return "yes" if value else "no"
     if name == "scripted_answers":
-        lines = []
-        for row in value:
-            if not isinstance(row, dict):
-                lines.append(str(row))
-                continue
-            line = f"{_quoted(row.get('keywords') or [])} → {row.get('answer', '')}"
-            if row.get("play"):
-                line += f" (then plays {row['play']})"
-            lines.append(line)
-        return "\n".join(lines)
+        return _row_lines(value, _answer_line)
     if name == "handover_rules":
-        lines = []
-        for rule in value:
-            if not isinstance(rule, dict):
-                lines.append(str(rule))
-                continue
-            when = " or ".join(filter(None, [f"“{rule['keyword']}”" if rule.get("keyword") else "",
-                                             f"key {rule['digit']}" if rule.get("digit") not in (None, "") else ""]))
-            lines.append(f"{when} → {rule.get('action', '')}")
-        return "\n".join(lines)
+        return _row_lines(value, _rule_line)
     if name == "relay_languages":
-        labels = {"tts_provider": "text-to-speech", "voice": "voice", "transcription_provider": "recognition",
-                  "speech_model": "speech model"}
-        lines = []
-        for entry in value:
-            if not isinstance(entry, dict):
-                lines.append(str(entry))
-                continue
-            rest = ", ".join(f"{label} {entry[key]}" for key, label in labels.items() if entry.get(key))
-            lines.append(f"{entry.get('code', '')}{': ' + rest if rest else ''}")
-        return "\n".join(lines)
+        return _row_lines(value, _language_line)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     try:

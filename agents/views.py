@@ -3,7 +3,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from agents import selectors, services
@@ -39,6 +39,9 @@ def _agent_or_404(request, agent_id):
     return agent
 
 
+ACTION_ADDED = "Action {name} added to the draft."
+
+
 @workspace_member_required
 def agent_list(request):
     form = AgentCreateForm(request.POST or None)
@@ -57,6 +60,20 @@ def _tabs_context(agent, tab):
     return {"agent": agent, "tab": tab}
 
 
+def _form_saved(request, form, save, message: str) -> bool:
+    """Saves a valid form with `save()` and shows `message` ({name} and the like: the form's cleaned data);
+    a ValidationError the service raises is put next to its field. False when the form is to be shown again."""
+    if not form.is_valid():
+        return False
+    try:
+        save()
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+        return False
+    messages.success(request, message.format_map(form.cleaned_data))
+    return True
+
+
 @workspace_member_required
 def agent_detail(request, agent_id):
     """The draft's settings (the Settings tab)."""
@@ -66,14 +83,9 @@ def agent_detail(request, agent_id):
     if request.method == "POST":
         if not request.membership.is_admin:
             raise PermissionDenied("Only workspace admins can change Studio.")
-        if form.is_valid():
-            try:
-                services.agent_draft_update(draft=draft, **form.content())
-            except ValidationError as exc:
-                apply_validation_error(form, exc)
-            else:
-                messages.success(request, "Draft saved.")
-                return redirect("agents:detail", agent_id=agent.pk)
+        if _form_saved(request, form, lambda: services.agent_draft_update(draft=draft, **form.content()),
+                       "Draft saved."):
+            return redirect("agents:detail", agent_id=agent.pk)
     latest = selectors.latest_published_get(agent_id=agent.pk)
     return render(request, "agents/agent_detail.html",
                   {**_tabs_context(agent, "settings"), "draft": draft, "form": form, "latest": latest})
@@ -92,22 +104,13 @@ def agent_actions(request, agent_id):
         if not request.membership.is_admin:
             raise PermissionDenied("Only workspace admins can change Studio.")
         if posted_api:
-            if api_form.is_valid():
-                try:
-                    services.api_action_save(draft=draft, name=api_form.cleaned_data["name"], **api_form.content())
-                except ValidationError as exc:
-                    apply_validation_error(api_form, exc)
-                else:
-                    messages.success(request, f"Action {api_form.cleaned_data['name']} added to the draft.")
-                    return redirect("agents:actions", agent_id=agent.pk)
-        elif form.is_valid():
-            try:
-                services.handover_action_create(draft=draft, **form.cleaned_data)
-            except ValidationError as exc:
-                apply_validation_error(form, exc)
-            else:
-                messages.success(request, f"Action {form.cleaned_data['name']} added to the draft.")
-                return redirect("agents:actions", agent_id=agent.pk)
+            saved = _form_saved(request, api_form, lambda: services.api_action_save(
+                draft=draft, name=api_form.cleaned_data["name"], **api_form.content()), ACTION_ADDED)
+        else:
+            saved = _form_saved(request, form, lambda: services.handover_action_create(
+                draft=draft, **form.cleaned_data), ACTION_ADDED)
+        if saved:
+            return redirect("agents:actions", agent_id=agent.pk)
     return render(request, "agents/agent_actions.html",
                   {**_tabs_context(agent, "actions"), "draft": draft, "form": form, "api_form": api_form,
                    "actions": selectors.actions_list(version=draft),
@@ -116,40 +119,37 @@ def agent_actions(request, agent_id):
                                                environments=selectors.environments_list(workspace=request.workspace))})
 
 
-def _draft_api_action_or_404(agent, action_id):
-    action = ApiAction.objects.filter(pk=action_id, version__agent=agent, version__state="draft").first()
-    if action is None:
-        raise Http404("No such action in the draft.")
-    return action
+def _draft_action_or_404(model, agent, action_id):
+    """A handover action (model HandoverAction) or an API action (ApiAction) of the agent's draft."""
+    return get_object_or_404(model, pk=action_id, version__agent=agent, version__state="draft")
+
+
+def _draft_action_remove(request, agent_id, action_id, model, delete):
+    agent = _agent_or_404(request, agent_id)
+    action = _draft_action_or_404(model, agent, action_id)
+    delete(action=action)
+    messages.success(request, f"Action {action.name} removed from the draft.")
+    return redirect("agents:actions", agent_id=agent.pk)
 
 
 @workspace_admin_required
 def agent_api_action_edit(request, agent_id, action_id):
     agent = _agent_or_404(request, agent_id)
-    action = _draft_api_action_or_404(agent, action_id)
+    action = _draft_action_or_404(ApiAction, agent, action_id)
     form = ApiActionForm(request.POST or None, instance=action, version=action.version, prefix="api",
                          auth_names=selectors.auth_connector_names(workspace=request.workspace))
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.api_action_save(draft=action.version, action=action, name=form.cleaned_data["name"],
-                                     **form.content())
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            messages.success(request, "Action saved.")
-            return redirect("agents:actions", agent_id=agent.pk)
+    if request.method == "POST" and _form_saved(request, form, lambda: services.api_action_save(
+            draft=action.version, action=action, name=form.cleaned_data["name"], **form.content()), "Action saved."):
+        return redirect("agents:actions", agent_id=agent.pk)
     return render(request, "agents/action_edit.html", {**_tabs_context(agent, "actions"), "form": form,
-                                                        "action": action})
+                                                        "action": action,
+                                                        "fields_template": "agents/_api_action_fields.html"})
 
 
 @workspace_admin_required
 @require_POST
 def agent_api_action_delete(request, agent_id, action_id):
-    agent = _agent_or_404(request, agent_id)
-    action = _draft_api_action_or_404(agent, action_id)
-    services.api_action_delete(action=action)
-    messages.success(request, f"Action {action.name} removed from the draft.")
-    return redirect("agents:actions", agent_id=agent.pk)
+    return _draft_action_remove(request, agent_id, action_id, ApiAction, services.api_action_delete)
 
 
 @workspace_admin_required
@@ -161,9 +161,7 @@ def agent_api_action_try(request, agent_id, action_id):
     from agents.action_requests import ApiActionSpec, action_perform
 
     agent = _agent_or_404(request, agent_id)
-    action = ApiAction.objects.filter(pk=action_id, version__agent=agent).first()
-    if action is None:
-        raise Http404("No such action.")
+    action = get_object_or_404(ApiAction, pk=action_id, version__agent=agent)
     form = ApiActionTryForm(request.POST, environments=selectors.environments_list(workspace=request.workspace))
     outcome = None
     if form.is_valid():
@@ -179,28 +177,15 @@ def agent_api_action_try(request, agent_id, action_id):
                                       "outcome": outcome})
 
 
-def _draft_action_or_404(request, agent, action_id):
-    action = HandoverAction.objects.filter(pk=action_id, version__agent=agent, version__state="draft").first()
-    if action is None:
-        raise Http404("No such action in the draft.")
-    return action
-
-
 @workspace_admin_required
 def agent_action_edit(request, agent_id, action_id):
     agent = _agent_or_404(request, agent_id)
-    action = _draft_action_or_404(request, agent, action_id)
+    action = _draft_action_or_404(HandoverAction, agent, action_id)
     form = HandoverActionForm(request.POST or None, instance=action, version=action.version)
-    if request.method == "POST" and form.is_valid():
-        try:
-            data = form.cleaned_data
-            services.handover_action_update(action=action, name=data["name"], destination=data["destination"],
-                                            description=data["description"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            messages.success(request, "Action saved.")
-            return redirect("agents:actions", agent_id=agent.pk)
+    if request.method == "POST" and _form_saved(request, form, lambda: services.handover_action_update(
+            action=action, name=form.cleaned_data["name"], destination=form.cleaned_data["destination"],
+            description=form.cleaned_data["description"]), "Action saved."):
+        return redirect("agents:actions", agent_id=agent.pk)
     return render(request, "agents/action_edit.html", {**_tabs_context(agent, "actions"), "form": form,
                                                         "action": action})
 
@@ -208,11 +193,7 @@ def agent_action_edit(request, agent_id, action_id):
 @workspace_admin_required
 @require_POST
 def agent_action_delete(request, agent_id, action_id):
-    agent = _agent_or_404(request, agent_id)
-    action = _draft_action_or_404(request, agent, action_id)
-    services.handover_action_delete(action=action)
-    messages.success(request, f"Action {action.name} removed from the draft.")
-    return redirect("agents:actions", agent_id=agent.pk)
+    return _draft_action_remove(request, agent_id, action_id, HandoverAction, services.handover_action_delete)
 
 
 @workspace_member_required
@@ -323,9 +304,7 @@ def environment_secret_set(request, kind):
 @require_POST
 def environment_secret_delete(request, kind, secret_id):
     environment = _environment_or_404(request, kind)
-    secret = EnvironmentSecret.objects.filter(environment=environment, pk=secret_id).first()
-    if secret is None:
-        raise Http404
+    secret = get_object_or_404(EnvironmentSecret, environment=environment, pk=secret_id)
     services.environment_secret_delete(secret=secret, actor=request.user)
     messages.success(request, f"Secret {secret.name} deleted.")
     return redirect("agents:environment", kind=kind)
@@ -360,19 +339,10 @@ def environment_variable_set(request, kind):
 @require_POST
 def environment_variable_delete(request, kind, variable_id):
     environment = _environment_or_404(request, kind)
-    variable = EnvironmentVariable.objects.filter(environment=environment, pk=variable_id).first()
-    if variable is None:
-        raise Http404
+    variable = get_object_or_404(EnvironmentVariable, environment=environment, pk=variable_id)
     services.environment_variable_delete(variable=variable)
     messages.success(request, f"Variable {variable.name} deleted.")
     return redirect("agents:environment", kind=kind)
-
-
-def _auth_connector_or_404(environment, auth_id):
-    found = AuthConnector.objects.filter(environment=environment, pk=auth_id).first()
-    if found is None:
-        raise Http404
-    return found
 
 
 def _auth_save(request, environment, form, instance=None):
@@ -403,7 +373,7 @@ def auth_connector_create(request, kind):
 @workspace_admin_required
 def auth_connector_edit(request, kind, auth_id):
     environment = _environment_or_404(request, kind)
-    instance = _auth_connector_or_404(environment, auth_id)
+    instance = get_object_or_404(AuthConnector, environment=environment, pk=auth_id)
     form = AuthConnectorForm(request.POST or None, instance=instance, prefix="auth")
     if request.method == "POST" and form.is_valid() and _auth_save(request, environment, form, instance):
         messages.success(request, f"Auth connector {instance.name} saved.")
@@ -416,7 +386,7 @@ def auth_connector_edit(request, kind, auth_id):
 @require_POST
 def auth_connector_delete(request, kind, auth_id):
     environment = _environment_or_404(request, kind)
-    instance = _auth_connector_or_404(environment, auth_id)
+    instance = get_object_or_404(AuthConnector, environment=environment, pk=auth_id)
     services.auth_connector_delete(auth_connector=instance)
     messages.success(request, f"Auth connector {instance.name} deleted.")
     return redirect("agents:environment", kind=kind)

@@ -201,21 +201,30 @@ def _status_error(vendor: str, status: int) -> AnalysisError:
                                   "base URL in the environment.")
 
 
+def _vendor_settings(env_values: dict, vendor: str, *, base_url: str, model: str) -> tuple[str, str, str]:
+    """(API key, base URL, model) from the environment's <VENDOR>_API_KEY, _BASE_URL, _ANALYSIS_MODEL (else
+    _CHAT_MODEL); `base_url` and `model` are the defaults. Raises PermanentAnalysisError."""
+    from workspaces import outbound
+
+    api_key = _setting(env_values, f"{vendor}_API_KEY")
+    if not api_key:
+        raise PermanentAnalysisError(f"The environment has no {vendor}_API_KEY secret.")
+    base_url = _setting(env_values, f"{vendor}_BASE_URL", base_url).rstrip("/")
+    refusal = outbound.url_refusal(base_url)
+    if refusal:
+        raise PermanentAnalysisError(f"{vendor}_BASE_URL cannot be used: {refusal}")
+    model = _setting(env_values, f"{vendor}_ANALYSIS_MODEL") or _setting(env_values, f"{vendor}_CHAT_MODEL", model)
+    return api_key, base_url, model
+
+
 def _openai_answer(*, env_values: dict, system: str, user: str, schema: dict) -> tuple[str, str]:
     """(model, the answer's text). Raises AnalysisError."""
     import httpx
 
     from workspaces import outbound
 
-    api_key = _setting(env_values, "OPENAI_API_KEY")
-    if not api_key:
-        raise PermanentAnalysisError("The environment has no OPENAI_API_KEY secret.")
-    base_url = _setting(env_values, "OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
-    refusal = outbound.url_refusal(base_url)
-    if refusal:
-        raise PermanentAnalysisError(f"OPENAI_BASE_URL cannot be used: {refusal}")
-    model = _setting(env_values, "OPENAI_ANALYSIS_MODEL") or _setting(env_values, "OPENAI_CHAT_MODEL",
-                                                                      DEFAULT_OPENAI_MODEL)
+    api_key, base_url, model = _vendor_settings(env_values, "OPENAI", base_url="https://api.openai.com/v1",
+                                                model=DEFAULT_OPENAI_MODEL)
     body = {"model": model, "temperature": 0,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "response_format": {"type": "json_schema",
@@ -247,15 +256,8 @@ def _anthropic_answer(*, env_values: dict, system: str, user: str, schema: dict)
 
     from workspaces import outbound
 
-    api_key = _setting(env_values, "ANTHROPIC_API_KEY")
-    if not api_key:
-        raise PermanentAnalysisError("The environment has no ANTHROPIC_API_KEY secret.")
-    base_url = _setting(env_values, "ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/")
-    refusal = outbound.url_refusal(base_url)
-    if refusal:
-        raise PermanentAnalysisError(f"ANTHROPIC_BASE_URL cannot be used: {refusal}")
-    model = _setting(env_values, "ANTHROPIC_ANALYSIS_MODEL") or _setting(env_values, "ANTHROPIC_CHAT_MODEL",
-                                                                         DEFAULT_ANTHROPIC_MODEL)
+    api_key, base_url, model = _vendor_settings(env_values, "ANTHROPIC", base_url="https://api.anthropic.com",
+                                                model=DEFAULT_ANTHROPIC_MODEL)
     try:
         outbound.host_check(base_url)  # the SDK opens its own connections: check where they go first
     except outbound.OutboundRefused as exc:

@@ -34,3 +34,10 @@ def test_analysis_fields_rows_are_added_and_explained_in_the_browser(browser_pag
     assert draft.analysis_summary is True
     assert [(f["name"], f["type"], f.get("values")) for f in draft.analysis_fields] == [
         ("order_number", "text", None), ("sentiment", "enum", ["happy", "angry"])]
+
+    # Remove strikes the row through (the shared row editor) and drops the field on save.
+    page.check("#id_analysis_field-0-DELETE")
+    assert "row-removed" in (page.locator("#id_analysis_field-0-name").locator("xpath=ancestor::tr").get_attribute("class") or "")
+    page.click("[data-testid=save-draft]")
+    page.wait_for_selector("text=Draft saved.")
+    assert [f["name"] for f in draft_of(agent).analysis_fields] == ["sentiment"]

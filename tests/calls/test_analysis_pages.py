@@ -209,7 +209,8 @@ def test_version_form_saves_analysis_rows(admin_client, workspace):
     url = f"/studio/agents/{agent.pk}/"
     page = admin_client.get(url).content.decode()
     assert 'name="analysis_field-TOTAL_FORMS"' in page and 'data-testid="analysis-add"' in page
-    assert "agents/analysis_fields.js" in page and "<script>" not in page
+    assert "agents/rows.js" in page and "agents/analysis_fields.js" not in page and "<script>" not in page
+    assert page.count("agents/rows.js") == 1 and 'data-row-editor="analysis_field"' in page
     response = admin_client.post(url, _form_data([
         {"name": "order_number", "type": "text", "description": "The order", "keywords": "order, reference"},
         {"name": "sentiment", "type": "enum", "values": "happy, angry, happy"},

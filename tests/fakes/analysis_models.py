@@ -12,9 +12,9 @@ answer from the request's schema (`answer_for`). `requests` keeps (path, headers
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fakes.http_fake import JsonHandler, LocalHttpFake
 
 
 def answer_for(schema: dict) -> dict:
@@ -38,7 +38,7 @@ def answer_for(schema: dict) -> dict:
     return answer
 
 
-class FakeAnalysisModel:
+class FakeAnalysisModel(LocalHttpFake):
     def __init__(self, api_key: str = "sk-analysis-test-key-9f8e7d"):
         self.api_key = api_key
         self.script: list = [None]
@@ -46,15 +46,9 @@ class FakeAnalysisModel:
         self.hang_seconds = 1.5
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 fake.requests.append((self.path, headers, body))
                 step = fake.script[min(len(fake.requests) - 1, len(fake.script) - 1)]
@@ -63,56 +57,38 @@ class FakeAnalysisModel:
                     step = None
                 if self.path == "/v1/chat/completions":
                     if headers.get("authorization") != f"Bearer {fake.api_key}":
-                        return self._json(401, {"error": {"message": "Incorrect API key provided",
+                        return self.send_json(401, {"error": {"message": "Incorrect API key provided",
                                                           "type": "invalid_request_error"}})
                     if isinstance(step, int):
-                        return self._json(step, {"error": {"message": "boom", "type": "server_error"}})
+                        return self.send_json(step, {"error": {"message": "boom", "type": "server_error"}})
                     schema = body["response_format"]["json_schema"]["schema"]
                     content = step if isinstance(step, str) else json.dumps(step or answer_for(schema))
-                    return self._json(200, {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                    return self.send_json(200, {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
                                             "choices": [{"index": 0, "finish_reason": "stop",
                                                          "message": {"role": "assistant", "content": content}}]})
                 if self.path == "/v1/messages":
                     # The API key as x-api-key (the documented header) or as a bearer token (newer SDKs).
                     if fake.api_key not in (headers.get("x-api-key"),
                                             headers.get("authorization", "").removeprefix("Bearer ")):
-                        return self._json(401, {"type": "error", "error": {"type": "authentication_error",
+                        return self.send_json(401, {"type": "error", "error": {"type": "authentication_error",
                                                                            "message": "invalid x-api-key"}})
                     if isinstance(step, int):
-                        return self._json(step, {"type": "error", "error": {"type": "api_error", "message": "boom"}})
+                        return self.send_json(step, {"type": "error", "error": {"type": "api_error", "message": "boom"}})
                     tool = body["tools"][0]
                     answer = step if isinstance(step, dict) else answer_for(tool["input_schema"])
-                    return self._json(200, {
+                    return self.send_json(200, {
                         "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
                         "content": [{"type": "tool_use", "id": "toolu_1", "name": tool["name"], "input": answer}],
                         "stop_reason": "tool_use", "stop_sequence": None,
                         "usage": {"input_tokens": 10, "output_tokens": 10}})
-                return self._json(404, {"error": "not found"})
+                return self.send_json(404, {"error": "not found"})
 
-            def _json(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def openai_base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"{self.origin}/v1"
 
     @property
     def anthropic_base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> "FakeAnalysisModel":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return self.origin

@@ -13,12 +13,12 @@ Behaviour by the last user message:
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fakes.http_fake import JsonHandler, LocalHttpFake
 
 
-class FakeChatServer:
+class FakeChatServer(LocalHttpFake):
     def __init__(self, api_key: str = "sk-test-chat-key"):
         self.api_key = api_key
         self.requests: list[tuple[dict, dict]] = []
@@ -26,22 +26,16 @@ class FakeChatServer:
         self.hang_seconds = 5.0
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
                 fake.requests.append((dict(self.headers), body))
                 if self.path != "/v1/chat/completions":
-                    return self._plain(404, "not found")
+                    return self.send_json(404, "not found")
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                    return self._plain(401, json.dumps({"error": {"message": "Incorrect API key"}}))
+                    return self.send_json(401, {"error": {"message": "Incorrect API key"}})
                 if fake.status != 200:
-                    return self._plain(fake.status, json.dumps({"error": {"message": "boom"}}))
+                    return self.send_json(fake.status, {"error": {"message": "boom"}})
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -53,29 +47,11 @@ class FakeChatServer:
                     pass
                 self.close_connection = True
 
-            def _plain(self, status, text):
-                data = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def start(self) -> "FakeChatServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.origin}/v1"
 
     # ---------------------------------------------------------------------------
 

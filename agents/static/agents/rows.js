@@ -1,6 +1,8 @@
-// Row editors (agents/_version_rows.html): "Add" appends a copy of the formset's empty form (its <template>,
-// __prefix__ replaced by the next index) and bumps TOTAL_FORMS; "Remove" is the formset's DELETE checkbox, which
-// also hides the row.
+// Row editors (a formset as table rows: post-call fields, scripted answers, handover rules, API action parameters,
+// headers and query). Markup: an element with data-row-editor="<formset prefix>" holding the management form, a
+// [data-rows] <tbody>, a <template data-row-template> with the empty form's row and a [data-row-add] button.
+// "Add" appends a copy of the template (__prefix__ replaced by the next index) and bumps TOTAL_FORMS; "Remove" is
+// the formset's DELETE checkbox, which also strikes the row through.
 (function () {
   "use strict";
   function setup(editor) {

@@ -4,7 +4,7 @@
   function setup(panel) {
     if (panel.dataset.ready) return;
     panel.dataset.ready = "1";
-    var log = panel.querySelector(".test-chat-log");
+    var log = panel.querySelector(".transcript-log");
     var form = panel.querySelector(".test-chat-input");
     var input = form.querySelector("input[name=text]");
     var send = form.querySelector("button[type=submit]");

@@ -30,7 +30,7 @@
   function setup(panel) {
     if (panel.dataset.ready) return;
     panel.dataset.ready = "1";
-    var log = panel.querySelector(".voice-call-log");
+    var log = panel.querySelector(".transcript-log");
     var status = panel.querySelector(".voice-call-status");
     var meter = panel.querySelector(".voice-call-level");
     var callBtn = panel.querySelector("[data-action=call]");
