@@ -219,3 +219,39 @@ def voice_choices() -> list[tuple[str, str]]:
 
 def speech_model_choices() -> list[tuple[str, str]]:
     return [(m, f"{TranscriptionProvider(p).label}: {label}") for p, ms in SPEECH_MODELS.items() for m, label in ms]
+
+
+# ---------------------------------------------------------------------------
+# The cascaded Media Streams pipeline: a vendor per stage (calls/providers/speech/registry.py has the classes).
+
+
+class SttVendor(models.TextChoices):
+    OFFLINE = "offline", "Offline (pocketsphinx, no key)"
+    DEEPGRAM = "deepgram", "Deepgram"
+    OPENAI = "openai", "OpenAI"
+
+
+class ChatVendor(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible (OPENAI_BASE_URL)"
+    ANTHROPIC = "anthropic", "Anthropic"
+
+
+class SpeechVendor(models.TextChoices):
+    OFFLINE = "offline", "Offline (espeak-ng, no key)"
+    DEEPGRAM = "deepgram", "Deepgram"
+    ELEVENLABS = "elevenlabs", "ElevenLabs"
+    CARTESIA = "cartesia", "Cartesia"
+    OPENAI = "openai", "OpenAI"
+
+
+# The environment secret each vendor's key lives in.
+VENDOR_SECRETS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY",
+                  "cartesia": "CARTESIA_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+def cascaded_secrets(*, provider: str, stt_vendor: str, chat_vendor: str, tts_vendor: str) -> list[str]:
+    """The secrets a cascaded version needs from its environment (its readiness), in stage order."""
+    if provider != "cascaded":
+        return []
+    vendors = (stt_vendor or SttVendor.OFFLINE, chat_vendor or ChatVendor.OPENAI, tts_vendor or SpeechVendor.OFFLINE)
+    return list(dict.fromkeys(VENDOR_SECRETS[v] for v in vendors if v in VENDOR_SECRETS))

@@ -34,6 +34,8 @@ class CallContext:
     scripted_answers: tuple = ()
     handover_rules: tuple = ()
     actions: tuple[HandoverActionSpec, ...] = ()
+    # The cascaded provider's stages: stt_vendor, stt_model, chat_vendor, chat_model, tts_vendor, tts_model, hints.
+    speech: dict = field(default_factory=dict)
     variables: dict = field(default_factory=dict)
     secrets: dict = field(default_factory=dict, repr=False)
     fallback: str = "hangup"
@@ -86,6 +88,8 @@ def _version_fields(version) -> dict:
         scripted_answers=tuple(version.scripted_answers or ()),
         handover_rules=tuple(version.handover_rules or ()),
         actions=tuple(HandoverActionSpec(a.name, a.destination, a.description) for a in version.actions.all()),
+        speech={**{name: getattr(version, name, "") or "" for name in version.CASCADED_FIELDS},
+                "hints": tuple(version.relay_hints or ())},
     )
 
 

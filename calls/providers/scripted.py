@@ -3,19 +3,22 @@
 - `scripted_answers`: `[{"keywords": ["opening", "hours"], "answer": "We're open 9 to 5."}]`
 - `handover_rules`: `[{"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}]`; the action
   `"hangup"` ends the call.
-- Over Media Streams there is no speech recognition: it plays pre-rendered tones for its greeting and
-  answers, follows DTMF rules, and detects the caller's voice (frame energy) for barge-in. With the
-  environment variable `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back (a line test;
-  the media-streams benchmark uses it).
+- Over Media Streams it speaks with the offline stack (`calls.providers.cascaded.VoicePipeline`: webrtcvad,
+  pocketsphinx listening for the version's keywords, espeak-ng): the caller's words pick answers and handover
+  rules as typed words do. Without espeak-ng or pocketsphinx on the machine, or with the environment variable
+  `SCRIPTED_SPEECH=tones`, it plays pre-rendered tones instead and detects the caller's voice (frame energy) for
+  barge-in; DTMF rules work either way. With `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back
+  (a line test; the media-streams benchmark uses it).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 
 from calls.engine import audio
 from calls.engine.events import AudioOut, Handover, Hangup, PlayAudio, ReplyDone, SpeechStarted, TextOut, Transcript
-from calls.providers.base import Provider
+from calls.providers.base import Provider, logger
 
 SPEECH_LEVEL = 8.0  # mean |sample|/128 above which a frame counts as voice
 SPEECH_FRAMES = 3  # consecutive voiced frames (60 ms) before "speech started"
@@ -34,16 +37,55 @@ class ScriptedProvider(Provider):
         self._speaking = False
         self._reply_seq = 0
         self._instruction = ""
+        self.voice = None  # the offline speech pipeline, when it can run
+        self._wants_speech = (ctx.modality == "audio" and not self.echo
+                              and ctx.setting("SCRIPTED_SPEECH", "offline").lower() != "tones")
 
     async def start(self) -> None:
+        if self._wants_speech:
+            await self._start_voice()
         if self.ctx.greeting and not self.echo:
             self._say(self.ctx.greeting, "greeting")
 
+    async def _start_voice(self) -> None:
+        from calls.providers.cascaded import VoicePipeline, scripted_hints, vad_from_settings
+        from calls.providers.speech import offline
+        from calls.providers.speech.base import SpeechError, SpeechSettings
+
+        if not offline.espeak_available():
+            logger.warning("scripted agent speaks tones: espeak-ng is not installed")
+            return
+        settings = SpeechSettings(language=self.ctx.language or "en-US", voice=self.ctx.voice,
+                                  hints=scripted_hints(self.ctx))
+        voice = VoicePipeline(self, stt=offline.PocketsphinxSpeechToText(settings),
+                              tts=offline.EspeakTextToSpeech(settings), voice_activity=vad_from_settings(self.ctx),
+                              on_turn=self._heard)
+        try:
+            await voice.start()
+        except SpeechError as exc:
+            logger.warning("scripted agent speaks tones: offline recognition unavailable", extra={"reason": str(exc)})
+            return
+        self.voice = voice
+
+    async def close(self) -> None:
+        if self.voice is not None:
+            await self.voice.close()
+        await super().close()
+
+    async def _heard(self, text: str, keywords: tuple) -> None:
+        await self.on_text(text, keywords=keywords)
+
     # -- output -----------------------------------------------------------------
 
-    def _say(self, text: str, prompt_name: str = "answer") -> None:
+    def _say(self, text: str, prompt_name: str = "answer", then: tuple = ()) -> None:
         self._reply_seq += 1
         item_id = f"scripted-{self._reply_seq}"
+        if self.voice is not None:
+            self.voice.cancel_reply()
+            reply = self.voice.new_reply()
+            reply.task = asyncio.create_task(self._speak(reply, text, then), name=f"scripted-say-{self._reply_seq}")
+            self.emit(Transcript("agent", text))
+            return
         if self.ctx.modality == "audio":
             for payload in audio.chunks_b64(audio.prompt(prompt_name)):
                 self.emit(AudioOut(payload, item_id))
@@ -54,20 +96,37 @@ class ScriptedProvider(Provider):
                 self.emit(TextOut(word if i == len(words) - 1 else word + " ", last=i == len(words) - 1))
             self.emit(ReplyDone(item_id))
         self.emit(Transcript("agent", text))
+        for event in then:
+            self.emit(event)
+
+    async def _speak(self, reply, text: str, then: tuple) -> None:
+        from calls.providers.speech.base import SpeechError
+
+        try:
+            await self.voice.speak(reply, [text], then=then)
+        except SpeechError as exc:
+            logger.warning("scripted agent could not speak", extra={"reason": str(exc)})
+            for payload in audio.chunks_b64(audio.prompt("answer")):
+                self.emit(AudioOut(payload, reply.item_id))
+            self.emit(ReplyDone(reply.item_id))
+            for event in then:
+                self.emit(event)
 
     def _act(self, action: str, say: str) -> None:
+        # The handover (or hang-up) follows the words: the engine lets them play out before redirecting.
         if action == "hangup":
-            self._say(say or "Goodbye.")
-            self.emit(Hangup("agent"))
+            self._say(say or "Goodbye.", then=(Hangup("agent"),))
         else:
-            self._say(say or "Let me transfer you.", "transfer")
-            self.emit(Handover(action))
+            self._say(say or "Let me transfer you.", "transfer", then=(Handover(action),))
 
     # -- input ------------------------------------------------------------------
 
     async def on_audio(self, payload_b64: str) -> None:
         if self.echo:
             self.emit(AudioOut(payload_b64))
+            return
+        if self.voice is not None:
+            await self.voice.feed(payload_b64)
             return
         try:
             level = audio.frame_level(base64.b64decode(payload_b64))
@@ -87,11 +146,14 @@ class ScriptedProvider(Provider):
                     self._speaking = False
                     self._quiet = 0
 
-    async def on_text(self, text: str) -> None:
+    async def on_text(self, text: str, keywords: tuple = ()) -> None:
         text = (text or "").strip()
-        if not text:
+        if not text and not keywords:
             return
-        self.emit(Transcript("caller", text))
+        missing = [k for k in keywords if k not in text.lower()]
+        # The words recognised, and the keywords the keyword search spotted that the words missed.
+        self.emit(Transcript("caller", text + (f" [{', '.join(missing)}]" if missing else "")))
+        text = " ".join([text, *missing]).strip()
         if self._instruction:
             # A supervisor's instruction: the scripted agent's next reply says it.
             text_, self._instruction = self._instruction, ""
