@@ -232,16 +232,16 @@ class VoicePipeline:
         return reply
 
     async def speak(self, reply: Reply, sentences, *, first_token_at: list | None = None,
-                    then: tuple = ()) -> None:
+                    then: tuple = (), transcript: str = "") -> None:
         """Speak the sentences (an async iterator of str, or a list) as they come; then emit `then`.
 
-        `first_token_at` ([float | None], set by the caller's producer) feeds the turn's latency."""
-        turn_end, self._turn_end = self._turn_end, None
-        final_at = getattr(self, "final_at", None)
-        first_byte = None
-        first_sent = None
-        to_8k = None
+        `first_token_at` ([float | None], set by the caller's producer) feeds the turn's latency; `transcript`
+        (a fixed text's words) is emitted with the first audio, after the latency it belongs to."""
+        state = {"turn_end": self._turn_end, "final_at": getattr(self, "final_at", None), "first_byte": None,
+                 "token": first_token_at, "transcript": transcript}
+        self._turn_end = None
         rate = self.tts.sample_rate
+        size = audio.SAMPLE_RATE * CHUNK_MS // 1000
         if hasattr(sentences, "__aiter__"):
             source = sentences
         else:
@@ -254,34 +254,35 @@ class VoicePipeline:
             ms_before = reply.sent_ms
             rest = b""
             async for pcm in self.tts.synthesize(sentence):
-                if first_byte is None:
-                    first_byte = time.perf_counter()
-                samples = to_8k(np.frombuffer(pcm, dtype="<i2"))
-                rest += audio.pcm16_to_ulaw(samples)
-                size = audio.SAMPLE_RATE * CHUNK_MS // 1000
-                while len(rest) >= size or (rest and first_sent is None):
+                if state["first_byte"] is None:
+                    state["first_byte"] = time.perf_counter()
+                rest += audio.pcm16_to_ulaw(to_8k(np.frombuffer(pcm, dtype="<i2")))
+                while len(rest) >= size or (rest and not reply.sent_ms):
                     part, rest = rest[:size], rest[size:]
-                    first_sent = self._emit_audio(reply, part, first_sent)
+                    self._emit_audio(reply, part, state)
             tail = to_8k(np.zeros(0, dtype=np.int16), last=True)
             rest += audio.pcm16_to_ulaw(tail) if len(tail) else b""
             if rest:
-                first_sent = self._emit_audio(reply, rest, first_sent)
+                self._emit_audio(reply, rest, state)
             reply.spoken.append((sentence, reply.sent_ms - ms_before))
-            if first_sent is not None and turn_end is not None:
-                def ms(t):
-                    return None if t is None else max(0, int((t - turn_end) * 1000))
-                # A fixed text (greeting, scripted answer) has no model: its "first token" is the recognised text.
-                token = first_token_at[0] if first_token_at is not None else final_at
-                self.provider.emit(TurnLatency(ms(first_sent), ms(final_at), ms(token), ms(first_byte)))
-                turn_end = None
         self.provider.emit(ReplyDone(reply.item_id))
         for event in then:
             self.provider.emit(event)
 
-    def _emit_audio(self, reply: Reply, ulaw: bytes, first_sent):
+    def _emit_audio(self, reply: Reply, ulaw: bytes, state: dict) -> None:
+        if not reply.sent_ms:
+            turn_end = state["turn_end"]
+            if turn_end is not None:
+                def ms(t):
+                    return None if t is None else max(0, int((t - turn_end) * 1000))
+                now = time.perf_counter()
+                # A fixed text (greeting, scripted answer) has no model: its "first token" is the recognised text.
+                token = state["token"][0] if state["token"] is not None else state["final_at"]
+                self.provider.emit(TurnLatency(ms(now), ms(state["final_at"]), ms(token), ms(state["first_byte"])))
+            if state["transcript"]:
+                self.provider.emit(Transcript("agent", state["transcript"]))
         self.provider.emit(AudioOut(base64.b64encode(ulaw).decode("ascii"), reply.item_id))
         reply.sent_ms += len(ulaw) * 1000 // audio.SAMPLE_RATE
-        return first_sent if first_sent is not None else time.perf_counter()
 
     def heard(self, item_id: str, heard_ms: int | None) -> str | None:
         reply = self.reply
@@ -355,8 +356,8 @@ class CascadedProvider(Provider):
 
     def _speak_fixed(self, text: str, then: tuple = ()) -> None:
         reply = self.pipeline.new_reply()
-        reply.task = asyncio.create_task(self._guard(self.pipeline.speak(reply, [text], then=then)))
-        self.emit(Transcript("agent", text))
+        reply.task = asyncio.create_task(self._guard(self.pipeline.speak(reply, [text], then=then,
+                                                                         transcript=text)))
 
     async def _guard(self, coro) -> None:
         try:

@@ -84,7 +84,6 @@ class ScriptedProvider(Provider):
             self.voice.cancel_reply()
             reply = self.voice.new_reply()
             reply.task = asyncio.create_task(self._speak(reply, text, then), name=f"scripted-say-{self._reply_seq}")
-            self.emit(Transcript("agent", text))
             return
         if self.ctx.modality == "audio":
             for payload in audio.chunks_b64(audio.prompt(prompt_name)):
@@ -103,12 +102,13 @@ class ScriptedProvider(Provider):
         from calls.providers.speech.base import SpeechError
 
         try:
-            await self.voice.speak(reply, [text], then=then)
+            await self.voice.speak(reply, [text], then=then, transcript=text)
         except SpeechError as exc:
             logger.warning("scripted agent could not speak", extra={"reason": str(exc)})
             for payload in audio.chunks_b64(audio.prompt("answer")):
                 self.emit(AudioOut(payload, reply.item_id))
             self.emit(ReplyDone(reply.item_id))
+            self.emit(Transcript("agent", text))
             for event in then:
                 self.emit(event)
 
