@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import CharField, Max, Prefetch, Value
 
+from agents import catalogue
 from agents.models import (
     Agent,
     AgentVersion,
@@ -125,6 +126,10 @@ def environment_completeness(*, version: AgentVersion | None, environment: Envir
         return Completeness()
     # Names are strings; a version edited by hand (admin, shell) may hold others: compare them as text.
     needed_secrets = [str(n) for n in (version.secrets or []) if n]
+    # The cascaded provider's vendors need their keys whether or not the version lists them.
+    needed_secrets += [n for n in catalogue.cascaded_secrets(
+        provider=version.provider, stt_vendor=version.stt_vendor, chat_vendor=version.chat_vendor,
+        tts_vendor=version.tts_vendor) if n not in needed_secrets]
     needed_variables = [str(n) for n in (version.variables or []) if n]
     if not needed_secrets and not needed_variables:
         return Completeness()

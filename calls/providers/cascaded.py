@@ -319,7 +319,8 @@ class CascadedProvider(Provider):
         v = self.ctx.speech
         try:
             stt = stt or registry.speech_to_text(self.ctx, v.get("stt_vendor", ""), model=v.get("stt_model", ""),
-                                                 hints=tuple(v.get("hints") or ()))
+                                                 hints=tuple(dict.fromkeys(
+                                                     [*(v.get("hints") or ()), *scripted_hints(self.ctx)])))
             tts = tts or registry.text_to_speech(self.ctx, v.get("tts_vendor", ""), voice=self.ctx.voice,
                                                  model=v.get("tts_model", ""))
             chat = chat or registry.chat_model(self.ctx, v.get("chat_vendor", ""), model=v.get("chat_model", ""),
@@ -411,6 +412,9 @@ class CascadedProvider(Provider):
         if previous is not None and previous.task is not None and not previous.task.cancelled() \
                 and previous.spoken and not previous.task.done():
             self._replace_last_assistant(previous.text())
+        missing = [k for k in keywords if k not in text.lower()]
+        if missing:  # the keyword search heard them where the words did not
+            text = f"{text} (also heard: {', '.join(missing)})".strip()
         if transcript:
             self.emit(Transcript("caller", text))
         self.messages.append({"role": "user", "content": text})
