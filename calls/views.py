@@ -72,9 +72,12 @@ def calls_list(request):
     page = Paginator(calls, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    scope_agent = form.cleaned_data.get("agent") if form.is_bound and form.is_valid() else None
     return render(request, "calls/calls_list.html", {
         "form": form, "page": page, "query": query.urlencode(),
-        "scope_agent": form.cleaned_data.get("agent") if form.is_bound and form.is_valid() else None,
+        "scope_agent": scope_agent,
+        "latency": call_selectors.version_latency(workspace=request.workspace, agent_id=scope_agent.pk)
+        if scope_agent else [],
         "scope_connector": form.cleaned_data.get("connector") if form.is_bound and form.is_valid() else None,
     })
 
