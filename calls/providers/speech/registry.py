@@ -56,18 +56,18 @@ def settings_for(ctx, vendor: str, *, voice: str = "", model: str = "", hints: t
 
 
 def speech_to_text(ctx, vendor: str, *, model: str = "", hints: tuple[str, ...] = ()):
-    cls = _load(STT, vendor or "offline", "speech recognition")
-    return cls(settings_for(ctx, vendor or "offline", model=model, hints=hints))
+    settings = settings_for(ctx, vendor or "offline", model=model, hints=hints)  # the key first: a named error
+    return _load(STT, vendor or "offline", "speech recognition")(settings)
 
 
 def text_to_speech(ctx, vendor: str, *, voice: str = "", model: str = ""):
-    cls = _load(TTS, vendor or "offline", "text-to-speech")
-    return cls(settings_for(ctx, vendor or "offline", voice=voice, model=model))
+    settings = settings_for(ctx, vendor or "offline", voice=voice, model=model)
+    return _load(TTS, vendor or "offline", "text-to-speech")(settings)
 
 
 def chat_model(ctx, vendor: str, *, model: str = "", timeout: float = 15.0):
     vendor = vendor or "openai"
-    cls = _load(CHAT, vendor, "chat model")
     settings = settings_for(ctx, vendor)
+    cls = _load(CHAT, vendor, "chat model")
     return cls(api_key=settings.api_key, model=model or ctx.setting(f"{PREFIX[vendor]}_CHAT_MODEL"),
                base_url=settings.base_url, timeout=timeout)

@@ -227,3 +227,24 @@ def test_cascaded_over_media_streams_with_the_chat_fake_hands_over(asgi_server, 
                                                                         session.call_sid)
     agent = CallTurn.objects.filter(call_session=session, role="agent", latency_ms__isnull=False).first()
     assert agent is not None and re.search("sales", agent.text, re.I)
+
+
+def test_a_missing_vendor_key_is_a_named_config_error():
+    from calls.providers.base import ProviderConfigError
+
+    ctx = CallContext(transport="media_streams", provider="cascaded",
+                      speech={"stt_vendor": "deepgram", "tts_vendor": "", "chat_vendor": "openai"},
+                      secrets={"OPENAI_API_KEY": "sk-test"})
+    with pytest.raises(ProviderConfigError, match="DEEPGRAM_API_KEY"):
+        asyncio.run(CascadedProvider(ctx).start())
+    ctx = CallContext(transport="media_streams", provider="cascaded", speech={"chat_vendor": "anthropic"})
+    with pytest.raises(ProviderConfigError, match="ANTHROPIC_API_KEY"):
+        asyncio.run(CascadedProvider(ctx).start())
+
+
+def test_the_cascaded_provider_refuses_text_transports():
+    from calls.providers import get_provider
+    from calls.providers.base import ProviderConfigError
+
+    with pytest.raises(ProviderConfigError, match="cannot run over conversation_relay"):
+        get_provider(CallContext(transport="conversation_relay", provider="cascaded"))
