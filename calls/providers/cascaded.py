@@ -87,7 +87,7 @@ class Reply:
         self.spoken: list[tuple[str, int]] = []  # (sentence, ms of audio sent for it)
         self.sent_ms = 0
         self.task: asyncio.Task | None = None
-        self.audio_started = False
+        self.heard_text: str | None = None  # set on barge-in: what the caller heard of it
 
     def text(self) -> str:
         return " ".join(s for s, _ in self.spoken)
@@ -385,6 +385,7 @@ class CascadedProvider(Provider):
         heard = self.pipeline.heard(item_id, heard_ms) if self.pipeline else None
         if heard is None:
             return
+        self.pipeline.reply.heard_text = heard
         self._replace_last_assistant(heard)
         if heard:
             self.emit(Transcript("agent", heard, heard=False))
@@ -451,7 +452,7 @@ class CascadedProvider(Provider):
         try:
             await self.pipeline.speak(reply, sentences(), first_token_at=first_token)
         except asyncio.CancelledError:
-            entry["content"] = reply.text()
+            entry["content"] = reply.heard_text if reply.heard_text is not None else reply.text()
             if not entry["content"] and entry in self.messages:
                 self.messages.remove(entry)
             raise
