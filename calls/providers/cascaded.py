@@ -236,7 +236,7 @@ class VoicePipeline:
         """Speak the sentences (an async iterator of str, or a list) as they come; then emit `then`.
 
         `first_token_at` ([float | None], set by the caller's producer) feeds the turn's latency; `transcript`
-        (a fixed text's words) is emitted with the first audio, after the latency it belongs to."""
+        (a fixed text's words) is emitted after its audio, with the latency emitted at its first audio."""
         state = {"turn_end": self._turn_end, "final_at": getattr(self, "final_at", None), "first_byte": None,
                  "token": first_token_at, "transcript": transcript}
         self._turn_end = None
@@ -265,6 +265,8 @@ class VoicePipeline:
             if rest:
                 self._emit_audio(reply, rest, state)
             reply.spoken.append((sentence, reply.sent_ms - ms_before))
+        if state["transcript"]:  # once its audio is all sent (the engine dates the turn from its first audio)
+            self.provider.emit(Transcript("agent", state["transcript"]))
         self.provider.emit(ReplyDone(reply.item_id))
         for event in then:
             self.provider.emit(event)
@@ -279,8 +281,6 @@ class VoicePipeline:
                 # A fixed text (greeting, scripted answer) has no model: its "first token" is the recognised text.
                 token = state["token"][0] if state["token"] is not None else state["final_at"]
                 self.provider.emit(TurnLatency(ms(now), ms(state["final_at"]), ms(token), ms(state["first_byte"])))
-            if state["transcript"]:
-                self.provider.emit(Transcript("agent", state["transcript"]))
         self.provider.emit(AudioOut(base64.b64encode(ulaw).decode("ascii"), reply.item_id))
         reply.sent_ms += len(ulaw) * 1000 // audio.SAMPLE_RATE
 
