@@ -42,30 +42,34 @@ class ScriptedProvider(Provider):
                               and ctx.setting("SCRIPTED_SPEECH", "offline").lower() != "tones")
 
     async def start(self) -> None:
-        if self._wants_speech:
-            await self._start_voice()
+        voice = self._voice() if self._wants_speech else None
+        self.voice = voice
         if self.ctx.greeting and not self.echo:
-            self._say(self.ctx.greeting, "greeting")
+            self._say(self.ctx.greeting, "greeting")  # spoken while the recogniser loads
+        if voice is not None:
+            from calls.providers.speech.base import SpeechError
 
-    async def _start_voice(self) -> None:
+            try:
+                await voice.start()
+            except SpeechError as exc:
+                logger.warning("scripted agent: offline recognition unavailable, keys only",
+                               extra={"reason": str(exc)})
+                await voice.close()
+                self.voice = None
+
+    def _voice(self):
         from calls.providers.cascaded import VoicePipeline, scripted_hints, vad_from_settings
         from calls.providers.speech import offline
-        from calls.providers.speech.base import SpeechError, SpeechSettings
+        from calls.providers.speech.base import SpeechSettings
 
         if not offline.espeak_available():
             logger.warning("scripted agent speaks tones: espeak-ng is not installed")
-            return
+            return None
         settings = SpeechSettings(language=self.ctx.language or "en-US", voice=self.ctx.voice,
                                   hints=scripted_hints(self.ctx))
-        voice = VoicePipeline(self, stt=offline.PocketsphinxSpeechToText(settings),
-                              tts=offline.EspeakTextToSpeech(settings), voice_activity=vad_from_settings(self.ctx),
-                              on_turn=self._heard)
-        try:
-            await voice.start()
-        except SpeechError as exc:
-            logger.warning("scripted agent speaks tones: offline recognition unavailable", extra={"reason": str(exc)})
-            return
-        self.voice = voice
+        return VoicePipeline(self, stt=offline.PocketsphinxSpeechToText(settings),
+                             tts=offline.EspeakTextToSpeech(settings), voice_activity=vad_from_settings(self.ctx),
+                             on_turn=self._heard)
 
     async def close(self) -> None:
         if self.voice is not None:
@@ -83,7 +87,8 @@ class ScriptedProvider(Provider):
         if self.voice is not None:
             self.voice.cancel_reply()
             reply = self.voice.new_reply()
-            reply.task = asyncio.create_task(self._speak(reply, text, then), name=f"scripted-say-{self._reply_seq}")
+            reply.task = asyncio.create_task(self._speak(self.voice, reply, text, then),
+                                             name=f"scripted-say-{self._reply_seq}")
             return
         if self.ctx.modality == "audio":
             for payload in audio.chunks_b64(audio.prompt(prompt_name)):
@@ -98,11 +103,11 @@ class ScriptedProvider(Provider):
         for event in then:
             self.emit(event)
 
-    async def _speak(self, reply, text: str, then: tuple) -> None:
+    async def _speak(self, voice, reply, text: str, then: tuple) -> None:
         from calls.providers.speech.base import SpeechError
 
         try:
-            await self.voice.speak(reply, [text], then=then, transcript=text)
+            await voice.speak(reply, [text], then=then, transcript=text)
         except SpeechError as exc:
             logger.warning("scripted agent could not speak", extra={"reason": str(exc)})
             for payload in audio.chunks_b64(audio.prompt("answer")):

@@ -248,3 +248,24 @@ def test_the_cascaded_provider_refuses_text_transports():
 
     with pytest.raises(ProviderConfigError, match="cannot run over conversation_relay"):
         get_provider(CallContext(transport="conversation_relay", provider="cascaded"))
+
+
+def test_silero_is_used_when_the_environment_turns_it_on():
+    from calls.providers.base import ProviderConfigError
+    from calls.providers.cascaded import vad_from_settings
+
+    assert vad_from_settings(CallContext(transport="media_streams", provider="cascaded")).silero is None
+    on = CallContext(transport="media_streams", provider="cascaded", variables={"VAD_SILERO": "1", "VAD_END_MS": "800"})
+    voice_activity = vad_from_settings(on)
+    assert voice_activity.silero is not None and voice_activity.end_frames == 40
+    missing = CallContext(transport="media_streams", provider="cascaded",
+                          variables={"VAD_SILERO": "1", "SILERO_VAD_PATH": "/nonexistent/silero.onnx"})
+    with pytest.raises(ProviderConfigError, match="Silero model is missing"):
+        vad_from_settings(missing)
+
+
+def test_the_cascaded_bench_runs():
+    from bench.media_streams_cascaded import _caller_audio, _level
+
+    result = asyncio.run(_level(2, 1.0, mode="webrtcvad", caller=_caller_audio()))
+    assert result["frames"] > 80 and result["dropped"] == 0
