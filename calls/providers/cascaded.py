@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import re
 import time
 
@@ -68,7 +69,7 @@ def split_sentences(buffer: str) -> tuple[list[str], str]:
 def vad_from_settings(ctx) -> vad.VoiceActivity:
     silero = ctx.setting("VAD_SILERO", "0").lower() in ("1", "true", "yes")
     path = ctx.setting("SILERO_VAD_PATH", str(vad.BUNDLED_SILERO)) if silero else ""
-    if path and not __import__("os").path.exists(path):
+    if path and not os.path.exists(path):
         raise ProviderConfigError(f"VAD_SILERO is on but the Silero model is missing ({path}).")
     try:
         end_ms = int(ctx.setting("VAD_END_MS", "600"))
@@ -123,7 +124,7 @@ class VoicePipeline:
         self.reply: Reply | None = None
         self._seq = 0
         self._turn_end: float | None = None  # when voice activity ended the caller's turn
-        self.marks: dict[str, float] = {}
+        self.final_at: float | None = None  # when the stage gave the current turn's text
         self.frames = 0
 
     async def start(self) -> None:
@@ -237,7 +238,7 @@ class VoicePipeline:
 
         `first_token_at` ([float | None], set by the caller's producer) feeds the turn's latency; `transcript`
         (a fixed text's words) is emitted after its audio, with the latency emitted at its first audio."""
-        state = {"turn_end": self._turn_end, "final_at": getattr(self, "final_at", None), "first_byte": None,
+        state = {"turn_end": self._turn_end, "final_at": self.final_at, "first_byte": None,
                  "token": first_token_at, "transcript": transcript}
         self._turn_end = None
         rate = self.tts.sample_rate
