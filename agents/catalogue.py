@@ -233,6 +233,7 @@ class ProviderNeeds:
     secrets: tuple[str, ...] = ()  # environment secrets it requires
     optional: tuple[str, ...] = ()  # settings it reads when present
     why: str = ""  # why the other transport cannot carry it
+    secrets_note: str = ""  # when the secrets depend on other choices (the cascaded stages)
 
 
 MEDIA_STREAMS, CONVERSATION_RELAY = "media_streams", "conversation_relay"
@@ -246,6 +247,13 @@ PROVIDER_NEEDS: dict[str, ProviderNeeds] = {
     "openai_chat": ProviderNeeds(
         (CONVERSATION_RELAY,), ("OPENAI_API_KEY",), ("OPENAI_CHAT_MODEL", "OPENAI_BASE_URL"),
         "it exchanges text only, and Media Streams carries raw audio"),
+    # Its secrets depend on the vendors chosen per stage (cascaded_secrets below; the readiness check adds them).
+    "cascaded": ProviderNeeds(
+        (MEDIA_STREAMS,), (), ("OPENAI_BASE_URL", "OPENAI_CHAT_MODEL", "ANTHROPIC_CHAT_MODEL"),
+        "it hears and speaks the raw audio itself (speech recognition, model, voice), and ConversationRelay "
+        "exchanges text only",
+        secrets_note="the key of each vendor chosen below (DEEPGRAM_API_KEY, ELEVENLABS_API_KEY, CARTESIA_API_KEY, "
+                     "OPENAI_API_KEY or ANTHROPIC_API_KEY); none for the offline stages"),
 }
 
 
@@ -256,7 +264,10 @@ def provider_needs_text(provider: str, label: str) -> str:
         return ""
     transports = " or ".join(TRANSPORT_LABELS.get(t, t) for t in needs.transports)
     text = f"{label}: {transports}{' only' if len(needs.transports) == 1 else ''}"
-    text += f"; needs the secret {', '.join(needs.secrets)}" if needs.secrets else "; needs no secrets"
+    if needs.secrets_note:
+        text += f"; needs {needs.secrets_note}"
+    else:
+        text += f"; needs the secret {', '.join(needs.secrets)}" if needs.secrets else "; needs no secrets"
     if needs.optional:
         text += f" (optional: {', '.join(needs.optional)})"
     return text + "."
@@ -270,3 +281,39 @@ def provider_transport_problem(*, provider: str, label: str, transport: str) -> 
     others = " or ".join(TRANSPORT_LABELS.get(t, t) for t in needs.transports)
     return (f"{label} cannot run over {TRANSPORT_LABELS.get(transport, transport)}: {needs.why}. Choose the "
             f"{others} transport, or another provider.")
+
+
+# ---------------------------------------------------------------------------
+# The cascaded Media Streams pipeline: a vendor per stage (calls/providers/speech/registry.py has the classes).
+
+
+class SttVendor(models.TextChoices):
+    OFFLINE = "offline", "Offline (pocketsphinx, no key)"
+    DEEPGRAM = "deepgram", "Deepgram"
+    OPENAI = "openai", "OpenAI"
+
+
+class ChatVendor(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible (OPENAI_BASE_URL)"
+    ANTHROPIC = "anthropic", "Anthropic"
+
+
+class SpeechVendor(models.TextChoices):
+    OFFLINE = "offline", "Offline (espeak-ng, no key)"
+    DEEPGRAM = "deepgram", "Deepgram"
+    ELEVENLABS = "elevenlabs", "ElevenLabs"
+    CARTESIA = "cartesia", "Cartesia"
+    OPENAI = "openai", "OpenAI"
+
+
+# The environment secret each vendor's key lives in.
+VENDOR_SECRETS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY",
+                  "cartesia": "CARTESIA_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+def cascaded_secrets(*, provider: str, stt_vendor: str, chat_vendor: str, tts_vendor: str) -> list[str]:
+    """The secrets a cascaded version needs from its environment (its readiness), in stage order."""
+    if provider != "cascaded":
+        return []
+    vendors = (stt_vendor or SttVendor.OFFLINE, chat_vendor or ChatVendor.OPENAI, tts_vendor or SpeechVendor.OFFLINE)
+    return list(dict.fromkeys(VENDOR_SECRETS[v] for v in vendors if v in VENDOR_SECRETS))

@@ -332,13 +332,14 @@ class AgentVersionForm(forms.ModelForm):
     ]
     GENERAL_FIELDS = ["caller_name", "greeting", "instructions", "transport", "provider", "language", "voice"]
     ANALYSIS_FORM_FIELDS = ["analysis_summary", "analysis_success"]
+    CASCADED_FORM_FIELDS = list(AgentVersion.CASCADED_FIELDS)
 
     class Meta:
         model = AgentVersion
         fields = ["caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
                   "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_interruptible",
                   "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection",
-                  "analysis_summary", "analysis_success"]
+                  "analysis_summary", "analysis_success", *AgentVersion.CASCADED_FIELDS]
         widgets = {"greeting": forms.Textarea(attrs={"rows": 2}), "instructions": forms.Textarea(attrs={"rows": 6}),
                    "analysis_success": forms.Textarea(attrs={"rows": 2}),
                    "voice": forms.TextInput(attrs={"list": "relay-voices"}),
@@ -366,6 +367,8 @@ class AgentVersionForm(forms.ModelForm):
             self.fields[name].choices = [("", blank)] + list(self.fields[name].choices)[1:]
         for name in self.RELAY_FORM_FIELDS:
             self.fields[name].relay_only = True
+        for name in self.CASCADED_FORM_FIELDS:
+            self.fields[name].cascaded_only = True
         # The <Language> entries: a formset inside this form (posted by the page with its management form; a post
         # without one, e.g. from a script, keeps the stored entries).
         prefix = "relay_lang"
@@ -435,8 +438,12 @@ class AgentVersionForm(forms.ModelForm):
     def analysis_form_fields(self):
         return [self[name] for name in self.ANALYSIS_FORM_FIELDS]
 
+    def cascaded_fields(self):
+        return [self[name] for name in self.CASCADED_FORM_FIELDS]
+
     def other_fields(self):
-        shown = set(self.GENERAL_FIELDS) | set(self.RELAY_FORM_FIELDS) | set(self.ANALYSIS_FORM_FIELDS)
+        shown = (set(self.GENERAL_FIELDS) | set(self.RELAY_FORM_FIELDS) | set(self.ANALYSIS_FORM_FIELDS)
+                 | set(self.CASCADED_FORM_FIELDS))
         return [field for field in self if field.name not in shown]
 
     def clean_language(self):
@@ -477,6 +484,8 @@ class AgentVersionForm(forms.ModelForm):
             if rows is not None and not rows.is_valid():
                 self.add_error(None, "Correct the scripted answers or handover rules below.")
                 break
+        if provider == AgentVersion.Provider.CASCADED:
+            self._clean_cascaded(data)
         if transport == AgentVersion.Transport.CONVERSATION_RELAY:
             self._clean_relay(data)
         elif data.get("language") == catalogue.MULTI:
@@ -486,6 +495,23 @@ class AgentVersionForm(forms.ModelForm):
         if self.languages is not None and not self.languages.is_valid():
             raise forms.ValidationError("Correct the language entries below.")
         return data
+
+    def _clean_cascaded(self, data):
+        """The cascaded pipeline runs on Media Streams' raw audio; each stage's model/voice belongs to its vendor."""
+        if data.get("transport") == AgentVersion.Transport.CONVERSATION_RELAY:
+            self.add_error("provider", "The cascaded provider does its own speech: choose the Media Streams transport "
+                                       "(ConversationRelay has Twilio's speech options below).")
+        for field, vendor_field in (("stt_model", "stt_vendor"), ("tts_model", "tts_vendor")):
+            if data.get(field) and (data.get(vendor_field) or "offline") == "offline":
+                self.add_error(field, "The offline stage has no model choice: leave it empty, or choose a vendor.")
+            if data.get(field) and not re.fullmatch(r"[A-Za-z0-9._:/-]{1,64}", data[field]):
+                self.add_error(field, "A model name has letters, digits and . _ : / - only.")
+        if data.get("chat_model") and not re.fullmatch(r"[A-Za-z0-9._:/@-]{1,64}", data["chat_model"]):
+            self.add_error("chat_model", "A model name has letters, digits and . _ : / @ - only.")
+        voice = data.get("voice", "")
+        if voice and (data.get("tts_vendor") or "offline") == "offline" and not re.fullmatch(r"[a-z-]{2,12}(\+[a-z0-9]+)?", voice):
+            self.add_error("voice", "For the offline voice (espeak-ng) use a voice name such as en-us or en-us+klatt, "
+                                    "or leave it empty.")
 
     def _clean_relay(self, data):
         """ConversationRelay's combinations Twilio refuses (it drops the call), told next to the field."""

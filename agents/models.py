@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-from agents.catalogue import Interruptible, TranscriptionProvider, TtsProvider
+from agents.catalogue import ChatVendor, Interruptible, SpeechVendor, SttVendor, TranscriptionProvider, TtsProvider
 from workspaces.fields import EncryptedTextField, mask_secret
 from workspaces.models import Workspace
 
@@ -87,6 +87,7 @@ class AgentVersion(models.Model):
         SCRIPTED = "scripted", "Scripted answers"
         OPENAI_REALTIME = "openai_realtime", "OpenAI Realtime"
         OPENAI_CHAT = "openai_chat", "OpenAI Chat"
+        CASCADED = "cascaded", "Cascaded: speech recognition, chat model, text-to-speech (Media Streams)"
 
     # ConversationRelay's speech options (Twilio's <ConversationRelay> attributes; empty = Twilio's default).
     RELAY_FIELDS = [
@@ -96,11 +97,14 @@ class AgentVersion(models.Model):
     ]
     # Post-call analysis (calls.services.analysis): what is computed from each call's transcript.
     ANALYSIS_FIELDS = ["analysis_summary", "analysis_fields", "analysis_success"]
+    # The cascaded provider's stages (Media Streams); `voice` is the text-to-speech voice there.
+    CASCADED_FIELDS = ["stt_vendor", "stt_model", "chat_vendor", "chat_model", "tts_vendor", "tts_model"]
     # Fields that make up "what the agent is": copied on publish/restore and compared in the diff.
     CONTENT_FIELDS = [
         "caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
         "variables", "secrets", "scripted_answers", "handover_rules", *RELAY_FIELDS,
         *ANALYSIS_FIELDS,
+        *CASCADED_FIELDS,
     ]
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
@@ -143,6 +147,18 @@ class AgentVersion(models.Model):
                   '"description": "..."}]')
     analysis_success = models.TextField("success criterion", blank=True,
                                         help_text="In words: when the call counts as a success.")
+    stt_vendor = models.CharField("speech recognition", max_length=16, blank=True, choices=SttVendor.choices,
+                                  help_text="Cascaded provider; empty: offline (pocketsphinx).")
+    stt_model = models.CharField("speech recognition model", max_length=64, blank=True,
+                                 help_text="Empty: the vendor's default (e.g. Deepgram nova-3).")
+    chat_vendor = models.CharField("chat model vendor", max_length=16, blank=True, choices=ChatVendor.choices,
+                                   help_text="Cascaded provider; empty: OpenAI-compatible.")
+    chat_model = models.CharField("chat model", max_length=64, blank=True,
+                                  help_text="Empty: the vendor's default (OPENAI_CHAT_MODEL / ANTHROPIC_CHAT_MODEL).")
+    tts_vendor = models.CharField("text-to-speech", max_length=16, blank=True, choices=SpeechVendor.choices,
+                                  help_text="Cascaded provider; empty: offline (espeak-ng).")
+    tts_model = models.CharField("text-to-speech model", max_length=64, blank=True,
+                                 help_text="Empty: the vendor's default.")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
     # What its API actions need from an environment, kept by agents.services (readiness reads no action rows):
     # {"auth_connectors": [names], "variables": [names]}.

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import CharField, Max, Prefetch, Value
 
+from agents import catalogue
 from agents.models import (
     Agent,
     AgentVersion,
@@ -165,6 +166,10 @@ def environment_completeness(*, version: AgentVersion | None, environment: Envir
     needs = version.action_requirements if isinstance(version.action_requirements, dict) else {}
     # Names are strings; a version edited by hand (admin, shell) may hold others: compare them as text.
     needed_secrets = [str(n) for n in (version.secrets or []) if n]
+    # The cascaded provider's vendors need their keys whether or not the version lists them.
+    needed_secrets += [n for n in catalogue.cascaded_secrets(
+        provider=version.provider, stt_vendor=version.stt_vendor, chat_vendor=version.chat_vendor,
+        tts_vendor=version.tts_vendor) if n not in needed_secrets]
     needed_variables = list(dict.fromkeys([str(n) for n in (version.variables or []) if n]
                                           + [str(n) for n in (needs.get("variables") or []) if n]))
     needed_auth = [str(n) for n in (needs.get("auth_connectors") or []) if n]

@@ -121,6 +121,12 @@ class CallTurn(models.Model):
     heard = models.BooleanField(default=True)
     # When the turn started (the first words/audio of it); stored as the call goes.
     started_at = models.DateTimeField(null=True, blank=True)
+    # An agent turn of a cascaded/offline Media Streams call: ms from the caller's end of turn (voice activity
+    # decided it) to the first agent audio sent, and when each stage delivered (all from that end of turn).
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    recognition_ms = models.PositiveIntegerField("recognition final", null=True, blank=True)
+    first_token_ms = models.PositiveIntegerField("model first token", null=True, blank=True)
+    first_byte_ms = models.PositiveIntegerField("speech first byte", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -181,7 +181,10 @@ def call_export(*, call: CallSession) -> dict:
         "connector": ({"id": call.connector_id, "name": call.connector.name or None}
                       if call.connector_id else None),
         "transcript": [{"seq": t.seq, "speaker": t.role, "text": t.text, "heard": t.heard,
-                        "started_at": iso(t.started_at or t.created_at)} for t in call.turns.all()],
+                        "started_at": iso(t.started_at or t.created_at),
+                        **({"latency_ms": t.latency_ms, "recognition_ms": t.recognition_ms,
+                            "first_token_ms": t.first_token_ms, "first_byte_ms": t.first_byte_ms}
+                           if t.latency_ms is not None else {})} for t in call.turns.all()],
         "handovers": [{"action": h.action_name, "destination": h.destination, "transport": h.transport,
                        "requested_at": iso(h.requested_at), "outcome": h.outcome, "outcome_at": iso(h.outcome_at),
                        "dial_duration": h.dial_duration, "fallback": h.fallback} for h in call.handovers.all()],
@@ -227,3 +230,47 @@ def today_stats(*, workspace) -> list[dict]:
         out.append({"connector": c, "calls": c.calls, "handovers": handovers.get(c.pk, 0), "errors": c.errors,
                     "avg_duration": int(avg.total_seconds()) if avg is not None else None})
     return out
+
+
+LATENCY_TURNS = 500  # the newest agent turns with a latency, per version, that the percentiles use
+
+
+def _percentile(values: list[int], p: float) -> int | None:
+    """Nearest-rank percentile of sorted values."""
+    if not values:
+        return None
+    import math
+
+    return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
+
+
+def version_latency(*, workspace, agent_id: int, limit: int = LATENCY_TURNS) -> list[dict]:
+    """p50/p95 of each latency part (ms from the caller's end of turn) per version of the agent, over the newest
+    answered turns of its calls (one query; at most `limit` turns per version, 5 x `limit` rows read)."""
+    rows = (CallTurn.objects
+            .filter(call_session__workspace=workspace, call_session__agent_version__agent_id=agent_id,
+                    role=CallTurn.Role.AGENT, latency_ms__isnull=False)
+            .order_by("-id")
+            .values_list("call_session__agent_version_id", "call_session__agent_version__number",
+                         "latency_ms", "recognition_ms", "first_token_ms", "first_byte_ms")[: limit * 5])
+    by_version: dict[int, dict] = {}
+    for version_id, number, *parts in rows:
+        entry = by_version.setdefault(version_id, {"version_id": version_id, "number": number,
+                                                   "label": f"v{number}" if number else "Draft",
+                                                   "parts": [[], [], [], []]})
+        if len(entry["parts"][0]) >= limit:
+            continue
+        for bucket, value in zip(entry["parts"], parts):
+            if value is not None:
+                bucket.append(value)
+    out = []
+    for entry in by_version.values():
+        names = ("total", "recognition", "first_token", "first_byte")
+        stats = {}
+        for name, values in zip(names, entry["parts"]):
+            values.sort()
+            stats[name] = {"p50": _percentile(values, 50), "p95": _percentile(values, 95)}
+        out.append({"version_id": entry["version_id"], "label": entry["label"], "number": entry["number"],
+                    "turns": len(entry["parts"][0]), **stats})
+    # The draft first, then the newest version.
+    return sorted(out, key=lambda e: (e["number"] is None, e["number"] or 0), reverse=True)

@@ -100,10 +100,13 @@ def calls_list(request):
     query.pop("page", None)
     columns = call_selectors.analysis_columns(page)
     analyses = [(c, call_selectors.analysis_of(c)) for c in page]
+    scope_agent = form.cleaned_data.get("agent") if form.is_bound and form.is_valid() else None
     return render(request, "calls/calls_list.html", {
         "form": form, "page": page, "query": query.urlencode(), "analysis_columns": columns,
         "rows": [(c, a, [(n, (a.fields or {}).get(n) if a else None) for n in columns]) for c, a in analyses],
-        "scope_agent": form.cleaned_data.get("agent") if form.is_bound and form.is_valid() else None,
+        "scope_agent": scope_agent,
+        "latency": call_selectors.version_latency(workspace=request.workspace, agent_id=scope_agent.pk)
+        if scope_agent else [],
         "scope_connector": form.cleaned_data.get("connector") if form.is_bound and form.is_valid() else None,
     })
 

@@ -127,7 +127,7 @@ class ListenConsumer(ClosingOnceConsumer):
         engine.listeners.add(self.listener)
         await self.send_json({
             "kind": "hello", "call": engine.monitor_info(),
-            "transcript": [{"role": r, "text": t, "heard": h} for r, t, h, _ in engine.turns],
+            "transcript": [{"role": r, "text": t, "heard": h} for r, t, h, *_ in engine.turns],
             "actions": [{"name": a.name, "destination": a.destination} for a in engine.ctx.actions],
             "audio": engine.transport == "media_streams",
         })

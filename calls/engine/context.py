@@ -37,6 +37,8 @@ class CallContext:
     actions: tuple[HandoverActionSpec, ...] = ()
     api_actions: tuple[ApiActionSpec, ...] = ()
     auth_connectors: dict = field(default_factory=dict, repr=False)  # name → AuthSpec (holds its secret)
+    # The cascaded provider's stages: stt_vendor, stt_model, chat_vendor, chat_model, tts_vendor, tts_model, hints.
+    speech: dict = field(default_factory=dict)
     variables: dict = field(default_factory=dict)
     secrets: dict = field(default_factory=dict, repr=False)
     fallback: str = "hangup"
@@ -96,6 +98,8 @@ def _version_fields(version) -> dict:
         handover_rules=tuple(version.handover_rules or ()),
         actions=tuple(HandoverActionSpec(a.name, a.destination, a.description) for a in version.actions.all()),
         api_actions=tuple(ApiActionSpec.from_model(a) for a in version.api_actions.all()),
+        speech={**{name: getattr(version, name, "") or "" for name in version.CASCADED_FIELDS},
+                "hints": tuple(version.relay_hints or ())},
     )
 
 

@@ -32,6 +32,7 @@ from calls.engine.events import (
     Takeover,
     TextOut,
     Transcript,
+    TurnLatency,
 )
 from calls.providers import ProviderConfigError, get_provider
 from calls.providers.base import UnavailableProvider
@@ -75,6 +76,7 @@ class CallEngine:
         self.live = bool(ctx.call_session_id) and not ctx.test_mode
         self.listeners: set = set()  # live.Listener objects; the audio path only tests this set for truth
         self._turn_start: dict[str, float] = {}
+        self._latency: dict | None = None  # the next agent turn's latency (TurnLatency), stored with it
         self._stored = 0
         self._jobs: asyncio.Queue | None = None
         self._side: asyncio.Task | None = None
@@ -218,7 +220,10 @@ class CallEngine:
     def record_turn(self, role: str, text: str, heard: bool = True) -> None:
         """A transcript turn: kept, shown to listeners and the live view, and stored by the side task."""
         started = self._turn_start.pop(role, None) or time.time()
-        self.turns.append((role, text, heard, started))
+        latency = None
+        if role == "agent" and self._latency is not None:
+            latency, self._latency = self._latency, None
+        self.turns.append((role, text, heard, started, latency))
         if self.live:
             self.notify({"kind": "turn", "role": role, "text": text, "heard": heard, "started_at": _iso(started)})
             self._later("flush")
@@ -360,6 +365,9 @@ class CallEngine:
                 else "The agent"
             self.record_turn("event", f"{who} ended the call")
             await self.on_hangup(event)
+        elif isinstance(event, TurnLatency):
+            self._latency = {"latency_ms": event.total_ms, "recognition_ms": event.recognition_ms,
+                             "first_token_ms": event.first_token_ms, "first_byte_ms": event.first_byte_ms}
         elif isinstance(event, ProviderFailed):
             logger.warning("agent provider failed", extra=self.log_extra(reason=event.reason))
             await self.on_failure(event)

@@ -71,6 +71,17 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnLatency:
+    """How long the agent took to answer a caller turn, in ms from the caller's end of turn (voice activity):
+    to the recognised text, the model's first token, the first speech bytes, and the first audio sent."""
+
+    total_ms: int
+    recognition_ms: int | None = None
+    first_token_ms: int | None = None
+    first_byte_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderFailed:
     """The provider cannot go on (timeout, dropped connection, refused credentials). `reason` holds no secrets."""
 

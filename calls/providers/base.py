@@ -149,11 +149,12 @@ class UnavailableProvider(Provider):
 
 
 def get_provider(ctx: CallContext) -> Provider:
+    from calls.providers.cascaded import CascadedProvider
     from calls.providers.openai_chat import OpenAIChatProvider
     from calls.providers.openai_realtime import OpenAIRealtimeProvider
     from calls.providers.scripted import ScriptedProvider
 
-    classes = {c.name: c for c in (ScriptedProvider, OpenAIRealtimeProvider, OpenAIChatProvider)}
+    classes = {c.name: c for c in (ScriptedProvider, OpenAIRealtimeProvider, OpenAIChatProvider, CascadedProvider)}
     cls = classes.get(ctx.provider)
     if cls is None:
         raise ProviderConfigError(f"Unknown agent provider {ctx.provider!r}.")

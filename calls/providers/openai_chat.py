@@ -18,6 +18,85 @@ from calls.providers.base import Provider, ProviderConfigError
 logger = logging.getLogger("calls.providers.openai_chat")
 
 
+class ChatError(Exception):
+    """The model failed; `reason` is "http_error", "timeout" or "connection" (no secrets)."""
+
+    def __init__(self, message: str, *, reason: str, permanent: bool = False, status: int | None = None,
+                 error: str = ""):
+        super().__init__(message)
+        self.reason = reason
+        self.permanent = permanent
+        self.status = status
+        self.error = error
+
+
+class OpenAIChat:
+    """One OpenAI-compatible model, streamed: `async for item in chat.stream(messages, tools=...)` yields text
+    deltas (str) and, at the end, each tool call as {"id", "name", "arguments"}. Failures raise ChatError.
+    Shared by the chat provider (text transports) and the cascaded provider (Media Streams)."""
+
+    def __init__(self, *, api_key: str, model: str = "", base_url: str = "", timeout: float = 15.0):
+        if not api_key:
+            raise ProviderConfigError("The environment has no OPENAI_API_KEY secret.")
+        self.model = model or "gpt-4o-mini"
+        self.timeout = timeout
+        self.client = httpx.AsyncClient(
+            base_url=(base_url or "https://api.openai.com/v1").rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(timeout, connect=5.0),
+        )
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def stream(self, messages: list[dict], *, tools: list[dict] | None = None):
+        body = {"model": self.model, "messages": messages, "stream": True}
+        if tools:
+            body["tools"] = tools
+        calls: dict[int, dict] = {}
+        try:
+            async with self.client.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    logger.warning("chat provider refused the request", extra={"status": response.status_code,
+                                                                                "model": self.model})
+                    raise ChatError(f"The chat model refused the request (HTTP {response.status_code}).",
+                                    reason="http_error", status=response.status_code,
+                                    permanent=response.status_code in (400, 401, 403, 404, 422))
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data)
+                        delta = chunk["choices"][0].get("delta") or {}
+                    except (ValueError, KeyError, IndexError, TypeError):
+                        continue
+                    token = delta.get("content")
+                    if token:
+                        yield token
+                    for tc in delta.get("tool_calls") or ():
+                        slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                        slot["id"] = tc.get("id") or slot["id"]
+                        fn = tc.get("function") or {}
+                        slot["name"] += fn.get("name") or ""
+                        slot["arguments"] += fn.get("arguments") or ""
+        except httpx.TimeoutException:
+            logger.warning("chat provider timed out", extra={"model": self.model, "timeout_s": self.timeout})
+            raise ChatError("The chat model did not answer in time.", reason="timeout") from None
+        except httpx.HTTPError as exc:
+            logger.warning("chat provider connection failed", extra={"model": self.model, "error": type(exc).__name__})
+            raise ChatError("The chat model could not be reached.", reason="connection",
+                            error=type(exc).__name__) from None
+        for c in calls.values():
+            yield c
+
+
 class OpenAIChatProvider(Provider):
     name = "openai_chat"
     modalities = ("text",)
@@ -28,7 +107,7 @@ class OpenAIChatProvider(Provider):
         self.model = ctx.setting("OPENAI_CHAT_MODEL", "gpt-4o-mini")
         self.timeout = float(ctx.setting("OPENAI_TIMEOUT", "15") or 15)
         self.messages: list[dict] = []
-        self.client: httpx.AsyncClient | None = None
+        self.chat: OpenAIChat | None = None
         self._reply_task: asyncio.Task | None = None
         self._partial = ""
         self._turn = 0
@@ -36,14 +115,8 @@ class OpenAIChatProvider(Provider):
         self._queued: list[dict] = []  # what the caller said meanwhile (goes after the tool results)
 
     async def start(self) -> None:
-        api_key = self.ctx.setting("OPENAI_API_KEY")
-        if not api_key:
-            raise ProviderConfigError("The environment has no OPENAI_API_KEY secret.")
-        self.client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=httpx.Timeout(self.timeout, connect=5.0),
-        )
+        self.chat = OpenAIChat(api_key=self.ctx.setting("OPENAI_API_KEY"), model=self.model,
+                               base_url=self.base_url, timeout=self.timeout)
         system = self.system_prompt()
         if system:
             self.messages.append({"role": "system", "content": system})
@@ -99,8 +172,8 @@ class OpenAIChatProvider(Provider):
 
     async def close(self) -> None:
         await self._cancel_reply(heard_text=None)
-        if self.client is not None:
-            await self.client.aclose()
+        if self.chat is not None:
+            await self.chat.close()
         await super().close()
 
     # ---------------------------------------------------------------------------
@@ -127,49 +200,17 @@ class OpenAIChatProvider(Provider):
             self.emit(Transcript("agent", heard, heard=False))
 
     async def _reply(self, turn: int) -> None:
-        body = {"model": self.model, "messages": self.messages, "stream": True}
-        tools = self.chat_tools()
-        if tools:
-            body["tools"] = tools
         calls: dict[int, dict] = {}
         try:
-            async with self.client.stream("POST", "/chat/completions", json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    logger.warning("chat provider refused the request", extra={"status": response.status_code,
-                                                                                "model": self.model})
-                    self.emit(ProviderFailed("http_error", {"status": response.status_code}))
-                    return
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    try:
-                        chunk = json.loads(data)
-                        delta = chunk["choices"][0].get("delta") or {}
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        continue
-                    token = delta.get("content")
-                    if token:
-                        self._partial += token
-                        self.emit(TextOut(token, last=False))
-                    for tc in delta.get("tool_calls") or ():
-                        slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
-                        slot["id"] = tc.get("id") or slot["id"]
-                        fn = tc.get("function") or {}
-                        slot["name"] += fn.get("name") or ""
-                        slot["arguments"] += fn.get("arguments") or ""
-        except asyncio.CancelledError:
-            raise
-        except httpx.TimeoutException:
-            logger.warning("chat provider timed out", extra={"model": self.model, "timeout_s": self.timeout})
-            self.emit(ProviderFailed("timeout"))
-            return
-        except httpx.HTTPError as exc:
-            logger.warning("chat provider connection failed", extra={"model": self.model, "error": type(exc).__name__})
-            self.emit(ProviderFailed("connection", {"error": type(exc).__name__}))
+            async for item in self.chat.stream(self.messages, tools=self.chat_tools()):
+                if isinstance(item, str):
+                    self._partial += item
+                    self.emit(TextOut(item, last=False))
+                else:
+                    calls[len(calls)] = item
+        except ChatError as exc:
+            self.emit(ProviderFailed(exc.reason, {"status": exc.status} if exc.status else
+                                     ({"error": exc.error} if exc.error else {})))
             return
         if turn != self._turn:
             return

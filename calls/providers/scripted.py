@@ -6,13 +6,16 @@
   the answer: `{"keyword": "order", "digit": "2", "action": "order_status", "parameters": {"order_id": "42"},
   "field": "/order/status", "say": "Your order is {result}.", "error_say": "Sorry, I could not look it up."}`
   (`field` is a JSON pointer into the answer; without it `{result}` is the answer as the model would get it).
-- Over Media Streams there is no speech recognition: it plays pre-rendered tones for its greeting and
-  answers, follows DTMF rules, and detects the caller's voice (frame energy) for barge-in. With the
-  environment variable `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back (a line test;
-  the media-streams benchmark uses it).
+- Over Media Streams it speaks with the offline stack (`calls.providers.cascaded.VoicePipeline`: webrtcvad,
+  pocketsphinx listening for the version's keywords, espeak-ng): the caller's words pick answers and handover
+  rules as typed words do. Without espeak-ng or pocketsphinx on the machine, or with the environment variable
+  `SCRIPTED_SPEECH=tones`, it plays pre-rendered tones instead and detects the caller's voice (frame energy) for
+  barge-in; DTMF rules work either way. With `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back
+  (a line test; the media-streams benchmark uses it).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -29,7 +32,7 @@ from calls.engine.events import (
     TextOut,
     Transcript,
 )
-from calls.providers.base import Provider
+from calls.providers.base import Provider, logger
 
 SPEECH_LEVEL = 8.0  # mean |sample|/128 above which a frame counts as voice
 SPEECH_FRAMES = 3  # consecutive voiced frames (60 ms) before "speech started"
@@ -49,16 +52,59 @@ class ScriptedProvider(Provider):
         self._reply_seq = 0
         self._instruction = ""
         self._pending_actions: dict[str, dict] = {}  # call_id → the rule that started the API action
+        self.voice = None  # the offline speech pipeline, when it can run
+        self._wants_speech = (ctx.modality == "audio" and not self.echo
+                              and ctx.setting("SCRIPTED_SPEECH", "offline").lower() != "tones")
 
     async def start(self) -> None:
+        voice = self._voice() if self._wants_speech else None
+        self.voice = voice
         if self.ctx.greeting and not self.echo:
-            self._say(self.ctx.greeting, "greeting")
+            self._say(self.ctx.greeting, "greeting")  # spoken while the recogniser loads
+        if voice is not None:
+            from calls.providers.speech.base import SpeechError
+
+            try:
+                await voice.start()
+            except SpeechError as exc:
+                logger.warning("scripted agent: offline recognition unavailable, keys only",
+                               extra={"reason": str(exc)})
+                await voice.close()
+                self.voice = None
+
+    def _voice(self):
+        from calls.providers.cascaded import VoicePipeline, scripted_hints, vad_from_settings
+        from calls.providers.speech import offline
+        from calls.providers.speech.base import SpeechSettings
+
+        if not offline.espeak_available():
+            logger.warning("scripted agent speaks tones: espeak-ng is not installed")
+            return None
+        settings = SpeechSettings(language=self.ctx.language or "en-US", voice=self.ctx.voice,
+                                  hints=scripted_hints(self.ctx))
+        return VoicePipeline(self, stt=offline.PocketsphinxSpeechToText(settings),
+                             tts=offline.EspeakTextToSpeech(settings), voice_activity=vad_from_settings(self.ctx),
+                             on_turn=self._heard)
+
+    async def close(self) -> None:
+        if self.voice is not None:
+            await self.voice.close()
+        await super().close()
+
+    async def _heard(self, text: str, keywords: tuple) -> None:
+        await self.on_text(text, keywords=keywords)
 
     # -- output -----------------------------------------------------------------
 
-    def _say(self, text: str, prompt_name: str = "answer") -> None:
+    def _say(self, text: str, prompt_name: str = "answer", then: tuple = ()) -> None:
         self._reply_seq += 1
         item_id = f"scripted-{self._reply_seq}"
+        if self.voice is not None:
+            self.voice.cancel_reply()
+            reply = self.voice.new_reply()
+            reply.task = asyncio.create_task(self._speak(self.voice, reply, text, then),
+                                             name=f"scripted-say-{self._reply_seq}")
+            return
         if self.ctx.modality == "audio":
             for payload in audio.chunks_b64(audio.prompt(prompt_name)):
                 self.emit(AudioOut(payload, item_id))
@@ -69,6 +115,22 @@ class ScriptedProvider(Provider):
                 self.emit(TextOut(word if i == len(words) - 1 else word + " ", last=i == len(words) - 1))
             self.emit(ReplyDone(item_id))
         self.emit(Transcript("agent", text))
+        for event in then:
+            self.emit(event)
+
+    async def _speak(self, voice, reply, text: str, then: tuple) -> None:
+        from calls.providers.speech.base import SpeechError
+
+        try:
+            await voice.speak(reply, [text], then=then, transcript=text)
+        except SpeechError as exc:
+            logger.warning("scripted agent could not speak", extra={"reason": str(exc)})
+            for payload in audio.chunks_b64(audio.prompt("answer")):
+                self.emit(AudioOut(payload, reply.item_id))
+            self.emit(ReplyDone(reply.item_id))
+            self.emit(Transcript("agent", text))
+            for event in then:
+                self.emit(event)
 
     def _act(self, action: str, say: str, rule: dict | None = None) -> None:
         if self.ctx.api_action(action) is not None:
@@ -78,18 +140,20 @@ class ScriptedProvider(Provider):
             parameters = (rule or {}).get("parameters")
             self.emit(RunAction(action, call_id, parameters if isinstance(parameters, dict) else {}))
             return
+        # The handover (or hang-up) follows the words: the engine lets them play out before redirecting.
         if action == "hangup":
-            self._say(say or "Goodbye.")
-            self.emit(Hangup("agent"))
+            self._say(say or "Goodbye.", then=(Hangup("agent"),))
         else:
-            self._say(say or "Let me transfer you.", "transfer")
-            self.emit(Handover(action))
+            self._say(say or "Let me transfer you.", "transfer", then=(Handover(action),))
 
     # -- input ------------------------------------------------------------------
 
     async def on_audio(self, payload_b64: str) -> None:
         if self.echo:
             self.emit(AudioOut(payload_b64))
+            return
+        if self.voice is not None:
+            await self.voice.feed(payload_b64)
             return
         try:
             level = audio.frame_level(base64.b64decode(payload_b64))
@@ -109,11 +173,14 @@ class ScriptedProvider(Provider):
                     self._speaking = False
                     self._quiet = 0
 
-    async def on_text(self, text: str) -> None:
+    async def on_text(self, text: str, keywords: tuple = ()) -> None:
         text = (text or "").strip()
-        if not text:
+        if not text and not keywords:
             return
-        self.emit(Transcript("caller", text))
+        missing = [k for k in keywords if k not in text.lower()]
+        # The words recognised, and the keywords the keyword search spotted that the words missed.
+        self.emit(Transcript("caller", text + (f" [{', '.join(missing)}]" if missing else "")))
+        text = " ".join([text, *missing]).strip()
         if self._instruction:
             # A supervisor's instruction: the scripted agent's next reply says it.
             text_, self._instruction = self._instruction, ""

@@ -109,7 +109,7 @@ def handover_outcome_set(*, handover_id: int, outcome: str, detail: str = "") ->
 
 
 def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
-    """Append turns (role, text, heard[, started as a unix time]) after the ones already stored.
+    """Append turns (role, text, heard[, started as a unix time[, latency dict]]) after the ones already stored.
 
     The runtime calls this as the call goes (each new turn, from the call's side task), and once more at the end.
     """
@@ -125,14 +125,15 @@ def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
     for turn in turns:
         role, text, heard = turn[:3]
         started = datetime.fromtimestamp(turn[3], tz=dt_timezone.utc) if len(turn) > 3 and turn[3] else now
-        rows.append((role, text, heard, started))
+        latency = turn[4] if len(turn) > 4 and turn[4] else {}
+        rows.append((role, text, heard, started, latency))
     with transaction.atomic():
         last = CallTurn.objects.filter(call_session_id=call_session_id).order_by("-seq").values_list("seq", flat=True).first()
         start = (last or 0) + 1
         CallTurn.objects.bulk_create([
             CallTurn(call_session_id=call_session_id, seq=start + i, role=role, text=text, heard=heard,
-                     started_at=started)
-            for i, (role, text, heard, started) in enumerate(rows)
+                     started_at=started, **latency)
+            for i, (role, text, heard, started, latency) in enumerate(rows)
         ])
 
 

@@ -56,9 +56,11 @@ class Partial:
 
 @dataclass(frozen=True, slots=True)
 class Final:
-    """The recognised text of one caller turn (may be empty: noise)."""
+    """The recognised text of one caller turn (may be empty: noise). `keywords`: hints a keyword search spotted
+    in the turn (the offline stage), in addition to the words of `text`."""
 
     text: str
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

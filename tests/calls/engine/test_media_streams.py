@@ -144,7 +144,8 @@ def test_unknown_stream_sid_and_garbage_after_start_are_ignored(asgi_server, twi
 
 
 def test_barge_in_clears_queued_audio_and_records_what_was_heard(asgi_server, twilio_sandbox):
-    setup = make_call_setup(sandbox=twilio_sandbox)
+    # The scripted agent's tone mode (frame-energy voice detection); with real speech: tests/calls/engine/test_cascaded.py
+    setup = make_call_setup(sandbox=twilio_sandbox, variables={"SCRIPTED_SPEECH": "tones"})
     session = setup.new_session(sandbox=twilio_sandbox)
     token = setup.token()
 

@@ -63,7 +63,8 @@ def test_scripted_text_rules():
 
 def test_scripted_audio_detects_speech_for_barge_in():
     async def scenario():
-        p = ScriptedProvider(_ctx(transport="media_streams"))
+        # The tone mode (no offline speech stack); with real speech: tests/calls/engine/test_cascaded.py
+        p = ScriptedProvider(_ctx(transport="media_streams", variables={"SCRIPTED_SPEECH": "tones"}))
         await p.start()
         assert any(isinstance(e, AudioOut) for e in _drain(p))  # the greeting prompt
         quiet = base64.b64encode(audio.silence(20)).decode()

@@ -1,0 +1,475 @@
+"""The cascaded Media Streams provider: voice activity -> speech-to-text -> chat model -> text-to-speech.
+
+    Twilio μ-law 8 kHz ──table──> PCM16 8 kHz ──webrtcvad per 20 ms frame (+ Silero on candidates)──> start/end
+                                     └──soxr stream──> STT rate ──> stage.send()       end -> stage.end_of_turn()
+    Final text ──> chat model (streamed tokens) ──sentences──> TTS stage ──soxr──> μ-law ──> AudioOut
+
+`VoicePipeline` is the audio half (voice activity, recognition, speaking sentence by sentence, barge-in, latency)
+and is shared with the scripted agent, which speaks with the offline stack instead of tones. `CascadedProvider`
+adds the chat model (the OpenAI-compatible chat client of `openai_chat`, or Anthropic's through the registry).
+
+Barge-in: a speech start while the agent's audio is pending emits SpeechStarted (the engine sends `clear` and
+reports what was heard through `on_interrupt`), cancels the reply in flight, and the history keeps only the
+sentences the caller heard (up to the heard ms; the words of a sentence cut in the middle in proportion).
+
+Settings (environment variables): `VAD_SILERO` (1 = confirm with Silero VAD; default off), `SILERO_VAD_PATH`
+(default: the bundled model), `VAD_END_MS` (silence that ends a turn, default 600), `VAD_AGGRESSIVENESS` (0-3,
+default 2). Vendor keys and base URLs: see `calls/providers/speech/registry.py`.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import re
+import time
+
+import numpy as np
+
+from calls.engine import audio
+from calls.engine.events import (
+    AudioOut,
+    Handover,
+    Hangup,
+    ProviderFailed,
+    ReplyDone,
+    SpeechStarted,
+    Transcript,
+    TurnLatency,
+)
+from calls.providers.base import Provider, ProviderConfigError
+from calls.providers.speech import registry, vad
+from calls.providers.speech.base import Final, SpeechError, SpeechFailure
+
+logger = logging.getLogger("calls.providers.cascaded")
+
+PREROLL_FRAMES = 10  # 200 ms before the detected start go to the recogniser too
+SENTENCE_END = re.compile(r"([.!?;:])(\s+|$)")
+MAX_CLAUSE = 160  # characters: a long sentence without a stop is spoken from its last comma
+CHUNK_MS = 100
+
+
+def split_sentences(buffer: str) -> tuple[list[str], str]:
+    """Complete sentences at the start of `buffer`, and the rest (still streaming)."""
+    out = []
+    while True:
+        m = SENTENCE_END.search(buffer)
+        if m is None or m.end() == len(buffer) and not m.group(2):
+            break
+        out.append(buffer[: m.end()].strip())
+        buffer = buffer[m.end():]
+    if len(buffer) > MAX_CLAUSE and "," in buffer:
+        cut = buffer.rindex(",") + 1
+        out.append(buffer[:cut].strip())
+        buffer = buffer[cut:]
+    return [s for s in out if s], buffer
+
+
+def vad_from_settings(ctx) -> vad.VoiceActivity:
+    silero = ctx.setting("VAD_SILERO", "0").lower() in ("1", "true", "yes")
+    path = ctx.setting("SILERO_VAD_PATH", str(vad.BUNDLED_SILERO)) if silero else ""
+    if path and not os.path.exists(path):
+        raise ProviderConfigError(f"VAD_SILERO is on but the Silero model is missing ({path}).")
+    try:
+        end_ms = int(ctx.setting("VAD_END_MS", "600"))
+        aggressiveness = int(ctx.setting("VAD_AGGRESSIVENESS", "2"))
+    except ValueError:
+        raise ProviderConfigError("VAD_END_MS and VAD_AGGRESSIVENESS must be whole numbers.") from None
+    return vad.VoiceActivity(aggressiveness=min(3, max(0, aggressiveness)), end_ms=max(200, end_ms),
+                             silero_path=path)
+
+
+class Reply:
+    """One agent reply being spoken: its sentences and how many ms of audio each got."""
+
+    def __init__(self, item_id: str):
+        self.item_id = item_id
+        self.spoken: list[tuple[str, int]] = []  # (sentence, ms of audio sent for it)
+        self.sent_ms = 0
+        self.task: asyncio.Task | None = None
+        self.heard_text: str | None = None  # set on barge-in: what the caller heard of it
+
+    def text(self) -> str:
+        return " ".join(s for s, _ in self.spoken)
+
+    def heard(self, heard_ms: int) -> str:
+        words, at = [], 0
+        for sentence, ms in self.spoken:
+            if at + ms <= heard_ms:
+                words.append(sentence)
+            else:
+                parts = sentence.split()
+                n = int(len(parts) * max(0, heard_ms - at) / ms) if ms else 0
+                if n:
+                    words.append(" ".join(parts[:n]))
+                break
+            at += ms
+        return " ".join(words)
+
+
+class VoicePipeline:
+    """Audio in -> turns of text out (`on_turn`); text in -> speech out, sentence by sentence."""
+
+    def __init__(self, provider: Provider, *, stt, tts, voice_activity: vad.VoiceActivity, on_turn):
+        self.provider = provider
+        self.stt = stt
+        self.tts = tts
+        self.vad = voice_activity
+        self.on_turn = on_turn  # async (text, keywords) -> None
+        self._pcm_rest = b""
+        self._to_stt = audio.Resampler(audio.SAMPLE_RATE, stt.sample_rate)
+        self._listening = False
+        self._tasks: list[asyncio.Task] = []
+        self.reply: Reply | None = None
+        self._seq = 0
+        self._turn_end: float | None = None  # when voice activity ended the caller's turn
+        self.final_at: float | None = None  # when the stage gave the current turn's text
+        self.frames = 0
+
+    async def start(self) -> None:
+        await self.stt.start()
+        self._tasks.append(asyncio.create_task(self._recognised(), name="cascaded-stt"))
+
+    async def close(self) -> None:
+        self.cancel_reply()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        for stage in (self.stt, self.tts):
+            try:
+                await stage.close()
+            except Exception:  # noqa: BLE001 - closing must not fail the call's end
+                logger.warning("speech stage did not close cleanly", extra={"stage": stage.name})
+
+    # -- caller audio ----------------------------------------------------------------
+
+    async def feed(self, payload_b64: str) -> None:
+        try:
+            ulaw = base64.b64decode(payload_b64)
+        except (ValueError, TypeError):
+            return
+        pcm = self._pcm_rest + audio.ulaw_to_pcm16(ulaw).astype("<i2").tobytes()
+        size = vad.FRAME_SAMPLES * 2
+        usable = len(pcm) - len(pcm) % size
+        self._pcm_rest = pcm[usable:]
+        for i in range(0, usable, size):
+            frame = pcm[i:i + size]
+            self.frames += 1
+            edge = self.vad.feed(frame)
+            if edge == vad.START:
+                await self._speech_started()
+            if self._listening:
+                await self._send_stt(frame)
+            if edge == vad.END:
+                self._listening = False
+                self._turn_end = time.perf_counter()
+                self._tasks = [t for t in self._tasks if not t.done()]
+                self._tasks.append(asyncio.create_task(self._end_of_turn(), name="cascaded-eot"))
+
+    async def _send_stt(self, frame: bytes) -> None:
+        samples = self._to_stt(np.frombuffer(frame, dtype="<i2"))
+        if len(samples):
+            await self.stt.send(samples.astype("<i2").tobytes())
+
+    async def _speech_started(self) -> None:
+        self._listening = True
+        # The frames that made voice activity decide (and a little before) are the start of the words.
+        for frame in list(self.vad.recent)[-PREROLL_FRAMES:-1]:
+            await self._send_stt(frame)
+        reply = self.reply
+        if reply is not None and (reply.task is not None and not reply.task.done() or reply.sent_ms):
+            # The agent is talking (or about to): barge-in. The engine clears Twilio's buffer and, if audio was
+            # queued there, tells us what was heard (on_interrupt); the reply in flight stops here.
+            self.cancel_reply(keep_sent=True)
+        self.provider.emit(SpeechStarted())
+
+    async def _end_of_turn(self) -> None:
+        try:
+            await self.stt.end_of_turn()
+        except SpeechError as exc:
+            self.provider.emit(ProviderFailed("speech_recognition", {"message": str(exc)}))
+
+    async def _recognised(self) -> None:
+        while True:
+            event = await self.stt.events.get()
+            if event is None:
+                return
+            if isinstance(event, SpeechFailure):
+                logger.warning("speech recognition failed", extra={"stage": self.stt.name,
+                                                                   "permanent": event.permanent})
+                self.provider.emit(ProviderFailed("speech_recognition", {"message": event.message}))
+                return
+            if isinstance(event, Final):
+                keywords = tuple(getattr(event, "keywords", ()) or ())
+                if not event.text.strip() and not keywords:
+                    continue
+                self.final_at = time.perf_counter()
+                try:
+                    await self.on_turn(event.text.strip(), keywords)
+                except Exception:  # noqa: BLE001
+                    logger.exception("cascaded turn handling failed")
+                    self.provider.emit(ProviderFailed("internal"))
+
+    # -- agent speech ------------------------------------------------------------------
+
+    def new_reply(self) -> Reply:
+        self._seq += 1
+        self.reply = Reply(f"cascaded-{self._seq}")
+        return self.reply
+
+    def cancel_reply(self, *, keep_sent: bool = False) -> Reply | None:
+        reply = self.reply
+        if reply is None:
+            return None
+        if reply.task is not None and not reply.task.done():
+            reply.task.cancel()
+        if not keep_sent:
+            self.reply = None
+        return reply
+
+    async def speak(self, reply: Reply, sentences, *, first_token_at: list | None = None,
+                    then: tuple = (), transcript: str = "") -> None:
+        """Speak the sentences (an async iterator of str, or a list) as they come; then emit `then`.
+
+        `first_token_at` ([float | None], set by the caller's producer) feeds the turn's latency; `transcript`
+        (a fixed text's words) is emitted after its audio, with the latency emitted at its first audio."""
+        state = {"turn_end": self._turn_end, "final_at": self.final_at, "first_byte": None,
+                 "token": first_token_at, "transcript": transcript}
+        self._turn_end = None
+        rate = self.tts.sample_rate
+        size = audio.SAMPLE_RATE * CHUNK_MS // 1000
+        if hasattr(sentences, "__aiter__"):
+            source = sentences
+        else:
+            async def _list():
+                for s in sentences:
+                    yield s
+            source = _list()
+        async for sentence in source:
+            to_8k = audio.Resampler(rate, audio.SAMPLE_RATE)
+            ms_before = reply.sent_ms
+            rest = b""
+            async for pcm in self.tts.synthesize(sentence):
+                if state["first_byte"] is None:
+                    state["first_byte"] = time.perf_counter()
+                rest += audio.pcm16_to_ulaw(to_8k(np.frombuffer(pcm, dtype="<i2")))
+                while len(rest) >= size or (rest and not reply.sent_ms):
+                    part, rest = rest[:size], rest[size:]
+                    self._emit_audio(reply, part, state)
+            tail = to_8k(np.zeros(0, dtype=np.int16), last=True)
+            rest += audio.pcm16_to_ulaw(tail) if len(tail) else b""
+            if rest:
+                self._emit_audio(reply, rest, state)
+            reply.spoken.append((sentence, reply.sent_ms - ms_before))
+        if state["transcript"]:  # once its audio is all sent (the engine dates the turn from its first audio)
+            self.provider.emit(Transcript("agent", state["transcript"]))
+        self.provider.emit(ReplyDone(reply.item_id))
+        for event in then:
+            self.provider.emit(event)
+
+    def _emit_audio(self, reply: Reply, ulaw: bytes, state: dict) -> None:
+        if not reply.sent_ms:
+            turn_end = state["turn_end"]
+            if turn_end is not None:
+                def ms(t):
+                    return None if t is None else max(0, int((t - turn_end) * 1000))
+                now = time.perf_counter()
+                # A fixed text (greeting, scripted answer) has no model: its "first token" is the recognised text.
+                token = state["token"][0] if state["token"] is not None else state["final_at"]
+                self.provider.emit(TurnLatency(ms(now), ms(state["final_at"]), ms(token), ms(state["first_byte"])))
+        self.provider.emit(AudioOut(base64.b64encode(ulaw).decode("ascii"), reply.item_id))
+        reply.sent_ms += len(ulaw) * 1000 // audio.SAMPLE_RATE
+
+    def heard(self, item_id: str, heard_ms: int | None) -> str | None:
+        reply = self.reply
+        if reply is None or reply.item_id != item_id or heard_ms is None:
+            return None
+        return reply.heard(heard_ms)
+
+
+def scripted_hints(ctx) -> tuple[str, ...]:
+    """The words a scripted version listens for: its answers' keywords and its handover rules' keywords."""
+    words = []
+    for row in ctx.scripted_answers:
+        words.extend(str(k) for k in (row.get("keywords") or []) if str(k).strip())
+    for rule in ctx.handover_rules:
+        if str(rule.get("keyword") or "").strip():
+            words.append(str(rule["keyword"]))
+    return tuple(dict.fromkeys(w.strip().lower() for w in words))
+
+
+class CascadedProvider(Provider):
+    name = "cascaded"
+    modalities = ("audio",)
+
+    def __init__(self, ctx, *, stt=None, tts=None, chat=None, voice_activity=None):
+        super().__init__(ctx)
+        self._stages = (stt, tts, chat, voice_activity)
+        self.pipeline: VoicePipeline | None = None
+        self.chat = None
+        self.messages: list[dict] = []
+        self._reply_task: asyncio.Task | None = None
+
+    def _build(self):
+        stt, tts, chat, voice_activity = self._stages
+        v = self.ctx.speech
+        try:
+            stt = stt or registry.speech_to_text(self.ctx, v.get("stt_vendor", ""), model=v.get("stt_model", ""),
+                                                 hints=tuple(dict.fromkeys(
+                                                     [*(v.get("hints") or ()), *scripted_hints(self.ctx)])))
+            tts = tts or registry.text_to_speech(self.ctx, v.get("tts_vendor", ""), voice=self.ctx.voice,
+                                                 model=v.get("tts_model", ""))
+            chat = chat or registry.chat_model(self.ctx, v.get("chat_vendor", ""), model=v.get("chat_model", ""),
+                                               timeout=float(self.ctx.setting("OPENAI_TIMEOUT", "15") or 15))
+        except SpeechError as exc:
+            raise ProviderConfigError(str(exc)) from None
+        return stt, tts, chat, voice_activity or vad_from_settings(self.ctx)
+
+    async def start(self) -> None:
+        stt, tts, self.chat, voice_activity = self._build()
+        self.pipeline = VoicePipeline(self, stt=stt, tts=tts, voice_activity=voice_activity, on_turn=self._turn)
+        try:
+            await self.pipeline.start()
+            if hasattr(self.chat, "open"):
+                await self.chat.open()
+        except SpeechError as exc:
+            raise ProviderConfigError(str(exc)) from None
+        system = self.system_prompt()
+        if system:
+            self.messages.append({"role": "system", "content": system})
+        if self.ctx.greeting:
+            self.messages.append({"role": "assistant", "content": self.ctx.greeting})
+            self._speak_fixed(self.ctx.greeting)
+
+    async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.close()
+        if self.chat is not None and hasattr(self.chat, "close"):
+            try:
+                await self.chat.close()
+            except Exception:  # noqa: BLE001
+                pass
+        await super().close()
+
+    def _speak_fixed(self, text: str, then: tuple = ()) -> None:
+        reply = self.pipeline.new_reply()
+        reply.task = asyncio.create_task(self._guard(self.pipeline.speak(reply, [text], then=then,
+                                                                         transcript=text)))
+
+    async def _guard(self, coro) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except SpeechError as exc:
+            logger.warning("text-to-speech failed", extra={"permanent": exc.permanent})
+            self.emit(ProviderFailed("text_to_speech", {"message": str(exc)}))
+        except Exception as exc:  # noqa: BLE001 - the chat client's errors carry a reason
+            reason = getattr(exc, "reason", "") or "internal"
+            if reason == "internal":
+                logger.exception("cascaded reply failed")
+            self.emit(ProviderFailed(reason, {"status": exc.status} if getattr(exc, "status", None) else {}))
+
+    async def on_audio(self, payload_b64: str) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.feed(payload_b64)
+
+    async def on_dtmf(self, digit: str) -> None:
+        await self._turn(f"(The caller pressed the key {digit}.)", (), transcript=False)
+
+    async def on_interrupt(self, *, heard_text=None, heard_ms=None, item_id="") -> None:
+        heard = self.pipeline.heard(item_id, heard_ms) if self.pipeline else None
+        if heard is None:
+            return
+        self.pipeline.reply.heard_text = heard
+        self._replace_last_assistant(heard)
+        if heard:
+            self.emit(Transcript("agent", heard, heard=False))
+
+    def _replace_last_assistant(self, text: str) -> None:
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.get("role") == "assistant" and not last.get("tool_calls"):
+            if text:
+                last["content"] = text
+            else:
+                self.messages.pop()
+
+    async def on_tool_result(self, call_id: str, result: str) -> None:
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+        self._start_reply()
+
+    async def on_instruction(self, text: str) -> None:
+        await super().on_instruction(text)
+        self.messages.append({"role": "system", "content": f"Instruction from your supervisor, follow it from now on: {text}"})
+
+    # ---------------------------------------------------------------------------
+
+    async def _turn(self, text: str, keywords: tuple, transcript: bool = True) -> None:
+        previous = self.pipeline.cancel_reply()
+        if previous is not None and previous.task is not None and not previous.task.cancelled() \
+                and previous.spoken and not previous.task.done():
+            self._replace_last_assistant(previous.text())
+        missing = [k for k in keywords if k not in text.lower()]
+        if missing:  # the keyword search heard them where the words did not
+            text = f"{text} (also heard: {', '.join(missing)})".strip()
+        if transcript:
+            self.emit(Transcript("caller", text))
+        self.messages.append({"role": "user", "content": text})
+        self._start_reply()
+
+    def _start_reply(self) -> None:
+        reply = self.pipeline.new_reply()
+        reply.task = asyncio.create_task(self._guard(self._reply(reply)), name=f"cascaded-{reply.item_id}")
+
+    async def _reply(self, reply: Reply) -> None:
+        first_token = [None]
+        calls: list[dict] = []
+        text_parts: list[str] = []
+        # The history gets the reply as it is spoken (replaced by what was heard on barge-in).
+        entry = {"role": "assistant", "content": ""}
+        self.messages.append(entry)
+
+        async def sentences():
+            buffer = ""
+            async for item in self.chat.stream(self.messages[:-1], tools=self.chat_tools()):
+                if isinstance(item, str):
+                    if first_token[0] is None:
+                        first_token[0] = time.perf_counter()
+                    text_parts.append(item)
+                    entry["content"] += item
+                    done, buffer = split_sentences(buffer + item)
+                    for s in done:
+                        yield s
+                else:
+                    calls.append(item)
+            if buffer.strip():
+                yield buffer.strip()
+
+        try:
+            await self.pipeline.speak(reply, sentences(), first_token_at=first_token)
+        except asyncio.CancelledError:
+            entry["content"] = reply.heard_text if reply.heard_text is not None else reply.text()
+            if not entry["content"] and entry in self.messages:
+                self.messages.remove(entry)
+            raise
+        text = "".join(text_parts).strip()
+        if calls:
+            entry["content"] = text or None
+            entry["tool_calls"] = [{"id": c["id"], "type": "function",
+                                    "function": {"name": c["name"], "arguments": c.get("arguments") or "{}"}}
+                                   for c in calls]
+        elif not text and entry in self.messages:
+            self.messages.remove(entry)
+        if text:
+            self.emit(Transcript("agent", text))
+        for c in calls:
+            if c["name"] == "end_call":
+                self.messages.append({"role": "tool", "tool_call_id": c["id"], "content": "ok"})
+                self.emit(Hangup("agent"))
+            else:
+                self.emit(Handover(c["name"], c["id"]))

@@ -1,0 +1,149 @@
+"""Voice activity and end of turn for the cascaded provider.
+
+Every 20 ms frame goes through webrtcvad (a few microseconds, at the call's own 8 kHz: no resampling), with
+hysteresis: `start_ms` of voiced frames (one unvoiced frame tolerated) make a candidate speech start,
+`end_ms` of unvoiced frames after speech a candidate end of turn. Silero VAD (its ONNX model on onnxruntime,
+no torch) is optional and runs only on those candidates, over the last few hundred ms: it confirms a start
+(a cough or a line click is refused) or a turn end (a pause with quiet speech in it is not an end).
+
+    vad = VoiceActivity(silero_path=...)     # silero_path "" = webrtcvad only
+    for frame in frames:                     # PCM16 little-endian, 8 kHz, 20 ms (320 bytes)
+        edge = vad.feed(frame)               # None | "start" | "end"
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import webrtcvad
+
+from calls.engine import audio
+
+RATE = audio.SAMPLE_RATE
+FRAME_MS = 20
+FRAME_SAMPLES = RATE * FRAME_MS // 1000
+START = "start"
+END = "end"
+
+# The model file shipped with the code (MIT, see models/LICENSE); the SILERO_VAD_PATH setting may point elsewhere.
+BUNDLED_SILERO = Path(__file__).with_name("models") / "silero_vad_v6.onnx"
+
+SILERO_RATE = 16000
+SILERO_WINDOW = 512  # samples at 16 kHz (32 ms) per model step
+SILERO_CONTEXT = 64
+
+
+class Silero:
+    """Silero VAD v6 on onnxruntime: the speech probability of each 32 ms window of a short segment.
+
+    The loaded model is immutable (weights only; the recurrent state is passed in and out of each run), so one
+    session per process and path is shared by all calls: loading it takes tens of ms, running it about 0.1 ms
+    per window on one thread.
+    """
+
+    _sessions: dict[str, object] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        with self._lock:
+            session = self._sessions.get(self.path)
+            if session is None:
+                import onnxruntime
+
+                opts = onnxruntime.SessionOptions()
+                opts.inter_op_num_threads = 1
+                opts.intra_op_num_threads = 1
+                opts.log_severity_level = 4
+                session = onnxruntime.InferenceSession(self.path, providers=["CPUExecutionProvider"],
+                                                       sess_options=opts)
+                self._sessions[self.path] = session
+        self.session = session
+
+    def probabilities(self, pcm8k: np.ndarray) -> np.ndarray:
+        """Speech probability per 32 ms window of int16 8 kHz samples (resampled to 16 kHz with soxr)."""
+        x = audio.resample(pcm8k, RATE, SILERO_RATE).astype(np.float32) / 32768.0
+        n = len(x) // SILERO_WINDOW
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        windows = x[: n * SILERO_WINDOW].reshape(n, SILERO_WINDOW)
+        context = np.zeros((n, SILERO_CONTEXT), dtype=np.float32)
+        context[1:] = windows[:-1, -SILERO_CONTEXT:]
+        batch = np.concatenate([context, windows], axis=1)
+        state = np.zeros((1, 1, 128), dtype=np.float32)
+        probs, _h, _c = self.session.run(None, {"input": batch, "h": state, "c": state})
+        return np.asarray(probs, dtype=np.float32).reshape(-1)
+
+
+class VoiceActivity:
+    """Speech start / end of turn from 20 ms frames of 8 kHz PCM16."""
+
+    def __init__(self, *, aggressiveness: int = 2, start_ms: int = 100, end_ms: int = 600,
+                 silero_path: str | Path = "", silero_threshold: float = 0.5, confirm_ms: int = 320):
+        self.webrtc = webrtcvad.Vad(aggressiveness)
+        self.start_frames = max(1, start_ms // FRAME_MS)
+        self.end_frames = max(1, end_ms // FRAME_MS)
+        self.silero = Silero(silero_path) if silero_path else None
+        self.silero_threshold = silero_threshold
+        self.confirm_frames = max(1, confirm_ms // FRAME_MS)
+        self.recent: deque[bytes] = deque(maxlen=max(self.confirm_frames, self.start_frames) + 2)
+        self.speaking = False
+        self._voiced = 0
+        self._gap = 0
+        self._quiet = 0
+        self.silero_runs = 0
+
+    def reset(self) -> None:
+        self.speaking = False
+        self._voiced = self._gap = self._quiet = 0
+        self.recent.clear()
+
+    def _confirm(self, frames: int) -> bool:
+        if self.silero is None:
+            return True
+        self.silero_runs += 1
+        pcm = np.frombuffer(b"".join(list(self.recent)[-frames:]), dtype="<i2")
+        probs = self.silero.probabilities(pcm)
+        return bool(len(probs)) and float(probs.max()) >= self.silero_threshold
+
+    def feed(self, frame: bytes) -> str | None:
+        """One 20 ms frame (320 bytes of PCM16 at 8 kHz); returns "start", "end" or None."""
+        if len(frame) != FRAME_SAMPLES * 2:
+            return None
+        self.recent.append(frame)
+        voiced = self.webrtc.is_speech(frame, RATE)
+        if not self.speaking:
+            if voiced:
+                self._voiced += 1
+                self._gap = 0
+            elif self._voiced:
+                self._gap += 1
+                if self._gap > 1:  # one unvoiced frame inside a start is tolerated
+                    self._voiced = self._gap = 0
+            if self._voiced >= self.start_frames:
+                self._voiced = self._gap = 0
+                if self._confirm(max(self.start_frames + 2, self.confirm_frames // 2)):
+                    self.speaking = True
+                    self._quiet = 0
+                    return START
+            return None
+        if voiced:
+            self._quiet = 0
+            return None
+        self._quiet += 1
+        if self._quiet >= self.end_frames:
+            # Silero looks at the last part of the pause: speech in it means the caller is still talking.
+            if self.silero is not None and self._confirm(self.confirm_frames):
+                self._quiet = self.end_frames // 2
+                return None
+            self.speaking = False
+            self._quiet = 0
+            return END
+        return None
+
+
+def ulaw_frames_to_pcm(ulaw: bytes) -> bytes:
+    """μ-law 8 kHz -> PCM16 little-endian 8 kHz (a table lookup)."""
+    return audio.ulaw_to_pcm16(ulaw).astype("<i2").tobytes()
