@@ -258,12 +258,15 @@ class VoicePipeline:
                 if state["first_byte"] is None:
                     state["first_byte"] = time.perf_counter()
                 rest += audio.pcm16_to_ulaw(to_8k(np.frombuffer(pcm, dtype="<i2")))
-                while len(rest) >= size or (rest and not reply.sent_ms):
-                    part, rest = rest[:size], rest[size:]
+                # Whole 20 ms frames only (as Twilio sends them); the first ones go out as soon as there are any.
+                while len(rest) >= size or (not reply.sent_ms and len(rest) >= audio.FRAME_BYTES):
+                    cut = size if len(rest) >= size else len(rest) - len(rest) % audio.FRAME_BYTES
+                    part, rest = rest[:cut], rest[cut:]
                     self._emit_audio(reply, part, state)
             tail = to_8k(np.zeros(0, dtype=np.int16), last=True)
             rest += audio.pcm16_to_ulaw(tail) if len(tail) else b""
-            if rest:
+            if rest:  # the sentence's last frame, completed with silence
+                rest += bytes([audio.SILENCE_BYTE]) * (-len(rest) % audio.FRAME_BYTES)
                 self._emit_audio(reply, rest, state)
             reply.spoken.append((sentence, reply.sent_ms - ms_before))
         if state["transcript"]:  # once its audio is all sent (the engine dates the turn from its first audio)
