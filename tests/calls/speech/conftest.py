@@ -30,6 +30,23 @@ async def synthesize_all(tts, text: str) -> list[bytes]:
     return [chunk async for chunk in tts.synthesize(text)]
 
 
+async def cancel_after_first_chunk(tts, text: str = "one two three four five six seven eight") -> list[bytes]:
+    """Synthesise in a task and cancel it once the first chunk arrived (the caller barged in); the chunks got."""
+    got: list[bytes] = []
+
+    async def consume():
+        async for chunk in tts.synthesize(text):
+            got.append(chunk)
+
+    task = asyncio.create_task(consume())
+    while not got:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return got
+
+
 @pytest.fixture(autouse=True)
 def _db_free(settings):
     settings.OUTBOUND_ALLOW_PRIVATE_TARGETS = True

@@ -7,7 +7,7 @@ import pytest
 
 from calls.providers.speech.base import Final, Partial, SpeechConfigError, SpeechError, SpeechFailure, SpeechSettings
 from calls.providers.speech.deepgram import DeepgramSpeechToText, DeepgramTextToSpeech
-from tests.calls.speech.conftest import events_until_final, run, synthesize_all
+from tests.calls.speech.conftest import cancel_after_first_chunk, events_until_final, run, synthesize_all
 from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.vendor_server import dominant_frequency, tone_pcm16
 
@@ -142,18 +142,7 @@ def test_cancelling_synthesis_mid_stream_closes_the_response(fake):
 
     async def scenario():
         tts = DeepgramTextToSpeech(settings_for(fake))
-        got = []
-
-        async def consume():
-            async for chunk in tts.synthesize("one two three four five six seven eight"):
-                got.append(chunk)
-
-        task = asyncio.create_task(consume())
-        while not got:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        got = await cancel_after_first_chunk(tts)
         for _ in range(100):
             if fake.closed:
                 break

@@ -1,14 +1,12 @@
 """ElevenLabs (HTTP stream) and Cartesia (websocket) speech through their official SDKs, pointed at local fakes."""
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from calls.providers.speech.base import SpeechConfigError, SpeechError, SpeechSettings
 from calls.providers.speech.cartesia import CartesiaTextToSpeech
 from calls.providers.speech.elevenlabs import ElevenLabsTextToSpeech
-from tests.calls.speech.conftest import run, synthesize_all
+from tests.calls.speech.conftest import cancel_after_first_chunk, run, synthesize_all
 from tests.fakes.cartesia import FakeCartesia
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.vendor_server import dominant_frequency
@@ -119,18 +117,7 @@ def test_cancelling_a_sentence_mid_stream_stops_it_cleanly(vendor):
 
     async def scenario():
         tts = stage(settings_for(fake))
-        got = []
-
-        async def consume():
-            async for chunk in tts.synthesize("one two three four five six seven eight"):
-                got.append(chunk)
-
-        task = asyncio.create_task(consume())
-        while not got:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        got = await cancel_after_first_chunk(tts)
         fake.chunk_delay = 0
         after = b"".join(await synthesize_all(tts, "Next."))  # the stage is still usable
         await tts.close()

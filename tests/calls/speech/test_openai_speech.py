@@ -9,7 +9,7 @@ import pytest
 
 from calls.providers.speech.base import Final, Partial, SpeechConfigError, SpeechError, SpeechFailure, SpeechSettings
 from calls.providers.speech.openai_speech import OpenAISpeechToText, OpenAITextToSpeech
-from tests.calls.speech.conftest import events_until_final, run, synthesize_all
+from tests.calls.speech.conftest import cancel_after_first_chunk, events_until_final, run, synthesize_all
 from tests.fakes.openai_audio import FakeOpenAIAudio
 from tests.fakes.vendor_server import dominant_frequency, tone_pcm16
 
@@ -110,18 +110,7 @@ def test_cancelling_speech_mid_stream_closes_the_response(fake):
 
     async def scenario():
         tts = OpenAITextToSpeech(settings_for(fake))
-        got = []
-
-        async def consume():
-            async for chunk in tts.synthesize("one two three four five six seven eight"):
-                got.append(chunk)
-
-        task = asyncio.create_task(consume())
-        while not got:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        got = await cancel_after_first_chunk(tts)
         for _ in range(100):
             if fake.closed:
                 break
