@@ -158,7 +158,7 @@ def _best_match(captured: np.ndarray, original: np.ndarray) -> float:
     return best
 
 
-@pytest.mark.parametrize("caller_lead_s", [0])  # speaks at once: over the greeting
+@pytest.mark.parametrize("caller_lead_s", [1])  # speaks 1 s in: over the greeting, once its audio plays
 def test_the_callers_voice_reaches_the_engine_intact_and_barges_in(mic_page, asgi_http_server, heard, spoken_wav):
     """The espeak-ng sentence reaches the engine as the sentence (its 20 ms energy envelope matches the WAV's: the
     browser's resampling to 8 kHz and μ-law encoding kept it), and the scripted agent's voice detection barges in
