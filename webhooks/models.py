@@ -115,6 +115,22 @@ class WebhookEvent(models.Model):
         return f"{self.type} {self.msg_id}"
 
 
+class EventSequence(models.Model):
+    """The last sequence number given to the events of one call (per workspace): `call.sequence` in each event's
+    body counts 1, 2, 3 … in the order the events happened, so a receiver can put events that arrive out of order
+    (deliveries run in parallel and retry) back in order."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    call_sid = models.CharField(max_length=64)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "call_sid"], name="eventsequence_one_per_call")]
+
+    def __str__(self) -> str:
+        return f"{self.call_sid} #{self.last}"
+
+
 class WebhookAttempt(models.Model):
     event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="attempt_log")
     attempted_at = models.DateTimeField(auto_now_add=True)

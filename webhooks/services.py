@@ -23,12 +23,12 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import httpx
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from webhooks.models import TEST_EVENT, EventType, WebhookAttempt, WebhookEndpoint, WebhookEvent
+from webhooks.models import TEST_EVENT, EventSequence, EventType, WebhookAttempt, WebhookEndpoint, WebhookEvent
 from workspaces import outbound
 
 logger = logging.getLogger("webhooks")
@@ -124,11 +124,31 @@ def recording_data(recording) -> dict:
 
 def call_event_record(*, session, type: str, **sections) -> list[WebhookEvent]:
     """`event_record` for a call session: nothing when the call went through no environment. `data` is
-    {"call": {...}} plus the given sections (e.g. handover=handover_data(h))."""
+    {"call": {...}} plus the given sections (e.g. handover=handover_data(h)); the body's `sequence` numbers the
+    call's events in the order they happened."""
     if not session.environment_id:
         return []
+    call = call_data(session)
+    if type == EventType.CALL_STARTED and call["status"] in ("", "queued", "ringing"):
+        # Twilio asks for the answer while the call still rings; by the time the event is sent, the agent has
+        # answered it.
+        call["status"] = "in-progress"
     return event_record(workspace=session.workspace_id, environment=session.environment_id, type=type,
-                        data={"call": call_data(session), **sections})
+                        data={"call": call, **sections}, call_sid=session.call_sid or "")
+
+
+def _call_sequence_next(*, workspace_id: int, call_sid: str) -> int:
+    """The next number of the call's events, in the caller's transaction: the UPDATE holds the row until it
+    commits, so two events of one call recorded at once get 1 and 2, never the same number."""
+    key = {"workspace_id": workspace_id, "call_sid": call_sid}
+    if not EventSequence.objects.filter(**key).update(last=F("last") + 1):
+        try:
+            with transaction.atomic():
+                EventSequence.objects.create(**key, last=1)
+            return 1
+        except IntegrityError:  # another transaction made the row first
+            EventSequence.objects.filter(**key).update(last=F("last") + 1)
+    return EventSequence.objects.filter(**key).values_list("last", flat=True).get()
 
 
 # ---------------------------------------------------------------------------
@@ -150,9 +170,10 @@ def _event_row(*, endpoint_id: int, workspace_id: int, type: str, payload: dict,
                         payload=payload, retry_until=now + RETRY_WINDOW)
 
 
-def event_record(*, workspace, environment, type: str, data: dict) -> list[WebhookEvent]:
+def event_record(*, workspace, environment, type: str, data: dict, call_sid: str = "") -> list[WebhookEvent]:
     """One outbox row per enabled endpoint of `environment` subscribed to `type`, written in the caller's
-    transaction; delivery is enqueued when it commits. One query when nobody listens, two otherwise."""
+    transaction; delivery is enqueued when it commits. One query when nobody listens, two otherwise (plus the
+    call's sequence number when `call_sid` is given: the body's `sequence`)."""
     if type not in EventType.values:
         raise WebhookError(f"{type} is not an event type.")
     environment_id, workspace_id = _id(environment), _id(workspace)
@@ -165,6 +186,8 @@ def event_record(*, workspace, environment, type: str, data: dict) -> list[Webho
         return []
     now = timezone.now()
     payload = {"type": type, "timestamp": _iso(now), "data": data}
+    if call_sid:
+        payload["sequence"] = _call_sequence_next(workspace_id=workspace_id, call_sid=call_sid)
     rows = WebhookEvent.objects.bulk_create([
         _event_row(endpoint_id=pk, workspace_id=workspace_id, type=type, payload=payload, now=now) for pk in wanted])
     ids = [row.pk for row in rows]

@@ -7,6 +7,7 @@ app_name = "webhooks"
 _base = "studio/environments/<str:kind>/webhooks/"
 
 urlpatterns = [
+    path("studio/webhooks/reference/", views.reference, name="reference"),
     path(_base, views.endpoint_list, name="list"),
     path(_base + "<int:endpoint_id>/", views.endpoint_detail, name="detail"),
     path(_base + "<int:endpoint_id>/enable/", views.endpoint_enable, name="enable"),

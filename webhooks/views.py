@@ -9,6 +9,7 @@ from agents import services as agent_services
 from agents.models import Environment
 from webhooks import selectors, services
 from webhooks.forms import EndpointForm
+from webhooks.models import TEST_EVENT, EventType
 from workspaces.decorators import workspace_admin_required
 
 
@@ -59,8 +60,16 @@ def endpoint_list(request, kind):
 @workspace_admin_required
 def endpoint_detail(request, kind, endpoint_id):
     environment, endpoint = _endpoint_or_404(request, kind, endpoint_id)
-    return render(request, "webhooks/endpoint_detail.html", {
+    template = "webhooks/_delivery_log.html" if request.headers.get("HX-Request") else "webhooks/endpoint_detail.html"
+    return render(request, template, {
         "environment": environment, "endpoint": endpoint, "log": selectors.delivery_log(endpoint=endpoint)})
+
+
+@workspace_admin_required
+def reference(request):
+    """What a receiver needs: the event types, the headers, how to verify, the order guarantees."""
+    events = [(value, label.split(": ", 1)[-1]) for value, label in EventType.choices]
+    return render(request, "webhooks/reference.html", {"events": events, "test_event": TEST_EVENT})
 
 
 @workspace_admin_required
