@@ -33,13 +33,22 @@ def test_sidebar_highlights_the_current_page(admin_page, live_server):
     assert page.locator(".sidebar nav a[aria-current=page]").inner_text() == "Live calls"  # not "Agent calls"
 
 
-def test_calls_filters_sit_in_one_row_and_date_inputs_look_like_the_others(admin_page, live_server):
+@pytest.mark.parametrize("width", [1024, 1366])
+def test_calls_filters_line_up_uncut_and_date_inputs_look_like_the_others(admin_page, live_server, width):
     page = admin_page
+    page.set_viewport_size({"width": width, "height": 900})
     page.goto(live_server.url + "/studio/calls/")
     boxes = page.eval_on_selector_all("[data-testid=calls-filter] label", "els => els.map(e => {"
-                                      " const r = e.getBoundingClientRect(); return [r.top, r.bottom]; })")
+                                      " const r = e.getBoundingClientRect(); return [Math.round(r.left), r.width]; })")
     assert len(boxes) >= 5
-    assert max(top for top, _ in boxes) < min(bottom for _, bottom in boxes), boxes  # side by side: one row
+    assert len({left for left, _ in boxes}) < len(boxes), boxes  # in columns: a grid, not one squeezed row
+    # every select shows its whole current choice ("Any status", not "Any st")
+    cut = page.eval_on_selector_all("[data-testid=calls-filter] select", """els => els.filter(s => {
+        const probe = document.createElement('span'); probe.textContent = s.options[s.selectedIndex].text;
+        probe.style.font = getComputedStyle(s).font; document.body.appendChild(probe);
+        const text = probe.getBoundingClientRect().width; probe.remove();
+        return text + 24 > s.clientWidth; }).map(s => s.name)""")
+    assert cut == []
     date = "[data-testid=calls-filter] input[type=date]"
     text = "[data-testid=calls-filter] input[name=q]"
     for prop in ("borderTopWidth", "borderTopColor", "borderRadius", "paddingLeft"):

@@ -101,7 +101,11 @@ def test_bad_credentials_end_in_phone_system_error(browser_page, live_server, tw
     error = page.get_by_test_id("connection-error").inner_text()
     assert "Phone system error" in error
     assert "Authenticate (Twilio error 20003)" in error
-    assert sidebar(page).get_by_test_id("phone-banner").is_hidden()  # shown once: in the card here
+    # the sidebar says it too, in red, on this page as on every other (the product's "Phone system error" banner)
+    sidebar_banner = sidebar(page).get_by_test_id("phone-banner")
+    sidebar_banner.wait_for(state="visible", timeout=TIMEOUT)
+    assert "Phone system error" in sidebar_banner.inner_text()
+    assert "banner-error" in sidebar_banner.get_attribute("class")
     page.goto(live_server.url + "/calls/")
     banner = sidebar(page).get_by_test_id("phone-banner")
     assert "Phone system error" in banner.inner_text()
