@@ -49,4 +49,15 @@ class AttachNumberForm(forms.Form):
         from telephony.models import PhoneNumber
 
         super().__init__(*args, **kwargs)
-        self.fields["phone_number"].queryset = PhoneNumber.objects.filter(workspace=workspace).order_by("phone_number")
+        numbers = PhoneNumber.objects.filter(workspace=workspace).select_related("connector_link").order_by(
+            "phone_number")
+        field = self.fields["phone_number"]
+        field.queryset = numbers
+        dialer = [n.pk for n in numbers if not hasattr(n, "connector_link")]
+
+        def label(number):
+            if dialer == [number.pk]:
+                return f"{number.phone_number} (the dialer's only number: calls to the dialer would stop)"
+            return number.phone_number
+
+        field.label_from_instance = label

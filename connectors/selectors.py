@@ -107,6 +107,11 @@ def attachable_numbers(*, workspace):
     )
 
 
+def dialer_numbers_exist(*, workspace) -> bool:
+    """Does any of the workspace's numbers still ring the dialer (is attached to no connector)?"""
+    return PhoneNumber.objects.filter(workspace=workspace, connector_link__isnull=True).exists()
+
+
 def connector_number_get(*, connector: PhoneConnector, link_id: int) -> ConnectorNumber | None:
     return ConnectorNumber.objects.filter(connector=connector, pk=link_id).select_related("phone_number").first()
 

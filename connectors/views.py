@@ -163,6 +163,10 @@ def connector_attach(request, connector_id):
         messages.error(request, f"Twilio did not update {number}: {exc.display()}.{hint}")
     else:
         messages.success(request, f"{number} now sends its calls to this connector (HTTP GET).")
+        if not selectors.dialer_numbers_exist(workspace=request.workspace):
+            messages.warning(request, f"{number} was the dialer's only number: calls to the dialer cannot come in "
+                                      "until another number rings it (Phone numbers → \"Ring the dialer\", or buy "
+                                      "one). Calls out from the dialer still work.")
     return redirect("connectors:detail", connector_id=connector.pk)
 
 

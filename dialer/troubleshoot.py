@@ -167,6 +167,11 @@ def check_number_voice(run: _Run) -> Check:
                      "On Phone numbers, click \"Ring the dialer\" on each of them (or, in the Twilio "
                      "console's Phone Numbers → Active numbers, set its voice configuration to the "
                      f"TwiML App {connection.twiml_app_sid}).", reverse("dialer:numbers"))
+    if len(studio) == len(run.numbers):
+        return Check(name, label, False, "No number rings the dialer: every number answers with a Studio agent"
+                                         f"{note} Calls to the dialer cannot come in.",
+                     "On Phone numbers, click \"Ring the dialer\" on one of them (it leaves its connector), or buy "
+                     "another number for the dialer.", reverse("dialer:numbers"))
     return Check(name, label, True, f"{len(run.numbers) - len(studio)} dialer number(s) use TwiML app "
                                     f"{connection.twiml_app_sid}.{note}")
 

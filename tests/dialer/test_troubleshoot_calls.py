@@ -153,3 +153,23 @@ def test_numbers_answered_by_a_studio_connector_are_not_a_dialer_failure(member_
     assert "+15125550100 sends calls to https://elsewhere.example/voice" in check.detail
     assert "+15125550101 sends calls" not in check.detail
     assert connection.twiml_app_sid in check.fix and "save" not in check.fix.lower()
+
+
+def test_no_dialer_number_left_fails_the_number_check(member_client, workspace, twilio_sandbox,
+                                                      django_capture_on_commit_callbacks):
+    """Every number answers with a Studio agent: calls to the dialer cannot come in, so the check fails (it used to
+    pass with "0 dialer number(s)")."""
+    from connectors import services as connector_services
+    from telephony.models import PhoneNumber
+    from tests.agents.factories import PhoneConnectorFactory
+
+    connection, sid, _ = connect_byok(workspace, twilio_sandbox, django_capture_on_commit_callbacks,
+                                      numbers=("+15125550101",))
+    point_numbers_at_app(connection)
+    connector_services.connector_number_attach(
+        connector=PhoneConnectorFactory(workspace=workspace),
+        phone_number=PhoneNumber.objects.get(phone_number="+15125550101"))
+    response = member_client.get(CHECKS)
+    assert states(response)["number_voice"] is False
+    check = next(c for c in response.context["checks"] if c.key == "number_voice")
+    assert "No number rings the dialer" in check.detail and "Ring the dialer" in check.fix
