@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("connectors.urls")),
     path("", include("calls.urls")),
     path("", include("webhooks.urls")),
+    path("", include("analytics.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -7,7 +7,13 @@ import pytest
 
 from calls.models import CallSession
 from tests.agents.factories import EnvironmentFactory, PhoneConnectorFactory, published_agent
-from tests.factories import MembershipFactory, PhoneNumberFactory, TwilioConnectionFactory, UserFactory, WorkspaceFactory
+from tests.factories import (
+    MembershipFactory,
+    PhoneNumberFactory,
+    TwilioConnectionFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
 from tests.fixtures_browser import login
 from webhooks import services as webhook_services
 from webhooks.models import EventType
@@ -42,9 +48,12 @@ def busy_workspace(browser_page, live_server):
     TwilioConnectionFactory(workspace=workspace)
     PhoneNumberFactory(workspace=workspace, phone_number="+15125550199", is_primary=True)
     environment = EnvironmentFactory(workspace=workspace, kind="production")
-    connector = PhoneConnectorFactory(workspace=workspace, agent=published_agent(workspace), environment=environment)
+    agent = published_agent(workspace)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=agent, environment=environment)
+    version = agent.versions.filter(number__isnull=False).first()
     for i, status in enumerate(["completed", "in-progress", "no-answer", "failed"]):
         CallSession.objects.create(workspace=workspace, connector=connector, environment=environment,
+                                   agent_version=version,
                                    call_sid=f"CA{i:032d}", from_number="+15125550100", to_number="+15125550199",
                                    status=status)
     webhook_services.endpoint_create(environment=environment, url="https://hooks.example.com/callwell",
@@ -102,3 +111,18 @@ def test_links_and_link_buttons_look_alike(browser_page, live_server, busy_works
     link = page.eval_on_selector("#probe-link", "el => [getComputedStyle(el).textDecorationLine, getComputedStyle(el).color]")
     button = page.eval_on_selector("#probe", "el => [getComputedStyle(el).textDecorationLine, getComputedStyle(el).color]")
     assert button == link
+
+
+def test_the_analytics_page_draws_its_charts(browser_page, live_server, busy_workspace):
+    workspace, _ = busy_workspace
+    agent = workspace.agents.first()
+    page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{live_server.url}/studio/analytics/?agent={agent.pk}")
+    if os.environ.get("LOOK_SHOTS"):
+        page.screenshot(path=f"{os.environ['LOOK_SHOTS']}/analytics.png", full_page=True)
+    assert page.locator("svg.chart").count() >= 11
+    assert page.locator("[data-chart=calls] svg circle").count() >= 1  # today's calls are a point
+    page.locator("[data-chart=calls] summary").click()
+    assert page.locator("[data-chart=calls] table").is_visible()
+    assert page.evaluate(BROKEN_WORDS, SELECTOR) == []

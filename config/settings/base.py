@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "connectors",
     "calls",
     "webhooks",
+    "analytics",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,178 @@
+"""Reads for the analytics pages: every figure is aggregated in the database, a small fixed number of queries per
+page whatever the number of calls (asserted in tests/analytics; bench.analytics_page times 100,000 calls).
+
+Days are UTC days of the call's start. Percentiles are nearest-rank (the value at rank ceil(p·n) in each day's
+sorted turns), computed with window functions that SQLite and PostgreSQL both run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Avg, Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models.functions import TruncDate
+
+from agents.models import Agent, AgentVersion
+from calls.models import CallActionRun, CallHandover, CallSession, CallTurn
+from dialer.models import Call
+
+ANSWERED = (CallSession.Status.IN_PROGRESS, CallSession.Status.COMPLETED)
+STAGES = (("latency_ms", "End of turn → first audio"), ("recognition_ms", "→ recognition final"),
+          ("first_token_ms", "→ model first token"), ("first_byte_ms", "→ speech first byte"))
+
+
+@dataclass
+class Period:
+    since: date
+    until: date  # inclusive
+
+    @property
+    def days(self) -> list[date]:
+        return [self.since + timedelta(days=i) for i in range((self.until - self.since).days + 1)]
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.since, time.min, tzinfo=dt_timezone.utc)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.until + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
+
+
+@dataclass
+class VersionStats:
+    """One version's figures, each a {day: value} dict (absent day: no call that day)."""
+
+    version: AgentVersion
+    calls: dict = field(default_factory=dict)
+    answered: dict = field(default_factory=dict)
+    success: dict = field(default_factory=dict)  # calls judged successful
+    judged: dict = field(default_factory=dict)  # calls whose analysis said yes or no
+    handed_over: dict = field(default_factory=dict)
+    avg_duration: dict = field(default_factory=dict)  # seconds
+    interruptions: dict = field(default_factory=dict)
+    action_runs: dict = field(default_factory=dict)
+    action_failures: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)  # stage → {day: (p50, p90)}
+    handover_outcomes: dict = field(default_factory=dict)  # outcome → count over the period
+
+
+def _day(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def agent_versions(*, agent: Agent) -> list[AgentVersion]:
+    return list(AgentVersion.objects.filter(agent=agent, number__isnull=False).order_by("-number"))
+
+
+def versions_with_calls(*, agent: Agent, period: Period, limit: int = 2) -> list[AgentVersion]:
+    """The newest versions that took calls in the period (the default comparison: the latest two)."""
+    ids = (CallSession.objects.filter(workspace_id=agent.workspace_id, agent_version__agent=agent,
+                                      started_at__gte=period.start, started_at__lt=period.end)
+           .values_list("agent_version_id", flat=True).distinct())
+    return list(AgentVersion.objects.filter(pk__in=ids).order_by("-number")[:limit])
+
+
+def agent_stats(*, workspace, versions: list[AgentVersion], period: Period) -> list[VersionStats]:
+    """Five queries whatever the period or the number of calls."""
+    by_id = {v.pk: VersionStats(version=v) for v in versions}
+    if not by_id:
+        return []
+    sessions = CallSession.objects.filter(workspace=workspace, agent_version_id__in=list(by_id),
+                                          started_at__gte=period.start, started_at__lt=period.end)
+    duration = ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField())
+    rows = (sessions.annotate(day=TruncDate("started_at", tzinfo=dt_timezone.utc)).values("day", "agent_version_id")
+            .annotate(calls=Count("id"),
+                      answered=Count("id", filter=Q(status__in=ANSWERED)),
+                      success=Count("id", filter=Q(analysis__success=True)),
+                      judged=Count("id", filter=Q(analysis__success__isnull=False)),
+                      handed_over=Count("id", filter=Q(Exists(CallHandover.objects.filter(call_session=OuterRef("pk"))))),
+                      avg_duration=Avg(duration, filter=Q(ended_at__isnull=False, status__in=ANSWERED))))
+    for row in rows:
+        stats, day = by_id[row["agent_version_id"]], _day(row["day"])
+        for name in ("calls", "answered", "success", "judged", "handed_over"):
+            getattr(stats, name)[day] = row[name]
+        if row["avg_duration"] is not None:
+            stats.avg_duration[day] = row["avg_duration"].total_seconds()
+    session_day = TruncDate("call_session__started_at", tzinfo=dt_timezone.utc)
+    for row in (CallTurn.objects.filter(call_session__in=sessions, role=CallTurn.Role.AGENT, heard=False)
+                .annotate(day=session_day).values("day", "call_session__agent_version_id").annotate(n=Count("id"))):
+        by_id[row["call_session__agent_version_id"]].interruptions[_day(row["day"])] = row["n"]
+    for row in (CallActionRun.objects.filter(call_session__in=sessions).annotate(day=session_day)
+                .values("day", "call_session__agent_version_id")
+                .annotate(runs=Count("id"), failed=Count("id", filter=Q(ok=False)))):
+        stats, day = by_id[row["call_session__agent_version_id"]], _day(row["day"])
+        stats.action_runs[day], stats.action_failures[day] = row["runs"], row["failed"]
+    for row in (CallHandover.objects.filter(call_session__in=sessions)
+                .values("call_session__agent_version_id", "outcome").annotate(n=Count("id"))):
+        by_id[row["call_session__agent_version_id"]].handover_outcomes[row["outcome"]] = row["n"]
+    for (day, version_id), figures in _latency_percentiles(workspace=workspace, version_ids=list(by_id),
+                                                           period=period).items():
+        for stage, p50_p90 in figures.items():
+            by_id[version_id].latency.setdefault(stage, {})[day] = p50_p90
+    return [by_id[v.pk] for v in versions]
+
+
+def _latency_percentiles(*, workspace, version_ids: list[int], period: Period) -> dict:
+    """{(day, version_id): {stage: (p50, p90)}} in one query: each stage ranked within its day and version."""
+    turn, session = CallTurn._meta.db_table, CallSession._meta.db_table
+    day_sql, day_params = connection.ops.datetime_cast_date_sql("s.started_at", (), "UTC")
+    ranked, picks = [], []
+    for column, _ in STAGES:
+        order = f"CASE WHEN {column} IS NULL THEN 1 ELSE 0 END, {column}"
+        ranked.append(f"ROW_NUMBER() OVER (PARTITION BY day, vid ORDER BY {order}) AS rn_{column}, "
+                      f"COUNT({column}) OVER (PARTITION BY day, vid) AS n_{column}")
+        for p in (0.5, 0.9):
+            picks.append(f"MIN(CASE WHEN {column} IS NOT NULL AND rn_{column} >= {p} * n_{column} THEN {column} END)")
+    placeholders = ", ".join(["%s"] * len(version_ids))
+    sql = (
+        f"SELECT day, vid, {', '.join(picks)} FROM ("
+        f" SELECT day, vid, {', '.join(c for c, _ in STAGES)}, {', '.join(ranked)} FROM ("
+        f"  SELECT {day_sql} AS day, s.agent_version_id AS vid, {', '.join('t.' + c for c, _ in STAGES)}"
+        f"  FROM {turn} t JOIN {session} s ON s.id = t.call_session_id"
+        f"  WHERE s.workspace_id = %s AND s.agent_version_id IN ({placeholders})"
+        f"   AND s.started_at >= %s AND s.started_at < %s AND t.latency_ms IS NOT NULL"
+        f" ) base"
+        f") ranked GROUP BY day, vid"
+    )
+    params = [*day_params, workspace.pk, *version_ids, period.start, period.end]
+    out = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row in cursor.fetchall():
+            day, vid, values = _day(row[0]), row[1], row[2:]
+            out[(day, vid)] = {column: (values[2 * i], values[2 * i + 1]) for i, (column, _) in enumerate(STAGES)}
+    return out
+
+
+@dataclass
+class RepStats:
+    user_id: int | None
+    name: str
+    calls: dict = field(default_factory=dict)  # day → calls placed or taken
+    connected: dict = field(default_factory=dict)  # day → answered
+    talk_seconds: dict = field(default_factory=dict)
+    outbound: dict = field(default_factory=dict)
+
+
+def dialer_stats(*, workspace, period: Period) -> list[RepStats]:
+    """Per rep per day, two queries: calls, connected (answered), talk time, outbound calls."""
+    rows = list(Call.objects.filter(workspace=workspace, started_at__gte=period.start, started_at__lt=period.end)
+                .annotate(day=TruncDate("started_at", tzinfo=dt_timezone.utc)).values("day", "user_id")
+                .annotate(calls=Count("id"), outbound=Count("id", filter=Q(direction=Call.Direction.OUTBOUND)),
+                          connected=Count("id", filter=Q(answered_at__isnull=False)),
+                          talk=Sum("duration", filter=Q(answered_at__isnull=False))))
+    user_ids = {r["user_id"] for r in rows if r["user_id"]}
+    names = {u.pk: u.get_full_name() or u.get_username()
+             for u in get_user_model().objects.filter(pk__in=user_ids)} if user_ids else {}
+    reps: dict = {}
+    for row in rows:
+        uid = row["user_id"]
+        rep = reps.setdefault(uid, RepStats(user_id=uid, name=names.get(uid, "No rep (missed or refused)")))
+        day = _day(row["day"])
+        rep.calls[day], rep.outbound[day] = row["calls"], row["outbound"]
+        rep.connected[day], rep.talk_seconds[day] = row["connected"], row["talk"] or 0
+    return sorted(reps.values(), key=lambda r: (r.user_id is None, r.name.lower()))
