@@ -117,27 +117,28 @@ def agent_stats(*, workspace, versions: list[AgentVersion], period: Period) -> l
 
 
 def _latency_percentiles(*, workspace, version_ids: list[int], period: Period) -> dict:
-    """{(day, version_id): {stage: (p50, p90)}} in one query: each stage ranked within its day and version."""
+    """{(day, version_id): {stage: (p50, p90)}} in one query. PostgreSQL: ordered-set aggregates
+    (`percentile_disc`, one sort per group); SQLite: each stage ranked within its day and version by window
+    functions, the rank ceil(p·n) picked. Both are nearest-rank."""
     turn, session = CallTurn._meta.db_table, CallSession._meta.db_table
     day_sql, day_params = connection.ops.datetime_cast_date_sql("s.started_at", (), "UTC")
-    ranked, picks = [], []
-    for column, _ in STAGES:
-        order = f"CASE WHEN {column} IS NULL THEN 1 ELSE 0 END, {column}"
-        ranked.append(f"ROW_NUMBER() OVER (PARTITION BY day, vid ORDER BY {order}) AS rn_{column}, "
-                      f"COUNT({column}) OVER (PARTITION BY day, vid) AS n_{column}")
-        for p in (0.5, 0.9):
-            picks.append(f"MIN(CASE WHEN {column} IS NOT NULL AND rn_{column} >= {p} * n_{column} THEN {column} END)")
+    columns = [column for column, _ in STAGES]
     placeholders = ", ".join(["%s"] * len(version_ids))
-    sql = (
-        f"SELECT day, vid, {', '.join(picks)} FROM ("
-        f" SELECT day, vid, {', '.join(c for c, _ in STAGES)}, {', '.join(ranked)} FROM ("
-        f"  SELECT {day_sql} AS day, s.agent_version_id AS vid, {', '.join('t.' + c for c, _ in STAGES)}"
-        f"  FROM {turn} t JOIN {session} s ON s.id = t.call_session_id"
-        f"  WHERE s.workspace_id = %s AND s.agent_version_id IN ({placeholders})"
-        f"   AND s.started_at >= %s AND s.started_at < %s AND t.latency_ms IS NOT NULL"
-        f" ) base"
-        f") ranked GROUP BY day, vid"
-    )
+    rows = (f" FROM {turn} t JOIN {session} s ON s.id = t.call_session_id"
+            f" WHERE s.workspace_id = %s AND s.agent_version_id IN ({placeholders})"
+            f"  AND s.started_at >= %s AND s.started_at < %s AND t.latency_ms IS NOT NULL")
+    if connection.vendor == "postgresql":
+        picks = [f"percentile_disc({p}) WITHIN GROUP (ORDER BY t.{c})" for c in columns for p in (0.5, 0.9)]
+        sql = f"SELECT {day_sql} AS day, s.agent_version_id AS vid, {', '.join(picks)}{rows} GROUP BY 1, 2"
+    else:
+        ranked = [f"ROW_NUMBER() OVER (PARTITION BY day, vid ORDER BY CASE WHEN {c} IS NULL THEN 1 ELSE 0 END, {c})"
+                  f" AS rn_{c}, COUNT({c}) OVER (PARTITION BY day, vid) AS n_{c}" for c in columns]
+        picks = [f"MIN(CASE WHEN {c} IS NOT NULL AND rn_{c} >= {p} * n_{c} THEN {c} END)"
+                 for c in columns for p in (0.5, 0.9)]
+        sql = (f"SELECT day, vid, {', '.join(picks)} FROM ("
+               f" SELECT day, vid, {', '.join(columns)}, {', '.join(ranked)} FROM ("
+               f"  SELECT {day_sql} AS day, s.agent_version_id AS vid, {', '.join('t.' + c for c in columns)}{rows}"
+               f" ) base) ranked GROUP BY day, vid")
     params = [*day_params, workspace.pk, *version_ids, period.start, period.end]
     out = {}
     with connection.cursor() as cursor:
