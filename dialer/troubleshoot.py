@@ -216,7 +216,15 @@ def check_signalling(run: _Run) -> Check:
     """Browser calls need Twilio's voice signalling (wss://voice-js.roaming.twilio.com), which the sandbox has not."""
     from telephony.services import sandbox_active
 
+    from dialer.tokens import sandbox_signalling
+
     name, label = "signalling", "The browser can reach Twilio's voice signalling"
+    if signalling := sandbox_signalling():
+        return Check(name, label, True,
+                     f"This install runs against the local Twilio sandbox, which answers the Voice SDK's signalling "
+                     f"at wss://{signalling}/signal: calls go to the sandbox's people (see docs/twilio-sandbox.md).",
+                     f"If the panel stays on \"Connecting…\", open https://{signalling}/ once and accept the "
+                     f"sandbox's self-signed certificate.")
     if sandbox_active():
         return Check(name, label, False,
                      "This install runs against the local Twilio sandbox: the REST checks above use the sandbox, but "
