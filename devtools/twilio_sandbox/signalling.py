@@ -346,7 +346,7 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
 
     def _params(self, extra: dict) -> dict:
         base = super()._params(extra)
-        return {**self.params, **base, "ApplicationSid": self.application_sid, "Called": "", **extra}
+        return {**self.params, **base, "ApplicationSid": self.application_sid, **extra}
 
     def _answer_browser(self) -> None:
         if not self.answered and not self.browser_gone.is_set():
@@ -355,9 +355,9 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
 
     def _log(self, kind: str, **fields) -> None:
         super()._log(kind, **fields)
-        if kind == "say" and fields.get("text"):  # <Say>: Twilio answers the browser and speaks it
+        if kind == "say" and fields.get("text"):  # <Say>: Twilio answers the browser and speaks it, to the end
             self._answer_browser()
-            self.peer.say(fields["text"])
+            self.browser_gone.wait(self.peer.say(fields["text"]))
 
     def _dial(self, verb):
         numbers = [(child.text or "").strip() for child in verb if child.tag == "Number"]
@@ -386,7 +386,7 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
                 answered_at = time.monotonic()
                 self._legs(children, leg, "in-progress")
                 self._answer_browser()
-                if behaviour == "voicemail":
+                if behaviour == "voicemail":  # a machine: its greeting and tone, then it records what it hears
                     self._person_talks(VOICEMAIL_GREETING)
                     self.peer.play(tone_pcm())
                 else:

@@ -4,11 +4,15 @@ import base64
 import json
 import ssl
 import time
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 import pytest
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import ChatGrant, VoiceGrant
+from twilio.request_validator import RequestValidator
 from websockets.sync.client import connect
 
 from devtools.twilio_sandbox import SandboxServer
@@ -28,12 +32,12 @@ def _post(sandbox, account_sid, token, path, fields):
         return json.load(response)
 
 
-def _workspace(sandbox):
+def _workspace(sandbox, app_fields=None):
     """An account with an API key and a TwiML app, as the dialer's provisioning leaves it: (sid, key, secret, app)."""
     sid, token = sandbox.add_account()
     key = _post(sandbox, sid, token, "Keys.json", {"FriendlyName": "dialer"})
-    app = _post(sandbox, sid, token, "Applications.json", {"FriendlyName": "dialer",
-                                                          "VoiceUrl": "https://calls.example.test/v1/voice/outbound/1"})
+    app = _post(sandbox, sid, token, "Applications.json", app_fields or {
+        "FriendlyName": "dialer", "VoiceUrl": "https://calls.example.test/v1/voice/outbound/1"})
     return sid, key["sid"], key["secret"], app["sid"]
 
 
@@ -45,7 +49,7 @@ def _token(sid, key, secret, *, app, ttl=3600, grants=None, identity="ws1-u1", v
     return jwt.decode() if isinstance(jwt, bytes) else jwt
 
 
-def _listen(sandbox, token, then=(), during=lambda: None):
+def _listen(sandbox, token, then=(), during=lambda: None, more=0):
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with connect(f"wss://{sandbox.signalling.host}/signal", ssl=context, open_timeout=5) as ws:
@@ -53,6 +57,7 @@ def _listen(sandbox, token, then=(), during=lambda: None):
         for type_, payload in [("listen", {"token": token, "browserinfo": {}, "reconnectTimeout": 0}), *then]:
             ws.send(json.dumps({"type": type_, "version": "1.6", "payload": payload}))
             replies.append(json.loads(ws.recv(timeout=5)))
+        replies += [json.loads(ws.recv(timeout=10)) for _ in range(more)]  # messages the server sends by itself
         during()
         return replies
 
@@ -104,3 +109,50 @@ def test_nothing_but_listen_is_served_before_a_valid_token(sandbox):
                        then=[("register", {"media": {"audio": True}})])
     assert reply["payload"]["error"]["code"] == 31204
     assert not sandbox.signalling.registered(sid, "ws1-u1")
+
+
+class _App(BaseHTTPRequestHandler):
+    """The app's webhooks: the voice URL dials a busy sandbox person, the action hangs up; requests are kept."""
+
+    seen: list = []
+
+    def do_POST(self):
+        form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode(), keep_blank_values=True))
+        url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+        self.seen.append((self.path, form, url, self.headers.get("X-Twilio-Signature")))
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        twiml = {"/voice": f'<Response><Dial action="{base}/done" callerId="+15125550100"><Number '
+                           f'statusCallback="{base}/leg">{form.get("To")}</Number></Dial></Response>',
+                 "/done": "<Response><Hangup/></Response>"}.get(self.path, "")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.end_headers()
+        self.wfile.write(twiml.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_invite_requests_the_apps_voice_url_as_twilio_and_follows_its_dial(sandbox):
+    app_server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    threading.Thread(target=app_server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{app_server.server_address[1]}"
+    _App.seen = []
+    try:
+        sid, key, secret, app = _workspace(sandbox, {"VoiceUrl": f"{base}/voice", "StatusCallback": f"{base}/status"})
+        invite = {"callsid": "TJSce1", "sdp": "v=0", "twilio": {"params": "To=%2B15125550186&CallerId=auto"}}
+        _, ringing, hangup = _listen(sandbox, _token(sid, key, secret, app=app), then=[("invite", invite)], more=1)
+    finally:
+        app_server.shutdown()
+    call_sid = ringing["payload"]["callsid"]
+    assert ringing["type"] == "ringing" and call_sid.startswith("CA")
+    assert hangup == {"type": "hangup", "version": "1.6", "payload": {"callsid": call_sid}}
+    auth_token = sandbox.state["accounts"][sid]["auth_token"]
+    by_path = {path: (form, url, signature) for path, form, url, signature in _App.seen}
+    form, url, signature = by_path["/voice"]
+    assert RequestValidator(auth_token).validate(url, form, signature)
+    assert form["From"] == "client:ws1-u1" and form["To"] == "+15125550186" and form["CallerId"] == "auto"
+    assert form["ApplicationSid"] == app and form["CallSid"] == call_sid and form["Direction"] == "inbound"
+    assert by_path["/done"][0]["DialCallStatus"] == "busy"  # 0186: the sandbox person who is always busy
+    assert [f["CallStatus"] for p, f, *_ in _App.seen if p == "/leg"] == ["initiated", "ringing", "busy"]
+    assert by_path["/status"][0]["CallStatus"] == "completed"
