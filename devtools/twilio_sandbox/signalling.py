@@ -285,7 +285,7 @@ class Client:
 
     def gone(self) -> None:
         self.registered = False
-        for call in set(self.calls.values()):
+        for call in {id(c): c for c in self.calls.values()}.values():  # the browser went away: its calls end
             threading.Thread(target=call.browser_says, args=("hangup", {}), daemon=True).start()
 
 
