@@ -112,17 +112,18 @@ def test_nothing_but_listen_is_served_before_a_valid_token(sandbox):
 
 
 class _App(BaseHTTPRequestHandler):
-    """The app's webhooks: the voice URL dials a busy sandbox person, the action hangs up; requests are kept."""
+    """The app's webhooks: /voice dials the number asked for, /ring dials client ws1-u1 for 1 s, /done hangs up.
+    Requests are kept (path, form, url, signature)."""
 
     seen: list = []
 
     def do_POST(self):
         form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode(), keep_blank_values=True))
-        url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
-        self.seen.append((self.path, form, url, self.headers.get("X-Twilio-Signature")))
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        twiml = {"/voice": f'<Response><Dial action="{base}/done" callerId="+15125550100"><Number '
-                           f'statusCallback="{base}/leg">{form.get("To")}</Number></Dial></Response>',
+        self.seen.append((self.path, form, base + self.path, self.headers.get("X-Twilio-Signature")))
+        number = f'<Number statusCallback="{base}/leg">{form.get("To")}</Number>'
+        twiml = {"/voice": f'<Response><Dial action="{base}/done" callerId="+15125550100">{number}</Dial></Response>',
+                 "/ring": f'<Response><Dial timeout="1" action="{base}/done"><Client>ws1-u1</Client></Dial></Response>',
                  "/done": "<Response><Hangup/></Response>"}.get(self.path, "")
         self.send_response(200)
         self.send_header("Content-Type", "text/xml")
@@ -133,17 +134,20 @@ class _App(BaseHTTPRequestHandler):
         pass
 
 
-def test_an_invite_requests_the_apps_voice_url_as_twilio_and_follows_its_dial(sandbox):
-    app_server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
-    threading.Thread(target=app_server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{app_server.server_address[1]}"
+@pytest.fixture
+def app_base():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     _App.seen = []
-    try:
-        sid, key, secret, app = _workspace(sandbox, {"VoiceUrl": f"{base}/voice", "StatusCallback": f"{base}/status"})
-        invite = {"callsid": "TJSce1", "sdp": "v=0", "twilio": {"params": "To=%2B15125550186&CallerId=auto"}}
-        _, ringing, hangup = _listen(sandbox, _token(sid, key, secret, app=app), then=[("invite", invite)], more=1)
-    finally:
-        app_server.shutdown()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_invite_requests_the_apps_voice_url_as_twilio_and_follows_its_dial(sandbox, app_base):
+    sid, key, secret, app = _workspace(sandbox, {"VoiceUrl": f"{app_base}/voice",
+                                                 "StatusCallback": f"{app_base}/status"})
+    invite = {"callsid": "TJSce1", "sdp": "v=0", "twilio": {"params": "To=%2B15125550186&CallerId=auto"}}
+    _, ringing, hangup = _listen(sandbox, _token(sid, key, secret, app=app), then=[("invite", invite)], more=1)
     call_sid = ringing["payload"]["callsid"]
     assert ringing["type"] == "ringing" and call_sid.startswith("CA")
     assert hangup == {"type": "hangup", "version": "1.6", "payload": {"callsid": call_sid}}
@@ -156,3 +160,30 @@ def test_an_invite_requests_the_apps_voice_url_as_twilio_and_follows_its_dial(sa
     assert by_path["/done"][0]["DialCallStatus"] == "busy"  # 0186: the sandbox person who is always busy
     assert [f["CallStatus"] for p, f, *_ in _App.seen if p == "/leg"] == ["initiated", "ringing", "busy"]
     assert by_path["/status"][0]["CallStatus"] == "completed"
+
+
+@pytest.mark.parametrize(("browser", "outcome"), [("reject", "busy"), ("nothing", "no-answer")])
+def test_a_dial_to_a_registered_client_rings_its_browser(sandbox, app_base, browser, outcome):
+    sid, key, secret, app = _workspace(sandbox)
+    sandbox.add_incoming_number(sid, "+15125550100", voice_url=f"{app_base}/ring", voice_method="POST")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with connect(f"wss://{sandbox.signalling.host}/signal", ssl=context, open_timeout=5) as ws:
+        for type_, payload in [("listen", {"token": _token(sid, key, secret, app=app)}),
+                               ("register", {"media": {"audio": True}})]:
+            ws.send(json.dumps({"type": type_, "version": "1.6", "payload": payload}))
+            ws.recv(timeout=5)
+        call = sandbox.simulate_call(sid, "+15125550100", from_="+13105550111")
+        invite = json.loads(ws.recv(timeout=10))
+        assert invite["type"] == "invite" and invite["payload"]["sdp"].startswith("v=0")
+        leg_sid = invite["payload"]["callsid"]
+        assert invite["payload"]["parameters"]["From"] == "+13105550111"
+        assert invite["payload"]["parameters"]["To"] == "client:ws1-u1"
+        if browser == "reject":
+            ws.send(json.dumps({"type": "reject", "version": "1.6", "payload": {"callsid": leg_sid}}))
+        else:  # the <Dial timeout> runs out
+            assert json.loads(ws.recv(timeout=10)) == {"type": "cancel", "version": "1.6",
+                                                      "payload": {"callsid": leg_sid}}
+        assert call.done.wait(20), call.events
+    assert [e for e in call.events if e["event"] == "dial"][0]["outcome"] == outcome
+    assert [form["DialCallStatus"] for path, form, *_ in _App.seen if path == "/done"] == [outcome]
