@@ -24,6 +24,8 @@ What it answers, as Twilio does:
   the simulated call's sentence), `reject` is busy, no answer before the `<Dial timeout>` sends `cancel`;
   then the `<Dial action>` (voicemail for the dialer's TwiML).
 - `dtmf` (keys the far side receives, in the call's events), `hangup`, `reject`, `message` (acknowledged).
+- A REST update of the call while a leg is bridged (`Calls/<sid>.json` with `Twiml=` or `Status=completed`) ends
+  the `<Dial>` (no action request) and the new TwiML runs, or the call ends and the browser gets `hangup`.
 """
 from __future__ import annotations
 
@@ -305,8 +307,18 @@ class _BrowserLeg:
             seconds = peer.say(text)
             self._log("person_says", text=text, seconds=round(seconds, 2))
 
-    def _wait_hangup(self, event: threading.Event, limit: float) -> None:
-        event.wait(limit)
+    def _hold(self, gone: threading.Event, history_before: int, limit: float) -> str | None:
+        """While a bridged leg lasts: until `gone` (the browser hung up), a REST update of the call (`Twiml=`, or
+        `Status=completed`: Hangup) or `limit`. The TwiML the call was redirected to, else None."""
+        until = time.monotonic() + limit
+        while time.monotonic() < until:
+            if gone.wait(0.2):
+                return None
+            twiml = self._redirected_twiml(history_before)
+            if twiml is not None:
+                self._log("redirected", twiml=twiml[:2000])
+                return twiml
+        return None
 
 
 @dataclass
@@ -367,6 +379,8 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
             return super()._dial(verb)
         number = numbers[0]
         behaviour = person_for(number)
+        history_before = self._twiml_history_length()
+        redirected = None
         leg = {"CallSid": "CA" + secrets.token_hex(16), "ParentCallSid": self.call_sid, "To": number,
                "From": verb.get("callerId", "") or self.from_, "Direction": "outbound-dial"}
         children = [child for child in verb if child.tag == "Number"]
@@ -391,12 +405,14 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
                     self.peer.play(tone_pcm())
                 else:
                     self._person_talks(GREETING)
-                self.browser_gone.wait(MAX_ANSWERED_SECONDS)
+                redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS)
                 outcome = "completed"
         duration = int(time.monotonic() - answered_at) if answered_at else 0
         self._legs(children, leg, outcome, CallDuration=str(duration))
         self._log("dial", to=[number], kinds=["Number"], outcome=outcome, caller_id=verb.get("callerId", ""),
                   person=behaviour, heard_voice_frames=self.peer.heard_voice_frames, digits="".join(self.digits))
+        if redirected is not None:  # a REST update ends the <Dial> without its action
+            return redirected
         action = verb.get("action")
         if not action:
             return False
@@ -454,6 +470,7 @@ class RingingCall(_BrowserLeg, SimulatedCall):
         if not targets:
             return super()._dial(verb)
         child, client = targets[0]  # one browser rings (the sandbox bridges one peer)
+        history_before, redirected = self._twiml_history_length(), None
         identity = (child.text or "").strip()
         self.leg_sid = "CA" + secrets.token_hex(16)
         leg = {"CallSid": self.leg_sid, "ParentCallSid": self.call_sid, "To": f"client:{identity}",
@@ -479,7 +496,8 @@ class RingingCall(_BrowserLeg, SimulatedCall):
             self._legs(clients, leg, "in-progress")
             self._log("browser_answered", identity=identity)
             self._person_talks(self.say)
-            if not self.browser_gone.wait(MAX_ANSWERED_SECONDS):
+            redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS)
+            if not self.browser_gone.is_set():
                 client.send("hangup", {"callsid": self.leg_sid})
             outcome = "completed"
         duration = int(time.monotonic() - answered_at) if answered_at else 0
@@ -488,6 +506,8 @@ class RingingCall(_BrowserLeg, SimulatedCall):
                   heard_voice_frames=self.peer.heard_voice_frames)
         client.calls.pop(self.leg_sid, None)
         self.peer.close()
+        if redirected is not None:  # a REST update ends the <Dial> without its action
+            return redirected
         action = verb.get("action")
         if not action:
             return False

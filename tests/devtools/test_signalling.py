@@ -187,3 +187,43 @@ def test_a_dial_to_a_registered_client_rings_its_browser(sandbox, app_base, brow
         assert call.done.wait(20), call.events
     assert [e for e in call.events if e["event"] == "dial"][0]["outcome"] == outcome
     assert [form["DialCallStatus"] for path, form, *_ in _App.seen if path == "/done"] == [outcome]
+
+
+def _offer_sdp() -> str:
+    """A browser-like offer (aiortc's own peer stands in for Chromium; no media flows in this test)."""
+    import asyncio
+
+    from aiortc import RTCPeerConnection
+
+    async def make():
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    return asyncio.run(make())
+
+
+def test_an_answered_call_ends_when_the_app_completes_it_over_rest(sandbox, app_base):
+    sid, key, secret, app = _workspace(sandbox, {"VoiceUrl": f"{app_base}/voice"})
+    invite = {"callsid": "TJSce2", "sdp": _offer_sdp(), "twilio": {"params": "To=%2B15125550123"}}
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with connect(f"wss://{sandbox.signalling.host}/signal", ssl=context, open_timeout=5) as ws:
+        for type_, payload in [("listen", {"token": _token(sid, key, secret, app=app)}), ("invite", invite)]:
+            ws.send(json.dumps({"type": type_, "version": "1.6", "payload": payload}))
+        replies = [json.loads(ws.recv(timeout=10)) for _ in range(3)]
+        assert [r["type"] for r in replies] == ["connected", "ringing", "answer"]  # the person picked up
+        call_sid = replies[2]["payload"]["callsid"]
+        assert "a=candidate" in replies[2]["payload"]["sdp"]
+        ws.send(json.dumps({"type": "dtmf", "version": "1.6", "payload": {"callsid": call_sid, "dtmf": "42"}}))
+        _post(sandbox, sid, sandbox.state["accounts"][sid]["auth_token"], f"Calls/{call_sid}.json",
+              {"Status": "completed"})
+        assert json.loads(ws.recv(timeout=10)) == {"type": "hangup", "version": "1.6", "payload": {"callsid": call_sid}}
+    call = sandbox.simulated[call_sid]
+    assert call.done.wait(10)
+    dial = [e for e in call.events if e["event"] == "dial"][0]
+    assert dial["outcome"] == "completed" and dial["digits"] == "42"
+    assert not [form for path, form, *_ in _App.seen if path == "/done"]  # a REST update skips the action
