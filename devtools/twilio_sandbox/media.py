@@ -132,6 +132,8 @@ class Peer:
         self.pc.addTrack(self.track)
         self.heard_frames = 0
         self.heard_voice_frames = 0
+        self.bridged_to: Peer | None = None  # what this peer hears is played by that one (browser to browser)
+        self._resample_state = None
         self._readers: list[asyncio.Task] = []
 
         @self.pc.on("track")
@@ -151,6 +153,27 @@ class Peer:
             self.heard_frames += 1
             if _rms(pcm) > VOICE_RMS:
                 self.heard_voice_frames += 1
+            if self.bridged_to is not None:
+                self._forward(pcm, frame.sample_rate, len(frame.layout.channels))
+
+    def _forward(self, pcm: bytes, rate: int, channels: int) -> None:
+        """Play what this peer hears on the bridged peer (8 kHz mono; at most 200 ms behind)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import audioop
+
+            if channels == 2:
+                pcm = audioop.tomono(pcm, 2, 0.5, 0.5)
+            if rate != RATE:
+                pcm, self._resample_state = audioop.ratecv(pcm, 2, 1, rate, RATE, self._resample_state)
+        queue = self.bridged_to.track.queue
+        self.bridged_to.track.play(pcm)
+        while len(queue) > 10:
+            queue.popleft()
+
+    def bridge(self, other: "Peer") -> None:
+        """Both ways: each peer plays what the other hears."""
+        self.bridged_to, other.bridged_to = other, self
 
     @classmethod
     def create(cls, media: MediaLoop) -> "Peer":

@@ -307,12 +307,13 @@ class _BrowserLeg:
             seconds = peer.say(text)
             self._log("person_says", text=text, seconds=round(seconds, 2))
 
-    def _hold(self, gone: threading.Event, history_before: int, limit: float) -> str | None:
-        """While a bridged leg lasts: until `gone` (the browser hung up), a REST update of the call (`Twiml=`, or
-        `Status=completed`: Hangup) or `limit`. The TwiML the call was redirected to, else None."""
+    def _hold(self, gone: threading.Event, history_before: int, limit: float,
+              also: threading.Event | None = None) -> str | None:
+        """While a bridged leg lasts: until `gone` (the browser hung up) or `also` (the other side did), a REST
+        update of the call (`Twiml=`, or `Status=completed`: Hangup) or `limit`. The redirected TwiML, else None."""
         until = time.monotonic() + limit
         while time.monotonic() < until:
-            if gone.wait(0.2):
+            if gone.wait(0.2) or (also is not None and also.is_set()):
                 return None
             twiml = self._redirected_twiml(history_before)
             if twiml is not None:
@@ -387,7 +388,26 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
         self._legs(children, leg, "initiated")
         self._legs(children, leg, "ringing")
         answered_at = None
-        if behaviour == "busy":
+        with self.sandbox.lock:
+            owner = self.sandbox._number_owner(number)
+        if owner is not None:  # one of the sandbox's numbers: its own call, which may ring another browser
+            def answered():
+                nonlocal answered_at
+                if answered_at is None:
+                    answered_at = time.monotonic()
+                    self._legs(children, leg, "in-progress")
+                self._answer_browser()
+
+            inner = RingingCall(sandbox=self.sandbox, account_sid=owner, to=number, from_=leg["From"], say="",
+                                caller_peer=self.peer, caller_gone=self.browser_gone, on_answered=answered)
+            with self.sandbox.lock:
+                self.sandbox.simulated[inner.call_sid] = inner
+            self._log("dial_sandbox_number", to=number, call_sid=inner.call_sid)
+            inner.run()
+            behaviour = "sandbox-number"
+            outcome = ("completed" if answered_at else "canceled" if self.browser_gone.is_set()
+                       else "busy" if inner.status == "busy" else "no-answer")
+        elif behaviour == "busy":
             outcome = "busy"
         elif behaviour == "no-answer":
             self.browser_gone.wait(float(verb.get("timeout", 30)))
@@ -459,6 +479,20 @@ class RingingCall(_BrowserLeg, SimulatedCall):
     decided: threading.Event = field(default_factory=threading.Event)
     browser_gone: threading.Event = field(default_factory=threading.Event)
     browser_decision: str = ""
+    caller_peer: object = None  # a browser's call dialled this number: bridge to its peer, not to `say`
+    caller_gone: threading.Event | None = None
+    on_answered: object = None
+
+    def _caller_left(self) -> bool:
+        return self.caller_gone is not None and self.caller_gone.is_set()
+
+    def _log(self, kind: str, **fields) -> None:
+        super()._log(kind, **fields)
+        if kind == "say" and fields.get("text") and self.caller_peer is not None:  # the calling browser hears it
+            self.on_answered()
+            self.caller_gone.wait(self.caller_peer.say(fields["text"]))
+            if self.caller_gone.is_set():
+                self.status = "completed"
 
     def _dial(self, verb):
         signalling = getattr(self.sandbox, "_signalling", None)
@@ -466,7 +500,8 @@ class RingingCall(_BrowserLeg, SimulatedCall):
         targets = []
         if signalling is not None:
             for child in clients:
-                targets += [(child, c) for c in signalling.registered(self.account_sid, (child.text or "").strip())]
+                targets += [(child, c) for c in signalling.registered(self.account_sid, (child.text or "").strip())
+                            if not c.calls]  # a browser already in a call ignores an invite (the SDK's default)
         if not targets:
             return super()._dial(verb)
         child, client = targets[0]  # one browser rings (the sandbox bridges one peer)
@@ -483,11 +518,13 @@ class RingingCall(_BrowserLeg, SimulatedCall):
             "ApiVersion": "2010-04-01", "Direction": "outbound-dial"}})
         self._legs(clients, leg, "ringing")
         self._log("ringing_browser", identity=identity)
-        answered = self.decided.wait(float(verb.get("timeout", 30)))
+        until = time.monotonic() + float(verb.get("timeout", 30))
+        while not self.decided.wait(0.2) and time.monotonic() < until and not self._caller_left():
+            pass
         answered_at = None
-        if not answered:
+        if not self.decided.is_set():
             client.send("cancel", {"callsid": self.leg_sid})
-            outcome = "no-answer"
+            outcome = "canceled" if self._caller_left() else "no-answer"
         elif self.browser_decision == "reject":
             outcome = "busy"
         else:
@@ -495,8 +532,12 @@ class RingingCall(_BrowserLeg, SimulatedCall):
             answered_at = time.monotonic()
             self._legs(clients, leg, "in-progress")
             self._log("browser_answered", identity=identity)
-            self._person_talks(self.say)
-            redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS)
+            if self.caller_peer is not None:
+                self.peer.bridge(self.caller_peer)
+                self.on_answered()
+            else:
+                self._person_talks(self.say)
+            redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS, also=self.caller_gone)
             if not self.browser_gone.is_set():
                 client.send("hangup", {"callsid": self.leg_sid})
             outcome = "completed"

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from config.settings.base import content_security_policy
+from devtools.twilio_sandbox.signalling import RingingCall
 from dialer.models import Call, Voicemail
 from telephony import services as telephony_services
 from telephony.models import PhoneNumber
@@ -57,26 +58,35 @@ def sandboxed(workspace, twilio_sandbox, settings, live_server, django_capture_o
     return twilio_sandbox, sid
 
 
-@pytest.fixture
-def call_page(_browser, sandboxed, live_server, workspace):
-    """A rep's page in a chromium whose microphone is Chromium's fake device (its own process: the flags are per
-    browser), logged in, the dialer registered with the sandbox."""
-    MembershipFactory(workspace=workspace, user=UserFactory(username="rita"))
-    browser = _manager.playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True,
-                                                  args=CHROMIUM_ARGS + BROWSER_ARGS)
+def _rep_page(browser, live_server, workspace, username):
+    """A logged-in rep's page (own context) whose dialer registered with the sandbox."""
+    MembershipFactory(workspace=workspace, user=UserFactory(username=username))
     context = browser.new_context(base_url=live_server.url, ignore_https_errors=True)
     context.set_default_timeout(20_000)
     page = context.new_page()
-    page.console_errors = []
-    page.console_log = []
+    page.console_errors, page.console_log = [], []
     page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
     page.on("console", lambda msg: page.console_log.append(f"{msg.type}: {msg.text}"))
-    login(page, live_server, "rita")
+    login(page, live_server, username)
     page.goto(live_server.url + "/calls/")
     page.wait_for_function("() => document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
-    yield page
-    context.close()
+    return page
+
+
+@pytest.fixture
+def chromium_with_mic(_browser):
+    """A chromium whose microphone is Chromium's fake device (its own process: the flags are per browser)."""
+    browser = _manager.playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True,
+                                                  args=CHROMIUM_ARGS + BROWSER_ARGS)
+    yield browser
     browser.close()
+
+
+@pytest.fixture
+def call_page(chromium_with_mic, sandboxed, live_server, workspace):
+    page = _rep_page(chromium_with_mic, live_server, workspace, "rita")
+    yield page
+    page.context.close()
 
 
 def _state(page, text):
@@ -153,3 +163,28 @@ def test_a_call_to_the_reps_number_rings_the_browser_and_a_missed_one_goes_to_vo
     assert _events(missed, "record")
     wait_for(lambda: Voicemail.objects.filter(call_sid=missed.call_sid).exists(), what="the voicemail")
     assert not page.console_errors, page.console_errors
+
+
+def test_a_rep_calls_the_workspace_number_and_another_reps_browser_answers(call_page, chromium_with_mic, sandboxed,
+                                                                          live_server, workspace):
+    sandbox, _ = sandboxed
+    page, other = call_page, _rep_page(chromium_with_mic, live_server, workspace, "bob")
+    page.click("[data-testid=dialer-toggle]")
+    page.fill("#dialer-number", NUMBER)  # the workspace's own number: its TwiML rings the reps who are free
+    page.click("[data-role=call]")
+    other.locator("[data-testid=dialer-incoming]").wait_for()
+    other.click("[data-role=accept]")
+    _state(other, "In call")
+    _state(page, "In call")
+    page.evaluate(LISTEN)
+    other.evaluate(LISTEN)
+    page.wait_for_function("() => window.__audio.out > 0.05")  # bob's microphone, heard by rita
+    other.wait_for_function("() => window.__audio.out > 0.05")  # and the other way round
+    page.click("[data-role=hangup]")
+    _state(other, "Call ended")
+    inner = next(c for c in sandbox.simulated.values() if isinstance(c, RingingCall))  # the call to the number
+    assert inner.done.wait(20), inner.events
+    assert [e for e in inner.events if e["event"] == "dial"][0]["outcome"] == "completed"
+    assert Call.objects.filter(sid=inner.call_sid, direction=Call.Direction.INBOUND).exists()
+    assert not page.console_errors and not other.console_errors
+    other.context.close()
