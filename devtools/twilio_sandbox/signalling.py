@@ -19,6 +19,8 @@ What it answers, as Twilio does:
   answers with a greeting, or is busy, or never answers; the leg's status callbacks, the `<Dial action>` and the
   call's status callback follow. `ringing` then `answer` (SDP from the sandbox's WebRTC peer, media.py) go to the
   browser when the far side answers (answerOnBridge); `hangup` when the call ends on the sandbox's side.
+  Dialling one of the sandbox's own numbers places its inbound call (`RingingCall`), whose `<Dial><Client>` can
+  ring another browser: the two peers are bridged (media.py `Peer.bridge`).
 - Incoming: a simulated call (`RingingCall`) whose TwiML `<Dial><Client>` names a registered identity sends that
   browser an `invite` (offer SDP, `parameters` with CallSid/From/To); `answer` bridges the caller (who speaks
   the simulated call's sentence), `reject` is busy, no answer before the `<Dial timeout>` sends `cancel`;
