@@ -156,9 +156,9 @@ def test_a_call_to_the_reps_number_rings_the_browser_and_a_missed_one_goes_to_vo
 
     monkeypatch.setattr("dialer.webhooks.INBOUND_RING_SECONDS", 5)  # (the SDK shows a call <= 2 s after its invite)
     missed = sandbox.simulate_call(sid, NUMBER, from_="+13105550112", say="Please call me back.")
-    page.locator("[data-testid=dialer-incoming]").wait_for()
-    page.locator("[data-testid=dialer-incoming]").wait_for(state="hidden")  # the caller was sent to voicemail
     assert missed.done.wait(30), missed.events
+    assert _events(missed, "ringing_browser")  # it rang the browser (shown, or not yet, when the SDK got cancel)
+    page.locator("[data-testid=dialer-incoming]").wait_for(state="hidden")  # the caller was sent to voicemail
     assert _events(missed, "dial")[0]["outcome"] == "no-answer"
     assert _events(missed, "record")
     wait_for(lambda: Voicemail.objects.filter(call_sid=missed.call_sid).exists(), what="the voicemail")
