@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
+import queue
 import threading
 import time
 import warnings
@@ -133,6 +134,8 @@ class Peer:
         self.heard_frames = 0
         self.heard_voice_frames = 0
         self.bridged_to: Peer | None = None  # what this peer hears is played by that one (browser to browser)
+        self.tap: queue.Queue | None = None  # or goes out as 20 ms frames of 8 kHz PCM (to a Media Stream)
+        self._tap_buffer = b""
         self._resample_state = None
         self._readers: list[asyncio.Task] = []
 
@@ -153,7 +156,7 @@ class Peer:
             self.heard_frames += 1
             if _rms(pcm) > VOICE_RMS:
                 self.heard_voice_frames += 1
-            if self.bridged_to is not None:
+            if self.bridged_to is not None or self.tap is not None:
                 self._forward(pcm, frame.sample_rate, len(frame.layout.channels))
 
     def _forward(self, pcm: bytes, rate: int, channels: int) -> None:
@@ -166,10 +169,29 @@ class Peer:
                 pcm = audioop.tomono(pcm, 2, 0.5, 0.5)
             if rate != RATE:
                 pcm, self._resample_state = audioop.ratecv(pcm, 2, 1, rate, RATE, self._resample_state)
-        queue = self.bridged_to.track.queue
-        self.bridged_to.track.play(pcm)
-        while len(queue) > 10:
-            queue.popleft()
+        if self.bridged_to is not None:
+            frames = self.bridged_to.track.queue
+            self.bridged_to.track.play(pcm)
+            while len(frames) > 10:
+                frames.popleft()
+        if self.tap is not None:
+            self._tap_buffer += pcm
+            while len(self._tap_buffer) >= FRAME_SAMPLES * 2:
+                chunk, self._tap_buffer = self._tap_buffer[:FRAME_SAMPLES * 2], self._tap_buffer[FRAME_SAMPLES * 2:]
+                try:
+                    self.tap.put_nowait(chunk)
+                except queue.Full:  # nobody reads fast enough: the oldest audio goes
+                    self.tap.get_nowait()
+                    self.tap.put_nowait(chunk)
+
+    def open_tap(self) -> "queue.Queue[bytes]":
+        """What this peer hears from now on, as 20 ms frames of 8 kHz 16-bit PCM (at most 1 s kept)."""
+        self.tap = queue.Queue(maxsize=50)
+        return self.tap
+
+    def clear(self) -> None:
+        """Drop what is queued to play (a Media Stream's `clear`)."""
+        self.media.loop.call_soon_threadsafe(self.track.clear)
 
     def bridge(self, other: "Peer") -> None:
         """Both ways: each peer plays what the other hears."""

@@ -20,7 +20,8 @@ What it answers, as Twilio does:
   call's status callback follow. `ringing` then `answer` (SDP from the sandbox's WebRTC peer, media.py) go to the
   browser when the far side answers (answerOnBridge); `hangup` when the call ends on the sandbox's side.
   Dialling one of the sandbox's own numbers places its inbound call (`RingingCall`), whose `<Dial><Client>` can
-  ring another browser: the two peers are bridged (media.py `Peer.bridge`).
+  ring another browser: the two peers are bridged (media.py `Peer.bridge`); a `<Connect><Stream>` there (an
+  agent) gets the browser's voice as μ-law frames and its audio is played to the browser.
 - Incoming: a simulated call (`RingingCall`) whose TwiML `<Dial><Client>` names a registered identity sends that
   browser an `invite` (offer SDP, `parameters` with CallSid/From/To); `answer` bridges the caller (who speaks
   the simulated call's sentence), `reject` is busy, no answer before the `<Dial timeout>` sends `cancel`;
@@ -32,6 +33,7 @@ What it answers, as Twilio does:
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import ssl
 import tempfile
@@ -495,6 +497,90 @@ class RingingCall(_BrowserLeg, SimulatedCall):
             self.caller_gone.wait(self.caller_peer.say(fields["text"]))
             if self.caller_gone.is_set():
                 self.status = "completed"
+
+    def _stream(self, stream, history_before: int) -> None:
+        """`<Connect><Stream>` on a number a browser dialled: the browser's voice goes to the stream as 20 ms μ-law
+        frames, the stream's audio to the browser (marks echoed, `clear` honoured), until either side ends."""
+        if self.caller_peer is None:
+            return super()._stream(stream, history_before)
+        import base64
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import audioop  # deprecated, still in 3.11/3.12
+
+        from websockets.sync.client import connect
+
+        url = stream.get("url", "")
+        parameters = {p.get("name"): p.get("value") for p in stream if p.tag == "Parameter"}
+        stream_sid = "MZ" + secrets.token_hex(16)
+        self._log("stream", url=url)
+        self.on_answered()  # Twilio answers the call to run <Connect>: the browser's audio starts
+        tap = self.caller_peer.open_tap()
+        closed = threading.Event()
+        counts = {"in": 0, "out": 0, "marks": 0, "clears": 0}
+        with connect(url, open_timeout=5, close_timeout=2, max_size=2 ** 20) as ws:
+            def send(message: dict) -> None:
+                ws.send(json.dumps(message))
+
+            def reader() -> None:
+                try:
+                    for raw in ws:
+                        message = json.loads(raw)
+                        event = message.get("event")
+                        if event == "media":
+                            counts["in"] += 1
+                            payload = base64.b64decode(message.get("media", {}).get("payload", ""))
+                            with warnings.catch_warnings():
+                                warnings.simplefilter("ignore", DeprecationWarning)
+                                self.caller_peer.play(audioop.ulaw2lin(payload, 2))
+                        elif event == "mark":
+                            counts["marks"] += 1
+                            send({"event": "mark", "streamSid": stream_sid, "mark": message.get("mark", {})})
+                        elif event == "clear":
+                            counts["clears"] += 1
+                            self.caller_peer.clear()
+                except Exception:  # noqa: BLE001 - the server closed the socket
+                    pass
+                finally:
+                    closed.set()
+
+            send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            send({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+                  "start": {"streamSid": stream_sid, "accountSid": self.account_sid, "callSid": self.call_sid,
+                            "tracks": ["inbound"], "customParameters": parameters,
+                            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+            threading.Thread(target=reader, daemon=True).start()
+            chunk, until = 0, time.monotonic() + MAX_ANSWERED_SECONDS
+            while not (closed.is_set() or self._caller_left() or time.monotonic() > until
+                       or self._redirected_twiml(history_before) is not None):
+                try:
+                    pcm = tap.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    frame = audioop.lin2ulaw(pcm, 2)
+                chunk += 1
+                counts["out"] += 1
+                try:
+                    send({"event": "media", "sequenceNumber": str(chunk + 1), "streamSid": stream_sid,
+                          "media": {"track": "inbound", "chunk": str(chunk), "timestamp": str(chunk * 20),
+                                    "payload": base64.b64encode(frame).decode()}})
+                except Exception:  # noqa: BLE001 - closed meanwhile
+                    break
+            if not closed.is_set():
+                try:
+                    send({"event": "stop", "sequenceNumber": str(chunk + 2), "streamSid": stream_sid,
+                          "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+                except Exception:  # noqa: BLE001
+                    pass
+        self.caller_peer.tap = None
+        self._log("stream_ended", frames_to_stream=counts["out"], frames_from_stream=counts["in"],
+                  marks=counts["marks"], clears=counts["clears"])
+        if self._caller_left():
+            self.status = "completed"
 
     def _dial(self, verb):
         signalling = getattr(self.sandbox, "_signalling", None)

@@ -116,6 +116,7 @@ class _App(BaseHTTPRequestHandler):
     Requests are kept (path, form, url, signature)."""
 
     seen: list = []
+    stream_url = ""
 
     def do_POST(self):
         form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode(), keep_blank_values=True))
@@ -124,6 +125,7 @@ class _App(BaseHTTPRequestHandler):
         number = f'<Number statusCallback="{base}/leg">{form.get("To")}</Number>'
         twiml = {"/voice": f'<Response><Dial action="{base}/done" callerId="+15125550100">{number}</Dial></Response>',
                  "/ring": f'<Response><Dial timeout="1" action="{base}/done"><Client>ws1-u1</Client></Dial></Response>',
+                 "/agent": f'<Response><Connect><Stream url="{self.stream_url}"/></Connect></Response>',
                  "/done": "<Response><Hangup/></Response>"}.get(self.path, "")
         self.send_response(200)
         self.send_header("Content-Type", "text/xml")
@@ -227,3 +229,71 @@ def test_an_answered_call_ends_when_the_app_completes_it_over_rest(sandbox, app_
     dial = [e for e in call.events if e["event"] == "dial"][0]
     assert dial["outcome"] == "completed" and dial["digits"] == "42"
     assert not [form for path, form, *_ in _App.seen if path == "/done"]  # a REST update skips the action
+
+
+@pytest.fixture
+def agent_stream():
+    """A Media Streams server standing in for an agent: it speaks a tone after `start` and counts the caller's
+    frames that carry voice; it hangs up once it heard 25 of them."""
+    import warnings
+
+    from websockets.sync.server import serve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop  # deprecated, present on 3.11
+
+    from devtools.twilio_sandbox.media import VOICE_RMS, tone_pcm
+
+    heard = {"voice": 0, "start": None}
+
+    def handler(ws):
+        for raw in ws:
+            message = json.loads(raw)
+            if message["event"] == "start":
+                heard["start"] = message["start"]
+                tone = audioop.lin2ulaw(tone_pcm(seconds=2.0), 2)
+                for i in range(0, len(tone), 160):
+                    ws.send(json.dumps({"event": "media", "streamSid": message["streamSid"],
+                                        "media": {"payload": base64.b64encode(tone[i:i + 160]).decode()}}))
+            elif message["event"] == "media":
+                pcm = audioop.ulaw2lin(base64.b64decode(message["media"]["payload"]), 2)
+                heard["voice"] += audioop.rms(pcm, 2) > VOICE_RMS
+                if heard["voice"] >= 25:
+                    return
+
+    server = serve(handler, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    heard["url"] = f"ws://127.0.0.1:{server.socket.getsockname()[1]}/stream"
+    yield heard
+    server.shutdown()
+
+
+def test_a_browser_calling_an_agents_number_talks_to_its_media_stream(sandbox, app_base, agent_stream):
+    """The browser is an aiortc peer here (its own microphone: a tone); the number's TwiML is <Connect><Stream>."""
+    from devtools.twilio_sandbox.media import MediaLoop, Peer, tone_pcm
+
+    sid, key, secret, app = _workspace(sandbox, {"VoiceUrl": f"{app_base}/voice"})
+    _App.stream_url = agent_stream["url"]
+    sandbox.add_incoming_number(sid, "+15125550177", voice_url=f"{app_base}/agent", voice_method="POST")
+    loop = MediaLoop()
+    browser = Peer.create(loop)
+    try:
+        invite = {"callsid": "TJSce3", "sdp": browser.offer(), "twilio": {"params": "To=%2B15125550177"}}
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with connect(f"wss://{sandbox.signalling.host}/signal", ssl=context, open_timeout=5) as ws:
+            for type_, payload in [("listen", {"token": _token(sid, key, secret, app=app)}), ("invite", invite)]:
+                ws.send(json.dumps({"type": type_, "version": "1.6", "payload": payload}))
+            replies = [json.loads(ws.recv(timeout=10)) for _ in range(3)]
+            assert [r["type"] for r in replies] == ["connected", "ringing", "answer"]
+            browser.accept(replies[2]["payload"]["sdp"])
+            browser.play(tone_pcm(hz=600, seconds=6.0))  # the rep talks
+            hangup = json.loads(ws.recv(timeout=20))  # the agent hung up once it heard the rep
+            assert hangup["type"] == "hangup"
+        assert agent_stream["voice"] >= 25
+        assert browser.heard_voice_frames > 10  # the agent's tone reached the browser
+        assert agent_stream["start"]["mediaFormat"]["encoding"] == "audio/x-mulaw"
+    finally:
+        browser.close()
+        loop.stop()
