@@ -213,10 +213,10 @@ def check_alerts(run: _Run) -> Check:
 
 
 def check_signalling(run: _Run) -> Check:
-    """Browser calls need Twilio's voice signalling (wss://voice-js.roaming.twilio.com), which the sandbox has not."""
-    from telephony.services import sandbox_active
-
+    """Browser calls need Twilio's voice signalling (wss://voice-js.roaming.twilio.com); against the sandbox, its own
+    (TWILIO_SANDBOX_SIGNALLING, the Device's chunderw)."""
     from dialer.tokens import sandbox_signalling
+    from telephony.services import sandbox_active
 
     name, label = "signalling", "The browser can reach Twilio's voice signalling"
     if signalling := sandbox_signalling():

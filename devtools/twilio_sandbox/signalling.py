@@ -441,7 +441,8 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
         if not action:
             return False
         return self._request(action, verb.get("method", "POST"),
-                             {"DialCallStatus": outcome, "DialCallDuration": str(duration), "DialCallSid": leg["CallSid"]})
+                             {"DialCallStatus": outcome, "DialCallDuration": str(duration),
+                              "DialCallSid": leg["CallSid"]})
 
     def _legs(self, children, leg: dict, status: str, **extra) -> None:
         for child in children:
@@ -641,7 +642,8 @@ class RingingCall(_BrowserLeg, SimulatedCall):
         if not action:
             return False
         return self._request(action, verb.get("method", "POST"),
-                             {"DialCallStatus": outcome, "DialCallDuration": str(duration), "DialCallSid": self.leg_sid})
+                             {"DialCallStatus": outcome, "DialCallDuration": str(duration),
+                              "DialCallSid": self.leg_sid})
 
     _legs = OutgoingCall._legs
 

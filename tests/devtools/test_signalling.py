@@ -3,8 +3,8 @@ verified as Twilio does and refused with the SDK's error codes; a good one is co
 import base64
 import json
 import ssl
-import time
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
