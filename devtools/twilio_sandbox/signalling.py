@@ -339,6 +339,7 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
     answered: bool = False
     browser_gone: threading.Event = field(default_factory=threading.Event)
     digits: list = field(default_factory=list)
+    rang: bool = False
 
     def _run(self) -> None:
         voice_grant = ((self.client.claims or {}).get("grants") or {}).get("voice") or {}
@@ -358,7 +359,8 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
             self.status = "failed"
             return
         self._set_status("in-progress")
-        self.client.send("ringing", {"callsid": self.call_sid})
+        self.client.send("ringing", {"callsid": self.call_sid})  # from now on the SDK knows the CallSid
+        self.rang = True
         self._follow(twiml)
 
     def _params(self, extra: dict) -> dict:
@@ -467,7 +469,11 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
         super()._finish()
         if not self.browser_gone.is_set():
             self.browser_gone.set()
-            self.client.send("hangup", {"callsid": self.call_sid})
+            if self.rang:
+                self.client.send("hangup", {"callsid": self.call_sid})
+            else:  # the SDK still knows the call by its own id; the voice URL failed (Twilio's 11200)
+                self.client.send("hangup", {"callsid": self.sdk_callsid, "error": {
+                    "code": 31000, "message": "The TwiML application's voice URL did not answer with TwiML (11200)"}})
         if self.peer is not None:
             self.peer.close()
         for key in (self.call_sid, self.sdk_callsid):

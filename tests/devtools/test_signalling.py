@@ -117,6 +117,7 @@ class _App(BaseHTTPRequestHandler):
 
     seen: list = []
     stream_url = ""
+    fail_paths: set = set()
 
     def do_POST(self):
         form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode(), keep_blank_values=True))
@@ -127,7 +128,7 @@ class _App(BaseHTTPRequestHandler):
                  "/ring": f'<Response><Dial timeout="1" action="{base}/done"><Client>ws1-u1</Client></Dial></Response>',
                  "/agent": f'<Response><Connect><Stream url="{self.stream_url}"/></Connect></Response>',
                  "/done": "<Response><Hangup/></Response>"}.get(self.path, "")
-        self.send_response(200)
+        self.send_response(500 if self.path in self.fail_paths else 200)
         self.send_header("Content-Type", "text/xml")
         self.end_headers()
         self.wfile.write(twiml.encode())
@@ -140,7 +141,7 @@ class _App(BaseHTTPRequestHandler):
 def app_base():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    _App.seen = []
+    _App.seen, _App.fail_paths = [], set()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -297,3 +298,13 @@ def test_a_browser_calling_an_agents_number_talks_to_its_media_stream(sandbox, a
     finally:
         browser.close()
         loop.stop()
+
+
+def test_a_voice_url_that_fails_hangs_up_the_sdks_call_with_an_error(sandbox, app_base):
+    sid, key, secret, app = _workspace(sandbox, {"VoiceUrl": f"{app_base}/missing-page-500"})
+    _App.fail_paths = {"/missing-page-500"}
+    invite = {"callsid": "TJSce4", "sdp": "v=0", "twilio": {"params": "To=%2B15125550123"}}
+    _, hangup = _listen(sandbox, _token(sid, key, secret, app=app), then=[("invite", invite)])
+    assert hangup["type"] == "hangup"
+    assert hangup["payload"]["callsid"] == "TJSce4"  # the SDK has no CallSid yet
+    assert hangup["payload"]["error"]["code"] == 31000
