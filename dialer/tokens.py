@@ -65,6 +65,15 @@ class _AccessToken(AccessToken):
         return payload
 
 
+def sandbox_signalling() -> str:
+    """The local Twilio sandbox's Voice SDK signalling (`host:port`, the Device's `chunderw`), or "".
+
+    Only when every Twilio request goes to the sandbox (TWILIO_API_BASE_URL): never in production."""
+    if not getattr(settings, "TWILIO_API_BASE_URL", ""):
+        return ""
+    return getattr(settings, "TWILIO_SANDBOX_SIGNALLING", "") or ""
+
+
 def voice_identity(*, workspace_id: int, user_id: int) -> str:
     return f"ws{workspace_id}-u{user_id}"
 

@@ -218,17 +218,27 @@ def check_alerts(run: _Run) -> Check:
 
 
 def check_signalling(run: _Run) -> Check:
-    """Browser calls need Twilio's voice signalling (wss://voice-js.roaming.twilio.com), which the sandbox has not."""
+    """Browser calls need Twilio's voice signalling (wss://voice-js.roaming.twilio.com); against the sandbox, its own
+    (TWILIO_SANDBOX_SIGNALLING, the Device's chunderw)."""
+    from dialer.tokens import sandbox_signalling
     from telephony.services import sandbox_active
 
     name, label = "signalling", "The browser can reach Twilio's voice signalling"
+    if signalling := sandbox_signalling():
+        return Check(name, label, True,
+                     f"This install runs against the local Twilio sandbox, which answers the Voice SDK's signalling "
+                     f"at wss://{signalling}/signal: calls go to the sandbox's people (see docs/twilio-sandbox.md).",
+                     f"If the panel stays on \"Connecting…\", open https://{signalling}/ once and accept the "
+                     f"sandbox's self-signed certificate.")
     if sandbox_active():
         return Check(name, label, False,
-                     "This install runs against the local Twilio sandbox: the REST checks above use the sandbox, but "
-                     "the browser cannot reach Twilio's voice signalling offline, so the dialer cannot place or "
-                     "receive calls (the panel shows ConnectionError 31005).",
-                     "Use a number's \"Simulate a call\" on Phone numbers to try a call, or run with a real Twilio "
-                     "account (see the README: Connecting a real Twilio account to a local or self-hosted install).",
+                     "This install runs against the local Twilio sandbox without its Voice SDK signalling "
+                     "(TWILIO_SANDBOX_SIGNALLING is not set): the browser cannot reach Twilio's voice signalling "
+                     "offline, so the dialer cannot place or receive calls (the panel shows ConnectionError 31005).",
+                     "Run with bin/run --sandbox (it starts the sandbox's signalling and sets "
+                     "TWILIO_SANDBOX_SIGNALLING), use a number's \"Simulate a call\" on Phone numbers, or run with a "
+                     "real Twilio account (see the README: Connecting a real Twilio account to a local or "
+                     "self-hosted install).",
                      reverse("dialer:numbers"))
     return Check(name, label, True, "Real Twilio: the browser connects to its signalling when the dialer starts; "
                                     "the panel shows an error if it cannot.")

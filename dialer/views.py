@@ -22,7 +22,7 @@ from dialer.forms import (
 )
 from dialer.models import Call
 from dialer.selectors import call_get, call_log_members, calls_for_workspace, connection_for_token, voicemail_get
-from dialer.tokens import VoiceTokenUnavailable, voice_token_issue, voice_token_rate_limited
+from dialer.tokens import VoiceTokenUnavailable, sandbox_signalling, voice_token_issue, voice_token_rate_limited
 from telephony import errors, numbering, services, twilio_gateway
 from telephony.models import CallerId, NumberPurchase, PhoneNumber
 from telephony.selectors import (
@@ -451,7 +451,10 @@ def voice_token(request):
     except VoiceTokenUnavailable as exc:
         return JsonResponse({"error": exc.code, "banner": "Phone system error", "message": exc.message,
                              "fix_url": reverse("dialer:settings")}, status=409)
-    return JsonResponse(token.as_json())
+    body = token.as_json()
+    if signalling := sandbox_signalling():  # the sandbox answers the SDK's signalling (tests, bin/run --sandbox)
+        body["chunderw"] = signalling
+    return JsonResponse(body)
 
 
 @never_cache

@@ -55,7 +55,7 @@ MIDDLEWARE = [
 ]
 
 
-def content_security_policy(public_base_url: str) -> dict:
+def content_security_policy(public_base_url: str, sandbox_signalling: str = "") -> dict:
     """The Content-Security-Policy (django-csp 4): scripts, styles, fonts and images from our own static files
     only (no inline script or style anywhere, no eval); fetch/XHR and websockets to ourselves (the live-call
     and test-chat sockets, also by PUBLIC_BASE_URL's host) and to Twilio's Voice SDK signalling and event
@@ -67,6 +67,8 @@ def content_security_policy(public_base_url: str) -> dict:
 
     host = urlsplit(public_base_url).netloc
     sockets = [f"wss://{host}"] + ([f"ws://{host}"] if public_base_url.startswith("http://") else [])
+    if sandbox_signalling:  # dev against the local Twilio sandbox: its Voice SDK signalling (never in production)
+        sockets.append(f"wss://{sandbox_signalling}")
     return {
         "DIRECTIVES": {
             "default-src": [SELF],
@@ -243,6 +245,8 @@ CELERY_BEAT_SCHEDULE = {
 # Twilio. TWILIO_API_BASE_URL empty means the real Twilio; otherwise every REST
 # call goes to that server (the sandbox, or Prism for contract tests).
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+# The sandbox's Voice SDK signalling (host:port, the Device's `chunderw`); used only with TWILIO_API_BASE_URL.
+TWILIO_SANDBOX_SIGNALLING = env.str("TWILIO_SANDBOX_SIGNALLING", default="")
 TWILIO_CONNECT_TIMEOUT = env.float("TWILIO_CONNECT_TIMEOUT", default=3.05)
 TWILIO_READ_TIMEOUT = env.float("TWILIO_READ_TIMEOUT", default=10.0)
 # Hosted mode: the platform's parent account, which owns the workspaces' sub-accounts.

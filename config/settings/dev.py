@@ -21,7 +21,11 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key-
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="sG6m0b9kV3p8S0l1lXb3x0oBv0sKq3rZ1xQe3aVw7nI=")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000")
-CONTENT_SECURITY_POLICY = content_security_policy(PUBLIC_BASE_URL)
+# Against the local Twilio sandbox (bin/run --sandbox), the browser also talks to its Voice SDK signalling.
+_sandbox_signalling = env.str("TWILIO_SANDBOX_SIGNALLING", default="")
+if not env.str("TWILIO_API_BASE_URL", default=""):
+    _sandbox_signalling = ""
+CONTENT_SECURITY_POLICY = content_security_policy(PUBLIC_BASE_URL, _sandbox_signalling)
 
 VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": database_from_env(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}

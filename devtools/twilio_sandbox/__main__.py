@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", default="", metavar="SID:TOKEN",
                         help="the parent account for Hosted mode (default: a generated one, printed at start)")
     parser.add_argument("--no-parent", action="store_true", help="don't create a parent account")
+    parser.add_argument("--signalling-port", type=int, default=None,
+                        help="the Voice SDK signalling (TLS websocket) port, default PORT+1; 0 turns it off")
     parser.add_argument("--auto-complete-validations", action="store_true",
                         help="caller ID verification calls succeed on their own shortly after they are requested")
     args = parser.parse_args(argv)
@@ -37,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"BYOK account {sid} (token as given)")
     sandbox.start()
     print(f"Twilio sandbox on {sandbox.base_url}  (TWILIO_API_BASE_URL={sandbox.base_url})")
+    signalling_port = args.port + 1 if args.signalling_port is None else args.signalling_port
+    if signalling_port:
+        sandbox.signalling_port = signalling_port
+        host = sandbox.signalling.host
+        print(f"Voice SDK signalling on wss://{host}/signal  (TWILIO_SANDBOX_SIGNALLING={host}; "
+              f"open https://{host}/ once in the browser to accept its self-signed certificate)")
     for line in lines:
         print(line)
     print(f"Control API: {sandbox.base_url}/_sandbox/  (GET for the list of endpoints)")

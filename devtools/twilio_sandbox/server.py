@@ -131,6 +131,7 @@ class SandboxServer:
         self.lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._signalling = None  # signalling.SignallingServer, started on first use of `signalling`
         self.reset()
 
     # -- lifecycle ----------------------------------------------------------
@@ -151,6 +152,9 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        if self._signalling is not None:
+            self._signalling.stop()
+            self._signalling = None
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -168,6 +172,20 @@ class SandboxServer:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def signalling(self):
+        """The Voice SDK's signalling server (signalling.py; TLS websocket on its own port), started on first use.
+
+        `signalling.host` is the Device's `chunderw` value."""
+        with self.lock:
+            if self._signalling is None:
+                from devtools.twilio_sandbox.signalling import SignallingServer
+
+                self._signalling = SignallingServer(self, self.host, self.signalling_port).start()
+            return self._signalling
+
+    signalling_port = 0  # the CLI fixes it (--signalling-port)
 
     def reset(self) -> None:
         """Forget every account, resource, fault and logged request."""
@@ -335,9 +353,10 @@ class SandboxServer:
         """Place an inbound call to one of the account's numbers, as Twilio would (`phone.SimulatedCall`).
 
         Runs in its own thread; `wait=True` returns once the call has ended."""
-        from devtools.twilio_sandbox.phone import DEFAULT_SAY, SimulatedCall
+        from devtools.twilio_sandbox.phone import DEFAULT_SAY
+        from devtools.twilio_sandbox.signalling import RingingCall  # a SimulatedCall that can ring a browser
 
-        call = SimulatedCall(sandbox=self, account_sid=account_sid, to=to, from_=from_, say=say or DEFAULT_SAY,
+        call = RingingCall(sandbox=self, account_sid=account_sid, to=to, from_=from_, say=say or DEFAULT_SAY,
                              dial_outcome=dial_outcome)
         with self.lock:
             self.simulated[call.call_sid] = call

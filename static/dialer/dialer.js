@@ -183,7 +183,7 @@
       panel.dataset.identity = tok.identity;
       panel.dataset.tokenExpiresAt = tok.expires_at;
       if (device === null) {
-        createDevice(tok.token);
+        createDevice(tok.token, tok.chunderw);
       } else {
         device.updateToken(tok.token);
       }
@@ -197,9 +197,16 @@
       log: function () { if (window.console && console.debug) console.debug.apply(console, arguments); }
     });
 
-    function createDevice(token) {
+    function createDevice(token, chunderw) {
       if (!window.Twilio || !window.Twilio.Device) { showError("The voice library did not load; reload the page."); return; }
-      device = new window.Twilio.Device(token, { closeProtection: true, codecPreferences: ["opus", "pcmu"] });
+      var options = { closeProtection: true, codecPreferences: ["opus", "pcmu"] };
+      if (chunderw) {
+        // The local Twilio sandbox answers the SDK's signalling (the token says where; never in production).
+        // Insights events have no gateway offline.
+        options.chunderw = chunderw;
+        options.publishEvents = false;
+      }
+      device = new window.Twilio.Device(token, options);
       device.on("tokenWillExpire", function () { scheduler.refresh("tokenWillExpire"); });
       device.on("error", function (err) {
         var code = err && err.code;

@@ -48,6 +48,13 @@ def test_all_green(member_client, workspace, twilio_sandbox, django_capture_on_c
     assert "voice signalling offline" in response.content.decode()
 
 
+def test_signalling_check_passes_when_the_sandbox_answers_the_sdk(member_client, workspace, twilio_sandbox, settings):
+    settings.TWILIO_SANDBOX_SIGNALLING = "127.0.0.1:8766"
+    response = member_client.get(CHECKS)
+    assert states(response)["signalling"] is True
+    assert "wss://127.0.0.1:8766/signal" in response.content.decode()
+
+
 def test_signalling_check_passes_against_the_real_twilio(member_client, workspace, settings):
     settings.TWILIO_API_BASE_URL = ""
     assert states(member_client.get(CHECKS))["signalling"] is True

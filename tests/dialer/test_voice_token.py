@@ -151,3 +151,19 @@ def test_normalize_uses_workspace_country(member_client, workspace):
 
 def test_normalize_needs_login(client):
     assert client.get("/v1/voice/normalize", {"number": "5125550100"}).status_code == 401
+
+
+def test_against_the_sandbox_the_token_says_where_its_signalling_is(member_client, workspace, settings):
+    ready_workspace(workspace)
+    settings.TWILIO_SANDBOX_SIGNALLING = "127.0.0.1:8766"
+    settings.TWILIO_API_BASE_URL = "http://127.0.0.1:8765"
+    assert member_client.get(URL).json()["chunderw"] == "127.0.0.1:8766"
+    page = member_client.get("/calls/").content.decode()
+    assert 'data-testid="dialer-sandbox-note"' not in page  # the sandbox answers the SDK: no offline notice
+
+
+def test_with_the_real_twilio_the_token_never_points_elsewhere(member_client, workspace, settings):
+    ready_workspace(workspace)
+    settings.TWILIO_SANDBOX_SIGNALLING = "127.0.0.1:8766"  # left over from a local run
+    settings.TWILIO_API_BASE_URL = ""
+    assert "chunderw" not in member_client.get(URL).json()
