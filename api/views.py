@@ -105,7 +105,7 @@ class CallsView(APIView):
                                       field="environment", status=422)
             session = agent_call_place(
                 workspace=workspace, agent=agent, environment=environment, to=data["to"],
-                from_number=data.get("from_", ""), version_mode=data["version_mode"], pinned_version=pinned,
+                from_number=data.get("from", ""), version_mode=data["version_mode"], pinned_version=pinned,
                 variables=data.get("variables"), metadata=data.get("metadata"),
                 placed_by=f"API key {key.name}")
         except OutboundRefused as exc:
