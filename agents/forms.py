@@ -339,8 +339,9 @@ class AgentVersionForm(forms.ModelForm):
         fields = ["caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
                   "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_interruptible",
                   "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection",
-                  "analysis_summary", "analysis_success", *AgentVersion.CASCADED_FIELDS]
-        widgets = {"greeting": forms.Textarea(attrs={"rows": 2}), "instructions": forms.Textarea(attrs={"rows": 6}),
+                  "analysis_summary", "analysis_success", *AgentVersion.CASCADED_FIELDS,
+                  *AgentVersion.OUTBOUND_FIELDS]
+        widgets = {"voicemail_message": forms.Textarea(attrs={"rows": 2}),"greeting": forms.Textarea(attrs={"rows": 2}), "instructions": forms.Textarea(attrs={"rows": 6}),
                    "analysis_success": forms.Textarea(attrs={"rows": 2}),
                    "voice": forms.TextInput(attrs={"list": "relay-voices"}),
                    "relay_speech_model": forms.TextInput(attrs={"list": "relay-speech-models"})}

@@ -5,8 +5,11 @@ behind an idempotency key (api.services); every read is api.selectors, scoped to
 """
 from __future__ import annotations
 
+from django import forms
+from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
@@ -18,6 +21,7 @@ from rest_framework.views import APIView
 from api import selectors, services
 from api.errors import problem
 from api.serializers import CallCreateSerializer, CallDetailSerializer, CallSerializer, ProblemSerializer
+from workspaces.decorators import workspace_admin_required
 
 PROBLEMS = {code: OpenApiResponse(ProblemSerializer, description=text) for code, text in (
     (401, "No or a wrong API key."), (404, "No such call in this workspace."), (409, "Conflict."),
@@ -151,3 +155,36 @@ def docs(request):
                                "parameters": op.get("parameters", []),
                                "responses": sorted(op.get("responses", {}).keys())})
     return render(request, "api/docs.html", {"schema": schema, "operations": operations})
+
+
+# ---------------------------------------------------------------------------
+# Studio: API keys (workspace admins). The new key's secret is shown once, on the page that created it.
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=80, help_text="What uses it, e.g. CRM or the booking system.")
+
+
+@workspace_admin_required
+def api_keys_page(request):
+    form = ApiKeyForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        key, raw = services.api_key_create(workspace=request.workspace, name=form.cleaned_data["name"],
+                                           actor=request.user)
+        created = {"key": key, "secret": raw}
+        form = ApiKeyForm()
+    keys = list(selectors.api_keys(workspace=request.workspace))
+    response = render(request, "api/keys.html", {"form": form, "keys": keys, "created": created})
+    response["Cache-Control"] = "no-store"  # the page with a new secret must not be cached
+    return response
+
+
+@workspace_admin_required
+@require_POST
+def api_key_revoke(request, key_id: int):
+    key = services.api_key_revoke(workspace=request.workspace, key_id=key_id, actor=request.user)
+    if key is None:
+        raise Http404("No such key.")
+    messages.success(request, f"Revoked {key.name}: requests with it now get 401.")
+    return redirect("api:keys")

@@ -113,7 +113,8 @@ def calls_list(request):
 
 EXPORT_LIMIT = 10_000
 BASE_COLUMNS = ["id", "call_sid", "started_at", "ended_at", "status", "from", "to", "duration_seconds", "agent",
-                "agent_version", "environment", "connector", "turns", "handovers"]
+                "agent_version", "environment", "connector", "turns", "handovers", "direction", "answered_by",
+                "outcome"]
 
 
 def _export_rows(request):

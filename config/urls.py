@@ -12,6 +12,6 @@ urlpatterns = [
     path("", include("connectors.urls")),
     path("", include("calls.urls")),
     path("", include("webhooks.urls")),
-    path("api/v1/", include("api.urls")),
+    path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]
