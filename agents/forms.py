@@ -366,6 +366,7 @@ class AgentVersionForm(forms.ModelForm):
         }
         for name, blank in blanks.items():
             self.fields[name].choices = [("", blank)] + list(self.fields[name].choices)[1:]
+        self.fields["machine_action"].required = False
         for name in self.RELAY_FORM_FIELDS:
             self.fields[name].relay_only = True
         for name in self.CASCADED_FORM_FIELDS:
@@ -446,6 +447,10 @@ class AgentVersionForm(forms.ModelForm):
         shown = (set(self.GENERAL_FIELDS) | set(self.RELAY_FORM_FIELDS) | set(self.ANALYSIS_FORM_FIELDS)
                  | set(self.CASCADED_FORM_FIELDS))
         return [field for field in self if field.name not in shown]
+
+    def clean_machine_action(self):
+        # Absent from a post (an older page, a test): a machine is hung up on, the model's default.
+        return self.cleaned_data.get("machine_action") or AgentVersion.MachineAction.HANG_UP
 
     def clean_language(self):
         return _language_code(self.cleaned_data.get("language") or "")
