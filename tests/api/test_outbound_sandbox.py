@@ -96,3 +96,21 @@ def test_busy_no_answer_and_failed_numbers_end_with_that_outcome(asgi_server, tw
     session = _wait(lambda: CallSession.objects.filter(pk=response.json()["id"], ended_at__isnull=False).first())
     assert session.status == status and session.outcome == status.replace("-", "_")
     assert session.stream_token_used_at is None
+
+
+def test_on_media_streams_the_greeting_waits_for_the_callee_to_speak(asgi_server, twilio_sandbox, settings):  # noqa: F811
+    settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{asgi_server.port}"
+    o = outbound_setup(sandbox=twilio_sandbox, transport="media_streams")
+
+    response = _post(Client(), o, o.body())
+
+    assert response.status_code == 201, response.content
+    session = CallSession.objects.get(pk=response.json()["id"])
+    call = twilio_sandbox.simulated[session.call_sid]
+    assert call.done.wait(90), call.events
+    hello = _events(call, "callee_says")[0]
+    assert hello["agent_audio_before"] == 0  # nothing from the agent before the callee's "Hello?"
+    greeting = [e for e in _events(call, "heard") if e["what"] == "greeting"][0]
+    assert greeting["seconds"] >= 0.5, call.events
+    session = _wait(lambda: CallSession.objects.filter(pk=session.pk, ended_at__isnull=False).first())
+    assert CallTurn.objects.filter(call_session=session, role="agent", text__contains="Hi Jane").exists()
