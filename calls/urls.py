@@ -20,5 +20,7 @@ urlpatterns = [
     path("v1/calls/outbound/<int:session_id>/answer", webhooks.outbound_answer, name="outbound_answer"),
     path("v1/calls/outbound/<int:session_id>/amd", webhooks.outbound_amd, name="outbound_amd"),
     path("v1/calls/outbound/<int:session_id>/status", webhooks.outbound_status, name="outbound_status"),
+    path("v1/calls/outbound/<int:session_id>/recording-status", webhooks.outbound_recording_status,
+         name="outbound_recording_status"),
     path("studio/agents/<int:agent_id>/tests/run/", views.test_run_start, name="test_run_start"),
 ]

@@ -53,3 +53,14 @@ def outbound_status(request, session_id: int):
         logger.exception("outbound status callback failed", extra={"call_session_id": session_id})
         return HttpResponse(status=500)
     return HttpResponse(status=204)
+
+
+@require_POST
+@twilio_webhook(resolve=resolve_outbound)
+def outbound_recording_status(request, session_id: int):
+    try:
+        outbound.outbound_recording_record(session=request.call_session, params=request.POST.dict())
+    except Exception:
+        logger.exception("outbound recording callback failed", extra={"call_session_id": session_id})
+        return HttpResponse(status=500)
+    return HttpResponse(status=204)

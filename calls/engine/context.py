@@ -57,6 +57,8 @@ class CallContext:
     # Calls the agent places (calls.services.outbound): the greeting waits until the callee has spoken.
     direction: str = "inbound"
     greet_after_callee: bool = False
+    # Where Twilio posts the recording's status (empty: the connector's recording-status URL).
+    recording_status_url: str = ""
 
     @property
     def modality(self) -> str:

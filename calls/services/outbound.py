@@ -102,6 +102,7 @@ def outbound_context_fields(*, session, version) -> dict:
         "greeting": fill(version.greeting, variables),
         "instructions": "\n\n".join([*about, instructions]) if instructions else "\n\n".join(about),
         "greet_after_callee": True,
+        "recording_status_url": absolute_url(f"/v1/calls/outbound/{session.pk}/recording-status"),
     }
 
 
@@ -386,6 +387,20 @@ def outbound_status_record(*, session: CallSession, params: dict) -> None:
             for key, value in fields.items():
                 setattr(locked, key, value)
             webhook_services.call_event_record(session=locked, type=EventType.CALL_ENDED)
+
+
+def outbound_recording_record(*, session: CallSession, params: dict):
+    """The recording status callback of an outbound call (its CallSid must be this session's)."""
+    from calls.services.recordings import _time_or_none, recording_status_record
+
+    recording_sid = params.get("RecordingSid") or ""
+    if not recording_sid or params.get("CallSid") != session.call_sid:
+        return None
+    return recording_status_record(
+        call_session_id=session.pk, recording_sid=recording_sid, status=params.get("RecordingStatus") or "",
+        duration=params.get("RecordingDuration"), channels=params.get("RecordingChannels"),
+        source=params.get("RecordingSource") or "", error_code=params.get("ErrorCode") or "",
+        started_at=_time_or_none(params.get("RecordingStartTime")))
 
 
 def outbound_session_for_webhook(*, session_id: int):

@@ -36,6 +36,8 @@ def outbound_setup(*, sandbox=None, transport="conversation_relay", machine_acti
     version.voicemail_message = "Hi {first_name}, this is Ava from Acme. Please call us back."
     version.analysis_summary = True
     version.save()
+    setup.environment.recording_enabled = True
+    setup.environment.save(update_fields=["recording_enabled"])
     CallerId.objects.create(workspace=setup.workspace, phone_number=CALLER_ID, kind=CallerId.Kind.PROVISIONED,
                             is_default=True)
     _, raw = api_key_create(workspace=setup.workspace, name="CRM")

@@ -6,7 +6,7 @@ import time
 import pytest
 from django.test import Client
 
-from calls.models import CallAnalysis, CallSession, CallTurn
+from calls.models import CallAnalysis, CallRecording, CallSession, CallTurn
 from tests.api.helpers import outbound_setup
 from tests.calls.engine.conftest import asgi_server  # noqa: F401 (fixture)
 
@@ -60,6 +60,8 @@ def test_an_api_call_sent_twice_dials_once_and_the_person_hears_their_name(asgi_
     assert CallTurn.objects.filter(call_session=session, role="caller", text__icontains="opening hours").exists()
 
     _wait(lambda: CallAnalysis.objects.filter(call_session=session, status="done").exists())
+    recording = _wait(lambda: CallRecording.objects.filter(call_session=session, status="completed").first())
+    assert recording.channels == 2
     detail = client.get(f"/api/v1/calls/{session.pk}", HTTP_AUTHORIZATION=f"Bearer {o.key}").json()
     assert detail["answered_by"] == "human" and detail["outcome"] == "conversation"
     assert any("Hi Jane" in t["text"] for t in detail["transcript"])
