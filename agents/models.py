@@ -99,13 +99,20 @@ class AgentVersion(models.Model):
     ANALYSIS_FIELDS = ["analysis_summary", "analysis_fields", "analysis_success"]
     # The cascaded provider's stages (Media Streams); `voice` is the text-to-speech voice there.
     CASCADED_FIELDS = ["stt_vendor", "stt_model", "chat_vendor", "chat_model", "tts_vendor", "tts_model"]
+    # Calls the agent places (calls.services.outbound): what to do when a machine answers.
+    OUTBOUND_FIELDS = ["machine_action", "voicemail_message"]
     # Fields that make up "what the agent is": copied on publish/restore and compared in the diff.
     CONTENT_FIELDS = [
         "caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
         "variables", "secrets", "scripted_answers", "handover_rules", *RELAY_FIELDS,
         *ANALYSIS_FIELDS,
         *CASCADED_FIELDS,
+        *OUTBOUND_FIELDS,
     ]
+
+    class MachineAction(models.TextChoices):
+        HANG_UP = "hang_up", "Hang up"
+        VOICEMAIL = "voicemail", "Leave a voicemail after the beep"
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField(null=True, blank=True, help_text="Empty for the draft; 1..n once published.")
@@ -159,6 +166,11 @@ class AgentVersion(models.Model):
                                   help_text="Cascaded provider; empty: offline (espeak-ng).")
     tts_model = models.CharField("text-to-speech model", max_length=64, blank=True,
                                  help_text="Empty: the vendor's default.")
+    machine_action = models.CharField("when a machine answers an outbound call", max_length=12,
+                                      choices=MachineAction.choices, default=MachineAction.HANG_UP)
+    voicemail_message = models.TextField(
+        "voicemail message", blank=True,
+        help_text="Spoken after the beep in the version's voice; {first_name} etc. are the call's variables.")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
     # What its API actions need from an environment, kept by agents.services (readiness reads no action rows):
     # {"auth_connectors": [names], "variables": [names]}.

@@ -8,9 +8,24 @@ from workspaces.models import Workspace
 
 
 class CallSession(models.Model):
-    """One inbound call handed to an agent. Created idempotently on Twilio's CallSid."""
+    """One call handed to an agent: inbound (created idempotently on Twilio's CallSid) or placed by the agent
+    (`direction` "outbound-api", created before Twilio is asked, `calls.services.outbound`)."""
+
+    OUTBOUND = "outbound-api"
+
+    class Outcome(models.TextChoices):
+        """How an outbound agent call ended (empty while it runs, and for inbound calls)."""
+
+        CONVERSATION = "conversation", "Conversation"
+        VOICEMAIL_LEFT = "voicemail_left", "Voicemail left"
+        MACHINE_HUNG_UP = "machine_hung_up", "Answering machine: hung up"
+        BUSY = "busy", "Busy"
+        NO_ANSWER = "no_answer", "No answer"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RINGING = "ringing", "Ringing"
         IN_PROGRESS = "in-progress", "In progress"
         COMPLETED = "completed", "Completed"
@@ -42,6 +57,13 @@ class CallSession(models.Model):
     # Why the agent could not go on (provider failure), and why the recording could not start: shown on the call.
     runtime_error = models.CharField(max_length=255, blank=True)
     recording_error = models.CharField(max_length=255, blank=True)
+    # Outbound agent calls (calls.services.outbound): Twilio's AnsweredBy (human, machine_end_beep, fax, …),
+    # the outcome, this call's variables (in the instructions and greeting) and the caller's metadata.
+    answered_by = models.CharField(max_length=24, blank=True)
+    outcome = models.CharField(max_length=20, blank=True, choices=Outcome.choices)
+    variables = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    placed_by = models.CharField(max_length=150, blank=True, help_text="Who placed an outbound call (user, API key).")
 
     class Meta:
         ordering = ["-started_at"]
@@ -64,6 +86,14 @@ class CallSession(models.Model):
     @property
     def is_live(self) -> bool:
         return self.connected and self.ended_at is None
+
+    @property
+    def is_outbound(self) -> bool:
+        return self.direction == self.OUTBOUND
+
+    @property
+    def direction_label(self) -> str:
+        return "Outbound" if self.is_outbound else "Inbound"
 
 
 

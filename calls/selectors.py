@@ -135,6 +135,7 @@ def calls_export_rows(calls) -> tuple[list[str], list[dict]]:
             "environment": str(c.environment) if c.environment_id else None,
             "connector": (c.connector.name or None) if c.connector_id else None,
             "turns": c.turn_count, "handovers": c.handover_count,
+            "direction": c.direction, "answered_by": c.answered_by or None, "outcome": c.outcome or None,
             "analysis": analysis_export(analysis),
         })
     return columns, rows
@@ -169,6 +170,10 @@ def call_export(*, call: CallSession) -> dict:
         "direction": call.direction,
         "from": call.from_number,
         "to": call.to_number,
+        "answered_by": call.answered_by or None,
+        "outcome": call.outcome or None,
+        "variables": call.variables or {},
+        "metadata": call.metadata or {},
         "started_at": iso(call.started_at),
         "ended_at": iso(call.ended_at),
         "duration_seconds": call.duration_seconds,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calls import views
+from calls import views, webhooks
 
 app_name = "calls"
 
@@ -16,5 +16,11 @@ urlpatterns = [
     path("studio/calls/<int:call_id>/analysis/", views.call_analysis_card, name="analysis_card"),
     path("studio/calls/<int:call_id>/recordings/<int:recording_id>/audio", views.recording_audio,
          name="recording_audio"),
+    path("studio/calls/place/", views.call_place, name="place"),
+    path("v1/calls/outbound/<int:session_id>/answer", webhooks.outbound_answer, name="outbound_answer"),
+    path("v1/calls/outbound/<int:session_id>/amd", webhooks.outbound_amd, name="outbound_amd"),
+    path("v1/calls/outbound/<int:session_id>/status", webhooks.outbound_status, name="outbound_status"),
+    path("v1/calls/outbound/<int:session_id>/recording-status", webhooks.outbound_recording_status,
+         name="outbound_recording_status"),
     path("studio/agents/<int:agent_id>/tests/run/", views.test_run_start, name="test_run_start"),
 ]

@@ -113,7 +113,8 @@ def calls_list(request):
 
 EXPORT_LIMIT = 10_000
 BASE_COLUMNS = ["id", "call_sid", "started_at", "ended_at", "status", "from", "to", "duration_seconds", "agent",
-                "agent_version", "environment", "connector", "turns", "handovers"]
+                "agent_version", "environment", "connector", "turns", "handovers", "direction", "answered_by",
+                "outcome"]
 
 
 def _export_rows(request):
@@ -296,3 +297,28 @@ def test_run_start(request, agent_id: int):
         messages.error(request, exc.message)
         return redirect("agents:tests", agent_id=agent.pk)
     return redirect("agents:test_run", agent_id=agent.pk, run_id=run.pk)
+
+
+@workspace_member_required
+def call_place(request):
+    """Studio's "Call a number": one agent call placed now (calls.services.outbound.agent_call_place)."""
+    from calls.forms import CallPlaceForm
+    from calls.services.outbound import OutboundRefused, agent_call_place
+
+    form = CallPlaceForm(request.POST or None, workspace=request.workspace,
+                         initial={"agent": request.GET.get("agent")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            session = agent_call_place(
+                workspace=request.workspace, agent=data["agent"], environment=data["environment"], to=data["to"],
+                from_number=data["from_number"], version_mode=data["version_mode"],
+                pinned_version=data["pinned_version"], variables=data["variables"],
+                placed_by=request.user.get_username(), actor=request.user)
+        except OutboundRefused as exc:
+            form.add_error(exc.field if exc.field in ("to", "agent", "environment", "variables") else None,
+                           exc.message)
+        else:
+            messages.success(request, f"Calling {session.to_number} from {session.from_number}.")
+            return redirect("calls:detail", call_id=session.pk)
+    return render(request, "calls/call_place.html", {"form": form})

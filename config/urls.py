@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("calls.urls")),
     path("", include("webhooks.urls")),
     path("", include("analytics.urls")),
+    path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -42,6 +42,7 @@ class Call(models.Model):
         CALLER_ID_NOT_USABLE = "caller_id_not_usable", "The caller ID is not owned or verified by the workspace"
         NO_CALLER_ID = "no_caller_id", "The workspace has no usable caller ID"
         UNKNOWN_NUMBER = "unknown_number", "The called number is not the workspace's"
+        DO_NOT_CALL = "do_not_call", "The dialed number is on the workspace's do-not-call list"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="calls")
     sid = models.CharField("CallSid", max_length=34, unique=True)

@@ -28,6 +28,7 @@ from dialer.models import Call, CallLeg, Voicemail
 from dialer.tokens import identity_parse, online_user_ids, voice_identity
 from telephony import numbering
 from telephony.models import CallerId, PhoneNumber
+from telephony.selectors import do_not_call_listed
 from workspaces.models import Membership
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ REFUSE_CALLER_ID = ("The number you chose to call from is not one of this worksp
 REFUSE_NO_CALLER_ID = "This workspace has no number to call from yet. The call was not placed."
 INBOUND_UNKNOWN_NUMBER = "The number you called is not in service."
 # What the caller hears for each refusal (a retried webhook hears the same as the first attempt).
+REFUSE_DO_NOT_CALL = ("The number you dialed is on this workspace's do-not-call list. The call was not placed.")
 REFUSAL_SPOKEN = {
+    Call.Refusal.DO_NOT_CALL: REFUSE_DO_NOT_CALL,
     Call.Refusal.NOT_MEMBER: REFUSE_NOT_MEMBER,
     Call.Refusal.BAD_NUMBER: REFUSE_BAD_NUMBER,
     Call.Refusal.CALLER_ID_NOT_USABLE: REFUSE_CALLER_ID,
@@ -169,6 +172,9 @@ def call_outbound_start(*, workspace, call_sid: str, from_identity: str, to: str
             to_number = numbering.to_e164(to, default_country=workspace.default_country)
         except numbering.InvalidNumber:
             reason = Call.Refusal.BAD_NUMBER
+        else:
+            if do_not_call_listed(workspace=workspace, phone_number=to_number):
+                reason = Call.Refusal.DO_NOT_CALL
     if not reason:
         if auto:
             chosen = _caller_id_auto(workspace=workspace, to_number=to_number, local_presence=local_presence)

@@ -40,6 +40,8 @@ urlpatterns = [
     path("settings/dialer/numbers/<int:pk>/route-to-dialer/", views.number_route_to_dialer,
          name="number_route_to_dialer"),
     path("settings/dialer/caller-ids/", views.caller_ids_page, name="caller_ids"),
+    path("settings/dialer/do-not-call/", views.do_not_call_page, name="do_not_call"),
+    path("settings/dialer/do-not-call/<int:pk>/remove/", views.do_not_call_remove, name="do_not_call_remove"),
     path("settings/dialer/caller-ids/add/", views.caller_id_add, name="caller_id_add"),
     path("settings/dialer/caller-ids/check/", views.caller_ids_check, name="caller_ids_check"),
     path("settings/dialer/caller-ids/poll/", views.caller_ids_poll, name="caller_ids_poll"),

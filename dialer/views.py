@@ -4,6 +4,7 @@ caller IDs, local presence), the voice token, the call log, Troubleshoot Calls.
 Thin views: form → service → render. Every object is looked up in request.workspace
 (another workspace's id is a 404). Twilio's webhooks are in `dialer.webhooks`.
 """
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -576,3 +577,54 @@ def public_url_help(request):
         "section": body[:end if end >= 0 else None].strip(), "title": PUBLIC_URL_SECTION.lstrip("# "),
         "public_base_url": settings.PUBLIC_BASE_URL, "problem": public_base_problem(),
     })
+
+
+# ---------------------------------------------------------------------------
+# Do-not-call list and the limit of concurrent agent calls (both products obey them; telephony owns them)
+
+
+class DoNotCallForm(forms.Form):
+    phone_number = forms.CharField(max_length=32, label="Number")
+    reason = forms.CharField(max_length=200, required=False)
+
+
+class AgentCallLimitForm(forms.Form):
+    max_concurrent_agent_calls = forms.IntegerField(min_value=0, max_value=1000,
+                                                    label="Agent calls in progress at once")
+
+
+@workspace_admin_required
+def do_not_call_page(request):
+    from django.core.exceptions import ValidationError
+
+    from telephony.selectors import do_not_call_numbers, max_concurrent_agent_calls
+
+    form = DoNotCallForm(request.POST if request.POST.get("form") == "dnc" else None)
+    limit_form = AgentCallLimitForm(request.POST if request.POST.get("form") == "limit" else None, initial={
+        "max_concurrent_agent_calls": max_concurrent_agent_calls(workspace=request.workspace)})
+    if request.method == "POST":
+        if form.is_bound and form.is_valid():
+            try:
+                entry = services.do_not_call_add(workspace=request.workspace,
+                                                 phone_number=form.cleaned_data["phone_number"],
+                                                 reason=form.cleaned_data["reason"])
+            except ValidationError as exc:
+                form.add_error("phone_number", exc.message_dict.get("phone_number", exc.messages))
+            else:
+                messages.success(request, f"{entry.phone_number} is on the do-not-call list.")
+                return redirect("dialer:do_not_call")
+        elif limit_form.is_bound and limit_form.is_valid():
+            services.outbound_call_policy_set(workspace=request.workspace, **limit_form.cleaned_data)
+            messages.success(request, "Saved the limit of concurrent agent calls.")
+            return redirect("dialer:do_not_call")
+    return render(request, "dialer/do_not_call.html", {
+        "form": form, "limit_form": limit_form,
+        "entries": list(do_not_call_numbers(workspace=request.workspace))})
+
+
+@require_POST
+@workspace_admin_required
+def do_not_call_remove(request, pk: int):
+    services.do_not_call_remove(workspace=request.workspace, entry_id=pk)
+    messages.success(request, "Removed from the do-not-call list.")
+    return redirect("dialer:do_not_call")

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from telephony.forms import TwilioConnectionAdminForm
-from telephony.models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
+from telephony.models import CallerId, DoNotCallNumber, NumberPurchase, OutboundCallPolicy, PhoneNumber, TwilioConnection
 from telephony.selectors import phone_system_status_invalidate
 
 
@@ -70,3 +70,14 @@ class NumberPurchaseAdmin(admin.ModelAdmin):
 
 
 # Browser-dialer calls (issue 4): read-mostly, for support.
+
+
+@admin.register(DoNotCallNumber)
+class DoNotCallNumberAdmin(admin.ModelAdmin):
+    list_display = ("phone_number", "workspace", "reason", "created_at")
+    search_fields = ("phone_number",)
+
+
+@admin.register(OutboundCallPolicy)
+class OutboundCallPolicyAdmin(admin.ModelAdmin):
+    list_display = ("workspace", "max_concurrent_agent_calls", "updated_at")

@@ -188,3 +188,35 @@ class NumberPurchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone_number} · {self.get_state_display()}"
+
+
+class DoNotCallNumber(models.Model):
+    """A number no one in the workspace may call: no agent (Studio, API) and no rep (browser dialer)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="do_not_call_numbers")
+    phone_number = models.CharField(max_length=20, help_text="E.164")
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["phone_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "phone_number"], name="uniq_workspace_do_not_call"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} (do not call)"
+
+
+class OutboundCallPolicy(models.Model):
+    """The workspace's limits on calls its agents place (one row per workspace; none means the defaults)."""
+
+    DEFAULT_MAX_CONCURRENT = 5
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="outbound_call_policy")
+    max_concurrent_agent_calls = models.PositiveIntegerField(
+        default=DEFAULT_MAX_CONCURRENT, help_text="Agent calls placed by this workspace that may be live at once.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.workspace}: at most {self.max_concurrent_agent_calls} agent calls at once"

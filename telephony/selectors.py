@@ -140,3 +140,38 @@ def caller_id_get(*, workspace, pk) -> CallerId:
     from django.shortcuts import get_object_or_404
 
     return get_object_or_404(CallerId, workspace=workspace, pk=pk)
+
+
+# ---------------------------------------------------------------------------
+# Outbound calls: do-not-call list, caller IDs an agent may use, the concurrency limit
+
+
+def do_not_call_numbers(*, workspace):
+    from telephony.models import DoNotCallNumber
+
+    return DoNotCallNumber.objects.filter(workspace=workspace)
+
+
+def do_not_call_listed(*, workspace, phone_number: str) -> bool:
+    """True when `phone_number` (E.164) is on the workspace's do-not-call list (rep and agent calls alike)."""
+    from telephony.models import DoNotCallNumber
+
+    workspace_id = getattr(workspace, "pk", workspace)
+    return DoNotCallNumber.objects.filter(workspace_id=workspace_id, phone_number=phone_number).exists()
+
+
+def caller_id_usable(*, workspace, phone_number: str) -> bool:
+    """`phone_number` is one of the workspace's own numbers or a verified caller ID."""
+    from django.db.models import Q
+
+    return CallerId.objects.filter(workspace=workspace, phone_number=phone_number).filter(
+        Q(kind=CallerId.Kind.PROVISIONED) | Q(verified_at__isnull=False)).exists()
+
+
+def max_concurrent_agent_calls(*, workspace) -> int:
+    from telephony.models import OutboundCallPolicy
+
+    workspace_id = getattr(workspace, "pk", workspace)
+    value = (OutboundCallPolicy.objects.filter(workspace_id=workspace_id)
+             .values_list("max_concurrent_agent_calls", flat=True).first())
+    return OutboundCallPolicy.DEFAULT_MAX_CONCURRENT if value is None else value

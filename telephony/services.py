@@ -752,3 +752,39 @@ def number_call_simulate(*, workspace, number_id: int, say: str = "") -> str:
             return json.load(response)["sid"]
     except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
         raise DialerError(f"The Twilio sandbox did not place the call ({exc}). Is it running?") from None
+
+
+# ---------------------------------------------------------------------------
+# Do-not-call list and the agent-call concurrency limit (both products read them through telephony.selectors)
+
+
+def do_not_call_add(*, workspace, phone_number: str, reason: str = ""):
+    """Add a number (any common format; stored E.164) to the workspace's do-not-call list. Idempotent."""
+    from django.core.exceptions import ValidationError
+
+    from telephony import numbering
+    from telephony.models import DoNotCallNumber
+
+    try:
+        e164 = numbering.to_e164(phone_number, default_country=workspace.default_country)
+    except numbering.InvalidNumber as exc:
+        raise ValidationError({"phone_number": "Enter a valid phone number."}) from exc
+    entry, _ = DoNotCallNumber.objects.get_or_create(workspace=workspace, phone_number=e164,
+                                                     defaults={"reason": (reason or "")[:200]})
+    return entry
+
+
+@transaction.atomic
+def do_not_call_remove(*, workspace, entry_id: int) -> None:
+    from telephony.models import DoNotCallNumber
+
+    DoNotCallNumber.objects.filter(workspace=workspace, pk=entry_id).delete()
+
+
+@transaction.atomic
+def outbound_call_policy_set(*, workspace, max_concurrent_agent_calls: int):
+    from telephony.models import OutboundCallPolicy
+
+    policy, _ = OutboundCallPolicy.objects.update_or_create(
+        workspace=workspace, defaults={"max_concurrent_agent_calls": max(0, int(max_concurrent_agent_calls))})
+    return policy

@@ -502,6 +502,25 @@ def call_update(*, creds: Credentials, call_sid: str, twiml: str | None = None, 
         return CallInfo(sid=c.sid, status=c.status)
 
 
+def call_create(*, creds: Credentials, to: str, from_: str, url: str, status_callback: str,
+                amd_status_callback: str = "", machine_detection: str = "DetectMessageEnd",
+                timeout: int = 30) -> CallInfo:
+    """Place an outbound call: Twilio requests `url` (POST) when it is answered, posts every status change to
+    `status_callback`, and, with `amd_status_callback`, runs answering-machine detection in the background
+    (`AsyncAmd`) and posts `AnsweredBy` there. Ambiguous failures (a timeout after sending) may have dialled."""
+    kwargs = {
+        "to": to, "from_": from_, "url": url, "method": "POST", "timeout": timeout,
+        "status_callback": status_callback, "status_callback_method": "POST",
+        "status_callback_event": ["initiated", "ringing", "answered", "completed"],
+    }
+    if amd_status_callback:
+        kwargs.update(machine_detection=machine_detection, async_amd="true",
+                      async_amd_status_callback=amd_status_callback, async_amd_status_callback_method="POST")
+    with _call("call_create", creds, mutating=True):
+        c = _account(creds).calls.create(**kwargs)
+        return CallInfo(sid=c.sid, status=c.status)
+
+
 def call_recording_start(*, creds: Credentials, call_sid: str, status_callback: str, channels: str = "dual") -> Recording:
     with _call("call_recording_start", creds, mutating=True):
         r = _account(creds).calls(call_sid).recordings.create(

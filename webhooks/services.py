@@ -89,6 +89,9 @@ def call_data(session) -> dict:
         "from": session.from_number,
         "to": session.to_number,
         "status": session.status,
+        # Outbound agent calls: who answered (Twilio's AnsweredBy) and how the call ended (e.g. voicemail_left).
+        "answered_by": getattr(session, "answered_by", "") or None,
+        "outcome": getattr(session, "outcome", "") or None,
         "agent_id": version.agent_id if version else None,
         "agent_version": version.number if version else None,
         "connector_id": session.connector_id,

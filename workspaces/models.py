@@ -81,6 +81,9 @@ class AuditEntry(models.Model):
         CALL_INTERVENED = "call.intervened", "Intervened in a live call"
         CALL_EXPORTED = "call.exported", "Exported a call"
         SECURITY_CHANGED = "workspace.security_changed", "Changed the workspace's security settings"
+        API_KEY_CREATED = "api_key.created", "Created an API key"
+        API_KEY_REVOKED = "api_key.revoked", "Revoked an API key"
+        AGENT_CALL_PLACED = "agent_call.placed", "Placed an agent call"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_entries")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,

@@ -54,6 +54,11 @@ class CallContext:
     # Calls in Studio: record the call (the environment's setting) and what the live view shows about it.
     recording_enabled: bool = False
     monitor: dict = field(default_factory=dict)
+    # Calls the agent places (calls.services.outbound): the greeting waits until the callee has spoken.
+    direction: str = "inbound"
+    greet_after_callee: bool = False
+    # Where Twilio posts the recording's status (empty: the connector's recording-status URL).
+    recording_status_url: str = ""
 
     @property
     def modality(self) -> str:
@@ -130,6 +135,11 @@ def context_for_call_session(call_session) -> CallContext:
     secrets, variables = _environment_values(call_session.environment)
     connection = connection_get(workspace=call_session.workspace)
     has_creds = connection is not None and connection.has_credentials
+    fields = _version_fields(version)
+    if call_session.direction == "outbound-api":
+        from calls.services.outbound import outbound_context_fields
+
+        fields.update(outbound_context_fields(session=call_session, version=version))
     return CallContext(
         transport=version.transport,
         secrets=secrets,
@@ -145,7 +155,8 @@ def context_for_call_session(call_session) -> CallContext:
         recording_enabled=bool(call_session.environment and call_session.environment.recording_enabled),
         monitor=_monitor_info(call_session, version),
         auth_connectors=_auth_connectors(version, call_session.environment),
-        **_version_fields(version),
+        direction=call_session.direction or "inbound",
+        **fields,
     )
 
 
@@ -157,6 +168,7 @@ def _monitor_info(call_session, version) -> dict:
         "call_sid": call_session.call_sid,
         "from": call_session.from_number,
         "to": call_session.to_number,
+        "direction": call_session.direction or "inbound",
         "connector_id": call_session.connector_id,
         # The connector's name, else "agent · environment" (both already loaded: no extra query).
         "connector": (connector.name or f"{version.agent.name} · {call_session.environment}") if connector else "",

@@ -262,7 +262,8 @@ class CallEngine:
         from calls.services import recordings as call_services
         from telephony import twilio_gateway
 
-        callback = self.ctx.public_url(f"/v1/agents/{self.ctx.connector_identifier}/recording-status")
+        callback = self.ctx.recording_status_url or self.ctx.public_url(
+            f"/v1/agents/{self.ctx.connector_identifier}/recording-status")
         try:
             recording = await asyncio.to_thread(twilio_gateway.call_recording_start, creds=self.ctx.creds,
                                                 call_sid=self.ctx.call_sid, status_callback=callback)

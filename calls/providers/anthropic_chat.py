@@ -190,11 +190,9 @@ class AnthropicChatProvider(OpenAIChatProvider):
         system = self.system_prompt()
         if system:
             self.messages.append({"role": "system", "content": system})
-        if self.ctx.greeting:
-            self.messages.append({"role": "assistant", "content": self.ctx.greeting})
-            self.emit(TextOut(self.ctx.greeting, last=True))
-            self.emit(ReplyDone("greeting"))
-            self.emit(Transcript("agent", self.ctx.greeting))
+        self._greeting_held = bool(self.ctx.greeting) and self.ctx.greet_after_callee
+        if self.ctx.greeting and not self._greeting_held:
+            self._greet()  # OpenAIChatProvider's: on an outbound call, held until the callee's first words
 
     async def close(self) -> None:
         await self._cancel_reply(heard_text=None)

@@ -120,11 +120,17 @@ class OpenAIChatProvider(Provider):
         system = self.system_prompt()
         if system:
             self.messages.append({"role": "system", "content": system})
-        if self.ctx.greeting:
-            self.messages.append({"role": "assistant", "content": self.ctx.greeting})
-            self.emit(TextOut(self.ctx.greeting, last=True))
-            self.emit(ReplyDone("greeting"))
-            self.emit(Transcript("agent", self.ctx.greeting))
+        self._greeting_held = bool(self.ctx.greeting) and self.ctx.greet_after_callee
+        if self.ctx.greeting and not self._greeting_held:
+            self._greet()
+
+    def _greet(self) -> None:
+        """The greeting; on an outbound call it is held until the callee's first words ("Hello?")."""
+        self._greeting_held = False
+        self.messages.append({"role": "assistant", "content": self.ctx.greeting})
+        self.emit(TextOut(self.ctx.greeting, last=True))
+        self.emit(ReplyDone("greeting"))
+        self.emit(Transcript("agent", self.ctx.greeting))
 
     async def on_text(self, text: str) -> None:
         text = (text or "").strip()
@@ -132,6 +138,9 @@ class OpenAIChatProvider(Provider):
             return
         await self._cancel_reply(heard_text=None)
         self.emit(Transcript("caller", text))
+        if getattr(self, "_greeting_held", False):
+            self._greet()
+            return
         if self._awaiting:
             self._queued.append({"role": "user", "content": text})
             return

@@ -38,6 +38,8 @@ SPEECH_LEVEL = 8.0  # mean |sample|/128 above which a frame counts as voice
 SPEECH_FRAMES = 3  # consecutive voiced frames (60 ms) before "speech started"
 SILENCE_FRAMES = 25  # 500 ms of quiet ends the utterance
 DEFAULT_ANSWER = "Sorry, I can't help with that. Could you say it another way?"
+# An outbound call's greeting waits for the callee's first words ("Hello?"), or this long of them saying nothing.
+GREETING_WAIT_SECONDS = 3.0
 
 
 class ScriptedProvider(Provider):
@@ -53,6 +55,8 @@ class ScriptedProvider(Provider):
         self._instruction = ""
         self._pending_actions: dict[str, dict] = {}  # call_id → the rule that started the API action
         self.voice = None  # the offline speech pipeline, when it can run
+        self._greeting_held = False
+        self._greeting_timer = None
         self._wants_speech = (ctx.modality == "audio" and not self.echo
                               and ctx.setting("SCRIPTED_SPEECH", "offline").lower() != "tones")
 
@@ -60,7 +64,12 @@ class ScriptedProvider(Provider):
         voice = self._voice() if self._wants_speech else None
         self.voice = voice
         if self.ctx.greeting and not self.echo:
-            self._say(self.ctx.greeting, "greeting")  # spoken while the recogniser loads
+            if self.ctx.greet_after_callee:
+                # An outbound call: the callee speaks first, as people expect; greet on their first words.
+                self._greeting_held = True
+                self._greeting_timer = asyncio.get_running_loop().call_later(GREETING_WAIT_SECONDS, self._greet)
+            else:
+                self._say(self.ctx.greeting, "greeting")  # spoken while the recogniser loads
         if voice is not None:
             from calls.providers.speech.base import SpeechError
 
@@ -86,7 +95,16 @@ class ScriptedProvider(Provider):
                              tts=offline.EspeakTextToSpeech(settings), voice_activity=vad_from_settings(self.ctx),
                              on_turn=self._heard)
 
+    def _greet(self) -> None:
+        if self._greeting_held:
+            self._greeting_held = False
+            if self._greeting_timer is not None:
+                self._greeting_timer.cancel()
+            self._say(self.ctx.greeting, "greeting")
+
     async def close(self) -> None:
+        if self._greeting_timer is not None:
+            self._greeting_timer.cancel()
         if self.voice is not None:
             await self.voice.close()
         await super().close()
@@ -181,6 +199,9 @@ class ScriptedProvider(Provider):
         # The words recognised, and the keywords the keyword search spotted that the words missed.
         self.emit(Transcript("caller", text + (f" [{', '.join(missing)}]" if missing else "")))
         text = " ".join([text, *missing]).strip()
+        if self._greeting_held:  # the callee's "Hello?": the agent greets them now
+            self._greet()
+            return
         if self._instruction:
             # A supervisor's instruction: the scripted agent's next reply says it.
             text_, self._instruction = self._instruction, ""

@@ -128,6 +128,7 @@ class SandboxServer:
         self.host, self.port = host, port
         self.auto_complete_validations = auto_complete_validations
         self.callback_timeout = callback_timeout
+        self.dial_outbound = True  # Calls.json with a Url is answered (devtools/twilio_sandbox/outbound.py)
         self.lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -199,6 +200,7 @@ class SandboxServer:
             self.offered: set[str] = set()  # numbers an AvailablePhoneNumbers search returned
             self.extra_available: set[str] = set()
             self.simulated: dict = {}  # CallSid -> phone.SimulatedCall placed by simulate_call
+            self.outbound_scripts: dict = {}  # To -> what the person answering an outbound call says (outbound.py)
 
     # -- seeding ------------------------------------------------------------
 
@@ -1088,10 +1090,17 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _missing(name)
         if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
             raise ApiError(400, 21205, "Url, Twiml or ApplicationSid is required")
+        from devtools.twilio_sandbox import outbound
+
+        if form["To"] == outbound.TEST_NUMBER_INVALID:
+            raise ApiError(400, 21217, f"Phone number {form['To']} is not a valid phone number.")
         sid = self.sandbox.add_call(account_sid, to=form["To"], from_=form["From"], status="queued",
                                     direction="outbound-api", start_time=None, twiml=form.get("Twiml"),
                                     params=dict(form))
-        return Result(201, _call_json(self.sandbox.state["calls"][account_sid][sid]))
+        result = Result(201, _call_json(self.sandbox.state["calls"][account_sid][sid]))
+        if form.get("Url") and self.sandbox.dial_outbound:
+            outbound.dial(self.sandbox, account_sid, sid, form)  # the callee's side (devtools/.../outbound.py)
+        return result
 
     @route("GET", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Calls/(?P<sid>{_SID})\.json")
     def call_fetch(self, account_sid, sid, path, **_):

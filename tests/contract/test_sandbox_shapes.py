@@ -116,6 +116,9 @@ def test_sandbox_answers_conform_to_twilio_spec(proxied_sandbox, recorded):
     sandbox.add_call(sid, call_sid)
     recording = gw.call_recording_start(creds=creds, call_sid=call_sid, status_callback="https://calls.example.com/r")
     gw.call_update(creds=creds, call_sid=call_sid, twiml="<Response><Hangup/></Response>")
+    sandbox.dial_outbound = False  # the sandbox records the outbound call; nobody answers (no request leaves)
+    gw.call_create(creds=creds, to="+15125550123", from_="+15125550100", url="https://calls.example.com/a",
+                   status_callback="https://calls.example.com/s", amd_status_callback="https://calls.example.com/amd")
     gw.recording_delete(creds=creds, recording_sid=recording.sid)
     gw.incoming_number_release(creds=creds, number_sid=number.sid)
     gw.api_key_delete(creds=creds, key_sid=key.sid)

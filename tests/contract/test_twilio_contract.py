@@ -104,6 +104,12 @@ CASES = [
         creds=CREDS, call_sid=CALL, twiml="<Response><Say>Transferring you now.</Say></Response>")),
     Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_handover_twiml()), label="handover"),
     Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, status="completed"), label="hang-up"),
+    Case("call_create", lambda: gw.call_create(
+        creds=CREDS, to="+15125550123", from_="+15125550100", url=f"{BASE}/v1/calls/outbound/1/answer",
+        status_callback=f"{BASE}/v1/calls/outbound/1/status", amd_status_callback=f"{BASE}/v1/calls/outbound/1/amd")),
+    Case("call_create", lambda: gw.call_create(
+        creds=CREDS, to="+15125550123", from_="+15125550100", url=f"{BASE}/v1/calls/outbound/1/answer",
+        status_callback=f"{BASE}/v1/calls/outbound/1/status"), label="no-amd"),
     Case("call_recording_start", lambda: gw.call_recording_start(
         creds=CREDS, call_sid=CALL, status_callback=f"{BASE}/dialer/recordings/status/")),
     Case("recording_delete", lambda: gw.recording_delete(creds=CREDS, recording_sid=RECORDING)),

@@ -23,12 +23,13 @@ from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db
 
-# The connection (with its workspace), the member and the caller ID (one query), SAVEPOINT, INSERT, RELEASE.
-CALL_QUERIES = 5
+# The connection (with its workspace), the member and the caller ID (one query), the do-not-call list,
+# SAVEPOINT, INSERT, RELEASE.
+CALL_QUERIES = 6
 # A request refused by the signature or the AccountSid check: the connection alone; nothing is written.
 REFUSED_REQUEST_QUERIES = 1
 # A retried CallSid: + the INSERT's rollback to the savepoint and the stored Call (its answer).
-RETRY_QUERIES = 7
+RETRY_QUERIES = 8
 
 
 def _post(client, workspace, connection, user, *, token=None, **extra):

@@ -141,9 +141,10 @@ def test_outbound_refuses_a_former_member(client, workspace, member_user):
 
 
 def test_outbound_query_count(client, workspace, member_user, django_assert_num_queries):
-    """Connection, member + caller ID (one query), the Call insert (in a savepoint here; autocommit in production)."""
+    """Connection, member + caller ID (one query), the do-not-call list, the Call insert (in a savepoint here;
+    autocommit in production)."""
     connection = ready_workspace(workspace)
-    with django_assert_num_queries(5) as queries:
+    with django_assert_num_queries(6) as queries:
         response = signed_post(client, outbound_path(workspace), outbound_params(connection, member_user),
                                connection.auth_token)
     assert b"<Dial" in response.content

@@ -39,7 +39,7 @@
       var tr = document.createElement("tr");
       tr.dataset.callId = call.id;
       var started = call.started_at ? new Date(call.started_at).toLocaleTimeString() : "";
-      [started, call.from || "", call.to || "", call.connector || "", (call.agent || "") + " " + (call.version || "")]
+      [started, call.from || "", call.to || "", call.connector || (call.direction === "outbound-api" ? "Outbound call" : ""), (call.agent || "") + " " + (call.version || "")]
         .forEach(function (v, i) {
           var td = document.createElement("td");
           if (i === 1 || i === 2) td.className = "mono";
