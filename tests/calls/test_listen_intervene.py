@@ -226,8 +226,11 @@ def test_a_listener_leaving_changes_nothing_for_the_call(asgi_server, twilio_san
             for i in range(5):
                 await twilio.media(LOUD, chunk=i)
         # the listener is gone (closed mid-call); the call goes on and still hands over by the caller's key
-        await asyncio.sleep(0.2)
         engine = live.get(session.pk)
+        for _ in range(500):
+            if not engine.listeners:
+                break
+            await asyncio.sleep(0.01)
         listeners = len(engine.listeners)
         await twilio.dtmf("1")
         await twilio.drain(1.0)

@@ -11,7 +11,7 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
 from calls import tasks
-from calls.models import CallRecording
+from calls.models import CallRecording, CallSession
 from devtools.twilio_sandbox.server import MP3_BYTES
 
 from .conftest import TwilioMediaClient, make_call_setup, member_of, run
@@ -72,7 +72,11 @@ def test_a_recording_that_cannot_start_is_shown_and_the_call_goes_on(asgi_server
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
             await twilio.read_until(lambda m: m.get("event") == "mark")
-            await asyncio.sleep(0.5)
+            for _ in range(500):  # the recording's start was tried, and failed
+                if await asyncio.to_thread(
+                        lambda: CallSession.objects.filter(pk=session.pk).exclude(recording_error="").exists()):
+                    break
+                await asyncio.sleep(0.02)
             await twilio.dtmf("1")  # the call still works: the caller is handed over
             await twilio.drain(1.0)
 
