@@ -938,10 +938,31 @@ class ApiActionTryForm(forms.Form):
         return value
 
 
+def _base_url_problem(data: dict) -> str | None:
+    """A vendor base URL (OPENAI_BASE_URL, DEEPGRAM_BASE_URL…: any name ending in _BASE_URL) is a URL our calls
+    connect to: checked by the outbound guard when saved, as it is again at connect time."""
+    from workspaces import outbound
+
+    name, value = data.get("name") or "", (data.get("value") or "").strip()
+    if not catalogue.is_base_url_setting(name):
+        return None
+    if not value:
+        return f"{name} is a vendor's base URL: enter an https:// URL."
+    reason = outbound.url_refusal(value)
+    return f"{name} is a vendor's base URL, and it cannot be used: {reason}" if reason else None
+
+
 class SecretForm(forms.Form):
     name = forms.CharField(max_length=64, validators=[name_validator])
     value = forms.CharField(widget=forms.PasswordInput(render_value=False), strip=False,
                             help_text="Write-only: shown masked after saving.")
+
+    def clean(self):
+        data = super().clean()
+        problem = _base_url_problem(data)
+        if problem:
+            self.add_error("value", problem)
+        return data
 
 
 class RecordingForm(forms.Form):
@@ -953,6 +974,13 @@ class RecordingForm(forms.Form):
 class VariableForm(forms.Form):
     name = forms.CharField(max_length=64, validators=[name_validator])
     value = forms.CharField(required=False, widget=forms.TextInput)
+
+    def clean(self):
+        data = super().clean()
+        problem = _base_url_problem(data)
+        if problem:
+            self.add_error("value", problem)
+        return data
 
 
 class AuthConnectorForm(forms.Form):
@@ -980,10 +1008,20 @@ class AuthConnectorForm(forms.Form):
         if instance is None:
             self.fields["secret"].required = True
 
+    def clean_token_url(self):
+        """The token endpoint is a URL we connect to: the outbound guard's check when saved (and at connect)."""
+        from workspaces import outbound
+
+        url = (self.cleaned_data.get("token_url") or "").strip()
+        reason = outbound.url_refusal(url) if url else None
+        if reason:
+            raise forms.ValidationError(reason)
+        return url
+
     def clean(self):
         data = super().clean()
         for key in self.REQUIRED.get(data.get("kind"), []):
-            if not data.get(key):
+            if not data.get(key) and key not in self.errors:
                 self.add_error(key, "Required for this type.")
         return data
 
