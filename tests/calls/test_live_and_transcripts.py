@@ -87,7 +87,7 @@ def test_media_streams_turns_are_stored_as_the_call_goes(asgi_server, twilio_san
             await twilio.dtmf("4")
             second = await _until_stored(session.pk, lambda t: any(x[1] == "(pressed 4)" for x in t))
             await twilio.dtmf("1")
-            await twilio.drain(1.0)
+            await _until_stored(session.pk, lambda t: any(x[1].startswith("Handover:") for x in t))
             return first, second
 
     first, second = run(scenario())
