@@ -89,3 +89,16 @@ def test_an_action_url_with_an_octal_loopback_address_is_refused_when_saved(admi
     page = response.content.decode()
     assert 'data-testid="error-url"' in page and "(127.0.0.1) are refused" in page
     assert not ApiAction.objects.exists()
+
+
+@PRODUCTION
+def test_the_service_refuses_a_private_token_url_whoever_calls_it(workspace):
+    from django.core.exceptions import ValidationError
+
+    from agents import services
+
+    env = EnvironmentFactory(workspace=workspace)
+    with pytest.raises(ValidationError) as info:
+        services.auth_connector_save(environment=env, name="crm", kind="oauth2_client_credentials",
+                                     config={"token_url": "https://0x7f.1/token", "client_id": "a"}, secret="s")
+    assert "token_url" in info.value.message_dict and not AuthConnector.objects.exists()
