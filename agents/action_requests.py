@@ -535,6 +535,8 @@ async def action_perform(*, action, arguments, secrets: dict, variables: dict, a
         return done(False, error=f"The request was refused: {exc}")
     except httpx.TooManyRedirects:
         return done(False, error=f"The API redirected more than {outbound.MAX_REDIRECTS} times.")
+    except httpx.InvalidURL:  # e.g. a redirect to a URL the client cannot parse
+        return done(False, error="The request was refused: the URL is not valid.")
     except httpx.TimeoutException:
         return done(False, error=f"The API did not answer within {action.timeout_seconds:g} seconds.")
     except httpx.HTTPError as exc:

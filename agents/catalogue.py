@@ -311,6 +311,16 @@ VENDOR_SECRETS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "e
                   "cartesia": "CARTESIA_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
+# The base URL each vendor's client connects to (a secret or variable of the environment; tests point them at local
+# fakes): every name ending in _BASE_URL is checked by the outbound guard when saved.
+VENDOR_BASE_URLS = tuple(f"{name.removesuffix('_API_KEY')}_BASE_URL" for name in VENDOR_SECRETS.values())
+BASE_URL_SUFFIX = "_BASE_URL"
+
+
+def is_base_url_setting(name: str) -> bool:
+    return (name or "").upper().endswith(BASE_URL_SUFFIX)
+
+
 def cascaded_secrets(*, provider: str, stt_vendor: str, chat_vendor: str, tts_vendor: str) -> list[str]:
     """The secrets a cascaded version needs from its environment (its readiness), in stage order."""
     if provider != "cascaded":

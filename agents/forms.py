@@ -1,9 +1,10 @@
 import json
 import re
+from dataclasses import dataclass
 
 from django import forms
 
-from agents import catalogue
+from agents import catalogue, options
 from agents.catalogue import Interruptible, TranscriptionProvider, TtsProvider
 from agents.models import (
     NAME_RE,
@@ -315,8 +316,57 @@ HandoverRuleFormSet = forms.formset_factory(HandoverRuleForm, formset=BaseRowFor
                                             max_num=MAX_ROWS, validate_max=True, absolute_max=MAX_ROWS + 10)
 
 
+def bound_rows(form, formset, *, prefix: str, initial, **kwargs):
+    """The one rule for rows edited inside a form: unbound, the stored rows (`initial()`); bound, the posted rows
+    when the post carries the formset's management form; None when it does not (a post from a script keeps the
+    stored rows)."""
+    if not form.is_bound:
+        return formset(prefix=prefix, initial=initial(), **kwargs)
+    if f"{prefix}-TOTAL_FORMS" in form.data:
+        return formset(form.data, prefix=prefix, **kwargs)
+    return None
+
+
+def _answers_initial(rows) -> list[dict]:
+    return [{"keywords": ", ".join(str(k) for k in (r.get("keywords") or [])), "answer": r.get("answer", ""),
+             "play": r.get("play", "")} for r in (rows or []) if isinstance(r, dict)]
+
+
+def _rules_initial(rows) -> list[dict]:
+    return [{"keyword": r.get("keyword", ""), "digit": str(r.get("digit", "") or ""), "action": r.get("action", ""),
+             "parameters": json.dumps(r["parameters"]) if r.get("parameters") else "",
+             "field": r.get("field", ""), "say": r.get("say", ""), "error_say": r.get("error_say", "")}
+            for r in (rows or []) if isinstance(r, dict)]
+
+
+@dataclass(frozen=True)
+class RowEditor:
+    """How a version option declared with edit=ROWS (agents.options) is edited: a formset under `prefix`."""
+
+    prefix: str
+    formset: type
+    initial: object  # stored value -> the formset's initial rows
+    value: object  # valid formset -> the value stored
+    error: str  # the form's message when a row is wrong
+    action_names: bool = False  # the formset's rows choose among the version's actions
+
+
+ROW_EDITORS = {
+    "scripted_answers": RowEditor("answers", ScriptedAnswerFormSet, _answers_initial, lambda rows: rows.rows(),
+                                  "Correct the scripted answers or handover rules below."),
+    "handover_rules": RowEditor("rules", HandoverRuleFormSet, _rules_initial, lambda rows: rows.rows(),
+                                "Correct the scripted answers or handover rules below.", action_names=True),
+    "relay_languages": RowEditor("relay_lang", RelayLanguageFormSet, lambda v: list(v or []),
+                                 lambda rows: rows.entries(), "Correct the language entries below."),
+    "analysis_fields": RowEditor("analysis_field", AnalysisFieldFormSet, _analysis_initial,
+                                 lambda rows: rows.entries(), "Correct the post-call fields below."),
+}
+
+
 class AgentVersionForm(forms.ModelForm):
-    """The draft's fields. Names lists are typed comma-separated; scripted answers and handover rules as rows."""
+    """The draft's fields, group by group as agents.options declares them. Lists are typed comma-separated
+    (`<name>_text`); rows (scripted answers, handover rules, languages, post-call fields) are formsets
+    (ROW_EDITORS)."""
 
     variables_text = forms.CharField(label="Variables it uses", required=False,
                                      help_text="Names, comma-separated (e.g. COMPANY_NAME, OPENING_HOURS).")
@@ -326,104 +376,54 @@ class AgentVersionForm(forms.ModelForm):
         label="Speech recognition hints", required=False, max_length=MAX_HINTS * (MAX_HINT_CHARS + 2),
         help_text=f"Words or phrases callers may say (product names, jargon), comma-separated; at most {MAX_HINTS}.")
 
-    RELAY_FORM_FIELDS = [
-        "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_interruptible",
-        "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection", "relay_hints_text",
-    ]
-    GENERAL_FIELDS = ["caller_name", "greeting", "instructions", "transport", "provider", "language", "voice"]
-    ANALYSIS_FORM_FIELDS = ["analysis_summary", "analysis_success"]
-    CASCADED_FORM_FIELDS = list(AgentVersion.CASCADED_FIELDS)
-
     class Meta:
         model = AgentVersion
-        fields = ["caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
-                  "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_interruptible",
-                  "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection",
-                  "analysis_summary", "analysis_success", *AgentVersion.CASCADED_FIELDS,
-                  *AgentVersion.OUTBOUND_FIELDS]
-        widgets = {"voicemail_message": forms.Textarea(attrs={"rows": 2}),"greeting": forms.Textarea(attrs={"rows": 2}), "instructions": forms.Textarea(attrs={"rows": 6}),
-                   "analysis_success": forms.Textarea(attrs={"rows": 2}),
-                   "voice": forms.TextInput(attrs={"list": "relay-voices"}),
-                   "relay_speech_model": forms.TextInput(attrs={"list": "relay-speech-models"})}
-        help_texts = {
-            "language": LANGUAGE_HELP + " ConversationRelay also takes multi (detect the caller's language).",
-            "voice": "ConversationRelay: one of the text-to-speech provider's voices (pick from the list). "
-                     "OpenAI Realtime: its voice name (e.g. alloy). Empty: the provider's default voice.",
-            "relay_speech_model": "Empty: the provider's default (Deepgram nova-3-general, Google telephony).",
-            "relay_welcome_greeting_interruptible": "The runtime speaks the greeting; empty: like Twilio's welcome "
-                                                    "greeting, any input interrupts it.",
-            "relay_preemptible": "Lets the agent's next reply stop the one still being spoken.",
-            "relay_dtmf_detection": "Needed for key-press handover rules: Twilio reports keys only when this is on.",
-        }
+        fields = [o.name for o in options.OPTIONS.values() if o.edit == options.FIELD]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        blanks = {
-            "relay_tts_provider": f"Twilio's default ({catalogue.DEFAULT_TTS_PROVIDER})",
-            "relay_transcription_provider": f"Twilio's default ({catalogue.DEFAULT_TRANSCRIPTION_PROVIDER})",
-            "relay_interruptible": "Twilio's default (any)",
-            "relay_welcome_greeting_interruptible": "Twilio's default (any)",
-        }
-        for name, blank in blanks.items():
-            self.fields[name].choices = [("", blank)] + list(self.fields[name].choices)[1:]
-        self.fields["machine_action"].required = False
-        for name in self.RELAY_FORM_FIELDS:
-            self.fields[name].relay_only = True
-        for name in self.CASCADED_FORM_FIELDS:
-            self.fields[name].cascaded_only = True
-        # The <Language> entries: a formset inside this form (posted by the page with its management form; a post
-        # without one, e.g. from a script, keeps the stored entries).
-        prefix = "relay_lang"
-        if self.is_bound and f"{prefix}-TOTAL_FORMS" in self.data:
-            self.languages = RelayLanguageFormSet(self.data, prefix=prefix)
-        elif self.is_bound:
-            self.languages = None
-        else:
-            self.languages = RelayLanguageFormSet(prefix=prefix, initial=list(self.instance.relay_languages or []))
-        # The post-call fields: a formset too (a post without its management form keeps the stored fields).
-        if self.is_bound and "analysis_field-TOTAL_FORMS" in self.data:
-            self.analysis = AnalysisFieldFormSet(self.data, prefix="analysis_field")
-        elif self.is_bound:
-            self.analysis = None
-        else:
-            self.analysis = AnalysisFieldFormSet(prefix="analysis_field",
-                                                 initial=_analysis_initial(self.instance.analysis_fields))
-        if not self.is_bound and self.instance.pk:
-            self.initial["relay_hints_text"] = ", ".join(self.instance.relay_hints or [])
-            self.initial["variables_text"] = ", ".join(self.instance.variables or [])
-            self.initial["secrets_text"] = ", ".join(self.instance.secrets or [])
-        self._init_rows()
+        for option in options.OPTIONS.values():
+            if option.edit == options.ROWS:
+                continue
+            field = self.fields[option.form_name]
+            if option.help:
+                field.help_text = option.help
+            if option.textarea:
+                field.widget = forms.Textarea(attrs={"rows": option.textarea})
+            if option.datalist:
+                field.widget.attrs["list"] = option.datalist
+            if option.blank and getattr(field, "choices", None):
+                field.choices = [("", option.blank)] + [c for c in field.choices if c[0] != ""]
+            if option.edit == options.LIST and not self.is_bound and self.instance.pk:
+                self.initial[option.form_name] = ", ".join(str(v) for v in getattr(self.instance, option.name) or [])
+        self.fields["machine_action"].required = False  # absent from a post: hang up (the model's default)
+        self.action_names = ([*self.instance.actions.values_list("name", flat=True),
+                              *self.instance.api_actions.values_list("name", flat=True)] if self.instance.pk else [])
+        self.rows = {}
+        for name, editor in ROW_EDITORS.items():
+            kwargs = {"form_kwargs": {"action_names": self.action_names}} if editor.action_names else {}
+            self.rows[name] = bound_rows(self, editor.formset, prefix=editor.prefix,
+                                         initial=lambda e=editor, n=name: e.initial(getattr(self.instance, n)),
+                                         **kwargs)
         self.fields["provider"].help_text = " ".join(
             filter(None, (catalogue.provider_needs_text(value, label) for value, label in AgentVersion.Provider.choices)))
 
-    def _init_rows(self):
-        """Scripted answers and handover rules: row formsets inside this form (like the languages; a post without
-        their management form keeps the stored rows)."""
-        names = ([*self.instance.actions.values_list("name", flat=True),
-                  *self.instance.api_actions.values_list("name", flat=True)] if self.instance.pk else [])
-        self.action_names = names
-        self.answers = self.rules = None
-        if not self.is_bound:
-            answers = [{"keywords": ", ".join(str(k) for k in (r.get("keywords") or [])), "answer": r.get("answer", ""),
-                        "play": r.get("play", "")} for r in (self.instance.scripted_answers or []) if isinstance(r, dict)]
-            rules = [{"keyword": r.get("keyword", ""), "digit": str(r.get("digit", "") or ""),
-                      "action": r.get("action", ""),
-                      "parameters": json.dumps(r["parameters"]) if r.get("parameters") else "",
-                      "field": r.get("field", ""), "say": r.get("say", ""), "error_say": r.get("error_say", "")}
-                     for r in (self.instance.handover_rules or []) if isinstance(r, dict)]
-            self.answers = ScriptedAnswerFormSet(prefix="answers", initial=answers)
-            self.rules = HandoverRuleFormSet(prefix="rules", initial=rules, form_kwargs={"action_names": names})
-            return
-        if "answers-TOTAL_FORMS" in self.data:
-            self.answers = ScriptedAnswerFormSet(self.data, prefix="answers")
-        if "rules-TOTAL_FORMS" in self.data:
-            self.rules = HandoverRuleFormSet(self.data, prefix="rules", form_kwargs={"action_names": names})
+    # The row editors by the names the templates use.
+    languages = property(lambda self: self.rows["relay_languages"])
+    analysis = property(lambda self: self.rows["analysis_fields"])
+    answers = property(lambda self: self.rows["scripted_answers"])
+    rules = property(lambda self: self.rows["handover_rules"])
+
+    def rows_value(self, name):
+        """The posted rows of `name` when valid, else the stored ones."""
+        rows = self.rows[name]
+        if rows is not None and rows.is_valid():
+            return ROW_EDITORS[name].value(rows)
+        return getattr(self.instance, name)
 
     def handover_rules(self) -> list[dict]:
         """The rules as saved (posted rows when valid, else the stored ones)."""
-        if self.rules is not None and self.rules.is_valid():
-            return self.rules.rows()
-        return list(self.instance.handover_rules or [])
+        return list(self.rows_value("handover_rules") or [])
 
     def voice_options(self):
         return catalogue.voice_choices()
@@ -431,21 +431,17 @@ class AgentVersionForm(forms.ModelForm):
     def speech_model_options(self):
         return catalogue.speech_model_choices()
 
-    def general_fields(self):
-        return [self[name] for name in self.GENERAL_FIELDS]
+    @property
+    def option_fields(self) -> dict:
+        """Each option group's form fields (not its rows), by group key, in declaration order."""
+        return {g.key: [self[o.form_name] for o in g.options if o.edit != options.ROWS] for g in options.GROUPS}
 
-    def relay_fields(self):
-        return [self[name] for name in self.RELAY_FORM_FIELDS]
-
-    def analysis_form_fields(self):
-        return [self[name] for name in self.ANALYSIS_FORM_FIELDS]
-
-    def cascaded_fields(self):
-        return [self[name] for name in self.CASCADED_FORM_FIELDS]
+    @property
+    def option_groups(self) -> dict:
+        return options.GROUPS_BY_KEY
 
     def other_fields(self):
-        shown = (set(self.GENERAL_FIELDS) | set(self.RELAY_FORM_FIELDS) | set(self.ANALYSIS_FORM_FIELDS)
-                 | set(self.CASCADED_FORM_FIELDS))
+        shown = {o.form_name for o in options.OPTIONS.values()}
         return [field for field in self if field.name not in shown]
 
     def clean_machine_action(self):
@@ -486,20 +482,16 @@ class AgentVersionForm(forms.ModelForm):
                 provider=provider, label=dict(AgentVersion.Provider.choices).get(provider, provider), transport=transport)
             if problem:
                 self.add_error("provider", problem)
-        for rows in (self.answers, self.rules):
-            if rows is not None and not rows.is_valid():
-                self.add_error(None, "Correct the scripted answers or handover rules below.")
-                break
         if provider == AgentVersion.Provider.CASCADED:
             self._clean_cascaded(data)
         if transport == AgentVersion.Transport.CONVERSATION_RELAY:
             self._clean_relay(data)
         elif data.get("language") == catalogue.MULTI:
             self.add_error("language", "multi (automatic language detection) works with ConversationRelay only.")
-        if self.analysis is not None and not self.analysis.is_valid():
-            self.add_error(None, "Correct the post-call fields below.")
-        if self.languages is not None and not self.languages.is_valid():
-            raise forms.ValidationError("Correct the language entries below.")
+        # Last: the checks above may add errors to rows.
+        for message in dict.fromkeys(editor.error for name, editor in ROW_EDITORS.items()
+                                     if self.rows[name] is not None and not self.rows[name].is_valid()):
+            self.add_error(None, message)
         return data
 
     def _clean_cascaded(self, data):
@@ -591,19 +583,15 @@ class AgentVersionForm(forms.ModelForm):
             self._add_multi_errors(form, "", tts, stt, model or (parent["model"] if stt == stt_parent else ""))
 
     def content(self) -> dict:
-        data = {name: self.cleaned_data[name] for name in self.Meta.fields}
-        data["relay_hints"] = self.cleaned_data["relay_hints_text"]
-        if self.languages is not None:
-            data["relay_languages"] = self.languages.entries()
-        data["variables"] = self.cleaned_data["variables_text"]
-        data["secrets"] = self.cleaned_data["secrets_text"]
-        data["analysis_success"] = (self.cleaned_data.get("analysis_success") or "").strip()
-        if self.analysis is not None:
-            data["analysis_fields"] = self.analysis.entries()
-        if self.answers is not None:
-            data["scripted_answers"] = self.answers.rows()
-        if self.rules is not None:
-            data["handover_rules"] = self.rules.rows()
+        """The version's fields as saved: every option (agents.options); rows a post did not carry are kept."""
+        data = {}
+        for option in options.OPTIONS.values():
+            if option.edit == options.ROWS:
+                if self.rows[option.name] is not None:
+                    data[option.name] = ROW_EDITORS[option.name].value(self.rows[option.name])
+            else:
+                data[option.name] = self.cleaned_data[option.form_name]
+        data["analysis_success"] = (data.get("analysis_success") or "").strip()
         return data
 
 
@@ -816,14 +804,9 @@ class ApiActionForm(forms.ModelForm):
                    "headers": _pairs_initial(self.instance.headers), "query": _pairs_initial(self.instance.query)}
         self.rows = {}
         for field, (name, formset) in self.ROWS.items():
-            prefix = self.add_prefix(name)
-            options = {} if field == "parameters" else {"form_kwargs": {"kind": name}}
-            if not self.is_bound:
-                self.rows[field] = formset(prefix=prefix, initial=initial[field], **options)
-            elif f"{prefix}-TOTAL_FORMS" in self.data:
-                self.rows[field] = formset(self.data, prefix=prefix, **options)
-            else:
-                self.rows[field] = None
+            kwargs = {} if field == "parameters" else {"form_kwargs": {"kind": name}}
+            self.rows[field] = bound_rows(self, formset, prefix=self.add_prefix(name),
+                                          initial=lambda f=field: initial[f], **kwargs)
 
     @property
     def parameter_rows(self):
@@ -960,10 +943,31 @@ class ApiActionTryForm(forms.Form):
         return value
 
 
+def _base_url_problem(data: dict) -> str | None:
+    """A vendor base URL (OPENAI_BASE_URL, DEEPGRAM_BASE_URL…: any name ending in _BASE_URL) is a URL our calls
+    connect to: checked by the outbound guard when saved, as it is again at connect time."""
+    from workspaces import outbound
+
+    name, value = data.get("name") or "", (data.get("value") or "").strip()
+    if not catalogue.is_base_url_setting(name):
+        return None
+    if not value:
+        return f"{name} is a vendor's base URL: enter an https:// URL."
+    reason = outbound.url_refusal(value)
+    return f"{name} is a vendor's base URL, and it cannot be used: {reason}" if reason else None
+
+
 class SecretForm(forms.Form):
     name = forms.CharField(max_length=64, validators=[name_validator])
     value = forms.CharField(widget=forms.PasswordInput(render_value=False), strip=False,
                             help_text="Write-only: shown masked after saving.")
+
+    def clean(self):
+        data = super().clean()
+        problem = _base_url_problem(data)
+        if problem:
+            self.add_error("value", problem)
+        return data
 
 
 class RecordingForm(forms.Form):
@@ -975,6 +979,13 @@ class RecordingForm(forms.Form):
 class VariableForm(forms.Form):
     name = forms.CharField(max_length=64, validators=[name_validator])
     value = forms.CharField(required=False, widget=forms.TextInput)
+
+    def clean(self):
+        data = super().clean()
+        problem = _base_url_problem(data)
+        if problem:
+            self.add_error("value", problem)
+        return data
 
 
 class AuthConnectorForm(forms.Form):
@@ -1002,10 +1013,20 @@ class AuthConnectorForm(forms.Form):
         if instance is None:
             self.fields["secret"].required = True
 
+    def clean_token_url(self):
+        """The token endpoint is a URL we connect to: the outbound guard's check when saved (and at connect)."""
+        from workspaces import outbound
+
+        url = (self.cleaned_data.get("token_url") or "").strip()
+        reason = outbound.url_refusal(url) if url else None
+        if reason:
+            raise forms.ValidationError(reason)
+        return url
+
     def clean(self):
         data = super().clean()
         for key in self.REQUIRED.get(data.get("kind"), []):
-            if not data.get(key):
+            if not data.get(key) and key not in self.errors:
                 self.add_error(key, "Required for this type.")
         return data
 

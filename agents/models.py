@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from agents import options
 from agents.catalogue import ChatVendor, Interruptible, SpeechVendor, SttVendor, TranscriptionProvider, TtsProvider
 from workspaces.fields import EncryptedTextField, mask_secret
 from workspaces.models import Workspace
@@ -89,26 +90,17 @@ class AgentVersion(models.Model):
         OPENAI_CHAT = "openai_chat", "OpenAI Chat"
         CASCADED = "cascaded", "Cascaded: speech recognition, chat model, text-to-speech (Media Streams)"
 
+    # The option groups are declared once in agents.options (one row per field); these lists derive from it.
     # ConversationRelay's speech options (Twilio's <ConversationRelay> attributes; empty = Twilio's default).
-    RELAY_FIELDS = [
-        "relay_tts_provider", "relay_transcription_provider", "relay_speech_model", "relay_languages",
-        "relay_interruptible", "relay_welcome_greeting_interruptible", "relay_preemptible", "relay_dtmf_detection",
-        "relay_hints",
-    ]
+    RELAY_FIELDS = list(options.group("relay").fields)
     # Post-call analysis (calls.services.analysis): what is computed from each call's transcript.
-    ANALYSIS_FIELDS = ["analysis_summary", "analysis_fields", "analysis_success"]
+    ANALYSIS_FIELDS = list(options.group("analysis").fields)
     # The cascaded provider's stages (Media Streams); `voice` is the text-to-speech voice there.
-    CASCADED_FIELDS = ["stt_vendor", "stt_model", "chat_vendor", "chat_model", "tts_vendor", "tts_model"]
+    CASCADED_FIELDS = list(options.group("cascaded").fields)
     # Calls the agent places (calls.services.outbound): what to do when a machine answers.
-    OUTBOUND_FIELDS = ["machine_action", "voicemail_message"]
-    # Fields that make up "what the agent is": copied on publish/restore and compared in the diff.
-    CONTENT_FIELDS = [
-        "caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
-        "variables", "secrets", "scripted_answers", "handover_rules", *RELAY_FIELDS,
-        *ANALYSIS_FIELDS,
-        *CASCADED_FIELDS,
-        *OUTBOUND_FIELDS,
-    ]
+    OUTBOUND_FIELDS = list(options.group("outbound").fields)
+    # Fields that make up "what the agent is": copied on publish/restore/new draft and compared in the diff.
+    CONTENT_FIELDS = options.content_fields()
 
     class MachineAction(models.TextChoices):
         HANG_UP = "hang_up", "Hang up"

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import CharField, Max, Prefetch, Value
 
-from agents import catalogue
+from agents import catalogue, options
 from agents.models import (
     Agent,
     AgentVersion,
@@ -50,6 +50,11 @@ def version_get(*, agent: Agent, version_id: int) -> AgentVersion | None:
                           Prefetch("api_actions", queryset=ApiAction.objects.order_by("name")))
         .first()
     )
+
+
+def version_option_groups(*, version: AgentVersion) -> list[options.ShownGroup]:
+    """Every option group of the version with each field's value in words (the version page)."""
+    return options.version_groups(version)
 
 
 def latest_published_get(*, agent_id: int) -> AgentVersion | None:
@@ -207,54 +212,8 @@ class FieldChange:
         return value_text(self.field, self.new)
 
 
-def _quoted(words) -> str:
-    return ", ".join(f"“{w}”" for w in words)
-
-
-def _answer_line(row: dict) -> str:
-    line = f"{_quoted(row.get('keywords') or [])} → {row.get('answer', '')}"
-    return line + (f" (then plays {row['play']})" if row.get("play") else "")
-
-
-def _rule_line(rule: dict) -> str:
-    when = " or ".join(filter(None, [f"“{rule['keyword']}”" if rule.get("keyword") else "",
-                                     f"key {rule['digit']}" if rule.get("digit") not in (None, "") else ""]))
-    return f"{when} → {rule.get('action', '')}"
-
-
-LANGUAGE_LABELS = {"tts_provider": "text-to-speech", "voice": "voice", "transcription_provider": "recognition",
-                   "speech_model": "speech model"}
-
-
-def _language_line(entry: dict) -> str:
-    rest = ", ".join(f"{label} {entry[key]}" for key, label in LANGUAGE_LABELS.items() if entry.get(key))
-    return f"{entry.get('code', '')}{': ' + rest if rest else ''}"
-
-
-def _row_lines(rows, line) -> str:
-    """One line per row (a row that is not a dict, e.g. edited by hand, as it is)."""
-    return "\n".join(line(row) if isinstance(row, dict) else str(row) for row in rows)
-
-
-def value_text(name: str, value) -> str:
-    """A version field's value as people read it in the diff: choice labels, yes/no, rows as sentences."""
-    if value is None or value == "" or value == []:
-        return ""
-    if value is True or value is False:
-        return "yes" if value else "no"
-    if name == "scripted_answers":
-        return _row_lines(value, _answer_line)
-    if name == "handover_rules":
-        return _row_lines(value, _rule_line)
-    if name == "relay_languages":
-        return _row_lines(value, _language_line)
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    try:
-        choices = dict(AgentVersion._meta.get_field(name).choices or ())
-    except Exception:  # noqa: BLE001 - not a model field
-        choices = {}
-    return str(choices.get(value, value))
+# A field's value in words: declared with the option groups (agents.options), shared with the version page.
+value_text = options.value_text
 
 
 @dataclass(frozen=True)
@@ -279,14 +238,13 @@ class VersionDiff:
 def version_diff(*, draft: AgentVersion, base: AgentVersion | None) -> VersionDiff:
     """What publishing `draft` would change compared with `base` (the latest published version, or nothing)."""
     fields = []
-    for name in AgentVersion.CONTENT_FIELDS:
+    for name in options.content_fields():  # every field of every option group, in declaration order
         new = getattr(draft, name)
         old = getattr(base, name) if base is not None else None
         if base is None and new in ("", [], None, False):
             continue
         if old != new:
-            label = str(AgentVersion._meta.get_field(name).verbose_name)
-            fields.append(FieldChange(name, label[:1].upper() + label[1:], old, new))
+            fields.append(FieldChange(name, options.label(name), old, new))
     old_actions = ({a.name: a.content() for a in [*base.actions.all(), *base.api_actions.all()]}
                    if base is not None else {})
     new_actions = {a.name: a.content() for a in [*draft.actions.all(), *draft.api_actions.all()]}

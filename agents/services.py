@@ -283,6 +283,12 @@ def auth_connector_save(*, environment: Environment, name: str, kind: str, confi
     """Create, or update `instance`. An empty `secret` on update keeps the stored one (write-only field)."""
     allowed = AuthConnector.CONFIG_KEYS.get(kind, [])
     config = {k: v for k, v in (config or {}).items() if k in allowed and v}
+    if config.get("token_url"):  # a URL we connect to: the outbound guard's check, whoever saves it
+        from workspaces import outbound
+
+        reason = outbound.url_refusal(config["token_url"])
+        if reason:
+            raise ValidationError({"token_url": reason})
     if instance is None:
         if not secret:
             raise ValidationError({"secret": "Enter the secret."})

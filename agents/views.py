@@ -210,7 +210,8 @@ def agent_version_detail(request, agent_id, version_id):
     version = selectors.version_get(agent=agent, version_id=version_id)
     if version is None:
         raise Http404("No such version.")
-    return render(request, "agents/version_detail.html", {**_tabs_context(agent, "versions"), "version": version})
+    return render(request, "agents/version_detail.html", {**_tabs_context(agent, "versions"), "version": version,
+                                                          "groups": selectors.version_option_groups(version=version)})
 
 
 @workspace_admin_required

@@ -21,6 +21,7 @@ Proxies from the environment are ignored (``trust_env=False``): a proxy would co
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import ssl
 from urllib.parse import urlsplit
@@ -69,8 +70,42 @@ def address_refusal(address: str) -> str | None:
     return None
 
 
+# A host made only of numbers (decimal, 0-prefixed octal, 0x hex), one to four dot-separated parts: an IPv4 address
+# as inet_aton and browsers read it (0177.0.0.1, 0x7f.1, 127.1 and 2130706433 all mean 127.0.0.1).
+_NUMERIC_HOST = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
+# Cloud metadata services by name (their addresses are link-local, refused anyway once resolved).
+METADATA_HOSTS = ("metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal")
+
+
+class _NotAnAddress(ValueError):
+    pass
+
+
+def numeric_ipv4(host: str) -> str | None:
+    """The dotted-quad IPv4 address a numeric host stands for (what the resolver would connect to), or None
+    when `host` is not numeric. Raises ValueError for a numeric host that is no address (0999.1, 1.2.3.256)."""
+    if not _NUMERIC_HOST.match(host or ""):
+        return None
+    values = []
+    for part in host.rstrip(".").split("."):
+        if part[:2].lower() == "0x":
+            values.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part[0] == "0":
+            if not set(part) <= set("01234567"):
+                raise _NotAnAddress(host)
+            values.append(int(part, 8))
+        else:
+            values.append(int(part))
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
+        raise _NotAnAddress(host)
+    number = sum(v << (8 * (3 - i)) for i, v in enumerate(head)) + last
+    return str(ipaddress.IPv4Address(number))
+
+
 def url_refusal(url: str) -> str | None:
-    """The static check (no DNS): scheme, host present, literal addresses. None when the URL may be used."""
+    """The static check (no DNS): scheme, host present, literal addresses (in any form the resolver reads, e.g.
+    octal 0177.0.0.1), metadata names. None when the URL may be used."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -83,9 +118,24 @@ def url_refusal(url: str) -> str | None:
     if not host:
         return "The URL has no host."
     name = host.lower().rstrip(".")
-    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
-        if not _allow_private():
+    if not _allow_private():
+        if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
             return f"{host} is this server: requests to it are refused."
+        if name in METADATA_HOSTS:
+            return f"Requests to {host} are refused: it is a cloud metadata service."
+    try:
+        address = numeric_ipv4(name)
+    except ValueError:
+        return f"{host} is not a valid address: enter a valid URL."
+    if address is not None and address != name:
+        reason = address_refusal(address)
+        if reason:
+            return f"Requests to {host} ({address}) are refused: {reason}."
+        return f"Write the address {host} as {address}."  # HTTP clients refuse the other forms
+    try:
+        httpx.URL(url)  # what the client will parse: no 500 later for a URL it refuses
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "Enter a valid URL."
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -195,9 +245,30 @@ async def _async_refuse_bad_urls(request: httpx.Request) -> None:
     _refuse_bad_urls(request)
 
 
+def _refused_url(url) -> OutboundRefused:
+    reason = url_refusal(str(url)) or "Enter a valid URL."
+    return OutboundRefused(f"The URL cannot be used: {reason}" if not reason.startswith("Requests") else reason)
+
+
+class _GuardedClient(httpx.Client):
+    def build_request(self, method, url, **kwargs):
+        try:
+            return super().build_request(method, url, **kwargs)
+        except httpx.InvalidURL:  # e.g. an octal IPv4 host: refused as what it means, never an unhandled error
+            raise _refused_url(url) from None
+
+
+class _AsyncGuardedClient(httpx.AsyncClient):
+    def build_request(self, method, url, **kwargs):
+        try:
+            return super().build_request(method, url, **kwargs)
+        except httpx.InvalidURL:
+            raise _refused_url(url) from None
+
+
 def client(*, timeout: float, follow_redirects: bool = False, verify=True, **kwargs) -> httpx.Client:
     """A sync httpx client whose every connection (redirects included, at most 3) is checked."""
-    return httpx.Client(
+    return _GuardedClient(
         transport=GuardedTransport(verify=verify), timeout=timeout, follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS, trust_env=False, event_hooks={"request": [_refuse_bad_urls]}, **kwargs,
     )
@@ -205,7 +276,7 @@ def client(*, timeout: float, follow_redirects: bool = False, verify=True, **kwa
 
 def async_client(*, timeout: float, follow_redirects: bool = False, verify=True, **kwargs) -> httpx.AsyncClient:
     """The async twin of `client` for the live call's own task."""
-    return httpx.AsyncClient(
+    return _AsyncGuardedClient(
         transport=AsyncGuardedTransport(verify=verify), timeout=timeout, follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS, trust_env=False, event_hooks={"request": [_async_refuse_bad_urls]}, **kwargs,
     )

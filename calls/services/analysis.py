@@ -5,7 +5,10 @@ it). When a call ends, `analysis_enqueue` queues `calls.tasks.call_analysis_comp
 version asks for something). The task calls `call_analysis_compute`:
 
 - Scripted versions: a rule-based analysis (keywords in the transcript -> field values, a summary from the
-  turns), no vendor, so the offline product shows it.
+  turns), no vendor, so the offline product shows it. Its success verdict names the rule that decided it
+  (`_rule_success`: the criterion's quoted phrases, said by the caller or by the agent after the caller spoke).
+- No success without evidence: a call where the caller said nothing and pressed no key is never a success,
+  whatever decided it (rules or a model: `_model_success`); the reason is stored and sent as `success_rule`.
 - Other versions: the chat model, from the environment's secrets/variables. ``ANALYSIS_PROVIDER``
   (environment variable/secret, else the Django setting, else ``openai``) picks the vendor:
   - ``openai``: any OpenAI-compatible server: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (typed by users, so
@@ -347,10 +350,61 @@ def _rule_value(field: dict, caller_texts: list[str]):
     return (with_digit or tokens or [None])[0]
 
 
+NO_CALLER_INPUT = ("The caller said nothing and pressed no key: there is no evidence the call met the success "
+                   "criterion, so it is not a success.")
+
+
+def _caller_inputs(turns) -> list:
+    """The caller's turns with words or key presses ("(pressed 1)"): the evidence a call can be judged on."""
+    return [t for t in turns if t.role == CallTurn.Role.CALLER and (t.text or "").strip()]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _rule_success(*, definition: dict, turns) -> tuple[bool | None, str]:
+    """The rule-based verdict and the rule that decided it (shown with the verdict, sent as `success_rule`).
+
+    No success without evidence: a call without a single caller input is never a success. The criterion's
+    quoted phrases ("thanks") are the evidence looked for, in the caller's words and in what the agent said
+    once the caller had spoken (never the greeting); a criterion without quoted phrases cannot be checked by
+    rules, so the verdict stays untold."""
+    criterion = definition["success"]
+    if not criterion:
+        return None, ""
+    inputs = _caller_inputs(turns)
+    if not inputs:
+        return False, NO_CALLER_INPUT
+    quoted = [q.strip() for q in re.findall(r"[\"“']([^\"”']+)[\"”']", criterion) if q.strip()]
+    if not quoted:
+        return None, ("Not told: rule-based analysis (scripted versions) checks quoted phrases only; put the words "
+                      "that prove success in quotes, e.g. The caller says “thanks”.")
+    first_input = inputs[0].seq
+    for turn in turns:
+        spoken_by_caller = turn.role == CallTurn.Role.CALLER
+        after_caller = turn.role == CallTurn.Role.AGENT and turn.seq > first_input
+        if not (spoken_by_caller or after_caller) or not turn.text:
+            continue
+        for phrase in quoted:
+            if _words(phrase).strip() and _words(phrase) in _words(turn.text):
+                who = "the caller" if spoken_by_caller else "the agent"
+                return True, f"Rule: the criterion's phrase “{_short(phrase)}” was said by {who} (turn {turn.seq})."
+    listed = ", ".join(f"“{_short(q, 40)}”" for q in quoted[:5])
+    return False, f"Rule: none of the criterion's phrases ({listed}) was said after the caller spoke."
+
+
+def _model_success(*, definition: dict, turns, success) -> tuple[bool | None, str]:
+    """The model's verdict, held to the same evidence: a call without a caller input is never a success."""
+    if definition["success"] and success is not None and not _caller_inputs(turns):
+        return False, NO_CALLER_INPUT
+    return success, ""
+
+
 def _rule_analysis(*, definition: dict, turns, call: CallSession) -> dict:
     caller = [t.text for t in turns if t.role == CallTurn.Role.CALLER and t.text]
     agent = [t.text for t in turns if t.role == CallTurn.Role.AGENT and t.text]
-    everything = " ".join(t.text for t in turns if t.text)
     summary = ""
     if definition["summary"]:
         if caller:
@@ -363,15 +417,9 @@ def _rule_analysis(*, definition: dict, turns, call: CallSession) -> dict:
         if agent:
             summary += f" The agent's last words: “{agent[-1][:200]}”."
         summary += f" {len(caller) + len(agent)} turns."
-    success = None
-    if definition["success"]:
-        quoted = re.findall(r"[\"“']([^\"”']+)[\"”']", definition["success"])
-        if quoted:
-            success = any(_words(q) in _words(everything) for q in quoted)
-        else:
-            success = not call.runtime_error and call.status == CallSession.Status.COMPLETED
+    success, rule = _rule_success(definition=definition, turns=turns)
     return {"summary": summary, "fields": {f["name"]: _rule_value(f, caller) for f in definition["fields"]},
-            "success": success}
+            "success": success, "success_rule": rule}
 
 
 # ---------------------------------------------------------------------------
@@ -443,6 +491,7 @@ def _save_result(analysis: CallAnalysis, *, status: str, result: dict | None = N
             session = CallSession.objects.select_related("agent_version").get(pk=analysis.call_session_id)
             webhook_services.call_event_record(session=session, type=EventType.CALL_ANALYZED, analysis={
                 "summary": analysis.summary, "fields": analysis.fields, "success": analysis.success,
+                "success_rule": analysis.reason,  # what decided the verdict (rules, or the evidence check)
                 "definition": analysis.definition_label, "model": analysis.model_used,
             })
     return analysis
@@ -472,8 +521,9 @@ def call_analysis_compute(*, call_session_id: int, force: bool = False,
     provider = provider_for(call.agent_version, env_values)
     try:
         if provider == "rules":
-            return _save_result(analysis, status=CallAnalysis.Status.DONE, model_used="rules",
-                                result=_rule_analysis(definition=definition, turns=turns, call=call))
+            result = _rule_analysis(definition=definition, turns=turns, call=call)
+            return _save_result(analysis, status=CallAnalysis.Status.DONE, model_used="rules", result=result,
+                                reason=result["success_rule"])
         model, result = _model_analysis(provider=provider, env_values=env_values, definition=definition,
                                         turns=turns)
     except TransientAnalysisError as exc:
@@ -490,7 +540,8 @@ def call_analysis_compute(*, call_session_id: int, force: bool = False,
         logger.exception("call analysis crashed", extra={"call_session_id": call.pk, "provider": provider})
         return _save_result(analysis, status=CallAnalysis.Status.FAILED,
                             reason=f"The analysis could not run ({type(exc).__name__}).")
-    return _save_result(analysis, status=CallAnalysis.Status.DONE, result=result, model_used=model)
+    result["success"], rule = _model_success(definition=definition, turns=turns, success=result["success"])
+    return _save_result(analysis, status=CallAnalysis.Status.DONE, result=result, model_used=model, reason=rule)
 
 
 @transaction.atomic

@@ -334,4 +334,7 @@ def test_publish_page_and_version_page_show_relay_options(admin_client, workspac
     admin_client.post(f"/studio/agents/{agent.pk}/publish/")
     v2 = agent.versions.get(number=2)
     page = admin_client.get(f"/studio/agents/{agent.pk}/versions/{v2.pk}/").content.decode()
-    assert "Amazon / Joanna-Neural" in page and "a new reply cuts the current one short" in page
+    assert 'data-testid="version-relay_tts_provider"><span class="wrap">Amazon (Polly)' in page
+    assert 'data-testid="version-voice"><span class="wrap">Joanna-Neural' in page
+    assert "A new reply cuts the current one short</dt>" in page
+    assert 'data-testid="version-relay_preemptible"><span class="wrap">yes' in page

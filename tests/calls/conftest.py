@@ -67,6 +67,25 @@ class Reader:
         except (asyncio.TimeoutError, Exception):  # noqa: BLE001
             pass
 
+    async def until_audio(self, count: int, timeout=5.0) -> None:
+        """Read until `count` audio frames have arrived (events read meanwhile are kept too)."""
+        async def loop():
+            while len(self.audio) < count:
+                raw = await self.ws.recv()
+                if isinstance(raw, bytes):
+                    self.audio.append((raw[0], raw[1:]))
+                else:
+                    self.events.append(json.loads(raw))
+        await asyncio.wait_for(loop(), timeout)
+
+
+async def until_true(predicate, timeout=10.0) -> None:
+    """Wait for a condition checked in a thread (database reads, the sandbox's state): a condition, not a pause."""
+    async def loop():
+        while not await asyncio.to_thread(predicate):
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(loop(), timeout)
+
 
 @pytest.fixture
 def call_setup(twilio_sandbox, transactional_db):

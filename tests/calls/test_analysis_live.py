@@ -2,9 +2,9 @@
 import pytest
 from websockets.asyncio.client import connect
 
-from calls.models import CallAnalysis
+from calls.models import CallAnalysis, CallTurn
 
-from .conftest import TwilioMediaClient, eventually, make_call_setup, run
+from .conftest import TwilioMediaClient, eventually, make_call_setup, run, until_true
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,9 +25,8 @@ def test_a_scripted_call_that_ends_gets_its_rule_based_analysis(asgi_server, twi
             await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
             await twilio.read_until(lambda m: m.get("event") == "mark")
             await twilio.dtmf("4")
-            await twilio.drain(0.5)
+            await until_true(lambda: CallTurn.objects.filter(call_session=session, text="(pressed 4)").exists())
             await twilio.stop()
-            await twilio.drain(0.5)
 
     run(scenario())
     eventually(lambda: CallAnalysis.objects.filter(call_session=session, status="done").exists(), timeout=10)

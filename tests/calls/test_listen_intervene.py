@@ -9,7 +9,17 @@ from calls.engine import live
 from calls.models import CallHandover, CallIntervention, CallSession, CallTurn
 from workspaces.models import Membership
 
-from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, eventually, make_call_setup, member_of, run
+from .conftest import (
+    Reader,
+    TwilioMediaClient,
+    browser_ws,
+    cookie_for,
+    eventually,
+    make_call_setup,
+    member_of,
+    run,
+    until_true,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +60,7 @@ def test_member_hears_both_sides_and_the_transcript(asgi_server, twilio_sandbox)
                 await twilio.media(LOUD, chunk=i)
             await twilio.dtmf("7")  # no rule: just a transcript turn
             turn = await reader.until(lambda m: m["kind"] == "turn")
-            await reader.drain(0.5)
+            await reader.until_audio(20)  # the caller's 10 frames and the agent's 10 (echo)
             await twilio.stop()
             end = await reader.until(lambda m: m["kind"] == "end")
         await ws.close()
@@ -67,7 +77,7 @@ def test_member_hears_both_sides_and_the_transcript(asgi_server, twilio_sandbox)
     assert end["call_id"] == session.pk
 
 
-def _intervene(asgi_server, setup, session, cookie, messages, *, after=None):
+def _intervene(asgi_server, twilio_sandbox, setup, session, cookie, messages, *, after=None):
     """Open the call, listen, send each intervention message; returns (replies, listener events, twilio msgs)."""
     token = setup.token(session)
 
@@ -84,8 +94,16 @@ def _intervene(asgi_server, setup, session, cookie, messages, *, after=None):
                 replies.append(await reader.until(lambda m: m["kind"] == "intervention"))
             if after is not None:
                 await after(twilio, reader)
-            await twilio.drain(1.0)
-            await reader.drain(0.5)
+            # What each accepted intervention leads to, waited for (not a pause): its row, the listener's event,
+            # and Twilio's side (the handover's <Dial>, the ended call).
+            accepted = [m["type"] for m, r in zip(messages, replies) if r.get("ok")]
+            await until_true(lambda: CallIntervention.objects.filter(call_session=session).count() >= len(accepted))
+            for kind, event in (("takeover", "handover"), ("transfer", "handover"), ("end", "end")):
+                if kind in accepted and not any(e["kind"] == event for e in reader.events):
+                    await reader.until(lambda m, event=event: m["kind"] == event)
+            if {"takeover", "transfer"} & set(accepted):
+                await until_true(lambda: "</Dial>" in (twilio_sandbox.call_twiml(
+                    setup.connection.account_sid, session.call_sid) or ""))
         await ws.close()
         return replies, reader.events, twilio.received
 
@@ -96,7 +114,7 @@ def test_take_over_fires_the_chosen_handover_action(asgi_server, twilio_sandbox)
     setup = make_call_setup(sandbox=twilio_sandbox)
     session = setup.new_session(sandbox=twilio_sandbox)
     user = member_of(setup.workspace)
-    replies, events, _ = _intervene(asgi_server, setup, session, cookie_for(user),
+    replies, events, _ = _intervene(asgi_server, twilio_sandbox, setup, session, cookie_for(user),
                                     [{"type": "takeover", "action": "nope"},
                                      {"type": "takeover", "action": "transfer_to_support"}])
     assert replies[0]["ok"] is False and replies[0]["field"] == "action"
@@ -117,7 +135,7 @@ def test_transfer_to_a_typed_number_is_validated_then_dialled(asgi_server, twili
     setup = make_call_setup(sandbox=twilio_sandbox)
     session = setup.new_session(sandbox=twilio_sandbox)
     user = member_of(setup.workspace)
-    replies, _, _ = _intervene(asgi_server, setup, session, cookie_for(user),
+    replies, _, _ = _intervene(asgi_server, twilio_sandbox, setup, session, cookie_for(user),
                                [{"type": "transfer", "number": "020 123"},
                                 {"type": "transfer", "number": "+31 20 555 1234"}])
     assert replies[0] == {"kind": "intervention", "ok": False, "type": "transfer", "field": "number",
@@ -141,7 +159,7 @@ def test_instruction_is_followed_from_the_next_turn(asgi_server, twilio_sandbox)
         await twilio.dtmf("5")  # the caller's next turn (no rule for 5)
         await reader.until(lambda m: m["kind"] == "turn" and m["role"] == "agent")
 
-    replies, events, _ = _intervene(asgi_server, setup, session, cookie_for(user),
+    replies, events, _ = _intervene(asgi_server, twilio_sandbox, setup, session, cookie_for(user),
                                     [{"type": "instruction", "text": "  "},
                                      {"type": "instruction", "text": "Offer a callback tomorrow at nine."}],
                                     after=after)
@@ -160,7 +178,7 @@ def test_end_the_call(asgi_server, twilio_sandbox):
     setup = make_call_setup(sandbox=twilio_sandbox)
     session = setup.new_session(sandbox=twilio_sandbox)
     user = member_of(setup.workspace)
-    replies, events, _ = _intervene(asgi_server, setup, session, cookie_for(user), [{"type": "end"}])
+    replies, events, _ = _intervene(asgi_server, twilio_sandbox, setup, session, cookie_for(user), [{"type": "end"}])
     assert replies[0]["ok"] is True
     assert twilio_sandbox.state["calls"][setup.connection.account_sid][session.call_sid]["status"] == "completed"
     assert any(e["kind"] == "end" for e in events)
@@ -226,11 +244,15 @@ def test_a_listener_leaving_changes_nothing_for_the_call(asgi_server, twilio_san
             for i in range(5):
                 await twilio.media(LOUD, chunk=i)
         # the listener is gone (closed mid-call); the call goes on and still hands over by the caller's key
-        await asyncio.sleep(0.2)
         engine = live.get(session.pk)
+        for _ in range(500):
+            if not engine.listeners:
+                break
+            await asyncio.sleep(0.01)
         listeners = len(engine.listeners)
         await twilio.dtmf("1")
-        await twilio.drain(1.0)
+        await until_true(lambda: "<Number>+31201234567</Number>" in (twilio_sandbox.call_twiml(
+            setup.connection.account_sid, session.call_sid) or ""))  # handed over
         await ws.close()
         return listeners
 
@@ -334,7 +356,7 @@ def test_call_on_another_process_is_heard_through_the_channel_layer(asgi_server,
                     await asyncio.sleep(0.02)
                 for i in range(10):
                     await twilio.media(LOUD, chunk=i)
-                await reader.drain(0.5)
+                await reader.until_audio(20)  # both sides' 10 frames, through the other process's group
             for _ in range(50):  # leaving removes the forwarder
                 if not engine.listeners:
                     break
@@ -359,7 +381,7 @@ def test_call_on_another_process_is_heard_through_the_channel_layer(asgi_server,
 def test_a_second_take_over_is_refused_once_the_call_is_handed_over(asgi_server, twilio_sandbox):
     setup = make_call_setup(sandbox=twilio_sandbox)
     session = setup.new_session(sandbox=twilio_sandbox)
-    replies, _, _ = _intervene(asgi_server, setup, session, cookie_for(member_of(setup.workspace)),
+    replies, _, _ = _intervene(asgi_server, twilio_sandbox, setup, session, cookie_for(member_of(setup.workspace)),
                                [{"type": "takeover", "action": "transfer_to_sales"},
                                 {"type": "transfer", "number": "+31205551234"}])
     assert replies[0]["ok"] is True

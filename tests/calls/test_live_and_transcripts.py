@@ -87,7 +87,7 @@ def test_media_streams_turns_are_stored_as_the_call_goes(asgi_server, twilio_san
             await twilio.dtmf("4")
             second = await _until_stored(session.pk, lambda t: any(x[1] == "(pressed 4)" for x in t))
             await twilio.dtmf("1")
-            await twilio.drain(1.0)
+            await _until_stored(session.pk, lambda t: any(x[1].startswith("Handover:") for x in t))
             return first, second
 
     first, second = run(scenario())
@@ -113,8 +113,8 @@ def test_relay_turns_are_stored_as_the_call_goes(asgi_server, twilio_sandbox):
             await ws.send(json.dumps({"type": "setup", "callSid": session.call_sid,
                                       "accountSid": setup.connection.account_sid,
                                       "customParameters": {"session": token}}))
+            await _until_stored(session.pk, lambda t: any(x[0] == "agent" for x in t))  # the greeting, first
             await ws.send(json.dumps({"type": "prompt", "voicePrompt": "When are you ", "last": False}))
-            await asyncio.sleep(0.1)
             await ws.send(json.dumps({"type": "prompt", "voicePrompt": "open?", "last": True}))
             during = await _until_stored(session.pk, lambda t: any(x[0] == "agent" and "nine" in x[1] for x in t))
             await ws.send(json.dumps({"type": "prompt", "voicePrompt": "sales please", "last": True}))

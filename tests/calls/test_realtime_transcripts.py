@@ -64,7 +64,10 @@ def test_realtime_transcripts_are_stored_and_instructions_reach_the_model(asgi_s
                 await reader.until(lambda m: m["kind"] == "hello")
                 await listen.send(json.dumps({"type": "instruction", "text": "Offer the Friday slot."}))
                 reply = await reader.until(lambda m: m["kind"] == "intervention")
-                await asyncio.sleep(0.3)
+                for _ in range(500):  # the instruction reached the model
+                    if sum(e["type"] == "session.update" for e in fake.events) >= 2:
+                        break
+                    await asyncio.sleep(0.01)
             await twilio.stop()
             return during, reply
 

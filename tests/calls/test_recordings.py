@@ -11,15 +11,16 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
 from calls import tasks
-from calls.models import CallRecording
+from calls.models import CallRecording, CallSession
 from devtools.twilio_sandbox.server import MP3_BYTES
 
-from .conftest import TwilioMediaClient, make_call_setup, member_of, run
+from .conftest import TwilioMediaClient, make_call_setup, member_of, run, until_true
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _run_media_call(asgi_server, setup, session, seconds=0.8):
+def _run_media_call(asgi_server, setup, session, until=None):
+    """A call that plays its greeting, waits for `until()` (if given), stops, and has ended on the server."""
     token = setup.token(session)
 
     async def scenario():
@@ -27,9 +28,11 @@ def _run_media_call(asgi_server, setup, session, seconds=0.8):
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
             first = await twilio.read_until(lambda m: m.get("event") == "media")
-            await twilio.drain(seconds)
+            if until is not None:
+                await until_true(until)
             await twilio.stop()
-            return first
+        await until_true(lambda: CallSession.objects.filter(pk=session.pk, ended_at__isnull=False).exists())
+        return first
 
     return run(scenario())
 
@@ -39,7 +42,8 @@ def test_runtime_starts_a_dual_channel_recording_with_a_signed_callback(asgi_ser
     setup.environment.recording_enabled = True
     setup.environment.save(update_fields=["recording_enabled"])
     session = setup.new_session(sandbox=twilio_sandbox)
-    first = _run_media_call(asgi_server, setup, session)
+    first = _run_media_call(asgi_server, setup, session,
+                            until=lambda: CallRecording.objects.filter(call_session=session).exists())
     assert first["event"] == "media"  # the greeting plays whatever the recording does
     recordings = twilio_sandbox.state["recordings"][setup.connection.account_sid]
     assert len(recordings) == 1
@@ -54,7 +58,7 @@ def test_runtime_starts_a_dual_channel_recording_with_a_signed_callback(asgi_ser
 def test_no_recording_when_the_environment_does_not_record(asgi_server, twilio_sandbox):
     setup = make_call_setup(sandbox=twilio_sandbox)
     session = setup.new_session(sandbox=twilio_sandbox)
-    _run_media_call(asgi_server, setup, session, seconds=0.3)
+    _run_media_call(asgi_server, setup, session)  # until the call has ended: nothing can start after
     assert not twilio_sandbox.requests_to(r"Recordings")
     assert not CallRecording.objects.exists()
 
@@ -72,9 +76,14 @@ def test_a_recording_that_cannot_start_is_shown_and_the_call_goes_on(asgi_server
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
             await twilio.read_until(lambda m: m.get("event") == "mark")
-            await asyncio.sleep(0.5)
+            for _ in range(500):  # the recording's start was tried, and failed
+                if await asyncio.to_thread(
+                        lambda: CallSession.objects.filter(pk=session.pk).exclude(recording_error="").exists()):
+                    break
+                await asyncio.sleep(0.02)
             await twilio.dtmf("1")  # the call still works: the caller is handed over
-            await twilio.drain(1.0)
+            await until_true(lambda: "<Number>+31201234567</Number>" in (twilio_sandbox.call_twiml(
+                setup.connection.account_sid, session.call_sid) or ""))
 
     run(scenario())
     session.refresh_from_db()

@@ -63,9 +63,12 @@ def wait_until(page, expression: str, timeout: float = 10.0):
         time.sleep(0.05)
 
 
-def settle(page, seconds: float = 0.5):
-    """Give in-flight fetches time to finish (real time), then return."""
-    time.sleep(seconds)
+def settle(page):
+    """A barrier, not a pause: the page fetches a marker URL. Playwright reports requests in the order the page
+    issues them, so once the marker is seen, every request the page started before it (timers run synchronously
+    under the fake clock) has been seen too."""
+    with page.expect_request(lambda r: "/healthz?settle" in r.url):
+        page.evaluate("fetch('/healthz?settle').then(r => r.status)")
 
 
 @pytest.fixture

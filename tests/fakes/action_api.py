@@ -5,7 +5,8 @@ Routes:
 - POST /bookings             → 201 {"booking": {"day": ..., "confirmed": true}, "received": <json body>}
 - GET  /echo                 → the request's headers, query and path (so tests can see what was sent)
 - GET  /leak                 → an answer containing the Authorization header's value (redaction test)
-- GET  /slow                 → answers after `slow_seconds`
+- GET  /slow                 → answers once `slow_release` is set (or after `slow_seconds`); `slow_answered`
+                               counts the answers it gave
 - GET  /big                  → `big_bytes` of JSON
 - GET  /text                 → not JSON
 - GET  /status/<code>        → that status
@@ -32,6 +33,8 @@ class FakeActionApi:
         self.tokens: set[str] = set()
         self.expires_in = 3600
         self.slow_seconds = 2.0
+        self.slow_release = threading.Event()  # set: /slow answers at once
+        self.slow_answered = 0
         self.big_bytes = 100_000
         self.delay = 0.0  # added to every answer (the benchmark's "endpoint time")
         fake = self
@@ -93,7 +96,8 @@ class FakeActionApi:
                     return self._json(200, {"you_sent": self.headers.get("Authorization", ""),
                                             "key": self.headers.get("X-Api-Key", "")})
                 if path == "/slow":
-                    time.sleep(fake.slow_seconds)
+                    fake.slow_release.wait(fake.slow_seconds)
+                    fake.slow_answered += 1
                     return self._json(200, {"late": True})
                 if path == "/big":
                     return self._json(200, json.dumps({"blob": "x" * fake.big_bytes}).encode())
@@ -154,5 +158,6 @@ class FakeActionApi:
         return self
 
     def stop(self) -> None:
+        self.slow_release.set()
         self.server.shutdown()
         self.server.server_close()

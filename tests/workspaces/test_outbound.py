@@ -140,3 +140,59 @@ def test_host_check_resolves_names(monkeypatch):
         outbound.host_check("http://localhost./v1")
     with REFUSED, pytest.raises(outbound.OutboundRefused):
         outbound.host_check("http://127.0.0.1:8000/v1")
+
+
+# ---------------------------------------------------------------------------
+# IPv4 literals in the forms a resolver reads (octal, hex, short, one number): the addresses they mean
+
+
+PRODUCTION = override_settings(OUTBOUND_ALLOW_PRIVATE_TARGETS=False, OUTBOUND_ALLOW_HTTP=False)
+
+
+@pytest.mark.parametrize("host, address", [
+    ("0177.0.0.1", "127.0.0.1"), ("0x7f.0.0.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("127.1", "127.0.0.1"),
+    ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("017700000001", "127.0.0.1"),
+    ("0251.0376.0251.0376", "169.254.169.254"), ("10.1", "10.0.0.1"), ("0", "0.0.0.0"), ("1.2.3.4", "1.2.3.4"),
+    ("010.010.010.010", "8.8.8.8"), ("api.example.com", None), ("1.2.3.4.5", None),
+])
+def test_numeric_hosts_are_read_as_the_resolver_reads_them(host, address):
+    assert outbound.numeric_ipv4(host) == address
+
+
+@pytest.mark.parametrize("host", ["0999.0.0.1", "1.2.3.256", "08.1", "0x1ffffffff"])
+def test_numeric_hosts_that_are_no_address_are_errors(host):
+    with pytest.raises(ValueError):
+        outbound.numeric_ipv4(host)
+
+
+@PRODUCTION
+@pytest.mark.parametrize("url", ["https://0177.0.0.1:8221/x", "https://0x7f.1/", "https://127.1/",
+                                 "https://2130706433/", "https://0251.0376.0251.0376/latest"])
+def test_octal_hex_and_short_ipv4_literals_are_refused_as_what_they_mean(url):
+    reason = outbound.url_refusal(url)
+    assert reason and "are refused" in reason and ("loopback" in reason or "link-local" in reason)
+    with pytest.raises(outbound.OutboundRefused):
+        outbound.host_check(url)
+
+
+@PRODUCTION
+@pytest.mark.parametrize("url", ["https://0999.0.0.1/x", "https://1.2.3.256/", "https://010.010.010.010/"])
+def test_odd_numeric_hosts_get_a_message_never_an_exception(url):
+    assert outbound.url_refusal(url)
+    with pytest.raises(outbound.OutboundRefused):
+        outbound.host_check(url)
+
+
+@PRODUCTION
+def test_metadata_names_are_refused_without_resolving():
+    assert "metadata" in outbound.url_refusal("https://metadata.google.internal/computeMetadata/v1/")
+
+
+@PRODUCTION
+def test_the_guarded_client_refuses_an_octal_loopback_url():
+    async def fetch():
+        async with outbound.async_client(timeout=2) as http:
+            await http.get("https://0177.0.0.1:8221/x")
+
+    with pytest.raises(outbound.OutboundRefused):
+        asyncio.run(fetch())

@@ -35,7 +35,7 @@ def _ctx(api, **kw) -> CallContext:
                                  "parameters": {"order_id": "42"}, "say": "Your order is {result}."},
                                 {"keyword": "slow", "action": "slow_thing", "say": "Done: {result}",
                                  "field": "/late"}),
-                api_actions=(ORDER, ApiActionSpec(name="slow_thing", url="{API_BASE}/slow", timeout_seconds=3)),
+                api_actions=(ORDER, ApiActionSpec(name="slow_thing", url="{API_BASE}/slow", timeout_seconds=15)),
                 variables={"API_BASE": api.url}, secrets={"SOME_SECRET": "env-secret-value-77"})
     base.update(kw)
     return CallContext(**base)
@@ -76,7 +76,7 @@ def test_a_scripted_rule_runs_the_action_and_speaks_a_field_of_the_answer(api):
 
 
 def test_a_slow_action_does_not_block_the_conversation(api):
-    api.slow_seconds = 1.0
+    api.slow_seconds = 60  # the API answers only when released, after the next reply
     sent: list[dict] = []
 
     async def send(msg):
@@ -89,6 +89,7 @@ def test_a_slow_action_does_not_block_the_conversation(api):
         await engine.handle({"type": "message", "text": "what is the price"})
         await _collect(engine, sent, lambda s: any(m.get("text") == "It costs ten euros." for m in s))
         answered_before_action = not any(m["type"] == "action" for m in sent)
+        api.slow_release.set()
         await _collect(engine, sent, lambda s: any(m.get("text") == "Done: true" for m in s))
         await engine.close()
         return answered_before_action
@@ -130,10 +131,11 @@ def test_realtime_model_asks_for_the_tool_and_gets_the_answer(api, fake_realtime
     async def scenario():
         engine = TextChatCall(ctx, send)
         engine.start()
-        await asyncio.sleep(0.3)
+        await _collect(engine, sent, lambda s: "session.update" in fake_realtime.types())  # the session is set up
         await engine.handle({"type": "message", "text": "status of order 77"})
         await _collect(engine, sent, lambda s: any(m.get("type") == "action" for m in s))
-        await asyncio.sleep(0.3)
+        await _collect(engine, sent, lambda s: any(  # the answer went back to the model
+            e.get("item", {}).get("type") == "function_call_output" for e in fake_realtime.events))
         await engine.close()
 
     run(scenario())

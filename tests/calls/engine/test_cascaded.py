@@ -182,7 +182,10 @@ def test_cascaded_speaks_each_sentence_and_barge_in_keeps_what_was_heard():
             await asyncio.sleep(0.01)
             if len(chat.requests) == 2:
                 break
-        await asyncio.sleep(0.05)
+        for _ in range(100):  # the reply to "stop" was spoken
+            if "Okay." in tts.spoken:
+                break
+            await asyncio.sleep(0.01)
         await call.close()
         return call
 

@@ -18,7 +18,7 @@ from websockets.uri import parse_uri
 
 from tests.factories import UserFactory
 
-from .conftest import make_call_setup
+from .conftest import eventually, make_call_setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,8 +49,9 @@ def server_log_lines():
         log.removeHandler(counter)
 
 
-def _flood(port: int, path: str, frames: list, *, headers: dict | None = None, wait: float = 1.5) -> bytes:
+def _flood(server, path: str, frames: list, *, headers: dict | None = None, wait: float = 1.5) -> bytes:
     """Handshake + every frame written at once; then read what the server says until it hangs up or `wait` ends."""
+    port = server.port
     protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{path}"))
     request = protocol.connect()
     for name, value in (headers or {}).items():
@@ -87,7 +88,9 @@ def _flood(port: int, path: str, frames: list, *, headers: dict | None = None, w
             if not chunk:
                 break
             received += chunk
-    time.sleep(0.3)  # let the server finish logging whatever it logs for this connection
+    # The server has finished with the connection (and logged whatever it logs for it).
+    state = server.server.server_state
+    assert eventually(lambda: not state.connections and not state.tasks, timeout=10)
     return received
 
 
@@ -104,7 +107,7 @@ def test_refused_media_stream_flooded_with_1000_messages_logs_a_bounded_number_o
         frame = (Opcode.TEXT, "{not json")
     else:
         frame = (Opcode.BINARY, b"\x00\x01\x02")
-    received = _flood(asgi_server.port, "/v1/stream/media", [frame] * FLOOD)
+    received = _flood(asgi_server, "/v1/stream/media", [frame] * FLOOD)
 
     assert b"101 Switching Protocols" in received
     lines = _ours(server_log_lines)
@@ -119,7 +122,7 @@ def test_refused_start_then_flood_is_refused_once(asgi_server, server_log_lines)
     start = {"event": "start", "streamSid": "MZ" + "1" * 32,
              "start": {"streamSid": "MZ" + "1" * 32, "callSid": session.call_sid, "customParameters": {"session": "x"}}}
     frames = [(Opcode.TEXT, json.dumps(start))] * FLOOD
-    _flood(asgi_server.port, "/v1/stream/media", frames)
+    _flood(asgi_server, "/v1/stream/media", frames)
 
     lines = _ours(server_log_lines)
     assert len(lines) <= MAX_LINES, lines
@@ -128,7 +131,7 @@ def test_refused_start_then_flood_is_refused_once(asgi_server, server_log_lines)
 
 def test_relay_message_before_setup_flood_logs_a_bounded_number_of_lines(asgi_server, server_log_lines):
     frames = [(Opcode.TEXT, json.dumps({"type": "prompt", "voicePrompt": "hi"}))] * FLOOD
-    _flood(asgi_server.port, "/v1/stream/relay", frames, headers={"X-Twilio-Signature": "bogus"})
+    _flood(asgi_server, "/v1/stream/relay", frames, headers={"X-Twilio-Signature": "bogus"})
 
     lines = _ours(server_log_lines)
     assert 1 <= len(lines) <= MAX_LINES, lines
@@ -157,7 +160,7 @@ def test_listen_socket_of_an_ended_call_ignores_a_flood_of_interventions(asgi_se
     store["workspace_id"] = setup.workspace.pk
     store.save()
     frames = [(Opcode.TEXT, json.dumps({"type": "end"}))] * FLOOD
-    received = _flood(asgi_server.port, f"/v1/studio/calls/{session.pk}/listen", frames,
+    received = _flood(asgi_server, f"/v1/studio/calls/{session.pk}/listen", frames,
                       headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={store.session_key}",
                                "Origin": "http://127.0.0.1"})
 

@@ -178,7 +178,10 @@ def test_keepalive_is_sent_while_no_audio_flows(fake):
         stt = DeepgramSpeechToText(settings_for(fake))
         stt.keepalive_seconds = 0.05
         await stt.start()
-        await asyncio.sleep(0.3)
+        for _ in range(500):  # no audio flows: a keepalive is sent
+            if {"type": "KeepAlive"} in fake.messages:
+                break
+            await asyncio.sleep(0.01)
         await stt.close()
 
     run(scenario())
