@@ -83,9 +83,8 @@ def content_security_policy(public_base_url: str) -> dict:
     }
 
 
-# Login throttling (django-axes): failed logins are counted per username and per IP address in the
-# database (so a lockout survives a restart); after AXES_FAILURE_LIMIT failures that user (or address) is locked
-# out for AXES_COOLOFF_TIME (or until an admin deletes the access attempt in Django admin).
+# Login throttling (django-axes): failed logins are counted in the database (so a lockout survives a restart);
+# what is locked is below (AXES_HANDLER), for AXES_COOLOFF_TIME (or until an admin deletes the access attempt).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -96,9 +95,15 @@ AUTHENTICATION_BACKENDS = [
 OTP_REQUIRED_FOR_STAFF = env.bool("OTP_REQUIRED_FOR_STAFF", default=False)
 OTP_TOTP_ISSUER = "Callwell"
 
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The account guessed at is locked, not the office it is guessed from (workspaces/throttling.py): a username
+# after AXES_FAILURE_LIMIT failures; an address only after failures for AXES_ADDRESS_USERNAME_LIMIT different
+# usernames; a login refused by a lock (even with the right password) is not counted.
+AXES_HANDLER = "workspaces.throttling.LoginThrottleHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: a user guessed at from many addresses, or one address guessing many users
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_ADDRESS_USERNAME_LIMIT = env.int("AXES_ADDRESS_USERNAME_LIMIT", default=20)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "workspaces.throttling.lockout_response"
 AXES_VERBOSE = False
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=60))
 AXES_RESET_ON_SUCCESS = True
