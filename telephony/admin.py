@@ -18,6 +18,12 @@ class TwilioConnectionAdmin(admin.ModelAdmin):
     # the token below, then "Check the credentials with Twilio now").
     readonly_fields = ["status", "account_sid", "api_key_sid", "masked_auth_token", "masked_api_key_secret",
                        "created_at", "updated_at", "validated_at"]
+    # Which workspace, which mode and the TwiML app Callwell made for it: never moved by hand (issue 22.8).
+    readonly_on_change = ["workspace", "mode", "twiml_app_sid"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + self.readonly_on_change if obj is not None else fields
 
     @admin.display(description="API key secret")
     def masked_api_key_secret(self, obj):
@@ -50,6 +56,11 @@ class PhoneNumberAdmin(admin.ModelAdmin):
     search_fields = ["phone_number", "sid", "workspace__name"]
     list_select_related = ["workspace"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The number Twilio sold to this workspace: its workspace, SID and number never change by hand.
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + ["workspace", "sid", "phone_number"] if obj is not None else fields
+
 
 @admin.register(CallerId)
 class CallerIdAdmin(admin.ModelAdmin):
@@ -67,6 +78,9 @@ class NumberPurchaseAdmin(admin.ModelAdmin):
     search_fields = ["phone_number", "workspace__name"]
     list_select_related = ["workspace"]
     raw_id_fields = ["number"]
+
+    def has_add_permission(self, request):
+        return False  # made by a purchase in Settings → Numbers, never by hand
 
 
 # Browser-dialer calls (issue 4): read-mostly, for support.

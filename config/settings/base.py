@@ -94,6 +94,7 @@ AUTHENTICATION_BACKENDS = [
 # (on in production.py).
 OTP_REQUIRED_FOR_STAFF = env.bool("OTP_REQUIRED_FOR_STAFF", default=False)
 OTP_TOTP_ISSUER = "Callwell"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # Django admin never shows a TOTP key or a recovery code (workspaces/admin.py)
 
 # The account guessed at is locked, not the office it is guessed from (workspaces/throttling.py): a username
 # after AXES_FAILURE_LIMIT failures; an address only after failures for AXES_ADDRESS_USERNAME_LIMIT different
