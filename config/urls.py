@@ -14,3 +14,4 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     path("admin/", admin.site.urls),
 ]
+handler500 = "workspaces.views.server_error"

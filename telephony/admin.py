@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from telephony.forms import TwilioConnectionAdminForm
-from telephony.models import CallerId, NumberPurchase, PhoneNumber, TwilioConnection
+from telephony.models import CallerId, MissedCall, NumberPurchase, PhoneNumber, TwilioConnection
 from telephony.selectors import phone_system_status_invalidate
 
 
@@ -84,3 +84,19 @@ class NumberPurchaseAdmin(admin.ModelAdmin):
 
 
 # Browser-dialer calls (issue 4): read-mostly, for support.
+
+
+@admin.register(MissedCall)
+class MissedCallAdmin(admin.ModelAdmin):
+    """Calls that came while the database was down (recorded from the outage spool): read-only."""
+
+    list_display = ["received_at", "workspace", "call_sid", "from_number", "to_number", "path", "recorded_at"]
+    search_fields = ["call_sid", "from_number", "to_number", "workspace__name"]
+    list_select_related = ["workspace"]
+    readonly_fields = [f.name for f in MissedCall._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

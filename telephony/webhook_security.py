@@ -93,6 +93,7 @@ def twilio_webhook(resolve):
             connection = resolve(request, *args, **kwargs)
             if connection is None:
                 raise Http404("Unknown webhook.")
+            _drain_outage_spool()  # the database answers again: record the calls noted while it was down
             if not body_is_readable(request):
                 return HttpResponseBadRequest("The request body could not be read.")
             if not signature_is_valid(request, connection.auth_token):
@@ -120,9 +121,23 @@ def twilio_webhook(resolve):
     return decorator
 
 
+def _drain_outage_spool() -> None:
+    from telephony import spool
+
+    if not spool.spool_pending():
+        return
+    try:
+        spool.spool_drain()
+    except Exception:
+        logger.exception("could not record the calls noted during a database outage")
+
+
 def never_500(*, apology, on_error=None):
     """Unexpected errors in a webhook become a spoken apology (and one logged exception), never a 500: Twilio
     would read its own error message to the caller.
+
+    While PostgreSQL is down the call is noted in the local spool instead (`telephony.spool`) and recorded as a
+    MissedCall by the first webhook that reaches the database again.
 
     `apology()` returns the TwiML; `on_error(request)` may record the failure where people will see it (its own
     failure is logged, not raised). A 404 stays a 404; the signature check's 403 and a bad request's 400 are answers, not errors.
@@ -137,8 +152,16 @@ def never_500(*, apology, on_error=None):
             except (MultiPartParserError, SuspiciousOperation, BadRequest):
                 # Defence in depth: a body nobody could read is the sender's fault: 400, no apology, no alert.
                 return HttpResponseBadRequest("The request body could not be read.")
-            except Exception:
+            except Exception as exc:
+                from workspaces.outages import DATABASE, outage_kind
+
                 logger.exception("twilio webhook failed", extra={"path": request.path})
+                if outage_kind(exc) == DATABASE:
+                    # Nothing can be written now: note the call locally; recorded once the database is back.
+                    from telephony.spool import spool_append
+
+                    spool_append(request)
+                    return HttpResponse(apology(), content_type="text/xml; charset=utf-8")
                 if on_error is not None:
                     try:
                         on_error(request)

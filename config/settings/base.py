@@ -108,6 +108,11 @@ AXES_LOCKOUT_CALLABLE = "workspaces.throttling.lockout_response"
 # axes.W006 asks for "ip_address" among the lockout parameters; the address is locked by our handler instead,
 # on failures for many different usernames (rotating user agents or cookies does not bypass either lock).
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# Twilio webhooks that arrive while PostgreSQL is down are noted here (a local folder of each web server) and
+# recorded as telephony.MissedCall once the database is back (telephony/spool.py).
+OUTAGE_SPOOL_DIR = env.str("OUTAGE_SPOOL_DIR", default=str(VAR_DIR / "outage-spool"))
+OUTAGE_SPOOL_MAX_BYTES = env.int("OUTAGE_SPOOL_MAX_BYTES", default=10_000_000)
 AXES_VERBOSE = False
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=60))
 AXES_RESET_ON_SUCCESS = True
