@@ -99,3 +99,18 @@ for _model, _admin in ((TOTPDevice, SafeTOTPDeviceAdmin), (StaticDevice, SafeSta
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
     admin.site.register(_model, _admin)
+
+
+from workspaces.models import AuthenticatorDevice  # noqa: E402
+
+
+@admin.register(AuthenticatorDevice)
+class AuthenticatorDeviceAdmin(SecondFactorDeviceAdminMixin, admin.ModelAdmin):
+    """The authenticator apps (TOTP, key encrypted at rest): who has one, when it was used; never the key."""
+
+    list_display = ["user", "name", "created_at", "last_used_at", "confirmed"]
+    list_filter = ["confirmed", "created_at", "last_used_at"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    exclude = ["key"]
