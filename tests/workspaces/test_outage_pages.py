@@ -22,10 +22,13 @@ def _get(base: str, path: str, **headers) -> tuple[int, dict, str]:
 
 
 def _serve(tmp_path, *, database_url: str, redis_url: str):
+    """Production settings with the connection pool (a short DB_POOL_TIMEOUT: the pool's own wait is what a
+    request sees of a dead database)."""
     from bench._harness import bench_env, serve
 
     env = bench_env(DJANGO_SETTINGS_MODULE="config.settings.production", DATABASE_URL=database_url,
-                    REDIS_URL=redis_url, OUTAGE_SPOOL_DIR=str(tmp_path / "spool"), DB_POOL_MAX_SIZE=0)
+                    REDIS_URL=redis_url, OUTAGE_SPOOL_DIR=str(tmp_path / "spool"), DB_POOL_MAX_SIZE=2,
+                    DB_POOL_MIN_SIZE=1, DB_POOL_TIMEOUT=1)
     return serve(env=env, workers=1, server="uvicorn", migrate=False)
 
 
