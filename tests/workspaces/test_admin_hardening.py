@@ -8,7 +8,6 @@ from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from workspaces.models import AuthenticatorDevice
 
 from calls.models import CallAnalysis, CallSession
 from dialer.models import Call
@@ -16,6 +15,7 @@ from telephony.models import NumberPurchase
 from tests.agents.factories import PhoneConnectorFactory, published_agent
 from tests.factories import PhoneNumberFactory, TwilioConnectionFactory, UserFactory
 from webhooks.models import WebhookAttempt, WebhookEvent
+from workspaces.models import AuthenticatorDevice
 
 pytestmark = pytest.mark.django_db
 
