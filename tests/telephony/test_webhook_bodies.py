@@ -70,3 +70,44 @@ def test_a_readable_body_with_a_fake_signature_is_still_403(urls):
     for url in found:
         response = client.post(url, {"CallSid": "CA" + "1" * 32}, HTTP_X_TWILIO_SIGNATURE=FAKE_SIGNATURE)
         assert response.status_code == 403, url
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_uvicorn_an_unreadable_body_is_400_with_nothing_written(workspace, settings):
+    """The same on the README's server (ASGI reads the body its own way): real uvicorn, production settings, the
+    test's PostgreSQL database and REDIS_URL."""
+    import http.client
+    import os
+    from urllib.parse import urlsplit
+
+    from django.db import connection
+
+    from bench._harness import bench_env, serve
+
+    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
+        pytest.skip("needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    TwilioConnectionFactory(workspace=workspace)
+    connector = PhoneConnectorFactory(workspace=workspace, agent=published_agent(workspace))
+    db = connection.settings_dict
+    env = bench_env(DJANGO_SETTINGS_MODULE="config.settings.production", REDIS_URL=os.environ["REDIS_URL"],
+                    DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+                    FIELD_ENCRYPTION_KEY=",".join(settings.FIELD_ENCRYPTION_KEY)
+                    if isinstance(settings.FIELD_ENCRYPTION_KEY, (list, tuple)) else settings.FIELD_ENCRYPTION_KEY)
+    urls = [reverse("dialer:inbound", args=[workspace.pk]), reverse("connectors:twilio_config",
+                                                                     args=[connector.identifier])]
+    before = _row_counts()
+    with serve(env=env, workers=1, server="uvicorn", migrate=False) as base:
+        parts = urlsplit(base)
+        for kind, (body, content_type) in _bodies().items():
+            for url in urls:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+                conn.request("POST", url + ("?bodySHA256=" + "0" * 64 if kind.endswith("JSON") else ""), body=body,
+                             headers={"Host": "127.0.0.1", "Content-Type": content_type,
+                                      "X-Twilio-Signature": FAKE_SIGNATURE})
+                response = conn.getresponse()
+                answer = response.read()
+                conn.close()
+                assert response.status in (400, 403), (kind, url, response.status, answer[:200])
+                assert b"<Say" not in answer
+    connector.refresh_from_db()
+    assert connector.alert_text == "" and _row_counts() == before
