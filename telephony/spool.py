@@ -2,7 +2,7 @@
 
 `never_500` (telephony.webhook_security) appends one JSON line per such webhook to a file in OUTAGE_SPOOL_DIR
 (a local folder of each web server: no database, no Redis needed), at most OUTAGE_SPOOL_MAX_BYTES. The first
-webhook that reaches the database again (`twilio_webhook`, after its lookup succeeded) drains the file into
+webhook that passes its checks again (`twilio_webhook`: the database answered its lookup) drains the file into
 `telephony.MissedCall` rows (`services.missed_calls_record`); checking for the file is one stat call.
 """
 from __future__ import annotations

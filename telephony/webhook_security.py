@@ -93,7 +93,6 @@ def twilio_webhook(resolve):
             connection = resolve(request, *args, **kwargs)
             if connection is None:
                 raise Http404("Unknown webhook.")
-            _drain_outage_spool()  # the database answers again: record the calls noted while it was down
             if not body_is_readable(request):
                 return HttpResponseBadRequest("The request body could not be read.")
             if not signature_is_valid(request, connection.auth_token):
@@ -111,6 +110,7 @@ def twilio_webhook(resolve):
                 )
                 return HttpResponseForbidden("This webhook belongs to another Twilio account.")
             request.twilio_connection = connection
+            _drain_outage_spool()  # the database answers again: record the calls noted while it was down
             return view(request, *args, **kwargs)
 
         # workspaces.middleware.TwoFactorMiddleware exempts exactly the views marked so (functools.wraps
