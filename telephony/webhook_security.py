@@ -137,7 +137,7 @@ def never_500(*, apology, on_error=None):
     would read its own error message to the caller.
 
     While PostgreSQL is down the call is noted in the local spool instead (`telephony.spool`) and recorded as a
-    MissedCall by the first webhook that reaches the database again.
+    MissedCall by the first correctly signed webhook once the database is back.
 
     `apology()` returns the TwiML; `on_error(request)` may record the failure where people will see it (its own
     failure is logged, not raised). A 404 stays a 404; the signature check's 403 and a bad request's 400 are answers, not errors.
