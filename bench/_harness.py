@@ -80,7 +80,7 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {proc.returncode} before answering")
+            raise RuntimeError(f"the server exited with code {proc.returncode} before answering")
         try:
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
             conn.request("GET", parts.path or "/")
@@ -96,8 +96,10 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def serve(*, app: str = "config.wsgi:application", env: dict | None = None, workers: int = 2, threads: int = 4,
           port: int | None = None, migrate: bool = True, ready_path: str = "/healthz",
-          extra_args: tuple[str, ...] = (), startup_timeout: float = 60.0) -> Iterator[str]:
+          extra_args: tuple[str, ...] = (), startup_timeout: float = 60.0, server: str = "gunicorn") -> Iterator[str]:
     """Run gunicorn (the production server) on 127.0.0.1 with `env` and yield its base URL.
+
+    `server="uvicorn"` runs `uvicorn config.asgi:application --workers N` instead (`app` and `threads` unused).
 
     `env` is added to this process's environment (see `bench_env()`); `migrate` runs
     `manage.py migrate` with the same environment first. The server is stopped on exit.
@@ -111,6 +113,9 @@ def serve(*, app: str = "config.wsgi:application", env: dict | None = None, work
     port = port or free_port()
     log = tempfile.NamedTemporaryFile(prefix="callwell-gunicorn-", suffix=".log", delete=False)
     cmd = [
+        python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--log-level", "warning", "--no-access-log", *extra_args,
+    ] if server == "uvicorn" else [
         python, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
@@ -194,11 +199,13 @@ def _check_loopback(host: str) -> None:
 def hammer(url: str, *, concurrency: int, requests: int, method: str = "GET", headers: dict | None = None,
            body: bytes | str | None = None, make_request: Callable[[int], RequestSpec] | None = None,
            max_seconds: float = MAX_SECONDS_DEFAULT, timeout: float = 10.0,
-           ok_statuses: Callable[[int], bool] = lambda s: s < 400) -> Stats:
+           ok_statuses: Callable[[int], bool] = lambda s: s < 400,
+           ok_body: Callable[[bytes], bool] | None = None) -> Stats:
     """Send `requests` requests with `concurrency` keep-alive connections (bounded by `max_seconds`).
 
     `make_request(i)` may return `(method, path, headers, body)` per request instead of the fixed ones.
-    A response whose status fails `ok_statuses`, or a connection error, counts as an error.
+    A response whose status fails `ok_statuses`, or whose body fails `ok_body` (counted as "bad-body" in
+    `statuses`, e.g. a spoken apology with HTTP 200), or a connection error, counts as an error.
     """
     parts = urlsplit(url)
     _check_loopback(parts.hostname or "")
@@ -241,9 +248,12 @@ def hammer(url: str, *, concurrency: int, requests: int, method: str = "GET", he
                     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
                 conn.request(m, path, body=data, headers=hdrs)
                 response = conn.getresponse()
-                response.read()
+                content = response.read()
                 local_status[response.status] += 1
                 if not ok_statuses(response.status):
+                    local_errors += 1
+                elif ok_body is not None and not ok_body(content):
+                    local_status["bad-body"] += 1
                     local_errors += 1
                 if response.will_close:
                     conn.close()

@@ -16,6 +16,9 @@ class CallSessionAdmin(admin.ModelAdmin):
                                    "to_number", "direction", "rejected_reason", "params", "stream_token_used_at",
                                    "started_at"]]
 
+    def has_add_permission(self, request):
+        return False  # made by the incoming-call webhook
+
 
 from calls.models import CallActionRun  # noqa: E402 (kept apart from the import above: fewer merge conflicts)
 

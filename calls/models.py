@@ -286,6 +286,7 @@ class CallAnalysis(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["call_session"], name="uniq_call_analysis_per_call")]
+        verbose_name_plural = "call analyses"
 
     def __str__(self) -> str:
         return f"analysis of {self.call_session_id} ({self.status})"

@@ -16,3 +16,4 @@ urlpatterns = [
     path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]
+handler500 = "workspaces.views.server_error"

@@ -19,3 +19,8 @@ class PhoneConnectorAdmin(admin.ModelAdmin):
     readonly_fields = ["identifier", "webhook_url", "created_at", "updated_at", "alert_at"]
     raw_id_fields = ["agent", "environment", "pinned_version", "workspace"]
     inlines = [ConnectorNumberInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A connector never moves to another workspace (its agent, environment and numbers are that workspace's).
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + ["workspace"] if obj is not None else fields

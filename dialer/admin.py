@@ -23,6 +23,9 @@ class CallAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     inlines = [CallLegInline]
 
+    def has_add_permission(self, request):
+        return False  # made by Twilio's webhooks
+
 
 @admin.register(Voicemail)
 class VoicemailAdmin(admin.ModelAdmin):

@@ -1,7 +1,8 @@
 from django.contrib import admin
 
 from telephony.forms import TwilioConnectionAdminForm
-from telephony.models import CallerId, DoNotCallNumber, NumberPurchase, OutboundCallPolicy, PhoneNumber, TwilioConnection
+from telephony.models import (CallerId, DoNotCallNumber, MissedCall, NumberPurchase, OutboundCallPolicy, PhoneNumber,
+                              TwilioConnection)
 from telephony.selectors import phone_system_status_invalidate
 
 
@@ -18,6 +19,12 @@ class TwilioConnectionAdmin(admin.ModelAdmin):
     # the token below, then "Check the credentials with Twilio now").
     readonly_fields = ["status", "account_sid", "api_key_sid", "masked_auth_token", "masked_api_key_secret",
                        "created_at", "updated_at", "validated_at"]
+    # Which workspace, which mode and the TwiML app Callwell made for it: never moved by hand (issue 22.8).
+    readonly_on_change = ["workspace", "mode", "twiml_app_sid"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + self.readonly_on_change if obj is not None else fields
 
     @admin.display(description="API key secret")
     def masked_api_key_secret(self, obj):
@@ -50,6 +57,11 @@ class PhoneNumberAdmin(admin.ModelAdmin):
     search_fields = ["phone_number", "sid", "workspace__name"]
     list_select_related = ["workspace"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The number Twilio sold to this workspace: its workspace, SID and number never change by hand.
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + ["workspace", "sid", "phone_number"] if obj is not None else fields
+
 
 @admin.register(CallerId)
 class CallerIdAdmin(admin.ModelAdmin):
@@ -68,6 +80,9 @@ class NumberPurchaseAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     raw_id_fields = ["number"]
 
+    def has_add_permission(self, request):
+        return False  # made by a purchase in Settings → Numbers, never by hand
+
 
 # Browser-dialer calls (issue 4): read-mostly, for support.
 
@@ -81,3 +96,17 @@ class DoNotCallNumberAdmin(admin.ModelAdmin):
 @admin.register(OutboundCallPolicy)
 class OutboundCallPolicyAdmin(admin.ModelAdmin):
     list_display = ("workspace", "max_concurrent_agent_calls", "updated_at")
+@admin.register(MissedCall)
+class MissedCallAdmin(admin.ModelAdmin):
+    """Calls that came while the database was down (recorded from the outage spool): read-only."""
+
+    list_display = ["received_at", "workspace", "call_sid", "from_number", "to_number", "path", "recorded_at"]
+    search_fields = ["call_sid", "from_number", "to_number", "workspace__name"]
+    list_select_related = ["workspace"]
+    readonly_fields = [f.name for f in MissedCall._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

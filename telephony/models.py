@@ -220,3 +220,24 @@ class OutboundCallPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace}: at most {self.max_concurrent_agent_calls} agent calls at once"
+class MissedCall(models.Model):
+    """A Twilio webhook that arrived while PostgreSQL was down (issue 22.10): the caller heard the apology, the
+    request was noted in the local spool (`telephony.spool`) and recorded here once the database answered again.
+    Unverified: without the database the signature could not be checked (`signature_checked` is False)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, null=True, blank=True,
+                                  related_name="missed_calls")
+    received_at = models.DateTimeField()
+    path = models.CharField(max_length=255)
+    call_sid = models.CharField(max_length=64, blank=True)
+    account_sid = models.CharField(max_length=64, blank=True)
+    from_number = models.CharField(max_length=64, blank=True)
+    to_number = models.CharField(max_length=64, blank=True)
+    signature_checked = models.BooleanField(default=False)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.call_sid or 'call'} from {self.from_number or '?'} at {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -788,3 +788,32 @@ def outbound_call_policy_set(*, workspace, max_concurrent_agent_calls: int):
     policy, _ = OutboundCallPolicy.objects.update_or_create(
         workspace=workspace, defaults={"max_concurrent_agent_calls": max(0, int(max_concurrent_agent_calls))})
     return policy
+# Calls that came while the database was down (telephony.spool)
+
+
+@transaction.atomic
+def missed_calls_record(*, entries: list[dict]) -> int:
+    """Record spooled webhooks as MissedCall rows, each in the workspace whose Twilio account it names (when one
+    does). Idempotent per (call_sid, path, received_at)."""
+    from datetime import datetime
+
+    from telephony.models import MissedCall
+
+    accounts = {e.get("account_sid") for e in entries if e.get("account_sid")}
+    workspaces = dict(TwilioConnection.objects.filter(account_sid__in=accounts)
+                      .values_list("account_sid", "workspace_id"))
+    recorded = 0
+    for entry in entries:
+        try:
+            received_at = datetime.fromisoformat(entry["received_at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        _, created = MissedCall.objects.get_or_create(
+            call_sid=entry.get("call_sid", "")[:64], path=entry.get("path", "")[:255], received_at=received_at,
+            defaults={"workspace_id": workspaces.get(entry.get("account_sid")),
+                      "account_sid": entry.get("account_sid", "")[:64],
+                      "from_number": entry.get("from_number", "")[:64], "to_number": entry.get("to_number", "")[:64]})
+        recorded += int(created)
+    if recorded:
+        logger.warning("recorded calls that came during a database outage", extra={"count": recorded})
+    return recorded

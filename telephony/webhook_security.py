@@ -7,13 +7,19 @@ The URL Twilio signed is rebuilt from PUBLIC_BASE_URL (or, when
 TWILIO_TRUST_PROXY_HEADERS is on, from X-Forwarded-Proto/Host), so validation
 works behind a TLS-terminating proxy. The posted AccountSid must be the
 connection's account. Failures answer 403 and are logged without secrets.
+
+The body is read and parsed once, before the signature is checked and outside any view's error handling: a body
+that cannot be read (malformed multipart, over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields, not UTF-8 where it
+is signed as text) is answered 400 at once, and nothing is written (no apology, no alert).
 """
 import logging
 from functools import wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import Http404, HttpResponse, HttpResponseForbidden
+from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import RequestValidator
 
@@ -51,6 +57,28 @@ def signature_is_valid(request, auth_token: str) -> bool:
     return validator.validate(url, params, signature)
 
 
+# What reading a hostile body raises: Django's parse errors and its size/field limits (SuspiciousOperation).
+UNREADABLE_BODY = (MultiPartParserError, SuspiciousOperation, BadRequest, UnicodeDecodeError)
+
+
+def body_is_readable(request) -> bool:
+    """Read and parse the body now (Django caches both), so nothing later meets a parse error."""
+    if request.method != "POST":
+        return True
+    try:
+        body = request.body
+        if "bodySHA256" in request.GET and not request.META.get("CONTENT_TYPE", "").startswith(
+                "application/x-www-form-urlencoded"):
+            body.decode("utf-8")
+        else:
+            request.POST  # noqa: B018 - parses (and caches) the form
+    except UNREADABLE_BODY as exc:
+        logger.warning("twilio webhook rejected: unreadable body",
+                       extra={"path": request.path, "error": type(exc).__name__})
+        return False
+    return True
+
+
 def posted_account_sid(request) -> str:
     return request.POST.get("AccountSid") or request.GET.get("AccountSid") or ""
 
@@ -65,6 +93,8 @@ def twilio_webhook(resolve):
             connection = resolve(request, *args, **kwargs)
             if connection is None:
                 raise Http404("Unknown webhook.")
+            if not body_is_readable(request):
+                return HttpResponseBadRequest("The request body could not be read.")
             if not signature_is_valid(request, connection.auth_token):
                 logger.warning(
                     "twilio webhook rejected: bad or missing signature",
@@ -80,19 +110,37 @@ def twilio_webhook(resolve):
                 )
                 return HttpResponseForbidden("This webhook belongs to another Twilio account.")
             request.twilio_connection = connection
+            _drain_outage_spool()  # the database answers again: record the calls noted while it was down
             return view(request, *args, **kwargs)
 
+        # workspaces.middleware.TwoFactorMiddleware exempts exactly the views marked so (functools.wraps
+        # carries the mark through the decorators outside this one).
+        wrapper.signed_webhook = True
         return wrapper
 
     return decorator
+
+
+def _drain_outage_spool() -> None:
+    from telephony import spool
+
+    if not spool.spool_pending():
+        return
+    try:
+        spool.spool_drain()
+    except Exception:
+        logger.exception("could not record the calls noted during a database outage")
 
 
 def never_500(*, apology, on_error=None):
     """Unexpected errors in a webhook become a spoken apology (and one logged exception), never a 500: Twilio
     would read its own error message to the caller.
 
+    While PostgreSQL is down the call is noted in the local spool instead (`telephony.spool`) and recorded as a
+    MissedCall by the first correctly signed webhook once the database is back.
+
     `apology()` returns the TwiML; `on_error(request)` may record the failure where people will see it (its own
-    failure is logged, not raised). A 404 stays a 404; the signature check's 403 is an answer, not an error.
+    failure is logged, not raised). A 404 stays a 404; the signature check's 403 and a bad request's 400 are answers, not errors.
     """
     def decorate(view):
         @wraps(view)
@@ -101,8 +149,19 @@ def never_500(*, apology, on_error=None):
                 return view(request, *args, **kwargs)
             except Http404:
                 raise
-            except Exception:
+            except (MultiPartParserError, SuspiciousOperation, BadRequest):
+                # Defence in depth: a body nobody could read is the sender's fault: 400, no apology, no alert.
+                return HttpResponseBadRequest("The request body could not be read.")
+            except Exception as exc:
+                from workspaces.outages import DATABASE, outage_kind
+
                 logger.exception("twilio webhook failed", extra={"path": request.path})
+                if outage_kind(exc) == DATABASE:
+                    # Nothing can be written now: note the call locally; recorded once the database is back.
+                    from telephony.spool import spool_append
+
+                    spool_append(request)
+                    return HttpResponse(apology(), content_type="text/xml; charset=utf-8")
                 if on_error is not None:
                     try:
                         on_error(request)

@@ -17,8 +17,14 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_filter = ("status", "type")
     readonly_fields = [f.name for f in WebhookEvent._meta.fields]
 
+    def has_add_permission(self, request):
+        return False  # written with the change that caused it (the outbox)
+
 
 @admin.register(WebhookAttempt)
 class WebhookAttemptAdmin(admin.ModelAdmin):
     list_display = ("event", "attempted_at", "status_code", "error")
     readonly_fields = [f.name for f in WebhookAttempt._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # written by the delivery worker

@@ -34,8 +34,12 @@ from workspaces import outbound
 logger = logging.getLogger("webhooks")
 
 TIMEOUT = 10.0
-# Longer than any attempt can take (connect, send, and at most TIMEOUT more to read the start of the answer).
-LEASE = timedelta(minutes=5)
+# The longest one attempt can hold its claim: connect, send, the first byte of the answer (each at most TIMEOUT),
+# then reading the start of the body (a TIMEOUT deadline, plus at most one more read of TIMEOUT).
+ATTEMPT_LIMIT = timedelta(seconds=5 * TIMEOUT)
+# Twice that (docs/webhooks.md): a slow but live worker is never overtaken (the outbound guard's name lookup
+# fits in the margin), and a killed worker's event goes out again within the lease plus one sweep (3 minutes).
+LEASE = timedelta(minutes=2)
 RETRY_WINDOW = timedelta(hours=24)
 DISABLE_AFTER = timedelta(hours=24)
 FIRST_RETRY = 30  # seconds; then doubling, at most an hour apart

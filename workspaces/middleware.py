@@ -30,7 +30,11 @@ class CurrentWorkspaceMiddleware:
 # Set at login (workspaces.signals) to whether the user has a confirmed second-factor device, so the check
 # below costs no query per request; enrolment sets it too.
 TWO_FACTOR_HAS_DEVICE_KEY = "two_factor_has_device"
-TWO_FACTOR_EXEMPT_PREFIXES = ("/login/", "/logout/", "/account/two-factor/", "/admin/logout/", "/healthz", "/v1/")
+# Pages a session that still owes its second factor may open. Not "/v1/": it holds session views (the voice
+# token, caller IDs, number normalisation) as well as Twilio's webhooks; the webhooks are exempted one by one
+# by their view's SIGNED_WEBHOOK_ATTRIBUTE (set by telephony.webhook_security.twilio_webhook).
+TWO_FACTOR_EXEMPT_PREFIXES = ("/login/", "/logout/", "/account/two-factor/", "/admin/logout/", "/healthz")
+SIGNED_WEBHOOK_ATTRIBUTE = "signed_webhook"
 
 
 def two_factor_verified(request) -> bool:
@@ -39,10 +43,26 @@ def two_factor_verified(request) -> bool:
     return bool(request.session.get(DEVICE_ID_SESSION_KEY))
 
 
+def is_signed_webhook(path: str) -> bool:
+    """True when `path` routes to a view that checks its own request signature (Twilio's webhooks): such a
+    view authenticates the request itself and never uses the session."""
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    return bool(getattr(match.func, SIGNED_WEBHOOK_ATTRIBUTE, False))
+
+
 class TwoFactorMiddleware:
     """After the password step: a user with a device must enter a code (/login/verify/) before anything else;
     a user without one is sent to enrolment when their current workspace requires two-factor sign-in, or
-    for /admin/ when they are staff and OTP_REQUIRED_FOR_STAFF is on (production)."""
+    for /admin/ when they are staff and OTP_REQUIRED_FOR_STAFF is on (production).
+
+    Sets `request.second_factor_pending` (True while the session owes its code step or enrolment), which the
+    context processor reads to leave the workspace's chrome (sidebar, dialer, voice token) off the pages such a
+    session may open."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -52,21 +72,26 @@ class TwoFactorMiddleware:
         from django.urls import reverse
         from django.utils.http import urlencode
 
+        request.second_factor_pending = False
         path = request.path_info
         user = getattr(request, "user", None)
-        if (user is None or not user.is_authenticated or path.startswith(TWO_FACTOR_EXEMPT_PREFIXES)
+        if (user is None or not user.is_authenticated
                 or path.startswith("/" + settings.STATIC_URL.lstrip("/")) or two_factor_verified(request)):
             return self.get_response(request)
-        query = "?" + urlencode({"next": request.get_full_path()})
-        if request.session.get(TWO_FACTOR_HAS_DEVICE_KEY):
-            return self._send_to(request, reverse("two_factor_verify") + query)
+        has_device = bool(request.session.get(TWO_FACTOR_HAS_DEVICE_KEY))
         workspace = getattr(request, "workspace", None)
         required = bool(workspace is not None and workspace.require_two_factor)
         if not required and path.startswith("/admin/") and user.is_staff:
             required = bool(getattr(settings, "OTP_REQUIRED_FOR_STAFF", False))
-        if required:
-            return self._send_to(request, reverse("two_factor_setup") + query)
-        return self.get_response(request)
+        if not (has_device or required):
+            return self.get_response(request)
+        request.second_factor_pending = True
+        if path.startswith(TWO_FACTOR_EXEMPT_PREFIXES) or is_signed_webhook(path):
+            return self.get_response(request)
+        query = "?" + urlencode({"next": request.get_full_path()})
+        if has_device:
+            return self._send_to(request, reverse("two_factor_verify") + query)
+        return self._send_to(request, reverse("two_factor_setup") + query)
 
     @staticmethod
     def _send_to(request, url: str):

@@ -104,3 +104,41 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label or 'system'}: {self.get_action_display()} {self.object_label}".strip()
+
+
+# ---------------------------------------------------------------------------
+# Two-factor sign-in: the authenticator app's device, its key encrypted at rest (issue 22.8)
+
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin  # noqa: E402
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key, key_validator  # noqa: E402
+
+from workspaces.fields import EncryptedCharField  # noqa: E402
+
+
+class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
+    """django-otp's TOTP device with its key encrypted by FIELD_ENCRYPTION_KEY (django-otp's own `TOTPDevice`
+    keeps it in clear hex). The fields are TOTPDevice's; the TOTP logic is django-otp's own (its methods, bound
+    here), not a copy. Found by django-otp like any device (`devices_for_user`, `match_token`, `otp_login`).
+    Migration 0005 moved the existing TOTPDevice rows here, encrypting their keys."""
+
+    key = EncryptedCharField(max_length=80, validators=[key_validator], default=default_key,
+                             help_text="A hex-encoded secret key of up to 40 bytes (stored encrypted).")
+    step = models.PositiveSmallIntegerField(default=30, help_text="The time step in seconds.")
+    t0 = models.BigIntegerField(default=0, help_text="The Unix time at which to begin counting steps.")
+    digits = models.PositiveSmallIntegerField(choices=[(6, 6), (8, 8)], default=6,
+                                              help_text="The number of digits to expect in a token.")
+    tolerance = models.PositiveSmallIntegerField(
+        default=1, help_text="The number of time steps in the past or future to allow.")
+    drift = models.SmallIntegerField(
+        default=0, help_text="The number of time steps the prover is known to deviate from our clock.")
+    last_t = models.BigIntegerField(
+        default=-1, help_text="The t value of the latest verified token. The next token must be at a higher time step.")
+
+    bin_key = TOTPDevice.bin_key
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings
+
+    class Meta(Device.Meta):
+        verbose_name = "authenticator app (TOTP device)"

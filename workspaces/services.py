@@ -72,12 +72,13 @@ RECOVERY_DEVICE_NAME = "Recovery codes"
 
 @transaction.atomic
 def two_factor_enrolment_start(*, user):
-    """The user's unconfirmed TOTP device (created on first call, the same secret on reload until confirmed)."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+    """The user's unconfirmed TOTP device (created on first call, the same secret on reload until confirmed); its
+    key is stored encrypted (`AuthenticatorDevice`)."""
+    from workspaces.models import AuthenticatorDevice
 
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+        device = AuthenticatorDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
     return device
 
 
@@ -90,12 +91,15 @@ def two_factor_enrolment_confirm(*, user, device_id: int, token: str) -> tuple[o
     """
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    device = TOTPDevice.objects.select_for_update().filter(user=user, pk=device_id, confirmed=False).first()
+    from workspaces.models import AuthenticatorDevice
+
+    device = AuthenticatorDevice.objects.select_for_update().filter(user=user, pk=device_id, confirmed=False).first()
     if device is None or not device.verify_token((token or "").strip().replace(" ", "")):
         return None
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    AuthenticatorDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    TOTPDevice.objects.filter(user=user).delete()  # a device from before keys were encrypted
     return device, recovery_codes_regenerate(user=user)
 
 

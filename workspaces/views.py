@@ -162,3 +162,22 @@ def workspace_create(request):
             request.session[SESSION_KEY] = workspace.pk
         return redirect("home")
     return render(request, "workspaces/workspace_create.html", {"form": form})
+
+
+def server_error(request):
+    """handler500: when PostgreSQL or Redis is unreachable, a 503 page that says so and that nothing saved is
+    lost, rendered without the request's context (no session, user, database or cache); else Django's own."""
+    import sys
+
+    from django.template import loader
+    from django.views import defaults
+
+    from workspaces.outages import outage_kind
+
+    kind = outage_kind(sys.exc_info()[1])
+    if kind is None:
+        return defaults.server_error(request)
+    response = HttpResponse(loader.get_template("errors/outage.html").render({"kind": kind}), status=503)
+    response["Retry-After"] = "30"
+    response["Cache-Control"] = "no-store"
+    return response

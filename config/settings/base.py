@@ -89,9 +89,8 @@ def content_security_policy(public_base_url: str, sandbox_signalling: str = "") 
     }
 
 
-# Login throttling (django-axes): failed logins are counted per username and per IP address in the
-# database (so a lockout survives a restart); after AXES_FAILURE_LIMIT failures that user (or address) is locked
-# out for AXES_COOLOFF_TIME (or until an admin deletes the access attempt in Django admin).
+# Login throttling (django-axes): failed logins are counted in the database (so a lockout survives a restart);
+# what is locked is below (AXES_HANDLER), for AXES_COOLOFF_TIME (or until an admin deletes the access attempt).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -101,10 +100,25 @@ AUTHENTICATION_BACKENDS = [
 # (on in production.py).
 OTP_REQUIRED_FOR_STAFF = env.bool("OTP_REQUIRED_FOR_STAFF", default=False)
 OTP_TOTP_ISSUER = "Callwell"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # Django admin never shows a TOTP key or a recovery code (workspaces/admin.py)
 
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The account guessed at is locked, not the office it is guessed from (workspaces/throttling.py): a username
+# after AXES_FAILURE_LIMIT failures; an address only after failures for AXES_ADDRESS_USERNAME_LIMIT different
+# usernames; a login refused by a lock (even with the right password) is not counted.
+AXES_HANDLER = "workspaces.throttling.LoginThrottleHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: a user guessed at from many addresses, or one address guessing many users
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_ADDRESS_USERNAME_LIMIT = env.int("AXES_ADDRESS_USERNAME_LIMIT", default=20)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "workspaces.throttling.lockout_response"
+# axes.W006 asks for "ip_address" among the lockout parameters; the address is locked by our handler instead,
+# on failures for many different usernames (rotating user agents or cookies does not bypass either lock).
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# Twilio webhooks that arrive while PostgreSQL is down are noted here (a local folder of each web server) and
+# recorded as telephony.MissedCall once the database is back (telephony/spool.py).
+OUTAGE_SPOOL_DIR = env.str("OUTAGE_SPOOL_DIR", default=str(VAR_DIR / "outage-spool"))
+OUTAGE_SPOOL_MAX_BYTES = env.int("OUTAGE_SPOOL_MAX_BYTES", default=10_000_000)
 AXES_VERBOSE = False
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=60))
 AXES_RESET_ON_SUCCESS = True
@@ -172,6 +186,26 @@ def database_from_env(default: str) -> dict:
         db.setdefault("OPTIONS", {})["timeout"] = 20
         db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
         db["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    return db
+
+
+def postgres_pool_from_env(db: dict) -> dict:
+    """A bounded psycopg connection pool per process for PostgreSQL (issue 22.4), sized by DB_POOL_MIN_SIZE /
+    DB_POOL_MAX_SIZE / DB_POOL_TIMEOUT (README). Under ASGI every request runs its sync code on a thread of its
+    own, so per-thread persistent connections (CONN_MAX_AGE) grow without bound; the pool caps them at
+    DB_POOL_MAX_SIZE per process and makes a request wait (at most DB_POOL_TIMEOUT seconds) for a free one.
+    DB_POOL_MAX_SIZE=0 turns the pool off (e.g. behind PgBouncer), leaving DB_CONN_MAX_AGE in charge."""
+    if not db["ENGINE"].endswith("postgresql"):
+        return db
+    max_size = env.int("DB_POOL_MAX_SIZE", default=10)
+    if max_size <= 0:
+        return db
+    db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(env.int("DB_POOL_MIN_SIZE", default=2), max_size),
+        "max_size": max_size,
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
+    db["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
     return db
 
 

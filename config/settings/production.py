@@ -9,6 +9,7 @@ from config.settings.base import (
     channel_layers_from_env,
     content_security_policy,
     env,
+    postgres_pool_from_env,
 )
 
 DEBUG = False
@@ -21,6 +22,7 @@ CONTENT_SECURITY_POLICY = content_security_policy(PUBLIC_BASE_URL)
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"] = postgres_pool_from_env(DATABASES["default"])
 REDIS_URL = env.str("REDIS_URL")
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_from_env()
 CACHES = caches_from_env()

@@ -36,6 +36,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so a Celery worker process started by a test sees the same data.
     DATABASES["default"]["TEST"] = {"NAME": str(_run_dir / "test-db.sqlite3")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+OUTAGE_SPOOL_DIR = str(_run_dir / "outage-spool")
 
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_from_env()
 # One queue per test run (the worker a test starts inherits CALLWELL_TEST_RUN_DIR), so a

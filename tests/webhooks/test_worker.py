@@ -30,7 +30,7 @@ def test_a_worker_killed_mid_delivery_leaves_the_event_to_another_worker(celery_
     assert event.status == WebhookEvent.Status.DELIVERING and event.attempts == 1
     assert event.lease_until > timezone.now()
     rx.release.set()
-    # The lease runs out (instead of waiting five minutes); beat's sweeper hands the event to a new worker.
+    # The lease runs out (instead of waiting its two minutes); beat's sweeper hands the event to a new worker.
     WebhookEvent.objects.filter(pk=event.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     second = celery_worker()
     tasks.webhooks_sweep()

@@ -1,5 +1,6 @@
-"""Login throttling (django-axes): N failures per username + IP lock that combination out, on /login/ and
-/admin/login/, with a clear page; the state is in the database; deleting the attempt in admin unlocks."""
+"""Login throttling (django-axes): N failures lock the username (not the address it came from), an address only
+after failures for many different usernames; on /login/ and /admin/login/, with a page naming what is locked; the
+state is in the database; deleting the attempt in admin unlocks."""
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -34,28 +35,51 @@ def test_login_locks_out_after_the_failure_limit_with_a_clear_message():
     assert AccessAttempt.objects.filter(username="ann", ip_address="203.0.113.7").exists()
 
 
-def test_lockout_is_per_user_and_per_address():
-    UserFactory(username="ann")
-    UserFactory(username="ben")
-    fail(Client(REMOTE_ADDR="203.0.113.7"), "/login/", "ann", settings.AXES_FAILURE_LIMIT)
-    # The user guessed at is locked from every address, and the guessing address for every user...
-    response = Client(REMOTE_ADDR="198.51.100.9").post("/login/", {"username": "ann", "password": PASSWORD})
-    assert response.status_code == 429
-    response = Client(REMOTE_ADDR="203.0.113.7").post("/login/", {"username": "ben", "password": PASSWORD})
-    assert response.status_code == 429
-    # ...while another user from another address logs in as usual.
-    response = Client(REMOTE_ADDR="198.51.100.9").post("/login/", {"username": "ben", "password": PASSWORD})
+def test_the_account_guessed_at_is_locked_not_the_office_it_is_guessed_from():
+    """Issue 22 point 7: after 5 wrong passwords for rep1, the admin at the same address signs in."""
+    UserFactory(username="rep1")
+    UserFactory(username="admin")
+    office = "203.0.113.7"
+    fail(Client(REMOTE_ADDR=office), "/login/", "rep1", settings.AXES_FAILURE_LIMIT)
+    response = Client(REMOTE_ADDR=office).post("/login/", {"username": "admin", "password": PASSWORD})
     assert response.status_code == 302
-
-
-def test_one_address_guessing_many_users_is_locked_out():
-    for name in ("u1", "u2", "u3", "u4", "u5", "u6"):
-        UserFactory(username=name)
-    client = Client(REMOTE_ADDR="203.0.113.9")
-    for i in range(settings.AXES_FAILURE_LIMIT):
-        client.post("/login/", {"username": f"u{i + 1}", "password": "wrong"})
-    response = client.post("/login/", {"username": "u6", "password": PASSWORD})
+    # rep1 is locked from every address, and the page says so by name.
+    response = Client(REMOTE_ADDR="198.51.100.9").post("/login/", {"username": "rep1", "password": PASSWORD})
     assert response.status_code == 429
+    text = response.content.decode()
+    assert "The account <strong>rep1</strong> is locked" in text and "<strong>admin</strong>" not in text
+
+
+def test_a_correct_password_never_counts_as_a_failure():
+    UserFactory(username="rep1")
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    fail(client, "/login/", "rep1", settings.AXES_FAILURE_LIMIT)
+    before = AccessAttempt.objects.get(username="rep1").failures_since_start
+    for _ in range(3):
+        assert client.post("/login/", {"username": "rep1", "password": PASSWORD}).status_code == 429
+    assert AccessAttempt.objects.get(username="rep1").failures_since_start == before
+    # Below the limit, a correct password signs in and clears the count.
+    UserFactory(username="rep2")
+    fail(client, "/login/", "rep2", settings.AXES_FAILURE_LIMIT - 1)
+    assert client.post("/login/", {"username": "rep2", "password": PASSWORD}).status_code == 302
+    assert not AccessAttempt.objects.filter(username="rep2").exists()
+
+
+def test_an_address_is_locked_only_after_failures_for_many_different_usernames(settings):
+    settings.AXES_ADDRESS_USERNAME_LIMIT = 8
+    assert settings.AXES_ADDRESS_USERNAME_LIMIT > settings.AXES_FAILURE_LIMIT
+    UserFactory(username="admin")
+    sprayer = Client(REMOTE_ADDR="203.0.113.9")
+    for i in range(settings.AXES_ADDRESS_USERNAME_LIMIT - 1):
+        sprayer.post("/login/", {"username": f"guess{i}", "password": "wrong"})
+    # Failures for 7 different usernames: the address still signs in.
+    assert Client(REMOTE_ADDR="203.0.113.9").post("/login/", {"username": "admin", "password": PASSWORD}).status_code == 302
+    sprayer.post("/login/", {"username": "guess-last", "password": "wrong"})
+    response = Client(REMOTE_ADDR="203.0.113.9").post("/login/", {"username": "admin", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Sign-ins from this network address (203.0.113.9) are paused" in response.content.decode()
+    # Another address is not affected.
+    assert Client(REMOTE_ADDR="198.51.100.9").post("/login/", {"username": "admin", "password": PASSWORD}).status_code == 302
 
 
 def test_admin_login_is_throttled_too():

@@ -8,9 +8,9 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.factories import UserFactory
+from workspaces.models import AuthenticatorDevice as TOTPDevice  # the key is stored encrypted (issue 22.8)
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,9 @@ from base64 import b32decode
 
 import pytest
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.fixtures_browser import login
+from workspaces.models import AuthenticatorDevice as TOTPDevice  # the key is stored encrypted (issue 22.8)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
