@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("connectors.urls")),
     path("", include("calls.urls")),
     path("", include("webhooks.urls")),
+    path("", include("knowledge.urls")),
     path("admin/", admin.site.urls),
 ]
