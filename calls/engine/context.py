@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.action_requests import ApiActionSpec, AuthSpec
+from knowledge.selectors import KnowledgeScope, version_knowledge_scope
 from telephony.public_urls import absolute_url
 
 FALLBACK_VARIABLE = "HANDOVER_FALLBACK"  # environment variable: "hangup" (default), "agent", or an action name
@@ -54,6 +55,8 @@ class CallContext:
     # Calls in Studio: record the call (the environment's setting) and what the live view shows about it.
     recording_enabled: bool = False
     monitor: dict = field(default_factory=dict)
+    # The knowledge it answers from: a published version's snapshots, a draft's live knowledge bases (ids only).
+    knowledge: KnowledgeScope = field(default_factory=KnowledgeScope)
 
     @property
     def modality(self) -> str:
@@ -100,6 +103,7 @@ def _version_fields(version) -> dict:
         api_actions=tuple(ApiActionSpec.from_model(a) for a in version.api_actions.all()),
         speech={**{name: getattr(version, name, "") or "" for name in version.CASCADED_FIELDS},
                 "hints": tuple(version.relay_hints or ())},
+        knowledge=version_knowledge_scope(version=version),
     )
 
 
