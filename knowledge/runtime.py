@@ -76,7 +76,10 @@ class Lookup:
 
 
 def knowledge_tool_run(scope, query) -> Lookup:
-    query = tool_query(query) if not isinstance(query, str) else query[:MAX_QUERY_CHARS]
+    """`query`: the words to look up, or the tool call's arguments (JSON text or a dict with "query")."""
+    if not isinstance(query, str) or query.lstrip().startswith("{"):
+        query = tool_query(query)
+    query = query[:MAX_QUERY_CHARS]
     return Lookup(query=query, hits=scope.search(query, limit=TOOL_LIMIT) if query.strip() else [])
 
 
