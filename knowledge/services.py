@@ -168,7 +168,10 @@ def _page_get(url: str) -> tuple[str, str]:
                     raise ExtractionError(f"The page is larger than {limit / 1048576:.0f} MB.")
             content_type = response.headers.get("content-type", "").lower()
             encoding = response.encoding or "utf-8"
-    raw = bytes(body).decode(encoding, errors="replace")
+    try:
+        raw = bytes(body).decode(encoding, errors="replace")
+    except LookupError:  # a charset Python does not know
+        raw = bytes(body).decode("utf-8", errors="replace")
     if "html" in content_type or raw.lstrip()[:1] == "<":
         title, text = html_text(raw)
     elif content_type.startswith("text/") or not content_type:
