@@ -152,3 +152,37 @@ def test_with_every_turn_the_passages_go_to_the_model_before_the_callers_words(k
     messages = knowledge_chat.requests[-1][1]["messages"]
     assert messages[-1] == {"role": "user", "content": "what is the warranty"}
     assert messages[-2]["role"] == "system" and "Warranty: The Kestrel K2 comes with" in messages[-2]["content"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_test_chat_shows_which_passages_the_answer_used(knowledge_chat, scope):
+    """Through the engine the Studio test chat runs: the lookup is a transcript turn (source · position)."""
+    from calls.engine.context import CallContext
+    from calls.engine.engine import TextChatCall
+
+    ctx = CallContext(transport="text", provider="openai_chat", knowledge=scope, test_mode=True, greeting="Hello.",
+                      secrets={"OPENAI_API_KEY": knowledge_chat.api_key, "OPENAI_BASE_URL": knowledge_chat.base_url})
+    sent = []
+    ready, answered = asyncio.Event(), asyncio.Event()
+
+    async def send(msg):
+        sent.append(msg)
+        if msg.get("type") == "token" and msg.get("last"):  # the greeting: the provider has started
+            ready.set()
+        if msg.get("type") == "turn" and msg.get("role") == "agent" and "tool said" in msg.get("text", ""):
+            answered.set()
+
+    async def scenario():
+        engine = TextChatCall(ctx, send)
+        engine.start()
+        try:
+            await asyncio.wait_for(ready.wait(), 10)
+            await engine.handle({"type": "message", "text": "manual: what is the warranty"})
+            await asyncio.wait_for(answered.wait(), 10)
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())
+    events = [m["text"] for m in sent if m.get("type") == "turn" and m.get("role") == "event"]
+    assert len(events) == 1
+    assert events[0].startswith("Knowledge for “what is the warranty”: K2 owner's manual · passage ")
