@@ -257,6 +257,10 @@ def version_diff(*, draft: AgentVersion, base: AgentVersion | None) -> VersionDi
             actions.append(ActionChange(name, "removed", old, None))
         elif old != new:
             actions.append(ActionChange(name, "changed", old, new))
+    from agents import hooks
+
+    for hook in hooks.version_diff_hooks:  # e.g. knowledge bases added, removed or edited (agents/hooks.py)
+        actions.extend(hook(draft=draft, base=base))
     return VersionDiff(base=base, fields=fields, actions=actions)
 
 

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from agents import hooks
 from agents.models import (
     Agent,
     AgentVersion,
@@ -63,7 +64,7 @@ def agent_draft_ensure(*, agent: Agent) -> AgentVersion:
         except IntegrityError:
             return draft_get(agent=agent)
         if latest is not None:
-            _copy_actions(source=latest, target=draft)
+            _copy_actions(source=latest, target=draft, reason="draft")
             AgentVersion.objects.filter(pk=draft.pk).update(action_requirements=latest.action_requirements)
             draft.action_requirements = latest.action_requirements
     return draft
@@ -84,7 +85,7 @@ def agent_draft_update(*, draft: AgentVersion, **fields) -> AgentVersion:
     return draft
 
 
-def _copy_actions(*, source: AgentVersion, target: AgentVersion) -> None:
+def _copy_actions(*, source: AgentVersion, target: AgentVersion, reason: str) -> None:
     # bulk_create: the target may be a published version being created (its save() would refuse).
     HandoverAction.objects.bulk_create(
         HandoverAction(version=target, type=a.type, name=a.name, destination=a.destination, description=a.description)
@@ -94,6 +95,8 @@ def _copy_actions(*, source: AgentVersion, target: AgentVersion) -> None:
         ApiAction(version=target, name=a.name, **{f: getattr(a, f) for f in ApiAction.CONTENT_FIELDS})
         for a in source.api_actions.all()
     )
+    for hook in hooks.version_copy_hooks:  # e.g. knowledge: snapshot on publish (agents/hooks.py)
+        hook(source=source, target=target, reason=reason)
 
 
 @transaction.atomic
@@ -115,7 +118,7 @@ def agent_publish(*, agent: Agent, user=None, allow_unchanged: bool = False) -> 
         published_by=user if (user is not None and user.is_authenticated) else None,
         restored_from=draft.restored_from, action_requirements=draft.action_requirements, **draft.content(),
     )
-    _copy_actions(source=draft, target=version)
+    _copy_actions(source=draft, target=version, reason="publish")
     if draft.restored_from is not None:
         AgentVersion.objects.filter(pk=draft.pk).update(restored_from=None)
     locked.latest_version = version
@@ -139,7 +142,7 @@ def agent_version_restore(*, version: AgentVersion) -> AgentVersion:
     draft.save(update_fields=[*AgentVersion.CONTENT_FIELDS, "restored_from", "updated_at"])
     HandoverAction.objects.filter(version=draft).delete()
     ApiAction.objects.filter(version=draft).delete()
-    _copy_actions(source=version, target=draft)
+    _copy_actions(source=version, target=draft, reason="restore")
     AgentVersion.objects.filter(pk=draft.pk).update(action_requirements=version.action_requirements)
     draft.action_requirements = version.action_requirements
     return draft

@@ -9,14 +9,17 @@ ROOT = Path(settings.BASE_DIR)
 
 # app -> apps it must never import (docs/architecture.md)
 FORBIDDEN = {
-    "workspaces": {"telephony", "dialer", "agents", "connectors", "calls", "devtools", "webhooks"},
-    "telephony": {"dialer", "agents", "connectors", "calls", "devtools", "webhooks"},
-    "dialer": {"agents", "connectors", "calls", "devtools", "webhooks"},
-    "agents": {"connectors", "calls", "devtools", "webhooks"},
+    "workspaces": {"telephony", "dialer", "agents", "connectors", "calls", "devtools", "webhooks", "knowledge"},
+    "telephony": {"dialer", "agents", "connectors", "calls", "devtools", "webhooks", "knowledge"},
+    "dialer": {"agents", "connectors", "calls", "devtools", "webhooks", "knowledge"},
+    # Agents offers agents/hooks.py instead: knowledge registers its publish/diff hooks there.
+    "agents": {"connectors", "calls", "devtools", "webhooks", "knowledge"},
     "connectors": {"devtools", "dialer"},
     "calls": {"devtools", "dialer"},
     # Event webhooks: connectors and calls record events; webhooks reads their rows by attribute only.
-    "webhooks": {"telephony", "dialer", "connectors", "calls", "devtools"},
+    "webhooks": {"telephony", "dialer", "connectors", "calls", "devtools", "knowledge"},
+    # Knowledge bases: built on agents (versions use them); read by calls (the live call searches them).
+    "knowledge": {"telephony", "dialer", "connectors", "calls", "devtools", "webhooks"},
     # Analytics reads calls, dialer calls and agents; nothing imports it (config wires its URLs).
     "analytics": {"connectors", "devtools", "webhooks"},
     # The public API: keys and idempotency of its own; calls are placed and read through calls (services, models).
@@ -59,8 +62,8 @@ def test_the_arrow_check_sees_imports_inside_functions():
 
 def test_only_the_gateway_imports_twilio_rest():
     offenders = []
-    for app in ("config", "workspaces", "telephony", "dialer", "agents", "connectors", "calls", "webhooks", "devtools",
-                "analytics", "bench", "api"):
+    for app in ("config", "workspaces", "telephony", "dialer", "agents", "connectors", "calls", "webhooks", "knowledge",
+                "devtools", "analytics", "bench", "api"):
         for path in (ROOT / app).rglob("*.py"):
             if path.relative_to(ROOT).as_posix() == "telephony/twilio_gateway.py":
                 continue

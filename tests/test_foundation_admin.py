@@ -19,7 +19,7 @@ from workspaces.fields import StrictEncryptedMixin
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"workspaces", "dialer", "agents", "connectors"}
+PROJECT_APPS = {"workspaces", "dialer", "agents", "connectors", "knowledge"}
 SECRET_NAME = re.compile(r"(secret|token|password|passwd|nonce|api_key$|private_key)", re.I)
 NOT_SECRET_NAME = re.compile(r"(_sid|_at|_ttl|_url|_count|_id|_hash|_digest)$", re.I)
 _counter = itertools.count(1)

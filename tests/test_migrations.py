@@ -23,8 +23,8 @@ OLD_NODES = [
     ("agents", "0003_environment_recording"),
     ("connectors", "0003_calls_studio"),
 ]
-# Before the move these apps did not exist (webhooks came later, on top of agents' newer migrations).
-NEW_APPS = ["telephony", "calls", "webhooks"]
+# Before the move these apps did not exist (webhooks and knowledge came later, on top of agents' newer migrations).
+NEW_APPS = ["telephony", "calls", "webhooks", "knowledge"]
 OLD_APPS = [label for label, _ in OLD_NODES]
 
 # Where each model of the old layout lives now: (old app, model) -> new app.

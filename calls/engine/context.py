@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.action_requests import ApiActionSpec, AuthSpec
+from knowledge.selectors import KnowledgeScope, version_knowledge_scope
 from telephony.public_urls import absolute_url
 
 FALLBACK_VARIABLE = "HANDOVER_FALLBACK"  # environment variable: "hangup" (default), "agent", or an action name
@@ -59,6 +60,8 @@ class CallContext:
     greet_after_callee: bool = False
     # Where Twilio posts the recording's status (empty: the connector's recording-status URL).
     recording_status_url: str = ""
+    # The knowledge it answers from: a published version's snapshots, a draft's live knowledge bases (ids only).
+    knowledge: KnowledgeScope = field(default_factory=KnowledgeScope)
 
     @property
     def modality(self) -> str:
@@ -105,6 +108,7 @@ def _version_fields(version) -> dict:
         api_actions=tuple(ApiActionSpec.from_model(a) for a in version.api_actions.all()),
         speech={**{name: getattr(version, name, "") or "" for name in version.CASCADED_FIELDS},
                 "hints": tuple(version.relay_hints or ())},
+        knowledge=version_knowledge_scope(version=version),
     )
 
 

@@ -29,6 +29,7 @@ import anthropic
 from calls.engine.events import Handover, Hangup, ProviderFailed, ReplyDone, TextOut, Transcript
 from calls.providers.base import ProviderConfigError
 from calls.providers.openai_chat import OpenAIChatProvider
+from knowledge.runtime import KNOWLEDGE_TOOL
 from workspaces import outbound
 
 logger = logging.getLogger("calls.providers.anthropic_chat")
@@ -230,6 +231,8 @@ class AnthropicChatProvider(OpenAIChatProvider):
                 if c["name"] == "end_call":
                     self.messages.append({"role": "tool", "tool_call_id": c["id"], "content": "ok"})
                     self.emit(Hangup("agent"))
+                elif c["name"] == KNOWLEDGE_TOOL:
+                    self.emit(self.tool_call_event(c["name"], c["id"], c["arguments"]))
                 else:
                     self.emit(Handover(c["name"], c["id"]))
             return

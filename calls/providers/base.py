@@ -22,6 +22,14 @@ import logging
 
 from agents.action_requests import action_tool_schema
 from calls.engine.context import CallContext
+from knowledge.runtime import (
+    KNOWLEDGE_TOOL,
+    knowledge_tool_run,
+    knowledge_tool_schema,
+    knowledge_turn_lookup,
+    tool_query,
+    turn_message,
+)
 
 logger = logging.getLogger("calls.providers")
 
@@ -71,9 +79,57 @@ class Provider:
         """The event for a tool call the model made: an API action run, or a handover (by name)."""
         from calls.engine.events import Handover, RunAction
 
+        if name == KNOWLEDGE_TOOL and not self.ctx.knowledge.empty:
+            return self.knowledge_lookup_start(call_id, arguments)
         if self.ctx.api_action(name) is not None:
             return RunAction(name, call_id, arguments)
         return Handover(name, call_id)
+
+    # -- knowledge (knowledge/runtime.py; to move into the conversation module) ----------------
+
+    def knowledge_lookup_start(self, call_id: str, arguments):
+        """search_knowledge: look up off the event loop, then the passages used go to the transcript and the
+        result to the model (on_tool_result). Returns the event marking the lookup in the transcript."""
+        from calls.engine.events import Transcript
+
+        query = tool_query(arguments)
+        task = asyncio.create_task(self._knowledge_lookup(call_id, query), name=f"knowledge-{call_id}")
+        self._knowledge_tasks = getattr(self, "_knowledge_tasks", set())
+        self._knowledge_tasks.add(task)
+        task.add_done_callback(self._knowledge_tasks.discard)
+        return Transcript("event", "")  # nothing to record yet (an empty transcript event is dropped)
+
+    async def _knowledge_lookup(self, call_id: str, query: str) -> None:
+        from channels.db import database_sync_to_async
+
+        from calls.engine.events import Transcript
+
+        try:
+            lookup = await database_sync_to_async(knowledge_tool_run)(self.ctx.knowledge, query)
+            self.emit(Transcript("event", lookup.transcript_line()))
+            result = lookup.model_text()
+        except Exception:  # noqa: BLE001 - a failed lookup must not end the call
+            logger.exception("knowledge lookup failed")
+            result = "The knowledge base could not be searched just now."
+        await self.on_tool_result(call_id, result)
+
+    async def knowledge_for_turn(self, caller_text: str) -> str | None:
+        """The every-turn option: the system message to put before the caller's turn (None: nothing to add)."""
+        if self.ctx.knowledge.empty or not self.ctx.knowledge.every_turn:
+            return None
+        from channels.db import database_sync_to_async
+
+        from calls.engine.events import Transcript
+
+        try:
+            lookup = await database_sync_to_async(knowledge_turn_lookup)(self.ctx.knowledge, caller_text)
+        except Exception:  # noqa: BLE001 - answer without it rather than not at all
+            logger.exception("knowledge lookup failed")
+            return None
+        if lookup is None:
+            return None
+        self.emit(Transcript("event", lookup.transcript_line()))
+        return turn_message(lookup)
 
     async def on_instruction(self, text: str) -> None:
         """A supervisor's instruction (Studio's listen & intervene): part of the system prompt from now on.
@@ -108,6 +164,8 @@ class Provider:
                 description += f" While it runs, tell the caller: {a.wait_message}"
             tools.append({"type": "function", "name": a.name, "description": description,
                           "parameters": schema})
+        if not self.ctx.knowledge.empty:
+            tools.append(knowledge_tool_schema())
         tools.append({
             "type": "function",
             "name": "end_call",
@@ -127,6 +185,9 @@ class Provider:
             parts.append(f"Speak {self.ctx.language}.")
         if self.ctx.api_actions:
             parts.append("You can look things up and make changes with your tools; use only what a tool answers.")
+        if not self.ctx.knowledge.empty:
+            parts.append("For facts about the product or the company, call search_knowledge and answer from what "
+                         "it returns.")
         if self.ctx.actions:
             parts.append("To transfer the caller, call the matching tool; say briefly that you are transferring them.")
         for text in self.supervisor_instructions:

@@ -41,6 +41,7 @@ from calls.engine.events import (
 from calls.providers.base import Provider, ProviderConfigError
 from calls.providers.speech import registry, vad
 from calls.providers.speech.base import Final, SpeechError, SpeechFailure
+from knowledge.runtime import KNOWLEDGE_TOOL
 
 logger = logging.getLogger("calls.providers.cascaded")
 
@@ -422,6 +423,9 @@ class CascadedProvider(Provider):
             text = f"{text} (also heard: {', '.join(missing)})".strip()
         if transcript:
             self.emit(Transcript("caller", text))
+        knowledge = await self.knowledge_for_turn(text)  # the version's every-turn retrieval (knowledge/)
+        if knowledge:
+            self.messages.append({"role": "system", "content": knowledge})
         self.messages.append({"role": "user", "content": text})
         self._start_reply()
 
@@ -474,5 +478,7 @@ class CascadedProvider(Provider):
             if c["name"] == "end_call":
                 self.messages.append({"role": "tool", "tool_call_id": c["id"], "content": "ok"})
                 self.emit(Hangup("agent"))
+            elif c["name"] == KNOWLEDGE_TOOL:
+                self.emit(self.tool_call_event(c["name"], c["id"], c.get("arguments")))
             else:
                 self.emit(Handover(c["name"], c["id"]))

@@ -144,6 +144,9 @@ class OpenAIChatProvider(Provider):
         if self._awaiting:
             self._queued.append({"role": "user", "content": text})
             return
+        knowledge = await self.knowledge_for_turn(text)  # the version's every-turn retrieval (knowledge/)
+        if knowledge:
+            self.messages.append({"role": "system", "content": knowledge})
         self.messages.append({"role": "user", "content": text})
         self._start_reply()
 

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "api",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -277,6 +278,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.tasks.webhooks_sweep",
         "schedule": 60.0,
     },
+    "refresh-knowledge-pages": {
+        "task": "knowledge.tasks.sources_refresh_due",
+        "schedule": 10 * 60.0,
+    },
 }
 
 # Twilio. TWILIO_API_BASE_URL empty means the real Twilio; otherwise every REST
@@ -345,3 +350,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# Knowledge bases (docs/knowledge.md): the largest file accepted, the most text kept per source, the largest web
+# page fetched, and the fetch timeout.
+KNOWLEDGE_MAX_FILE_BYTES = env.int("KNOWLEDGE_MAX_FILE_BYTES", default=10 * 1024 * 1024)
+KNOWLEDGE_MAX_SOURCE_CHARS = env.int("KNOWLEDGE_MAX_SOURCE_CHARS", default=1_000_000)
+KNOWLEDGE_MAX_PAGE_BYTES = env.int("KNOWLEDGE_MAX_PAGE_BYTES", default=5 * 1024 * 1024)
+KNOWLEDGE_FETCH_TIMEOUT = env.float("KNOWLEDGE_FETCH_TIMEOUT", default=15.0)

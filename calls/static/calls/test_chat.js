@@ -66,6 +66,8 @@
       } else if (m.type === "turn" && m.role === "agent" && !m.heard) {
         var last = log.querySelector("li.agent:last-of-type");
         if (last) last.classList.add("interrupted");
+      } else if (m.type === "turn" && m.role === "event" && /^Knowledge/.test(m.text || "")) {
+        add("event knowledge", m.text);  // the passages a knowledge lookup used (source · position)
       } else if (m.type === "handover") {
         add("event handover", "Handover: " + m.action + " → " + m.destination + " (shown, not dialled)");
       } else if (m.type === "action") {

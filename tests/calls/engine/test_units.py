@@ -130,7 +130,7 @@ def test_admission_loads_the_whole_context_in_a_few_queries(django_assert_max_nu
                             variables={"OPENAI_REALTIME_MODEL": "m", "HANDOVER_FALLBACK": "transfer_to_support"})
     session = setup.new_session()
     token = setup.token()
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):  # 8th: the version's knowledge (ids only, knowledge.selectors)
         ctx = admit_call(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid,
                          transport="media_streams")
     assert ctx.setting("OPENAI_API_KEY") == "sk-abc"
