@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('calls', '0005_outbound_agent_calls'),
-        ('workspaces', '0005_do_not_call_and_outbound_policy'),
+        ('workspaces', '0005_audit_api_keys_agent_calls'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('telephony', '0001_initial'),
-        ('workspaces', '0005_do_not_call_and_outbound_policy'),
+        ('workspaces', '0005_audit_api_keys_agent_calls'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('workspaces', '0005_authenticator_device_encrypted_key'),
-        ('workspaces', '0005_do_not_call_and_outbound_policy'),
+        ('workspaces', '0005_audit_api_keys_agent_calls'),
     ]
 
     operations = [
