@@ -602,17 +602,26 @@ class HandoverActionForm(forms.ModelForm):
         labels = {"type": "Handover type", "destination": "Destination phone number"}
         help_texts = {
             "name": "The name the agent chooses by, e.g. transfer_to_sales.",
-            "destination": "With country code, e.g. +31201234567.",
+            "destination": "e.g. +31 20 123 4567, or a number of the workspace's country without its code.",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 2}),
-                   "destination": forms.TextInput(attrs={"type": "tel", "placeholder": "+31201234567"})}
+                   "destination": forms.TextInput(attrs={"type": "tel", "placeholder": "e.g. +31 20 123 4567"})}
 
     def __init__(self, *args, version=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.version = version
 
     def clean_destination(self):
-        return (self.cleaned_data.get("destination") or "").strip()
+        """Typed the way people write numbers ("+31 20 123 4568", "(512) 555-0100"): stored as E.164, read in the
+        workspace's country when it has no country code (the same parsing as the browser dialer's)."""
+        from telephony.numbering import InvalidNumber, to_e164
+
+        raw = (self.cleaned_data.get("destination") or "").strip()
+        workspace = getattr(getattr(self.version, "agent", None), "workspace", None)
+        try:
+            return to_e164(raw, default_country=getattr(workspace, "default_country", "") or "US")
+        except InvalidNumber as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_name(self):
         name = (self.cleaned_data.get("name") or "").strip()
@@ -713,7 +722,7 @@ class KeyValueForm(forms.Form):
     def __init__(self, *args, kind="query", **kwargs):
         super().__init__(*args, **kwargs)
         self.kind = kind
-        placeholders = {"header": ("Accept", "application/json"), "query": ("order", "{order_id}")}[kind]
+        placeholders = {"header": ("e.g. Accept", "e.g. application/json"), "query": ("e.g. order", "e.g. {order_id}")}[kind]
         self.fields["key"].widget.attrs["placeholder"], self.fields["value"].widget.attrs["placeholder"] = placeholders
 
     def clean(self):
@@ -765,6 +774,13 @@ def _pairs_initial(mapping) -> list[dict]:
     return [{"key": k, "value": v if isinstance(v, str) else json.dumps(v)} for k, v in (mapping or {}).items()]
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON field that shows nothing (not the word null) when there is no value."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class ApiActionForm(forms.ModelForm):
     """An API request action: templates and parameters are checked here, with a message next to the field (or
     row). Parameters, headers and query are row formsets (`parameter_rows`, `header_rows`, `query_rows`); a post
@@ -781,6 +797,7 @@ class ApiActionForm(forms.ModelForm):
         labels = {"timeout_seconds": "Timeout (seconds)", "max_response_bytes": "Largest answer (bytes)",
                   "result_max_chars": "Answer given to the agent (characters at most)",
                   "result_pointer": "Part of the answer (JSON pointer)"}
+        field_classes = {"body": OptionalJSONField}
         help_texts = {
             "name": "The tool name the agent calls, e.g. order_status.",
             "url": "https://… — may use {VARIABLE} (the environment's variables, in capitals) and {param} "
@@ -791,7 +808,7 @@ class ApiActionForm(forms.ModelForm):
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 2}),
                    "body": forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-                   "url": forms.TextInput(attrs={"class": "mono", "placeholder": "{API_BASE}/orders/{order_id}"})}
+                   "url": forms.TextInput(attrs={"class": "mono", "placeholder": "e.g. {API_BASE}/orders/{order_id}"})}
 
     def __init__(self, *args, version=None, auth_names=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -959,7 +976,8 @@ def _base_url_problem(data: dict) -> str | None:
 
 class SecretForm(forms.Form):
     name = forms.CharField(max_length=64, validators=[name_validator])
-    value = forms.CharField(widget=forms.PasswordInput(render_value=False), strip=False,
+    value = forms.CharField(widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                            strip=False,
                             help_text="Write-only: shown masked after saving.")
 
     def clean(self):
@@ -996,7 +1014,8 @@ class AuthConnectorForm(forms.Form):
     token_url = forms.URLField(required=False, assume_scheme="https", help_text="OAuth2: the token endpoint.")
     client_id = forms.CharField(required=False, help_text="OAuth2: the client ID.")
     scope = forms.CharField(required=False, help_text="OAuth2: scopes, space-separated (optional).")
-    secret = forms.CharField(required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+    secret = forms.CharField(required=False, strip=False,
+                             widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
                              help_text="API key, token, password or client secret. Write-only; leave empty to keep.")
 
     REQUIRED = {

@@ -28,7 +28,7 @@ class TwilioConnectionAdminForm(forms.ModelForm):
     """Admin change form: secrets are never shown, only replaced."""
 
     new_auth_token = forms.CharField(label="Replace Auth Token", required=False,
-                                     widget=forms.PasswordInput(render_value=False),
+                                     widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
                                      help_text="Leave empty to keep the stored token.")
 
     class Meta:

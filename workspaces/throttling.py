@@ -59,5 +59,17 @@ def lockout_response(request, original_response=None, credentials=None):
         "username": get_client_username(request, credentials) or "",
         "ip_address": getattr(request, "axes_ip_address", ""),
         "cooloff_timedelta": get_cool_off(request),
+        "cooloff_text": duration_words(get_cool_off(request)),
     }
     return render(request, settings.AXES_LOCKOUT_TEMPLATE, context, status=settings.AXES_HTTP_RESPONSE_CODE)
+
+
+def duration_words(value) -> str:
+    """A lock's length in words: "1 hour", "1 hour 30 minutes", "45 minutes", "30 seconds" (empty: no length)."""
+    if not value:
+        return ""
+    seconds = int(value.total_seconds()) if hasattr(value, "total_seconds") else int(float(value) * 3600)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "hour"), (minutes, "minute")] + ([(secs, "second")] if not hours and not minutes else [])
+    return " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)

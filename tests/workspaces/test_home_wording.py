@@ -17,3 +17,15 @@ def test_a_phone_system_error_is_red_on_home(admin_client, workspace):
     page = admin_client.get("/").content.decode()
     badge = page[page.index('data-testid="home-phone-state"') - 60:page.index('data-testid="home-phone-state"')]
     assert "pill err" in badge and "pill warn" not in badge
+
+
+def test_the_lockout_says_how_long_in_words():
+    from datetime import timedelta
+
+    from workspaces.throttling import duration_words
+
+    assert duration_words(timedelta(hours=1)) == "1 hour"
+    assert duration_words(timedelta(minutes=90)) == "1 hour 30 minutes"
+    assert duration_words(timedelta(minutes=45)) == "45 minutes"
+    assert duration_words(timedelta(seconds=30)) == "30 seconds"
+    assert duration_words(None) == ""
