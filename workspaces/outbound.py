@@ -209,3 +209,54 @@ def async_client(*, timeout: float, follow_redirects: bool = False, verify=True,
         transport=AsyncGuardedTransport(verify=verify), timeout=timeout, follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS, trust_env=False, event_hooks={"request": [_async_refuse_bad_urls]}, **kwargs,
     )
+
+
+def async_client_httpx2(*, timeout: float, **kwargs):
+    """An ``httpx2.AsyncClient`` (the Anthropic SDK's HTTP library) whose every connection is checked when it is
+    made and goes to the address that was checked, as ``async_client``'s: the SDK resolves no name itself."""
+    import httpcore2
+    import httpx2
+
+    class _Backend(httpcore2.AnyIOBackend):
+        async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            try:
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
+            error: Exception | None = None
+            for address in _checked_addresses(host, infos):
+                try:
+                    return await super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                                     socket_options=socket_options)
+                except httpcore2.ConnectError as exc:
+                    error = exc
+            raise error  # type: ignore[misc]
+
+    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    transport._pool = httpcore2.AsyncConnectionPool(ssl_context=_ssl_context(True), max_connections=10,
+                                                    network_backend=_Backend())
+
+    async def refuse_bad_urls(request) -> None:
+        reason = url_refusal(str(request.url))
+        if reason:
+            raise OutboundRefused(reason)
+
+    return httpx2.AsyncClient(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False,
+                              event_hooks={"request": [refuse_bad_urls]}, **kwargs)
+
+
+def websocket_target(url: str) -> dict:
+    """For a websocket client (`websockets.connect(url, **websocket_target(url))`): the static check, then the
+    name resolved and checked once, and the connection pinned to the checked address (TLS still verifies the
+    URL's host name; proxies from the environment ignored). Raises OutboundRefused."""
+    reason = url_refusal(url.replace("wss://", "https://", 1).replace("ws://", "http://", 1))
+    if reason:
+        raise OutboundRefused(reason)
+    parts = urlsplit(url)
+    secure = parts.scheme in ("wss", "https")
+    port = parts.port or (443 if secure else 80)
+    address = resolve_checked(parts.hostname, port)[0]
+    target = {"host": address, "port": port, "proxy": None}
+    if secure:
+        target["server_hostname"] = parts.hostname
+    return target

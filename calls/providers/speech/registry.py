@@ -1,7 +1,8 @@
 """The version's speech choices -> stage classes, their secrets and settings.
 
 Vendor modules are imported when a call uses them (a vendor SDK missing from the machine fails that call's start
-with a named error, not the whole runtime). Names match `agents.catalogue` (SttVendor, ChatVendor, TtsVendor).
+with a named error, not the whole runtime). Names match `agents.catalogue` (SttVendor, SpeechVendor); the chat
+models have their own table (`calls.providers.chat.VENDORS`).
 
 Settings per vendor, from the environment (secrets, else variables): `<VENDOR>_API_KEY` (the secret; required
 except offline), `<VENDOR>_BASE_URL` (tests point it at a local fake).
@@ -24,10 +25,6 @@ TTS = {
     "elevenlabs": "calls.providers.speech.elevenlabs:ElevenLabsTextToSpeech",
     "cartesia": "calls.providers.speech.cartesia:CartesiaTextToSpeech",
     "openai": "calls.providers.speech.openai_speech:OpenAITextToSpeech",
-}
-CHAT = {
-    "openai": "calls.providers.openai_chat:OpenAIChat",
-    "anthropic": "calls.providers.anthropic_chat:AnthropicChat",
 }
 PREFIX = {"deepgram": "DEEPGRAM", "openai": "OPENAI", "elevenlabs": "ELEVENLABS", "cartesia": "CARTESIA",
           "anthropic": "ANTHROPIC", "offline": ""}
@@ -63,11 +60,3 @@ def speech_to_text(ctx, vendor: str, *, model: str = "", hints: tuple[str, ...] 
 def text_to_speech(ctx, vendor: str, *, voice: str = "", model: str = ""):
     settings = settings_for(ctx, vendor or "offline", voice=voice, model=model)
     return _load(TTS, vendor or "offline", "text-to-speech")(settings)
-
-
-def chat_model(ctx, vendor: str, *, model: str = "", timeout: float = 15.0):
-    vendor = vendor or "openai"
-    settings = settings_for(ctx, vendor)
-    cls = _load(CHAT, vendor, "chat model")
-    return cls(api_key=settings.api_key, model=model or ctx.setting(f"{PREFIX[vendor]}_CHAT_MODEL"),
-               base_url=settings.base_url, timeout=timeout)
