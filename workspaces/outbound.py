@@ -211,13 +211,36 @@ def async_client(*, timeout: float, follow_redirects: bool = False, verify=True,
     )
 
 
-def async_client_httpx2(*, timeout: float, **kwargs):
-    """An ``httpx2.AsyncClient`` (the Anthropic SDK's HTTP library) whose every connection is checked when it is
-    made and goes to the address that was checked, as ``async_client``'s: the SDK resolves no name itself."""
+def _httpx2_guarded(sync: bool):
+    """httpx2's transport (the Anthropic SDK's HTTP library) on a guarded network backend, as GuardedTransport."""
     import httpcore2
     import httpx2
 
-    class _Backend(httpcore2.AnyIOBackend):
+    def _connect_addresses(host, port, infos, connect):
+        error: Exception | None = None
+        for address in _checked_addresses(host, infos):
+            try:
+                return connect(address)
+            except httpcore2.ConnectError as exc:  # try the next address
+                error = exc
+        raise error  # type: ignore[misc]
+
+    if sync:
+        class _Backend(httpcore2.SyncBackend):
+            def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+                try:
+                    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                except socket.gaierror as exc:
+                    raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
+                return _connect_addresses(host, port, infos, lambda address: super(_Backend, self).connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options))
+
+        transport = httpx2.HTTPTransport(trust_env=False)
+        transport._pool = httpcore2.ConnectionPool(ssl_context=_ssl_context(True), max_connections=10,
+                                                   network_backend=_Backend())
+        return transport
+
+    class _AsyncBackend(httpcore2.AnyIOBackend):
         async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
             try:
                 infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -234,15 +257,25 @@ def async_client_httpx2(*, timeout: float, **kwargs):
 
     transport = httpx2.AsyncHTTPTransport(trust_env=False)
     transport._pool = httpcore2.AsyncConnectionPool(ssl_context=_ssl_context(True), max_connections=10,
-                                                    network_backend=_Backend())
+                                                    network_backend=_AsyncBackend())
+    return transport
 
-    async def refuse_bad_urls(request) -> None:
-        reason = url_refusal(str(request.url))
-        if reason:
-            raise OutboundRefused(reason)
 
-    return httpx2.AsyncClient(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False,
-                              event_hooks={"request": [refuse_bad_urls]}, **kwargs)
+def client_httpx2(*, timeout: float, **kwargs):
+    """An ``httpx2.Client`` (the Anthropic SDK's HTTP library) whose every connection is checked when it is made
+    and goes to the address that was checked, as ``client``'s: the SDK resolves no name itself."""
+    import httpx2
+
+    return httpx2.Client(transport=_httpx2_guarded(True), timeout=timeout, trust_env=False, follow_redirects=False,
+                         event_hooks={"request": [_refuse_bad_urls]}, **kwargs)
+
+
+def async_client_httpx2(*, timeout: float, **kwargs):
+    """The async twin of ``client_httpx2`` (the live call's Anthropic chat model)."""
+    import httpx2
+
+    return httpx2.AsyncClient(transport=_httpx2_guarded(False), timeout=timeout, trust_env=False,
+                              follow_redirects=False, event_hooks={"request": [_async_refuse_bad_urls]}, **kwargs)
 
 
 def websocket_target(url: str) -> dict:

@@ -329,11 +329,14 @@ class CascadedProvider(Provider):
                                                  model=v.get("tts_model", ""))
         except SpeechError as exc:
             raise ProviderConfigError(str(exc)) from None
-        chat = chat or chat_model(self.ctx, v.get("chat_vendor", ""), model=v.get("chat_model", ""))
         return stt, tts, chat, voice_activity or vad_from_settings(self.ctx)
 
     async def start(self) -> None:
         stt, tts, self.chat, voice_activity = self._build()
+        if self.chat is None:  # in a thread: the first call with a vendor imports its SDK (seconds of CPU for some)
+            v = self.ctx.speech
+            self.chat = await asyncio.to_thread(chat_model, self.ctx, v.get("chat_vendor", ""),
+                                                model=v.get("chat_model", ""))
         self.pipeline = VoicePipeline(self, stt=stt, tts=tts, voice_activity=voice_activity, on_turn=self._turn)
         try:
             await self.pipeline.start()

@@ -33,7 +33,9 @@ class ChatProvider(Provider):
 
     async def start(self) -> None:
         if self.chat is None:
-            self.chat = chat_model(self.ctx, self.vendor, model=(self.ctx.speech or {}).get("chat_model", ""))
+            # In a thread: the first call with a vendor imports its SDK (seconds of CPU for some).
+            self.chat = await asyncio.to_thread(chat_model, self.ctx, self.vendor,
+                                                model=(self.ctx.speech or {}).get("chat_model", ""))
         await self.chat.open()
         greeting = self.conversation.begin()
         if greeting:
