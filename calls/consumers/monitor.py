@@ -230,7 +230,7 @@ class ListenConsumer(ClosingOnceConsumer):
             return
         try:
             msg = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             return
         if not isinstance(msg, dict):
             return
