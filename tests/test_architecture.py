@@ -14,7 +14,7 @@ FORBIDDEN = {
     "dialer": {"agents", "connectors", "calls", "devtools", "webhooks"},
     "agents": {"connectors", "calls", "devtools", "webhooks"},
     "connectors": {"devtools", "dialer"},
-    "calls": {"devtools", "dialer"},
+    "calls": {"devtools", "dialer", "connectors"},  # connectors call into calls/ (admission), never back
     # Event webhooks: connectors and calls record events; webhooks reads their rows by attribute only.
     "webhooks": {"telephony", "dialer", "connectors", "calls", "devtools"},
 }

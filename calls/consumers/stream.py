@@ -35,7 +35,7 @@ class NotAdmitted(Exception):
 
 def admit_call(*, token, call_sid, account_sid, transport: str):
     """Sync. Consume the single-use session parameter and load the call's context. Raises NotAdmitted."""
-    from connectors.services import InvalidStreamToken, stream_token_consume
+    from calls.services.admission import InvalidStreamToken, stream_token_consume
 
     if not isinstance(token, str) or not token:
         raise NotAdmitted("missing session parameter")

@@ -1,7 +1,7 @@
 """Per-call engines: one asyncio task per call pumps the provider's events to the transport.
 
 The engines are independent of the websocket server: they get parsed messages through `handle()` and
-send JSON through the `send` coroutine they were given. `connectors.consumers` wires them to Channels.
+send JSON through the `send` coroutine they were given. `calls.consumers` wires them to Channels.
 Database and gateway work happens only at admission, on handovers / hang-up / failure and at the end,
 never per audio frame (`database_sync_to_async` for the DB, `asyncio.to_thread` for the gateway).
 """
@@ -45,6 +45,8 @@ MARK_EVERY_MS = 100  # a mark after each ~100 ms of agent audio: barge-in knows 
 UNKNOWN_SID_LOG_LIMIT = 3
 SUPERVISOR_TRANSFER = "supervisor_transfer"  # the action name recorded for a transfer to a typed number
 ACTION_CLIENT_TIMEOUT = 15.0  # seconds: agents.models.ApiAction.MAX_TIMEOUT
+CONTROL_RETRY = 0.05  # seconds before the control loop joins its group again after a channel layer failure
+CONTROL_RETRY_MAX = 2.0
 
 
 def _iso(ts: float) -> str:
@@ -149,28 +151,47 @@ class CallEngine:
         if layer is None:
             return
         group = live.call_group(self.ctx.call_session_id)
-        channel = await layer.new_channel()
-        await layer.group_add(group, channel)
+        channel = None
+        failures = 0
         try:
             while True:
-                msg = await layer.receive(channel)
-                if msg.get("type") in ("call.listen", "call.unlisten"):
-                    self._remote_listener(layer, msg)
-                    continue
-                if msg.get("type") != "call.intervene":
-                    continue
-                problem = self.intervene(kind=str(msg.get("kind")), detail=str(msg.get("detail") or ""),
-                                         by=str(msg.get("by") or ""))
-                if msg.get("reply_to"):
-                    await layer.send(msg["reply_to"], {"type": "intervention.result", "problem": problem,
-                                                       "kind": msg.get("kind"), "ref": msg.get("ref")})
+                try:
+                    if channel is None:
+                        channel = await layer.new_channel()
+                        await layer.group_add(group, channel)
+                    msg = await layer.receive(channel)
+                    failures = 0
+                    await self._control_message(layer, msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a layer hiccup (Redis timeout, restart): join again
+                    failures += 1
+                    if failures == 1:
+                        logger.warning("call control loop: channel layer failed; joining again",
+                                       extra=self.log_extra(error=type(exc).__name__))
+                    # Listeners elsewhere join again with their own control messages; the call goes on meanwhile.
+                    await asyncio.sleep(min(CONTROL_RETRY_MAX, CONTROL_RETRY * 2 ** min(failures, 6)))
         except asyncio.CancelledError:
             self._remote_listeners_stop()
-            await asyncio.shield(layer.group_discard(group, channel))
+            if channel is not None:
+                try:
+                    await asyncio.shield(layer.group_discard(group, channel))
+                except Exception:  # noqa: BLE001 - the group entry expires by itself
+                    pass
             raise
-        except Exception:  # noqa: BLE001 - the call goes on without remote control
-            self._remote_listeners_stop()
-            logger.exception("call control loop failed", extra=self.log_extra())
+
+    async def _control_message(self, layer, msg: dict) -> None:
+        """One message of the call's control group: a remote listener joins or leaves, or an intervention."""
+        if msg.get("type") in ("call.listen", "call.unlisten"):
+            self._remote_listener(layer, msg)
+            return
+        if msg.get("type") != "call.intervene":
+            return
+        problem = self.intervene(kind=str(msg.get("kind")), detail=str(msg.get("detail") or ""),
+                                 by=str(msg.get("by") or ""))
+        if msg.get("reply_to"):
+            await layer.send(msg["reply_to"], {"type": "intervention.result", "problem": problem,
+                                               "kind": msg.get("kind"), "ref": msg.get("ref")})
 
     def _remote_listener(self, layer, msg: dict) -> None:
         """A Studio listener connected to another process joins (`call.listen`) or leaves (`call.unlisten`)."""

@@ -228,7 +228,7 @@ def redirect_after_failure(*, ctx: CallContext, twiml: str) -> bool:
 def _fallback_after_dial(*, handover: CallHandover) -> tuple[str, str]:
     """(fallback label, TwiML) after a failed dial: message, then another action, the agent, or hang-up."""
     from agents.models import HandoverAction
-    from connectors.services import connect_twiml, stream_token_issue
+    from calls.services.admission import stream_token_issue, stream_twiml
 
     session = handover.call_session
     variables = {}
@@ -240,12 +240,9 @@ def _fallback_after_dial(*, handover: CallHandover) -> tuple[str, str]:
     identifier = session.connector.identifier if session.connector_id else ""
     if choice == "agent" and version is not None and session.connector_id:
         token = stream_token_issue(call_session=session)
-        body = connect_twiml(connector=session.connector, version=version, token=token)
-        # The spoken message goes in front of the Studio webhook's own <Connect> answer.
-        response = VoiceResponse()
-        _say(response, DIAL_FAILED_MESSAGE, language)
-        head = str(response).removesuffix("</Response>")
-        return "agent", head + body.split("<Response>", 1)[1]
+        # The spoken message, then the call back to the agent (a new stream of the same session).
+        return "agent", stream_twiml(version=version, token=token, action_url=session.connector.handover_url,
+                                     say=DIAL_FAILED_MESSAGE, language=language)
     if choice not in ("hangup", "agent", "") and version is not None and choice != handover.action_name:
         action = HandoverAction.objects.filter(version=version, name=choice).first()
         if action is not None:
