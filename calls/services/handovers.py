@@ -1,13 +1,14 @@
 """Handover execution: the agent chose an action; move the live call to its destination and record it.
 
-- Media Streams: `handover_execute` redirects the live call (gateway `call_update`) to
+- Media Streams: `redirect_to_dial` redirects the live call (gateway `call_update`) to
   `<Dial action=".../v1/agents/{identifier}/dial-result?handover=ID"><Number>DEST</Number></Dial>`.
 - ConversationRelay: the runtime records the handover and sends `end` with handoff data
   `{"reason": "handover", "action": NAME, "handover_id": ID}`; the `<Connect action>` URL answers with
   `relay_handover_twiml` (the same `<Dial>`).
 - The Dial's action callback (`dial_result_record`) records the outcome once (a retried callback gets the
   same stored answer); on busy / no answer / failure: a spoken message, then the fallback
-  (environment variable HANDOVER_FALLBACK: "hangup", "agent" = back to the agent, or an action name).
+  (environment variable HANDOVER_FALLBACK: "hangup", "agent" = back to the agent through
+  `calls.services.admission.stream_twiml` with a new stream token, or an action name).
 - `call_hangup`: the agent ends the call; a call the caller already ended (20404 / 21220) is not an error.
 
 Blocking functions (database, gateway) are sync; the async runtime runs them with
