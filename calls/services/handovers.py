@@ -197,7 +197,7 @@ def fallback_twiml_for_context(*, ctx: CallContext, message: str = AGENT_FAILED_
 
     "agent" as fallback means nothing here (the agent is what failed): it hangs up.
     """
-    action = ctx.action(ctx.fallback) or ctx.action(ctx.fallback.removeprefix("action:"))
+    action = ctx.fallback_action()
     if action is not None and ctx.call_session_id:
         handover = handover_record(call_session_id=ctx.call_session_id, action=action,
                                    transport=ctx.transport, detail="fallback after agent failure")
