@@ -116,6 +116,8 @@ def relay_attributes(version) -> dict:
     """The version's `<ConversationRelay>` attributes as twilio's helper takes them; unset options are left out
     (Twilio's defaults apply), so a version without options gets the same TwiML as before they existed.
 
+    A version with a keypad rule gets `dtmfDetection` on (its rules could never fire otherwise).
+
     No welcomeGreeting: the runtime's provider greets (as on Media Streams), so Twilio must not say it too. For
     the same reason no welcomeGreetingInterruptible (it governs only Twilio's welcomeGreeting): the relay engine
     applies the version's setting to the greeting's text tokens instead.
@@ -128,10 +130,17 @@ def relay_attributes(version) -> dict:
         "speech_model": version.relay_speech_model,
         "interruptible": version.relay_interruptible,
         "preemptible": True if version.relay_preemptible else None,
-        "dtmf_detection": True if version.relay_dtmf_detection else None,
+        "dtmf_detection": True if version.relay_dtmf_detection or keypad_rules(version) else None,
         "hints": ",".join(version.relay_hints or []),
     }
     return {k: v for k, v in options.items() if v}
+
+
+def keypad_rules(version) -> list[dict]:
+    """The version's rules a key press triggers (`handover_rules` with a digit). ConversationRelay sends key presses
+    only with `dtmfDetection` on (Twilio's default is off), so a version with any gets it whatever the option says."""
+    return [r for r in (getattr(version, "handover_rules", None) or [])
+            if isinstance(r, dict) and str(r.get("digit") or "").strip()]
 
 
 def _language_attributes(entry: dict) -> dict:
