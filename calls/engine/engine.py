@@ -122,6 +122,23 @@ class CallEngine(LiveCallMonitoring, ApiActionRunner):
         if role not in self._turn_start:
             self._turn_start[role] = time.time()
 
+    def cut_reply(self, heard: str) -> None:
+        """Barge-in on a reply whose transcript turn is recorded already: that one turn becomes what the caller
+        heard (marked not heard in full), instead of a second copy. A reply not recorded yet gets its heard part."""
+        for i in range(len(self.turns) - 1, -1, -1):
+            role, text, was_heard, *rest = self.turns[i]
+            if role == "caller":
+                break
+            if role == "agent" and was_heard:
+                self.turns[i] = (role, heard, False, *rest)
+                if i < self._stored:  # already stored: the side task updates the row (turns are stored in order)
+                    self._later("cut", (i + 1, heard))
+                if self.live:
+                    self.notify({"kind": "turn", "role": role, "text": heard, "heard": False, "cut": True,
+                                 "started_at": _iso(rest[0]) if rest else None})
+                return
+        self.record_turn("agent", heard, False)
+
     def record_turn(self, role: str, text: str, heard: bool = True) -> None:
         """A transcript turn: kept, shown to listeners and the live view, and stored by the side task."""
         started = self._turn_start.pop(role, None) or time.time()
@@ -539,7 +556,7 @@ class RelayCall(CallEngine):
             heard = msg.get("utteranceUntilInterrupt")
             heard = heard if isinstance(heard, str) else ""
             self.interruptions.append(heard)
-            self.record_turn("agent", heard, False)
+            self.cut_reply(heard)
             logger.info("relay interrupt", extra=self.log_extra(heard_chars=len(heard),
                                                                 heard_ms=msg.get("durationUntilInterruptMs")))
             await self.provider.on_interrupt(heard_text=heard)

@@ -53,6 +53,12 @@ class LiveCallMonitoring:
                         call_session_id=self.ctx.call_session_id, run=data)
                 elif kind == "publish":
                     await live.publish(self.ctx.workspace_id, data)
+                elif kind == "cut":
+                    from calls.services import handovers as handover
+
+                    seq, text = data
+                    await database_sync_to_async(handover.transcript_turn_cut)(
+                        call_session_id=self.ctx.call_session_id, seq=seq, text=text)
             except Exception:  # noqa: BLE001 - side work must never end the call
                 logger.exception("call side task: %s failed", kind, extra=self.log_extra())
 

@@ -317,6 +317,7 @@ class CascadedProvider(Provider):
         self.chat: ChatModel | None = None
         self._reply_task: asyncio.Task | None = None
         self._awaiting: set[str] = set()  # tool calls of the last reply still waiting for their result
+        self._chat_ready = asyncio.Event()  # the chat model is open (a key may be pressed while it opens)
 
     def _build(self):
         stt, tts, chat, voice_activity = self._stages
@@ -333,14 +334,15 @@ class CascadedProvider(Provider):
 
     async def start(self) -> None:
         stt, tts, self.chat, voice_activity = self._build()
+        self.pipeline = VoicePipeline(self, stt=stt, tts=tts, voice_activity=voice_activity, on_turn=self._turn)
         if self.chat is None:  # in a thread: the first call with a vendor imports its SDK (seconds of CPU for some)
             v = self.ctx.speech
             self.chat = await asyncio.to_thread(chat_model, self.ctx, v.get("chat_vendor", ""),
                                                 model=v.get("chat_model", ""))
-        self.pipeline = VoicePipeline(self, stt=stt, tts=tts, voice_activity=voice_activity, on_turn=self._turn)
         try:
             await self.pipeline.start()
             await self.chat.open()
+            self._chat_ready.set()
         except SpeechError as exc:
             raise ProviderConfigError(str(exc)) from None
         greeting = self.conversation.begin()
@@ -429,6 +431,7 @@ class CascadedProvider(Provider):
 
         async def sentences():
             buffer = ""
+            await self._chat_ready.wait()
             async for item in self.chat.stream(self.messages[:-1], tools=self.chat_tools()):
                 if isinstance(item, str):
                     if first_token[0] is None:

@@ -30,6 +30,7 @@ class ChatProvider(Provider):
         self._turn = 0
         self._awaiting: set[str] = set()  # tool calls of the last reply still waiting for their result
         self._queued: list[dict] = []  # what the caller said meanwhile (goes after the tool results)
+        self._ready = asyncio.Event()  # the chat model is open (the caller may speak while it opens)
 
     async def start(self) -> None:
         if self.chat is None:
@@ -37,6 +38,7 @@ class ChatProvider(Provider):
             self.chat = await asyncio.to_thread(chat_model, self.ctx, self.vendor,
                                                 model=(self.ctx.speech or {}).get("chat_model", ""))
         await self.chat.open()
+        self._ready.set()
         greeting = self.conversation.begin()
         if greeting:
             self.emit(TextOut(greeting, last=True))
@@ -111,6 +113,7 @@ class ChatProvider(Provider):
 
     async def _reply(self, turn: int) -> None:
         calls: list[dict] = []
+        await self._ready.wait()
         try:
             async for item in self.chat.stream(self.messages, tools=self.chat_tools()):
                 if isinstance(item, str):

@@ -138,6 +138,13 @@ def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
         ])
 
 
+def transcript_turn_cut(*, call_session_id: int, seq: int, text: str) -> None:
+    """A stored agent turn the caller interrupted: it keeps only what was heard (`heard` False)."""
+    from calls.models import CallTurn
+
+    CallTurn.objects.filter(call_session_id=call_session_id, seq=seq, role="agent").update(text=text, heard=False)
+
+
 @transaction.atomic
 def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None:
     """The agent's part of the call is over: end time, "completed" unless Twilio said otherwise, any failure."""

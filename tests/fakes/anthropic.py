@@ -10,7 +10,7 @@ content_block_stop, message_delta, message_stop). Behaviour by the last user tex
 - contains "slow"       → 40 text deltas, 50 ms apart
 - contains "overloaded" → one text delta, then an `error` event (overloaded_error), as Anthropic does mid-stream
 - contains "order"      → a tool_use `order_status` with {"order_id": "42"} (an API action)
-- the last user turn is a tool_result of `order_status` → "Your order is <the result>."
+- the last user turn is only tool results → "Your order is <the last result>."
 - otherwise             → "Echo: <text>" word by word
 `bodies` holds each request body; `status` makes every request fail with an Anthropic error body.
 """
@@ -50,8 +50,8 @@ def _last_tool_result(messages: list[dict]) -> str | None:
     if not messages or messages[-1].get("role") != "user" or isinstance(messages[-1].get("content"), str):
         return None
     results = [b for b in messages[-1]["content"] if b.get("type") == "tool_result"]
-    if not results:
-        return None
+    if not results or any(b.get("type") == "text" for b in messages[-1]["content"]):
+        return None  # no tool result, or the caller spoke meanwhile: answer the words
     content = results[-1].get("content")
     if isinstance(content, list):
         content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
