@@ -137,20 +137,27 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise error  # type: ignore[misc]
 
 
+async def _connect_checked(host, port, connect, connect_error):
+    """Resolve `host`, check every address, then `connect(address)` to each in turn until one answers."""
+    try:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
+    error: Exception | None = None
+    for address in _checked_addresses(host, infos):
+        try:
+            return await connect(address)
+        except connect_error as exc:  # try the next address, as a browser would
+            error = exc
+    raise error  # type: ignore[misc]
+
+
 class _AsyncGuardedBackend(httpcore.AnyIOBackend):
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
-        error: Exception | None = None
-        for address in _checked_addresses(host, infos):
-            try:
-                return await super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                 socket_options=socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error  # type: ignore[misc]
+        async def connect(address):
+            return await super(_AsyncGuardedBackend, self).connect_tcp(
+                address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+        return await _connect_checked(host, port, connect, httpcore.ConnectError)
 
 
 def _ssl_context(verify) -> ssl.SSLContext:
@@ -242,18 +249,10 @@ def _httpx2_guarded(sync: bool):
 
     class _AsyncBackend(httpcore2.AnyIOBackend):
         async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-            try:
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
-            error: Exception | None = None
-            for address in _checked_addresses(host, infos):
-                try:
-                    return await super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                     socket_options=socket_options)
-                except httpcore2.ConnectError as exc:
-                    error = exc
-            raise error  # type: ignore[misc]
+            async def connect(address):
+                return await super(_AsyncBackend, self).connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+            return await _connect_checked(host, port, connect, httpcore2.ConnectError)
 
     transport = httpx2.AsyncHTTPTransport(trust_env=False)
     transport._pool = httpcore2.AsyncConnectionPool(ssl_context=_ssl_context(True), max_connections=10,

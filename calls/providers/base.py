@@ -22,11 +22,11 @@ provider modules import this one; this one imports none of them).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 
 from calls.engine.context import CallContext
 from calls.providers.conversation import Conversation
+from calls.providers.lookup import load_class
 
 logger = logging.getLogger("calls.providers")
 
@@ -128,15 +128,7 @@ PROVIDERS = {
 
 
 def provider_class(name: str) -> type[Provider]:
-    target = PROVIDERS.get(name)
-    if target is None:
-        raise ProviderConfigError(f"Unknown agent provider {name!r}.")
-    module, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ProviderConfigError(f"The {name} provider is not available on this server "
-                                  f"({type(exc).__name__}).") from exc
+    return load_class(PROVIDERS, name, "agent provider", ProviderConfigError)
 
 
 def get_provider(ctx: CallContext) -> Provider:

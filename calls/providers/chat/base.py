@@ -13,8 +13,9 @@ not retried) or transient (timeout, connection, 5xx, overload mid-stream).
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
+
+from calls.providers.lookup import load_class
 
 # vendor -> "module:Class" (imported when a call uses it; names match agents.catalogue.ChatVendor)
 VENDORS = {
@@ -70,15 +71,7 @@ class ChatModel:
 def chat_class(vendor: str) -> type[ChatModel]:
     from calls.providers.base import ProviderConfigError
 
-    target = VENDORS.get(vendor)
-    if target is None:
-        raise ProviderConfigError(f"Unknown chat model vendor {vendor!r}.")
-    module, _, name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ProviderConfigError(f"The chat model vendor {vendor} is not available on this server "
-                                  f"({type(exc).__name__}).") from exc
+    return load_class(VENDORS, vendor, "chat model vendor", ProviderConfigError)
 
 
 def chat_model(ctx, vendor: str = "", *, model: str = "", timeout: float | None = None) -> ChatModel:

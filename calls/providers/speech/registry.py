@@ -9,9 +9,8 @@ except offline), `<VENDOR>_BASE_URL` (tests point it at a local fake).
 """
 from __future__ import annotations
 
-import importlib
-
 from agents import catalogue
+from calls.providers.lookup import load_class
 from calls.providers.speech.base import SpeechConfigError, SpeechSettings
 
 STT = {
@@ -31,15 +30,7 @@ PREFIX = {"deepgram": "DEEPGRAM", "openai": "OPENAI", "elevenlabs": "ELEVENLABS"
 
 
 def _load(table: dict, vendor: str, what: str):
-    target = table.get(vendor)
-    if target is None:
-        raise SpeechConfigError(f"Unknown {what} vendor {vendor!r}.")
-    module, _, name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise SpeechConfigError(f"The {what} vendor {vendor} is not available on this server "
-                                f"({type(exc).__name__}).") from exc
+    return load_class(table, vendor, f"{what} vendor", SpeechConfigError)
 
 
 def settings_for(ctx, vendor: str, *, voice: str = "", model: str = "", hints: tuple[str, ...] = ()) -> SpeechSettings:
