@@ -20,7 +20,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from calls.engine.events import (
     AudioOut,
-    Hangup,
     ProviderFailed,
     ReplyDone,
     SpeechStarted,
