@@ -87,7 +87,9 @@ def _stages():
             for _ in text.split():
                 yield self.WORD
 
-    class InstantChat:
+    from calls.providers.chat import ChatModel
+
+    class InstantChat(ChatModel):
         async def stream(self, messages, tools=None):
             for token in ("We are open ", "nine to five. ", "Anything ", "else?"):
                 yield token

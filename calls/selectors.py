@@ -23,7 +23,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from calls.models import CallAnalysis, CallHandover, CallIntervention, CallRecording, CallSession, CallTurn
-from connectors.models import PhoneConnector
+
+
+def connector_model():
+    """The phone connector model, reached through the call session's own foreign key: calls/ never imports
+    connectors/ (connectors call into calls/, the arrow runs one way)."""
+    return CallSession._meta.get_field("connector").related_model
+
 
 LIVE_WINDOW = timedelta(hours=4)  # an admitted call still without an end after this is not shown as live
 
@@ -218,7 +224,7 @@ def today_stats(*, workspace) -> list[dict]:
     today = Q(call_sessions__started_at__gte=start)
     duration = ExpressionWrapper(F("call_sessions__ended_at") - F("call_sessions__started_at"),
                                  output_field=DurationField())
-    rows = (PhoneConnector.objects.filter(workspace=workspace)
+    rows = (connector_model().objects.filter(workspace=workspace)
             .select_related("agent", "environment")
             .annotate(calls=Count("call_sessions", filter=today, distinct=True),
                       avg_duration=Avg(duration, filter=today & Q(call_sessions__ended_at__isnull=False)),

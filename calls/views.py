@@ -23,7 +23,6 @@ from agents.models import Agent, Environment
 from calls import selectors as call_selectors
 from calls.models import CallSession
 from calls.services.recordings import call_export_record
-from connectors.models import PhoneConnector
 from telephony import errors, twilio_gateway
 from telephony.selectors import connection_get
 from workspaces.decorators import workspace_admin_required, workspace_member_required
@@ -37,7 +36,7 @@ class CallFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search transcripts")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *CallSession.Status.choices])
     agent = forms.ModelChoiceField(required=False, queryset=Agent.objects.none(), empty_label="Any agent")
-    connector = forms.ModelChoiceField(required=False, queryset=PhoneConnector.objects.none(),
+    connector = forms.ModelChoiceField(required=False, queryset=CallSession.objects.none(),  # set in __init__
                                        empty_label="Any connector")
     environment = forms.ModelChoiceField(required=False, queryset=Environment.objects.none(),
                                          empty_label="Any environment")
@@ -53,7 +52,7 @@ class CallFilterForm(forms.Form):
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["agent"].queryset = Agent.objects.filter(workspace=workspace).order_by("name")
-        self.fields["connector"].queryset = (PhoneConnector.objects.filter(workspace=workspace)
+        self.fields["connector"].queryset = (call_selectors.connector_model().objects.filter(workspace=workspace)
                                              .select_related("agent", "environment"))
         self.fields["environment"].queryset = Environment.objects.filter(workspace=workspace)
 

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.views.decorators.http import require_POST
 
 from calls.services import outbound
-from connectors.services import apology_twiml
+from calls.services.admission import apology_twiml
 from telephony import webhook_security
 from telephony.webhook_security import twilio_webhook
 

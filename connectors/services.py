@@ -1,76 +1,34 @@
-"""All writes of phone connectors, attached numbers and call sessions."""
+"""All writes of phone connectors and attached numbers; the incoming-call webhook's answer.
+
+A call's admission (the CallSession, the stream token, the TwiML) is `calls.services.admission`; the names below
+that come from there are re-exported for the connector's webhook and older callers."""
 from __future__ import annotations
 
 import logging
-import secrets
 
-from django.core import signing
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db import transaction
 from django.utils import timezone
 
 from calls.models import CallSession
+from calls.services.admission import (  # noqa: F401 - re-exported
+    APOLOGY,
+    PARAMS_OF_INTEREST,
+    STREAM_TOKEN_MAX_AGE,
+    STREAM_TOKEN_SALT,
+    InvalidStreamToken,
+    apology_twiml,
+    call_session_admit,
+    relay_attributes,
+    stream_token_consume,
+    stream_token_issue,
+    stream_twiml,
+)
 from connectors.models import ConnectorNumber, PhoneConnector
-from telephony.public_urls import absolute_url
-from webhooks import services as webhook_services
-from webhooks.models import EventType
 from workspaces.models import AuditEntry
 from workspaces.services import audit_record
 
 logger = logging.getLogger(__name__)
 
-STREAM_TOKEN_SALT = "connectors.stream-token.v1"
-STREAM_TOKEN_MAX_AGE = 60
-
-
-class InvalidStreamToken(Exception):
-    """The stream's session parameter is forged, expired or was already used."""
-
-
-# ---------------------------------------------------------------------------
-# Stream tokens: the <Parameter name="session"> passed to our real-time endpoint.
-
-
-def stream_token_issue(*, call_session: CallSession) -> str:
-    """A signed, short-lived, single-use token naming this call session.
-
-    Each issue stores a fresh nonce on the session, so only the newest token is
-    valid (a retried webhook replaces the token Twilio never used).
-    """
-    nonce = secrets.token_urlsafe(12)
-    CallSession.objects.filter(pk=call_session.pk).update(stream_token_nonce=nonce, stream_token_used_at=None)
-    call_session.stream_token_nonce = nonce
-    call_session.stream_token_used_at = None
-    return _sign(call_session.pk, nonce)
-
-
-def _sign(pk: int, nonce: str) -> str:
-    return signing.TimestampSigner(salt=STREAM_TOKEN_SALT).sign(f"{pk}.{nonce}")
-
-
-def stream_token_consume(*, token: str, max_age: int = STREAM_TOKEN_MAX_AGE) -> CallSession:
-    """The call session the token names; marks the token used (atomically). Raises InvalidStreamToken."""
-    try:
-        value = signing.TimestampSigner(salt=STREAM_TOKEN_SALT).unsign(token or "", max_age=max_age)
-    except signing.SignatureExpired as exc:
-        raise InvalidStreamToken("The stream token has expired.") from exc
-    except signing.BadSignature as exc:
-        raise InvalidStreamToken("The stream token is not valid.") from exc
-    pk, _, nonce = value.partition(".")
-    if not pk.isdigit() or not nonce:
-        raise InvalidStreamToken("The stream token is not valid.")
-    # The stream joining means the call was answered: a session still "ringing" (Twilio's status on the first
-    # webhook) is now in progress.
-    used = CallSession.objects.filter(pk=int(pk), stream_token_nonce=nonce, stream_token_used_at__isnull=True).update(
-        stream_token_used_at=timezone.now(),
-        status=Case(When(status=CallSession.Status.RINGING, then=Value(CallSession.Status.IN_PROGRESS)),
-                    default=F("status")),
-    )
-    if used != 1:
-        raise InvalidStreamToken("The stream token was already used.")
-    return CallSession.objects.select_related(
-        "connector", "agent_version", "agent_version__agent", "environment", "workspace"
-    ).get(pk=int(pk))
 
 
 # ---------------------------------------------------------------------------
@@ -292,102 +250,19 @@ def connector_numbers_check(*, workspace_id: int) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# The incoming-call webhook
-
-
-PARAMS_OF_INTEREST = (
-    "AccountSid", "ApiVersion", "CallStatus", "Direction", "CallerName", "ForwardedFrom", "ParentCallSid",
-    "Digits", "SpeechResult", "Confidence", "FromCity", "FromState", "FromCountry", "ToCity", "ToState", "ToCountry",
-    "FlowSid", "FlowExecutionSid", "FlowStepSid",
-)
-APOLOGY = "Sorry, this line cannot take your call right now. Please try again later."
-
-
-def apology_twiml(text: str = APOLOGY) -> str:
-    from twilio.twiml.voice_response import VoiceResponse
-
-    response = VoiceResponse()
-    response.say(text)
-    response.hangup()
-    return str(response)
-
-
-def relay_attributes(version) -> dict:
-    """The version's `<ConversationRelay>` attributes as twilio's helper takes them; unset options are left out
-    (Twilio's defaults apply), so a version without options gets the same TwiML as before they existed.
-
-    No welcomeGreeting: the runtime's provider greets (as on Media Streams), so Twilio must not say it too. For
-    the same reason no welcomeGreetingInterruptible (it governs only Twilio's welcomeGreeting): the relay engine
-    applies the version's setting to the greeting's text tokens instead.
-    """
-    options = {
-        "language": version.language,
-        "tts_provider": version.relay_tts_provider,
-        "voice": version.voice,
-        "transcription_provider": version.relay_transcription_provider,
-        "speech_model": version.relay_speech_model,
-        "interruptible": version.relay_interruptible,
-        "preemptible": True if version.relay_preemptible else None,
-        "dtmf_detection": True if version.relay_dtmf_detection else None,
-        "hints": ",".join(version.relay_hints or []),
-    }
-    return {k: v for k, v in options.items() if v}
-
-
-def _language_attributes(entry: dict) -> dict:
-    keys = ("code", "tts_provider", "voice", "transcription_provider", "speech_model")
-    return {k: str(entry[k]) for k in keys if isinstance(entry, dict) and entry.get(k)}
+# The incoming-call webhook: the connector resolves the version; the call's admission is calls/'s.
 
 
 def connect_twiml(*, connector: PhoneConnector, version, token: str) -> str:
-    from twilio.twiml.voice_response import Connect, VoiceResponse
-
-    from agents.models import AgentVersion
-
-    response = VoiceResponse()
-    if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
-        connect = Connect(action=connector.handover_url)
-        relay = connect.conversation_relay(url=absolute_url("/v1/stream/relay", websocket=True),
-                                           **relay_attributes(version))
-        for entry in version.relay_languages or []:
-            relay.language(**_language_attributes(entry))
-        relay.parameter(name="session", value=token)
-        response.append(connect)
-    else:
-        connect = response.connect()
-        stream = connect.stream(url=absolute_url("/v1/stream/media", websocket=True))
-        stream.parameter(name="session", value=token)
-    return str(response)
-
-
-def _status_of(params: dict) -> str:
-    status = params.get("CallStatus", "")
-    return status if status in CallSession.Status.values else CallSession.Status.RINGING
-
-
-def _answer_existing(*, connector: PhoneConnector, session: CallSession) -> tuple[CallSession, str]:
-    """A retried CallSid: the same session, and the same kind of answer it got the first time."""
-    if session.rejected_reason or session.agent_version is None:
-        return session, apology_twiml()
-    if session.stream_token_used_at is not None and session.ended_at is None:
-        # The call's stream already joined and is running: Twilio got its answer, so this is not a retry but a
-        # replayed request. A fresh token would let a second stream join the live call.
-        logger.warning("webhook replayed for a live call: no new stream token",
-                       extra={"connector_id": connector.pk, "call_sid": session.call_sid})
-        return session, apology_twiml()
-    return session, connect_twiml(connector=connector, version=session.agent_version,
-                                  token=stream_token_issue(call_session=session))
+    return stream_twiml(version=version, token=token, action_url=connector.handover_url)
 
 
 def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[CallSession | None, str]:
-    """Resolve the version, record the call session (idempotent on CallSid) and build the TwiML answer.
-
-    No Twilio or model-provider calls. The common case (a new call, Published mode) costs four
-    round trips to the database: the connector (loaded by the view), the environment's names,
-    one INSERT that also stores the stream token's nonce, and the environment's webhook endpoints
-    (plus one INSERT of the call.started events when some want it). A retried CallSid hits the unique
-    constraint and gets the same session and the same kind of answer as the first attempt.
-    """
+    """Resolve the connector's version, then admit the call (`calls.services.admission.call_session_admit`:
+    the session, idempotent on CallSid, and the TwiML answer). No Twilio or model-provider calls. The common
+    case (a new call, Published mode) costs four round trips to the database: the connector (loaded by the
+    view), the environment's names, one INSERT that also stores the stream token's nonce, and the environment's
+    webhook endpoints. A call that cannot be connected is recorded, apologised to and shown on the connector."""
     from connectors.selectors import connector_readiness
 
     call_sid = (params.get("CallSid") or "").strip()[:64]
@@ -397,38 +272,12 @@ def inbound_call_answer(*, connector: PhoneConnector, params: dict) -> tuple[Cal
         version, problem = None, "The connector is disabled."
     else:
         version, _, problem = connector_readiness(connector=connector)
-    interesting = {k: v for k, v in params.items() if k in PARAMS_OF_INTEREST and v != ""}
-    values = {
-        "workspace_id": connector.workspace_id, "connector": connector,
-        "agent_version": None if problem else version, "environment_id": connector.environment_id,
-        "from_number": params.get("From", "")[:64], "to_number": params.get("To", "")[:64],
-        "direction": (params.get("Direction") or "inbound")[:24],
-        "status": CallSession.Status.REJECTED if problem else _status_of(params),
-        "rejected_reason": problem[:255], "params": interesting,
-        "stream_token_nonce": "" if problem else secrets.token_urlsafe(12), "stream_token_used_at": None,
-    }
-    try:
-        # The session and its call.started event commit together (a savepoint when nested, so a duplicate does
-        # not spoil the outer transaction).
-        with transaction.atomic():
-            session = CallSession.objects.create(call_sid=call_sid, **values)
-            if not problem:
-                webhook_services.call_event_record(session=session, type=EventType.CALL_STARTED)
-    except IntegrityError:
-        session = CallSession.objects.select_related("agent_version").get(call_sid=call_sid)
-        if session.connector_id == connector.pk:
-            return _answer_existing(connector=connector, session=session)
-        # The same call routed on to another connector (e.g. an IVR in front of several agents).
-        values["params"] = {**session.params, **interesting}
-        for key, value in values.items():
-            setattr(session, key, value)
-        session.save(update_fields=[k.removesuffix("_id") for k in values])
-    if problem:
-        connector_alert_set(connector=connector, text=f"Call {call_sid} from {values['from_number'] or 'unknown'} "
+    admitted = call_session_admit(call_sid=call_sid, workspace_id=connector.workspace_id, connector=connector,
+                                  environment_id=connector.environment_id, version=version, problem=problem,
+                                  params=params, action_url=connector.handover_url)
+    if problem and not admitted.retry:
+        connector_alert_set(connector=connector, text=f"Call {call_sid} from {params.get('From', '')[:64] or 'unknown'} "
                                                       f"was not connected: {problem}")
         logger.warning("inbound call rejected", extra={"connector_id": connector.pk, "call_sid": call_sid,
                                                         "reason": problem})
-        return session, apology_twiml()
-    return session, connect_twiml(connector=connector, version=version, token=_sign(session.pk, session.stream_token_nonce))
-
-
+    return admitted.session, admitted.twiml

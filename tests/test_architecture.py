@@ -15,7 +15,7 @@ FORBIDDEN = {
     # Agents offers agents/hooks.py instead: knowledge registers its publish/diff hooks there.
     "agents": {"connectors", "calls", "devtools", "webhooks", "knowledge"},
     "connectors": {"devtools", "dialer"},
-    "calls": {"devtools", "dialer"},
+    "calls": {"devtools", "dialer", "connectors"},  # connectors call into calls/ (admission), never back
     # Event webhooks: connectors and calls record events; webhooks reads their rows by attribute only.
     "webhooks": {"telephony", "dialer", "connectors", "calls", "devtools", "knowledge"},
     # Knowledge bases: built on agents (versions use them); read by calls (the live call searches them).

@@ -187,20 +187,27 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise error  # type: ignore[misc]
 
 
+async def _connect_checked(host, port, connect, connect_error):
+    """Resolve `host`, check every address, then `connect(address)` to each in turn until one answers."""
+    try:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
+    error: Exception | None = None
+    for address in _checked_addresses(host, infos):
+        try:
+            return await connect(address)
+        except connect_error as exc:  # try the next address, as a browser would
+            error = exc
+    raise error  # type: ignore[misc]
+
+
 class _AsyncGuardedBackend(httpcore.AnyIOBackend):
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
-        error: Exception | None = None
-        for address in _checked_addresses(host, infos):
-            try:
-                return await super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                 socket_options=socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error  # type: ignore[misc]
+        async def connect(address):
+            return await super(_AsyncGuardedBackend, self).connect_tcp(
+                address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+        return await _connect_checked(host, port, connect, httpcore.ConnectError)
 
 
 def _ssl_context(verify) -> ssl.SSLContext:
@@ -280,3 +287,79 @@ def async_client(*, timeout: float, follow_redirects: bool = False, verify=True,
         transport=AsyncGuardedTransport(verify=verify), timeout=timeout, follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS, trust_env=False, event_hooks={"request": [_async_refuse_bad_urls]}, **kwargs,
     )
+
+
+def _httpx2_guarded(sync: bool):
+    """httpx2's transport (the Anthropic SDK's HTTP library) on a guarded network backend, as GuardedTransport."""
+    import httpcore2
+    import httpx2
+
+    def _connect_addresses(host, port, infos, connect):
+        error: Exception | None = None
+        for address in _checked_addresses(host, infos):
+            try:
+                return connect(address)
+            except httpcore2.ConnectError as exc:  # try the next address
+                error = exc
+        raise error  # type: ignore[misc]
+
+    if sync:
+        class _Backend(httpcore2.SyncBackend):
+            def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+                try:
+                    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                except socket.gaierror as exc:
+                    raise OutboundRefused(f"{host} could not be resolved ({exc.strerror}).") from None
+                return _connect_addresses(host, port, infos, lambda address: super(_Backend, self).connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options))
+
+        transport = httpx2.HTTPTransport(trust_env=False)
+        transport._pool = httpcore2.ConnectionPool(ssl_context=_ssl_context(True), max_connections=10,
+                                                   network_backend=_Backend())
+        return transport
+
+    class _AsyncBackend(httpcore2.AnyIOBackend):
+        async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            async def connect(address):
+                return await super(_AsyncBackend, self).connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+            return await _connect_checked(host, port, connect, httpcore2.ConnectError)
+
+    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    transport._pool = httpcore2.AsyncConnectionPool(ssl_context=_ssl_context(True), max_connections=10,
+                                                    network_backend=_AsyncBackend())
+    return transport
+
+
+def client_httpx2(*, timeout: float, **kwargs):
+    """An ``httpx2.Client`` (the Anthropic SDK's HTTP library) whose every connection is checked when it is made
+    and goes to the address that was checked, as ``client``'s: the SDK resolves no name itself."""
+    import httpx2
+
+    return httpx2.Client(transport=_httpx2_guarded(True), timeout=timeout, trust_env=False, follow_redirects=False,
+                         event_hooks={"request": [_refuse_bad_urls]}, **kwargs)
+
+
+def async_client_httpx2(*, timeout: float, **kwargs):
+    """The async twin of ``client_httpx2`` (the live call's Anthropic chat model)."""
+    import httpx2
+
+    return httpx2.AsyncClient(transport=_httpx2_guarded(False), timeout=timeout, trust_env=False,
+                              follow_redirects=False, event_hooks={"request": [_async_refuse_bad_urls]}, **kwargs)
+
+
+def websocket_target(url: str) -> dict:
+    """For a websocket client (`websockets.connect(url, **websocket_target(url))`): the static check, then the
+    name resolved and checked once, and the connection pinned to the checked address (TLS still verifies the
+    URL's host name; proxies from the environment ignored). Raises OutboundRefused."""
+    reason = url_refusal(url.replace("wss://", "https://", 1).replace("ws://", "http://", 1))
+    if reason:
+        raise OutboundRefused(reason)
+    parts = urlsplit(url)
+    secure = parts.scheme in ("wss", "https")
+    port = parts.port or (443 if secure else 80)
+    address = resolve_checked(parts.hostname, port)[0]
+    target = {"host": address, "port": port, "proxy": None}
+    if secure:
+        target["server_hostname"] = parts.hostname
+    return target

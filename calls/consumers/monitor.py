@@ -4,7 +4,7 @@ Both are browser sockets behind `AllowedHostsOriginValidator(AuthMiddlewareStack
 the call's workspace (the session's current workspace) or the socket is refused at the handshake.
 
 - `/v1/studio/calls/live` (`LiveCallsConsumer`): joins the workspace's channel layer group; the runtime publishes
-  call start / turn / handover / end events there (`connectors.runtime.live.publish`).
+  call start / turn / handover / end events there (`calls.engine.live.publish`).
 - `/v1/studio/calls/<id>/listen` (`ListenConsumer`): registers a `live.Listener` on the call's engine (this
   process); the call's task puts both sides' μ-law frames in the listener's bounded queue (dropped for a slow
   listener, never waited for) and this consumer's own task sends them as binary messages
@@ -230,7 +230,7 @@ class ListenConsumer(ClosingOnceConsumer):
             return
         try:
             msg = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             return
         if not isinstance(msg, dict):
             return

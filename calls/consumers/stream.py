@@ -1,7 +1,7 @@
 """Websocket consumers: Twilio Media Streams, Twilio ConversationRelay, and the Studio test chat.
 
 Admission is the only place that touches the database (once, in a thread); after that each call's
-messages go to its engine (`connectors.runtime.calls`), which runs its provider in its own task.
+messages go to its engine (`calls.engine.engine`), which runs its provider in its own task.
 Nothing secret is logged: not the session token, not the signature, not the environment's secrets.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ class NotAdmitted(Exception):
 
 def admit_call(*, token, call_sid, account_sid, transport: str):
     """Sync. Consume the single-use session parameter and load the call's context. Raises NotAdmitted."""
-    from connectors.services import InvalidStreamToken, stream_token_consume
+    from calls.services.admission import InvalidStreamToken, stream_token_consume
 
     if not isinstance(token, str) or not token:
         raise NotAdmitted("missing session parameter")
@@ -73,6 +73,7 @@ class _CallConsumer(ClosingOnceConsumer):
 
     transport = ""
     call = None
+    malformed = 0  # malformed frames after admission (the first is logged)
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -95,13 +96,29 @@ class _CallConsumer(ClosingOnceConsumer):
         await self.accept()
 
     async def send_json(self, message: dict) -> None:
-        await self.base_send({"type": "websocket.send", "text": json.dumps(message, separators=(",", ":"))})
+        try:
+            await self.base_send({"type": "websocket.send", "text": json.dumps(message, separators=(",", ":"))})
+        except Exception as exc:  # noqa: BLE001 - the client is gone (e.g. mid-flood): the call ends on disconnect
+            if not self.closed:
+                self.closed = True
+                logger.info("%s socket gone; the call's messages are dropped", self.transport,
+                            extra={"transport": self.transport, "error": type(exc).__name__})
+
+    def _malformed(self) -> None:
+        """After admission a malformed frame is ignored: the first is logged, the rest counted (logged at the end)."""
+        self.malformed += 1
+        if self.malformed == 1:
+            logger.warning("malformed %s message ignored (any more are counted)", self.transport,
+                           extra=self.call.log_extra())
 
     async def _finished(self) -> None:
         await self.close()
 
     async def disconnect(self, code):
         if self.call is not None:
+            if self.malformed > 1:
+                logger.warning("%s malformed %s messages ignored in all", self.malformed, self.transport,
+                               extra=self.call.log_extra(malformed=self.malformed))
             await self.call.close("socket_closed")
 
     async def _refuse(self, reason: str, code: int = CLOSE_POLICY, **extra) -> None:
@@ -113,7 +130,7 @@ class _CallConsumer(ClosingOnceConsumer):
             return None
         try:
             msg = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             return None
         return msg if isinstance(msg, dict) else None
 
@@ -127,7 +144,7 @@ class MediaStreamConsumer(_CallConsumer):
         msg = self._parse(text_data)
         if self.call is not None:
             if msg is None:
-                logger.warning("malformed media stream message ignored", extra=self.call.log_extra())
+                self._malformed()
                 return
             await self.call.handle(msg)
             return
@@ -187,7 +204,7 @@ class RelayConsumer(_CallConsumer):
         msg = self._parse(text_data)
         if self.call is not None:
             if msg is None:
-                logger.warning("malformed relay message ignored", extra=self.call.log_extra())
+                self._malformed()
                 return
             await self.call.handle(msg)
             return

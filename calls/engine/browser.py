@@ -87,16 +87,14 @@ class BrowserCall(MediaStreamCall):
         await self._wait_playout()
         await self.finish("hangup_shown")
 
-    async def on_failure(self, event: ProviderFailed) -> None:
-        if self.failed_reason:
-            return
+    async def apologise(self, event: ProviderFailed) -> None:
         message = (event.detail or {}).get("message") or f"The agent provider failed ({event.reason})."
-        fallback = self.ctx.action(self.ctx.fallback.removeprefix("action:"))
+        fallback = self.ctx.fallback_action()
         await self._flush()
         await self.send({"event": "studio", "kind": "error", "message": message,
                          "fallback": fallback.name if fallback else "hangup"})
         # The apology prompt plays, as on a call; with no Twilio credentials in the context nothing is redirected.
-        await super().on_failure(event)
+        await super().apologise(event)
 
     async def finish(self, reason: str) -> None:
         await self.close(reason)

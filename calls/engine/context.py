@@ -74,6 +74,10 @@ class CallContext:
                 return a
         return None
 
+    def fallback_action(self) -> HandoverActionSpec | None:
+        """The handover action HANDOVER_FALLBACK names ("name" or "action:name"), or None (hang-up, agent)."""
+        return self.action(self.fallback) or self.action(self.fallback.removeprefix("action:"))
+
     def api_action(self, name: str) -> ApiActionSpec | None:
         for a in self.api_actions:
             if a.name == name:

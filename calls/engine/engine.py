@@ -1,7 +1,7 @@
 """Per-call engines: one asyncio task per call pumps the provider's events to the transport.
 
 The engines are independent of the websocket server: they get parsed messages through `handle()` and
-send JSON through the `send` coroutine they were given. `connectors.consumers` wires them to Channels.
+send JSON through the `send` coroutine they were given. `calls.consumers` wires them to Channels.
 Database and gateway work happens only at admission, on handovers / hang-up / failure and at the end,
 never per audio frame (`database_sync_to_async` for the DB, `asyncio.to_thread` for the gateway).
 """
@@ -17,8 +17,9 @@ from typing import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 
-from calls.engine import audio, live
-from calls.engine.context import CallContext, HandoverActionSpec
+from calls.engine import audio, live, recording
+from calls.engine.actions import ApiActionRunner
+from calls.engine.context import CallContext
 from calls.engine.events import (
     AudioOut,
     Handover,
@@ -28,12 +29,14 @@ from calls.engine.events import (
     ProviderFailed,
     ReplyDone,
     RunAction,
+    SearchKnowledge,
     SpeechStarted,
     Takeover,
     TextOut,
     Transcript,
     TurnLatency,
 )
+from calls.engine.monitoring import SUPERVISOR_TRANSFER, LiveCallMonitoring
 from calls.providers import ProviderConfigError, get_provider
 from calls.providers.base import UnavailableProvider
 
@@ -43,8 +46,6 @@ START_TIMEOUT = 10.0  # seconds for a provider to connect and configure itself
 PLAYOUT_WAIT = 3.0  # seconds we let queued agent audio finish before redirecting the call
 MARK_EVERY_MS = 100  # a mark after each ~100 ms of agent audio: barge-in knows what was heard to that precision
 UNKNOWN_SID_LOG_LIMIT = 3
-SUPERVISOR_TRANSFER = "supervisor_transfer"  # the action name recorded for a transfer to a typed number
-ACTION_CLIENT_TIMEOUT = 15.0  # seconds: agents.models.ApiAction.MAX_TIMEOUT
 
 
 def _iso(ts: float) -> str:
@@ -53,7 +54,14 @@ def _iso(ts: float) -> str:
 Send = Callable[[dict], Awaitable[None]]
 
 
-class CallEngine:
+class CallEngine(LiveCallMonitoring, ApiActionRunner):
+    """One call: the provider's events to the transport and the transport's messages to the provider.
+
+    The transport subclasses below (Media Streams, ConversationRelay, the test chat; the browser call in
+    browser.py) translate wire messages; live monitoring (transcript storage, live view, listeners, interventions)
+    is `monitoring.LiveCallMonitoring`, API actions `actions.ApiActionRunner`, the recording `recording.py`;
+    failures take one path (`on_failure` -> the transport's `apologise`)."""
+
     transport = "base"
 
     def __init__(self, ctx: CallContext, send: Send, *, provider=None):
@@ -85,12 +93,7 @@ class CallEngine:
         self._failure_noted = False
         self._taken_over = False  # a supervisor's take-over / transfer / end is queued: refuse a second one
         # API actions: each run is a task of its own (the receive loop and the provider go on meanwhile).
-        self.action_runs: list[dict] = []
-        self._action_tasks: set[asyncio.Task] = set()
-        # One guarded client per call (connections reused between runs). Making one loads the CA bundle (~40 ms
-        # of CPU): done in a thread, as soon as the call starts, so neither this call nor the others wait for it.
-        self._action_http: asyncio.Task | None = None
-        self._token_cache: dict = {}  # the call's OAuth2 tokens, dropped with the call
+        self._actions_init()
 
     def log_extra(self, **more) -> dict:
         return {"call_sid": self.ctx.call_sid, "transport": self.transport, "provider": self.ctx.provider, **more}
@@ -107,115 +110,35 @@ class CallEngine:
             self._control = asyncio.create_task(self._control_loop(), name=f"call-ctl-{self.ctx.call_sid}")
             self._later("publish", {"kind": "start", "call": self.monitor_info()})
             if self.ctx.recording_enabled and self.ctx.creds is not None and self.ctx.call_sid:
-                self._recording = asyncio.create_task(self._start_recording(), name=f"call-rec-{self.ctx.call_sid}")
+                self._recording = asyncio.create_task(recording.recording_start(self),
+                                                      name=f"call-rec-{self.ctx.call_sid}")
         self.task = asyncio.create_task(self._run(), name=f"call-{self.ctx.call_sid or 'test'}")
         if self.ctx.api_actions:
             self._action_client()
         return self.task
 
-    # -- Calls in Studio: transcript as it goes, live view, listeners, interventions ------------------
-
-    def monitor_info(self) -> dict:
-        return {**self.ctx.monitor, "transport": self.transport}
-
-    def _later(self, kind: str, data=None) -> None:
-        if self._jobs is not None:
-            self._jobs.put_nowait((kind, data))
-
-    async def _side_loop(self) -> None:
-        while True:
-            job = await self._jobs.get()
-            if job is None:
-                return
-            kind, data = job
-            try:
-                if kind == "flush":
-                    await self._flush_turns()
-                elif kind == "action":
-                    from calls.services import handovers as handover
-
-                    await database_sync_to_async(handover.action_run_record)(
-                        call_session_id=self.ctx.call_session_id, run=data)
-                elif kind == "publish":
-                    await live.publish(self.ctx.workspace_id, data)
-            except Exception:  # noqa: BLE001 - side work must never end the call
-                logger.exception("call side task: %s failed", kind, extra=self.log_extra())
-
-    async def _control_loop(self) -> None:
-        """Interventions sent by a Studio listener in another process (channel layer group of this call)."""
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        group = live.call_group(self.ctx.call_session_id)
-        channel = await layer.new_channel()
-        await layer.group_add(group, channel)
-        try:
-            while True:
-                msg = await layer.receive(channel)
-                if msg.get("type") in ("call.listen", "call.unlisten"):
-                    self._remote_listener(layer, msg)
-                    continue
-                if msg.get("type") != "call.intervene":
-                    continue
-                problem = self.intervene(kind=str(msg.get("kind")), detail=str(msg.get("detail") or ""),
-                                         by=str(msg.get("by") or ""))
-                if msg.get("reply_to"):
-                    await layer.send(msg["reply_to"], {"type": "intervention.result", "problem": problem,
-                                                       "kind": msg.get("kind"), "ref": msg.get("ref")})
-        except asyncio.CancelledError:
-            self._remote_listeners_stop()
-            await asyncio.shield(layer.group_discard(group, channel))
-            raise
-        except Exception:  # noqa: BLE001 - the call goes on without remote control
-            self._remote_listeners_stop()
-            logger.exception("call control loop failed", extra=self.log_extra())
-
-    def _remote_listener(self, layer, msg: dict) -> None:
-        """A Studio listener connected to another process joins (`call.listen`) or leaves (`call.unlisten`)."""
-        channel = str(msg.get("channel") or "")
-        current = next((lst for lst in self.listeners
-                        if isinstance(lst, live.RemoteListener) and lst.channel == channel), None)
-        if msg["type"] == "call.unlisten" or self.closed or self.transport != "media_streams":
-            if current is not None:
-                self.listeners.discard(current)
-                current.task.cancel()
-            return
-        if current is None and channel:
-            listener = live.RemoteListener(layer, channel)
-            listener.task = asyncio.create_task(listener.pump(), name=f"listen-remote-{self.ctx.call_sid}")
-            listener.task.add_done_callback(lambda _t, lst=listener: self.listeners.discard(lst))
-            self.listeners.add(listener)
-            logger.info("remote listener joined a call", extra=self.log_extra(listeners=len(self.listeners)))
-
-    def _remote_listeners_stop(self) -> None:
-        for listener in [lst for lst in self.listeners if isinstance(lst, live.RemoteListener)]:
-            self.listeners.discard(listener)
-            listener.task.cancel()
-
-    async def _flush_turns(self) -> None:
-        from calls.services import handovers as handover
-
-        pending = self.turns[self._stored:]
-        if not pending:
-            return
-        self._stored += len(pending)
-        await database_sync_to_async(handover.transcript_save)(call_session_id=self.ctx.call_session_id,
-                                                               turns=pending)
-
-    def notify(self, message: dict) -> None:
-        """An event for the call's listeners (at once) and the workspace's live view (through the side task)."""
-        if not self.live:
-            return
-        message = {**message, "call_id": self.ctx.call_session_id}
-        for listener in self.listeners:
-            listener.event(message)
-        self._later("publish", message)
+    # -- the transcript (stored as the call goes by the side task: calls/engine/monitoring.py) ----------
 
     def turn_started(self, role: str) -> None:
         if role not in self._turn_start:
             self._turn_start[role] = time.time()
+
+    def cut_reply(self, heard: str) -> None:
+        """Barge-in on a reply whose transcript turn is recorded already: that one turn becomes what the caller
+        heard (marked not heard in full), instead of a second copy. A reply not recorded yet gets its heard part."""
+        for i in range(len(self.turns) - 1, -1, -1):
+            role, text, was_heard, *rest = self.turns[i]
+            if role == "caller":
+                break
+            if role == "agent" and was_heard:
+                self.turns[i] = (role, heard, False, *rest)
+                if i < self._stored:  # already stored: the side task updates the row (turns are stored in order)
+                    self._later("cut", (i + 1, heard))
+                if self.live:
+                    self.notify({"kind": "turn", "role": role, "text": heard, "heard": False, "cut": True,
+                                 "started_at": _iso(rest[0]) if rest else None})
+                return
+        self.record_turn("agent", heard, False)
 
     def record_turn(self, role: str, text: str, heard: bool = True) -> None:
         """A transcript turn: kept, shown to listeners and the live view, and stored by the side task."""
@@ -227,67 +150,6 @@ class CallEngine:
         if self.live:
             self.notify({"kind": "turn", "role": role, "text": text, "heard": heard, "started_at": _iso(started)})
             self._later("flush")
-
-    def _fanout(self, track: int, payload: str) -> None:
-        for listener in self.listeners:
-            listener.audio(track, payload)
-
-    def intervene(self, *, kind: str, detail: str = "", by: str = "") -> str:
-        """A supervisor's intervention, handled in order by the call's own task. Returns "" or why not."""
-        if self.closed or self.provider.closed:
-            return "The call has already ended."
-        if kind in ("takeover", "transfer", "end"):
-            if self.handovers or self._taken_over:
-                return "The call is already being handed over."
-        events = self.provider.events
-        if kind == "takeover":
-            action = self.ctx.action(detail)
-            if action is None:
-                return f"This call's agent version has no handover action named {detail!r}."
-            events.put_nowait(Takeover(action, by))
-        elif kind == "transfer":
-            events.put_nowait(Takeover(HandoverActionSpec(SUPERVISOR_TRANSFER, detail, "Transfer by a supervisor"), by))
-        elif kind == "instruction":
-            events.put_nowait(Instruction(detail, by))
-        elif kind == "end":
-            events.put_nowait(Hangup(f"supervisor:{by}"))
-        else:
-            return "Unknown intervention."
-        if kind in ("takeover", "transfer", "end"):
-            self._taken_over = True
-        return ""
-
-    async def _start_recording(self) -> None:
-        """Start the call's dual-channel recording (in a thread); a failure is logged and shown, the call goes on."""
-        from calls.services import recordings as call_services
-        from telephony import twilio_gateway
-
-        callback = self.ctx.recording_status_url or self.ctx.public_url(
-            f"/v1/agents/{self.ctx.connector_identifier}/recording-status")
-        try:
-            recording = await asyncio.to_thread(twilio_gateway.call_recording_start, creds=self.ctx.creds,
-                                                call_sid=self.ctx.call_sid, status_callback=callback)
-        except Exception as exc:  # noqa: BLE001 - TwilioError or anything else: the call goes on
-            code = getattr(exc, "code", None)
-            logger.warning("call recording could not start",
-                           extra=self.log_extra(code=code, error=type(exc).__name__))
-            text = f"The recording could not start (Twilio error {code})." if code else \
-                "The recording could not start (Twilio did not answer)."
-            try:
-                await database_sync_to_async(call_services.recording_error_set)(
-                    call_session_id=self.ctx.call_session_id, text=text)
-            except Exception:  # noqa: BLE001
-                logger.exception("could not store the recording error", extra=self.log_extra())
-            self.notify({"kind": "recording", "error": text})
-            return
-        logger.info("call recording started", extra=self.log_extra(recording_sid=recording.sid))
-        try:
-            await database_sync_to_async(call_services.recording_status_record)(
-                call_session_id=self.ctx.call_session_id, recording_sid=recording.sid,
-                status=recording.status or "in-progress", channels=recording.channels, from_callback=False)
-        except Exception:  # noqa: BLE001
-            logger.exception("could not store the recording", extra=self.log_extra())
-        self.notify({"kind": "recording", "recording_sid": recording.sid})
 
     async def _run(self) -> None:
         try:
@@ -349,6 +211,8 @@ class CallEngine:
             await self.on_handover(action, event)
         elif isinstance(event, RunAction):
             await self.on_run_action(event)
+        elif isinstance(event, SearchKnowledge):
+            await self.on_search_knowledge(event)
         elif isinstance(event, Takeover):
             action = event.action
             self.handovers.append(action.name)
@@ -372,94 +236,6 @@ class CallEngine:
         elif isinstance(event, ProviderFailed):
             logger.warning("agent provider failed", extra=self.log_extra(reason=event.reason))
             await self.on_failure(event)
-
-    # -- API actions -------------------------------------------------------------------
-
-    async def on_run_action(self, event: RunAction) -> None:
-        spec = self.ctx.api_action(event.action_name)
-        if spec is None:
-            await self.provider.on_tool_result(event.call_id, f"There is no action named {event.action_name!r}.")
-            return
-        if spec.wait_message and self.ctx.modality == "text":
-            await self.dispatch(TextOut(spec.wait_message, last=True))
-            await self.dispatch(Transcript("agent", spec.wait_message))
-        task = asyncio.create_task(self._action_run(spec, event), name=f"call-action-{self.ctx.call_sid or 'test'}")
-        self._action_tasks.add(task)
-        task.add_done_callback(self._action_tasks.discard)
-
-    def _action_client(self) -> asyncio.Task:
-        from workspaces import outbound
-
-        if self._action_http is None:
-            # Timeouts are per action (action_perform); this is only the ceiling.
-            self._action_http = asyncio.create_task(asyncio.to_thread(
-                outbound.async_client, timeout=ACTION_CLIENT_TIMEOUT, follow_redirects=True))
-        return self._action_http
-
-    async def _action_run(self, spec, event: RunAction) -> None:
-        from agents.action_requests import action_perform, redact
-
-        started = time.time()
-        try:
-            http = await asyncio.shield(self._action_client())
-            outcome = await action_perform(action=spec, arguments=event.arguments, secrets=self.ctx.secrets,
-                                           variables=self.ctx.variables, auth_connectors=self.ctx.auth_connectors,
-                                           token_cache=self._token_cache, http=http)
-            if self.closed:
-                return
-            hidden = [*map(str, self.ctx.secrets.values()), *(a.secret for a in self.ctx.auth_connectors.values())]
-            arguments = event.arguments
-            if isinstance(arguments, str):
-                try:
-                    arguments = json.loads(arguments or "{}")
-                except ValueError:
-                    arguments = {"(arguments)": arguments}
-            parameters = {str(k)[:64]: redact(str(v), hidden)[:200] for k, v in (arguments or {}).items()} \
-                if isinstance(arguments, dict) else {}
-            run = {"name": spec.name, "parameters": parameters, "ok": outcome.ok, "status_code": outcome.status_code,
-                   "duration_ms": outcome.duration_ms, "result": outcome.result_text if outcome.ok else outcome.error,
-                   "started": started}
-            self.action_runs.append(run)
-            status = outcome.status_code or ("ok" if outcome.ok else "failed")
-            self.record_turn("event", f"Action {spec.name}: {status}, {outcome.duration_ms} ms"
-                             + ("" if outcome.ok else f" ({outcome.error})"))
-            logger.info("api action ran", extra=self.log_extra(action=spec.name, ok=outcome.ok,
-                                                               status=outcome.status_code,
-                                                               duration_ms=outcome.duration_ms))
-            self.notify({"kind": "action", **{k: v for k, v in run.items() if k != "started"}})
-            self._later("action", run)
-            await self.on_action_done(run)
-            await self.provider.on_action_result(event.call_id, outcome)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - a broken action must not end the call
-            logger.exception("api action crashed", extra=self.log_extra(action=spec.name))
-            if not self.closed:
-                await self.provider.on_tool_result(event.call_id, "The action failed: internal error.")
-
-    async def on_action_done(self, run: dict) -> None:
-        pass
-
-    @property
-    def actions_pending(self) -> bool:
-        return bool(self._action_tasks)
-
-    async def _actions_stop(self) -> None:
-        tasks = [t for t in self._action_tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        if self._action_http is not None:
-            try:
-                await (await self._action_http).aclose()
-            except Exception:  # noqa: BLE001
-                pass
-            self._action_http = None
-        self._token_cache.clear()
 
     async def close(self, reason: str = "closed") -> None:
         """Free everything: the call task, the provider, and store the transcript. Safe to call twice."""
@@ -539,6 +315,14 @@ class CallEngine:
         raise NotImplementedError
 
     async def on_failure(self, event: ProviderFailed) -> None:
+        """The one failure path (a provider that cannot start, fails mid-call, a crash): once per call, the
+        transport's `apologise` (never dead air), which ends the call."""
+        if self.failed_reason:
+            return
+        self.failed_reason = event.reason
+        await self.apologise(event)
+
+    async def apologise(self, event: ProviderFailed) -> None:
         raise NotImplementedError
 
 
@@ -703,13 +487,10 @@ class MediaStreamCall(CallEngine):
         logger.info("agent hung up", extra=self.log_extra(already_ended=not ended))
         await self.finish("agent_hangup")
 
-    async def on_failure(self, event: ProviderFailed) -> None:
+    async def apologise(self, event: ProviderFailed) -> None:
         """Never dead air: the apology prompt plays at once, then the call goes to TwiML <Say> + fallback."""
         from calls.services import handovers as ho
 
-        if self.failed_reason:
-            return
-        self.failed_reason = event.reason
         try:
             for payload in audio.chunks_b64(audio.prompt("apology"), chunk_ms=200):
                 await self.send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})
@@ -778,7 +559,7 @@ class RelayCall(CallEngine):
             heard = msg.get("utteranceUntilInterrupt")
             heard = heard if isinstance(heard, str) else ""
             self.interruptions.append(heard)
-            self.record_turn("agent", heard, False)
+            self.cut_reply(heard)
             logger.info("relay interrupt", extra=self.log_extra(heard_chars=len(heard),
                                                                 heard_ms=msg.get("durationUntilInterruptMs")))
             await self.provider.on_interrupt(heard_text=heard)
@@ -830,12 +611,9 @@ class RelayCall(CallEngine):
         await self._end({"reason": "hangup"})
         await self.finish("agent_hangup")
 
-    async def on_failure(self, event: ProviderFailed) -> None:
+    async def apologise(self, event: ProviderFailed) -> None:
         from calls.services import handovers as ho
 
-        if self.failed_reason:
-            return
-        self.failed_reason = event.reason
         try:
             await self.send({"type": "text", "token": ho.AGENT_FAILED_MESSAGE, "last": True, "interruptible": False})
             await self._end({"reason": "error", "error": event.reason})
@@ -887,11 +665,8 @@ class TextChatCall(CallEngine):
         status = str(run["status_code"] or ("ok" if run["ok"] else "failed"))
         await self.send({"type": "action", "status": status, **{k: v for k, v in run.items() if k != "started"}})
 
-    async def on_failure(self, event: ProviderFailed) -> None:
-        if self.failed_reason:
-            return
-        self.failed_reason = event.reason
+    async def apologise(self, event: ProviderFailed) -> None:
         message = (event.detail or {}).get("message") or f"The agent provider failed ({event.reason})."
-        fallback = self.ctx.action(self.ctx.fallback.removeprefix("action:"))
+        fallback = self.ctx.fallback_action()
         await self.send({"type": "error", "message": message,
                          "fallback": fallback.name if fallback else "hangup"})

@@ -57,6 +57,14 @@ class RunAction:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchKnowledge:
+    """The model called search_knowledge: the engine looks it up (off the loop) and answers the tool call."""
+
+    call_id: str
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     reason: str = "agent"
 

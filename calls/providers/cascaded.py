@@ -6,7 +6,8 @@
 
 `VoicePipeline` is the audio half (voice activity, recognition, speaking sentence by sentence, barge-in, latency)
 and is shared with the scripted agent, which speaks with the offline stack instead of tones. `CascadedProvider`
-adds the chat model (the OpenAI-compatible chat client of `openai_chat`, or Anthropic's through the registry).
+adds the chat model (the version's chat vendor, `calls.providers.chat`) and the conversation
+(`calls.providers.conversation`: history, instructions, what a tool call means).
 
 Barge-in: a speech start while the agent's audio is pending emits SpeechStarted (the engine sends `clear` and
 reports what was heard through `on_interrupt`), cancels the reply in flight, and the history keeps only the
@@ -30,8 +31,6 @@ import numpy as np
 from calls.engine import audio
 from calls.engine.events import (
     AudioOut,
-    Handover,
-    Hangup,
     ProviderFailed,
     ReplyDone,
     SpeechStarted,
@@ -39,9 +38,9 @@ from calls.engine.events import (
     TurnLatency,
 )
 from calls.providers.base import Provider, ProviderConfigError
+from calls.providers.chat import ChatError, ChatModel, chat_model
 from calls.providers.speech import registry, vad
 from calls.providers.speech.base import Final, SpeechError, SpeechFailure
-from knowledge.runtime import KNOWLEDGE_TOOL
 
 logger = logging.getLogger("calls.providers.cascaded")
 
@@ -315,9 +314,10 @@ class CascadedProvider(Provider):
         super().__init__(ctx)
         self._stages = (stt, tts, chat, voice_activity)
         self.pipeline: VoicePipeline | None = None
-        self.chat = None
-        self.messages: list[dict] = []
+        self.chat: ChatModel | None = None
         self._reply_task: asyncio.Task | None = None
+        self._awaiting: set[str] = set()  # tool calls of the last reply still waiting for their result
+        self._chat_ready = asyncio.Event()  # the chat model is open (a key may be pressed while it opens)
 
     def _build(self):
         stt, tts, chat, voice_activity = self._stages
@@ -328,8 +328,6 @@ class CascadedProvider(Provider):
                                                      [*(v.get("hints") or ()), *scripted_hints(self.ctx)])))
             tts = tts or registry.text_to_speech(self.ctx, v.get("tts_vendor", ""), voice=self.ctx.voice,
                                                  model=v.get("tts_model", ""))
-            chat = chat or registry.chat_model(self.ctx, v.get("chat_vendor", ""), model=v.get("chat_model", ""),
-                                               timeout=float(self.ctx.setting("OPENAI_TIMEOUT", "15") or 15))
         except SpeechError as exc:
             raise ProviderConfigError(str(exc)) from None
         return stt, tts, chat, voice_activity or vad_from_settings(self.ctx)
@@ -337,23 +335,24 @@ class CascadedProvider(Provider):
     async def start(self) -> None:
         stt, tts, self.chat, voice_activity = self._build()
         self.pipeline = VoicePipeline(self, stt=stt, tts=tts, voice_activity=voice_activity, on_turn=self._turn)
+        if self.chat is None:  # in a thread: the first call with a vendor imports its SDK (seconds of CPU for some)
+            v = self.ctx.speech
+            self.chat = await asyncio.to_thread(chat_model, self.ctx, v.get("chat_vendor", ""),
+                                                model=v.get("chat_model", ""))
         try:
             await self.pipeline.start()
-            if hasattr(self.chat, "open"):
-                await self.chat.open()
+            await self.chat.open()
+            self._chat_ready.set()
         except SpeechError as exc:
             raise ProviderConfigError(str(exc)) from None
-        system = self.system_prompt()
-        if system:
-            self.messages.append({"role": "system", "content": system})
-        if self.ctx.greeting:
-            self.messages.append({"role": "assistant", "content": self.ctx.greeting})
-            self._speak_fixed(self.ctx.greeting)
+        greeting = self.conversation.begin()
+        if greeting:
+            self._speak_fixed(greeting)
 
     async def close(self) -> None:
         if self.pipeline is not None:
             await self.pipeline.close()
-        if self.chat is not None and hasattr(self.chat, "close"):
+        if self.chat is not None:
             try:
                 await self.chat.close()
             except Exception:  # noqa: BLE001
@@ -373,11 +372,12 @@ class CascadedProvider(Provider):
         except SpeechError as exc:
             logger.warning("text-to-speech failed", extra={"permanent": exc.permanent})
             self.emit(ProviderFailed("text_to_speech", {"message": str(exc)}))
-        except Exception as exc:  # noqa: BLE001 - the chat client's errors carry a reason
-            reason = getattr(exc, "reason", "") or "internal"
-            if reason == "internal":
-                logger.exception("cascaded reply failed")
-            self.emit(ProviderFailed(reason, {"status": exc.status} if getattr(exc, "status", None) else {}))
+        except ChatError as exc:
+            logger.warning("chat model failed", extra={"reason": exc.reason, "status": exc.status})
+            self.emit(ProviderFailed(exc.reason, {"status": exc.status} if exc.status else {}))
+        except Exception:  # noqa: BLE001
+            logger.exception("cascaded reply failed")
+            self.emit(ProviderFailed("internal"))
 
     async def on_audio(self, payload_b64: str) -> None:
         if self.pipeline is not None:
@@ -391,25 +391,16 @@ class CascadedProvider(Provider):
         if heard is None:
             return
         self.pipeline.reply.heard_text = heard
-        self._replace_last_assistant(heard)
+        self.conversation.keep_heard(heard)
         if heard:
             self.emit(Transcript("agent", heard, heard=False))
 
-    def _replace_last_assistant(self, text: str) -> None:
-        last = self.messages[-1] if self.messages else None
-        if last is not None and last.get("role") == "assistant" and not last.get("tool_calls"):
-            if text:
-                last["content"] = text
-            else:
-                self.messages.pop()
-
     async def on_tool_result(self, call_id: str, result: str) -> None:
-        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+        self.conversation.add_tool_result(call_id, result)
+        self._awaiting.discard(call_id)
+        if self._awaiting:
+            return  # the model gets all its tool results at once
         self._start_reply()
-
-    async def on_instruction(self, text: str) -> None:
-        await super().on_instruction(text)
-        self.messages.append({"role": "system", "content": f"Instruction from your supervisor, follow it from now on: {text}"})
 
     # ---------------------------------------------------------------------------
 
@@ -417,16 +408,14 @@ class CascadedProvider(Provider):
         previous = self.pipeline.cancel_reply()
         if previous is not None and previous.task is not None and not previous.task.cancelled() \
                 and previous.spoken and not previous.task.done():
-            self._replace_last_assistant(previous.text())
+            self.conversation.keep_heard(previous.text())
         missing = [k for k in keywords if k not in text.lower()]
         if missing:  # the keyword search heard them where the words did not
             text = f"{text} (also heard: {', '.join(missing)})".strip()
         if transcript:
             self.emit(Transcript("caller", text))
-        knowledge = await self.knowledge_for_turn(text)  # the version's every-turn retrieval (knowledge/)
-        if knowledge:
-            self.messages.append({"role": "system", "content": knowledge})
-        self.messages.append({"role": "user", "content": text})
+        # the version's every-turn retrieval (knowledge/): its passages just before the caller's words
+        self.conversation.add_user(text, knowledge=await self.knowledge_for_turn(text))
         self._start_reply()
 
     def _start_reply(self) -> None:
@@ -443,6 +432,7 @@ class CascadedProvider(Provider):
 
         async def sentences():
             buffer = ""
+            await self._chat_ready.wait()
             async for item in self.chat.stream(self.messages[:-1], tools=self.chat_tools()):
                 if isinstance(item, str):
                     if first_token[0] is None:
@@ -465,20 +455,9 @@ class CascadedProvider(Provider):
                 self.messages.remove(entry)
             raise
         text = "".join(text_parts).strip()
-        if calls:
-            entry["content"] = text or None
-            entry["tool_calls"] = [{"id": c["id"], "type": "function",
-                                    "function": {"name": c["name"], "arguments": c.get("arguments") or "{}"}}
-                                   for c in calls]
-        elif not text and entry in self.messages:
-            self.messages.remove(entry)
+        events, waiting = self.conversation.reply_events(text, calls, entry=entry)
+        self._awaiting |= waiting
         if text:
             self.emit(Transcript("agent", text))
-        for c in calls:
-            if c["name"] == "end_call":
-                self.messages.append({"role": "tool", "tool_call_id": c["id"], "content": "ok"})
-                self.emit(Hangup("agent"))
-            elif c["name"] == KNOWLEDGE_TOOL:
-                self.emit(self.tool_call_event(c["name"], c["id"], c.get("arguments")))
-            else:
-                self.emit(Handover(c["name"], c["id"]))
+        for event in events:
+            self.emit(event)

@@ -20,7 +20,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from calls.engine.events import (
     AudioOut,
-    Hangup,
     ProviderFailed,
     ReplyDone,
     SpeechStarted,
@@ -28,6 +27,7 @@ from calls.engine.events import (
     Transcript,
 )
 from calls.providers.base import Provider, ProviderConfigError
+from workspaces import outbound
 
 logger = logging.getLogger("calls.providers.openai_realtime")
 
@@ -68,9 +68,15 @@ class OpenAIRealtimeProvider(Provider):
         if self.protocol == "beta":
             headers["OpenAI-Beta"] = "realtime=v1"
         try:
+            # The base URL comes from the environment: checked by the outbound guard, and the socket goes to the
+            # address that was checked (no second resolution).
+            target = await asyncio.to_thread(outbound.websocket_target, self.url)
+        except outbound.OutboundRefused as exc:
+            raise ProviderConfigError(f"The OpenAI Realtime base URL is refused: {exc}") from None
+        try:
             self.ws = await connect(self.url, additional_headers=headers, open_timeout=self.timeout,
                                     max_size=2 ** 22, ping_interval=20, ping_timeout=self.timeout,
-                                    logger=ws_logger)
+                                    logger=ws_logger, **target)
             first = json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -239,7 +245,4 @@ class OpenAIRealtimeProvider(Provider):
         if call_id and call_id in self._seen_calls:
             return
         self._seen_calls.add(call_id)
-        if name == "end_call":
-            self.emit(Hangup("agent"))
-        else:
-            self.emit(self.tool_call_event(name, call_id, arguments))
+        self.emit(self.tool_call_event(name, call_id, arguments))

@@ -16,7 +16,8 @@ version asks for something). The task calls `call_analysis_compute`:
     gpt-4o-mini). Asks for JSON with ``response_format: json_schema`` (strict).
   - ``anthropic``: the official SDK (forced tool use whose input schema is the fields' schema):
     ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_ANALYSIS_MODEL`` (else ``ANTHROPIC_CHAT_MODEL``,
-    else claude-haiku-4-5). A version whose provider is an Anthropic one uses Anthropic whatever the setting.
+    else claude-haiku-4-5). A version that talks through a chat model whose vendor is Anthropic (`chat_vendor`)
+    uses Anthropic whatever the setting. The SDK runs on the outbound guard's httpx2 client (no second resolution).
   The answer is validated against the schema; an invalid answer is asked for again once, then recorded as failed.
 - Transient vendor errors (timeouts, connection errors, 429, 5xx) raise `TransientAnalysisError`: the task retries
   with exponential backoff; on the last attempt they are recorded as failed. Permanent ones (other 4xx, refused
@@ -190,7 +191,9 @@ def _environment_values(environment) -> dict:
 def provider_for(version, env_values: dict) -> str:
     if version.provider == version.Provider.SCRIPTED:
         return "rules"
-    if "anthropic" in version.provider:  # an Anthropic chat version (provider "anthropic_chat") uses its vendor
+    # A version that talks through a chat model is analysed by its chat vendor (calls.providers.chat.VENDORS).
+    if version.provider in (version.Provider.OPENAI_CHAT, version.Provider.CASCADED) \
+            and getattr(version, "chat_vendor", "") == "anthropic":
         return "anthropic"
     choice = (_setting(env_values, "ANALYSIS_PROVIDER") or getattr(settings, "ANALYSIS_PROVIDER", "")
               or "openai").strip().lower()
@@ -266,7 +269,9 @@ def _anthropic_answer(*, env_values: dict, system: str, user: str, schema: dict)
     except outbound.OutboundRefused as exc:
         raise PermanentAnalysisError(str(exc)) from None
     try:
-        client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=TIMEOUT_SECONDS)
+        # The guard's httpx2 client: each connection goes to the address checked when it is made (no rebinding).
+        client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=TIMEOUT_SECONDS,
+                                     http_client=outbound.client_httpx2(timeout=TIMEOUT_SECONDS))
         message = client.messages.create(
             model=model, max_tokens=2048, system=system,
             messages=[{"role": "user", "content": user}],

@@ -1,13 +1,14 @@
 """Handover execution: the agent chose an action; move the live call to its destination and record it.
 
-- Media Streams: `handover_execute` redirects the live call (gateway `call_update`) to
+- Media Streams: `redirect_to_dial` redirects the live call (gateway `call_update`) to
   `<Dial action=".../v1/agents/{identifier}/dial-result?handover=ID"><Number>DEST</Number></Dial>`.
 - ConversationRelay: the runtime records the handover and sends `end` with handoff data
   `{"reason": "handover", "action": NAME, "handover_id": ID}`; the `<Connect action>` URL answers with
   `relay_handover_twiml` (the same `<Dial>`).
 - The Dial's action callback (`dial_result_record`) records the outcome once (a retried callback gets the
   same stored answer); on busy / no answer / failure: a spoken message, then the fallback
-  (environment variable HANDOVER_FALLBACK: "hangup", "agent" = back to the agent, or an action name).
+  (environment variable HANDOVER_FALLBACK: "hangup", "agent" = back to the agent through
+  `calls.services.admission.stream_twiml` with a new stream token, or an action name).
 - `call_hangup`: the agent ends the call; a call the caller already ended (20404 / 21220) is not an error.
 
 Blocking functions (database, gateway) are sync; the async runtime runs them with
@@ -137,6 +138,13 @@ def transcript_save(*, call_session_id: int, turns: list[tuple]) -> None:
         ])
 
 
+def transcript_turn_cut(*, call_session_id: int, seq: int, text: str) -> None:
+    """A stored agent turn the caller interrupted: it keeps only what was heard (`heard` False)."""
+    from calls.models import CallTurn
+
+    CallTurn.objects.filter(call_session_id=call_session_id, seq=seq, role="agent").update(text=text, heard=False)
+
+
 @transaction.atomic
 def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None:
     """The agent's part of the call is over: end time, "completed" unless Twilio said otherwise, any failure."""
@@ -196,7 +204,7 @@ def fallback_twiml_for_context(*, ctx: CallContext, message: str = AGENT_FAILED_
 
     "agent" as fallback means nothing here (the agent is what failed): it hangs up.
     """
-    action = ctx.action(ctx.fallback) or ctx.action(ctx.fallback.removeprefix("action:"))
+    action = ctx.fallback_action()
     if action is not None and ctx.call_session_id:
         handover = handover_record(call_session_id=ctx.call_session_id, action=action,
                                    transport=ctx.transport, detail="fallback after agent failure")
@@ -228,7 +236,7 @@ def redirect_after_failure(*, ctx: CallContext, twiml: str) -> bool:
 def _fallback_after_dial(*, handover: CallHandover) -> tuple[str, str]:
     """(fallback label, TwiML) after a failed dial: message, then another action, the agent, or hang-up."""
     from agents.models import HandoverAction
-    from connectors.services import connect_twiml, stream_token_issue
+    from calls.services.admission import stream_token_issue, stream_twiml
 
     session = handover.call_session
     variables = {}
@@ -240,12 +248,9 @@ def _fallback_after_dial(*, handover: CallHandover) -> tuple[str, str]:
     identifier = session.connector.identifier if session.connector_id else ""
     if choice == "agent" and version is not None and session.connector_id:
         token = stream_token_issue(call_session=session)
-        body = connect_twiml(connector=session.connector, version=version, token=token)
-        # The spoken message goes in front of the Studio webhook's own <Connect> answer.
-        response = VoiceResponse()
-        _say(response, DIAL_FAILED_MESSAGE, language)
-        head = str(response).removesuffix("</Response>")
-        return "agent", head + body.split("<Response>", 1)[1]
+        # The spoken message, then the call back to the agent (a new stream of the same session).
+        return "agent", stream_twiml(version=version, token=token, action_url=session.connector.handover_url,
+                                     say=DIAL_FAILED_MESSAGE, language=language)
     if choice not in ("hangup", "agent", "") and version is not None and choice != handover.action_name:
         action = HandoverAction.objects.filter(version=version, name=choice).first()
         if action is not None:

@@ -258,26 +258,11 @@ def agent_call_place(*, workspace, agent, environment, to: str, from_number: str
 
 
 def _admission_twiml(session: CallSession) -> str:
-    """The `<Connect>` TwiML with a fresh single-use stream token: the ONE call into the admission code (it
-    lives in connectors.services today; re-point this wrapper when it moves)."""
-    from twilio.twiml.voice_response import Connect, VoiceResponse
+    """The `<Connect>` TwiML with a fresh single-use stream token (calls.services.admission builds it, as for an
+    answered call: the version's transport, its relay attributes and languages)."""
+    from calls.services.admission import stream_token_issue, stream_twiml
 
-    from agents.models import AgentVersion
-    from connectors.services import relay_attributes, stream_token_issue
-
-    version = session.agent_version
-    token = stream_token_issue(call_session=session)
-    response = VoiceResponse()
-    if version.transport == AgentVersion.Transport.CONVERSATION_RELAY:
-        connect = Connect()
-        relay = connect.conversation_relay(url=absolute_url("/v1/stream/relay", websocket=True),
-                                           **relay_attributes(version))
-        relay.parameter(name="session", value=token)
-        response.append(connect)
-    else:
-        stream = response.connect().stream(url=absolute_url("/v1/stream/media", websocket=True))
-        stream.parameter(name="session", value=token)
-    return str(response)
+    return stream_twiml(version=session.agent_version, token=stream_token_issue(call_session=session))
 
 
 def _hangup_twiml() -> str:

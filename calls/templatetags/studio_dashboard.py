@@ -11,15 +11,14 @@ register = template.Library()
 def studio_home(context):
     from agents.models import Agent
     from calls.models import CallSession
-    from calls.selectors import live_calls
-    from connectors.models import PhoneConnector
+    from calls.selectors import connector_model, live_calls
 
     workspace = getattr(context.get("request"), "workspace", None)
     if workspace is None:
         return {"show": False}
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     agents = list(Agent.objects.filter(workspace=workspace).order_by("name").prefetch_related(
-        Prefetch("phone_connectors", queryset=PhoneConnector.objects.order_by("name", "id").only(
+        Prefetch("phone_connectors", queryset=connector_model().objects.order_by("name", "id").only(
             "id", "name", "enabled", "agent_id", "version_mode"))))
     return {
         "show": True,

@@ -241,10 +241,18 @@ def caches_from_env() -> dict:
     }
 
 
+# channels_redis waits up to 5 s in BZPOPMIN for a message; redis-py's default socket timeout is 5 s too, so an idle
+# receive (a live call's control loop, a live-calls socket) died with "Timeout reading from …". Reads may block
+# longer than the layer's wait; connecting stays bounded.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 30.0
+
+
 def channel_layers_from_env() -> dict:
     redis_url = env.str("REDIS_URL", default="")
     if redis_url:
-        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+        host = {"address": redis_url, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT, "socket_connect_timeout": 5.0,
+                "socket_keepalive": True, "health_check_interval": 15}
+        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}}
     return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 

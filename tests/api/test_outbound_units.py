@@ -6,8 +6,8 @@ import pytest
 
 from calls.engine.context import CallContext
 from calls.engine.events import TextOut
-from calls.providers.openai_chat import OpenAIChatProvider
 from calls.providers.scripted import ScriptedProvider
+from calls.providers.text_chat import ChatProvider as OpenAIChatProvider
 from calls.services.outbound import OutboundRefused, clean_variables, fill, voicemail_twiml
 from devtools.twilio_sandbox.outbound import behaviour_of
 

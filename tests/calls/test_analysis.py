@@ -237,13 +237,13 @@ def test_anthropic_analysis_uses_a_forced_tool_with_the_schema(workspace, fake):
         "order_number", "items", "resolved", "sentiment"]
 
 
-def test_an_anthropic_provider_version_is_analysed_by_anthropic(workspace, fake):
+def test_a_version_whose_chat_vendor_is_anthropic_is_analysed_by_anthropic(workspace, fake):
     from agents.models import AgentVersion as V
 
     agent = _agent(workspace)
     env = _env(workspace, fake, ANTHROPIC_BASE_URL=fake.anthropic_base_url, ANTHROPIC_CHAT_MODEL="claude-chat")
     EnvironmentSecretFactory(environment=env, name="ANTHROPIC_API_KEY", value=fake.api_key)
-    V.objects.filter(pk=draft_of(agent).pk).update(provider="anthropic_chat")  # the voice stack's new choice
+    V.objects.filter(pk=draft_of(agent).pk).update(provider="openai_chat", chat_vendor="anthropic")
     analysis = _end(_call(workspace, draft_of(agent), env))
     assert analysis.model_used == "anthropic:claude-chat" and [r[0] for r in fake.requests] == ["/v1/messages"]
 

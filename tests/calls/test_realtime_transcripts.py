@@ -83,7 +83,7 @@ def test_realtime_transcripts_are_stored_and_instructions_reach_the_model(asgi_s
 
 def test_chat_provider_sends_the_instruction_with_its_next_request():
     from calls.engine.context import CallContext
-    from calls.providers.openai_chat import OpenAIChatProvider
+    from calls.providers.text_chat import ChatProvider as OpenAIChatProvider
 
     provider = OpenAIChatProvider(CallContext(transport="conversation_relay", provider="openai_chat",
                                               instructions="Help callers."))

@@ -122,3 +122,15 @@ def test_publishing_new_options_changes_the_next_call(workspace):
     response = signed_get(Client(), connector.webhook_path, call_params(connection), connection.auth_token)
     relay = twiml(response).find("Connect/ConversationRelay")
     assert (relay.get("ttsProvider"), relay.get("voice"), relay.get("hints")) == ("Google", "en-US-Journey-D", "Acme")
+
+
+def test_a_keypad_rule_turns_dtmf_detection_on(workspace):
+    """Twilio sends ConversationRelay key presses only with dtmfDetection on: a version whose rules a key triggers
+    gets it even when the option is off (else "press 1" could never work)."""
+    connector, version = _connector(workspace, provider="scripted", relay_dtmf_detection=False,
+                                    handover_rules=[{"keyword": "sales", "digit": "1", "action": "transfer_to_sales"}])
+    body = services.connect_twiml(connector=connector, version=version, token="TOKEN")
+    assert body == _expected(connector, "TOKEN", dict(language=version.language, dtmf_detection=True))
+    connector, version = _connector(workspace, provider="scripted", relay_dtmf_detection=False,
+                                    handover_rules=[{"keyword": "sales", "action": "transfer_to_sales"}])
+    assert 'dtmfDetection' not in services.connect_twiml(connector=connector, version=version, token="TOKEN")

@@ -158,10 +158,11 @@ def test_retried_call_sid_returns_same_session_and_same_twiml(setup):
     assert CallSession.objects.count() == 1
     session = CallSession.objects.get()
     assert session.agent_version.number == 2
-    # The retry replaced the unused token: only the newest is valid.
+    # The retry got the same token: Twilio's copy from the first answer stays valid (and is single-use).
+    assert second_params["session"] == first_params["session"]
+    assert services.stream_token_consume(token=first_params["session"]).pk == session.pk
     with pytest.raises(services.InvalidStreamToken):
-        services.stream_token_consume(token=first_params["session"])
-    assert services.stream_token_consume(token=second_params["session"]).pk == session.pk
+        services.stream_token_consume(token=second_params["session"])
 
 
 def test_retried_rejected_call_gets_the_apology_again(setup):
@@ -312,22 +313,37 @@ def test_workspace_without_twilio_connection_is_404(workspace):
 
 
 def test_replayed_webhook_cannot_rearm_the_stream_of_a_live_call(setup):
-    """A captured, validly signed webhook request replayed while the call's stream runs gets no new token."""
+    """A captured, validly signed webhook request replayed while the call's stream runs gets the same answer: the
+    same, already used token (refused at the socket); never a new one."""
     connection, _, connector = setup
     params = call_params(connection)
     first = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
     _, first_params = _stream(twiml(first))
     services.stream_token_consume(token=first_params["session"])  # Twilio's stream joined: the call is live
     replay = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    assert replay.status_code == 200 and replay.content == first.content
+    with pytest.raises(services.InvalidStreamToken, match="already used"):
+        services.stream_token_consume(token=first_params["session"])
+    session = CallSession.objects.get()
+    assert session.stream_token_used_at is not None and session.status != "rejected"
+
+
+def test_replayed_webhook_after_the_call_ended_is_refused(setup):
+    """Once the call has ended, a replay of its signed webhook gets the apology: no new token, no second stream."""
+    connection, _, connector = setup
+    params = call_params(connection)
+    first = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
+    _, first_params = _stream(twiml(first))
+    services.stream_token_consume(token=first_params["session"])
+    session = CallSession.objects.get()
+    CallSession.objects.filter(pk=session.pk).update(ended_at=session.started_at)
+    nonce = CallSession.objects.get().stream_token_nonce
+    replay = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
     assert replay.status_code == 200
     assert [child.tag for child in twiml(replay)] == ["Say", "Hangup"]
     session = CallSession.objects.get()
-    assert session.stream_token_used_at is not None and session.status != "rejected"
-    # Once the call's stream has ended (e.g. an IVR sends the same call back later), it connects again.
-    CallSession.objects.filter(pk=session.pk).update(ended_at=session.started_at)
-    again = signed_post(Client(), connector.webhook_path, params, connection.auth_token)
-    _, again_params = _stream(twiml(again))
-    assert services.stream_token_consume(token=again_params["session"]).pk == session.pk
+    assert session.stream_token_nonce == nonce and session.stream_token_used_at is not None
+    assert not PhoneConnector.objects.get(pk=connector.pk).alert_text  # a replay is not the connector's problem
 
 
 def test_rejected_call_alert_is_visible_on_the_connector_page_and_dismissable(setup, admin_client):

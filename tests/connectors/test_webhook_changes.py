@@ -363,12 +363,16 @@ def test_a_retried_call_sid_gets_the_same_answer_and_one_row(connector, connecti
         again = call(connector, connection, 1)
     session = assert_connected(again, connector, call_sid=sid(1), number=2)
     assert CallSession.objects.count() == 1
-    # Only the newest token is valid (the retry replaced the one Twilio never used).
+    # The retry got the same token (so Twilio's copy from the first answer stays valid), and it is single-use:
+    # the stream has joined (assert_connected used it).
+    assert session_token(again) == session_token(first)
     with pytest.raises(services.InvalidStreamToken):
         services.stream_token_consume(token=session_token(first))
-    # The stream has joined (assert_connected used the token): a replay gets the apology and no new token.
+    # A replay while the call lives gets the same answer again (no new token); after it ended, the apology.
     replay = call(connector, connection, 1)
-    assert [child.tag for child in twiml(replay)] == APOLOGY_TAGS
+    assert session_token(replay) == session_token(first)
+    CallSession.objects.filter(pk=session.pk).update(ended_at=session.started_at)
+    assert [child.tag for child in twiml(call(connector, connection, 1))] == APOLOGY_TAGS
     assert CallSession.objects.count() == 1 and CallSession.objects.get().pk == session.pk
 
 

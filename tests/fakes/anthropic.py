@@ -9,6 +9,8 @@ content_block_stop, message_delta, message_stop). Behaviour by the last user tex
 - contains "bye"        → a tool_use `end_call`
 - contains "slow"       → 40 text deltas, 50 ms apart
 - contains "overloaded" → one text delta, then an `error` event (overloaded_error), as Anthropic does mid-stream
+- contains "order"      → a tool_use `order_status` with {"order_id": "42"} (an API action)
+- the last user turn is only tool results → "Your order is <the last result>."
 - otherwise             → "Echo: <text>" word by word
 `bodies` holds each request body; `status` makes every request fail with an Anthropic error body.
 """
@@ -41,6 +43,19 @@ def _last_user_text(messages: list[dict]) -> str:
         if texts:
             return " ".join(texts)
     return ""
+
+
+def _last_tool_result(messages: list[dict]) -> str | None:
+    """The content of the last turn's tool_result block (a user turn that answers a tool call), else None."""
+    if not messages or messages[-1].get("role") != "user" or isinstance(messages[-1].get("content"), str):
+        return None
+    results = [b for b in messages[-1]["content"] if b.get("type") == "tool_result"]
+    if not results or any(b.get("type") == "text" for b in messages[-1]["content"]):
+        return None  # no tool result, or the caller spoke meanwhile: answer the words
+    content = results[-1].get("content")
+    if isinstance(content, list):
+        content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return str(content or "")
 
 
 class FakeAnthropic(FakeVendorServer):
@@ -93,6 +108,7 @@ class FakeAnthropic(FakeVendorServer):
             index += 1
 
         user = _last_user_text(body.get("messages", [])).lower()
+        result = _last_tool_result(body.get("messages", []))
         await send("message_start", {"type": "message_start", "message": {
             "id": "msg_fake", "type": "message", "role": "assistant", "content": [], "model": body.get("model"),
             "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}})
@@ -103,7 +119,12 @@ class FakeAnthropic(FakeVendorServer):
                 await text_block(["Let me "])
                 await send("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
                 return response
-            if "sales" in user:
+            if result is not None:
+                await text_block(["Your ", "order ", "is ", f"{result}."])
+            elif "order" in user:
+                await tool_block("order_status", json.dumps({"order_id": "42"}))
+                stop = "tool_use"
+            elif "sales" in user:
                 await text_block(["Transferring ", "you ", "to ", "sales."])
                 await tool_block("transfer_to_sales", json.dumps({"reason": "the caller asked"}))
                 stop = "tool_use"

@@ -91,7 +91,7 @@ def knowledge_chat():
 
 def _provider(knowledge_chat, scope):
     from calls.engine.context import CallContext
-    from calls.providers.openai_chat import OpenAIChatProvider
+    from calls.providers.text_chat import ChatProvider as OpenAIChatProvider
 
     return OpenAIChatProvider(CallContext(
         transport="text", provider="openai_chat", knowledge=scope,

@@ -1,16 +1,16 @@
 """The version's speech choices -> stage classes, their secrets and settings.
 
 Vendor modules are imported when a call uses them (a vendor SDK missing from the machine fails that call's start
-with a named error, not the whole runtime). Names match `agents.catalogue` (SttVendor, ChatVendor, TtsVendor).
+with a named error, not the whole runtime). Names match `agents.catalogue` (SttVendor, SpeechVendor); the chat
+models have their own table (`calls.providers.chat.VENDORS`).
 
 Settings per vendor, from the environment (secrets, else variables): `<VENDOR>_API_KEY` (the secret; required
 except offline), `<VENDOR>_BASE_URL` (tests point it at a local fake).
 """
 from __future__ import annotations
 
-import importlib
-
 from agents import catalogue
+from calls.providers.lookup import load_class
 from calls.providers.speech.base import SpeechConfigError, SpeechSettings
 
 STT = {
@@ -25,24 +25,12 @@ TTS = {
     "cartesia": "calls.providers.speech.cartesia:CartesiaTextToSpeech",
     "openai": "calls.providers.speech.openai_speech:OpenAITextToSpeech",
 }
-CHAT = {
-    "openai": "calls.providers.openai_chat:OpenAIChat",
-    "anthropic": "calls.providers.anthropic_chat:AnthropicChat",
-}
 PREFIX = {"deepgram": "DEEPGRAM", "openai": "OPENAI", "elevenlabs": "ELEVENLABS", "cartesia": "CARTESIA",
           "anthropic": "ANTHROPIC", "offline": ""}
 
 
 def _load(table: dict, vendor: str, what: str):
-    target = table.get(vendor)
-    if target is None:
-        raise SpeechConfigError(f"Unknown {what} vendor {vendor!r}.")
-    module, _, name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise SpeechConfigError(f"The {what} vendor {vendor} is not available on this server "
-                                f"({type(exc).__name__}).") from exc
+    return load_class(table, vendor, f"{what} vendor", SpeechConfigError)
 
 
 def settings_for(ctx, vendor: str, *, voice: str = "", model: str = "", hints: tuple[str, ...] = ()) -> SpeechSettings:
@@ -63,11 +51,3 @@ def speech_to_text(ctx, vendor: str, *, model: str = "", hints: tuple[str, ...] 
 def text_to_speech(ctx, vendor: str, *, voice: str = "", model: str = ""):
     settings = settings_for(ctx, vendor or "offline", voice=voice, model=model)
     return _load(TTS, vendor or "offline", "text-to-speech")(settings)
-
-
-def chat_model(ctx, vendor: str, *, model: str = "", timeout: float = 15.0):
-    vendor = vendor or "openai"
-    settings = settings_for(ctx, vendor)
-    cls = _load(CHAT, vendor, "chat model")
-    return cls(api_key=settings.api_key, model=model or ctx.setting(f"{PREFIX[vendor]}_CHAT_MODEL"),
-               base_url=settings.base_url, timeout=timeout)

@@ -14,6 +14,7 @@ from calls.engine.context import CallContext, HandoverActionSpec
 from calls.engine.engine import MediaStreamCall
 from calls.models import CallHandover, CallTurn
 from calls.providers.cascaded import CascadedProvider, split_sentences
+from calls.providers.chat import ChatModel
 from calls.providers.speech.base import Final, SpeechToText, TextToSpeech
 from calls.providers.speech.vad import VoiceActivity
 from tests.calls.speech.speech_audio import espeak_ulaw, frames, needs_espeak
@@ -121,8 +122,9 @@ class ToneTTS(TextToSpeech):
             yield (b"\x00\x10" * 1600)
 
 
-class ListChat:
+class ListChat(ChatModel):
     def __init__(self, replies):
+        super().__init__()
         self.replies = list(replies)
         self.requests = []
 

@@ -169,3 +169,70 @@ def test_listen_socket_of_an_ended_call_ignores_a_flood_of_interventions(asgi_se
     lines = _ours(server_log_lines)
     assert len(lines) <= MAX_LINES, lines
     assert not any("Unexpected ASGI message" in line for line in lines)
+
+
+NESTED = "[" * 200_000 + "]" * 200_000  # deeper than the JSON parser recurses
+
+
+@pytest.mark.parametrize("path,headers", [("/v1/stream/media", {}),
+                                          ("/v1/stream/relay", {"X-Twilio-Signature": "bogus"})])
+def test_deeply_nested_json_before_admission_is_refused_without_a_traceback(asgi_server, server_log_lines,
+                                                                             path, headers):
+    _flood(asgi_server.port, path, [(Opcode.TEXT, NESTED)] * 3, headers=headers)
+
+    lines = _ours(server_log_lines)
+    assert 1 <= len(lines) <= MAX_LINES, lines
+    assert not any("RecursionError" in line or "Exception in ASGI" in line for line in lines)
+    assert not any(r.exc_info for r in server_log_lines)
+
+
+def test_garbage_after_admission_logs_its_first_frame_and_a_count(asgi_server, server_log_lines):
+    """An admitted stream flooded with malformed frames (deeply nested JSON among them): one line for the first,
+    one count when the socket closes, never a traceback, and the call itself goes on and ends cleanly."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    from calls.models import CallSession
+
+    from .conftest import TwilioMediaClient, eventually, run
+
+    setup = make_call_setup()
+    session = setup.new_session()
+    token = setup.token()
+
+    async def scenario():
+        async with connect(asgi_server.ws_base + "/v1/stream/media", max_size=None) as ws:
+            twilio = TwilioMediaClient(ws)
+            await twilio.start(token=token, call_sid=session.call_sid)
+            await twilio.read_until(lambda m: m.get("event") == "media")
+            for i in range(FLOOD):
+                await ws.send(NESTED if i % 250 == 0 else "{not json")
+            await twilio.dtmf("1")  # still heard after the flood
+            await asyncio.sleep(0)
+
+    run(scenario())
+    assert eventually(lambda: CallSession.objects.get(pk=session.pk).ended_at is not None, timeout=10)
+    lines = _ours(server_log_lines)
+    assert sum("malformed media_streams message ignored" in line for line in lines) == 1, lines
+    assert any(f"{FLOOD} malformed media_streams messages ignored in all" in line for line in lines), lines
+    assert not any("call runtime crashed" in line or "RecursionError" in line for line in lines)
+    assert not any(r.exc_info for r in server_log_lines if r.levelno >= logging.ERROR)
+
+
+def test_a_call_socket_whose_client_is_gone_drops_the_engines_messages(server_log_lines):
+    """The client went away mid-call: what the engine still sends is dropped (one line), nothing crashes."""
+    import asyncio
+
+    from calls.consumers.stream import MediaStreamConsumer
+
+    consumer = MediaStreamConsumer()
+
+    async def gone(message):
+        raise OSError("client disconnected")
+
+    consumer.base_send = gone
+    asyncio.run(consumer.send_json({"event": "media"}))
+    asyncio.run(consumer.send_json({"event": "mark"}))
+    lines = _ours(server_log_lines)
+    assert consumer.closed and sum("socket gone" in line for line in lines) == 1, lines

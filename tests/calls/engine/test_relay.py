@@ -246,6 +246,10 @@ def test_interrupt_after_the_reply_was_streamed_cuts_the_history_to_what_was_hea
     assert assistant == ["Hello, this is Ava.", "Echo: tell me"]
     assert eventually(lambda: CallTurn.objects.filter(call_session=session, role="agent", heard=False,
                                                       text="Echo: tell me").exists())
+    # One copy of the reply, cut where the caller stopped hearing it (not the whole reply as heard plus the cut).
+    agent = list(CallTurn.objects.filter(call_session=session, role="agent").order_by("seq").values_list("text", "heard"))
+    assert agent[:2] == [("Hello, this is Ava.", True), ("Echo: tell me", False)], agent
+    assert not any(text.startswith("Echo: tell me about") for text, _ in agent), agent
 
 
 def test_webhook_to_relay_to_handoff_dials_the_destination(asgi_server, twilio_sandbox, client):

@@ -9,7 +9,9 @@ import pytest
 
 from calls.engine.context import CallContext, HandoverActionSpec
 from calls.engine.events import Handover, Hangup, ProviderFailed, ReplyDone, TextOut, Transcript
-from calls.providers.anthropic_chat import AnthropicChat, AnthropicChatProvider, ChatError, anthropic_request
+from calls.providers.chat import ChatError
+from calls.providers.chat.anthropic import AnthropicChat, anthropic_request
+from calls.providers.text_chat import ChatProvider
 from calls.providers.base import ProviderConfigError
 from tests.calls.speech.conftest import run
 from tests.fakes.anthropic import FakeAnthropic
@@ -102,7 +104,7 @@ def test_a_refused_base_url_is_a_config_error(settings, fake):
 
 
 def _ctx(fake, **kw):
-    return CallContext(transport="text", provider="anthropic_chat", greeting="Hello, how can I help?",
+    return CallContext(transport="text", provider="openai_chat", speech={"chat_vendor": "anthropic"}, greeting="Hello, how can I help?",
                        instructions="You answer for Acme.",
                        actions=(HandoverActionSpec("transfer_to_sales", "+31201234567", "Transfer to sales."),),
                        secrets={"ANTHROPIC_API_KEY": fake.api_key},
@@ -120,7 +122,7 @@ async def events_until(provider, predicate, timeout=5.0):
 
 def test_the_text_provider_greets_streams_and_hands_over(fake):
     async def scenario():
-        provider = AnthropicChatProvider(_ctx(fake))
+        provider = ChatProvider(_ctx(fake))
         await provider.start()
         greeting = await events_until(provider, lambda e: isinstance(e, Transcript))
         await provider.on_text("I want to talk to sales")
@@ -145,7 +147,7 @@ def test_the_text_provider_greets_streams_and_hands_over(fake):
 
 def test_the_text_provider_reports_a_refused_key_as_a_provider_failure(fake):
     async def scenario():
-        provider = AnthropicChatProvider(_ctx(fake))
+        provider = ChatProvider(_ctx(fake))
         fake.api_key = "sk-ant-rotated"
         await provider.start()
         await provider.on_text("hello")
@@ -157,9 +159,9 @@ def test_the_text_provider_reports_a_refused_key_as_a_provider_failure(fake):
 
 
 def test_the_text_provider_without_a_key_is_a_config_error(fake):
-    ctx = CallContext(transport="text", provider="anthropic_chat")
+    ctx = CallContext(transport="text", provider="openai_chat", speech={"chat_vendor": "anthropic"})
     with pytest.raises(ProviderConfigError, match="ANTHROPIC_API_KEY"):
-        run(AnthropicChatProvider(ctx).start())
+        run(ChatProvider(ctx).start())
 
 
 def test_no_key_reaches_the_logs_even_at_debug_level(fake, caplog):
