@@ -1,8 +1,15 @@
 from django.contrib import admin
 
 from telephony.forms import TwilioConnectionAdminForm
-from telephony.models import (CallerId, DoNotCallNumber, MissedCall, NumberPurchase, OutboundCallPolicy, PhoneNumber,
-                              TwilioConnection)
+from telephony.models import (
+    CallerId,
+    DoNotCallNumber,
+    MissedCall,
+    NumberPurchase,
+    OutboundCallPolicy,
+    PhoneNumber,
+    TwilioConnection,
+)
 from telephony.selectors import phone_system_status_invalidate
 
 

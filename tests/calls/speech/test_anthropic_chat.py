@@ -9,10 +9,10 @@ import pytest
 
 from calls.engine.context import CallContext, HandoverActionSpec
 from calls.engine.events import Handover, Hangup, ProviderFailed, ReplyDone, TextOut, Transcript
+from calls.providers.base import ProviderConfigError
 from calls.providers.chat import ChatError
 from calls.providers.chat.anthropic import AnthropicChat, anthropic_request
 from calls.providers.text_chat import ChatProvider
-from calls.providers.base import ProviderConfigError
 from tests.calls.speech.conftest import run
 from tests.fakes.anthropic import FakeAnthropic
 
