@@ -1,0 +1,180 @@
+"""End of turn from the caller's voice: smart-turn v3.2 (an ONNX model, CPU) at each pause, the silence rule as
+fallback.
+
+Voice activity (`vad.VoiceActivity`) reports a *pause* after a short silence inside a caller's speech; the
+pipeline then asks the turn model whether the words so far make a finished turn ("I want to talk to sales.")
+or not ("my number is four one five, ..."). Finished: the turn ends at once. Not finished: the caller gets the
+version's patience of silence before the silence rule ends the turn anyway.
+
+The model (smart-turn v3.2 by Daily, BSD-2-Clause, taken unchanged from the `pipecat-ai` 1.14.0 wheel on PyPI,
+see models/LICENSE-smart-turn) reads Whisper's log-mel features of the last 8 s of audio at 16 kHz and answers a
+probability that the turn is complete. The features are computed here with numpy (the same arithmetic as
+`transformers.WhisperFeatureExtractor`: periodic Hann window of 400 samples, hop 160, power spectrum, 80 Slaney
+mel filters, log10, clamp to 8 below the maximum, (x + 4) / 4), so neither torch nor transformers is needed.
+
+One inference session per process (loaded once, about 30 ms), shared by every call; it runs in a small thread
+pool (onnxruntime and numpy's FFT release the GIL), never on the event loop: about 10-20 ms of CPU per pause.
+
+    model = TurnModel.shared()                                  # or TurnModel(path)
+    p = await model.probability(pcm8k)                          # int16 samples at 8 kHz, the turn so far
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calls.engine import audio
+
+BUNDLED_SMART_TURN = Path(__file__).with_name("models") / "smart-turn-v3.2-cpu.onnx"
+
+RATE = 16000
+SECONDS = 8
+N_FFT = 400
+HOP = 160
+N_MELS = 80
+
+
+# -- Whisper log-mel features (numpy) ------------------------------------------------------------------------
+
+
+def _hz_to_mel(freq):
+    """Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
+    freq = np.atleast_1d(np.asarray(freq, dtype=np.float64))
+    mels = 3.0 * freq / 200.0
+    high = freq >= 1000.0
+    mels[high] = 15.0 + np.log(freq[high] / 1000.0) * (27.0 / np.log(6.4))
+    return mels
+
+
+def _mel_to_hz(mels):
+    mels = np.atleast_1d(np.asarray(mels, dtype=np.float64))
+    freq = 200.0 * mels / 3.0
+    high = mels >= 15.0
+    freq[high] = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mels[high] - 15.0))
+    return freq
+
+
+def mel_filterbank(n_freqs: int = N_FFT // 2 + 1, n_mels: int = N_MELS, rate: int = RATE) -> np.ndarray:
+    """Triangular mel filters with Slaney area normalisation, shape (n_freqs, n_mels) (librosa's `htk=False,
+    norm="slaney"`, which is what Whisper's feature extractor uses)."""
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0)[0], _hz_to_mel(rate / 2)[0], n_mels + 2))
+    fft_freqs = np.linspace(0, rate // 2, n_freqs)
+    slopes = edges[None, :] - fft_freqs[:, None]
+    widths = np.diff(edges)
+    down = -slopes[:, :-2] / widths[:-1]
+    up = slopes[:, 2:] / widths[1:]
+    filters = np.maximum(0.0, np.minimum(down, up))
+    return filters * (2.0 / (edges[2:n_mels + 2] - edges[:n_mels]))[None, :]
+
+
+_WINDOW = np.hanning(N_FFT + 1)[:-1]  # periodic Hann (torch.hann_window)
+_FILTERS_T = mel_filterbank().T.copy()
+
+
+def log_mel(samples16k: np.ndarray) -> np.ndarray:
+    """float audio at 16 kHz, exactly 8 s (128000 samples) -> float32 (80, 800) features in about [-1, 1]."""
+    x = np.asarray(samples16k, dtype=np.float32)
+    x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)  # zero mean, unit variance (do_normalize)
+    padded = np.pad(x.astype(np.float64), (N_FFT // 2, N_FFT // 2), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=-1)) ** 2  # (frames, 201)
+    mel = np.log10(np.maximum(1e-10, _FILTERS_T @ power.T))[:, :-1]  # the last frame is dropped, as Whisper does
+    mel = np.maximum(mel, mel.max() - 8.0)
+    return ((mel + 4.0) / 4.0).astype(np.float32)
+
+
+def model_input(pcm8k: np.ndarray) -> np.ndarray:
+    """The turn so far (int16 at 8 kHz) -> the model's input: the last 8 s at 16 kHz, zeros in front."""
+    x = audio.resample(np.asarray(pcm8k, dtype=np.int16), audio.SAMPLE_RATE, RATE).astype(np.float32) / 32768.0
+    n = RATE * SECONDS
+    x = x[-n:]
+    if len(x) < n:
+        x = np.concatenate([np.zeros(n - len(x), dtype=np.float32), x])
+    return log_mel(x)[None, :, :]
+
+
+# -- the model ------------------------------------------------------------------------------------------------
+
+
+class TurnModel:
+    """smart-turn v3.2 on onnxruntime; `probability` runs in the module's thread pool."""
+
+    _models: dict[str, TurnModel] = {}
+    _lock = threading.Lock()
+    _pool: ThreadPoolExecutor | None = None
+    runs = 0
+
+    def __init__(self, path: str | Path = BUNDLED_SMART_TURN):
+        import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 4
+        self.path = str(path)
+        self.session = onnxruntime.InferenceSession(self.path, providers=["CPUExecutionProvider"],
+                                                    sess_options=opts)
+
+    @classmethod
+    def shared(cls, path: str | Path = BUNDLED_SMART_TURN) -> TurnModel:
+        """The process's one session for `path` (loaded on first use)."""
+        key = str(path)
+        with cls._lock:
+            model = cls._models.get(key)
+            if model is None:
+                model = cls._models[key] = cls(key)
+            return model
+
+    @classmethod
+    def pool(cls) -> ThreadPoolExecutor:
+        with cls._lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn-model")
+            return cls._pool
+
+    def predict(self, pcm8k: np.ndarray) -> float:
+        """Blocking: the probability that the turn is complete (call it from a worker thread)."""
+        TurnModel.runs += 1
+        out = self.session.run(None, {"input_features": model_input(pcm8k)})
+        return float(np.asarray(out[0]).reshape(-1)[0])
+
+    async def probability(self, pcm8k: np.ndarray) -> float:
+        return await asyncio.get_running_loop().run_in_executor(self.pool(), self.predict, pcm8k)
+
+
+# -- patience -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long a caller may pause. `pause_ms`: silence before the model is asked; `threshold`: the probability
+    that counts as finished; `fallback_ms`: silence that ends the turn whatever the model said (the silence rule)."""
+
+    name: str
+    pause_ms: int
+    threshold: float
+    fallback_ms: int
+
+
+PATIENCE = {
+    "quick": Patience("quick", 200, 0.3, 1000),
+    "normal": Patience("normal", 200, 0.5, 1600),
+    "patient": Patience("patient", 300, 0.7, 2500),
+}
+DEFAULT_PATIENCE = "normal"
+
+
+SILENCE_ONLY = Patience("silence", 0, 1.0, 0)  # the silence rule alone (VAD_END_MS)
+
+
+def patience(name: str) -> Patience:
+    if name == "silence":
+        return SILENCE_ONLY
+    return PATIENCE.get(name or DEFAULT_PATIENCE, PATIENCE[DEFAULT_PATIENCE])
