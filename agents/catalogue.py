@@ -306,6 +306,15 @@ class SpeechVendor(models.TextChoices):
     OPENAI = "openai", "OpenAI"
 
 
+class TurnPatience(models.TextChoices):
+    """How long the cascaded agent lets a caller pause before answering (calls/providers/speech/turn.py)."""
+
+    QUICK = "quick", "Quick: answers sooner, may cut in on a slow caller"
+    NORMAL = "normal", "Normal: the turn model decides at each pause"
+    PATIENT = "patient", "Patient: waits through long pauses (numbers, spelling)"
+    SILENCE = "silence", "Silence only: no turn model, a fixed silence ends the turn"
+
+
 # The environment secret each vendor's key lives in.
 VENDOR_SECRETS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY",
                   "cartesia": "CARTESIA_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}

@@ -362,6 +362,7 @@ class AgentVersionForm(forms.ModelForm):
             "relay_transcription_provider": f"Twilio's default ({catalogue.DEFAULT_TRANSCRIPTION_PROVIDER})",
             "relay_interruptible": "Twilio's default (any)",
             "relay_welcome_greeting_interruptible": "Twilio's default (any)",
+            "turn_patience": "Normal (default)",
         }
         for name, blank in blanks.items():
             self.fields[name].choices = [("", blank)] + list(self.fields[name].choices)[1:]

@@ -7,7 +7,15 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-from agents.catalogue import ChatVendor, Interruptible, SpeechVendor, SttVendor, TranscriptionProvider, TtsProvider
+from agents.catalogue import (
+    ChatVendor,
+    Interruptible,
+    SpeechVendor,
+    SttVendor,
+    TranscriptionProvider,
+    TtsProvider,
+    TurnPatience,
+)
 from workspaces.fields import EncryptedTextField, mask_secret
 from workspaces.models import Workspace
 
@@ -98,7 +106,8 @@ class AgentVersion(models.Model):
     # Post-call analysis (calls.services.analysis): what is computed from each call's transcript.
     ANALYSIS_FIELDS = ["analysis_summary", "analysis_fields", "analysis_success"]
     # The cascaded provider's stages (Media Streams); `voice` is the text-to-speech voice there.
-    CASCADED_FIELDS = ["stt_vendor", "stt_model", "chat_vendor", "chat_model", "tts_vendor", "tts_model"]
+    CASCADED_FIELDS = ["stt_vendor", "stt_model", "chat_vendor", "chat_model", "tts_vendor", "tts_model",
+                       "turn_patience"]
     # Fields that make up "what the agent is": copied on publish/restore and compared in the diff.
     CONTENT_FIELDS = [
         "caller_name", "greeting", "instructions", "language", "voice", "transport", "provider",
@@ -159,6 +168,9 @@ class AgentVersion(models.Model):
                                   help_text="Cascaded provider; empty: offline (espeak-ng).")
     tts_model = models.CharField("text-to-speech model", max_length=64, blank=True,
                                  help_text="Empty: the vendor's default.")
+    turn_patience = models.CharField("turn patience", max_length=8, blank=True, choices=TurnPatience.choices,
+                                     help_text="How long a caller may pause mid-sentence before the agent answers; "
+                                               "empty: normal.")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
     # What its API actions need from an environment, kept by agents.services (readiness reads no action rows):
     # {"auth_connectors": [names], "variables": [names]}.
