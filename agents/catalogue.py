@@ -291,6 +291,7 @@ class SttVendor(models.TextChoices):
     OFFLINE = "offline", "Offline (pocketsphinx, no key)"
     DEEPGRAM = "deepgram", "Deepgram"
     OPENAI = "openai", "OpenAI"
+    OPENAI_LOCAL = "openai_local", "OpenAI-compatible (local: your server at LOCAL_SPEECH_BASE_URL)"
 
 
 class ChatVendor(models.TextChoices):
@@ -304,6 +305,7 @@ class SpeechVendor(models.TextChoices):
     ELEVENLABS = "elevenlabs", "ElevenLabs"
     CARTESIA = "cartesia", "Cartesia"
     OPENAI = "openai", "OpenAI"
+    OPENAI_LOCAL = "openai_local", "OpenAI-compatible (local: your server at LOCAL_SPEECH_BASE_URL)"
 
 
 class TurnPatience(models.TextChoices):
