@@ -245,6 +245,8 @@ class VoicePipeline:
     async def _ask_turn_model(self, pcm: np.ndarray, pause: int) -> None:
         try:
             p = await self.vad.turn_model.probability(pcm)
+        except turn.TurnModelBusy:
+            return  # the process is busy: the silence rule decides this pause
         except Exception:  # noqa: BLE001 - the silence rule decides instead
             logger.exception("turn model failed; the silence rule decides")
             return

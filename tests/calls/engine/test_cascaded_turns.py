@@ -14,6 +14,7 @@ from calls.engine.events import AudioOut, SpeechStarted
 from calls.providers.cascaded import CascadedProvider, VoicePipeline, vad_from_settings
 from calls.providers.speech import turn, vad
 from calls.providers.speech.base import Final, SpeechToText, TextToSpeech
+from tests.calls.speech.speech_audio import espeak_ulaw, needs_espeak
 
 FRAME = vad.FRAME_SAMPLES * 2
 
@@ -333,3 +334,66 @@ def test_emitted_audio_is_counted_as_playing_until_it_would_have_played():
 
     talking, later, out = asyncio.run(scenario())
     assert talking and not later and out
+
+
+def test_a_busy_turn_model_leaves_the_pause_to_the_silence_rule(monkeypatch):
+    monkeypatch.setattr(turn.TurnModel, "_in_flight", turn.TurnModel.MAX_IN_FLIGHT)
+    model = turn.TurnModel.__new__(turn.TurnModel)  # no session needed: it is never run
+
+    async def scenario():
+        pipeline, clock, _, turns = make_pipeline(model=model)
+        await pipeline.start()
+        await feed(pipeline, clock, 800, True)
+        await feed(pipeline, clock, 400, False)
+        await settle()
+        early = pipeline.stt.turns
+        await feed(pipeline, clock, 1300, False)
+        await settle()
+        await pipeline.close()
+        return pipeline, early
+
+    pipeline, early = asyncio.run(scenario())
+    assert early == 0 and pipeline.decisions == [("silence", None)]
+
+
+def test_the_features_match_whisper_and_the_mel_filters_a_known_value():
+    """The Slaney mel filter bank of Whisper's extractor (n_fft 400, 80 mels, 16 kHz); the known value is that of
+    pipecat 1.14's numpy copy of `transformers.WhisperFeatureExtractor` (whose features ours equalled exactly on
+    random audio of several lengths when this was written)."""
+    filters = turn.mel_filterbank()
+    assert filters.shape == (201, 80)
+    assert filters[2, 1] == pytest.approx(0.022871772096078023, rel=1e-9)
+    assert turn._hz_to_mel(1000.0)[0] == pytest.approx(15.0) and turn._mel_to_hz(15.0)[0] == pytest.approx(1000.0)
+    # A short turn: the zero lead's frames computed once give the same features as computing them all.
+    x = np.zeros(turn.RATE * turn.SECONDS, dtype=np.float32)
+    x[-4000:] = np.random.default_rng(3).normal(0, 0.1, 4000)
+    assert np.array_equal(turn.log_mel(x, len(x) - 4000), turn.log_mel(x))
+    features = turn.model_input(np.zeros(800, dtype=np.int16))
+    assert features.shape == (1, 80, 800) and features.dtype == np.float32
+
+
+def test_the_bundled_turn_model_runs_in_a_worker_thread():
+    import threading
+
+    model = turn.TurnModel.shared()
+    seen = []
+    original = model.predict
+
+    def predict(pcm):
+        seen.append(threading.current_thread().name)
+        return original(pcm)
+
+    model.predict = predict
+    try:
+        p = asyncio.run(model.probability(np.zeros(8000, dtype=np.int16)))
+    finally:
+        del model.predict
+    assert 0.0 <= p <= 1.0 and seen[0].startswith("turn-model")
+
+
+@needs_espeak
+def test_the_turn_model_tells_a_finished_sentence_from_a_spelling_in_progress():
+    model = turn.TurnModel.shared()
+    finished = audio.ulaw_to_pcm16(espeak_ulaw("I want to talk to sales.") + audio.silence(200))
+    spelling = audio.ulaw_to_pcm16(espeak_ulaw("my name is john, j o") + audio.silence(200))
+    assert model.predict(finished) > 0.5 > model.predict(spelling)
