@@ -54,6 +54,7 @@ MAX_CLAUSE = 160  # characters: a long sentence without a stop is spoken from it
 CHUNK_MS = 100
 BARGE_IN_MS = 600  # voiced speech over the agent's audio before it counts as a barge-in (backchannels are shorter)
 TURN_MODEL_FRAMES = 8000 // 20  # the turn model reads the last 8 s
+STT_BATCH_FRAMES = 5  # caller audio goes to the recogniser 100 ms at a time
 
 
 def split_sentences(buffer: str) -> tuple[list[str], str]:
@@ -148,6 +149,7 @@ class VoicePipeline:
         self.barge_in_frames = max(1, barge_in_ms // vad.FRAME_MS)
         self._pcm_rest = b""
         self._to_stt = audio.Resampler(audio.SAMPLE_RATE, stt.sample_rate)
+        self._stt_batch: list[bytes] = []
         self._listening = False
         self._mode: str | None = None  # the caller's speech now: "listen", "hold" (maybe a barge-in), "opening"
         self._held: list[bytes] = []
@@ -262,12 +264,17 @@ class VoicePipeline:
         self._listening = False
         self._turn_end = self.clock() - quiet_frames * vad.FRAME_MS / 1000
         self._turn_frames.clear()
-        self._spawn(self._end_of_turn(), "cascaded-eot")
+        rest, self._stt_batch = self._stt_batch, []  # the turn's last frames, sent before its end
+        self._spawn(self._end_of_turn(rest), "cascaded-eot")
 
     async def _send_stt(self, frame: bytes) -> None:
-        samples = self._to_stt(np.frombuffer(frame, dtype="<i2"))
-        if len(samples):
-            await self.stt.send(samples.astype("<i2").tobytes())
+        """Caller audio to the recogniser in 100 ms batches (one resampling call per batch, not per frame)."""
+        self._stt_batch.append(frame)
+        if len(self._stt_batch) >= STT_BATCH_FRAMES:
+            pcm, self._stt_batch = b"".join(self._stt_batch), []
+            samples = self._to_stt(np.frombuffer(pcm, dtype="<i2"))
+            if len(samples):
+                await self.stt.send(samples.astype("<i2").tobytes())
 
     async def _speech_started(self, preroll: list[bytes]) -> None:
         self._listening = True
@@ -293,8 +300,11 @@ class VoicePipeline:
             self._playing_until = 0.0
             self.provider.emit(SpeechStarted())
 
-    async def _end_of_turn(self) -> None:
+    async def _end_of_turn(self, rest: list[bytes]) -> None:
         try:
+            samples = self._to_stt(np.frombuffer(b"".join(rest), dtype="<i2")) if rest else ()
+            if len(samples):
+                await self.stt.send(samples.astype("<i2").tobytes())
             await self.stt.end_of_turn()
         except SpeechError as exc:
             self.provider.emit(ProviderFailed("speech_recognition", {"message": str(exc)}))
