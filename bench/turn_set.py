@@ -86,7 +86,9 @@ def build(voices=VOICES) -> list[Item]:
             at = 300
             pauses = []
             for text, pause in pieces:
-                speech = _espeak(text, voice)
+                # A piece followed by a pause is said as an unfinished clause (espeak-ng's comma intonation), as
+                # a caller's voice stays up mid-number; alone it would get a sentence's final fall.
+                speech = _espeak(text if not pause or text[-1] in ",." else text + ",", voice)
                 parts.append(speech)
                 at += len(speech) * 1000 // RATE
                 if pause:
