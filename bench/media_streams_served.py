@@ -92,7 +92,7 @@ async def one_call(ws_url, token, call_sid, seconds, frames, barrier, stats):
             except asyncio.TimeoutError:
                 pass
         barrier["admitted"] += 1
-        if barrier["admitted"] == barrier["calls"]:
+        if barrier["admitted"] == barrier["calls"] and not barrier["start_at"].done():
             barrier["start_at"].set_result(time.perf_counter() + 0.2)
         start_at = await barrier["start_at"]
         t0 = start_at + random.random() * FRAME
@@ -122,7 +122,19 @@ async def measure(ws_url, calls, seconds, frames) -> dict:
     stats = {"sent": 0, "dropped": 0, "latencies": []}
     barrier = {"calls": len(calls), "admitted": 0, "start_at": asyncio.get_running_loop().create_future()}
     admit0 = time.perf_counter()
-    await asyncio.gather(*(one_call(ws_url, t, sid, seconds, frames, barrier, stats) for t, sid in calls))
+    async def guarded(token, sid):
+        try:
+            await one_call(ws_url, token, sid, seconds, frames, barrier, stats)
+        except BaseException:
+            barrier["calls"] -= 1  # the others do not wait for it
+            if barrier["admitted"] >= barrier["calls"] and not barrier["start_at"].done():
+                barrier["start_at"].set_result(time.perf_counter() + 0.2)
+            raise
+
+    results = await asyncio.gather(*(guarded(t, sid) for t, sid in calls), return_exceptions=True)
+    failed = sum(isinstance(r, BaseException) for r in results)  # a call the server did not admit: all dropped
+    stats["dropped"] += failed * int(seconds / FRAME)
+    stats["sent"] += failed * int(seconds / FRAME)
     admit = barrier["start_at"].result() - 0.2 - admit0 if barrier["start_at"].done() else float("nan")
     lat = sorted(stats["latencies"])
     q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else (lambda p: float("nan"))

@@ -12,9 +12,13 @@ probability that the turn is complete. The features are computed here with numpy
 `transformers.WhisperFeatureExtractor`: periodic Hann window of 400 samples, hop 160, power spectrum, 80 Slaney
 mel filters, log10, clamp to 8 below the maximum, (x + 4) / 4), so neither torch nor transformers is needed.
 
-One inference session per process (loaded once, about 30 ms), shared by every call; it runs in a small thread
-pool (onnxruntime and numpy's FFT release the GIL), never on the event loop: about 95 ms of CPU per pause
-(75 ms model, 20 ms features), so under load a pause the pool cannot take at once goes to the silence rule.
+One inference session per worker, shared by every call of the runtime process: by default the model runs in a
+spawned worker process of its own (`TURN_MODEL_POOL=process`; started when the first call configures it, it loads
+the model once), so nothing of it can hold the event loop's GIL; `TURN_MODEL_POOL=thread` runs it in two threads
+of the runtime process instead (onnxruntime releases the GIL, the numpy feature code around it not always:
+`bench.media_streams_served` measured the calls' audio stalling behind it under load). Never on the event loop:
+about 95 ms of CPU per pause (75 ms model, 20 ms features); the workers run at a lower CPU priority, and a pause
+the pool cannot take at once goes to the silence rule.
 
     model = TurnModel.shared()                                  # or TurnModel(path)
     p = await model.probability(pcm8k)                          # int16 samples at 8 kHz, the turn so far
@@ -22,8 +26,10 @@ pool (onnxruntime and numpy's FFT release the GIL), never on the event loop: abo
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +118,29 @@ def model_input(pcm8k: np.ndarray) -> np.ndarray:
 # -- the model ------------------------------------------------------------------------------------------------
 
 
+def _lower_priority() -> None:
+    """Each worker thread runs at a lower CPU priority than the event loop's (Linux: nice is per thread): when
+    the cores are short, the calls' audio goes first and the model answers later, or the silence rule decides."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
+_WORKER_MODEL: TurnModel | None = None
+
+
+def _worker_init(path: str) -> None:
+    global _WORKER_MODEL
+    _lower_priority()
+    _WORKER_MODEL = TurnModel(path)
+    _WORKER_MODEL.session  # noqa: B018 - load it now
+
+
+def _worker_predict(pcm8k: np.ndarray) -> float:
+    return _WORKER_MODEL.predict(pcm8k)
+
+
 class TurnModelBusy(Exception):
     """The pool already has `MAX_IN_FLIGHT` questions: this pause is left to the silence rule (under load the
     model is skipped rather than answering late)."""
@@ -126,6 +155,10 @@ class TurnModel:
 
     WORKERS = 2
     MAX_IN_FLIGHT = 4
+    # "process" (default): the model runs in worker processes of its own (spawned, each loads it once): nothing of
+    # it can hold this process's GIL. "thread": in threads of this process (onnxruntime releases the GIL, but the
+    # feature arithmetic around it does not always: measured, it stalled the calls' audio under load).
+    MODE = os.environ.get("TURN_MODEL_POOL", "process")
     _models: dict[str, TurnModel] = {}
     _lock = threading.Lock()
     _pool: ThreadPoolExecutor | None = None
@@ -134,17 +167,23 @@ class TurnModel:
     skipped = 0
 
     def __init__(self, path: str | Path = BUNDLED_SMART_TURN):
-        import onnxruntime
-
-        opts = onnxruntime.SessionOptions()
-        opts.inter_op_num_threads = 1
-        opts.intra_op_num_threads = 1
-        opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 4
         self.path = str(path)
-        self.session = onnxruntime.InferenceSession(self.path, providers=["CPUExecutionProvider"],
-                                                    sess_options=opts)
+        self._session = None  # loaded on first use, where the model runs (a worker process, by default)
+
+    @property
+    def session(self):
+        if self._session is None:
+            import onnxruntime
+
+            opts = onnxruntime.SessionOptions()
+            opts.inter_op_num_threads = 1
+            opts.intra_op_num_threads = 1
+            opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            opts.log_severity_level = 4
+            self._session = onnxruntime.InferenceSession(self.path, providers=["CPUExecutionProvider"],
+                                                         sess_options=opts)
+        return self._session
 
     @classmethod
     def shared(cls, path: str | Path = BUNDLED_SMART_TURN) -> TurnModel:
@@ -152,16 +191,35 @@ class TurnModel:
         key = str(path)
         with cls._lock:
             model = cls._models.get(key)
-            if model is None:
+            fresh = model is None
+            if fresh:
                 model = cls._models[key] = cls(key)
-            return model
+        if fresh and cls.MODE == "process":  # start the worker (it loads the model) before the first pause
+            pool, fn = model.executor()
+            pool.submit(fn, np.zeros(RATE // 10, dtype=np.int16))
+        return model
+
+    _process_pools: dict[str, ProcessPoolExecutor] = {}
 
     @classmethod
     def pool(cls) -> ThreadPoolExecutor:
         with cls._lock:
             if cls._pool is None:
-                cls._pool = ThreadPoolExecutor(max_workers=cls.WORKERS, thread_name_prefix="turn-model")
+                cls._pool = ThreadPoolExecutor(max_workers=cls.WORKERS, thread_name_prefix="turn-model",
+                                               initializer=_lower_priority)
             return cls._pool
+
+    def executor(self) -> tuple[Executor, object]:
+        """Where `predict` runs, and the function to call there."""
+        if self.MODE != "process":
+            return self.pool(), self.predict
+        with TurnModel._lock:
+            pool = TurnModel._process_pools.get(self.path)
+            if pool is None:
+                pool = TurnModel._process_pools[self.path] = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                    initargs=(self.path,))
+        return pool, _worker_predict
 
     def predict(self, pcm8k: np.ndarray) -> float:
         """Blocking: the probability that the turn is complete (call it from a worker thread)."""
@@ -176,7 +234,8 @@ class TurnModel:
                 raise TurnModelBusy()
             TurnModel._in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool(), self.predict, pcm8k)
+            pool, fn = self.executor()
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, pcm8k)
         finally:
             with TurnModel._lock:
                 TurnModel._in_flight -= 1

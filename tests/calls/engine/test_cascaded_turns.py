@@ -372,10 +372,18 @@ def test_the_features_match_whisper_and_the_mel_filters_a_known_value():
     assert features.shape == (1, 80, 800) and features.dtype == np.float32
 
 
-def test_the_bundled_turn_model_runs_in_a_worker_thread():
+def test_the_bundled_turn_model_runs_in_a_worker_process():
+    model = turn.TurnModel(turn.BUNDLED_SMART_TURN)
+    assert model.MODE == "process"
+    p = asyncio.run(model.probability(np.zeros(8000, dtype=np.int16)))
+    assert 0.0 <= p <= 1.0 and model._session is None  # loaded and run in the worker, not here
+
+
+def test_the_turn_model_can_run_in_a_worker_thread(monkeypatch):
     import threading
 
-    model = turn.TurnModel.shared()
+    monkeypatch.setattr(turn.TurnModel, "MODE", "thread")
+    model = turn.TurnModel(turn.BUNDLED_SMART_TURN)
     seen = []
     original = model.predict
 
@@ -384,16 +392,13 @@ def test_the_bundled_turn_model_runs_in_a_worker_thread():
         return original(pcm)
 
     model.predict = predict
-    try:
-        p = asyncio.run(model.probability(np.zeros(8000, dtype=np.int16)))
-    finally:
-        del model.predict
+    p = asyncio.run(model.probability(np.zeros(8000, dtype=np.int16)))
     assert 0.0 <= p <= 1.0 and seen[0].startswith("turn-model")
 
 
 @needs_espeak
 def test_the_turn_model_tells_a_finished_sentence_from_a_spelling_in_progress():
-    model = turn.TurnModel.shared()
+    model = turn.TurnModel(turn.BUNDLED_SMART_TURN)
     finished = audio.ulaw_to_pcm16(espeak_ulaw("I want to talk to sales.") + audio.silence(200))
     spelling = audio.ulaw_to_pcm16(espeak_ulaw("my name is john, j o") + audio.silence(200))
     assert model.predict(finished) > 0.5 > model.predict(spelling)
