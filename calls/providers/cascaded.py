@@ -150,6 +150,7 @@ class VoicePipeline:
         self._pcm_rest = b""
         self._to_stt = audio.Resampler(audio.SAMPLE_RATE, stt.sample_rate)
         self._stt_batch: list[bytes] = []
+        self._eot: asyncio.Task | None = None
         self._listening = False
         self._mode: str | None = None  # the caller's speech now: "listen", "hold" (maybe a barge-in), "opening"
         self._held: list[bytes] = []
@@ -265,7 +266,9 @@ class VoicePipeline:
         self._turn_end = self.clock() - quiet_frames * vad.FRAME_MS / 1000
         self._turn_frames.clear()
         rest, self._stt_batch = self._stt_batch, []  # the turn's last frames, sent before its end
-        self._spawn(self._end_of_turn(rest), "cascaded-eot")
+        previous = self._eot
+        self._eot = asyncio.create_task(self._end_of_turn(rest, previous), name="cascaded-eot")
+        self._tasks = [t for t in self._tasks if not t.done()] + [self._eot]
 
     async def _send_stt(self, frame: bytes) -> None:
         """Caller audio to the recogniser in 100 ms batches (one resampling call per batch, not per frame)."""
@@ -300,7 +303,11 @@ class VoicePipeline:
             self._playing_until = 0.0
             self.provider.emit(SpeechStarted())
 
-    async def _end_of_turn(self, rest: list[bytes]) -> None:
+    async def _end_of_turn(self, rest: list[bytes], previous: asyncio.Task | None = None) -> None:
+        if previous is not None and not previous.done():
+            # One turn at a time in the recogniser (a stage may hold one decoder per call): the next turn's end
+            # waits for the previous one's text.
+            await asyncio.wait([previous])
         try:
             samples = self._to_stt(np.frombuffer(b"".join(rest), dtype="<i2")) if rest else ()
             if len(samples):
