@@ -13,7 +13,7 @@ probability that the turn is complete. The features are computed here with numpy
 mel filters, log10, clamp to 8 below the maximum, (x + 4) / 4), so neither torch nor transformers is needed.
 
 One inference session per worker, shared by every call of the runtime process: by default the model runs in a
-spawned worker process of its own (`TURN_MODEL_POOL=process`; started when the first call configures it, it loads
+spawned worker process of its own (`TURN_MODEL_POOL=process`; started at the process's first pause, it loads
 the model once), so nothing of it can hold the event loop's GIL; `TURN_MODEL_POOL=thread` runs it in two threads
 of the runtime process instead (onnxruntime releases the GIL, the numpy feature code around it not always:
 `bench.media_streams_served` measured the calls' audio stalling behind it under load). Never on the event loop:
@@ -191,12 +191,11 @@ class TurnModel:
         key = str(path)
         with cls._lock:
             model = cls._models.get(key)
-            fresh = model is None
-            if fresh:
+            if model is None:
                 model = cls._models[key] = cls(key)
-        if fresh and cls.MODE == "process":  # start the worker (it loads the model) before the first pause
-            pool, fn = model.executor()
-            pool.submit(fn, np.zeros(RATE // 10, dtype=np.int16))
+        # The worker starts at the process's first pause, not here: starting it (a Python importing numpy and
+        # onnxruntime, loading the model: 1-2 s of CPU) while a call is admitted delayed that call's greeting.
+        # That first answer comes late, so the silence rule decides that one pause.
         return model
 
     _process_pools: dict[str, ProcessPoolExecutor] = {}
