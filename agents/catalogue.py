@@ -291,6 +291,7 @@ class SttVendor(models.TextChoices):
     OFFLINE = "offline", "Offline (pocketsphinx, no key)"
     DEEPGRAM = "deepgram", "Deepgram"
     OPENAI = "openai", "OpenAI"
+    OPENAI_LOCAL = "openai_local", "OpenAI-compatible (local: your server at LOCAL_SPEECH_BASE_URL)"
 
 
 class ChatVendor(models.TextChoices):
@@ -304,6 +305,16 @@ class SpeechVendor(models.TextChoices):
     ELEVENLABS = "elevenlabs", "ElevenLabs"
     CARTESIA = "cartesia", "Cartesia"
     OPENAI = "openai", "OpenAI"
+    OPENAI_LOCAL = "openai_local", "OpenAI-compatible (local: your server at LOCAL_SPEECH_BASE_URL)"
+
+
+class TurnPatience(models.TextChoices):
+    """How long the cascaded agent lets a caller pause before answering (calls/providers/speech/turn.py)."""
+
+    QUICK = "quick", "Quick: answers sooner, may cut in on a slow caller"
+    NORMAL = "normal", "Normal: the turn model decides at each pause"
+    PATIENT = "patient", "Patient: waits through long pauses (numbers, spelling)"
+    SILENCE = "silence", "Silence only: no turn model, a fixed silence ends the turn"
 
 
 # The environment secret each vendor's key lives in.

@@ -8,7 +8,15 @@ from django.db import models
 from django.db.models import Q
 
 from agents import options
-from agents.catalogue import ChatVendor, Interruptible, SpeechVendor, SttVendor, TranscriptionProvider, TtsProvider
+from agents.catalogue import (
+    ChatVendor,
+    Interruptible,
+    SpeechVendor,
+    SttVendor,
+    TranscriptionProvider,
+    TtsProvider,
+    TurnPatience,
+)
 from workspaces.fields import EncryptedTextField, mask_secret
 from workspaces.models import Workspace
 
@@ -163,6 +171,9 @@ class AgentVersion(models.Model):
     voicemail_message = models.TextField(
         "voicemail message", blank=True,
         help_text="Spoken after the beep in the version's voice; {first_name} etc. are the call's variables.")
+    turn_patience = models.CharField("turn patience", max_length=8, blank=True, choices=TurnPatience.choices,
+                                     help_text="How long a caller may pause mid-sentence before the agent answers; "
+                                               "empty: normal.")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
     # What its API actions need from an environment, kept by agents.services (readiness reads no action rows):
     # {"auth_connectors": [names], "variables": [names]}.

@@ -111,6 +111,7 @@ GROUPS: tuple[OptionGroup, ...] = (
         Option("chat_model", "claude-example-1", blank="the vendor's default"),
         Option("tts_vendor", "cartesia", blank=f"Default: {catalogue.SpeechVendor.OFFLINE.label}"),
         Option("tts_model", "sonic-example", blank="the vendor's default"),
+        Option("turn_patience", "patient", blank="Normal (default)"),
     ), used_when=("provider", "cascaded"), unused_note="Not used: the provider is not Cascaded."),
     OptionGroup("outbound", "Calls the agent places",
                 "When the agent calls out (Studio's Call a number, the API, campaigns) and a machine answers.", (

@@ -14,8 +14,11 @@ reports what was heard through `on_interrupt`), cancels the reply in flight, and
 sentences the caller heard (up to the heard ms; the words of a sentence cut in the middle in proportion).
 
 Settings (environment variables): `VAD_SILERO` (1 = confirm with Silero VAD; default off), `SILERO_VAD_PATH`
-(default: the bundled model), `VAD_END_MS` (silence that ends a turn, default 600), `VAD_AGGRESSIVENESS` (0-3,
-default 2). Vendor keys and base URLs: see `calls/providers/speech/registry.py`.
+(default: the bundled model), `VAD_END_MS` (silence that ends a turn when the turn model is off, default 600),
+`VAD_AGGRESSIVENESS` (0-3, default 2), `TURN_MODEL` (0 = the silence rule alone; default on: smart-turn v3.2 at
+each pause, see `speech/turn.py`), `SMART_TURN_PATH` (default: the bundled model). The version's turn patience
+(`turn_patience`: quick / normal / patient, or silence = the silence rule alone) sets the pause, the model's
+threshold and the fallback silence. Vendor keys and base URLs: see `calls/providers/speech/registry.py`.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 
 import numpy as np
 
@@ -39,7 +43,7 @@ from calls.engine.events import (
 )
 from calls.providers.base import Provider, ProviderConfigError
 from calls.providers.chat import ChatError, ChatModel, chat_model
-from calls.providers.speech import registry, vad
+from calls.providers.speech import registry, turn, vad
 from calls.providers.speech.base import Final, SpeechError, SpeechFailure
 
 logger = logging.getLogger("calls.providers.cascaded")
@@ -48,6 +52,9 @@ PREROLL_FRAMES = 10  # 200 ms before the detected start go to the recogniser too
 SENTENCE_END = re.compile(r"([.!?;:])(\s+|$)")
 MAX_CLAUSE = 160  # characters: a long sentence without a stop is spoken from its last comma
 CHUNK_MS = 100
+BARGE_IN_MS = 600  # voiced speech over the agent's audio before it counts as a barge-in (backchannels are shorter)
+TURN_MODEL_FRAMES = 8000 // 20  # the turn model reads the last 8 s
+STT_BATCH_FRAMES = 5  # caller audio goes to the recogniser 100 ms at a time
 
 
 def split_sentences(buffer: str) -> tuple[list[str], str]:
@@ -67,6 +74,7 @@ def split_sentences(buffer: str) -> tuple[list[str], str]:
 
 
 def vad_from_settings(ctx) -> vad.VoiceActivity:
+    """Voice activity and end of turn for a call: the environment's settings and the version's turn patience."""
     silero = ctx.setting("VAD_SILERO", "0").lower() in ("1", "true", "yes")
     path = ctx.setting("SILERO_VAD_PATH", str(vad.BUNDLED_SILERO)) if silero else ""
     if path and not os.path.exists(path):
@@ -76,8 +84,15 @@ def vad_from_settings(ctx) -> vad.VoiceActivity:
         aggressiveness = int(ctx.setting("VAD_AGGRESSIVENESS", "2"))
     except ValueError:
         raise ProviderConfigError("VAD_END_MS and VAD_AGGRESSIVENESS must be whole numbers.") from None
-    return vad.VoiceActivity(aggressiveness=min(3, max(0, aggressiveness)), end_ms=max(200, end_ms),
-                             silero_path=path)
+    options = dict(aggressiveness=min(3, max(0, aggressiveness)), end_ms=max(200, end_ms), silero_path=path)
+    patience = turn.patience((ctx.speech or {}).get("turn_patience", ""))
+    if patience.name != "silence" and ctx.setting("TURN_MODEL", "1").lower() not in ("0", "false", "no", "off"):
+        model_path = ctx.setting("SMART_TURN_PATH", str(turn.BUNDLED_SMART_TURN))
+        if not os.path.exists(model_path):
+            raise ProviderConfigError(f"The turn model is missing ({model_path}); TURN_MODEL=0 turns it off.")
+        options.update(pause_ms=patience.pause_ms, end_ms=patience.fallback_ms,
+                       turn_model=turn.TurnModel.shared(model_path), turn_threshold=patience.threshold)
+    return vad.VoiceActivity(**options)
 
 
 class Reply:
@@ -109,23 +124,47 @@ class Reply:
 
 
 class VoicePipeline:
-    """Audio in -> turns of text out (`on_turn`); text in -> speech out, sentence by sentence."""
+    """Audio in -> turns of text out (`on_turn`); text in -> speech out, sentence by sentence.
 
-    def __init__(self, provider: Provider, *, stt, tts, voice_activity: vad.VoiceActivity, on_turn):
+    Turn-taking: a pause inside the caller's speech asks the version's turn model (when voice activity has one)
+    whether the turn is finished; the silence rule (`vad.end_frames`) ends it otherwise. The turn's latency is
+    counted from the caller's last voiced frame, so the wait for the end of turn is part of it.
+
+    Barge-in the line cannot trigger: while the agent's audio plays (estimated from what was sent: Twilio plays
+    it in real time), caller speech is held back, not recognised, until it has lasted `barge_in_ms` of voiced
+    frames; shorter speech (a backchannel: "uh-huh", "okay", "yeah"; a click or a cough) is dropped and the
+    reply goes on. Before the caller's first turn (the greeting, and anything spoken at pickup: "hello?") the
+    agent is not interrupted at all: the speech is held until the greeting has played, then recognised if the
+    caller is still talking. A key press clears the agent's queued audio at once (`key_pressed`).
+    """
+
+    def __init__(self, provider: Provider, *, stt, tts, voice_activity: vad.VoiceActivity, on_turn,
+                 barge_in_ms: int = BARGE_IN_MS, clock=time.perf_counter):
         self.provider = provider
         self.stt = stt
         self.tts = tts
         self.vad = voice_activity
         self.on_turn = on_turn  # async (text, keywords) -> None
+        self.clock = clock
+        self.barge_in_frames = max(1, barge_in_ms // vad.FRAME_MS)
         self._pcm_rest = b""
         self._to_stt = audio.Resampler(audio.SAMPLE_RATE, stt.sample_rate)
+        self._stt_batch: list[bytes] = []
+        self._eot: asyncio.Task | None = None
         self._listening = False
+        self._mode: str | None = None  # the caller's speech now: "listen", "hold" (maybe a barge-in), "opening"
+        self._held: list[bytes] = []
+        self._turn_frames: deque[bytes] = deque(maxlen=TURN_MODEL_FRAMES)  # the turn so far, for the turn model
         self._tasks: list[asyncio.Task] = []
         self.reply: Reply | None = None
         self._seq = 0
-        self._turn_end: float | None = None  # when voice activity ended the caller's turn
+        self._turns = 0  # caller turns (and key presses) so far: none yet = the opening
+        self._playing_until = 0.0  # when the audio sent so far will have played (clock)
+        self._turn_end: float | None = None  # when the caller's last words of the turn ended
         self.final_at: float | None = None  # when the stage gave the current turn's text
         self.frames = 0
+        self.decisions: list[tuple[str, float | None]] = []  # ("model", p) / ("silence", None) per turn end
+        self.dropped: list[str] = []  # caller speech not taken as a turn: "backchannel", "opening"
 
     async def start(self) -> None:
         await self.stt.start()
@@ -148,6 +187,13 @@ class VoicePipeline:
 
     # -- caller audio ----------------------------------------------------------------
 
+    def agent_talking(self) -> bool:
+        """The agent's reply is being produced, or its audio is still playing at the caller's end."""
+        reply = self.reply
+        if reply is None:
+            return False
+        return (reply.task is not None and not reply.task.done()) or self.clock() < self._playing_until
+
     async def feed(self, payload_b64: str) -> None:
         try:
             ulaw = base64.b64decode(payload_b64)
@@ -158,38 +204,114 @@ class VoicePipeline:
         usable = len(pcm) - len(pcm) % size
         self._pcm_rest = pcm[usable:]
         for i in range(0, usable, size):
-            frame = pcm[i:i + size]
-            self.frames += 1
-            edge = self.vad.feed(frame)
-            if edge == vad.START:
-                await self._speech_started()
-            if self._listening:
+            await self._frame(pcm[i:i + size])
+
+    async def _frame(self, frame: bytes) -> None:
+        self.frames += 1
+        edge = self.vad.feed(frame)
+        if edge == vad.START:
+            preroll = list(self.vad.recent)[-PREROLL_FRAMES:-1]
+            if not self.agent_talking():
+                await self._speech_started(preroll)
+            else:
+                self._mode = "opening" if self._turns == 0 else "hold"
+                self._held = preroll
+        mode = self._mode
+        if mode == "listen":
+            self._turn_frames.append(frame)
+            await self._send_stt(frame)
+        elif mode is not None:
+            self._held.append(frame)
+            del self._held[:-TURN_MODEL_FRAMES]
+            if not self.agent_talking() or mode == "hold" and self.vad.speech_frames >= self.barge_in_frames:
+                # Confirmed: long enough to be meant (or the agent has finished): a barge-in, recognised from
+                # its start.
+                held, self._held = self._held, []
+                await self._speech_started(held[:-1])
+                self._turn_frames.append(frame)
                 await self._send_stt(frame)
-            if edge == vad.END:
-                self._listening = False
-                self._turn_end = time.perf_counter()
-                self._tasks = [t for t in self._tasks if not t.done()]
-                self._tasks.append(asyncio.create_task(self._end_of_turn(), name="cascaded-eot"))
+        if edge == vad.PAUSE and self._mode == "listen" and self.vad.turn_model is not None:
+            pcm = np.frombuffer(b"".join(self._turn_frames), dtype="<i2")
+            self._spawn(self._ask_turn_model(pcm, self.vad.pauses), "cascaded-turn-model")
+        elif edge == vad.END:
+            if self._mode == "listen":
+                self.decisions.append(("silence", None))
+                self._end_turn(self.vad.end_frames)
+            elif self._mode is not None:
+                self.dropped.append("backchannel" if self._mode == "hold" else "opening")
+            self._mode, self._held = None, []
+
+    def _spawn(self, coro, name: str) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def _ask_turn_model(self, pcm: np.ndarray, pause: int) -> None:
+        try:
+            p = await self.vad.turn_model.probability(pcm)
+        except turn.TurnModelBusy:
+            return  # the process is busy: the silence rule decides this pause
+        except Exception:  # noqa: BLE001 - the silence rule decides instead
+            logger.exception("turn model failed; the silence rule decides")
+            return
+        if p >= self.vad.turn_threshold and self._mode == "listen" and self.vad.in_pause(pause):
+            self.decisions.append(("model", p))
+            quiet = self.vad.quiet_frames
+            self.vad.end_turn()
+            self._end_turn(quiet)
+            self._mode = None
+
+    def _end_turn(self, quiet_frames: int) -> None:
+        """The caller's turn is over: ask the recogniser for its text (the turn ended `quiet_frames` ago)."""
+        self._listening = False
+        self._turn_end = self.clock() - quiet_frames * vad.FRAME_MS / 1000
+        self._turn_frames.clear()
+        rest, self._stt_batch = self._stt_batch, []  # the turn's last frames, sent before its end
+        previous = self._eot
+        self._eot = asyncio.create_task(self._end_of_turn(rest, previous), name="cascaded-eot")
+        self._tasks = [t for t in self._tasks if not t.done()] + [self._eot]
 
     async def _send_stt(self, frame: bytes) -> None:
-        samples = self._to_stt(np.frombuffer(frame, dtype="<i2"))
-        if len(samples):
-            await self.stt.send(samples.astype("<i2").tobytes())
+        """Caller audio to the recogniser in 100 ms batches (one resampling call per batch, not per frame)."""
+        self._stt_batch.append(frame)
+        if len(self._stt_batch) >= STT_BATCH_FRAMES:
+            pcm, self._stt_batch = b"".join(self._stt_batch), []
+            samples = self._to_stt(np.frombuffer(pcm, dtype="<i2"))
+            if len(samples):
+                await self.stt.send(samples.astype("<i2").tobytes())
 
-    async def _speech_started(self) -> None:
+    async def _speech_started(self, preroll: list[bytes]) -> None:
         self._listening = True
+        self._mode = "listen"
+        self._turn_frames.clear()
         # The frames that made voice activity decide (and a little before) are the start of the words.
-        for frame in list(self.vad.recent)[-PREROLL_FRAMES:-1]:
+        for frame in preroll:
+            self._turn_frames.append(frame)
             await self._send_stt(frame)
         reply = self.reply
         if reply is not None and (reply.task is not None and not reply.task.done() or reply.sent_ms):
             # The agent is talking (or about to): barge-in. The engine clears Twilio's buffer and, if audio was
             # queued there, tells us what was heard (on_interrupt); the reply in flight stops here.
             self.cancel_reply(keep_sent=True)
+            self._playing_until = 0.0
         self.provider.emit(SpeechStarted())
 
-    async def _end_of_turn(self) -> None:
+    def key_pressed(self) -> None:
+        """A key press: the agent's queued audio is cleared at once (the engine sends `clear`), its reply stops."""
+        self._turns += 1
+        if self.agent_talking():
+            self.cancel_reply(keep_sent=True)
+            self._playing_until = 0.0
+            self.provider.emit(SpeechStarted())
+
+    async def _end_of_turn(self, rest: list[bytes], previous: asyncio.Task | None = None) -> None:
+        if previous is not None and not previous.done():
+            # One turn at a time in the recogniser (a stage may hold one decoder per call): the next turn's end
+            # waits for the previous one's text.
+            await asyncio.wait([previous])
         try:
+            samples = self._to_stt(np.frombuffer(b"".join(rest), dtype="<i2")) if rest else ()
+            if len(samples):
+                await self.stt.send(samples.astype("<i2").tobytes())
             await self.stt.end_of_turn()
         except SpeechError as exc:
             self.provider.emit(ProviderFailed("speech_recognition", {"message": str(exc)}))
@@ -208,7 +330,8 @@ class VoicePipeline:
                 keywords = tuple(getattr(event, "keywords", ()) or ())
                 if not event.text.strip() and not keywords:
                     continue
-                self.final_at = time.perf_counter()
+                self.final_at = self.clock()
+                self._turns += 1
                 try:
                     await self.on_turn(event.text.strip(), keywords)
                 except Exception:  # noqa: BLE001
@@ -256,7 +379,7 @@ class VoicePipeline:
             rest = b""
             async for pcm in self.tts.synthesize(sentence):
                 if state["first_byte"] is None:
-                    state["first_byte"] = time.perf_counter()
+                    state["first_byte"] = self.clock()
                 rest += audio.pcm16_to_ulaw(to_8k(np.frombuffer(pcm, dtype="<i2")))
                 # Whole 20 ms frames only (as Twilio sends them); the first ones go out as soon as there are any.
                 while len(rest) >= size or (not reply.sent_ms and len(rest) >= audio.FRAME_BYTES):
@@ -281,12 +404,15 @@ class VoicePipeline:
             if turn_end is not None:
                 def ms(t):
                     return None if t is None else max(0, int((t - turn_end) * 1000))
-                now = time.perf_counter()
+                now = self.clock()
                 # A fixed text (greeting, scripted answer) has no model: its "first token" is the recognised text.
                 token = state["token"][0] if state["token"] is not None else state["final_at"]
                 self.provider.emit(TurnLatency(ms(now), ms(state["final_at"]), ms(token), ms(state["first_byte"])))
         self.provider.emit(AudioOut(base64.b64encode(ulaw).decode("ascii"), reply.item_id))
-        reply.sent_ms += len(ulaw) * 1000 // audio.SAMPLE_RATE
+        ms = len(ulaw) * 1000 // audio.SAMPLE_RATE
+        reply.sent_ms += ms
+        now = self.clock()
+        self._playing_until = max(self._playing_until, now) + ms / 1000
 
     def heard(self, item_id: str, heard_ms: int | None) -> str | None:
         reply = self.reply
@@ -384,6 +510,8 @@ class CascadedProvider(Provider):
             await self.pipeline.feed(payload_b64)
 
     async def on_dtmf(self, digit: str) -> None:
+        if self.pipeline is not None:
+            self.pipeline.key_pressed()  # the queued audio is cleared at once, not played before the answer
         await self._turn(f"(The caller pressed the key {digit}.)", (), transcript=False)
 
     async def on_interrupt(self, *, heard_text=None, heard_ms=None, item_id="") -> None:

@@ -78,3 +78,18 @@ def test_readiness_names_each_vendor_key_the_stages_need(workspace):
     draft.save()
     assert selectors.environment_completeness(version=draft, environment=EnvironmentFactory(
         workspace=workspace, kind="production")).complete
+
+
+def test_turn_patience_is_saved_published_and_reaches_the_call(workspace):
+    from calls.engine.context import _version_fields
+
+    agent = AgentFactory(workspace=workspace)
+    draft = draft_of(agent)
+    form = AgentVersionForm(_data(turn_patience="patient"), instance=draft)
+    assert form.is_valid(), form.errors
+    services.agent_draft_update(draft=draft, **form.content())
+    v1 = services.agent_publish(agent=agent)
+    assert v1.turn_patience == "patient"
+    assert _version_fields(v1)["speech"]["turn_patience"] == "patient"
+    assert "turn_patience" in {f.field for f in selectors.version_diff(draft=v1, base=None).fields}
+    assert not AgentVersionForm(_data(turn_patience="forever"), instance=draft).is_valid()

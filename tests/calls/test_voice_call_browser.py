@@ -159,17 +159,20 @@ def _best_match(captured: np.ndarray, original: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("caller_lead_s", [1])  # speaks 1 s in: over the greeting, once its audio plays
-def test_the_callers_voice_reaches_the_engine_intact_and_barges_in(mic_page, asgi_http_server, heard, spoken_wav):
+def test_the_callers_voice_reaches_the_engine_intact_and_talking_at_pickup_leaves_the_greeting_whole(
+        mic_page, asgi_http_server, heard, spoken_wav):
     """The espeak-ng sentence reaches the engine as the sentence (its 20 ms energy envelope matches the WAV's: the
-    browser's resampling to 8 kHz and μ-law encoding kept it), and the scripted agent's voice detection barges in
-    on its greeting: the page gets Twilio's `clear` and the greeting is marked interrupted."""
+    browser's resampling to 8 kHz and μ-law encoding kept it), and a caller talking over the greeting at pickup does
+    not cut it: the page gets no `clear`, the greeting plays out (its marks come back) and is not marked
+    interrupted."""
     setup = make_call_setup()
     page = mic_page
     _call(page, asgi_http_server, setup)
-    page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.clears) >= 1",
-                           timeout=20_000)
-    page.locator("[data-testid=voice-call-log] li.agent.interrupted").first.wait_for()
     page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.framesOut) >= 250")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.marks) >= 1",
+                           timeout=20_000)
+    assert page.locator("[data-testid=voice-call]").get_attribute("data-clears") == "0"
+    assert page.locator("[data-testid=voice-call-log] li.agent.interrupted").count() == 0
 
     captured = audio.ulaw_to_pcm16(b"".join(base64.b64decode(p) for p in list(heard)))
     assert len(captured) >= 250 * 160 * 0.9

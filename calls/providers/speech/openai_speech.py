@@ -76,8 +76,11 @@ class OpenAISpeechToText(SpeechToText):
         self._tasks: list[asyncio.Task] = []
         self._closed = False
 
+    async def make_client(self) -> openai.AsyncOpenAI:
+        return await _client(self.settings, self.timeout)
+
     async def start(self) -> None:
-        self._client = await _client(self.settings, self.timeout)
+        self._client = await self.make_client()
 
     async def send(self, pcm16: bytes) -> None:
         room = self.max_turn_seconds * self.sample_rate * 2 - len(self._buffer)
@@ -119,7 +122,7 @@ class OpenAISpeechToText(SpeechToText):
         if self.settings.hints:
             options["prompt"] = "Words you may hear: " + ", ".join(self.settings.hints)
         try:
-            if model.startswith("whisper"):
+            if not self.streams(model):
                 result = await self._client.audio.transcriptions.create(**options)
                 self.events.put_nowait(Final((result.text or "").strip()))
                 return
@@ -142,6 +145,10 @@ class OpenAISpeechToText(SpeechToText):
         except Exception as exc:  # noqa: BLE001 - the SDK's status and connection errors
             self._fail(_error(exc, "speech recognition"))
 
+    def streams(self, model: str) -> bool:
+        """The gpt-4o transcription models stream their text; whisper-1 answers in one piece."""
+        return not model.startswith("whisper")
+
     def _fail(self, error: SpeechError) -> None:
         logger.warning("openai stt failed", extra={"permanent": error.permanent, "error": str(error)})
         self.events.put_nowait(SpeechFailure(str(error), permanent=error.permanent))
@@ -160,9 +167,12 @@ class OpenAITextToSpeech(TextToSpeech):
         super().__init__(settings)
         self._client: openai.AsyncOpenAI | None = None
 
+    async def make_client(self) -> openai.AsyncOpenAI:
+        return await _client(self.settings, self.timeout)
+
     async def synthesize(self, text: str):
         if self._client is None:
-            self._client = await _client(self.settings, self.timeout)
+            self._client = await self.make_client()
         try:
             async with self._client.audio.speech.with_streaming_response.create(
                 model=self.settings.model or self.default_model,

@@ -17,6 +17,7 @@ STT = {
     "offline": "calls.providers.speech.offline:PocketsphinxSpeechToText",
     "deepgram": "calls.providers.speech.deepgram:DeepgramSpeechToText",
     "openai": "calls.providers.speech.openai_speech:OpenAISpeechToText",
+    "openai_local": "calls.providers.speech.openai_local:LocalSpeechToText",
 }
 TTS = {
     "offline": "calls.providers.speech.offline:EspeakTextToSpeech",
@@ -24,9 +25,10 @@ TTS = {
     "elevenlabs": "calls.providers.speech.elevenlabs:ElevenLabsTextToSpeech",
     "cartesia": "calls.providers.speech.cartesia:CartesiaTextToSpeech",
     "openai": "calls.providers.speech.openai_speech:OpenAITextToSpeech",
+    "openai_local": "calls.providers.speech.openai_local:LocalTextToSpeech",
 }
 PREFIX = {"deepgram": "DEEPGRAM", "openai": "OPENAI", "elevenlabs": "ELEVENLABS", "cartesia": "CARTESIA",
-          "anthropic": "ANTHROPIC", "offline": ""}
+          "anthropic": "ANTHROPIC", "offline": "", "openai_local": "LOCAL_SPEECH"}
 
 
 def _load(table: dict, vendor: str, what: str):

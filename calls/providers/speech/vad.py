@@ -2,13 +2,15 @@
 
 Every 20 ms frame goes through webrtcvad (a few microseconds, at the call's own 8 kHz: no resampling), with
 hysteresis: `start_ms` of voiced frames (one unvoiced frame tolerated) make a candidate speech start,
-`end_ms` of unvoiced frames after speech a candidate end of turn. Silero VAD (its ONNX model on onnxruntime,
+`end_ms` of unvoiced frames after speech a candidate end of turn. With `pause_ms`, a shorter silence inside
+speech is reported once as a "pause" (the pipeline asks the turn model, `turn.py`, whether the turn is finished
+and may end it at once with `end_turn()`; `end_ms` is then the silence rule's fallback). Silero VAD (its ONNX model on onnxruntime,
 no torch) is optional and runs only on those candidates, over the last few hundred ms: it confirms a start
 (a cough or a line click is refused) or a turn end (a pause with quiet speech in it is not an end).
 
     vad = VoiceActivity(silero_path=...)     # silero_path "" = webrtcvad only
     for frame in frames:                     # PCM16 little-endian, 8 kHz, 20 ms (320 bytes)
-        edge = vad.feed(frame)               # None | "start" | "end"
+        edge = vad.feed(frame)               # None | "start" | "pause" | "end"
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ RATE = audio.SAMPLE_RATE
 FRAME_MS = 20
 FRAME_SAMPLES = RATE * FRAME_MS // 1000
 START = "start"
+PAUSE = "pause"
 END = "end"
 
 # The model file shipped with the code (MIT, see models/LICENSE); the SILERO_VAD_PATH setting may point elsewhere.
@@ -81,7 +84,8 @@ class VoiceActivity:
     """Speech start / end of turn from 20 ms frames of 8 kHz PCM16."""
 
     def __init__(self, *, aggressiveness: int = 2, start_ms: int = 100, end_ms: int = 600,
-                 silero_path: str | Path = "", silero_threshold: float = 0.5, confirm_ms: int = 320):
+                 silero_path: str | Path = "", silero_threshold: float = 0.5, confirm_ms: int = 320,
+                 pause_ms: int = 0, turn_model=None, turn_threshold: float = 0.5):
         self.webrtc = webrtcvad.Vad(aggressiveness)
         self.start_frames = max(1, start_ms // FRAME_MS)
         self.end_frames = max(1, end_ms // FRAME_MS)
@@ -94,6 +98,25 @@ class VoiceActivity:
         self._gap = 0
         self._quiet = 0
         self.silero_runs = 0
+        self.pause_frames = max(1, pause_ms // FRAME_MS) if pause_ms else 0
+        self.turn_model = turn_model  # turn.TurnModel (or a fake with `async probability(pcm8k)`), or None
+        self.turn_threshold = turn_threshold
+        self.pauses = 0  # pauses reported so far (a turn-model answer applies only to the pause it was asked in)
+        self.speech_frames = 0  # voiced frames since the last start (a barge-in needs enough of them)
+
+    @property
+    def quiet_frames(self) -> int:
+        """Unvoiced frames since the caller's last voiced one (0 while speaking, or when not in speech)."""
+        return self._quiet if self.speaking else 0
+
+    def in_pause(self, pause: int) -> bool:
+        """True while the caller is still silent in the pause numbered `pause`."""
+        return self.speaking and self.pauses == pause and self._quiet > 0
+
+    def end_turn(self) -> None:
+        """The turn model decided: the caller finished (the next voiced frames make a new start)."""
+        self.speaking = False
+        self._quiet = 0
 
     def reset(self) -> None:
         self.speaking = False
@@ -127,12 +150,17 @@ class VoiceActivity:
                 if self._confirm(max(self.start_frames + 2, self.confirm_frames // 2)):
                     self.speaking = True
                     self._quiet = 0
+                    self.speech_frames = self.start_frames
                     return START
             return None
         if voiced:
             self._quiet = 0
+            self.speech_frames += 1
             return None
         self._quiet += 1
+        if self._quiet == self.pause_frames and self._quiet < self.end_frames:
+            self.pauses += 1
+            return PAUSE
         if self._quiet >= self.end_frames:
             # Silero looks at the last part of the pause: speech in it means the caller is still talking.
             if self.silero is not None and self._confirm(self.confirm_frames):

@@ -260,7 +260,8 @@ def test_silero_is_used_when_the_environment_turns_it_on():
     from calls.providers.cascaded import vad_from_settings
 
     assert vad_from_settings(CallContext(transport="media_streams", provider="cascaded")).silero is None
-    on = CallContext(transport="media_streams", provider="cascaded", variables={"VAD_SILERO": "1", "VAD_END_MS": "800"})
+    on = CallContext(transport="media_streams", provider="cascaded",
+                     variables={"VAD_SILERO": "1", "VAD_END_MS": "800", "TURN_MODEL": "0"})
     voice_activity = vad_from_settings(on)
     assert voice_activity.silero is not None and voice_activity.end_frames == 40
     missing = CallContext(transport="media_streams", provider="cascaded",

@@ -1,0 +1,69 @@
+"""The ASGI app `bench.media_streams_served` serves: the runtime's own app, plus zero-latency "bench" speech and
+chat stages registered in the speech registry (never in production: only this module adds them), and, with
+`BENCH_ECHO=1`, each caller frame sent back after the cascaded pipeline has handled it (so a client measures the
+whole per-frame path from outside: socket, Channels consumer, engine, pipeline with its VAD and turn model).
+
+    uvicorn bench._served_app:application
+"""
+from __future__ import annotations
+
+import os
+
+from config.asgi import application  # noqa: F401 - served by uvicorn (sets Django up)
+
+from calls.engine.events import AudioOut  # noqa: E402
+from calls.providers import cascaded  # noqa: E402
+from calls.providers.speech import registry  # noqa: E402
+from calls.providers.speech.base import Final, SpeechToText, TextToSpeech  # noqa: E402
+
+
+class InstantSTT(SpeechToText):
+    """Answers each end of turn at once."""
+
+    name = "bench"
+    sample_rate = 8000
+
+    async def send(self, pcm16: bytes) -> None:
+        pass
+
+    async def end_of_turn(self) -> None:
+        self.events.put_nowait(Final("What are your opening hours?"))
+
+
+class InstantTTS(TextToSpeech):
+    """100 ms of a quiet tone per word, at once."""
+
+    name = "bench"
+    sample_rate = 8000
+
+    async def synthesize(self, text: str):
+        import numpy as np
+
+        t = np.arange(800) / 8000
+        chunk = (2000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+        for _ in text.split():
+            yield chunk
+
+
+class InstantChat:
+    def __init__(self, **kwargs):
+        pass
+
+    async def stream(self, messages, tools=None):
+        for token in ("We are open ", "nine to five. ", "Anything else?"):
+            yield token
+
+
+registry.STT["bench"] = "bench._served_app:InstantSTT"
+registry.TTS["bench"] = "bench._served_app:InstantTTS"
+registry.CHAT["bench"] = "bench._served_app:InstantChat"
+registry.PREFIX["bench"] = "BENCH"
+
+if os.environ.get("BENCH_ECHO") == "1":
+    _on_audio = cascaded.CascadedProvider.on_audio
+
+    async def on_audio(self, payload_b64: str) -> None:
+        await _on_audio(self, payload_b64)
+        self.emit(AudioOut(payload_b64, ""))  # the frame back, once the pipeline has handled it
+
+    cascaded.CascadedProvider.on_audio = on_audio
