@@ -296,7 +296,8 @@ def number_simulate_call(request, pk):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"The sandbox is calling {number.phone_number} ({call_sid}): a call to an agent "
-                                  "shows in Studio → Live calls, a call to the dialer rings your browser.")
+                                  "shows in Studio → Live calls; a call to the dialer rings the browser dialers that are online (this "
+                                  "page's too: answer it in the Dialer panel), and goes to voicemail if nobody does.")
     return redirect("dialer:numbers")
 
 

@@ -127,6 +127,8 @@
         opened = true;
         document.body.dispatchEvent(new CustomEvent("dialer-open", { bubbles: true }));
       }
+      remember();
+      connect();
       numberInput.focus();
     }
     function close() {
@@ -355,12 +357,26 @@
       });
     });
 
-    updateButtons();
-    if (ready) {
+    // The Voice SDK registers only where the dialer is used: on the dialer's own pages, once the rep opened the
+    // panel (remembered for the browser tab, so calls ring on the next pages too), never on the others.
+    var USED_KEY = "callwell-dialer-used";
+    var connecting = false;
+    function remember() { try { window.sessionStorage.setItem(USED_KEY, "1"); } catch (e) { /* private mode */ } }
+    function usedBefore() { try { return window.sessionStorage.getItem(USED_KEY) === "1"; } catch (e) { return false; } }
+    function connect() {
+      if (!ready || connecting) return;
+      connecting = true;
       setState("Connecting…");
       scheduler.start().catch(function (err) { setState("Offline"); showError(err.message); });
-    } else {
+    }
+
+    updateButtons();
+    if (!ready) {
       setState("Not ready");
+    } else if (document.querySelector("[data-dialer-page]") || usedBefore()) {
+      connect();
+    } else {
+      setState("Idle");
     }
 
     var api = {

@@ -282,3 +282,25 @@ def test_a_call_request_the_sdk_never_answers_is_given_up(browser_page, live_ser
     page.clock.fast_forward("00:21")
     wait_until(page, "!document.querySelector('[data-testid=dialer-call]').disabled")
     assert "did not answer the call request" in page.locator('[data-testid="dialer-error"]').inner_text()
+
+
+def test_the_voice_sdk_registers_only_where_the_dialer_is_used(browser_page, live_server, rep, workspace):
+    """Not on every page (each registration is a signalling connection, and errors where it cannot connect): on
+    the dialer's own pages at once, elsewhere when the rep opens the panel; then on every page of the tab."""
+    MembershipFactory(workspace=workspace, user=rep)
+    ready_workspace(workspace, numbers=("+15125550100",))
+    page = browser_page
+    page.add_init_script(FAKE_TWILIO)
+    token_requests = []
+    page.on("request", lambda r: token_requests.append(r.url) if "/v1/voice/token" in r.url else None)
+    login(page, live_server, "rita")
+    page.goto(live_server.url + "/studio/agents/")
+    settle(page)
+    assert token_requests == [] and page.evaluate("window.__twilioFake.devices.length") == 0
+    assert page.locator('[data-testid="dialer-state"]').inner_text() == "Idle"
+    page.locator('[data-testid="dialer-toggle"]').click()
+    wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
+    assert len(token_requests) == 1
+    page.goto(live_server.url + "/studio/agents/")  # the same tab: the rep uses the dialer now
+    wait_until(page, "document.querySelector('[data-testid=dialer-state]').textContent === 'Ready'")
+    assert len(token_requests) == 2

@@ -20,8 +20,10 @@ def test_the_button_asks_the_sandbox_to_call_the_number(admin_client, twilio_san
     admin_client.post(f"/settings/dialer/numbers/{number.pk}/route-to-dialer/")
     page = admin_client.get("/settings/dialer/numbers/")
     assert b'data-testid="simulate-call"' in page.content
+    assert b"data-dialer-page" in page.content  # this page's dialer registers, so the simulated call can ring it
     response = admin_client.post(f"/settings/dialer/numbers/{number.pk}/simulate-call/", follow=True)
     assert "The sandbox is calling +15125550100" in response.content.decode()
+    assert "goes to voicemail if nobody does" in response.content.decode()
     placed = list(twilio_sandbox.simulated.values())
     assert [c.to for c in placed] == ["+15125550100"]
     placed[0].done.wait(20)
