@@ -49,3 +49,14 @@ def test_secret_inputs_ask_the_browser_for_a_new_password(admin_client, workspac
     page = admin_client.get("/studio/environments/production/").content.decode()
     secrets = [chunk for chunk in page.split("<input")[1:] if 'type="password"' in chunk.split(">")[0]]
     assert secrets and all('autocomplete="new-password"' in c.split(">")[0] for c in secrets)
+
+
+def test_the_publish_diff_names_both_columns_and_reads_analysis_fields_as_words(admin_client, workspace):
+    from agents import services
+
+    agent = published_agent(workspace)
+    services.agent_draft_update(draft=draft_of(agent), analysis_fields=[
+        {"name": "intent", "type": "enum", "values": ["sales", "support"], "description": "Why they called"}])
+    page = admin_client.get(f"/studio/agents/{agent.pk}/publish/").content.decode()
+    assert "<th>Published (v1)</th>" in page and "<th>Draft</th>" in page
+    assert "{'name'" not in page and "&#x27;name&#x27;" not in page and "intent" in page
