@@ -272,6 +272,7 @@ class SimulatedCall:
         before it would have finished playing; `clear` drops what is queued and echoes its marks at once), DTMF
         as `dtmf` messages. The caller follows the script (`steps()`); then stays on the line, quiet, until the
         app hangs up or redirects, or `linger` seconds pass."""
+        from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
 
         url = stream.get("url", "")
@@ -284,8 +285,11 @@ class SimulatedCall:
         closed = threading.Event()
         with connect(url, open_timeout=5, close_timeout=2, max_size=2 ** 20) as ws:
             def send(message: dict) -> None:
-                with lock:
-                    ws.send(json.dumps(message))
+                try:
+                    with lock:
+                        ws.send(json.dumps(message))
+                except ConnectionClosed:  # the app hung up between two frames
+                    closed.set()
 
             def echo_due_marks(everything: bool = False) -> None:
                 now = time.monotonic()

@@ -103,6 +103,7 @@ class PocketsphinxSpeechToText(SpeechToText):
 # -- the recognition pool: pocketsphinx holds the GIL while it decodes, so it runs in other processes -------------
 
 POOL_PROCESSES_DEFAULT = 2
+POOL_NICENESS = 10
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -122,7 +123,7 @@ def recognition_pool() -> ProcessPoolExecutor:
     with _pool_lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(max_workers=pool_size(), mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_decoder)  # each process loads its decoder once, at start
+                                        initializer=_pool_process_start)
         return _pool
 
 
@@ -157,6 +158,16 @@ public <answer> = <yes> | <no> | <other>;
 YES_WORDS = {"yes", "yeah", "yep", "correct", "right"}
 NO_WORDS = {"no", "nope", "wrong", "not"}
 ANSWER_MAX_SECONDS = 1.6  # a yes or a no is short: a longer turn is a sentence, never a yes
+
+
+def _pool_process_start() -> None:
+    """A pool process: below the web worker's priority (the calls' audio frames come first on a busy machine; a
+    turn's decode can wait a few ms), its decoder loaded once, at start."""
+    try:
+        os.nice(POOL_NICENESS)
+    except OSError:  # pragma: no cover - not permitted here
+        pass
+    _decoder()
 
 
 def _decoder():
