@@ -41,7 +41,7 @@ from calls.engine.events import (
 )
 from calls.providers.base import Provider, logger
 
-CONFIRM_TRIES = 2  # confirmations not understood before the agent offers the keys
+CONFIRM_TRIES = 1  # confirmations not understood before the agent offers the keys (measured: bench.offline_agent)
 
 
 @dataclass
@@ -67,7 +67,8 @@ class Dialogue:
       no other rule heard: act at once.
     - A rule heard less surely (by one of them): confirm it, and listen for yes/no only.
     - Nothing (or two rules) heard: offer the keys ("Say sales or press 1.").
-    - While confirming: yes acts, no offers the keys, anything else asks again (then offers the keys).
+    - While confirming: yes acts, no (or an answer not understood) offers the keys.
+    - After the keys were offered, a spoken guess gets the keys again (not a confirmation).
     A scripted answer (information, not an action) is spoken when its keyword is among the recognised words."""
 
     def __init__(self, rules: list[dict], answers: list[dict]):
@@ -75,9 +76,10 @@ class Dialogue:
         self.answers = answers
         self.confirming: dict | None = None
         self.tries = 0
+        self.offered = False  # the keys were offered: a spoken guess now gets the keys again, not a confirmation
 
     def offer_keys(self, lead: str = "Sorry, I did not catch that.") -> Step:
-        self.confirming, self.tries = None, 0
+        self.confirming, self.tries, self.offered = None, 0, True
         options = []
         for rule in self.rules:
             label, digit = _label(rule), str(rule.get("digit") or "")
@@ -129,6 +131,10 @@ class Dialogue:
                 maybe.append(rule)
         if len(sure) == 1 and not maybe:
             return Step(rule=sure[0])
+        if self.offered and (sure or maybe):
+            # After the keys were offered, a single word is what the caller says, and the recogniser cannot hear
+            # single words over the phone (bench.offline_agent): the keys again, not a confirmation of a guess.
+            return self.offer_keys("Sorry, I am not sure. Please use the keys.")
         if len(sure) + len(maybe) == 1:
             return self.confirm((sure + maybe)[0])
         if sure or maybe:

@@ -155,7 +155,7 @@ public <answer> = <yes> | <no> | <other>;
 <no> = no | nope | no thanks | wrong | not that;
 <other> = one | two | three | four | five | six | seven | eight | nine | zero | oh;
 """
-YES_WORDS = {"yes", "yeah", "yep", "correct", "right"}
+YES_WORDS = {"yes", "yeah", "yea", "yep", "yup", "correct", "right"}
 NO_WORDS = {"no", "nope", "wrong", "not"}
 ANSWER_MAX_SECONDS = 1.6  # a yes or a no is short: a longer turn is a sentence, never a yes
 

@@ -33,13 +33,18 @@ def test_no_to_a_confirmation_offers_the_keys_and_a_key_acts():
     assert d.pressed("1").rule["action"] == "transfer_to_sales"
 
 
-def test_an_answer_not_understood_asks_again_then_offers_the_keys():
+def test_an_answer_not_understood_offers_the_keys():
     d = dialogue()
     d.heard("sales", keywords=())
-    again = d.heard("i want to talk to sales", answer="")
-    assert again.expect == "answer" and again.rule is None and "is that right" in again.say
-    keys = d.heard("um", answer="")
+    keys = d.heard("i want to talk to sales", answer="")
     assert keys.rule is None and "press 1" in keys.say and keys.expect == "open"
+
+
+def test_after_the_keys_were_offered_a_spoken_guess_gets_the_keys_again():
+    d = dialogue()
+    d.heard("i don't", keywords=())
+    step = d.heard("support", keywords=("support",))
+    assert step.rule is None and step.expect == "open" and "Please use the keys." in step.say
 
 
 def test_nothing_recognised_offers_the_keys_and_two_rules_heard_too():
