@@ -98,7 +98,6 @@ async def simulate(caller: dict, recognise: Recogniser, old: bool = False) -> di
         acted = next((r for r in RULES if r["keyword"] in words), None)
         return {"turns": 1, "acted": acted["keyword"] if acted else None}
     step = dialogue.heard(result["text"], tuple(result["keywords"]))
-    previous = ""
     for turn in range(1, 4):
         if step.rule is not None:
             return {"turns": turn, "acted": step.rule["keyword"]}
@@ -117,14 +116,12 @@ async def simulate(caller: dict, recognise: Recogniser, old: bool = False) -> di
             reply, said_keyword = ("say", intent), True
         else:
             reply = ("press", digit)
-        previous = said
         if reply[0] == "press":
             step = dialogue.pressed(reply[1]) or step
             continue
         expect = step.expect
         result = await recognise(reply[1], caller["voice"], expect)
         step = dialogue.heard(result["text"], tuple(result["keywords"]), result.get("answer", ""))
-    del previous
     return {"turns": 3, "acted": None}
 
 
