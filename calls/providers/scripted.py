@@ -12,6 +12,12 @@
   `SCRIPTED_SPEECH=tones`, it plays pre-rendered tones instead and detects the caller's voice (frame energy) for
   barge-in; DTMF rules work either way. With `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back
   (a line test; the media-streams benchmark uses it).
+
+Spoken words are a guess (the offline recogniser is weak over the phone), so the agent never acts on a guess
+(`Dialogue`): it acts at once only on a confident, long phrase ("talk to sales": the words and the keyword
+search agree); otherwise it confirms ("Sales, is that right? Say yes or press 1.", the answer heard with the
+closed yes/no grammar) or offers the keys ("Say sales or press 1. ..."). Keys and typed words are exact: they
+act at once. A wrong action is worse than a question.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import asyncio
 import base64
 import json
 import re
+from dataclasses import dataclass
 
 from calls.engine import audio
 from calls.engine.events import (
@@ -33,6 +40,110 @@ from calls.engine.events import (
     Transcript,
 )
 from calls.providers.base import Provider, logger
+
+CONFIRM_TRIES = 1  # confirmations not understood before the agent offers the keys (measured: bench.offline_agent)
+
+
+@dataclass
+class Step:
+    """What the agent does next: say `say`; run `rule` (a handover rule) or speak `answer` (a scripted answer);
+    listen for `expect` ("open" words, or the "answer" to a yes/no question)."""
+
+    say: str = ""
+    rule: dict | None = None
+    answer: dict | None = None
+    expect: str = "open"
+
+
+def _label(rule: dict) -> str:
+    keyword = str(rule.get("keyword") or "").strip()
+    return keyword or str(rule.get("action") or "").replace("_", " ").strip()
+
+
+class Dialogue:
+    """The scripted agent's decisions on spoken turns: never act on a guess.
+
+    - A handover rule's keyword heard in a long phrase ("to sales") by both the words and the keyword search, with
+      no other rule heard: act at once.
+    - A rule heard less surely (by one of them): confirm it, and listen for yes/no only.
+    - Nothing (or two rules) heard: offer the keys ("Say sales or press 1.").
+    - While confirming: yes acts, no (or an answer not understood) offers the keys.
+    - After the keys were offered, a spoken guess gets the keys again (not a confirmation).
+    A scripted answer (information, not an action) is spoken when its keyword is among the recognised words."""
+
+    def __init__(self, rules: list[dict], answers: list[dict]):
+        self.rules = [r for r in rules if isinstance(r, dict) and r.get("action")]
+        self.answers = answers
+        self.confirming: dict | None = None
+        self.tries = 0
+        self.offered = False  # the keys were offered: a spoken guess now gets the keys again, not a confirmation
+
+    def offer_keys(self, lead: str = "Sorry, I did not catch that.") -> Step:
+        self.confirming, self.tries, self.offered = None, 0, True
+        options = []
+        for rule in self.rules:
+            label, digit = _label(rule), str(rule.get("digit") or "")
+            if label and digit:
+                options.append(f"Say {label} or press {digit}.")
+            elif label:
+                options.append(f"Say {label}.")
+        return Step(say=" ".join([lead, *options]).strip() or DEFAULT_ANSWER)
+
+    def confirm(self, rule: dict, lead: str = "") -> Step:
+        self.confirming = rule
+        digit = str(rule.get("digit") or "")
+        how = f"Say yes or press {digit}." if digit else "Say yes or no."
+        label = _label(rule)
+        return Step(say=" ".join(x for x in (lead, f"{label[:1].upper()}{label[1:]}, is that right? {how}") if x),
+                    expect="answer")
+
+    def pressed(self, digit: str) -> Step | None:
+        for rule in self.rules:
+            if str(rule.get("digit") or "") == digit:
+                self.confirming, self.tries = None, 0
+                return Step(rule=rule)
+        return None
+
+    def heard(self, text: str, keywords: tuple = (), answer: str = "") -> Step:
+        if self.confirming is not None:
+            rule = self.confirming
+            if answer == "yes":
+                self.confirming, self.tries = None, 0
+                return Step(rule=rule)
+            if answer == "no":
+                return self.offer_keys("Sorry about that.")
+            self.tries += 1
+            if self.tries >= CONFIRM_TRIES:
+                return self.offer_keys()
+            return self.confirm(rule, "Sorry, I did not catch that.")
+        lowered = " ".join(re.findall(r"[\w']+", (text or "").lower()))
+        words = set(lowered.split())
+        spotted = {str(k).lower() for k in keywords}
+        sure, maybe = [], []
+        for rule in self.rules:
+            keyword = str(rule.get("keyword") or "").lower().strip()
+            if not keyword:
+                continue
+            in_words = keyword in words or (" " in keyword and keyword in lowered)
+            if in_words and keyword in spotted and f"to {keyword}" in lowered:
+                sure.append(rule)
+            elif in_words or keyword in spotted:
+                maybe.append(rule)
+        if len(sure) == 1 and not maybe:
+            return Step(rule=sure[0])
+        if self.offered and (sure or maybe):
+            # After the keys were offered, a single word is what the caller says, and the recogniser cannot hear
+            # single words over the phone (bench.offline_agent): the keys again, not a confirmation of a guess.
+            return self.offer_keys("Sorry, I am not sure. Please use the keys.")
+        if len(sure) + len(maybe) == 1:
+            return self.confirm((sure + maybe)[0])
+        if sure or maybe:
+            return self.offer_keys("Sorry, I am not sure which one you want.")
+        for row in self.answers:
+            keys = [str(k).lower().strip() for k in row.get("keywords", []) if str(k).strip()]
+            if keys and any(k in words or (" " in k and k in lowered) for k in keys):
+                return Step(say=str(row.get("answer") or ""), answer=row)
+        return self.offer_keys()
 
 SPEECH_LEVEL = 8.0  # mean |sample|/128 above which a frame counts as voice
 SPEECH_FRAMES = 3  # consecutive voiced frames (60 ms) before "speech started"
@@ -59,6 +170,7 @@ class ScriptedProvider(Provider):
         self._greeting_timer = None
         self._wants_speech = (ctx.modality == "audio" and not self.echo
                               and ctx.setting("SCRIPTED_SPEECH", "offline").lower() != "tones")
+        self.dialogue = Dialogue(list(ctx.handover_rules or []), list(ctx.scripted_answers or []))
 
     async def start(self) -> None:
         voice = self._voice() if self._wants_speech else None
@@ -89,8 +201,10 @@ class ScriptedProvider(Provider):
         if not offline.espeak_available():
             logger.warning("scripted agent speaks tones: espeak-ng is not installed")
             return None
-        settings = SpeechSettings(language=self.ctx.language or "en-US", voice=self.ctx.voice,
-                                  hints=scripted_hints(self.ctx))
+        # The keyword search spots the handover rules' keywords (answers go by the recognised words only).
+        rule_keywords = tuple(h for h in scripted_hints(self.ctx)
+                              if h in {str(r.get("keyword") or "").strip().lower() for r in self.ctx.handover_rules})
+        settings = SpeechSettings(language=self.ctx.language or "en-US", voice=self.ctx.voice, hints=rule_keywords)
         return VoicePipeline(self, stt=offline.PocketsphinxSpeechToText(settings),
                              tts=offline.EspeakTextToSpeech(settings), voice_activity=vad_from_settings(self.ctx),
                              on_turn=self._heard)
@@ -110,7 +224,29 @@ class ScriptedProvider(Provider):
         await super().close()
 
     async def _heard(self, text: str, keywords: tuple) -> None:
-        await self.on_text(text, keywords=keywords)
+        """A spoken turn: a guess, decided by `Dialogue` (confirm or offer keys rather than act on it)."""
+        stt = self.voice.stt if self.voice is not None else None
+        result = getattr(stt, "last_result", None) or {}
+        answer = str(result.get("answer") or "") if getattr(stt, "expect", "open") == "answer" else ""
+        missing = [k for k in keywords if k not in (text or "").lower()]
+        shown = answer or text
+        self.emit(Transcript("caller", shown + (f" [{', '.join(missing)}]" if missing else "")))
+        if self._instruction:
+            text_, self._instruction = self._instruction, ""
+            self._say(text_)
+            return
+        self._do(self.dialogue.heard(text, keywords, answer))
+
+    def _do(self, step: Step) -> None:
+        stt = self.voice.stt if self.voice is not None else None
+        if stt is not None and hasattr(stt, "expect"):
+            stt.expect = step.expect  # the closed yes/no grammar while a confirmation is pending
+        if step.rule is not None:
+            self._act(str(step.rule.get("action") or ""), str(step.rule.get("say") or ""), step.rule)
+            return
+        self._say(step.say)
+        if step.answer is not None and step.answer.get("play"):
+            self.emit(PlayAudio(str(step.answer["play"])))
 
     # -- output -----------------------------------------------------------------
 
@@ -224,10 +360,10 @@ class ScriptedProvider(Provider):
         self._say(DEFAULT_ANSWER)
 
     async def on_dtmf(self, digit: str) -> None:
-        for rule in self.ctx.handover_rules:
-            if str(rule.get("digit") or "") == digit:
-                self._act(str(rule.get("action") or ""), str(rule.get("say") or ""), rule)
-                return
+        step = self.dialogue.pressed(digit)  # a key is exact: its rule runs at once
+        if step is not None:
+            self._do(step)
+            return
         if self._instruction:
             text, self._instruction = self._instruction, ""
             self._say(text)

@@ -9,9 +9,11 @@ recording callbacks in order:
   `<Number>` answers with `dial_outcome`), then requests the `action` URL with `DialCallStatus`.
 - `<Record>` makes a recording, sends its status callback and requests the `action` URL.
 - `<Connect><Stream>` opens the websocket as Twilio does (`connected`, `start` with the `<Parameter>`s, 20 ms
-  μ-law `media` frames, marks echoed, `stop`): it waits for the agent's greeting, speaks `say` (synthesised by
-  espeak-ng) and listens to the reply. A REST redirect of the call (a handover's `<Dial>`) ends the stream and
-  the new TwiML is followed.
+  μ-law `media` frames all along, silence between the caller's words; the agent's audio played in real time, a
+  mark echoed when the audio before it has played, `clear` honoured; `dtmf`; `stop`): it waits for the agent's
+  greeting, then follows the caller's script (say, wait for the reply, say again, press a key; `SimulatedCall
+  .script`, or `say` once) and stays on the line until the app hangs up or a limit. A REST redirect of the call
+  (a handover's `<Dial>`) ends the stream and the new TwiML is followed.
 - `<Connect><ConversationRelay>` opens the websocket with the handshake's `X-Twilio-Signature`, sends `setup`,
   waits for the greeting, sends `say` as a `prompt`; after `end` it requests the `<Connect action>` URL with
   `HandoffData` and follows that TwiML.
@@ -36,16 +38,17 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
+SILENCE_FRAME = b"\xff" * FRAME_BYTES
 DEFAULT_SAY = "I want to talk to sales"
 MAX_TWIML_STEPS = 20  # redirects and actions followed at most (a loop in someone's TwiML ends the call)
 MAX_CALL_SECONDS = 60.0
 
 
-def speech_ulaw(text: str) -> bytes:
+def speech_ulaw(text: str, voice: str = "en-us") -> bytes:
     """`text` spoken by espeak-ng as 8 kHz μ-law (a short tone when espeak-ng is not installed)."""
     espeak = shutil.which("espeak-ng") or shutil.which("espeak")
     if espeak:
-        wav = subprocess.run([espeak, "-v", "en-us", "-s", "150", "--stdout", text], capture_output=True,
+        wav = subprocess.run([espeak, "-v", voice, "-s", "150", "--stdout", text], capture_output=True,
                              check=True, timeout=30).stdout
         with wave.open(io.BytesIO(wav)) as w:
             pcm, rate, width = w.readframes(w.getnframes()), w.getframerate(), w.getsampwidth()
@@ -96,6 +99,13 @@ class SimulatedCall:
     from_: str = "+15005550006"
     say: str = DEFAULT_SAY
     dial_outcome: str = "completed"
+    # Media Streams: the caller's turns (`_next_step`): [{"say": "..."}, {"press": "1"}, {"silence": 2}], each
+    # followed by waiting for the agent's reply (but silence); or a function (call, turn) -> step | None.
+    script: object = None
+    voice: str = "en-us"  # espeak-ng voice of the caller's words
+    quiet: float = 2.5  # seconds of quiet after the agent's audio played out that end its reply
+    linger: float = 6.0  # seconds the caller stays on the line after the script before hanging up
+    limit: float = MAX_CALL_SECONDS  # the whole call, at most
     call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
     events: list = field(default_factory=list)
     status: str = "ringing"
@@ -257,6 +267,12 @@ class SimulatedCall:
         return None
 
     def _stream(self, stream, history_before: int) -> None:
+        """Twilio's side of a bidirectional Media Stream, as Twilio behaves: caller audio (or silence) every 20 ms
+        for as long as the stream lives, the agent's audio "played" in real time (a mark is echoed when the audio
+        before it would have finished playing; `clear` drops what is queued and echoes its marks at once), DTMF
+        as `dtmf` messages. The caller follows the script (`steps()`); then stays on the line, quiet, until the
+        app hangs up or redirects, or `linger` seconds pass."""
+        from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
 
         url = stream.get("url", "")
@@ -264,25 +280,47 @@ class SimulatedCall:
         stream_sid = "MZ" + secrets.token_hex(16)
         self._log("stream", url=url)
         heard = {"frames": 0, "bytes": 0, "last": time.monotonic(), "marks": 0, "clears": 0}
+        playout = {"until": time.monotonic(), "marks": []}  # when the queued agent audio ends; (due, mark) pending
+        lock = threading.Lock()
         closed = threading.Event()
         with connect(url, open_timeout=5, close_timeout=2, max_size=2 ** 20) as ws:
             def send(message: dict) -> None:
-                ws.send(json.dumps(message))
+                try:
+                    with lock:
+                        ws.send(json.dumps(message))
+                except ConnectionClosed:  # the app hung up between two frames
+                    closed.set()
+
+            def echo_due_marks(everything: bool = False) -> None:
+                now = time.monotonic()
+                with lock:
+                    due = [m for t, m in playout["marks"] if everything or t <= now]
+                    playout["marks"] = [] if everything else [(t, m) for t, m in playout["marks"] if t > now]
+                for mark in due:
+                    heard["marks"] += 1
+                    send({"event": "mark", "streamSid": stream_sid, "mark": mark})
 
             def reader() -> None:
                 try:
                     for raw in ws:
                         message = json.loads(raw)
                         event = message.get("event")
+                        now = time.monotonic()
                         if event == "media":
+                            size = len(base64.b64decode(message.get("media", {}).get("payload", "")))
                             heard["frames"] += 1
-                            heard["bytes"] += len(base64.b64decode(message.get("media", {}).get("payload", "")))
-                            heard["last"] = time.monotonic()
+                            heard["bytes"] += size
+                            heard["last"] = now
+                            with lock:
+                                playout["until"] = max(playout["until"], now) + size / 8000
                         elif event == "mark":
-                            heard["marks"] += 1
-                            send({"event": "mark", "streamSid": stream_sid, "mark": message.get("mark", {})})
+                            with lock:
+                                playout["marks"].append((max(playout["until"], now), message.get("mark", {})))
                         elif event == "clear":
                             heard["clears"] += 1
+                            with lock:
+                                playout["until"] = now
+                            echo_due_marks(everything=True)
                 except Exception:  # noqa: BLE001 - the server closed the socket
                     pass
                 finally:
@@ -294,45 +332,94 @@ class SimulatedCall:
                             "tracks": ["inbound"], "customParameters": parameters,
                             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
             threading.Thread(target=reader, daemon=True).start()
+            seq = [1]
             chunk = [0]
+            clock = [time.monotonic()]
+
+            def ended() -> bool:
+                return closed.is_set() or self._out_of_time() or self._redirected_twiml(history_before) is not None
 
             def play(audio: bytes) -> None:
+                """Send `audio` (caller speech or silence) in 20 ms frames at the line's pace."""
                 for i in range(0, len(audio), FRAME_BYTES):
-                    if closed.is_set() or self._redirected_twiml(history_before) is not None:
+                    if ended():
                         return
                     frame = audio[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
                     chunk[0] += 1
-                    send({"event": "media", "sequenceNumber": str(chunk[0] + 1), "streamSid": stream_sid,
+                    seq[0] += 1
+                    send({"event": "media", "sequenceNumber": str(seq[0]), "streamSid": stream_sid,
                           "media": {"track": "inbound", "chunk": str(chunk[0]), "timestamp": str(chunk[0] * 20),
                                     "payload": base64.b64encode(frame).decode()}})
-                    time.sleep(0.02)
+                    echo_due_marks()
+                    clock[0] += 0.02
+                    time.sleep(max(0.0, clock[0] - time.monotonic()))
 
-            def quiet_for(seconds: float, limit: float) -> None:
-                """Caller silence until the agent has said something and then been quiet for `seconds`."""
+            def playing() -> bool:
+                with lock:
+                    return playout["until"] > time.monotonic()
+
+            def wait_reply(quiet: float, limit: float) -> None:
+                """Caller silence until the agent has said something, it has played out, and the line has been
+                quiet for `quiet` seconds (longer than end of turn plus recognition); at most `limit` seconds."""
                 until = time.monotonic() + limit
-                while time.monotonic() < until and not closed.is_set():
-                    if self._redirected_twiml(history_before) is not None:
+                frames_before = heard["frames"]
+                while time.monotonic() < until and not ended():
+                    if (heard["frames"] > frames_before and not playing()
+                            and time.monotonic() - heard["last"] > quiet):
                         return
-                    if heard["frames"] and time.monotonic() - heard["last"] > seconds:
-                        return
-                    play(b"\xff" * FRAME_BYTES * 10)
+                    play(SILENCE_FRAME * 5)
 
-            quiet_for(1.0, 8.0)
+            clock[0] = time.monotonic()
+            wait_reply(self.quiet, 10.0)
             self._log("heard", what="greeting", messages=heard["frames"], seconds=round(heard["bytes"] / 8000, 2))
-            spoken = speech_ulaw(self.say)
-            self._log("caller_says", text=self.say, seconds=round(len(spoken) / 8000, 2))
-            before = heard["bytes"]
-            play(spoken)
-            heard["last"] = time.monotonic()
-            quiet_for(1.5, 10.0)
-            self._log("heard", what="reply", seconds=round((heard["bytes"] - before) / 8000, 2),
-                      clears=heard["clears"])
+            turn = 0
+            while not ended():
+                step = self._next_step(turn)
+                if step is None:
+                    break
+                turn += 1
+                before = heard["bytes"]
+                if step.get("say"):
+                    spoken = speech_ulaw(step["say"], voice=step.get("voice") or self.voice)
+                    self._log("caller_says", text=step["say"], seconds=round(len(spoken) / 8000, 2))
+                    play(spoken)
+                elif step.get("press"):
+                    for digit in str(step["press"]):
+                        seq[0] += 1
+                        send({"event": "dtmf", "streamSid": stream_sid, "sequenceNumber": str(seq[0]),
+                              "dtmf": {"track": "inbound_track", "digit": digit}})
+                        self._log("caller_presses", digit=digit)
+                        play(SILENCE_FRAME * 10)
+                elif step.get("silence"):
+                    play(SILENCE_FRAME * int(float(step["silence"]) * 50))
+                    continue
+                heard["last"] = time.monotonic()
+                wait_reply(self.quiet, float(step.get("limit") or 20.0))
+                self._log("heard", what="reply", seconds=round((heard["bytes"] - before) / 8000, 2),
+                          clears=heard["clears"], marks=heard["marks"])
+            # The script is done: the caller stays on the line (silence) until the app hangs up or a limit.
+            until = time.monotonic() + self.linger
+            while time.monotonic() < until and not ended():
+                play(SILENCE_FRAME * 5)
             if not closed.is_set():
                 try:
-                    send({"event": "stop", "sequenceNumber": str(chunk[0] + 2), "streamSid": stream_sid,
+                    seq[0] += 1
+                    send({"event": "stop", "sequenceNumber": str(seq[0]), "streamSid": stream_sid,
                           "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
                 except Exception:  # noqa: BLE001
                     pass
+
+    def _next_step(self, turn: int) -> dict | None:
+        """The caller's next step: from `script` (a list of steps, or a function of this call and the turn
+        number for a caller who reacts to what the agent said), else `say` once."""
+        script = self.script if self.script is not None else [{"say": self.say}]
+        if callable(script):
+            step = script(self, turn)
+        else:
+            step = script[turn] if turn < len(script) else None
+        if isinstance(step, str):
+            step = {"say": step}
+        return step
 
     def _relay(self, relay, history_before: int) -> str | None:
         from twilio.request_validator import RequestValidator
@@ -481,7 +568,7 @@ class SimulatedCall:
         return None
 
     def _out_of_time(self) -> bool:
-        return time.monotonic() - self.started > MAX_CALL_SECONDS
+        return time.monotonic() - self.started > self.limit
 
     def _log(self, kind: str, **fields) -> None:
         self.events.append({"at": round(time.monotonic() - self.started, 3), "event": kind, **fields})

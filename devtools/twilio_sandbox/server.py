@@ -351,7 +351,8 @@ class SandboxServer:
             return [r for r in self.requests if regex.search(r[1]) and (method is None or r[0] == method)]
 
     def simulate_call(self, account_sid: str, to: str, *, from_: str = "+15005550006", say: str = "",
-                      dial_outcome: str = "completed", wait: bool = False, timeout: float = 90.0):
+                      dial_outcome: str = "completed", wait: bool = False, timeout: float = 90.0,
+                      script=None, **options):
         """Place an inbound call to one of the account's numbers, as Twilio would (`phone.SimulatedCall`).
 
         Runs in its own thread; `wait=True` returns once the call has ended."""
@@ -359,7 +360,7 @@ class SandboxServer:
         from devtools.twilio_sandbox.signalling import RingingCall  # a SimulatedCall that can ring a browser
 
         call = RingingCall(sandbox=self, account_sid=account_sid, to=to, from_=from_, say=say or DEFAULT_SAY,
-                             dial_outcome=dial_outcome)
+                           dial_outcome=dial_outcome, script=script, **options)
         with self.lock:
             self.simulated[call.call_sid] = call
         call.start()
@@ -1318,7 +1319,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return Result(201, {"sid": sid})
             if action == "simulate_call":
                 call = sb.simulate_call(params["AccountSid"], params["To"], from_=params.get("From") or "+15005550006",
-                                        say=params.get("Say", ""), dial_outcome=params.get("DialOutcome", "completed"))
+                                        say=params.get("Say", ""), dial_outcome=params.get("DialOutcome", "completed"),
+                                        script=_script(params.get("Script")))
                 return Result(201, {"sid": call.call_sid, "progress": f"/_sandbox/simulated_calls/{call.call_sid}"})
             if action == "complete_recording":
                 sb.complete_recording(params["AccountSid"], params["RecordingSid"],
@@ -1355,8 +1357,9 @@ _CONTROL_HELP = {
     "POST /_sandbox/complete_validation": "AccountSid, PhoneNumber, Success?: finish a caller ID verification call",
     "POST /_sandbox/auto_complete_validations": "Enabled=true|false",
     "POST /_sandbox/calls": "AccountSid, CallSid?, To?, From?, Status?, Direction?: a live call",
-    "POST /_sandbox/simulate_call": "AccountSid, To, From?, Say?, DialOutcome?: place an inbound call to a number, as "
-                                    "Twilio would (its voice URL, the TwiML, streams, callbacks)",
+    "POST /_sandbox/simulate_call": "AccountSid, To, From?, Say?, DialOutcome?, Script? (JSON list of steps: "
+                                    '{"say": "..."}, {"press": "1"}, {"silence": 2}): place an inbound call to a '
+                                    "number, as Twilio would (its voice URL, the TwiML, streams, callbacks)",
     "GET /_sandbox/simulated_calls[/<CallSid>]": "the simulated calls and what happened in each",
     "POST /_sandbox/complete_recording": "AccountSid, RecordingSid, Duration?",
     "POST /_sandbox/alerts": "AccountSid, ErrorCode, AlertText, LogLevel?, ResourceSid?",
@@ -1367,3 +1370,13 @@ _CONTROL_HELP = {
 
 def _flatten(parsed: dict[str, list[str]]) -> dict:
     return {k: (v[0] if len(v) == 1 else v) for k, v in parsed.items()}
+
+
+def _script(raw) -> list | None:
+    """The control API's `Script`: a JSON list of caller steps (strings are said), or None."""
+    if not raw:
+        return None
+    steps = json.loads(raw)
+    if not isinstance(steps, list) or not all(isinstance(x, (str, dict)) for x in steps):
+        raise ValueError("Script must be a JSON list of steps")
+    return steps

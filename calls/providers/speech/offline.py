@@ -6,11 +6,17 @@ Recognition over the phone is hard for pocketsphinx's wideband model: μ-law 8 k
 (an "s" sounds like an "f": free decoding hears "talk to fail" for "talk to sales"). So the stage
 - resamples 8 kHz to the model's 16 kHz with soxr (the cascaded provider does it, as for any stage),
 - decodes the whole turn with the language model (the transcript), and
-- when it has hints (the scripted version's keywords: answers' keywords and handover rules' keywords), also runs
-  pocketsphinx's keyword search (a phone loop against each keyphrase) over the same audio: the keywords it
-  spots are in `Final.keywords`, which the scripted agent matches as well as the words. The keyword search gets
-  the turn without the quiet around the words (100 ms kept): long digital silence upsets its decisions.
-Decoding runs in a thread at the end of the turn (a second of speech takes ~0.2 s of one core).
+- when it has hints (the scripted version's handover keywords), also runs pocketsphinx's keyword search (a phone
+  loop against each keyphrase, per-keyword thresholds by length, no keyword shorter than 4 phones: short words
+  fire on almost anything) over the same audio: the keywords it spots are in `Final.keywords`. The keyword search
+  gets the turn without the quiet around the words (100 ms kept): long digital silence upsets its decisions.
+- when the agent asked a yes/no question (`expect = "answer"`), decodes with a closed grammar (yes / no / digits
+  as fillers) and accepts "yes" only when the open decode agrees and the turn is short (`recognise`).
+Decoding is CPU-bound and pocketsphinx holds the GIL: it runs in this worker process's recognition pool (spawned
+processes, `OFFLINE_STT_PROCESSES`, default min(2, cores)), each with one decoder loaded once and reused by every
+call; the call awaits it (`run_in_executor`), so other calls' audio keeps flowing. The 8 kHz front end
+(`samprate=8000`, `nfft=256`, `upperf` 3500-3800 with the shipped model) was measured and is worse than
+resampling to 16 kHz (the model's filterbank is trained to 6.8 kHz): bench/recognition.py.
 
 The agent's voice is espeak-ng's Klatt variant (`en-us+klatt` by default; the version's voice overrides it):
 it is also the one pocketsphinx understands best.
@@ -19,8 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import re
 import shutil
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -28,7 +39,6 @@ from calls.providers.speech.base import Final, SpeechConfigError, SpeechError, S
 
 logger = logging.getLogger("calls.providers.speech.offline")
 
-KEYWORD_THRESHOLD = 1e-20  # pocketsphinx keyword search: lower spots more (and more falsely)
 MAX_TURN_SECONDS = 30
 ESPEAK = "espeak-ng"
 ESPEAK_RATE = 22050
@@ -47,38 +57,31 @@ def _wav_data(wav: bytes) -> bytes:
 
 
 class PocketsphinxSpeechToText(SpeechToText):
+    """The turn's audio is decoded in the recognition pool (`recognition_pool()`), never on the event loop.
+
+    `expect` is what the agent asked for: "open" (any words; keyword spotting over the hints) or "answer" (a
+    closed yes/no question: the answer grammar, cross-checked with the open decode, see `recognise`)."""
+
     name = "pocketsphinx"
     sample_rate = 16000
 
     def __init__(self, settings):
         super().__init__(settings)
         self._buffer = bytearray()
-        self._decoder = None
-        self._keywords: list[str] = []
-        self._busy: asyncio.Task | None = None
+        self._hints: tuple[str, ...] = ()
+        self._ready = False
+        self.expect = "open"
 
     async def start(self) -> None:
         if not self.settings.language.lower().startswith("en"):
             raise SpeechConfigError(f"The offline speech recognition knows English only, not {self.settings.language}.")
+        self._hints = tuple(str(h) for h in self.settings.hints)
         try:
-            self._decoder, self._keywords = await asyncio.to_thread(self._load, self.settings.hints)
-        except (ImportError, RuntimeError, OSError) as exc:
+            # Warms the pool's decoder for these hints (loaded once per pool process, then reused by every call).
+            await _in_pool(_prepare, self._hints)
+        except (ImportError, RuntimeError, OSError, BrokenProcessPool) as exc:
             raise SpeechConfigError(f"The offline speech recognition could not load ({type(exc).__name__}).") from exc
-
-    @staticmethod
-    def _load(hints: tuple[str, ...]):
-        from pocketsphinx import Decoder
-
-        decoder = Decoder(samprate=16000, loglevel="FATAL")
-        keywords = []
-        for hint in hints:
-            phrase = " ".join(re.findall(r"[a-z']+", str(hint).lower()))
-            # Keyword search needs every word in the dictionary (pocketsphinx has no letter-to-sound here).
-            if phrase and phrase not in keywords and all(decoder.lookup_word(w) for w in phrase.split()):
-                keywords.append(phrase)
-        if keywords:
-            _add_keywords(decoder, keywords)
-        return decoder, keywords
+        self._ready = True
 
     async def send(self, pcm16: bytes) -> None:
         if len(self._buffer) < MAX_TURN_SECONDS * self.sample_rate * 2:
@@ -86,27 +89,178 @@ class PocketsphinxSpeechToText(SpeechToText):
 
     async def end_of_turn(self) -> None:
         data, self._buffer = bytes(self._buffer), bytearray()
-        if not data or self._decoder is None:
+        if not data or not self._ready:
             self.events.put_nowait(Final(""))
             return
         try:
-            text, spotted = await asyncio.to_thread(self._decode, data)
-        except RuntimeError as exc:
+            result = await _in_pool(recognise, data, self._hints, self.expect)
+        except (RuntimeError, OSError, BrokenProcessPool) as exc:
             raise SpeechError(f"Offline recognition failed ({type(exc).__name__}).") from exc
-        self.events.put_nowait(Final(text, keywords=tuple(spotted)))
+        self.last_result = result
+        self.events.put_nowait(Final(result["text"], keywords=tuple(result["keywords"])))
 
-    def _decode(self, data: bytes) -> tuple[str, list[str]]:
-        decoder = self._decoder
-        decoder.activate_search("_default")
-        text = _run(decoder, data)
-        spotted: list[str] = []
-        if self._keywords:
-            decoder.activate_search("keywords")
-            for word in _run(decoder, trim_silence(data, self.sample_rate, margin_ms=100)).split("  "):
-                word = word.strip()
-                if word and word not in spotted:
-                    spotted.append(word)
-        return text, spotted
+
+# -- the recognition pool: pocketsphinx holds the GIL while it decodes, so it runs in other processes -------------
+
+POOL_PROCESSES_DEFAULT = 2
+POOL_NICENESS = 10
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def pool_size() -> int:
+    try:
+        size = int(os.environ.get("OFFLINE_STT_PROCESSES") or 0)
+    except ValueError:
+        size = 0
+    return max(1, size or min(POOL_PROCESSES_DEFAULT, os.cpu_count() or 1))
+
+
+def recognition_pool() -> ProcessPoolExecutor:
+    """This worker process's recognition pool (bounded: `OFFLINE_STT_PROCESSES`, default min(2, cores)), started
+    on first use. Spawned, not forked: the web worker has threads (a fork could copy a held lock)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(max_workers=pool_size(), mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_pool_process_start)
+        return _pool
+
+
+def shutdown_pool() -> None:
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _in_pool(fn, *args):
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(recognition_pool(), fn, *args)
+    except BrokenProcessPool:
+        shutdown_pool()  # a pool process died (killed, out of memory): the next turn starts a fresh pool
+        raise
+
+
+# In a pool process: one decoder, its keyword searches per hint set (a few, the oldest dropped), the answer grammar.
+_DECODER = None
+_KEYWORD_SEARCHES: dict[tuple, tuple[str, list[str]]] = {}
+MAX_KEYWORD_SEARCHES = 32
+ANSWER_GRAMMAR = """#JSGF V1.0;
+grammar answer;
+public <answer> = <yes> | <no> | <other>;
+<yes> = yes | yeah | yep | yes please | that's right | correct;
+<no> = no | nope | no thanks | wrong | not that;
+<other> = one | two | three | four | five | six | seven | eight | nine | zero | oh;
+"""
+YES_WORDS = {"yes", "yeah", "yea", "yep", "yup", "correct", "right"}
+NO_WORDS = {"no", "nope", "wrong", "not"}
+ANSWER_MAX_SECONDS = 1.6  # a yes or a no is short: a longer turn is a sentence, never a yes
+
+
+def _pool_process_start() -> None:
+    """A pool process: below the web worker's priority (the calls' audio frames come first on a busy machine; a
+    turn's decode can wait a few ms), its decoder loaded once, at start."""
+    try:
+        os.nice(POOL_NICENESS)
+    except OSError:  # pragma: no cover - not permitted here
+        pass
+    _decoder()
+
+
+def _decoder():
+    global _DECODER
+    if _DECODER is None:
+        from pocketsphinx import Decoder
+
+        _DECODER = Decoder(samprate=16000, loglevel="FATAL")
+        _DECODER.add_jsgf_string("answer", ANSWER_GRAMMAR)
+    return _DECODER
+
+
+MIN_SPOT_PHONES = 4  # shorter keywords (yes, no, digits, "hi") fire on almost anything: never spotted in open speech
+
+
+def keyword_threshold(phones: int) -> float:
+    """Per-keyword threshold of the keyword search, by the phrase's length in phones (measured on espeak-ng voices
+    over the phone line, bench/recognition.py): a longer phrase has a lower probability at the same confidence."""
+    return 1e-20 if phones <= 4 else 1e-25 if phones <= 6 else 1e-30
+
+
+def spotting_phrases(decoder, hints) -> list[tuple[str, float]]:
+    """The keyphrases of the open keyword search with their thresholds: the hints the dictionary knows whose
+    pronunciation has at least `MIN_SPOT_PHONES` phones (no single short word)."""
+    phrases: list[tuple[str, float]] = []
+    for hint in hints:
+        phrase = " ".join(re.findall(r"[a-z']+", str(hint).lower()))
+        if not phrase or any(phrase == p for p, _ in phrases):
+            continue
+        prons = [decoder.lookup_word(w) for w in phrase.split()]
+        if not all(prons):
+            continue  # pocketsphinx has no letter-to-sound here
+        phones = sum(len(p.split()) for p in prons)
+        if phones >= MIN_SPOT_PHONES:
+            phrases.append((phrase, keyword_threshold(phones)))
+    return phrases
+
+
+def _prepare(hints: tuple) -> tuple[str, list[str]]:
+    key = tuple(hints)
+    if key in _KEYWORD_SEARCHES:
+        return _KEYWORD_SEARCHES[key]
+    decoder = _decoder()
+    phrases = spotting_phrases(decoder, hints)
+    name = ""
+    if phrases:
+        if len(_KEYWORD_SEARCHES) >= MAX_KEYWORD_SEARCHES:
+            oldest = next(iter(_KEYWORD_SEARCHES))
+            old_name, _ = _KEYWORD_SEARCHES.pop(oldest)
+            if old_name:
+                decoder.remove_search(old_name)
+        name = f"kws{abs(hash(key)) % 10 ** 12}"
+        _add_keywords(decoder, name, phrases)
+    _KEYWORD_SEARCHES[key] = (name, [p for p, _ in phrases])
+    return _KEYWORD_SEARCHES[key]
+
+
+def recognise(data: bytes, hints: tuple = (), expect: str = "open") -> dict:
+    """One turn (PCM16 16 kHz) → {"text", "keywords", "answer", "pid"}; runs in a pool process.
+
+    - open: the language model's words, and the hints spotted (a keyword counts once one of its phrases is).
+    - answer: "yes" only when the closed grammar says yes AND the open decode starts with a yes word AND the turn
+      is short (two views must agree: the grammar alone turns any sentence into one of its words); "no" when
+      either says no; otherwise "" (not understood: the agent asks again)."""
+    decoder = _decoder()
+    decoder.activate_search("_default")
+    text = _run(decoder, data)
+    result = {"text": text, "keywords": [], "answer": "", "pid": os.getpid()}
+    if expect == "answer":
+        trimmed = trim_silence(data, 16000, margin_ms=100)
+        decoder.activate_search("answer")
+        said = _run(decoder, trimmed)
+        words = text.split()
+        grammar_yes = bool(said) and said.split()[0] in YES_WORDS | {"that's"}
+        grammar_no = bool(said) and said.split()[0] in NO_WORDS
+        short = len(trimmed) / 32000 <= ANSWER_MAX_SECONDS
+        if grammar_yes and short and words and words[0] in YES_WORDS:
+            result["answer"] = "yes"
+        elif grammar_no or (words and words[0] in NO_WORDS):
+            result["answer"] = "no"
+        result["grammar"] = said
+        result["text"] = result["answer"] or text
+        return result
+    name, phrases = _prepare(tuple(hints))
+    if name:
+        decoder.activate_search(name)
+        spotted = []
+        for found in _run(decoder, trim_silence(data, 16000, margin_ms=100)).split("  "):
+            found = found.strip()
+            if found in phrases and found not in spotted:
+                spotted.append(found)
+        result["keywords"] = spotted
+    return result
 
 
 def trim_silence(data: bytes, rate: int, margin_ms: int = 100, level: float = 50.0) -> bytes:
@@ -126,16 +280,15 @@ def trim_silence(data: bytes, rate: int, margin_ms: int = 100, level: float = 50
     return data[first * step * 2: last * step * 2]
 
 
-def _add_keywords(decoder, keywords: list[str]) -> None:
-    import os
+def _add_keywords(decoder, name: str, keywords: list[tuple[str, float]]) -> None:
     import tempfile
 
     # The keyword list goes through a file (pocketsphinx's API for several keyphrases with thresholds).
     fd, path = tempfile.mkstemp(suffix=".kws", prefix="callwell-")
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f"{k} /{KEYWORD_THRESHOLD:g}/\n" for k in keywords))
-        decoder.add_kws("keywords", path)
+            fh.write("".join(f"{k} /{threshold:g}/\n" for k, threshold in keywords))
+        decoder.add_kws(name, path)
     finally:
         os.unlink(path)
 
