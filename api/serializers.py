@@ -1,6 +1,7 @@
 """The public API's shapes: the call as it is read, and the request that places one."""
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from calls.models import CallSession
@@ -75,9 +76,11 @@ class CallDetailSerializer(CallSerializer):
     class Meta(CallSerializer.Meta):
         fields = [*CallSerializer.Meta.fields, "transcript", "analysis"]
 
+    @extend_schema_field(TurnSerializer(many=True))
     def get_transcript(self, obj) -> list[TurnSerializer]:
         return TurnSerializer(obj.turns.all(), many=True).data
 
+    @extend_schema_field(AnalysisSerializer(allow_null=True))
     def get_analysis(self, obj) -> AnalysisSerializer | None:
         from calls.models import CallAnalysis
 

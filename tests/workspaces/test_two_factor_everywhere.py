@@ -1,6 +1,8 @@
 """Issue 22 point 1: the second factor guards every session view, the `/v1/` ones too (the voice token, caller
 IDs, number normalisation); only the views that check Twilio's signature themselves are exempt, each by its
 own mark, and the code-step page carries no dialer (no script, no voice token)."""
+import re
+
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -20,7 +22,8 @@ def _routes(patterns=None, prefix=""):
 
 
 def _concrete(route: str) -> str:
-    return "/" + route.replace("<int:workspace_id>", "1").replace("<str:identifier>", "x").lstrip("^").rstrip("$")
+    route = route.replace("<str:identifier>", "x").lstrip("^").rstrip("$")
+    return "/" + re.sub(r"<int:\w+>", "1", route)
 
 
 @pytest.fixture
