@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     path("", include("analytics.urls")),
     path("", include("api.urls")),
+    path("", include("campaigns.urls")),
     path("admin/", admin.site.urls),
 ]
 handler500 = "workspaces.views.server_error"
