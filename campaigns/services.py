@@ -487,33 +487,46 @@ def _dial(campaign: Campaign, cc_id: int, claim: str, now: datetime) -> str:
     return "dialled"
 
 
+def _claim_batch(campaign: Campaign, now: datetime) -> list[tuple[int, str]]:
+    """Claim up to the campaign's free slots of due contacts inside their window. The campaign's row is locked
+    first (an UPDATE: a row lock on PostgreSQL, the write lock on SQLite), so two workers' counts of calls in
+    progress never both see the same free slot; each contact is then taken by its own conditional UPDATE."""
+    with transaction.atomic():
+        Campaign.objects.filter(pk=campaign.pk).update(tick_count=F("tick_count"))
+        free = concurrency_of(campaign) - CampaignContact.objects.filter(
+            campaign=campaign, state=CampaignContact.State.CALLING).count()
+        if free <= 0:
+            return []
+        zones = _zones_open(campaign, now)
+        if not zones:
+            return []
+        due = list(CampaignContact.objects.filter(
+            campaign=campaign, finished_at__isnull=True, state__in=CampaignContact.WAITING, next_attempt_at__lte=now,
+            time_zone__in=zones).order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:free])
+        claims = []
+        for cc_id in due:
+            claim = _claim(cc_id, now)
+            if claim is not None:
+                claims.append((cc_id, claim))
+        return claims
+
+
 def _contacts_dial(campaign: Campaign, now: datetime) -> int:
     if campaign.worked_by != Campaign.WorkedBy.AGENT:
         return 0  # reps work their campaigns from the dialer
-    free = concurrency_of(campaign) - CampaignContact.objects.filter(
-        campaign=campaign, state=CampaignContact.State.CALLING).count()
-    if free <= 0:
-        return 0
-    zones = _zones_open(campaign, now)
-    if not zones:
-        return 0
-    due = list(CampaignContact.objects.filter(
-        campaign=campaign, finished_at__isnull=True, state__in=CampaignContact.WAITING, next_attempt_at__lte=now,
-        time_zone__in=zones).order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:free * 2])
+    claims = _claim_batch(campaign, now)
     dialled = 0
-    for cc_id in due:
-        if dialled >= free:
-            break
-        claim = _claim(cc_id, now)
-        if claim is None:
-            continue  # another worker took it
+    for index, (cc_id, claim) in enumerate(claims):
         if not _pace(campaign.workspace_id):
-            _claim_release(cc_id, claim, attempt_number=CampaignContact.objects.get(pk=cc_id).attempts)
-            break
-        result = _dial(campaign, cc_id, claim, now)
-        if result == "deferred":
-            break
-        dialled += 1
+            rest = claims[index:]
+        elif _dial(campaign, cc_id, claim, now) == "deferred":  # the workspace is at its limit (released)
+            rest = claims[index + 1:]
+        else:
+            dialled += 1
+            continue
+        for rest_id, rest_claim in rest:
+            _claim_release(rest_id, rest_claim, attempt_number=CampaignContact.objects.get(pk=rest_id).attempts)
+        break
     return dialled
 
 
