@@ -73,6 +73,9 @@ class Campaign(models.Model):
     window_days = models.JSONField(default=list)
     window_start = models.TimeField()
     window_end = models.TimeField()
+    # The time zones of the campaign's contacts, set when it starts (its contacts are fixed then): the scheduler
+    # asks which of them are inside the window without reading the contacts.
+    time_zones = models.JSONField(default=list, blank=True)
     max_concurrent = models.PositiveIntegerField(default=1)
     max_attempts = models.PositiveIntegerField(default=3)
     # Minutes to wait before the next attempt, per outcome; None: that outcome is not retried.

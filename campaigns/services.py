@@ -205,6 +205,9 @@ def campaign_start(*, campaign: Campaign, now=None) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != Campaign.Status.DRAFT:
         raise CampaignError("Only a draft campaign can be started.")
+    if campaign.worked_by == Campaign.WorkedBy.REPS:
+        raise CampaignError("Campaigns worked by reps need the power dialer, which is not available yet: "
+                            "choose an agent to work this campaign.")
     if campaign.worked_by == Campaign.WorkedBy.AGENT and (campaign.agent_id is None or campaign.environment_id is None):
         raise CampaignError("Choose the agent and the environment that work this campaign.")
     dnc = set(DoNotCallNumber.objects.filter(workspace_id=campaign.workspace_id).values_list("phone_number", flat=True))
@@ -219,7 +222,8 @@ def campaign_start(*, campaign: Campaign, now=None) -> Campaign:
                                         next_attempt_at=campaign.starts_at or now))
     CampaignContact.objects.bulk_create(rows, batch_size=2000)
     campaign.status = Campaign.Status.RUNNING
-    campaign.save(update_fields=["status"])
+    campaign.time_zones = sorted({row.time_zone for row in rows})
+    campaign.save(update_fields=["status", "time_zones"])
     _event(campaign, EventType.CAMPAIGN_STARTED, contacts=len(rows))
     return campaign
 
@@ -276,9 +280,8 @@ def in_window(campaign: Campaign, zone: str, now: datetime) -> bool:
 
 
 def _zones_open(campaign: Campaign, now: datetime) -> list[str]:
-    zones = (CampaignContact.objects.filter(campaign=campaign, finished_at__isnull=True)
-             .values_list("time_zone", flat=True).distinct().order_by())
-    return [z for z in zones if in_window(campaign, z, now)]
+    """The campaign's time zones whose local time is inside the window now (no query: fixed at start)."""
+    return [z for z in campaign.time_zones or [] if in_window(campaign, z, now)]
 
 
 def _outcome_of(session) -> tuple[str, str] | None:
