@@ -16,16 +16,17 @@ class ImportForm(forms.Form):
     """Step 1 uploads a file (preview); step 2 posts the same text back with `confirm` to import it."""
 
     file = forms.FileField(required=False, help_text="A CSV with a phone column; other columns become fields.")
-    text = forms.CharField(required=False, widget=forms.HiddenInput)
+    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"hidden": True, "rows": 1}))
 
-    MAX_BYTES = 5 * 1024 * 1024
+    # The preview posts the text back to import it: it must fit in Django's request body limit (2.5 MB).
+    MAX_BYTES = 2 * 1024 * 1024
 
     def clean(self):
         data = super().clean()
         upload = data.get("file")
         if upload is not None:
             if upload.size > self.MAX_BYTES:
-                raise forms.ValidationError("The file is larger than 5 MB: split it.")
+                raise forms.ValidationError("The file is larger than 2 MB: split it into several imports.")
             try:
                 data["text"] = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError:

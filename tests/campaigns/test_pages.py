@@ -156,3 +156,14 @@ def test_a_started_campaign_sends_campaign_events(setup):
     assert types[0] == "campaign.started" and types.count("campaign.contact_finished") == 4
     assert types[-1] == "campaign.completed"
     assert CampaignContact.objects.filter(state="answered").count() == 4
+
+
+def test_an_upload_that_is_not_utf8_or_too_big_is_refused_and_nothing_is_written(setup):
+    o, _, client = setup
+    contact_list = ContactList.objects.create(workspace=o.workspace, name="Fair")
+    url = f"/campaigns/lists/{contact_list.pk}/"
+    latin = client.post(url, {"file": SimpleUploadedFile("x.csv", "phone,name\n2125550110,Jos\xe9\n".encode("latin-1"))})
+    assert "not UTF-8" in latin.content.decode()
+    big = client.post(url, {"file": SimpleUploadedFile("x.csv", b"phone\n" + b"2125550110\n" * 220_000)})
+    assert "larger than 2 MB" in big.content.decode()
+    assert not Contact.objects.filter(contact_list=contact_list).exists()
