@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("api.urls")),
     path("", include("knowledge.urls")),
+    path("", include("campaigns.urls")),
     path("admin/", admin.site.urls),
 ]
 handler500 = "workspaces.views.server_error"

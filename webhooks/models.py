@@ -20,6 +20,12 @@ class EventType(models.TextChoices):
     HANDOVER_STARTED = "handover.started", "handover.started: the agent hands the call over"
     HANDOVER_COMPLETED = "handover.completed", "handover.completed: the handover's outcome is known"
     RECORDING_READY = "recording.ready", "recording.ready: the call's recording is complete"
+    CAMPAIGN_STARTED = "campaign.started", "campaign.started: a campaign started dialling its list"
+    CAMPAIGN_PAUSED = "campaign.paused", "campaign.paused: a campaign was paused"
+    CAMPAIGN_RESUMED = "campaign.resumed", "campaign.resumed: a paused campaign goes on"
+    CAMPAIGN_CANCELLED = "campaign.cancelled", "campaign.cancelled: a campaign was cancelled"
+    CAMPAIGN_COMPLETED = "campaign.completed", "campaign.completed: every contact of a campaign is finished"
+    CAMPAIGN_CONTACT_FINISHED = "campaign.contact_finished", "campaign.contact_finished: a contact's final outcome"
 
 
 TEST_EVENT = "webhook.test"

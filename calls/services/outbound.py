@@ -324,7 +324,7 @@ def amd_result_record(*, session: CallSession, params: dict) -> str:
 
     answered_by = (params.get("AnsweredBy") or "unknown")[:24]
     with transaction.atomic():
-        locked = CallSession.objects.select_for_update().select_related("agent_version").get(pk=session.pk)
+        locked = CallSession.objects.select_for_update(of=("self",)).select_related("agent_version").get(pk=session.pk)
         if locked.answered_by:
             return "repeat"
         machine = answered_by in MACHINE_ANSWERS

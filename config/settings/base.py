@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "calls",
     "webhooks",
     "analytics",
+    "campaigns",
     "rest_framework",
     "drf_spectacular",
     "api",
@@ -290,7 +291,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "knowledge.tasks.sources_refresh_due",
         "schedule": 10 * 60.0,
     },
+    "campaigns-tick": {
+        "task": "campaigns.tasks.campaigns_tick",
+        "schedule": 5.0,
+    },
 }
+# New calls per second a workspace's campaigns may start (Twilio's default CPS for an account is 1).
+CAMPAIGNS_CALLS_PER_SECOND = env.int("CAMPAIGNS_CALLS_PER_SECOND", default=1)
 
 # Twilio. TWILIO_API_BASE_URL empty means the real Twilio; otherwise every REST
 # call goes to that server (the sandbox, or Prism for contract tests).
