@@ -12,6 +12,7 @@ from calls.engine.context import CallContext
 from calls.engine.engine import MediaStreamCall
 from calls.engine.events import AudioOut, SpeechStarted
 from calls.providers.cascaded import CascadedProvider, VoicePipeline, vad_from_settings
+from calls.providers.chat.base import ChatModel
 from calls.providers.speech import turn, vad
 from calls.providers.speech.base import Final, SpeechToText, TextToSpeech
 from tests.calls.speech.speech_audio import espeak_ulaw, needs_espeak
@@ -271,7 +272,7 @@ def test_a_key_pressed_during_the_greeting_answers_without_playing_the_rest():
     ctx = CallContext(transport="media_streams", provider="cascaded", greeting="Welcome " * 30,
                       speech={"turn_patience": "silence"})
 
-    class Chat:
+    class Chat(ChatModel):
         async def stream(self, messages, tools=None):
             yield "You pressed one."
 

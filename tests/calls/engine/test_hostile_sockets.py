@@ -178,7 +178,7 @@ NESTED = "[" * 200_000 + "]" * 200_000  # deeper than the JSON parser recurses
                                           ("/v1/stream/relay", {"X-Twilio-Signature": "bogus"})])
 def test_deeply_nested_json_before_admission_is_refused_without_a_traceback(asgi_server, server_log_lines,
                                                                              path, headers):
-    _flood(asgi_server.port, path, [(Opcode.TEXT, NESTED)] * 3, headers=headers)
+    _flood(asgi_server, path, [(Opcode.TEXT, NESTED)] * 3, headers=headers)
 
     lines = _ours(server_log_lines)
     assert 1 <= len(lines) <= MAX_LINES, lines
