@@ -260,11 +260,24 @@ class HandoverAction(VersionAction):
     class Type(models.TextChoices):
         PHONE = "phone", "Phone"
 
+    class Kind(models.TextChoices):
+        """How the call is handed over (calls.services.handovers: cold; calls.services.transfers: warm)."""
+
+        COLD = "cold", "Cold: dial the number, the caller is put straight through"
+        WARM = "warm", "Warm: the caller holds, the person hears a brief and presses 1 to take the call"
+
+    MAX_MORE_DESTINATIONS = 4
+
     version = models.ForeignKey(AgentVersion, on_delete=models.CASCADE, related_name="actions")
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.PHONE)
+    kind = models.CharField("handover kind", max_length=8, choices=Kind.choices, default=Kind.COLD)
     name = models.CharField(max_length=64, validators=[identifier_validator])
     destination = models.CharField(max_length=20, validators=[validate_e164])
+    # Warm transfers only: tried in order after `destination` declines, is busy, does not answer or is a machine.
+    more_destinations = models.JSONField(default=list, blank=True)
     description = models.TextField(blank=True, help_text="When the agent should use this handover.")
+
+    CONTENT_FIELDS = ["type", "kind", "destination", "more_destinations", "description"]
 
     class Meta:
         ordering = ["name"]
@@ -274,7 +287,19 @@ class HandoverAction(VersionAction):
         return f"{self.name} → {self.destination}"
 
     def content(self) -> dict:
-        return {"type": self.type, "destination": self.destination, "description": self.description}
+        return {name: getattr(self, name) for name in self.CONTENT_FIELDS}
+
+    def destinations(self) -> list[str]:
+        """Where the handover rings, in order (a cold handover dials only the first)."""
+        return [self.destination, *(self.more_destinations or [])]
+
+    def clean(self):
+        super().clean()
+        extra = self.more_destinations or []
+        if not isinstance(extra, list) or len(extra) > self.MAX_MORE_DESTINATIONS:
+            raise ValidationError({"more_destinations": f"At most {self.MAX_MORE_DESTINATIONS} more numbers."})
+        for number in extra:
+            validate_e164(number)
 
 
 def validate_json_pointer(value: str) -> None:

@@ -19,6 +19,12 @@ class HandoverActionSpec:
     name: str
     destination: str
     description: str = ""
+    kind: str = "cold"  # agents.HandoverAction.Kind: "cold" (calls.services.handovers), "warm" (.transfers)
+    more_destinations: tuple = ()  # warm: tried in order after `destination`
+
+    @property
+    def destinations(self) -> tuple:
+        return (self.destination, *self.more_destinations)
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,8 @@ def _version_fields(version) -> dict:
         relay_welcome_greeting_interruptible=version.relay_welcome_greeting_interruptible,
         scripted_answers=tuple(version.scripted_answers or ()),
         handover_rules=tuple(version.handover_rules or ()),
-        actions=tuple(HandoverActionSpec(a.name, a.destination, a.description) for a in version.actions.all()),
+        actions=tuple(HandoverActionSpec(a.name, a.destination, a.description, a.kind, tuple(a.more_destinations or ()))
+                      for a in version.actions.all()),
         api_actions=tuple(ApiActionSpec.from_model(a) for a in version.api_actions.all()),
         speech={**{name: getattr(version, name, "") or "" for name in version.CASCADED_FIELDS},
                 "hints": tuple(version.relay_hints or ())},

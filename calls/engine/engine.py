@@ -464,9 +464,18 @@ class MediaStreamCall(CallEngine):
         from calls.services import handovers as ho
 
         await self._wait_playout()
-        record = await database_sync_to_async(ho.handover_record)(
-            call_session_id=self.ctx.call_session_id, action=action, transport=CallHandover.Transport.MEDIA_STREAMS)
-        outcome = await asyncio.to_thread(ho.redirect_to_dial, ctx=self.ctx, action=action, handover_id=record.pk)
+        if getattr(action, "kind", "cold") == "warm":  # the caller holds; the person is briefed (calls.services.transfers)
+            from calls.services import transfers
+
+            record = await database_sync_to_async(transfers.warm_handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.MEDIA_STREAMS)
+            outcome = await asyncio.to_thread(transfers.warm_transfer_start, ctx=self.ctx, handover_id=record.pk)
+        else:
+            record = await database_sync_to_async(ho.handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.MEDIA_STREAMS)
+            outcome = await asyncio.to_thread(ho.redirect_to_dial, ctx=self.ctx, action=action, handover_id=record.pk)
         if outcome != CallHandover.Outcome.PENDING:
             await database_sync_to_async(ho.handover_outcome_set)(handover_id=record.pk, outcome=outcome)
         if outcome == CallHandover.Outcome.NOT_REDIRECTED:
@@ -601,9 +610,16 @@ class RelayCall(CallEngine):
         from calls.models import CallHandover
         from calls.services import handovers as ho
 
-        record = await database_sync_to_async(ho.handover_record)(
-            call_session_id=self.ctx.call_session_id, action=action,
-            transport=CallHandover.Transport.CONVERSATION_RELAY)
+        if getattr(action, "kind", "cold") == "warm":
+            from calls.services import transfers
+
+            record = await database_sync_to_async(transfers.warm_handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.CONVERSATION_RELAY)
+        else:
+            record = await database_sync_to_async(ho.handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.CONVERSATION_RELAY)
         await self._end({"reason": "handover", "action": action.name, "handover_id": record.pk})
         await self.finish("handover")
 
