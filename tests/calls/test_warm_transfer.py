@@ -84,7 +84,7 @@ def test_a_warm_transfer_taken_joins_caller_and_person_after_the_brief(asgi_serv
 
 
 def test_a_declined_warm_transfer_tells_the_caller_and_rings_the_next_destination(  # noqa: F811
-        asgi_server, twilio_sandbox, settings, receiver):  # noqa: F811
+        asgi_server, twilio_sandbox, settings, receiver, client):  # noqa: F811
     setup, number = _setup(twilio_sandbox, settings, asgi_server, receiver, DECLINES, ACCEPTS)
 
     call = twilio_sandbox.simulate_call(setup.connection.account_sid, number, say="I want to talk to sales",
@@ -101,6 +101,14 @@ def test_a_declined_warm_transfer_tells_the_caller_and_rings_the_next_destinatio
     assert handover.outcome == CallHandover.Outcome.ANSWERED and handover.destination == ACCEPTS
     started = [e for e in _conference_log(twilio_sandbox, setup.connection.account_sid) if e[0] == "start"]
     assert set(started[-1][2]) == {call.call_sid, taker.call_sid}
+    # The call page shows the transfer's progress: each destination tried and how it went.
+    from tests.calls.conftest import member_of
+    from workspaces.models import Membership
+
+    client.force_login(member_of(setup.workspace, role=Membership.Role.ADMIN))
+    html = client.get(f"/studio/calls/{handover.call_session_id}/").content.decode()
+    tried = html[html.index('data-testid="handover-attempts"'):].split("</td>")[0]
+    assert DECLINES in tried and "declined" in tried and ACCEPTS in tried and "taken" in tried
 
 
 def test_an_answering_machine_counts_as_not_answered_and_the_next_destination_rings(  # noqa: F811
