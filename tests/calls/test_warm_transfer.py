@@ -159,3 +159,44 @@ def test_when_nobody_takes_the_call_the_agent_comes_back_and_offers_to_take_a_me
     assert CallTurn.objects.filter(call_session=session, role="event", text__contains="take a message").exists()
     assert WebhookEvent.objects.filter(type=EventType.HANDOVER_COMPLETED,
                                        payload__data__handover__outcome="not-taken").exists()
+
+
+def test_a_media_streams_agent_choosing_a_warm_action_holds_the_caller_and_dials_a_participant(  # noqa: F811
+        asgi_server, twilio_sandbox):  # noqa: F811
+    """The live-call engine (Media Streams): the key press picks the warm action; the caller is redirected into the
+    conference and the person's leg is created with answering-machine detection."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    from tests.calls.engine.conftest import TwilioMediaClient, run
+
+    setup = make_call_setup(sandbox=twilio_sandbox)
+    twilio_sandbox.transfer_talk_seconds = 0
+    HandoverAction.objects.filter(version=setup.version, name="transfer_to_sales").update(
+        kind=HandoverAction.Kind.WARM, destination=BUSY)
+    session = setup.new_session(sandbox=twilio_sandbox)
+    token = setup.token()
+
+    async def scenario():
+        async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
+            twilio = TwilioMediaClient(ws)
+            await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
+            await twilio.read_until(lambda m: m.get("event") == "mark")
+            await twilio.dtmf("1")
+            try:
+                await twilio.read_until(lambda m: False, timeout=5)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the server closes the stream
+                pass
+
+    run(scenario())
+    handover = CallHandover.objects.get(call_session=session)
+    assert handover.kind == "warm"
+    twiml = twilio_sandbox.state["calls"][setup.connection.account_sid][session.call_sid]["twiml_history"][0]
+    assert "<Conference" in twiml and f"callwell-transfer-{handover.pk}</Conference>" in twiml
+    assert 'startConferenceOnEnter="false"' in twiml and transfers.HOLD_MESSAGE in twiml
+    [(_, path, form)] = twilio_sandbox.requests_to(r"/Participants\.json$", "POST")
+    assert f"/Conferences/callwell-transfer-{handover.pk}/" in path
+    assert (form["To"], form["From"], form["MachineDetection"]) == (BUSY, "+15125550100", "Enable")
+    assert form["StartConferenceOnEnter"] == "false" and "transfer-amd" in form["AmdStatusCallback"]
+    assert CallSession.objects.get(pk=session.pk).ended_at is not None  # the agent's part is over
