@@ -604,7 +604,8 @@ class HandoverActionForm(forms.ModelForm):
 
     class Meta:
         model = HandoverAction
-        fields = ["type", "kind", "name", "destination", "more_destinations", "description"]
+        fields = ["type", "kind", "name", "destination", "more_destinations", "target_agent", "target_version_number",
+                  "target_environment", "description"]
         labels = {"type": "Handover type", "destination": "Destination phone number"}
         help_texts = {
             "name": "The name the agent chooses by, e.g. transfer_to_sales.",
@@ -618,6 +619,13 @@ class HandoverActionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.version = version
         self.fields["kind"].required = False  # not posted: cold, as before warm transfers existed
+        self.fields["destination"].required = False  # another-agent handovers have none (checked in clean)
+        agent = getattr(version, "agent", None)
+        if agent is not None:
+            self.fields["target_agent"].queryset = type(agent).objects.filter(
+                workspace_id=agent.workspace_id).exclude(pk=agent.pk).order_by("name")
+            self.fields["target_environment"].queryset = self.fields["target_environment"].queryset.filter(
+                workspace_id=agent.workspace_id)
         if self.instance.pk and not self.is_bound:
             self.initial["more_destinations"] = ", ".join(self.instance.more_destinations or [])
 
@@ -633,7 +641,8 @@ class HandoverActionForm(forms.ModelForm):
     def clean_destination(self):
         """Typed the way people write numbers ("+31 20 123 4568", "(512) 555-0100"): stored as E.164, read in the
         workspace's country when it has no country code (the same parsing as the browser dialer's)."""
-        return self._e164(self.cleaned_data.get("destination") or "")
+        raw = self.cleaned_data.get("destination") or ""
+        return self._e164(raw) if raw.strip() else ""
 
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or HandoverAction.Kind.COLD
@@ -649,6 +658,14 @@ class HandoverActionForm(forms.ModelForm):
         data = super().clean()
         if data.get("kind") != HandoverAction.Kind.WARM and data.get("more_destinations"):
             self.add_error("more_destinations", "Only a warm handover tries more numbers: choose Warm, or clear them.")
+        if data.get("kind") == HandoverAction.Kind.AGENT:
+            if not data.get("target_agent"):
+                self.add_error("target_agent", "Choose the agent who takes the call.")
+            data["destination"] = ""
+        else:
+            if "destination" in data and not data.get("destination") and "destination" not in self.errors:
+                self.add_error("destination", "Enter the phone number the call goes to.")
+            data["target_agent"], data["target_version_number"], data["target_environment"] = None, None, None
         return data
 
     def clean_name(self):

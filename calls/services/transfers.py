@@ -125,9 +125,10 @@ def brief_text(*, call_session_id: int) -> str:
     from calls.models import CallActionRun, CallAnalysis, CallSession, CallTurn
 
     session = CallSession.objects.select_related("agent_version__agent").get(pk=call_session_id)
-    who = session.from_number or "an unknown number"
+    who = _other_party(session) or "an unknown number"
     name = (session.variables or {}).get("caller_name") or (session.variables or {}).get("name")
-    parts = [f"You have a call from {name} at {who}." if name else f"You have a call from {who}."]
+    calling = "a call with" if session.direction == "outbound-api" else "a call from"
+    parts = [f"You have {calling} {name} at {who}." if name else f"You have {calling} {who}."]
     if session.agent_version_id:
         parts[0] = parts[0][:-1] + f", transferred by {session.agent_version.agent.name}."
     said = list(CallTurn.objects.filter(call_session_id=call_session_id, role=CallTurn.Role.CALLER)
@@ -211,6 +212,15 @@ def _creds_for(handover: CallHandover):
     return connection.credentials() if connection is not None and connection.has_credentials else None
 
 
+def _our_number(session) -> str:
+    """The workspace's number on this call: the one called (inbound) or the one calling (placed by the agent)."""
+    return session.from_number if session.direction == "outbound-api" else session.to_number
+
+
+def _other_party(session) -> str:
+    return session.to_number if session.direction == "outbound-api" else session.from_number
+
+
 def _dial(*, creds, handover: CallHandover, index: int) -> bool:
     """Ring destination `index` into the conference. False when Twilio refused (the attempt is then failed)."""
     session = handover.call_session
@@ -218,7 +228,7 @@ def _dial(*, creds, handover: CallHandover, index: int) -> bool:
     destination = handover.attempts[index]["destination"]
     try:
         participant = twilio_gateway.conference_participant_create(
-            creds=creds, conference=conference_name(handover.pk), from_=session.to_number, to=destination,
+            creds=creds, conference=conference_name(handover.pk), from_=_our_number(session), to=destination,
             label=f"transfer-{index}", timeout=RING_TIMEOUT, start_conference_on_enter=False,
             end_conference_on_exit=False,
             status_callback=_url(identifier, "transfer-status", handover.pk, index),
@@ -454,3 +464,74 @@ def _hangup_twiml() -> str:
     response = VoiceResponse()
     response.hangup()
     return str(response)
+
+
+# ---------------------------------------------------------------------------
+# Another agent: the call moves to another agent (its version and environment chosen on the action)
+
+
+@transaction.atomic
+def agent_handoff(*, call_session_id: int, action: HandoverActionSpec, transport: str) -> tuple[CallHandover, str | None]:
+    """Move the call session to the action's agent (a published version: the number given, else its newest; the
+    environment given, else the call's) and answer the `<Connect>` TwiML of its new stream. The session keeps its
+    turns and variables; `metadata["handoffs"]` says who had it, so the new agent's context carries the
+    conversation so far (calls.engine.context). (handover, None) when that agent cannot take calls."""
+    from agents.models import Agent, AgentVersion, Environment
+    from calls.models import CallSession
+    from calls.services.admission import stream_token_issue, stream_twiml
+    from calls.services.handovers import transcript_save
+
+    session = (CallSession.objects.select_for_update(of=("self",))
+               .select_related("agent_version__agent", "connector", "environment").get(pk=call_session_id))
+    agent_id, number, environment_id = (tuple(action.target) + (None, None, None))[:3]
+    target = Agent.objects.filter(pk=agent_id, workspace_id=session.workspace_id).select_related(
+        "latest_version").first()
+    version = None
+    if target is not None:
+        version = (AgentVersion.objects.filter(agent=target, state=AgentVersion.State.PUBLISHED, number=number).first()
+                   if number else target.latest_version)
+    environment = (Environment.objects.filter(pk=environment_id, workspace_id=session.workspace_id).first()
+                   if environment_id else session.environment)
+    label = f"{target.name} v{version.number}" if target is not None and version is not None else (
+        f"{target.name} (no published version)" if target is not None else "an agent that no longer exists")
+    handover = CallHandover.objects.create(call_session=session, action_name=action.name, destination="",
+                                           transport=transport, kind="agent",
+                                           attempts=[{"destination": f"agent {label}"[:80], "call_sid": "",
+                                                      "outcome": "", "at": None}])
+    handover = CallHandover.objects.select_related("call_session__agent_version").get(pk=handover.pk)
+    _emit(handover, EventType.HANDOVER_STARTED)
+    if version is None:
+        handover.attempts[0].update(outcome=Attempt.FAILED, at=timezone.now().isoformat())
+        handover.save(update_fields=["attempts"])
+        _finish(handover, CallHandover.Outcome.FAILED, detail=f"{label}: cannot take calls")
+        return handover, None
+    previous = session.agent_version
+    metadata = dict(session.metadata or {}) if isinstance(session.metadata, dict) else {}
+    metadata["handoffs"] = [*(metadata.get("handoffs") or []), {
+        "handover_id": handover.pk, "at": timezone.now().isoformat(),
+        "from_version": previous.pk if previous else None,
+        "from_agent": f"{previous.agent.name} v{previous.number or 'draft'}" if previous else "",
+        "to_version": version.pk, "to_agent": label,
+        "environment": environment.pk if environment else None}]
+    session.agent_version, session.environment, session.metadata = version, environment, metadata
+    session.save(update_fields=["agent_version", "environment", "metadata"])
+    token = stream_token_issue(call_session=session)
+    twiml = stream_twiml(version=version, token=token,
+                         action_url=session.connector.handover_url if session.connector_id else "")
+    transcript_save(call_session_id=session.pk, turns=[("event", f"Handed over to {label} ({action.name})", True)])
+    handover.attempts[0].update(outcome=Attempt.TAKEN, at=timezone.now().isoformat())
+    handover.answer_twiml = twiml
+    handover.save(update_fields=["attempts", "answer_twiml"])
+    _finish(handover, CallHandover.Outcome.ANSWERED, detail=f"to {label}")
+    return handover, twiml
+
+
+def caller_redirect(*, ctx: CallContext, twiml: str) -> str:
+    """Blocking. The live call to `twiml` (Media Streams); the outcome as `redirect_to_dial`'s."""
+    from calls.services.handovers import call_is_gone
+
+    try:
+        twilio_gateway.call_update(creds=ctx.creds, call_sid=ctx.call_sid, twiml=twiml)
+    except errors.TwilioError as exc:
+        return CallHandover.Outcome.CALLER_GONE if call_is_gone(exc) else CallHandover.Outcome.NOT_REDIRECTED
+    return CallHandover.Outcome.PENDING

@@ -64,3 +64,32 @@ def test_the_kind_is_versioned_in_the_diff_and_reaches_the_call(workspace):
     assert spec.kind == "warm" and spec.destinations == ("+31201234567", "+31201234568")
     services.agent_version_restore(version=v1)
     assert draft.actions.get().kind == "cold"
+
+
+def test_an_another_agent_handover_names_the_agent_not_a_number(admin_client, workspace):
+    from agents.models import Environment
+
+    agent = AgentFactory(workspace=workspace, name="Ava")
+    bea = AgentFactory(workspace=workspace, name="Bea")
+    other = AgentFactory(name="Elsewhere")  # another workspace: not offered, refused
+    environment = Environment.objects.filter(workspace=workspace).first() or services.environments_ensure(
+        workspace=workspace)[0]
+    page = admin_client.get(f"/studio/agents/{agent.pk}/actions/").content.decode()
+    assert "Bea" in page and "Elsewhere" not in page
+    refused = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
+        "type": "phone", "kind": "agent", "name": "to_billing", "target_agent": other.pk})
+    assert refused.status_code == 200 and not HandoverAction.objects.exists()
+    missing = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
+        "type": "phone", "kind": "agent", "name": "to_billing"})
+    assert "Choose the agent who takes the call" in missing.content.decode()
+    response = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
+        "type": "phone", "kind": "agent", "name": "to_billing", "target_agent": bea.pk, "target_version_number": "2",
+        "target_environment": environment.pk, "destination": "+31201234567"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    action = HandoverAction.objects.get()
+    assert (action.kind, action.destination, action.target_agent, action.target_version_number,
+            action.target_environment) == ("agent", "", bea, 2, environment)
+    assert "agent Bea v2" in admin_client.get(f"/studio/agents/{agent.pk}/actions/").content.decode()
+    phone = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
+        "type": "phone", "kind": "cold", "name": "to_sales"})
+    assert "Enter the phone number the call goes to" in phone.content.decode()
