@@ -109,6 +109,10 @@ def test_a_declined_warm_transfer_tells_the_caller_and_rings_the_next_destinatio
     html = client.get(f"/studio/calls/{handover.call_session_id}/").content.decode()
     tried = html[html.index('data-testid="handover-attempts"'):].split("</td>")[0]
     assert DECLINES in tried and "declined" in tried and ACCEPTS in tried and "taken" in tried
+    [exported] = client.get(f"/studio/calls/{handover.call_session_id}/export.json").json()["handovers"]
+    assert exported["kind"] == "warm"
+    assert [(d["destination"], d["outcome"]) for d in exported["destinations"]] == [(DECLINES, "declined"),
+                                                                                     (ACCEPTS, "taken")]
 
 
 def test_an_answering_machine_counts_as_not_answered_and_the_next_destination_rings(  # noqa: F811
