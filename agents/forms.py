@@ -596,32 +596,77 @@ class AgentVersionForm(forms.ModelForm):
 
 
 class HandoverActionForm(forms.ModelForm):
+    more_destinations = forms.CharField(
+        label="More numbers to try (warm only)", required=False,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. +31 20 123 4568, +31 20 123 4569"}),
+        help_text="Comma-separated; rung in order when the first number declines, is busy, does not answer or "
+                  "is an answering machine.")
+
     class Meta:
         model = HandoverAction
-        fields = ["type", "name", "destination", "description"]
+        fields = ["type", "kind", "name", "destination", "more_destinations", "target_agent", "target_version_number",
+                  "target_environment", "description"]
         labels = {"type": "Handover type", "destination": "Destination phone number"}
         help_texts = {
             "name": "The name the agent chooses by, e.g. transfer_to_sales.",
             "destination": "e.g. +31 20 123 4567, or a number of the workspace's country without its code.",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 2}),
+                   "kind": forms.RadioSelect,
                    "destination": forms.TextInput(attrs={"type": "tel", "placeholder": "e.g. +31 20 123 4567"})}
 
     def __init__(self, *args, version=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.version = version
+        self.fields["kind"].required = False  # not posted: cold, as before warm transfers existed
+        self.fields["destination"].required = False  # another-agent handovers have none (checked in clean)
+        agent = getattr(version, "agent", None)
+        if agent is not None:
+            self.fields["target_agent"].queryset = type(agent).objects.filter(
+                workspace_id=agent.workspace_id).exclude(pk=agent.pk).order_by("name")
+            self.fields["target_environment"].queryset = self.fields["target_environment"].queryset.filter(
+                workspace_id=agent.workspace_id)
+        if self.instance.pk and not self.is_bound:
+            self.initial["more_destinations"] = ", ".join(self.instance.more_destinations or [])
+
+    def _e164(self, raw: str) -> str:
+        from telephony.numbering import InvalidNumber, to_e164
+
+        workspace = getattr(getattr(self.version, "agent", None), "workspace", None)
+        try:
+            return to_e164(raw.strip(), default_country=getattr(workspace, "default_country", "") or "US")
+        except InvalidNumber as exc:
+            raise forms.ValidationError(f"{raw.strip()}: {exc}" if raw.strip() else str(exc)) from None
 
     def clean_destination(self):
         """Typed the way people write numbers ("+31 20 123 4568", "(512) 555-0100"): stored as E.164, read in the
         workspace's country when it has no country code (the same parsing as the browser dialer's)."""
-        from telephony.numbering import InvalidNumber, to_e164
+        raw = self.cleaned_data.get("destination") or ""
+        return self._e164(raw) if raw.strip() else ""
 
-        raw = (self.cleaned_data.get("destination") or "").strip()
-        workspace = getattr(getattr(self.version, "agent", None), "workspace", None)
-        try:
-            return to_e164(raw, default_country=getattr(workspace, "default_country", "") or "US")
-        except InvalidNumber as exc:
-            raise forms.ValidationError(str(exc)) from None
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or HandoverAction.Kind.COLD
+
+    def clean_more_destinations(self) -> list[str]:
+        raw = self.cleaned_data.get("more_destinations") or ""
+        numbers = list(dict.fromkeys(self._e164(part) for part in raw.replace("\n", ",").split(",") if part.strip()))
+        if len(numbers) > HandoverAction.MAX_MORE_DESTINATIONS:
+            raise forms.ValidationError(f"At most {HandoverAction.MAX_MORE_DESTINATIONS} more numbers.")
+        return numbers
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") != HandoverAction.Kind.WARM and data.get("more_destinations"):
+            self.add_error("more_destinations", "Only a warm handover tries more numbers: choose Warm, or clear them.")
+        if data.get("kind") == HandoverAction.Kind.AGENT:
+            if not data.get("target_agent"):
+                self.add_error("target_agent", "Choose the agent who takes the call.")
+            data["destination"] = ""
+        else:
+            if "destination" in data and not data.get("destination") and "destination" not in self.errors:
+                self.add_error("destination", "Enter the phone number the call goes to.")
+            data["target_agent"], data["target_version_number"], data["target_environment"] = None, None, None
+        return data
 
     def clean_name(self):
         name = (self.cleaned_data.get("name") or "").strip()

@@ -271,21 +271,71 @@ class HandoverAction(VersionAction):
     class Type(models.TextChoices):
         PHONE = "phone", "Phone"
 
+    class Kind(models.TextChoices):
+        """How the call is handed over (calls.services.handovers: cold; calls.services.transfers: warm)."""
+
+        COLD = "cold", "Cold: dial the number, the caller is put straight through"
+        WARM = "warm", "Warm: the caller holds, the person hears a brief and presses 1 to take the call"
+        AGENT = "agent", "Another agent: the call moves to another agent with the conversation so far"
+
+    MAX_MORE_DESTINATIONS = 4
+
     version = models.ForeignKey(AgentVersion, on_delete=models.CASCADE, related_name="actions")
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.PHONE)
+    kind = models.CharField("handover kind", max_length=8, choices=Kind.choices, default=Kind.COLD)
     name = models.CharField(max_length=64, validators=[identifier_validator])
-    destination = models.CharField(max_length=20, validators=[validate_e164])
+    destination = models.CharField(max_length=20, blank=True, validators=[validate_e164])
+    # Another agent only: who takes the call (its version: a published number, empty = its newest published one;
+    # its environment: empty = the call's own).
+    target_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     verbose_name="agent who takes the call")
+    target_version_number = models.PositiveIntegerField("its version", null=True, blank=True,
+                                                        help_text="Empty: its newest published version.")
+    target_environment = models.ForeignKey("agents.Environment", null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+", verbose_name="its environment",
+                                           help_text="Empty: the call's own environment.")
+    # Warm transfers only: tried in order after `destination` declines, is busy, does not answer or is a machine.
+    more_destinations = models.JSONField(default=list, blank=True)
     description = models.TextField(blank=True, help_text="When the agent should use this handover.")
+
+    CONTENT_FIELDS = ["type", "kind", "destination", "more_destinations", "description", "target_agent_id",
+                      "target_version_number", "target_environment_id"]
 
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["version", "name"], name="uniq_action_name_per_version")]
 
     def __str__(self) -> str:
+        if self.kind == self.Kind.AGENT:
+            return f"{self.name} → agent #{self.target_agent_id}"
         return f"{self.name} → {self.destination}"
 
     def content(self) -> dict:
-        return {"type": self.type, "destination": self.destination, "description": self.description}
+        return {name: getattr(self, name) for name in self.CONTENT_FIELDS}
+
+    def destinations(self) -> list[str]:
+        """Where the handover rings, in order (a cold handover dials only the first)."""
+        return [self.destination, *(self.more_destinations or [])]
+
+    def clean(self):
+        super().clean()
+        if self.kind == self.Kind.AGENT:
+            if self.target_agent_id is None:
+                raise ValidationError({"target_agent": "Choose the agent who takes the call."})
+            if self.version_id and self.target_agent_id == self.version.agent_id:
+                raise ValidationError({"target_agent": "Choose another agent than this one."})
+            if self.version_id and self.target_agent.workspace_id != self.version.agent.workspace_id:
+                raise ValidationError({"target_agent": "Choose an agent of this workspace."})
+            if (self.target_environment_id and self.version_id
+                    and self.target_environment.workspace_id != self.version.agent.workspace_id):
+                raise ValidationError({"target_environment": "Choose an environment of this workspace."})
+        elif not self.destination:
+            raise ValidationError({"destination": "Enter the phone number the call goes to."})
+        extra = self.more_destinations or []
+        if not isinstance(extra, list) or len(extra) > self.MAX_MORE_DESTINATIONS:
+            raise ValidationError({"more_destinations": f"At most {self.MAX_MORE_DESTINATIONS} more numbers."})
+        for number in extra:
+            validate_e164(number)
 
 
 def validate_json_pointer(value: str) -> None:

@@ -75,7 +75,7 @@ def published_versions_for_workspace(*, workspace):
 
 
 def actions_list(*, version: AgentVersion):
-    return HandoverAction.objects.filter(version=version).order_by("name")
+    return HandoverAction.objects.filter(version=version).select_related("target_agent").order_by("name")
 
 
 def api_actions_list(*, version: AgentVersion):

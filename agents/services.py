@@ -88,7 +88,7 @@ def agent_draft_update(*, draft: AgentVersion, **fields) -> AgentVersion:
 def _copy_actions(*, source: AgentVersion, target: AgentVersion, reason: str) -> None:
     # bulk_create: the target may be a published version being created (its save() would refuse).
     HandoverAction.objects.bulk_create(
-        HandoverAction(version=target, type=a.type, name=a.name, destination=a.destination, description=a.description)
+        HandoverAction(version=target, name=a.name, **{f: getattr(a, f) for f in HandoverAction.CONTENT_FIELDS})
         for a in source.actions.all()
     )
     ApiAction.objects.bulk_create(
@@ -150,20 +150,37 @@ def agent_version_restore(*, version: AgentVersion) -> AgentVersion:
 
 @transaction.atomic
 def handover_action_create(*, draft: AgentVersion, name: str, destination: str, description: str = "",
-                           type: str = HandoverAction.Type.PHONE) -> HandoverAction:
+                           type: str = HandoverAction.Type.PHONE, kind: str = HandoverAction.Kind.COLD,
+                           more_destinations: list | None = None, target_agent=None,
+                           target_version_number: int | None = None, target_environment=None) -> HandoverAction:
     if draft.state != AgentVersion.State.DRAFT:
         raise ImmutableVersionError("Actions can only be added to the draft.")
-    action = HandoverAction(version=draft, type=type, name=name, destination=destination, description=description)
+    action = HandoverAction(version=draft, type=type, name=name, destination=destination, description=description,
+                            kind=kind, more_destinations=list(more_destinations or []), target_agent=target_agent,
+                            target_version_number=target_version_number, target_environment=target_environment)
     action.full_clean()
     action.save()
     return action
 
 
 @transaction.atomic
-def handover_action_update(*, action: HandoverAction, name: str, destination: str, description: str = "") -> HandoverAction:
+def handover_action_update(*, action: HandoverAction, name: str, destination: str, description: str = "",
+                           kind: str | None = None, more_destinations: list | None = None,
+                           type: str | None = None, **targets) -> HandoverAction:
+    """`targets`: target_agent, target_version_number, target_environment (another-agent handovers)."""
     action.name, action.destination, action.description = name, destination, description
+    for field_name in ("target_agent", "target_version_number", "target_environment"):
+        if field_name in targets:
+            setattr(action, field_name, targets[field_name])
+    if kind is not None:
+        action.kind = kind
+    if more_destinations is not None:
+        action.more_destinations = list(more_destinations)
+    if type is not None:
+        action.type = type
     action.full_clean()
-    action.save(update_fields=["name", "destination", "description"])
+    action.save(update_fields=["name", "destination", "description", "kind", "more_destinations", "type",
+                               "target_agent", "target_version_number", "target_environment"])
     return action
 
 

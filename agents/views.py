@@ -184,7 +184,10 @@ def agent_action_edit(request, agent_id, action_id):
     form = HandoverActionForm(request.POST or None, instance=action, version=action.version)
     if request.method == "POST" and _form_saved(request, form, lambda: services.handover_action_update(
             action=action, name=form.cleaned_data["name"], destination=form.cleaned_data["destination"],
-            description=form.cleaned_data["description"]), "Action saved."):
+            description=form.cleaned_data["description"], kind=form.cleaned_data["kind"],
+            more_destinations=form.cleaned_data["more_destinations"],
+            **{f: form.cleaned_data[f] for f in ("target_agent", "target_version_number", "target_environment")}),
+            "Action saved."):
         return redirect("agents:actions", agent_id=agent.pk)
     return render(request, "agents/action_edit.html", {**_tabs_context(agent, "actions"), "form": form,
                                                         "action": action})

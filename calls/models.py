@@ -108,6 +108,19 @@ class CallHandover(models.Model):
         FAILED = "failed", "Failed"
         CALLER_GONE = "caller-gone", "Caller had hung up"
         NOT_REDIRECTED = "not-redirected", "Could not redirect the call"
+        NOT_TAKEN = "not-taken", "Nobody took the call"  # warm: every destination declined / missed
+
+    class AttemptOutcome(models.TextChoices):
+        """One destination of a warm transfer (calls.services.transfers)."""
+
+        RINGING = "ringing", "Ringing"
+        BRIEFED = "briefed", "Hearing the brief"
+        TAKEN = "taken", "Took the call"
+        DECLINED = "declined", "Declined"
+        BUSY = "busy", "Busy"
+        NO_ANSWER = "no-answer", "No answer"
+        MACHINE = "machine", "Answering machine (not answered)"
+        FAILED = "failed", "Failed"
 
     class Transport(models.TextChoices):
         MEDIA_STREAMS = "media_streams", "Media Streams"
@@ -117,6 +130,9 @@ class CallHandover(models.Model):
     action_name = models.CharField(max_length=64)
     destination = models.CharField(max_length=20)
     transport = models.CharField(max_length=24, choices=Transport.choices)
+    kind = models.CharField(max_length=8, default="cold")  # agents.HandoverAction.Kind
+    # Warm: each destination tried, in order: {"destination", "call_sid", "outcome", "at"} (AttemptOutcome).
+    attempts = models.JSONField(default=list, blank=True)
     requested_at = models.DateTimeField(auto_now_add=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     outcome_at = models.DateTimeField(null=True, blank=True)

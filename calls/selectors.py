@@ -198,7 +198,8 @@ def call_export(*, call: CallSession) -> dict:
                            if t.latency_ms is not None else {})} for t in call.turns.all()],
         "handovers": [{"action": h.action_name, "destination": h.destination, "transport": h.transport,
                        "requested_at": iso(h.requested_at), "outcome": h.outcome, "outcome_at": iso(h.outcome_at),
-                       "dial_duration": h.dial_duration, "fallback": h.fallback} for h in call.handovers.all()],
+                       "dial_duration": h.dial_duration, "fallback": h.fallback, "kind": h.kind,
+                       "destinations": [dict(a) for a in h.attempts]} for h in call.handovers.all()],
         "actions": [{"name": a.name, "parameters": a.parameters, "ok": a.ok, "status_code": a.status_code,
                      "duration_ms": a.duration_ms, "result": a.result, "started_at": iso(a.started_at)}
                     for a in call.action_runs.all()],

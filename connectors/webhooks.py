@@ -1,5 +1,6 @@
 """Every `/v1/agents/<identifier>/…` webhook Twilio calls: the incoming call (`twilio-config`), the
-ConversationRelay handover after `<Connect>`, a handover's `<Dial>` result and the recording status callback.
+ConversationRelay handover after `<Connect>`, a handover's `<Dial>` result, a warm transfer's conference callbacks
+(`transfer-*`: calls.services.transfers) and the recording status callback.
 
 All signature-checked with the workspace's auth token (`resolve_connector`); the TwiML ones never answer 500.
 """
@@ -8,7 +9,7 @@ import logging
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_http_methods
 
-from calls.services import handovers, recordings
+from calls.services import handovers, recordings, transfers
 from connectors import services
 from connectors.selectors import connector_for_webhook, webhook_connection
 from telephony import webhook_security
@@ -78,6 +79,42 @@ def dial_result(request, identifier: str):
     except Exception:
         logger.exception("dial result callback failed", extra={"path": request.path})
         return _twiml(handovers.fallback_hangup_twiml())
+
+
+@require_http_methods(["POST"])
+@twilio_webhook(resolve=resolve_connector)
+def transfer_status(request, identifier: str):
+    """A warm transfer's person leg (participant status callback): ringing, busy, no answer, failed, completed."""
+    transfers.participant_status_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
+                                        attempt=request.GET.get("attempt"), params=request.POST.dict())
+    return HttpResponse(status=204)
+
+
+@require_http_methods(["POST"])
+@twilio_webhook(resolve=resolve_connector)
+def transfer_amd(request, identifier: str):
+    """Answering-machine detection on a warm transfer's person leg: a person hears the brief, a machine is hung up."""
+    transfers.participant_amd_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
+                                     attempt=request.GET.get("attempt"), params=request.POST.dict())
+    return HttpResponse(status=204)
+
+
+@never_500
+@require_http_methods(["POST"])
+@twilio_webhook(resolve=resolve_connector)
+def transfer_answer(request, identifier: str):
+    """The brief's `<Gather>`: 1 takes the call (joins the caller's conference), anything else declines."""
+    return _twiml(transfers.answer_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
+                                          attempt=request.GET.get("attempt"), params=request.POST.dict()))
+
+
+@never_500
+@require_http_methods(["POST"])
+@twilio_webhook(resolve=resolve_connector)
+def transfer_result(request, identifier: str):
+    """The caller's `<Dial><Conference>` of a warm transfer ended (after the call, or the caller left the hold)."""
+    return _twiml(transfers.caller_result_record(connector=request.phone_connector,
+                                                 handover_id=request.GET.get("handover"), params=request.POST.dict()))
 
 
 @require_http_methods(["POST"])

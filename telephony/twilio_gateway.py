@@ -112,6 +112,16 @@ class CallInfo:
 
 
 @dataclass(frozen=True)
+class ParticipantInfo:
+    call_sid: str
+    conference_sid: str
+    status: str
+    label: str = ""
+    hold: bool = False
+    muted: bool = False
+
+
+@dataclass(frozen=True)
 class Recording:
     sid: str
     call_sid: str
@@ -519,6 +529,63 @@ def call_create(*, creds: Credentials, to: str, from_: str, url: str, status_cal
     with _call("call_create", creds, mutating=True):
         c = _account(creds).calls.create(**kwargs)
         return CallInfo(sid=c.sid, status=c.status)
+
+
+# ---------------------------------------------------------------------------
+# Conferences (warm transfers: calls.services.transfers)
+
+
+def _participant(p) -> ParticipantInfo:
+    return ParticipantInfo(call_sid=p.call_sid or "", conference_sid=p.conference_sid or "", status=p.status or "",
+                           label=p.label or "", hold=bool(p.hold), muted=bool(p.muted))
+
+
+def conference_participant_create(*, creds: Credentials, conference: str, from_: str, to: str, status_callback: str,
+                                  label: str = "", timeout: int = 20, amd_status_callback: str = "",
+                                  start_conference_on_enter: bool = True, end_conference_on_exit: bool = False,
+                                  beep: bool = False, wait_url: str = "") -> ParticipantInfo:
+    """Dial `to` into the conference `conference` (its SID, or its friendly name: Twilio creates it when it does not
+    exist yet). Every call progress change goes to `status_callback`; with `amd_status_callback`, answering-machine
+    detection runs on the leg and posts `AnsweredBy` there. Ambiguous failures (a timeout after sending) may have
+    dialled."""
+    kwargs = {
+        "from_": from_, "to": to, "timeout": timeout, "beep": "true" if beep else "false",
+        "start_conference_on_enter": start_conference_on_enter, "end_conference_on_exit": end_conference_on_exit,
+        "status_callback": status_callback, "status_callback_method": "POST",
+        "status_callback_event": ["initiated", "ringing", "answered", "completed"],
+    }
+    if label:
+        kwargs["label"] = label
+    if wait_url:
+        kwargs.update(wait_url=wait_url, wait_method="POST")
+    if amd_status_callback:
+        kwargs.update(machine_detection="Enable", amd_status_callback=amd_status_callback,
+                      amd_status_callback_method="POST")
+    with _call("conference_participant_create", creds, mutating=True):
+        return _participant(_account(creds).conferences(conference).participants.create(**kwargs))
+
+
+def conference_participant_update(*, creds: Credentials, conference_sid: str, call_sid: str,
+                                  hold: bool | None = None, hold_url: str = "", announce_url: str = "",
+                                  muted: bool | None = None) -> ParticipantInfo:
+    """Hold / unhold (with `hold_url`'s music or message), mute, or play `announce_url` to one participant."""
+    kwargs = {}
+    if hold is not None:
+        kwargs["hold"] = hold
+        if hold_url:
+            kwargs.update(hold_url=hold_url, hold_method="POST")
+    if announce_url:
+        kwargs.update(announce_url=announce_url, announce_method="POST")
+    if muted is not None:
+        kwargs["muted"] = muted
+    with _call("conference_participant_update", creds, mutating=True):
+        return _participant(_account(creds).conferences(conference_sid).participants(call_sid).update(**kwargs))
+
+
+def conference_participant_delete(*, creds: Credentials, conference_sid: str, call_sid: str) -> None:
+    """Remove a participant from the conference (its call hangs up)."""
+    with _call("conference_participant_delete", creds, mutating=True):
+        _account(creds).conferences(conference_sid).participants(call_sid).delete()
 
 
 def call_recording_start(*, creds: Credentials, call_sid: str, status_callback: str, channels: str = "dual") -> Recording:

@@ -19,6 +19,8 @@ class EventType(models.TextChoices):
     CALL_ANALYZED = "call.analyzed", "call.analyzed: the post-call analysis is ready"
     HANDOVER_STARTED = "handover.started", "handover.started: the agent hands the call over"
     HANDOVER_COMPLETED = "handover.completed", "handover.completed: the handover's outcome is known"
+    HANDOVER_ATTEMPTED = "handover.attempted", ("handover.attempted: a warm transfer's destination rang, heard the "
+                                                "brief, took, declined or missed the call")
     RECORDING_READY = "recording.ready", "recording.ready: the call's recording is complete"
     CAMPAIGN_STARTED = "campaign.started", "campaign.started: a campaign started dialling its list"
     CAMPAIGN_PAUSED = "campaign.paused", "campaign.paused: a campaign was paused"

@@ -111,6 +111,9 @@ def handover_data(handover) -> dict:
         "action": handover.action_name,
         "destination": handover.destination,
         "transport": handover.transport,
+        "kind": handover.kind,
+        "destinations": [dict(a) for a in handover.attempts] if handover.attempts else [
+            {"destination": handover.destination, "outcome": handover.outcome}],
         "requested_at": _iso(handover.requested_at),
         "outcome": handover.outcome,
         "outcome_at": _iso(handover.outcome_at),

@@ -19,6 +19,13 @@ class HandoverActionSpec:
     name: str
     destination: str
     description: str = ""
+    kind: str = "cold"  # agents.HandoverAction.Kind: "cold" (calls.services.handovers), "warm" (.transfers)
+    more_destinations: tuple = ()  # warm: tried in order after `destination`
+    target: tuple = ()  # another agent: (agent id, version number or None, environment id or None)
+
+    @property
+    def destinations(self) -> tuple:
+        return (self.destination, *self.more_destinations)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class CallContext:
     recording_status_url: str = ""
     # The knowledge it answers from: a published version's snapshots, a draft's live knowledge bases (ids only).
     knowledge: KnowledgeScope = field(default_factory=KnowledgeScope)
+    # A call another agent handed over (calls.services.transfers.agent_handoff): the conversation so far as
+    # ((role, text), ...) with role "caller" / "agent", and who had it.
+    history: tuple = ()
+    handed_over_from: str = ""
 
     @property
     def modality(self) -> str:
@@ -108,7 +119,10 @@ def _version_fields(version) -> dict:
         relay_welcome_greeting_interruptible=version.relay_welcome_greeting_interruptible,
         scripted_answers=tuple(version.scripted_answers or ()),
         handover_rules=tuple(version.handover_rules or ()),
-        actions=tuple(HandoverActionSpec(a.name, a.destination, a.description) for a in version.actions.all()),
+        actions=tuple(HandoverActionSpec(a.name, a.destination, a.description, a.kind, tuple(a.more_destinations or ()),
+                                         (a.target_agent_id, a.target_version_number, a.target_environment_id)
+                                         if a.kind == "agent" else ())
+                      for a in version.actions.all()),
         api_actions=tuple(ApiActionSpec.from_model(a) for a in version.api_actions.all()),
         speech={**{name: getattr(version, name, "") or "" for name in version.CASCADED_FIELDS},
                 "hints": tuple(version.relay_hints or ())},
@@ -148,6 +162,11 @@ def context_for_call_session(call_session) -> CallContext:
         from calls.services.outbound import outbound_context_fields
 
         fields.update(outbound_context_fields(session=call_session, version=version))
+    handoffs = (call_session.metadata or {}).get("handoffs") if isinstance(call_session.metadata, dict) else None
+    if handoffs:  # another agent had this call: the new one gets the conversation so far
+        fields["history"] = tuple(call_session.turns.filter(role__in=("caller", "agent")).exclude(text="")
+                                  .order_by("seq").values_list("role", "text"))
+        fields["handed_over_from"] = str(handoffs[-1].get("from_agent") or "")
     return CallContext(
         transport=version.transport,
         secrets=secrets,

@@ -285,6 +285,13 @@ class CallEngine(LiveCallMonitoring, ApiActionRunner):
                 listener.event(end)
             await live.publish(self.ctx.workspace_id, end)
 
+    async def _agent_unavailable(self, action, event) -> None:
+        """An another-agent handover whose agent cannot take calls: the call stays with this agent."""
+        self.record_turn("event", f"Handover {action.name}: that agent cannot take calls; the call stays here")
+        if getattr(event, "call_id", ""):
+            await self.provider.on_tool_result(event.call_id, "That agent cannot take calls right now; help the "
+                                                              "caller yourself.")
+
     async def finish(self, reason: str) -> None:
         """The engine decided the call is over on its side (handover, hang-up, failure)."""
         await self.close(reason)
@@ -464,9 +471,34 @@ class MediaStreamCall(CallEngine):
         from calls.services import handovers as ho
 
         await self._wait_playout()
-        record = await database_sync_to_async(ho.handover_record)(
-            call_session_id=self.ctx.call_session_id, action=action, transport=CallHandover.Transport.MEDIA_STREAMS)
-        outcome = await asyncio.to_thread(ho.redirect_to_dial, ctx=self.ctx, action=action, handover_id=record.pk)
+        if getattr(action, "kind", "cold") == "agent":  # another agent takes the call with the conversation so far
+            from calls.services import transfers
+
+            await self._flush_turns()
+            record, twiml = await database_sync_to_async(transfers.agent_handoff)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.MEDIA_STREAMS)
+            if twiml is None:
+                await self._agent_unavailable(action, event)
+                return
+            outcome = await asyncio.to_thread(transfers.caller_redirect, ctx=self.ctx, twiml=twiml)
+            if outcome == CallHandover.Outcome.NOT_REDIRECTED:
+                await self.on_failure(ProviderFailed("handover_redirect_failed"))
+                return
+            await self.finish("handover")
+            return
+        if getattr(action, "kind", "cold") == "warm":  # the caller holds; the person is briefed (calls.services.transfers)
+            from calls.services import transfers
+
+            record = await database_sync_to_async(transfers.warm_handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.MEDIA_STREAMS)
+            outcome = await asyncio.to_thread(transfers.warm_transfer_start, ctx=self.ctx, handover_id=record.pk)
+        else:
+            record = await database_sync_to_async(ho.handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.MEDIA_STREAMS)
+            outcome = await asyncio.to_thread(ho.redirect_to_dial, ctx=self.ctx, action=action, handover_id=record.pk)
         if outcome != CallHandover.Outcome.PENDING:
             await database_sync_to_async(ho.handover_outcome_set)(handover_id=record.pk, outcome=outcome)
         if outcome == CallHandover.Outcome.NOT_REDIRECTED:
@@ -601,9 +633,26 @@ class RelayCall(CallEngine):
         from calls.models import CallHandover
         from calls.services import handovers as ho
 
-        record = await database_sync_to_async(ho.handover_record)(
-            call_session_id=self.ctx.call_session_id, action=action,
-            transport=CallHandover.Transport.CONVERSATION_RELAY)
+        if getattr(action, "kind", "cold") == "agent":
+            from calls.services import transfers
+
+            await self._flush_turns()
+            record, twiml = await database_sync_to_async(transfers.agent_handoff)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.CONVERSATION_RELAY)
+            if twiml is None:
+                await self._agent_unavailable(action, event)
+                return
+        elif getattr(action, "kind", "cold") == "warm":
+            from calls.services import transfers
+
+            record = await database_sync_to_async(transfers.warm_handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.CONVERSATION_RELAY)
+        else:
+            record = await database_sync_to_async(ho.handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.CONVERSATION_RELAY)
         await self._end({"reason": "handover", "action": action.name, "handover_id": record.pk})
         await self.finish("handover")
 

@@ -60,6 +60,12 @@ class Conversation:
         system = self.system_prompt()
         if system:
             self.messages.append({"role": "system", "content": system})
+        if self.ctx.history:  # handed over by another agent: what was said so far, then this agent's greeting
+            who = self.ctx.handed_over_from or "another agent"
+            self.messages.append({"role": "system", "content": f"This call was handed over to you by {who}. "
+                                                               "The conversation so far follows; continue it."})
+            for role, text in self.ctx.history:
+                self.messages.append({"role": "user" if role == "caller" else "assistant", "content": text})
         if self.ctx.greeting and not hold_greeting:
             self.messages.append({"role": "assistant", "content": self.ctx.greeting})
         return self.ctx.greeting

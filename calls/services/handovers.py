@@ -354,6 +354,12 @@ def relay_handover_twiml(*, connector, params: dict) -> str:
                 handover = handover_record(
                     call_session_id=session.pk, transport="conversation_relay",
                     action=HandoverActionSpec(name=action.name, destination=action.destination))
+    if handover is not None and reason in (None, "handover") and handover.kind == "agent" and handover.answer_twiml:
+        return handover.answer_twiml  # another agent: its new stream (calls.services.transfers.agent_handoff)
+    if handover is not None and reason in (None, "handover") and handover.kind == "warm":
+        from calls.services import transfers
+
+        return transfers.relay_hold_twiml(connector=connector, handover=handover)
     if handover is not None and reason in (None, "handover"):
         return dial_twiml(destination=handover.destination,
                           action_url=dial_result_url(identifier=connector.identifier, handover_id=handover.pk))

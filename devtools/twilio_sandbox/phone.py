@@ -5,6 +5,7 @@ method, the fallback URL when the first answer fails), follows the TwiML it gets
 recording callbacks in order:
 
 - `<Say>` is recorded; `<Pause>` is skipped; `<Hangup>` ends the call; `<Redirect>` fetches its URL.
+- `<Dial><Conference>` joins the conference (devtools/twilio_sandbox/conference.py).
 - `<Dial>` records what was dialled and its outcome (a `<Client>` is never answered offline: "no-answer"; a
   `<Number>` answers with `dial_outcome`), then requests the `action` URL with `DialCallStatus`.
 - `<Record>` makes a recording, sends its status callback and requests the `action` URL.
@@ -210,6 +211,10 @@ class SimulatedCall:
     # -- verbs ----------------------------------------------------------------------------------------------
 
     def _dial(self, verb) -> str | None | bool:
+        if verb.find("Conference") is not None:  # conference.py: hold, the other participants, the action
+            from devtools.twilio_sandbox import conference
+
+            return conference.join(self, verb)
         nouns = [(child.tag, (child.text or "").strip()) for child in verb if child.tag in ("Number", "Client", "Sip")]
         if not nouns and (verb.text or "").strip():
             nouns = [("Number", verb.text.strip())]

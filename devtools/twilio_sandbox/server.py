@@ -30,7 +30,7 @@ TEST_NUMBER_UNAVAILABLE = "+15005550000"
 TEST_NUMBER_INVALID = "+15005550001"
 
 RESOURCES = ("accounts", "keys", "applications", "incoming_numbers", "outgoing_caller_ids",
-             "validation_requests", "calls", "recordings", "alerts")
+             "validation_requests", "calls", "recordings", "alerts", "conferences")
 
 # Keys kept in state records that Twilio's JSON does not have (never rendered).
 _PRIVATE = {"secret", "twiml", "twiml_history", "updates", "deleted", "status_callback_url", "params"}
@@ -129,6 +129,7 @@ class SandboxServer:
         self.auto_complete_validations = auto_complete_validations
         self.callback_timeout = callback_timeout
         self.dial_outbound = True  # Calls.json with a Url is answered (devtools/twilio_sandbox/outbound.py)
+        self.transfer_talk_seconds = 0.3  # an accepting person in a conference talks this long (conference.py)
         self.lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -1130,11 +1131,56 @@ class _Handler(BaseHTTPRequestHandler):
             if call.get("start_time"):
                 call["duration"] = str(int((now - call["start_time"]).total_seconds()))
         call["date_updated"] = _now()
+        if form.get("Twiml") is not None or form.get("Url") or status is not None:
+            from devtools.twilio_sandbox import conference
+
+            conference.call_redirected(self.sandbox, account_sid, sid)  # it leaves its conference at once
         return Result(200, _call_json(call))
 
     @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Calls/(?P<sid>{_SID})\.json")
     def call_delete(self, account_sid, sid, path, **_):
         self._remove("calls", account_sid, sid, path)
+        return Result(204)
+
+    # -- conferences (devtools/twilio_sandbox/conference.py) --------------------
+
+    @route("GET", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Conferences/(?P<sid>{_SID})\.json")
+    def conference_fetch(self, account_sid, sid, path, **_):
+        from devtools.twilio_sandbox import conference
+
+        self._account_for(account_sid)
+        return Result(200, conference.conference_json(self._item("conferences", account_sid, sid, path)))
+
+    @route("POST", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Conferences/(?P<conference>[^/]+)/Participants\.json")
+    def participant_create(self, account_sid, conference, form, **_):
+        from urllib.parse import unquote
+
+        from devtools.twilio_sandbox import conference as conferences
+
+        self._account_for(account_sid)
+        with self.sandbox.lock:
+            return Result(201, conferences.participant_create(self.sandbox, account_sid, unquote(conference), form))
+
+    @route("POST", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Conferences/(?P<conference_sid>{_SID})/Participants/(?P<call_sid>{_SID})\.json")
+    def participant_update(self, account_sid, conference_sid, call_sid, form, **_):
+        from devtools.twilio_sandbox import conference
+
+        self._account_for(account_sid)
+        with self.sandbox.lock:
+            return Result(200, conference.participant_update(self.sandbox, account_sid, conference_sid, call_sid, form))
+
+    @route("DELETE", rf"/{API}/Accounts/(?P<account_sid>{_SID})/Conferences/(?P<conference_sid>{_SID})/Participants/(?P<call_sid>{_SID})\.json")
+    def participant_delete(self, account_sid, conference_sid, call_sid, path, **_):
+        from devtools.twilio_sandbox import conference
+
+        self._account_for(account_sid)
+        if not conference.in_conference(self.sandbox, account_sid, conference_sid, call_sid):
+            raise _not_found(path)
+        conference.leave(self.sandbox, account_sid, call_sid, reason="removed")
+        with self.sandbox.lock:
+            call = self.sandbox.state["calls"][account_sid].get(call_sid)
+            if call is not None and call["status"] in ("queued", "ringing", "in-progress"):
+                call.update(status="completed", end_time=_now())
         return Result(204)
 
     # -- recordings -----------------------------------------------------------

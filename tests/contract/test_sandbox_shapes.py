@@ -119,6 +119,24 @@ def test_sandbox_answers_conform_to_twilio_spec(proxied_sandbox, recorded):
     sandbox.dial_outbound = False  # the sandbox records the outbound call; nobody answers (no request leaves)
     gw.call_create(creds=creds, to="+15125550123", from_="+15125550100", url="https://calls.example.com/a",
                    status_callback="https://calls.example.com/s", amd_status_callback="https://calls.example.com/amd")
+    participant = gw.conference_participant_create(
+        creds=creds, conference="callwell-transfer-1", from_="+15125550100", to="+15125550188",
+        status_callback="https://calls.example.com/ts", amd_status_callback="https://calls.example.com/amd",
+        start_conference_on_enter=False)
+    assert participant.conference_sid.startswith("CF") and participant.call_sid.startswith("CA")
+    sandbox.simulated[participant.call_sid].done.wait(10)  # no answer (…88): it left no participant
+    other = "CA" + "b2" * 16
+    sandbox.add_call(sid, other)
+    from devtools.twilio_sandbox import conference
+
+    with sandbox.lock:
+        conf = sandbox.state["conferences"][sid][participant.conference_sid]
+    conference._join(sandbox, conf, other, {"start_conference_on_enter": "false"})
+    gw.conference_participant_update(creds=creds, conference_sid=participant.conference_sid, call_sid=other,
+                                     hold=True, hold_url="https://calls.example.com/hold")
+    gw.conference_participant_update(creds=creds, conference_sid=participant.conference_sid, call_sid=other,
+                                     announce_url="https://calls.example.com/announce")
+    gw.conference_participant_delete(creds=creds, conference_sid=participant.conference_sid, call_sid=other)
     gw.recording_delete(creds=creds, recording_sid=recording.sid)
     gw.incoming_number_release(creds=creds, number_sid=number.sid)
     gw.api_key_delete(creds=creds, key_sid=key.sid)

@@ -53,6 +53,22 @@ def _handover_twiml() -> str:
     return dial_twiml(destination="+31201234567", action_url=f"{BASE}/v1/agents/abc/dial-result?handover=1")
 
 
+CONFERENCE = "CF" + "a7" * 16
+
+
+def _hold_twiml() -> str:
+    """The caller's side of a warm transfer (calls.services.transfers)."""
+    from calls.services.transfers import hold_twiml
+
+    return hold_twiml(handover_id=1, identifier="abc")
+
+
+def _brief_twiml() -> str:
+    from calls.services.transfers import brief_twiml
+
+    return brief_twiml(handover_id=1, attempt=0, identifier="abc", brief="You have a call from +15125550199.")
+
+
 CASES = [
     Case("account_fetch", lambda: gw.account_fetch(creds=CREDS)),
     Case("subaccount_create", lambda: gw.subaccount_create(parent=CREDS, friendly_name="Callwell workspace 42")),
@@ -110,6 +126,27 @@ CASES = [
     Case("call_create", lambda: gw.call_create(
         creds=CREDS, to="+15125550123", from_="+15125550100", url=f"{BASE}/v1/calls/outbound/1/answer",
         status_callback=f"{BASE}/v1/calls/outbound/1/status"), label="no-amd"),
+    Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_hold_twiml()), label="warm-hold"),
+    Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_brief_twiml()), label="warm-brief"),
+    Case("conference_participant_create", lambda: gw.conference_participant_create(
+        creds=CREDS, conference="callwell-transfer-1", from_="+15125550100", to="+31201234567",
+        label="transfer-0", status_callback=f"{BASE}/v1/agents/abc/transfer-status?handover=1&attempt=0",
+        amd_status_callback=f"{BASE}/v1/agents/abc/transfer-amd?handover=1&attempt=0",
+        start_conference_on_enter=False)),
+    Case("conference_participant_create", lambda: gw.conference_participant_create(
+        creds=CREDS, conference=CONFERENCE, from_="+15125550100", to="+31201234567",
+        status_callback=f"{BASE}/v1/agents/abc/transfer-status?handover=1&attempt=0",
+        wait_url=f"{BASE}/static/hold.xml"), label="by-sid-no-amd"),
+    Case("conference_participant_update", lambda: gw.conference_participant_update(
+        creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL, hold=True, hold_url=f"{BASE}/static/hold.xml"),
+        label="hold"),
+    Case("conference_participant_update", lambda: gw.conference_participant_update(
+        creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL, announce_url=f"{BASE}/v1/agents/abc/announce"),
+        label="announce"),
+    Case("conference_participant_update", lambda: gw.conference_participant_update(
+        creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL, muted=True, hold=False), label="mute-unhold"),
+    Case("conference_participant_delete", lambda: gw.conference_participant_delete(
+        creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL)),
     Case("call_recording_start", lambda: gw.call_recording_start(
         creds=CREDS, call_sid=CALL, status_callback=f"{BASE}/dialer/recordings/status/")),
     Case("recording_delete", lambda: gw.recording_delete(creds=CREDS, recording_sid=RECORDING)),

@@ -71,7 +71,8 @@ def test_a_handover_sends_started_then_completed(hook, session, connector):
     assert started.payload["data"]["handover"] == {
         "handover_id": record.pk, "action": "transfer_to_sales", "destination": "+31201234567",
         "transport": "media_streams", "requested_at": started.payload["data"]["handover"]["requested_at"],
-        "outcome": "pending", "outcome_at": None, "dial_duration_seconds": None, "fallback": ""}
+        "outcome": "pending", "outcome_at": None, "dial_duration_seconds": None, "fallback": "",
+        "kind": "cold", "destinations": [{"destination": "+31201234567", "outcome": "pending"}]}
     params = {"DialCallStatus": "completed", "DialCallSid": "CA" + "9" * 32, "DialCallDuration": "42"}
     handovers.dial_result_record(connector=connector, handover_id=record.pk, params=params)
     handovers.dial_result_record(connector=connector, handover_id=record.pk, params=params)  # Twilio's retry

@@ -1,0 +1,537 @@
+"""Warm transfers: the caller holds in a conference while a person is rung, briefed, and takes the call (or not).
+
+Everything goes through Twilio Conference, via the one gateway:
+
+1. `warm_transfer_start` (from the live-call engine, in a thread): the caller's call is redirected (`call_update`)
+   to `<Say>please hold</Say><Dial action=transfer-result><Conference startConferenceOnEnter=false
+   endConferenceOnExit=true>callwell-transfer-ID</Conference></Dial>`: the caller hears Twilio's hold music. The
+   agent's stream ends with that redirect. Then the first destination is dialled into the same conference
+   (`conference_participant_create`, answering-machine detection on that leg, its status callbacks to
+   `transfer-status`, AMD to `transfer-amd`).
+2. `transfer-amd`: a person (`AnsweredBy=human`/`unknown`) has their leg redirected (`call_update`) to the brief:
+   `<Gather numDigits=1 action=transfer-answer>` with a `<Say>` built by `brief_text` (who called, why, what was
+   done, from the transcript so far and the analysis fields); a machine is hung up and counts as not answered.
+3. `transfer-answer`: 1 = taken: the person's leg joins the conference with `startConferenceOnEnter=true`, so the
+   caller and the person talk (the agent is already gone); anything else = declined.
+4. Declined / busy / no answer / failed / machine (`transfer-status`, `transfer-amd`, `transfer-answer`): the
+   caller is told so (a `<Say>` before re-entering the hold), and the next destination is rung; when there is none,
+   the agent comes back to the caller (a new stream of the same session, `admission.stream_twiml`) saying nobody
+   could take the call and offering to take a message; a transcript line and the `handover.completed` event record
+   it (`outcome=not-taken`).
+
+Each destination is an entry of `CallHandover.attempts` ({destination, call_sid, outcome, at}); every change
+emits `handover.attempted` (the attempt) and, once, `handover.completed`. Callbacks are idempotent: an attempt
+that already has a final outcome changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
+
+from calls.engine.context import CallContext, HandoverActionSpec
+from calls.models import CallHandover
+from telephony import errors, twilio_gateway
+from telephony.public_urls import absolute_url
+from webhooks import services as webhook_services
+from webhooks.models import EventType
+
+logger = logging.getLogger(__name__)
+
+Attempt = CallHandover.AttemptOutcome
+FINAL = {Attempt.TAKEN, Attempt.DECLINED, Attempt.BUSY, Attempt.NO_ANSWER, Attempt.MACHINE, Attempt.FAILED}
+RING_TIMEOUT = 20
+GATHER_TIMEOUT = 8
+HOLD_MESSAGE = "Please hold while I connect you."
+NEXT_MESSAGE = "They could not take your call. I am trying someone else, please hold."
+NOBODY_MESSAGE = "Sorry, nobody could take your call right now. I can take a message for them."
+TAKEN_MESSAGE = "Connecting you now."
+DECLINED_MESSAGE = "All right, the caller stays with the assistant. Goodbye."
+CALL_STATUS_OUTCOMES = {"busy": Attempt.BUSY, "no-answer": Attempt.NO_ANSWER, "failed": Attempt.FAILED,
+                        "canceled": Attempt.FAILED}
+HUMAN_ANSWERS = {"human", "unknown"}
+BRIEF_TURNS = 3  # caller turns quoted in the brief
+
+
+def conference_name(handover_id: int) -> str:
+    return f"callwell-transfer-{handover_id}"
+
+
+def _url(identifier: str, name: str, handover_id: int, attempt: int | None = None) -> str:
+    query = f"?handover={handover_id}" + (f"&attempt={attempt}" if attempt is not None else "")
+    return absolute_url(f"/v1/agents/{identifier}/{name}{query}")
+
+
+def _say(node, text: str, language: str = "") -> None:
+    if language:
+        node.say(text, language=language)
+    else:
+        node.say(text)
+
+
+# ---------------------------------------------------------------------------
+# TwiML
+
+
+def hold_twiml(*, handover_id: int, identifier: str, say: str = HOLD_MESSAGE, language: str = "") -> str:
+    """The caller's side: a message, then the conference (hold music until the person joins)."""
+    response = VoiceResponse()
+    if say:
+        _say(response, say, language)
+    dial = Dial(action=_url(identifier, "transfer-result", handover_id), method="POST")
+    dial.conference(conference_name(handover_id), start_conference_on_enter=False, end_conference_on_exit=True,
+                    beep=False)
+    response.append(dial)
+    return str(response)
+
+
+def brief_twiml(*, handover_id: int, attempt: int, identifier: str, brief: str, language: str = "") -> str:
+    """The person's side once they answered: the brief, then 1 to take the call or 2 to decline."""
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, timeout=GATHER_TIMEOUT, action_on_empty_result=True, method="POST",
+                    action=_url(identifier, "transfer-answer", handover_id, attempt))
+    _say(gather, f"{brief} Press 1 to take the call, or 2 to decline.", language)
+    response.append(gather)
+    return str(response)
+
+
+def join_twiml(*, handover_id: int, language: str = "") -> str:
+    response = VoiceResponse()
+    _say(response, TAKEN_MESSAGE, language)
+    dial = Dial()
+    dial.conference(conference_name(handover_id), start_conference_on_enter=True, end_conference_on_exit=True,
+                    beep=False)
+    response.append(dial)
+    return str(response)
+
+
+def _goodbye_twiml(text: str = DECLINED_MESSAGE, language: str = "") -> str:
+    response = VoiceResponse()
+    _say(response, text, language)
+    response.hangup()
+    return str(response)
+
+
+# ---------------------------------------------------------------------------
+# The brief
+
+
+def brief_text(*, call_session_id: int) -> str:
+    """Who called, why, what was done: from the transcript so far, the API actions run and the analysis fields.
+
+    Deterministic (no model): it is spoken to the person who may take the call."""
+    from calls.models import CallActionRun, CallAnalysis, CallSession, CallTurn
+
+    session = CallSession.objects.select_related("agent_version__agent").get(pk=call_session_id)
+    who = _other_party(session) or "an unknown number"
+    name = (session.variables or {}).get("caller_name") or (session.variables or {}).get("name")
+    calling = "a call with" if session.direction == "outbound-api" else "a call from"
+    parts = [f"You have {calling} {name} at {who}." if name else f"You have {calling} {who}."]
+    if session.agent_version_id:
+        parts[0] = parts[0][:-1] + f", transferred by {session.agent_version.agent.name}."
+    said = list(CallTurn.objects.filter(call_session_id=call_session_id, role=CallTurn.Role.CALLER)
+                .exclude(text="").order_by("seq").values_list("text", flat=True)[:BRIEF_TURNS])
+    if said:
+        parts.append("The caller said: " + " ... ".join(t.strip().rstrip(".") for t in said) + ".")
+    runs = list(CallActionRun.objects.filter(call_session_id=call_session_id).order_by("started_at")
+                .values_list("name", "ok"))
+    if runs:
+        done = ", ".join(f"{n.replace('_', ' ')}{'' if ok else ' (failed)'}" for n, ok in runs)
+        parts.append(f"The assistant ran: {done}.")
+    analysis = CallAnalysis.objects.filter(call_session_id=call_session_id).values_list("fields", flat=True).first()
+    if analysis:
+        facts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in analysis.items() if v not in ("", None, []))
+        if facts:
+            parts.append(f"Noted so far: {facts}.")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Recording
+
+
+def _emit(handover: CallHandover, type: str, attempt: dict | None = None) -> None:
+    session = handover.call_session
+    data = webhook_services.handover_data(handover)
+    if attempt is not None:
+        data["attempt"] = dict(attempt)
+    webhook_services.call_event_record(session=session, type=type, handover=data)
+
+
+def _locked(handover_id: int) -> CallHandover | None:
+    return (CallHandover.objects.select_for_update(of=("self",))
+            .select_related("call_session", "call_session__agent_version", "call_session__connector",
+                            "call_session__environment")
+            .filter(pk=handover_id).first())
+
+
+@transaction.atomic
+def warm_handover_record(*, call_session_id: int, action: HandoverActionSpec, transport: str) -> CallHandover:
+    """The handover row with one attempt per destination (all waiting); `handover.started` with the kind."""
+    handover = CallHandover.objects.create(
+        call_session_id=call_session_id, action_name=action.name, destination=action.destination,
+        transport=transport, kind="warm",
+        attempts=[{"destination": d, "call_sid": "", "outcome": "", "at": None} for d in action.destinations])
+    handover = CallHandover.objects.select_related("call_session__agent_version").get(pk=handover.pk)
+    _emit(handover, EventType.HANDOVER_STARTED)
+    return handover
+
+
+def _attempt_set(handover: CallHandover, index: int, outcome: str, **fields) -> dict:
+    attempt = handover.attempts[index]
+    attempt.update(outcome=outcome, at=timezone.now().isoformat(), **fields)
+    handover.save(update_fields=["attempts"])
+    _emit(handover, EventType.HANDOVER_ATTEMPTED, attempt)
+    return attempt
+
+
+def _transcript_line(handover: CallHandover, text: str) -> None:
+    from calls.services.handovers import transcript_save
+
+    transcript_save(call_session_id=handover.call_session_id, turns=[("event", text, True)])
+
+
+def _finish(handover: CallHandover, outcome: str, detail: str = "") -> None:
+    handover.outcome = outcome
+    handover.outcome_at = timezone.now()
+    handover.detail = detail[:255]
+    handover.save(update_fields=["outcome", "outcome_at", "detail"])
+    _emit(handover, EventType.HANDOVER_COMPLETED)
+
+
+# ---------------------------------------------------------------------------
+# Gateway side (blocking)
+
+
+def _creds_for(handover: CallHandover):
+    from telephony.selectors import connection_get
+
+    connection = connection_get(workspace=handover.call_session.workspace_id)
+    return connection.credentials() if connection is not None and connection.has_credentials else None
+
+
+def _our_number(session) -> str:
+    """The workspace's number on this call: the one called (inbound) or the one calling (placed by the agent)."""
+    return session.from_number if session.direction == "outbound-api" else session.to_number
+
+
+def _other_party(session) -> str:
+    return session.to_number if session.direction == "outbound-api" else session.from_number
+
+
+def _dial(*, creds, handover: CallHandover, index: int) -> bool:
+    """Ring destination `index` into the conference. False when Twilio refused (the attempt is then failed)."""
+    session = handover.call_session
+    identifier = session.connector.identifier if session.connector_id else ""
+    destination = handover.attempts[index]["destination"]
+    try:
+        participant = twilio_gateway.conference_participant_create(
+            creds=creds, conference=conference_name(handover.pk), from_=_our_number(session), to=destination,
+            label=f"transfer-{index}", timeout=RING_TIMEOUT, start_conference_on_enter=False,
+            end_conference_on_exit=False,
+            status_callback=_url(identifier, "transfer-status", handover.pk, index),
+            amd_status_callback=_url(identifier, "transfer-amd", handover.pk, index))
+    except errors.TwilioError as exc:
+        logger.warning("warm transfer: could not dial a destination",
+                       extra={"handover_id": handover.pk, "attempt": index, "code": exc.code})
+        _attempt_set(handover, index, Attempt.FAILED, detail=f"twilio {exc.code or exc.status}")
+        return False
+    _attempt_set(handover, index, "dialling", call_sid=participant.call_sid)
+    logger.info("warm transfer: dialling", extra={"handover_id": handover.pk, "attempt": index})
+    return True
+
+
+def _redirect_caller(*, creds, handover: CallHandover, twiml: str) -> bool:
+    from calls.services.handovers import call_is_gone
+
+    try:
+        twilio_gateway.call_update(creds=creds, call_sid=handover.call_session.call_sid, twiml=twiml)
+    except errors.TwilioError as exc:
+        if not call_is_gone(exc):
+            logger.warning("warm transfer: could not redirect the caller",
+                           extra={"handover_id": handover.pk, "code": exc.code})
+        return False
+    return True
+
+
+def _hang_up_leg(*, creds, call_sid: str) -> None:
+    if not call_sid:
+        return
+    try:
+        twilio_gateway.call_update(creds=creds, call_sid=call_sid, status="completed")
+    except errors.TwilioError:
+        pass  # already gone
+
+
+def warm_transfer_start(*, ctx: CallContext, handover_id: int) -> str:
+    """Blocking. Put the caller on hold in the conference and ring the first destination.
+
+    Returns the handover's outcome so far: pending, caller-gone or not-redirected (as `redirect_to_dial`)."""
+    from calls.services.handovers import call_is_gone
+
+    twiml = hold_twiml(handover_id=handover_id, identifier=ctx.connector_identifier, language=ctx.language)
+    try:
+        twilio_gateway.call_update(creds=ctx.creds, call_sid=ctx.call_sid, twiml=twiml)
+    except errors.TwilioError as exc:
+        return CallHandover.Outcome.CALLER_GONE if call_is_gone(exc) else CallHandover.Outcome.NOT_REDIRECTED
+    _advance(creds=ctx.creds, handover_id=handover_id, start=0, announce=False)
+    return CallHandover.Outcome.PENDING
+
+
+def relay_hold_twiml(*, connector, handover: CallHandover) -> str:
+    """ConversationRelay: the `<Connect action>` answer for a warm handover (the caller holds), and the first
+    destination rung once that answer is committed. A retried callback (a destination already tried) only holds."""
+    language = handover.call_session.agent_version.language if handover.call_session.agent_version_id else ""
+    if handover.outcome == CallHandover.Outcome.PENDING and not any(a["outcome"] for a in handover.attempts):
+        creds = _creds_for(handover)
+        transaction.on_commit(lambda: _advance(creds=creds, handover_id=handover.pk, start=0, announce=False))
+    return hold_twiml(handover_id=handover.pk, identifier=connector.identifier, language=language)
+
+
+def _advance(*, creds, handover_id: int, start: int, announce: bool = True) -> None:
+    """Ring the first destination from `start` on that Twilio accepts; none left: the agent takes the caller back."""
+    with transaction.atomic():
+        handover = _locked(handover_id)
+        if handover is None or handover.outcome != CallHandover.Outcome.PENDING:
+            return
+        language = handover.call_session.agent_version.language if handover.call_session.agent_version_id else ""
+        identifier = handover.call_session.connector.identifier if handover.call_session.connector_id else ""
+        for index in range(start, len(handover.attempts)):
+            if handover.attempts[index]["outcome"]:
+                continue
+            if announce:  # the caller hears why the hold goes on
+                _redirect_caller(creds=creds, handover=handover, twiml=hold_twiml(
+                    handover_id=handover.pk, identifier=identifier, say=NEXT_MESSAGE, language=language))
+                announce = False
+            if _dial(creds=creds, handover=handover, index=index):
+                return
+        _back_to_agent(creds=creds, handover=handover, language=language)
+
+
+def _back_to_agent(*, creds, handover: CallHandover, language: str) -> None:
+    """Nobody took the call: the agent comes back (new stream of the session) and offers to take a message."""
+    from calls.services.admission import stream_token_issue, stream_twiml
+
+    tried = ", ".join(f"{a['destination']} {a['outcome']}" for a in handover.attempts)
+    _transcript_line(handover, f"Warm transfer {handover.action_name}: nobody took the call ({tried}); "
+                               f"the agent offers to take a message")
+    session = handover.call_session
+    handover.fallback = "agent"
+    handover.save(update_fields=["fallback"])
+    _finish(handover, CallHandover.Outcome.NOT_TAKEN, detail=tried)
+    if session.agent_version_id and session.connector_id:
+        token = stream_token_issue(call_session=session)
+        twiml = stream_twiml(version=session.agent_version, token=token, action_url=session.connector.handover_url,
+                             say=NOBODY_MESSAGE, language=language)
+    else:
+        twiml = _goodbye_twiml(NOBODY_MESSAGE, language)
+    transaction.on_commit(lambda: _redirect_caller(creds=creds, handover=handover, twiml=twiml))
+
+
+# ---------------------------------------------------------------------------
+# Callbacks Twilio makes (views in connectors/webhooks.py)
+
+
+def _handover_for(connector, handover_id, attempt) -> tuple[int, int] | None:
+    try:
+        handover_id, attempt = int(handover_id), int(attempt)
+    except (TypeError, ValueError):
+        return None
+    if not CallHandover.objects.filter(pk=handover_id, kind="warm", call_session__connector=connector).exists():
+        return None
+    return handover_id, attempt
+
+
+def participant_status_record(*, connector, handover_id, attempt, params: dict) -> None:
+    """The person's leg: ringing, or ended before anyone took it (busy / no answer / failed)."""
+    ids = _handover_for(connector, handover_id, attempt)
+    if ids is None:
+        return
+    handover_id, index = ids
+    status = (params.get("CallStatus") or "").strip().lower()
+    failed = CALL_STATUS_OUTCOMES.get(status)
+    with transaction.atomic():
+        handover = _locked(handover_id)
+        if index >= len(handover.attempts) or handover.attempts[index]["outcome"] in FINAL:
+            return
+        if status == "ringing":
+            _attempt_set(handover, index, Attempt.RINGING)
+            return
+        if status == "completed" and handover.attempts[index]["outcome"] != Attempt.BRIEFED:
+            failed = Attempt.NO_ANSWER  # hung up before hearing the brief
+        elif status == "completed":
+            failed = Attempt.DECLINED  # hung up during the brief
+        if failed is None:
+            return
+        _attempt_set(handover, index, failed)
+    _advance(creds=_creds_for(handover), handover_id=handover_id, start=index + 1)
+
+
+def participant_amd_record(*, connector, handover_id, attempt, params: dict) -> None:
+    """Answering-machine detection on the person's leg: a person hears the brief; a machine is hung up."""
+    ids = _handover_for(connector, handover_id, attempt)
+    if ids is None:
+        return
+    handover_id, index = ids
+    answered_by = (params.get("AnsweredBy") or "").strip().lower()
+    call_sid = params.get("CallSid") or ""
+    with transaction.atomic():
+        handover = _locked(handover_id)
+        if index >= len(handover.attempts) or handover.attempts[index]["outcome"] in FINAL | {Attempt.BRIEFED}:
+            return
+        creds = _creds_for(handover)
+        session = handover.call_session
+        if answered_by in HUMAN_ANSWERS:
+            language = session.agent_version.language if session.agent_version_id else ""
+            twiml = brief_twiml(handover_id=handover.pk, attempt=index, brief=brief_text(call_session_id=session.pk),
+                                identifier=connector.identifier, language=language)
+            _attempt_set(handover, index, Attempt.BRIEFED, call_sid=call_sid or handover.attempts[index]["call_sid"])
+            transaction.on_commit(lambda: _brief(creds=creds, call_sid=call_sid, twiml=twiml,
+                                                 handover_id=handover_id, index=index))
+            return
+        _attempt_set(handover, index, Attempt.MACHINE, answered_by=answered_by[:32])
+    _hang_up_leg(creds=creds, call_sid=call_sid)
+    _advance(creds=creds, handover_id=handover_id, start=index + 1)
+
+
+def _brief(*, creds, call_sid: str, twiml: str, handover_id: int, index: int) -> None:
+    try:
+        twilio_gateway.call_update(creds=creds, call_sid=call_sid, twiml=twiml)
+    except errors.TwilioError:
+        with transaction.atomic():
+            handover = _locked(handover_id)
+            if handover.attempts[index]["outcome"] in FINAL:
+                return
+            _attempt_set(handover, index, Attempt.FAILED)
+        _advance(creds=creds, handover_id=handover_id, start=index + 1)
+
+
+def answer_record(*, connector, handover_id, attempt, params: dict) -> str:
+    """The brief's `<Gather>` result: 1 takes the call (the person joins the caller), anything else declines."""
+    ids = _handover_for(connector, handover_id, attempt)
+    if ids is None:
+        return _goodbye_twiml("This call is no longer waiting.")
+    handover_id, index = ids
+    digits = (params.get("Digits") or "").strip()
+    with transaction.atomic():
+        handover = _locked(handover_id)
+        session = handover.call_session
+        language = session.agent_version.language if session.agent_version_id else ""
+        current = handover.attempts[index]["outcome"] if index < len(handover.attempts) else Attempt.FAILED
+        if current == Attempt.TAKEN:  # a retried callback
+            return join_twiml(handover_id=handover_id, language=language)
+        if current in FINAL or handover.outcome != CallHandover.Outcome.PENDING:
+            return _goodbye_twiml("This call is no longer waiting.", language)
+        if digits == "1":
+            attempt = _attempt_set(handover, index, Attempt.TAKEN)
+            handover.destination = attempt["destination"]
+            handover.dial_call_sid = (params.get("CallSid") or attempt.get("call_sid") or "")[:64]
+            handover.save(update_fields=["destination", "dial_call_sid"])
+            _transcript_line(handover, f"Warm transfer {handover.action_name}: {attempt['destination']} took the call")
+            _finish(handover, CallHandover.Outcome.ANSWERED, detail=f"taken by {attempt['destination']}")
+            return join_twiml(handover_id=handover_id, language=language)
+        _attempt_set(handover, index, Attempt.DECLINED if digits else Attempt.NO_ANSWER)
+        creds = _creds_for(handover)
+    _advance(creds=creds, handover_id=handover_id, start=index + 1)
+    return _goodbye_twiml(DECLINED_MESSAGE, language)
+
+
+def caller_result_record(*, connector, handover_id, params: dict) -> str:
+    """The caller's `<Dial><Conference>` ended: after a taken call, hang up; while still waiting, the caller left."""
+    try:
+        handover_id = int(handover_id)
+    except (TypeError, ValueError):
+        return _hangup_twiml()
+    ringing = []
+    with transaction.atomic():
+        handover = _locked(handover_id)
+        if handover is None or handover.call_session.connector_id != connector.pk:
+            return _hangup_twiml()
+        if handover.outcome == CallHandover.Outcome.PENDING:
+            ringing = [a["call_sid"] for a in handover.attempts if a["outcome"] in ("dialling", Attempt.RINGING,
+                                                                                   Attempt.BRIEFED)]
+            _finish(handover, CallHandover.Outcome.CALLER_GONE, detail="the caller hung up while holding")
+    if ringing:
+        creds = _creds_for(handover)
+        for call_sid in ringing:
+            _hang_up_leg(creds=creds, call_sid=call_sid)
+    return _hangup_twiml()
+
+
+def _hangup_twiml() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
+# ---------------------------------------------------------------------------
+# Another agent: the call moves to another agent (its version and environment chosen on the action)
+
+
+@transaction.atomic
+def agent_handoff(*, call_session_id: int, action: HandoverActionSpec, transport: str) -> tuple[CallHandover, str | None]:
+    """Move the call session to the action's agent (a published version: the number given, else its newest; the
+    environment given, else the call's) and answer the `<Connect>` TwiML of its new stream. The session keeps its
+    turns and variables; `metadata["handoffs"]` says who had it, so the new agent's context carries the
+    conversation so far (calls.engine.context). (handover, None) when that agent cannot take calls."""
+    from agents.models import Agent, AgentVersion, Environment
+    from calls.models import CallSession
+    from calls.services.admission import stream_token_issue, stream_twiml
+    from calls.services.handovers import transcript_save
+
+    session = (CallSession.objects.select_for_update(of=("self",))
+               .select_related("agent_version__agent", "connector", "environment").get(pk=call_session_id))
+    agent_id, number, environment_id = (tuple(action.target) + (None, None, None))[:3]
+    target = Agent.objects.filter(pk=agent_id, workspace_id=session.workspace_id).select_related(
+        "latest_version").first()
+    version = None
+    if target is not None:
+        version = (AgentVersion.objects.filter(agent=target, state=AgentVersion.State.PUBLISHED, number=number).first()
+                   if number else target.latest_version)
+    environment = (Environment.objects.filter(pk=environment_id, workspace_id=session.workspace_id).first()
+                   if environment_id else session.environment)
+    label = f"{target.name} v{version.number}" if target is not None and version is not None else (
+        f"{target.name} (no published version)" if target is not None else "an agent that no longer exists")
+    handover = CallHandover.objects.create(call_session=session, action_name=action.name, destination="",
+                                           transport=transport, kind="agent",
+                                           attempts=[{"destination": f"agent {label}"[:80], "call_sid": "",
+                                                      "outcome": "", "at": None}])
+    handover = CallHandover.objects.select_related("call_session__agent_version").get(pk=handover.pk)
+    _emit(handover, EventType.HANDOVER_STARTED)
+    if version is None:
+        handover.attempts[0].update(outcome=Attempt.FAILED, at=timezone.now().isoformat())
+        handover.save(update_fields=["attempts"])
+        _finish(handover, CallHandover.Outcome.FAILED, detail=f"{label}: cannot take calls")
+        return handover, None
+    previous = session.agent_version
+    metadata = dict(session.metadata or {}) if isinstance(session.metadata, dict) else {}
+    metadata["handoffs"] = [*(metadata.get("handoffs") or []), {
+        "handover_id": handover.pk, "at": timezone.now().isoformat(),
+        "from_version": previous.pk if previous else None,
+        "from_agent": f"{previous.agent.name} v{previous.number or 'draft'}" if previous else "",
+        "to_version": version.pk, "to_agent": label,
+        "environment": environment.pk if environment else None}]
+    session.agent_version, session.environment, session.metadata = version, environment, metadata
+    session.save(update_fields=["agent_version", "environment", "metadata"])
+    token = stream_token_issue(call_session=session)
+    twiml = stream_twiml(version=version, token=token,
+                         action_url=session.connector.handover_url if session.connector_id else "")
+    transcript_save(call_session_id=session.pk, turns=[("event", f"Handed over to {label} ({action.name})", True)])
+    handover.attempts[0].update(outcome=Attempt.TAKEN, at=timezone.now().isoformat())
+    handover.answer_twiml = twiml
+    handover.save(update_fields=["attempts", "answer_twiml"])
+    _finish(handover, CallHandover.Outcome.ANSWERED, detail=f"to {label}")
+    return handover, twiml
+
+
+def caller_redirect(*, ctx: CallContext, twiml: str) -> str:
+    """Blocking. The live call to `twiml` (Media Streams); the outcome as `redirect_to_dial`'s."""
+    from calls.services.handovers import call_is_gone
+
+    try:
+        twilio_gateway.call_update(creds=ctx.creds, call_sid=ctx.call_sid, twiml=twiml)
+    except errors.TwilioError as exc:
+        return CallHandover.Outcome.CALLER_GONE if call_is_gone(exc) else CallHandover.Outcome.NOT_REDIRECTED
+    return CallHandover.Outcome.PENDING
