@@ -69,54 +69,48 @@ def knowledge_delete(request, kb_id):
     return redirect("knowledge:list")
 
 
+def _source_add(request, kb, form, form_key: str, add, say):
+    """Valid form → service → message and back to the page; a refusal goes next to the form's fields."""
+    if form.is_valid():
+        try:
+            source = add(form.cleaned_data)
+        except ValidationError as exc:
+            _errors_into(form, exc)
+        else:
+            messages.success(request, say(source))
+            return redirect("knowledge:detail", kb_id=kb.pk)
+    return _detail_page(request, kb, status=400, **{form_key: form})
+
+
 @workspace_member_required
 @require_POST
 def source_text_add(request, kb_id):
     kb = _kb_or_404(request, kb_id)
-    form = TextSourceForm(request.POST, prefix="text")
-    if form.is_valid():
-        try:
-            source = services.source_text_add(knowledge_base=kb, **form.cleaned_data)
-        except ValidationError as exc:
-            _errors_into(form, exc)
-        else:
-            messages.success(request, f"{source.title}: {source.passage_count} passages.")
-            return redirect("knowledge:detail", kb_id=kb.pk)
-    return _detail_page(request, kb, text_form=form, status=400)
+    return _source_add(request, kb, TextSourceForm(request.POST, prefix="text"), "text_form",
+                       lambda data: services.source_text_add(knowledge_base=kb, **data),
+                       lambda source: f"{source.title}: {source.passage_count} passages.")
 
 
 @workspace_member_required
 @require_POST
 def source_file_add(request, kb_id):
     kb = _kb_or_404(request, kb_id)
-    form = FileSourceForm(request.POST, request.FILES, prefix="file")
-    if form.is_valid():
-        upload = form.cleaned_data["file"]
-        try:
-            source = services.source_file_add(knowledge_base=kb, name=upload.name, data=upload.read(),
-                                              title=form.cleaned_data["title"])
-        except ValidationError as exc:
-            _errors_into(form, exc)
-        else:
-            messages.success(request, f"{source.title}: {source.passage_count} passages.")
-            return redirect("knowledge:detail", kb_id=kb.pk)
-    return _detail_page(request, kb, file_form=form, status=400)
+
+    def add(data):
+        upload = data["file"]
+        return services.source_file_add(knowledge_base=kb, name=upload.name, data=upload.read(), title=data["title"])
+
+    return _source_add(request, kb, FileSourceForm(request.POST, request.FILES, prefix="file"), "file_form", add,
+                       lambda source: f"{source.title}: {source.passage_count} passages.")
 
 
 @workspace_member_required
 @require_POST
 def source_url_add(request, kb_id):
     kb = _kb_or_404(request, kb_id)
-    form = UrlSourceForm(request.POST, prefix="url")
-    if form.is_valid():
-        try:
-            source = services.source_url_add(knowledge_base=kb, **form.cleaned_data)
-        except ValidationError as exc:
-            _errors_into(form, exc)
-        else:
-            messages.success(request, f"{source.url} added: it is being fetched.")
-            return redirect("knowledge:detail", kb_id=kb.pk)
-    return _detail_page(request, kb, url_form=form, status=400)
+    return _source_add(request, kb, UrlSourceForm(request.POST, prefix="url"), "url_form",
+                       lambda data: services.source_url_add(knowledge_base=kb, **data),
+                       lambda source: f"{source.url} added: it is being fetched.")
 
 
 def _source_or_404(request, kb_id, source_id):
