@@ -104,6 +104,17 @@ def test_the_control_loop_survives_channel_layer_failures(monkeypatch):
     assert instructions and instructions[0].text == "Be brief." and layer.failures == 0
 
 
+def _test_database_url() -> str:
+    """The database this test run writes to (SQLite file or PostgreSQL test database), for another process."""
+    db = django_settings.DATABASES["default"]
+    if "postgresql" in db["ENGINE"]:
+        auth = db.get("USER") or ""
+        if db.get("PASSWORD"):
+            auth += ":" + db["PASSWORD"]
+        return f"postgres://{auth}{'@' if auth else ''}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    return f"sqlite:///{Path(db['NAME']).resolve()}"
+
+
 class _SecondProcess:
     """uvicorn serving the same project in another process, on the test database and the same Redis."""
 
@@ -111,9 +122,8 @@ class _SecondProcess:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        db = Path(django_settings.DATABASES["default"]["NAME"]).resolve()
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "CALLWELL_TEST_RUN_DIR": run_dir,
-               "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": REDIS_URL}
+               "DATABASE_URL": _test_database_url(), "REDIS_URL": REDIS_URL}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning", "--ws-ping-interval", "0"],
