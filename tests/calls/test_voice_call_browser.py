@@ -171,8 +171,11 @@ def test_the_callers_voice_reaches_the_engine_intact_and_talking_at_pickup_leave
     page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.framesOut) >= 250")
     page.wait_for_function("() => Number(document.querySelector('[data-testid=voice-call]').dataset.marks) >= 1",
                            timeout=20_000)
-    assert page.locator("[data-testid=voice-call]").get_attribute("data-clears") == "0"
-    assert page.locator("[data-testid=voice-call-log] li.agent.interrupted").count() == 0
+    # The greeting (the first audio to play out) was not cleared; what happens later (the looping caller may
+    # barge in on the agent's answer on a slow machine) is not this test's business.
+    assert page.locator("[data-testid=voice-call]").get_attribute("data-clears-at-first-mark") == "0"
+    first_agent_line = page.locator("[data-testid=voice-call-log] li.agent").first
+    assert "interrupted" not in (first_agent_line.get_attribute("class") or "")
 
     captured = audio.ulaw_to_pcm16(b"".join(base64.b64decode(p) for p in list(heard)))
     assert len(captured) >= 250 * 160 * 0.9

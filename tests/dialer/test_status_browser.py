@@ -52,13 +52,17 @@ def test_checking_note_goes_once_connected(browser_page, live_server, workspace,
     assert note.count() == 1 and note.is_hidden()
 
 
-def test_a_connection_error_shows_once(browser_page, live_server, workspace, admin, twilio_sandbox):
+def test_a_connection_error_shows_in_the_card_and_the_sidebar_banner(browser_page, live_server, workspace, admin,
+                                                                     twilio_sandbox):
+    """The card says what failed; the sidebar keeps the product's red "Phone system error" banner on this page as on
+    every other (it used to disappear here: issue 27)."""
     sid, _ = twilio_sandbox.add_account()
     login(browser_page, live_server, "ada")
     _enter_credentials(browser_page, live_server, sid, "0123456789abcdef0123456789abcdef")
     browser_page.wait_for_selector('[data-testid="connection-card"][data-state="error"]')
     visible = [t for t in browser_page.get_by_text("Phone system error").all() if t.is_visible()]
-    assert len(visible) == 1
+    assert len(visible) == 2  # the card's error and the sidebar's banner
+    assert browser_page.locator("#phone-system-status .banner-error").is_visible()
     assert browser_page.locator(".message", has_text="Checking them with Twilio").is_hidden()
     browser_page.goto(live_server.url + "/calls/")  # elsewhere the sidebar says it
     assert "Phone system error" in browser_page.locator("#phone-system-status").inner_text()

@@ -129,6 +129,8 @@
           count("framesOut");
         } else if (m.type === "mark") {
           self.send({event: "mark", sequenceNumber: String(++self.seq), streamSid: self.sid, mark: {name: m.name}});
+          // the clears before the first audio played out (the greeting's): a barge-in that cut the greeting
+          if (panel.dataset.marks === "0") panel.dataset.clearsAtFirstMark = panel.dataset.clears;
           count("marks");
         }
       };
