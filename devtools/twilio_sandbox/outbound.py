@@ -197,35 +197,10 @@ class OutboundCall(SimulatedCall):
                     pass
 
     def _relay(self, relay, history_before: int) -> str | None:
-        from twilio.request_validator import RequestValidator
-        from websockets.sync.client import connect
-
-        url = relay.get("url", "")
-        signature = RequestValidator(self._token()).compute_signature(url, {})
-        parameters = {p.get("name"): p.get("value") for p in relay if p.tag == "Parameter"}
-        self._log("relay", url=url)
         handoff = None
-        with connect(url, open_timeout=5, close_timeout=2, additional_headers={"X-Twilio-Signature": signature}) as ws:
-            ws.send(json.dumps({"type": "setup", "sessionId": "VX" + secrets.token_hex(16), "callSid": self.call_sid,
-                                "accountSid": self.account_sid, "from": self.from_, "to": self.to,
-                                "direction": "outbound-api", "customParameters": parameters}))
-
+        with self._relay_socket(relay, "outbound-api") as ws:
             def read(limit: float) -> tuple[str, str | None]:
-                words, until = [], time.monotonic() + limit
-                while time.monotonic() < until:
-                    if self._redirected_twiml(history_before) is not None:
-                        break
-                    try:
-                        message = json.loads(ws.recv(timeout=min(0.2, max(0.05, until - time.monotonic()))))
-                    except TimeoutError:
-                        continue
-                    if message.get("type") == "text":
-                        words.append(message.get("token", ""))
-                        if message.get("last"):
-                            break
-                    elif message.get("type") == "end":
-                        return "".join(words), message.get("handoffData", "")
-                return "".join(words), None
+                return self._relay_read(ws, limit, stop=lambda: self._redirected_twiml(history_before) is not None)
 
             def say(text: str) -> None:
                 ws.send(json.dumps({"type": "prompt", "voicePrompt": text, "lang": "en-US", "last": True}))

@@ -24,6 +24,7 @@ Standard library and twilio's signature helper only (plus the `websockets` clien
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import secrets
@@ -426,7 +427,9 @@ class SimulatedCall:
             step = {"say": step}
         return step
 
-    def _relay(self, relay, history_before: int) -> str | None:
+    @contextlib.contextmanager
+    def _relay_socket(self, relay, direction: str):
+        """Open ConversationRelay's websocket as Twilio does (signed, then `setup`) and yield it."""
         from twilio.request_validator import RequestValidator
         from websockets.sync.client import connect
 
@@ -434,36 +437,47 @@ class SimulatedCall:
         signature = RequestValidator(self._token()).compute_signature(url, {})
         parameters = {p.get("name"): p.get("value") for p in relay if p.tag == "Parameter"}
         self._log("relay", url=url)
-        handoff = None
         with connect(url, open_timeout=5, close_timeout=2, additional_headers={"X-Twilio-Signature": signature}) as ws:
             ws.send(json.dumps({"type": "setup", "sessionId": "VX" + secrets.token_hex(16), "callSid": self.call_sid,
                                 "accountSid": self.account_sid, "from": self.from_, "to": self.to,
-                                "direction": "inbound", "customParameters": parameters}))
+                                "direction": direction, "customParameters": parameters}))
+            yield ws
 
-            def read_reply(limit: float) -> tuple[str, str | None]:
-                words, until = [], time.monotonic() + limit
-                while time.monotonic() < until:
-                    try:
-                        message = json.loads(ws.recv(timeout=max(0.1, until - time.monotonic())))
-                    except TimeoutError:
-                        break
-                    if message.get("type") == "text":
-                        words.append(message.get("token", ""))
-                        if message.get("last"):
-                            break
-                    elif message.get("type") == "end":
-                        return "".join(words), message.get("handoffData", "")
-                return "".join(words), None
+    @staticmethod
+    def _relay_read(ws, limit: float, stop=None) -> tuple[str, str | None]:
+        """The app's next reply over ConversationRelay: (its words, the handoff data if it ended the session).
+        Without `stop`, a quiet socket ends the reply; with it, the read polls until `stop()` or the limit."""
+        words, until = [], time.monotonic() + limit
+        while time.monotonic() < until:
+            if stop is not None and stop():
+                break
+            wait = max(0.1, until - time.monotonic()) if stop is None else min(0.2, max(0.05, until - time.monotonic()))
+            try:
+                message = json.loads(ws.recv(timeout=wait))
+            except TimeoutError:
+                if stop is None:
+                    break
+                continue
+            if message.get("type") == "text":
+                words.append(message.get("token", ""))
+                if message.get("last"):
+                    break
+            elif message.get("type") == "end":
+                return "".join(words), message.get("handoffData", "")
+        return "".join(words), None
 
-            greeting, handoff = read_reply(8.0)
+    def _relay(self, relay, history_before: int) -> str | None:
+        handoff = None
+        with self._relay_socket(relay, "inbound") as ws:
+            greeting, handoff = self._relay_read(ws, 8.0)
             self._log("heard", what="greeting", text=greeting)
             if handoff is None and self._redirected_twiml(history_before) is None:
                 ws.send(json.dumps({"type": "prompt", "voicePrompt": self.say, "lang": "en-US", "last": True}))
                 self._log("caller_says", text=self.say)
-                reply, handoff = read_reply(10.0)
+                reply, handoff = self._relay_read(ws, 10.0)
                 self._log("heard", what="reply", text=reply)
                 if handoff is None:
-                    _, handoff = read_reply(2.0)
+                    _, handoff = self._relay_read(ws, 2.0)
         if handoff is not None:
             self._log("relay_end", handoff=handoff)
         return handoff
