@@ -20,7 +20,8 @@ urlpatterns = [
     path("v1/voice/wrap-up", views.wrap_up_options, name="wrap_up_options"),
     path("v1/voice/calls/<str:call_sid>/disposition", views.call_disposition, name="call_disposition"),
     path("v1/voice/calls/<str:call_sid>/voicemail-drop", views.call_voicemail_drop, name="call_voicemail_drop"),
-    path("v1/voice/voicemail-message/<str:token>", views.voicemail_message_audio, name="voicemail_message_audio"),
+    # The voicemail-drop message, fetched by Twilio's <Play> (a signed URL, no session: not under /v1/).
+    path("voicemail-drop/<str:token>", views.voicemail_message_audio, name="voicemail_message_audio"),
     path("calls/", views.call_log, name="call_log"),
     path("calls/export.csv", views.call_log_export, name="call_log_export"),
     path("calls/troubleshoot/", views.troubleshoot, name="troubleshoot"),

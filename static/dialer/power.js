@@ -158,14 +158,15 @@
         }
       };
       call.on("ringing", report);
-      call.on("accept", function () { report(); dropBtn.hidden = !hasMessage; });
+      var outgoing = call.direction !== "INCOMING"; // a voicemail is dropped on the callee of an outbound call
+      call.on("accept", function () { report(); dropBtn.hidden = !(hasMessage && outgoing); });
       var ended = function () {
         if (mine.ended) return;
         mine.ended = true;
         report();
         dropBtn.hidden = true;
         if (current === mine) current = null;
-        wrapUp(mine);
+        if (mine.sid || mine.attempt) wrapUp(mine); // a call Twilio never knew has nothing to wrap up
       };
       ["disconnect", "cancel", "reject", "error"].forEach(function (name) { call.on(name, ended); });
     });

@@ -73,7 +73,7 @@ def _voicemail_drop_twiml() -> str:
     """The callee's leg of a dialer call, redirected to the workspace's voicemail message (dialer.dispositions)."""
     from dialer.dispositions import drop_twiml
 
-    return drop_twiml(audio_url=f"{BASE}/v1/voice/voicemail-message/abc:def?f=message.mp3")
+    return drop_twiml(audio_url=f"{BASE}/voicemail-drop/abc:def?f=message.mp3")
 
 
 CASES = [

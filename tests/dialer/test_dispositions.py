@@ -107,4 +107,4 @@ def test_voicemail_drop_redirects_the_callees_leg_to_the_message_and_sets_left_v
     path = url.split("://", 1)[1].split("/", 1)[1]
     audio = client.get("/" + path)
     assert audio.status_code == 200 and audio.content.startswith(b"ID3") and audio["Content-Type"] == "audio/mpeg"
-    assert client.get("/v1/voice/voicemail-message/forged:token").status_code == 404
+    assert client.get("/voicemail-drop/forged:token").status_code == 404
