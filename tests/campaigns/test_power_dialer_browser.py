@@ -12,16 +12,14 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignAttempt, Contact, ContactList
 from dialer.dispositions import voicemail_message_save
 from dialer.models import Call
-from tests.dialer.test_dialer_calls_browser import (  # noqa: F401 - fixtures
-    NUMBER,
-    _rep_page,
-    _state,
-    chromium_with_mic,
-    sandboxed,
-    wait_for,
-)
+from tests.dialer import test_dialer_calls_browser as calls_browser
+from tests.dialer.test_dialer_calls_browser import NUMBER, _rep_page, _state, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# The dialer's browser-call fixtures: the sandbox with its Voice SDK signalling, Chromium with a fake microphone.
+sandboxed = calls_browser.sandboxed
+chromium_with_mic = calls_browser.chromium_with_mic
 
 # The sandbox's people by number (devtools/twilio_sandbox/signalling.py PEOPLE): answers, busy, a machine.
 CONTACTS = [("+15125550123", "Ann Lee", {"company": "Acme"}), ("+15125550186", "Ben Cho", {"company": "Birch"}),
