@@ -121,16 +121,24 @@ def voicemail_message_delete(*, workspace) -> None:
     VoicemailDropMessage.objects.filter(workspace=workspace).delete()
 
 
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=SIGNING_SALT)
+
+
 def voicemail_message_url(*, message: VoicemailDropMessage) -> str:
-    token = signing.dumps({"w": message.workspace_id, "v": int(message.updated_at.timestamp())}, salt=SIGNING_SALT)
+    """The message's URL for Twilio: signed, naming the workspace and the message's version (a new message makes
+    the old URLs 404)."""
+    token = _signer().sign_object({"w": message.workspace_id, "v": int(message.updated_at.timestamp())})
     ext = VoicemailDropMessage.CONTENT_TYPES[message.content_type]
     return absolute_url("dialer:voicemail_message_audio", token) + f"?f=message.{ext}"
 
 
 def voicemail_message_for_token(*, token: str) -> VoicemailDropMessage | None:
     try:
-        value = signing.loads(token, salt=SIGNING_SALT, max_age=7 * 24 * 3600)
-    except signing.BadSignature:
+        value = _signer().unsign_object(token)
+    except (signing.BadSignature, ValueError):
+        return None
+    if not isinstance(value, dict):
         return None
     message = VoicemailDropMessage.objects.filter(workspace_id=value.get("w")).first()
     if message is None or int(message.updated_at.timestamp()) != value.get("v"):
