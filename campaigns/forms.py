@@ -43,7 +43,7 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = ["name", "contact_list", "worked_by", "agent", "environment", "version_mode", "caller_id_rule",
+        fields = ["name", "contact_list", "worked_by", "reps", "agent", "environment", "version_mode", "caller_id_rule",
                   "caller_id", "window_days", "window_start", "window_end", "max_concurrent", "max_attempts",
                   "retry_no_answer_minutes", "retry_busy_minutes", "retry_voicemail_minutes", "starts_at", "ends_at"]
         widgets = {"window_start": forms.TimeInput(attrs={"type": "time"}),
@@ -59,6 +59,12 @@ class CampaignForm(forms.ModelForm):
         self.fields["contact_list"].queryset = ContactList.objects.filter(workspace=workspace)
         self.fields["agent"].queryset = Agent.objects.filter(workspace=workspace)
         self.fields["environment"].queryset = Environment.objects.filter(workspace=workspace)
+        from django.contrib.auth import get_user_model
+
+        self.fields["reps"].queryset = get_user_model().objects.filter(memberships__workspace=workspace).order_by(
+            "username")
+        self.fields["reps"].widget = forms.CheckboxSelectMultiple()
+        self.fields["reps"].help_text = "Worked by reps: the team (none ticked: every member of the workspace)."
         self.fields["window_start"].initial = "09:00"
         self.fields["window_end"].initial = "17:00"
 

@@ -6,6 +6,7 @@ scheduler's lease) and one `CampaignAttempt` per call placed (unique per contact
 """
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from workspaces.models import Workspace
@@ -65,6 +66,8 @@ class Campaign(models.Model):
     agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     environment = models.ForeignKey("agents.Environment", on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="+")
+    # Reps (worked by reps): the team that works it in the power dialer; empty: every member of the workspace.
+    reps = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     version_mode = models.CharField(max_length=10, default="published",
                                     choices=[("published", "Published"), ("draft", "Draft")])
     caller_id_rule = models.CharField(max_length=20, choices=CallerIdRule.choices, default=CallerIdRule.FIXED)
@@ -154,6 +157,12 @@ class CampaignAttempt(models.Model):
     outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True, default="")
     answered_by = models.CharField(max_length=24, blank=True)
     detail = models.CharField(max_length=255, blank=True)
+    # Worked by a rep (power dialer): the rep, the browser call, and what the rep said of it afterwards.
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="+")
+    dialer_call = models.ForeignKey("dialer.Call", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    disposition = models.CharField(max_length=60, blank=True)
+    notes = models.TextField(blank=True)
 
     class Meta:
         ordering = ["pk"]

@@ -61,7 +61,8 @@ def campaign_contacts(*, campaign: Campaign, state: str = "", limit: int = 200):
 
 def attempts_by_contact(*, campaign_contact_ids: list[int]) -> dict[int, list[CampaignAttempt]]:
     grouped: dict[int, list[CampaignAttempt]] = {}
-    for attempt in CampaignAttempt.objects.filter(campaign_contact_id__in=campaign_contact_ids).order_by("number"):
+    for attempt in (CampaignAttempt.objects.filter(campaign_contact_id__in=campaign_contact_ids)
+                    .select_related("rep").order_by("number")):
         grouped.setdefault(attempt.campaign_contact_id, []).append(attempt)
     return grouped
 
@@ -72,7 +73,8 @@ def export_rows(*, campaign: Campaign):
 
     contacts = CampaignContact.objects.filter(campaign=campaign).select_related("contact").order_by("pk")
     attempts: dict[int, list[CampaignAttempt]] = {}
-    for attempt in CampaignAttempt.objects.filter(campaign_contact__campaign=campaign).order_by("number"):
+    for attempt in CampaignAttempt.objects.filter(campaign_contact__campaign=campaign).select_related("rep").order_by(
+            "number"):
         attempts.setdefault(attempt.campaign_contact_id, []).append(attempt)
     session_ids = [a.call_session_id for group in attempts.values() for a in group if a.call_session_id]
     analyses = {a.call_session_id: a for a in CallAnalysis.objects.filter(call_session_id__in=session_ids)}
@@ -80,3 +82,19 @@ def export_rows(*, campaign: Campaign):
         for attempt in attempts.get(cc.pk, [None]):
             analysis = analyses.get(attempt.call_session_id) if attempt else None
             yield cc, attempt, analysis
+
+
+def rep_results(*, campaign: Campaign) -> list[dict]:
+    """Worked by reps: per rep, attempts closed and in progress and their dispositions (one query)."""
+    reps: dict[str, dict] = {}
+    rows = (CampaignAttempt.objects.filter(campaign_contact__campaign=campaign, rep__isnull=False)
+            .annotate(open=Q(ended_at__isnull=True)).values_list("rep__username", "disposition", "open")
+            .annotate(n=Count("pk")).order_by())
+    for username, disposition, open_, n in rows:
+        entry = reps.setdefault(username, {"rep": username, "attempts": 0, "open": 0, "dispositions": {}})
+        entry["attempts"] += n
+        if open_:
+            entry["open"] += n
+        elif disposition:
+            entry["dispositions"][disposition] = entry["dispositions"].get(disposition, 0) + n
+    return [dict(r, dispositions=sorted(r["dispositions"].items())) for _, r in sorted(reps.items())]

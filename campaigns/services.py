@@ -205,9 +205,6 @@ def campaign_start(*, campaign: Campaign, now=None) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != Campaign.Status.DRAFT:
         raise CampaignError("Only a draft campaign can be started.")
-    if campaign.worked_by == Campaign.WorkedBy.REPS:
-        raise CampaignError("Campaigns worked by reps need the power dialer, which is not available yet: "
-                            "choose an agent to work this campaign.")
     if campaign.worked_by == Campaign.WorkedBy.AGENT and (campaign.agent_id is None or campaign.environment_id is None):
         raise CampaignError("Choose the agent and the environment that work this campaign.")
     dnc = set(DoNotCallNumber.objects.filter(workspace_id=campaign.workspace_id).values_list("phone_number", flat=True))
@@ -384,7 +381,7 @@ def _claims_recover(campaign: Campaign, now: datetime) -> int:
                                            lease_until__lte=now).values_list("pk", "claim", "attempts")
     for cc_id, claim, attempts in stale:
         attempt = CampaignAttempt.objects.filter(campaign_contact_id=cc_id, number=attempts).first()
-        if attempt is not None and attempt.call_session_id is not None:
+        if attempt is not None and (attempt.call_session_id is not None or attempt.dialer_call_id is not None):
             CampaignContact.objects.filter(pk=cc_id, claim=claim).update(lease_until=None)
             continue
         session = None
@@ -552,6 +549,10 @@ def _campaign_finish_if_done(campaign: Campaign, now: datetime) -> bool:
 def campaign_tick(*, campaign: Campaign, now=None) -> dict:
     now = now or timezone.now()
     result = {"settled": _attempts_settle(campaign, now), "recovered": _claims_recover(campaign, now), "dialled": 0}
+    if campaign.worked_by == Campaign.WorkedBy.REPS:
+        from campaigns.power import rep_attempts_settle
+
+        result["settled"] += rep_attempts_settle(campaign, now)
     campaign.refresh_from_db(fields=["status"])
     if campaign.status != Campaign.Status.RUNNING:
         Campaign.objects.filter(pk=campaign.pk).update(ticked_at=now, tick_count=F("tick_count") + 1)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 
 from django.contrib import messages
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 
 from analytics.charts import Series, line_chart
-from campaigns import selectors, services
+from campaigns import power, selectors, services
 from campaigns.forms import CampaignForm, ContactListForm, ImportForm
 from campaigns.models import Campaign, ContactList
-from workspaces.decorators import workspace_member_required
+from workspaces.decorators import api_member_required, workspace_member_required
 
 
 class _Echo:
@@ -100,7 +101,9 @@ def campaign_detail(request, campaign_id: int):
     rows = list(selectors.campaign_contacts(campaign=campaign, state=state))
     history = selectors.attempts_by_contact(campaign_contact_ids=[r.pk for r in rows])
     context = {"campaign": campaign, "counts": counts, "chart": chart, "rows": [(r, history.get(r.pk, [])) for r in rows],
-               "state": state, "limit": services.concurrency_of(campaign)}
+               "state": state, "limit": services.concurrency_of(campaign),
+               "rep_results": selectors.rep_results(campaign=campaign)
+               if campaign.worked_by == Campaign.WorkedBy.REPS else []}
     if request.headers.get("HX-Request"):
         return render(request, "campaigns/_progress.html", context)
     return render(request, "campaigns/campaign_detail.html", context)
@@ -110,7 +113,7 @@ def campaign_detail(request, campaign_id: int):
 def campaign_export(request, campaign_id: int):
     campaign = get_object_or_404(Campaign, pk=campaign_id, workspace=request.workspace)
     header = ["phone", "name", "state", "attempts", "attempt", "started_at", "ended_at", "outcome", "answered_by",
-              "from", "call_session", "summary", "success", "analysis_fields"]
+              "from", "call_session", "summary", "success", "analysis_fields", "rep", "disposition", "notes"]
 
     def rows():
         yield header
@@ -121,7 +124,9 @@ def campaign_export(request, campaign_id: int):
                    attempt.outcome if attempt else "", attempt.answered_by if attempt else "",
                    attempt.from_number if attempt else "", attempt.call_session_id or "" if attempt else "",
                    analysis.summary if analysis else "", "" if not analysis or analysis.success is None
-                   else str(analysis.success).lower(), _json(analysis.fields) if analysis else ""]
+                   else str(analysis.success).lower(), _json(analysis.fields) if analysis else "",
+                   attempt.rep.username if attempt and attempt.rep else "", attempt.disposition if attempt else "",
+                   attempt.notes if attempt else ""]
     return _csv_response(rows(), f"campaign-{campaign.pk}.csv")
 
 
@@ -149,3 +154,69 @@ def campaign_action(request, campaign_id: int, action: str):
     return redirect("campaigns:detail", campaign.pk)
 
 
+
+
+# ---------------------------------------------------------------------------
+# The power dialer (campaigns.power): JSON for static/dialer/power.js
+
+
+def _power_error(exc: Exception, status: int = 409) -> JsonResponse:
+    return JsonResponse({"error": "refused", "message": str(exc)}, status=status)
+
+
+@never_cache
+@require_GET
+@api_member_required
+def power_campaigns(request):
+    campaigns = power.campaigns_for_rep(workspace=request.workspace, user=request.user)
+    return JsonResponse({"campaigns": [{"id": c.pk, "name": c.name} for c in campaigns]})
+
+
+@require_POST
+@api_member_required
+def power_next(request, campaign_id: int):
+    try:
+        card = power.power_next(workspace=request.workspace, user=request.user, campaign_id=campaign_id)
+    except services.CampaignError as exc:
+        return _power_error(exc)
+    if card is None:
+        return JsonResponse({"done": True, "message": "Nobody is due in this campaign right now (calling window, "
+                                                      "retry delays, or every contact is finished)."})
+    return JsonResponse(card.as_json())
+
+
+@require_POST
+@api_member_required
+def power_dialled(request, attempt_id: int):
+    try:
+        power.power_dialled(workspace=request.workspace, user=request.user, attempt_id=attempt_id,
+                            call_sid=request.POST.get("call_sid", ""))
+    except services.CampaignError as exc:
+        return _power_error(exc)
+    return JsonResponse({"ok": True})
+
+
+@require_POST
+@api_member_required
+def power_finish(request, attempt_id: int):
+    try:
+        disposition_id = int(request.POST.get("disposition") or 0)
+    except ValueError:
+        disposition_id = 0
+    try:
+        attempt = power.power_finish(workspace=request.workspace, user=request.user, attempt_id=attempt_id,
+                                     disposition_id=disposition_id, notes=request.POST.get("notes", ""),
+                                     call_sid=request.POST.get("call_sid", ""))
+    except services.CampaignError as exc:
+        return _power_error(exc, status=400)
+    return JsonResponse({"attempt": attempt.pk, "outcome": attempt.outcome, "disposition": attempt.disposition})
+
+
+@require_POST
+@api_member_required
+def power_release(request, attempt_id: int):
+    try:
+        released = power.power_release(workspace=request.workspace, user=request.user, attempt_id=attempt_id)
+    except services.CampaignError as exc:
+        return _power_error(exc)
+    return JsonResponse({"released": released})

@@ -58,6 +58,11 @@ class Call(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds talking (or of the call).")
+    # After the call the rep picks a disposition and writes notes (any dialer call; campaigns' calls too).
+    disposition = models.ForeignKey("dialer.Disposition", on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+")
+    notes = models.TextField(blank=True)
+    voicemail_dropped_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -129,3 +134,57 @@ class Voicemail(models.Model):
 
     def __str__(self) -> str:
         return f"Voicemail {self.recording_sid} ({self.get_status_display()})"
+
+
+class Disposition(models.Model):
+    """What came of a call, picked by the rep after it (a workspace list, Settings → Dialer). `outcome` is what a
+    campaign counts it as (its retry rules apply: no answer, busy and voicemail may be retried)."""
+
+    class Outcome(models.TextChoices):
+        ANSWERED = "answered", "Answered (finished)"
+        VOICEMAIL = "voicemail", "Voicemail (retry rule for voicemail)"
+        NO_ANSWER = "no_answer", "No answer (retry rule for no answer)"
+        BUSY = "busy", "Busy (retry rule for busy)"
+        FAILED = "failed", "Failed (finished, not called again)"
+
+    # The seeded list: (key, name, outcome). `key` names the ones the app itself sets (voicemail drop).
+    DEFAULTS = (
+        ("connected", "Connected", Outcome.ANSWERED),
+        ("no_answer", "No answer", Outcome.NO_ANSWER),
+        ("left_voicemail", "Left voicemail", Outcome.VOICEMAIL),
+        ("busy", "Busy", Outcome.BUSY),
+        ("wrong_number", "Wrong number", Outcome.FAILED),
+        ("not_interested", "Not interested", Outcome.ANSWERED),
+        ("meeting_booked", "Meeting booked", Outcome.ANSWERED),
+    )
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="dispositions")
+    name = models.CharField(max_length=60)
+    key = models.CharField(max_length=30, blank=True, help_text="Set on the seeded ones.")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.ANSWERED)
+    position = models.PositiveIntegerField(default=0)
+    archived = models.BooleanField(default=False, help_text="Hidden from the list; past calls keep it.")
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="uniq_disposition_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VoicemailDropMessage(models.Model):
+    """The workspace's one recorded message that "Drop voicemail" plays to an answering machine."""
+
+    MAX_BYTES = 2 * 1024 * 1024
+    CONTENT_TYPES = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/wav": "wav", "audio/x-wav": "wav",
+                     "audio/wave": "wav"}
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="voicemail_drop")
+    audio = models.BinaryField()
+    content_type = models.CharField(max_length=40)
+    file_name = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Voicemail drop of {self.workspace_id}"

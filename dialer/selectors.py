@@ -24,7 +24,7 @@ def connection_for_token(*, workspace) -> TwilioConnection | None:
 
 def calls_for_workspace(*, workspace, user_id: int | None = None, direction: str = "", status: str = ""):
     """The call log: newest first, with the rep and the voicemail count."""
-    qs = (Call.objects.filter(workspace=workspace).select_related("user")
+    qs = (Call.objects.filter(workspace=workspace).select_related("user", "disposition")
           .prefetch_related(Prefetch("voicemails", queryset=Voicemail.objects.only("id", "call_id", "status")))
           .order_by("-started_at", "-id"))
     if user_id:
@@ -38,7 +38,7 @@ def calls_for_workspace(*, workspace, user_id: int | None = None, direction: str
 
 def call_get(*, workspace, pk: int) -> Call:
     """One call of the workspace with its legs and voicemails, or Http404."""
-    qs = Call.objects.filter(workspace=workspace).select_related("user").prefetch_related(
+    qs = Call.objects.filter(workspace=workspace).select_related("user", "disposition").prefetch_related(
         Prefetch("legs", queryset=CallLeg.objects.select_related("user").order_by("started_at", "id")),
         Prefetch("voicemails", queryset=Voicemail.objects.order_by("created_at")),
     )

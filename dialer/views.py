@@ -21,7 +21,7 @@ from dialer.forms import (
     NumberSearchForm,
     ProvisionForm,
 )
-from dialer.models import Call
+from dialer.models import Call, VoicemailDropMessage
 from dialer.selectors import call_get, call_log_members, calls_for_workspace, connection_for_token, voicemail_get
 from dialer.tokens import VoiceTokenUnavailable, sandbox_signalling, voice_token_issue, voice_token_rate_limited
 from telephony import errors, numbering, services, twilio_gateway
@@ -507,6 +507,34 @@ def call_log(request):
 
 @require_GET
 @workspace_member_required
+def call_log_export(request):
+    """The call log (same filters) as CSV, with dispositions and notes."""
+    import csv
+    import io
+
+    members = list(call_log_members(workspace=request.workspace))
+    form = CallLogFilterForm(request.GET or None, members=members)
+    filters = {}
+    if form.is_bound and form.is_valid() and not form.foreign_user():
+        filters = {"user_id": form.cleaned_data["user"], "direction": form.cleaned_data["direction"],
+                   "status": form.cleaned_data["status"]}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["started_at", "direction", "from", "to", "caller_id", "rep", "status", "duration",
+                     "disposition", "notes", "voicemail_dropped_at", "call_sid"])
+    for call in calls_for_workspace(workspace=request.workspace, **filters)[:50_000]:
+        writer.writerow([call.started_at.isoformat(), call.direction, call.from_number, call.to_number,
+                         call.caller_id, call.user.get_username() if call.user else "", call.status,
+                         "" if call.duration is None else call.duration,
+                         call.disposition.name if call.disposition else "", call.notes,
+                         call.voicemail_dropped_at.isoformat() if call.voicemail_dropped_at else "", call.sid])
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="calls.csv"'
+    return response
+
+
+@require_GET
+@workspace_member_required
 def call_detail(request, pk: int):
     return render(request, "dialer/call_detail.html", {"call": call_get(workspace=request.workspace, pk=pk)})
 
@@ -629,3 +657,126 @@ def do_not_call_remove(request, pk: int):
     services.do_not_call_remove(workspace=request.workspace, entry_id=pk)
     messages.success(request, "Removed from the do-not-call list.")
     return redirect("dialer:do_not_call")
+
+
+# ---------------------------------------------------------------------------
+# Dispositions, notes and voicemail drop (dialer.dispositions)
+
+
+def _json_error(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": "refused", "message": message}, status=status)
+
+
+@never_cache
+@require_GET
+@api_member_required
+def wrap_up_options(request):
+    """What the panel's after-call card offers: the workspace's dispositions and whether a voicemail message exists."""
+    from dialer import dispositions
+
+    return JsonResponse({
+        "dispositions": [{"id": d.pk, "name": d.name, "key": d.key, "outcome": d.outcome}
+                         for d in dispositions.dispositions_for(workspace=request.workspace)],
+        "voicemail_message": VoicemailDropMessage.objects.filter(workspace=request.workspace).exists(),
+    })
+
+
+@require_POST
+@api_member_required
+def call_disposition(request, call_sid: str):
+    from dialer import dispositions
+
+    try:
+        disposition_id = int(request.POST.get("disposition") or 0) or None
+    except ValueError:
+        return _json_error("Choose one of the workspace's dispositions.")
+    try:
+        call = dispositions.call_disposition_set(workspace=request.workspace, user=request.user, call_sid=call_sid,
+                                                 disposition_id=disposition_id, notes=request.POST.get("notes", ""))
+    except dispositions.DispositionError as exc:
+        return _json_error(str(exc))
+    return JsonResponse({"call": call.pk, "disposition": call.disposition.name if call.disposition else "",
+                         "notes": call.notes})
+
+
+@require_POST
+@api_member_required
+def call_voicemail_drop(request, call_sid: str):
+    from dialer import dispositions
+
+    try:
+        call = dispositions.voicemail_drop(workspace=request.workspace, user=request.user, call_sid=call_sid,
+                                           connection=connection_get(workspace=request.workspace))
+    except dispositions.DispositionError as exc:
+        return _json_error(str(exc), status=409)
+    return JsonResponse({"call": call.pk, "disposition": call.disposition_id,
+                         "disposition_name": call.disposition.name if call.disposition else ""})
+
+
+@never_cache
+@require_GET
+def voicemail_message_audio(request, token: str):
+    """The voicemail-drop message, fetched by Twilio's <Play> (a signed URL: no session)."""
+    from dialer import dispositions
+
+    message = dispositions.voicemail_message_for_token(token=token)
+    if message is None:
+        raise Http404("No such message.")
+    return HttpResponse(bytes(message.audio), content_type=message.content_type)
+
+
+@workspace_member_required
+def voicemail_message_preview(request):
+    message = VoicemailDropMessage.objects.filter(workspace=request.workspace).first()
+    if message is None:
+        raise Http404("No message yet.")
+    return HttpResponse(bytes(message.audio), content_type=message.content_type)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_admin_required
+def dispositions_page(request):
+    """Settings → Dialer → Dispositions and voicemail drop."""
+    from dialer import dispositions
+    from dialer.models import Disposition
+
+    workspace = request.workspace
+    error = ""
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "add":
+                dispositions.disposition_save(workspace=workspace, name=request.POST.get("name", ""),
+                                              outcome=request.POST.get("outcome", ""))
+                messages.success(request, "Disposition added.")
+            elif action == "save":
+                disposition = Disposition.objects.filter(workspace=workspace, pk=request.POST.get("id") or 0).first()
+                if disposition is None:
+                    raise Http404("No such disposition.")
+                dispositions.disposition_save(workspace=workspace, disposition=disposition,
+                                              name=request.POST.get("name", ""), outcome=request.POST.get("outcome", ""))
+                messages.success(request, "Disposition saved.")
+            elif action == "archive":
+                dispositions.disposition_archive(workspace=workspace, disposition_id=int(request.POST.get("id") or 0))
+                messages.success(request, "Disposition removed from the list (past calls keep it).")
+            elif action == "message":
+                upload = request.FILES.get("audio")
+                if upload is None:
+                    raise dispositions.DispositionError("Choose an MP3 or WAV file.")
+                dispositions.voicemail_message_save(workspace=workspace, data=upload.read(VoicemailDropMessage.MAX_BYTES + 1),
+                                                    content_type=upload.content_type, file_name=upload.name)
+                messages.success(request, "Voicemail message saved.")
+            elif action == "message-delete":
+                dispositions.voicemail_message_delete(workspace=workspace)
+                messages.success(request, "Voicemail message removed.")
+            if action:
+                return redirect("dialer:dispositions")
+        except dispositions.DispositionError as exc:
+            error = str(exc)
+    return render(request, "dialer/dispositions.html", {
+        "dispositions": dispositions.dispositions_for(workspace=workspace),
+        "outcomes": Disposition.Outcome.choices,
+        "message": VoicemailDropMessage.objects.filter(workspace=workspace).only("id", "file_name", "content_type",
+                                                                                 "updated_at").first(),
+        "error": error,
+    }, status=400 if error else 200)

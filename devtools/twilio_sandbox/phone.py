@@ -568,17 +568,18 @@ class SimulatedCall:
 
                     call["start_time"] = _now()
 
-    def _twiml_history_length(self) -> int:
+    def _twiml_history_length(self, call_sid: str = "") -> int:
         with self.sandbox.lock:
-            call = self.sandbox.state["calls"][self.account_sid].get(self.call_sid) or {}
+            call = self.sandbox.state["calls"][self.account_sid].get(call_sid or self.call_sid) or {}
             return len(call.get("twiml_history", []))
 
-    def _redirected_twiml(self, history_before: int) -> str | None:
-        """TwiML the app sent with a REST redirect (`Calls/<sid>.json Twiml=`) since `history_before`."""
+    def _redirected_twiml(self, history_before: int, *, call_sid: str = "") -> str | None:
+        """TwiML the app sent with a REST redirect (`Calls/<sid>.json Twiml=`) since `history_before` (of this
+        call, or of `call_sid`: a leg it dialled)."""
         with self.sandbox.lock:
-            call = self.sandbox.state["calls"][self.account_sid].get(self.call_sid) or {}
+            call = self.sandbox.state["calls"][self.account_sid].get(call_sid or self.call_sid) or {}
             history = call.get("twiml_history", [])[history_before:]
-            if call.get("status") in ("completed", "canceled"):
+            if call.get("status") in ("completed", "canceled") and not call_sid:
                 self.status = call["status"]
                 return "<Response><Hangup/></Response>"
         for item in history:

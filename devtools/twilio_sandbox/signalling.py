@@ -27,6 +27,9 @@ What it answers, as Twilio does:
   the simulated call's sentence), `reject` is busy, no answer before the `<Dial timeout>` sends `cancel`;
   then the `<Dial action>` (voicemail for the dialer's TwiML).
 - `dtmf` (keys the far side receives, in the call's events), `hangup`, `reject`, `message` (acknowledged).
+- The dialled leg of a browser call is a call of its own (`Calls/<leg>.json`): redirected while bridged (a
+  voicemail drop: `<Play>` then `<Hangup>`), it leaves the `<Dial>`: its `<Play>` URL is fetched (`leg_play` event,
+  what a machine at `…0188` would record), the parent's `<Dial>` completes and its action runs.
 - A REST update of the call while a leg is bridged (`Calls/<sid>.json` with `Twiml=` or `Status=completed`) ends
   the `<Dial>` (no action request) and the new TwiML runs, or the call ends and the browser gets `hangup`.
 """
@@ -312,12 +315,15 @@ class _BrowserLeg:
             self._log("person_says", text=text, seconds=round(seconds, 2))
 
     def _hold(self, gone: threading.Event, history_before: int, limit: float,
-              also: threading.Event | None = None) -> str | None:
+              also: threading.Event | None = None, leg: tuple[str, int] | None = None) -> str | None:
         """While a bridged leg lasts: until `gone` (the browser hung up) or `also` (the other side did), a REST
-        update of the call (`Twiml=`, or `Status=completed`: Hangup) or `limit`. The redirected TwiML, else None."""
+        update of the call (`Twiml=`, or `Status=completed`: Hangup), a REST update of the dialled `leg` (its sid
+        and history length: it leaves the bridge) or `limit`. The call's redirected TwiML, else None."""
         until = time.monotonic() + limit
         while time.monotonic() < until:
             if gone.wait(0.2) or (also is not None and also.is_set()):
+                return None
+            if leg is not None and self._redirected_twiml(leg[1], call_sid=leg[0]) is not None:
                 return None
             twiml = self._redirected_twiml(history_before)
             if twiml is not None:
@@ -391,6 +397,9 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
         leg = {"CallSid": "CA" + secrets.token_hex(16), "ParentCallSid": self.call_sid, "To": number,
                "From": verb.get("callerId", "") or self.from_, "Direction": "outbound-dial"}
         children = [child for child in verb if child.tag == "Number"]
+        # The dialled leg is a call of its own (Calls/<leg>.json can redirect it: a voicemail drop).
+        self.sandbox.add_call(self.account_sid, leg["CallSid"], parent_call_sid=self.call_sid, to=number,
+                              from_=leg["From"], status="ringing", direction="outbound-dial", start_time=None)
         self._legs(children, leg, "initiated")
         self._legs(children, leg, "ringing")
         answered_at = None
@@ -424,6 +433,7 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
                 outcome = "canceled"
             else:
                 answered_at = time.monotonic()
+                self._leg_status(leg["CallSid"], "in-progress")
                 self._legs(children, leg, "in-progress")
                 self._answer_browser()
                 if behaviour == "voicemail":  # a machine: its greeting and tone, then it records what it hears
@@ -431,9 +441,17 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
                     self.peer.play(tone_pcm())
                 else:
                     self._person_talks(GREETING)
-                redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS)
+                leg_history = self._twiml_history_length(leg["CallSid"])
+                redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS,
+                                        leg=(leg["CallSid"], leg_history))
                 outcome = "completed"
+                # A redirected leg leaves the <Dial> (Twilio: the parent's Dial completes, its action runs) and
+                # runs its new TwiML on its own: a voicemail drop's <Play> to the machine, then <Hangup>.
+                leg_twiml = self._redirected_twiml(leg_history, call_sid=leg["CallSid"])
+                if leg_twiml is not None:
+                    self._leg_run(leg["CallSid"], leg_twiml, behaviour)
         duration = int(time.monotonic() - answered_at) if answered_at else 0
+        self._leg_status(leg["CallSid"], outcome)
         self._legs(children, leg, outcome, CallDuration=str(duration))
         self._log("dial", to=[number], kinds=["Number"], outcome=outcome, caller_id=verb.get("callerId", ""),
                   person=behaviour, heard_voice_frames=self.peer.heard_voice_frames, digits="".join(self.digits))
@@ -445,6 +463,41 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
         return self._request(action, verb.get("method", "POST"),
                              {"DialCallStatus": outcome, "DialCallDuration": str(duration),
                               "DialCallSid": leg["CallSid"]})
+
+    def _leg_status(self, leg_sid: str, status: str) -> None:
+        with self.sandbox.lock:
+            call = self.sandbox.state["calls"][self.account_sid].get(leg_sid)
+            if call is not None and call["status"] not in ("completed", "canceled", "busy", "no-answer", "failed"):
+                call["status"] = status
+
+    def _leg_run(self, leg_sid: str, twiml: str, behaviour: str) -> None:
+        """The callee's leg after a REST redirect: `<Play>` is fetched (what the machine records), `<Hangup>` ends."""
+        import urllib.request
+        import xml.etree.ElementTree as ET
+
+        self._log("leg_redirected", call_sid=leg_sid, twiml=twiml[:2000])
+        try:
+            root = ET.fromstring(twiml)
+        except ET.ParseError as exc:
+            self._log("error", error=f"invalid TwiML for the leg: {exc}")
+            return
+        for verb in root:
+            if verb.tag == "Play":
+                url = (verb.text or "").strip()
+                try:
+                    with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=15) as response:
+                        audio = response.read()
+                        self._log("leg_play", call_sid=leg_sid, url=url, status=response.status, bytes=len(audio),
+                                  content_type=response.headers.get("Content-Type", ""), heard_by=behaviour)
+                except (OSError, ValueError) as exc:  # Twilio: 11100/13227, the leg hears nothing and goes on
+                    self._log("leg_play", call_sid=leg_sid, url=url, status=getattr(exc, "code", 0), bytes=0,
+                              error=str(exc), heard_by=behaviour)
+            elif verb.tag == "Hangup":
+                self._log("leg_hangup", call_sid=leg_sid)
+                break
+            else:
+                self._log("unsupported", verb=verb.tag, call_sid=leg_sid)
+        self._leg_status(leg_sid, "completed")
 
     def _legs(self, children, leg: dict, status: str, **extra) -> None:
         for child in children:

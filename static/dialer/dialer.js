@@ -247,6 +247,8 @@
       activeCall = call;
       setState(label);
       updateButtons();
+      // Hook for static/dialer/power.js (wrap-up card, power dialer): every call the panel binds.
+      panel.dispatchEvent(new CustomEvent("dialer:call", { detail: { call: call } }));
       call.on("ringing", function () { setState("Ringing…"); });
       call.on("accept", function () { setState("In call"); startTimer(); });
       call.on("mute", function (isMuted) { muteBtn.textContent = isMuted ? "Unmute" : "Mute"; muteBtn.setAttribute("aria-pressed", String(!!isMuted)); });
@@ -278,11 +280,11 @@
       });
     }
 
-    function placeCall() {
+    function placeCall(extraParams) {
       showError("");
       var check = precheckNumber(numberInput.value);
       numberError.textContent = check.ok ? "" : check.message;
-      if (!check.ok || !device || activeCall || placing) return;
+      if (!check.ok || !device || activeCall || placing) return null;
       placing = true;
       updateButtons();
       // The SDK may never settle connect() while its signalling is unreachable: give up after a while so Call can
@@ -294,20 +296,29 @@
         if (!activeCall) setState("Offline");
         updateButtons();
       }, CONNECT_TIMEOUT_MS);
-      normalise(check.value).then(function (e164) {
+      return normalise(check.value).then(function (e164) {
         numberInput.value = e164;
-        var params = { To: e164, CallerId: callFrom.value || "auto" };
+        var params = Object.assign({ To: e164, CallerId: callFrom.value || "auto" }, extraParams || {});
         return Promise.resolve(device.connect({ params: params })).then(function (call) {
           clearTimeout(giveUp);
           placing = false;
           bindCall(call, "Calling " + e164 + "…");
+          return call;
         });
       }).catch(function (err) {
         clearTimeout(giveUp);
         placing = false;
         numberError.textContent = err.message;
         updateButtons();
+        throw err;
       });
+    }
+
+    // Hook for power.js: call a number with a given caller ID ("auto" for the workspace's rule).
+    function dial(number, callerId, extraParams) {
+      numberInput.value = number;
+      var placed = placeCall(Object.assign({ CallerId: callerId || "auto" }, extraParams || {}));
+      return placed || Promise.reject(new Error("The dialer is not ready to call."));
     }
 
     function onIncoming(call) {
@@ -338,8 +349,9 @@
       incomingBox.hidden = true;
     });
 
-    callBtn.addEventListener("click", placeCall);
-    numberInput.addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); placeCall(); } });
+    function placeTyped() { var placed = placeCall(); if (placed) placed.catch(function () {}); }
+    callBtn.addEventListener("click", placeTyped);
+    numberInput.addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); placeTyped(); } });
     hangupBtn.addEventListener("click", function () { if (activeCall) activeCall.disconnect(); });
     muteBtn.addEventListener("click", function () {
       if (!activeCall) return;
@@ -383,6 +395,7 @@
       open: open, close: close, scheduler: scheduler,
       device: function () { return device; },
       activeCall: function () { return activeCall; },
+      dial: dial, panel: panel,
       precheckNumber: precheckNumber
     };
     window.CallwellDialer = api;

@@ -136,11 +136,12 @@ def test_a_claim_whose_worker_died_after_dialling_finds_its_call(twilio_sandbox)
     assert CampaignAttempt.objects.get().call_session_id == CallSession.objects.get().pk
 
 
-def test_a_campaign_for_reps_is_not_started_until_the_power_dialer_exists(twilio_sandbox):
+def test_a_campaign_for_reps_starts_and_the_scheduler_never_dials_it(twilio_sandbox):
     _, campaign = campaign_setup(sandbox=twilio_sandbox, numbers=["+12125550110"], worked_by="reps")
-    with pytest.raises(services.CampaignError, match="power dialer"):
-        services.campaign_start(campaign=campaign, now=MONDAY_14_UTC)
-    assert Campaign.objects.get(pk=campaign.pk).status == "draft" and not CampaignContact.objects.exists()
+    services.campaign_start(campaign=campaign, now=MONDAY_14_UTC)
+    assert services.campaigns_tick(now=MONDAY_14_UTC)["dialled"] == 0  # reps claim from the dialer (power.py)
+    assert Campaign.objects.get(pk=campaign.pk).status == "running" and not CallSession.objects.exists()
+    assert CampaignContact.objects.get().state == "queued"
 
 
 def test_the_time_zones_of_the_contacts_are_fixed_when_the_campaign_starts(twilio_sandbox):

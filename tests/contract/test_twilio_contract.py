@@ -69,6 +69,13 @@ def _brief_twiml() -> str:
     return brief_twiml(handover_id=1, attempt=0, identifier="abc", brief="You have a call from +15125550199.")
 
 
+def _voicemail_drop_twiml() -> str:
+    """The callee's leg of a dialer call, redirected to the workspace's voicemail message (dialer.dispositions)."""
+    from dialer.dispositions import drop_twiml
+
+    return drop_twiml(audio_url=f"{BASE}/voicemail-drop/abc:def?f=message.mp3")
+
+
 CASES = [
     Case("account_fetch", lambda: gw.account_fetch(creds=CREDS)),
     Case("subaccount_create", lambda: gw.subaccount_create(parent=CREDS, friendly_name="Callwell workspace 42")),
@@ -127,6 +134,8 @@ CASES = [
         creds=CREDS, to="+15125550123", from_="+15125550100", url=f"{BASE}/v1/calls/outbound/1/answer",
         status_callback=f"{BASE}/v1/calls/outbound/1/status"), label="no-amd"),
     Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_hold_twiml()), label="warm-hold"),
+    Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_voicemail_drop_twiml()),
+         label="voicemail-drop"),
     Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_brief_twiml()), label="warm-brief"),
     Case("conference_participant_create", lambda: gw.conference_participant_create(
         creds=CREDS, conference="callwell-transfer-1", from_="+15125550100", to="+31201234567",
