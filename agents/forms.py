@@ -1033,6 +1033,14 @@ class SecretForm(forms.Form):
         return data
 
 
+class VoicemailRecordingForm(forms.Form):
+    """The draft's voicemail recording (agents.voicemail checks its type and size)."""
+
+    audio = forms.FileField(label="Voicemail recording",
+                            help_text="MP3 or WAV; at most 5 MB. Played after the beep when the version leaves "
+                                      "the recording.")
+
+
 class RecordingForm(forms.Form):
     recording_enabled = forms.BooleanField(required=False, label="Record calls",
                                            help_text="A dual-channel recording of every call (caller and agent).")

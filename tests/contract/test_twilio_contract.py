@@ -60,13 +60,13 @@ def _hold_twiml() -> str:
     """The caller's side of a warm transfer (calls.services.transfers)."""
     from calls.services.transfers import hold_twiml
 
-    return hold_twiml(handover_id=1, identifier="abc")
+    return hold_twiml(handover_id=1, base="/v1/agents/abc")
 
 
 def _brief_twiml() -> str:
     from calls.services.transfers import brief_twiml
 
-    return brief_twiml(handover_id=1, attempt=0, identifier="abc", brief="You have a call from +15125550199.")
+    return brief_twiml(handover_id=1, attempt=0, base="/v1/agents/abc", brief="You have a call from +15125550199.")
 
 
 CASES = [
