@@ -327,9 +327,14 @@ class HandoverAction(VersionAction):
     # Warm transfers only: tried in order after `destination` declines, is busy, does not answer or is a machine.
     more_destinations = models.JSONField(default=list, blank=True)
     description = models.TextField(blank=True, help_text="When the agent should use this handover.")
+    # Warm transfers only: what the caller hears before the hold (calls.services.transfers; empty: its default).
+    hold_message = models.CharField(
+        "hold message (warm only)", max_length=300, blank=True,
+        help_text="What the caller hears while the person is rung, e.g. “One moment, I'm getting Sam from sales.” "
+                  "Empty: “Please hold while I connect you.”")
 
     CONTENT_FIELDS = ["type", "kind", "destination", "more_destinations", "description", "target_agent_id",
-                      "target_version_number", "target_environment_id"]
+                      "target_version_number", "target_environment_id", "hold_message"]
 
     class Meta:
         ordering = ["name"]

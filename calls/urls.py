@@ -34,5 +34,6 @@ urlpatterns = [
     path("v1/calls/outbound/<int:session_id>/transfer-result", webhooks.outbound_transfer_result,
          name="outbound_transfer_result"),
     path("v1/audio/voicemail/<str:token>", webhooks.voicemail_audio, name="voicemail_audio"),
+    path("v1/audio/brief/<str:token>", webhooks.brief_audio, name="brief_audio"),
     path("studio/agents/<int:agent_id>/tests/run/", views.test_run_start, name="test_run_start"),
 ]

@@ -150,3 +150,16 @@ def voicemail_audio(request, token: str):
     response = HttpResponse(bytes(recording.audio), content_type=recording.content_type)
     response["Cache-Control"] = "private, max-age=60"
     return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def brief_audio(request, token: str):
+    """A warm transfer's brief in the agent's own voice, for the `<Play>` in the person's `<Gather>`."""
+    from calls.services import transfers
+
+    audio = transfers.audio_for_token(token)
+    if audio is None:
+        raise Http404("This link has expired.")
+    response = HttpResponse(bytes(audio.audio), content_type=audio.content_type)
+    response["Cache-Control"] = "private, max-age=60"
+    return response

@@ -323,10 +323,11 @@ def voicemail_twiml(*, version, variables: dict) -> str | None:
     text = fill(version.voicemail_message, variables).strip()
     if not text:
         return None
-    voice = version.voice or ""
+    from calls.services.transfers import twilio_say_voice
+
     say = {"language": version.language or "en-US"}
-    if voice.startswith(("Polly.", "Google.")) or voice in ("alice", "man", "woman"):
-        say["voice"] = voice  # a voice Twilio's <Say> speaks; other engines' voices fall back to the default
+    if twilio_say_voice(version.voice):
+        say["voice"] = version.voice  # a voice Twilio's <Say> speaks; other engines' voices fall back to the default
     response.say(text, **say)
     response.hangup()
     return str(response)
