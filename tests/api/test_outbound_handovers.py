@@ -66,3 +66,24 @@ def test_a_placed_call_hands_over_warm_and_the_person_takes_it(asgi_server, twil
     handover = _wait(lambda: CallHandover.objects.filter(call_session=session,
                                                          outcome=CallHandover.Outcome.ANSWERED).first())
     assert handover.kind == "warm" and [a["outcome"] for a in handover.attempts] == ["taken"]
+
+
+def test_a_placed_calls_callbacks_reach_only_its_own_handovers(twilio_sandbox):
+    """Another call's handover id in this call's URL: hang up, nothing recorded (the URLs are per session)."""
+    from calls.engine.context import HandoverActionSpec
+    from calls.services import handovers, transfers
+
+    o = outbound_setup(sandbox=twilio_sandbox)
+    mine, other = (o.setup.new_session(sandbox=twilio_sandbox) for _ in range(2))
+    theirs = handovers.handover_record(call_session_id=other.pk, transport="media_streams",
+                                       action=HandoverActionSpec("transfer_to_sales", ACCEPTS))
+    twiml = handovers.dial_result_record(call_session=mine, handover_id=theirs.pk,
+                                         params={"DialCallStatus": "busy"})
+    assert "<Hangup />" in twiml
+    theirs.refresh_from_db()
+    assert theirs.outcome == CallHandover.Outcome.PENDING and not theirs.answer_twiml
+    warm = transfers.warm_handover_record(call_session_id=other.pk, transport="media_streams",
+                                          action=HandoverActionSpec("transfer_to_sales", ACCEPTS, kind="warm"))
+    assert "no longer waiting" in transfers.answer_record(call_session=mine, handover_id=warm.pk, attempt=0,
+                                                          params={"Digits": "1"})
+    assert handovers.callback_base(call_session_id=mine.pk) == f"/v1/calls/outbound/{mine.pk}"
