@@ -397,6 +397,7 @@ class AgentVersionForm(forms.ModelForm):
             if option.edit == options.LIST and not self.is_bound and self.instance.pk:
                 self.initial[option.form_name] = ", ".join(str(v) for v in getattr(self.instance, option.name) or [])
         self.fields["machine_action"].required = False  # absent from a post: hang up (the model's default)
+        self.fields["voicemail_source"].required = False  # absent from a post: the message (the model's default)
         self.action_names = ([*self.instance.actions.values_list("name", flat=True),
                               *self.instance.api_actions.values_list("name", flat=True)] if self.instance.pk else [])
         self.rows = {}
@@ -443,6 +444,9 @@ class AgentVersionForm(forms.ModelForm):
     def other_fields(self):
         shown = {o.form_name for o in options.OPTIONS.values()}
         return [field for field in self if field.name not in shown]
+
+    def clean_voicemail_source(self):
+        return self.cleaned_data.get("voicemail_source") or AgentVersion.VoicemailSource.MESSAGE
 
     def clean_machine_action(self):
         # Absent from a post (an older page, a test): a machine is hung up on, the model's default.
@@ -604,8 +608,8 @@ class HandoverActionForm(forms.ModelForm):
 
     class Meta:
         model = HandoverAction
-        fields = ["type", "kind", "name", "destination", "more_destinations", "target_agent", "target_version_number",
-                  "target_environment", "description"]
+        fields = ["type", "kind", "name", "destination", "more_destinations", "hold_message", "target_agent",
+                  "target_version_number", "target_environment", "description"]
         labels = {"type": "Handover type", "destination": "Destination phone number"}
         help_texts = {
             "name": "The name the agent chooses by, e.g. transfer_to_sales.",
@@ -1031,6 +1035,14 @@ class SecretForm(forms.Form):
         if problem:
             self.add_error("value", problem)
         return data
+
+
+class VoicemailRecordingForm(forms.Form):
+    """The draft's voicemail recording (agents.voicemail checks its type and size)."""
+
+    audio = forms.FileField(label="Voicemail recording",
+                            help_text="MP3 or WAV; at most 5 MB. Played after the beep when the version leaves "
+                                      "the recording.")
 
 
 class RecordingForm(forms.Form):

@@ -114,6 +114,10 @@ class AgentVersion(models.Model):
         HANG_UP = "hang_up", "Hang up"
         VOICEMAIL = "voicemail", "Leave a voicemail after the beep"
 
+    class VoicemailSource(models.TextChoices):
+        MESSAGE = "message", "The message, spoken in the version's voice"
+        RECORDING = "recording", "The uploaded recording, played as it is"
+
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField(null=True, blank=True, help_text="Empty for the draft; 1..n once published.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
@@ -171,6 +175,9 @@ class AgentVersion(models.Model):
     voicemail_message = models.TextField(
         "voicemail message", blank=True,
         help_text="Spoken after the beep in the version's voice; {first_name} etc. are the call's variables.")
+    voicemail_source = models.CharField(
+        "voicemail left", max_length=10, choices=VoicemailSource.choices, default=VoicemailSource.MESSAGE,
+        help_text="The recording is uploaded below the form; without one, the message is spoken instead.")
     turn_patience = models.CharField("turn patience", max_length=8, blank=True, choices=TurnPatience.choices,
                                      help_text="How long a caller may pause mid-sentence before the agent answers; "
                                                "empty: normal.")
@@ -245,6 +252,29 @@ def validate_e164(value: str) -> None:
         raise ValidationError("Write the number in E.164 form without spaces, e.g. +31201234567.")
 
 
+class VoicemailRecording(models.Model):
+    """The audio a version leaves on an answering machine (machine action "voicemail", source "recording"),
+    played with TwiML `<Play>` after the beep. One per version; copied on publish with the version's content
+    (agents.services, through agents/hooks.py) and shown in the publish diff. The bytes are kept in the database
+    (at most `settings.VOICEMAIL_MAX_BYTES`): a recording is a few hundred KB and must outlive any one server."""
+
+    version = models.OneToOneField(AgentVersion, on_delete=models.CASCADE, related_name="voicemail_recording")
+    filename = models.CharField(max_length=120)
+    content_type = models.CharField(max_length=32)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    audio = models.BinaryField()
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.size // 1024 or 1} KB)"
+
+    def content(self) -> dict:
+        """What the publish diff compares (the bytes by their hash)."""
+        return {"type": "voicemail recording", "filename": self.filename, "sha256": self.sha256,
+                "destination": f"{self.filename}, {self.size // 1024 or 1} KB, played after the beep"}
+
+
 class VersionAction(models.Model):
     """An action of one version (handover or API request): versioned with it, so fixed once it is published."""
 
@@ -297,9 +327,14 @@ class HandoverAction(VersionAction):
     # Warm transfers only: tried in order after `destination` declines, is busy, does not answer or is a machine.
     more_destinations = models.JSONField(default=list, blank=True)
     description = models.TextField(blank=True, help_text="When the agent should use this handover.")
+    # Warm transfers only: what the caller hears before the hold (calls.services.transfers; empty: its default).
+    hold_message = models.CharField(
+        "hold message (warm only)", max_length=300, blank=True,
+        help_text="What the caller hears while the person is rung, e.g. “One moment, I'm getting Sam from sales.” "
+                  "Empty: “Please hold while I connect you.”")
 
     CONTENT_FIELDS = ["type", "kind", "destination", "more_destinations", "description", "target_agent_id",
-                      "target_version_number", "target_environment_id"]
+                      "target_version_number", "target_environment_id", "hold_message"]
 
     class Meta:
         ordering = ["name"]

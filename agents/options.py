@@ -118,6 +118,9 @@ GROUPS: tuple[OptionGroup, ...] = (
         Option("machine_action", "voicemail"),
         Option("voicemail_message", "Hi {first_name}, this is Acme calling about your order. Call us back.",
                textarea=2, help="Spoken after the beep in the version's voice; {variables} of the call are filled in."),
+        # The recording itself is a row per version (agents.models.VoicemailRecording): uploaded on the draft's
+        # page, copied on publish and compared in the diff through agents/hooks.py (agents.voicemail).
+        Option("voicemail_source", "recording"),
     )),
     OptionGroup("analysis", "Post-call analysis",
                 "Computed after each call from its transcript, with the version's chat model (scripted versions: by "

@@ -7,6 +7,8 @@ app_name = "agents"
 urlpatterns = [
     path("studio/agents/", views.agent_list, name="list"),
     path("studio/agents/<int:agent_id>/", views.agent_detail, name="detail"),
+    path("studio/agents/<int:agent_id>/voicemail/", views.agent_voicemail_upload, name="voicemail_upload"),
+    path("studio/agents/<int:agent_id>/voicemail/remove/", views.agent_voicemail_remove, name="voicemail_remove"),
     path("studio/agents/<int:agent_id>/actions/", views.agent_actions, name="actions"),
     path("studio/agents/<int:agent_id>/actions/<int:action_id>/", views.agent_action_edit, name="action_edit"),
     path("studio/agents/<int:agent_id>/actions/<int:action_id>/delete/", views.agent_action_delete,

@@ -19,6 +19,7 @@ from agents.forms import (
     TestRunForm,
     TestScenarioForm,
     VariableForm,
+    VoicemailRecordingForm,
 )
 from agents.models import (
     ApiAction,
@@ -86,9 +87,56 @@ def agent_detail(request, agent_id):
         if _form_saved(request, form, lambda: services.agent_draft_update(draft=draft, **form.content()),
                        "Draft saved."):
             return redirect("agents:detail", agent_id=agent.pk)
+    return _detail_page(request, agent, draft, form)
+
+
+def _detail_page(request, agent, draft, form, voicemail_form=None):
+    from agents import voicemail
+
     latest = selectors.latest_published_get(agent_id=agent.pk)
     return render(request, "agents/agent_detail.html",
-                  {**_tabs_context(agent, "settings"), "draft": draft, "form": form, "latest": latest})
+                  {**_tabs_context(agent, "settings"), "draft": draft, "form": form, "latest": latest,
+                   "voicemail_recording": voicemail.recording_of(draft),
+                   "voicemail_form": voicemail_form or VoicemailRecordingForm()})
+
+
+@workspace_admin_required
+@require_POST
+def agent_voicemail_upload(request, agent_id):
+    """The draft's voicemail recording: stored when it is MP3/WAV within the size limit; else the reason shown
+    next to the field (the old recording kept)."""
+    from agents import voicemail
+
+    agent = _agent_or_404(request, agent_id)
+    draft = services.agent_draft_ensure(agent=agent)
+    form = VoicemailRecordingForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["audio"]
+        if upload.size > voicemail.max_bytes():  # refused before reading it into memory
+            form.add_error("audio", voicemail.RecordingRefused(
+                f"“{upload.name}” is {upload.size / 1048576:.1f} MB; a voicemail recording may be at most "
+                f"{voicemail.max_bytes() // 1048576} MB (a minute of MP3 is about 1 MB)."))
+        else:
+            try:
+                recording = voicemail.voicemail_recording_set(draft=draft, filename=upload.name, data=upload.read())
+            except voicemail.RecordingRefused as exc:
+                form.add_error("audio", str(exc))
+            else:
+                messages.success(request, f"Voicemail recording {recording.filename} saved to the draft.")
+                return redirect("agents:detail", agent_id=agent.pk)
+    return _detail_page(request, agent, draft, AgentVersionForm(instance=draft), voicemail_form=form)
+
+
+@workspace_admin_required
+@require_POST
+def agent_voicemail_remove(request, agent_id):
+    from agents import voicemail
+
+    agent = _agent_or_404(request, agent_id)
+    draft = services.agent_draft_ensure(agent=agent)
+    if voicemail.voicemail_recording_remove(draft=draft):
+        messages.success(request, "Voicemail recording removed from the draft.")
+    return redirect("agents:detail", agent_id=agent.pk)
 
 
 @workspace_member_required
@@ -185,7 +233,7 @@ def agent_action_edit(request, agent_id, action_id):
     if request.method == "POST" and _form_saved(request, form, lambda: services.handover_action_update(
             action=action, name=form.cleaned_data["name"], destination=form.cleaned_data["destination"],
             description=form.cleaned_data["description"], kind=form.cleaned_data["kind"],
-            more_destinations=form.cleaned_data["more_destinations"],
+            more_destinations=form.cleaned_data["more_destinations"], hold_message=form.cleaned_data["hold_message"],
             **{f: form.cleaned_data[f] for f in ("target_agent", "target_version_number", "target_environment")}),
             "Action saved."):
         return redirect("agents:actions", agent_id=agent.pk)
@@ -213,8 +261,11 @@ def agent_version_detail(request, agent_id, version_id):
     version = selectors.version_get(agent=agent, version_id=version_id)
     if version is None:
         raise Http404("No such version.")
+    from agents import voicemail
+
     return render(request, "agents/version_detail.html", {**_tabs_context(agent, "versions"), "version": version,
-                                                          "groups": selectors.version_option_groups(version=version)})
+                                                          "groups": selectors.version_option_groups(version=version),
+                                                          "voicemail_recording": voicemail.recording_of(version)})
 
 
 @workspace_admin_required

@@ -313,3 +313,22 @@ class CallAnalysis(models.Model):
         names = [f["name"] for f in (self.definition or {}).get("fields", [])]
         names += [n for n in (self.fields or {}) if n not in names]
         return [(n, (self.fields or {}).get(n)) for n in names]
+
+
+class CallAudio(models.Model):
+    """Audio the app renders for one call and Twilio fetches with `<Play>` (a warm transfer's brief, spoken in the
+    agent's own voice: calls.services.transfers), at a signed URL valid for minutes. WAV, mono PCM16."""
+
+    class Kind(models.TextChoices):
+        BRIEF = "brief", "Warm transfer brief"
+
+    call_session = models.ForeignKey("calls.CallSession", on_delete=models.CASCADE, related_name="audio")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    text = models.TextField(help_text="What the audio says.")
+    content_type = models.CharField(max_length=32, default="audio/wav")
+    audio = models.BinaryField()
+    voice = models.CharField(max_length=120, blank=True, help_text="The text-to-speech stage and voice that spoke it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -104,7 +104,9 @@ class CallContext:
         return absolute_url(path)
 
     def dial_result_url(self, handover_id: int) -> str:
-        return self.public_url(f"/v1/agents/{self.connector_identifier}/dial-result?handover={handover_id}")
+        base = (f"/v1/agents/{self.connector_identifier}" if self.connector_identifier
+                else f"/v1/calls/outbound/{self.call_session_id}")  # a placed call: its own callbacks
+        return self.public_url(f"{base}/dial-result?handover={handover_id}")
 
 
 def _version_fields(version) -> dict:

@@ -55,6 +55,9 @@ CHUNK_MS = 100
 BARGE_IN_MS = 600  # voiced speech over the agent's audio before it counts as a barge-in (backchannels are shorter)
 TURN_MODEL_FRAMES = 8000 // 20  # the turn model reads the last 8 s
 STT_BATCH_FRAMES = 5  # caller audio goes to the recogniser 100 ms at a time
+# An outbound call's greeting waits for the callee's first end of turn ("Hello?"), or this long of silence from
+# the first audio frame (read on the pipeline's clock as frames arrive: Twilio sends one every 20 ms).
+GREETING_WAIT_SECONDS = 3.0
 
 
 def split_sentences(buffer: str) -> tuple[list[str], str]:
@@ -139,12 +142,13 @@ class VoicePipeline:
     """
 
     def __init__(self, provider: Provider, *, stt, tts, voice_activity: vad.VoiceActivity, on_turn,
-                 barge_in_ms: int = BARGE_IN_MS, clock=time.perf_counter):
+                 barge_in_ms: int = BARGE_IN_MS, clock=time.perf_counter, on_turn_end=None):
         self.provider = provider
         self.stt = stt
         self.tts = tts
         self.vad = voice_activity
         self.on_turn = on_turn  # async (text, keywords) -> None
+        self.on_turn_end = on_turn_end  # () -> None: the caller's turn ended (its text comes later, on_turn)
         self.clock = clock
         self.barge_in_frames = max(1, barge_in_ms // vad.FRAME_MS)
         self._pcm_rest = b""
@@ -269,6 +273,12 @@ class VoicePipeline:
         previous = self._eot
         self._eot = asyncio.create_task(self._end_of_turn(rest, previous), name="cascaded-eot")
         self._tasks = [t for t in self._tasks if not t.done()] + [self._eot]
+        if self.on_turn_end is not None:
+            self.on_turn_end()
+
+    def caller_speaking(self) -> bool:
+        """The caller's words are being taken in as a turn now."""
+        return self._mode == "listen"
 
     async def _send_stt(self, frame: bytes) -> None:
         """Caller audio to the recogniser in 100 ms batches (one resampling call per batch, not per frame)."""
@@ -444,6 +454,13 @@ class CascadedProvider(Provider):
         self._reply_task: asyncio.Task | None = None
         self._awaiting: set[str] = set()  # tool calls of the last reply still waiting for their result
         self._chat_ready = asyncio.Event()  # the chat model is open (a key may be pressed while it opens)
+        # An outbound call: the greeting waits for the callee's first end of turn (or `greeting_wait` seconds of
+        # nothing from them); the first turn's words are then answered by the greeting, not by the model.
+        self.greeting_wait = GREETING_WAIT_SECONDS
+        self._greeting_held = ""
+        self._greeting_entry: dict | None = None
+        self._greeting_answers_turn = False
+        self._wait_from: float | None = None
 
     def _build(self):
         stt, tts, chat, voice_activity = self._stages
@@ -460,7 +477,8 @@ class CascadedProvider(Provider):
 
     async def start(self) -> None:
         stt, tts, self.chat, voice_activity = self._build()
-        self.pipeline = VoicePipeline(self, stt=stt, tts=tts, voice_activity=voice_activity, on_turn=self._turn)
+        self.pipeline = VoicePipeline(self, stt=stt, tts=tts, voice_activity=voice_activity, on_turn=self._turn,
+                                      on_turn_end=self._callee_turn_ended)
         if self.chat is None:  # in a thread: the first call with a vendor imports its SDK (seconds of CPU for some)
             v = self.ctx.speech
             self.chat = await asyncio.to_thread(chat_model, self.ctx, v.get("chat_vendor", ""),
@@ -471,9 +489,28 @@ class CascadedProvider(Provider):
             self._chat_ready.set()
         except SpeechError as exc:
             raise ProviderConfigError(str(exc)) from None
-        greeting = self.conversation.begin()
-        if greeting:
+        hold = bool(self.ctx.greet_after_callee)
+        greeting = self.conversation.begin(hold_greeting=hold)
+        if greeting and hold:
+            self._greeting_held = greeting
+        elif greeting:
             self._speak_fixed(greeting)
+
+    def _greet(self) -> None:
+        """The held greeting, now: it joins the history as the agent's first turn."""
+        greeting, self._greeting_held = self._greeting_held, ""
+        if not greeting:
+            return
+        self.conversation.add_reply(greeting)
+        self._greeting_entry = self.messages[-1]
+        self._speak_fixed(greeting)
+
+    def _callee_turn_ended(self) -> None:
+        if self._greeting_held:
+            self._greet()
+            self._greeting_answers_turn = True  # that turn's words, when recognised, need no other answer
+        else:
+            self._greeting_answers_turn = False  # a later turn: its words (if the first had none) are answered
 
     async def close(self) -> None:
         if self.pipeline is not None:
@@ -506,8 +543,15 @@ class CascadedProvider(Provider):
             self.emit(ProviderFailed("internal"))
 
     async def on_audio(self, payload_b64: str) -> None:
-        if self.pipeline is not None:
-            await self.pipeline.feed(payload_b64)
+        if self.pipeline is None:
+            return
+        await self.pipeline.feed(payload_b64)
+        if self._greeting_held:
+            now = self.pipeline.clock()
+            if self._wait_from is None:
+                self._wait_from = now
+            elif now - self._wait_from >= self.greeting_wait and not self.pipeline.caller_speaking():
+                self._greet()  # the callee has said nothing: greet them anyway
 
     async def on_dtmf(self, digit: str) -> None:
         if self.pipeline is not None:
@@ -533,6 +577,17 @@ class CascadedProvider(Provider):
     # ---------------------------------------------------------------------------
 
     async def _turn(self, text: str, keywords: tuple, transcript: bool = True) -> None:
+        if self._greeting_held or self._greeting_answers_turn:
+            # The callee's first words ("Hello?", or a key): the greeting is their answer.
+            self._greeting_answers_turn = False
+            if self._greeting_held:
+                self._greet()
+            if transcript:
+                self.emit(Transcript("caller", text))
+            entry = self._greeting_entry
+            at = self.messages.index(entry) if entry is not None and entry in self.messages else len(self.messages)
+            self.messages.insert(at, {"role": "user", "content": text})
+            return
         previous = self.pipeline.cancel_reply()
         if previous is not None and previous.task is not None and not previous.task.cancelled() \
                 and previous.spoken and not previous.task.done():

@@ -37,6 +37,10 @@ ws_logger = logging.getLogger("calls.providers.openai_realtime.websocket")
 ws_logger.setLevel(logging.INFO)
 
 SEND_QUEUE_FRAMES = 500  # 10 s of 20 ms frames: beyond that the upstream is stalled
+# An outbound call's greeting waits for the callee's first words ("Hello?"), or this long of them saying nothing
+# (counted in the caller's 20 ms audio frames, the call's own clock; a text transport counts on the event loop).
+GREETING_WAIT_SECONDS = 3.0
+FRAME_MS = 20
 
 
 class OpenAIRealtimeProvider(Provider):
@@ -57,6 +61,11 @@ class OpenAIRealtimeProvider(Provider):
         self._tasks: list[asyncio.Task] = []
         self._seen_calls: set[str] = set()
         self._text_reply = ""
+        # An outbound call: the greeting is held (and the server's voice activity does not answer on its own)
+        # until the callee has spoken or stayed silent GREETING_WAIT_SECONDS.
+        self._greeting_held = bool(ctx.greeting and ctx.greet_after_callee)
+        self._heard_ms = 0
+        self._greeting_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -87,11 +96,32 @@ class OpenAIRealtimeProvider(Provider):
         await self.ws.send(json.dumps(self._session_update()))
         self._tasks = [asyncio.create_task(self._reader(), name="realtime-reader"),
                        asyncio.create_task(self._writer(), name="realtime-writer")]
-        if self.ctx.greeting:
-            self._send({"type": "response.create",
-                        "response": {"instructions": f"Greet the caller with exactly: {self.ctx.greeting}"}})
+        if self._greeting_held:
+            if self.ctx.modality == "text":
+                self._greeting_timer = asyncio.get_running_loop().call_later(GREETING_WAIT_SECONDS, self._greet)
+        elif self.ctx.greeting:
+            self._send_greeting()
+
+    def _send_greeting(self) -> None:
+        self._send({"type": "response.create",
+                    "response": {"instructions": f"Greet the caller with exactly: {self.ctx.greeting}"}})
+
+    def _greet(self) -> None:
+        """The held greeting, now (the callee spoke, or said nothing long enough); from now on the server's voice
+        activity answers the caller's turns itself."""
+        if not self._greeting_held or self.closed:
+            return
+        self._greeting_held = False
+        if self._greeting_timer is not None:
+            self._greeting_timer.cancel()
+            self._greeting_timer = None
+        self._send_greeting()
+        if self.ctx.modality == "audio":
+            self._send(self._session_update())
 
     async def close(self) -> None:
+        if self._greeting_timer is not None:
+            self._greeting_timer.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -107,6 +137,13 @@ class OpenAIRealtimeProvider(Provider):
                 pass
         await super().close()
 
+    def _turn_detection(self) -> dict:
+        detection = {"type": "server_vad"}
+        if self._greeting_held:
+            # The callee's "Hello?" is not answered by the model on its own: we send the greeting after it.
+            detection["create_response"] = False
+        return detection
+
     def _session_update(self) -> dict:
         audio = self.ctx.modality == "audio"
         if self.protocol == "beta":
@@ -115,7 +152,7 @@ class OpenAIRealtimeProvider(Provider):
                 "instructions": self.system_prompt(),
                 "input_audio_format": "g711_ulaw",
                 "output_audio_format": "g711_ulaw",
-                "turn_detection": {"type": "server_vad"},
+                "turn_detection": self._turn_detection(),
                 "input_audio_transcription": {"model": "whisper-1"},
                 "tools": self.tools(),
                 "tool_choice": "auto",
@@ -136,7 +173,7 @@ class OpenAIRealtimeProvider(Provider):
             if self.ctx.voice:
                 output["voice"] = self.ctx.voice
             session["audio"] = {
-                "input": {"format": {"type": "audio/pcmu"}, "turn_detection": {"type": "server_vad"},
+                "input": {"format": {"type": "audio/pcmu"}, "turn_detection": self._turn_detection(),
                           "transcription": {"model": "gpt-4o-mini-transcribe"}},
                 "output": output,
             }
@@ -153,6 +190,10 @@ class OpenAIRealtimeProvider(Provider):
 
     async def on_audio(self, payload_b64: str) -> None:
         self._send({"type": "input_audio_buffer.append", "audio": payload_b64})
+        if self._greeting_held:
+            self._heard_ms += FRAME_MS
+            if self._heard_ms >= GREETING_WAIT_SECONDS * 1000:
+                self._greet()  # the callee has said nothing: greet them anyway
 
     async def on_text(self, text: str) -> None:
         text = (text or "").strip()
@@ -161,6 +202,9 @@ class OpenAIRealtimeProvider(Provider):
         self.emit(Transcript("caller", text))
         self._send({"type": "conversation.item.create",
                     "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        if self._greeting_held:
+            self._greet()  # the callee's first words are answered by the greeting
+            return
         self._send({"type": "response.create"})
 
     async def on_dtmf(self, digit: str) -> None:
@@ -218,11 +262,17 @@ class OpenAIRealtimeProvider(Provider):
             self._text_reply += event.get("delta", "")
             self.emit(TextOut(event.get("delta", ""), last=False))
         elif kind == "input_audio_buffer.speech_started":
+            self._heard_ms = 0  # a held greeting's wait starts again with the callee's words
             self.emit(SpeechStarted())
+        elif kind == "input_audio_buffer.speech_stopped":
+            if self._greeting_held:
+                self._greet()  # the end of the callee's first words
         elif kind in ("response.output_audio_transcript.done", "response.audio_transcript.done"):
             self.emit(Transcript("agent", event.get("transcript", "")))
         elif kind == "conversation.item.input_audio_transcription.completed":
             self.emit(Transcript("caller", event.get("transcript", "")))
+            if self._greeting_held:
+                self._greet()
         elif kind == "response.output_item.done":
             item = event.get("item") or {}
             if item.get("type") == "function_call":

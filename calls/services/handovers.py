@@ -72,8 +72,38 @@ def dial_twiml(*, destination: str, action_url: str, say: str = "", language: st
     return str(response)
 
 
-def dial_result_url(*, identifier: str, handover_id: int) -> str:
-    return absolute_url(f"/v1/agents/{identifier}/dial-result?handover={handover_id}")
+def callback_base(*, connector_identifier: str = "", call_session_id: int | None = None) -> str:
+    """The path Twilio's handover callbacks of a call go under: its connector's `/v1/agents/<identifier>` for a
+    call that came in through one, else the call session's own `/v1/calls/outbound/<id>` (a call an agent placed
+    from Studio or the API has no connector: calls/webhooks.py answers there)."""
+    if connector_identifier:
+        return f"/v1/agents/{connector_identifier}"
+    return f"/v1/calls/outbound/{call_session_id}"
+
+
+def session_callback_base(session) -> str:
+    return callback_base(connector_identifier=session.connector.identifier if session.connector_id else "",
+                         call_session_id=session.pk)
+
+
+def context_callback_base(ctx: CallContext) -> str:
+    return callback_base(connector_identifier=ctx.connector_identifier, call_session_id=ctx.call_session_id)
+
+
+def relay_action_url(session) -> str:
+    """ConversationRelay's `<Connect action>` for a call: where Twilio asks what follows the relay's `end`."""
+    return absolute_url(f"{session_callback_base(session)}/handover")
+
+
+def dial_result_url(*, base: str, handover_id: int) -> str:
+    return absolute_url(f"{base}/dial-result?handover={handover_id}")
+
+
+def owned_by(*, connector=None, call_session=None) -> dict:
+    """The filter that keeps a callback to its own calls: the connector's, or the one call session's."""
+    if connector is not None:
+        return {"call_session__connector": connector}
+    return {"call_session": call_session}
 
 
 # ---------------------------------------------------------------------------
@@ -172,7 +202,7 @@ def call_session_ended(*, call_session_id: int, runtime_error: str = "") -> None
 def redirect_to_dial(*, ctx: CallContext, action: HandoverActionSpec, handover_id: int) -> str:
     """Redirect the live call to the Dial. Returns the outcome so far: pending, caller-gone or not-redirected."""
     twiml = dial_twiml(destination=action.destination,
-                       action_url=dial_result_url(identifier=ctx.connector_identifier, handover_id=handover_id))
+                       action_url=dial_result_url(base=context_callback_base(ctx), handover_id=handover_id))
     try:
         twilio_gateway.call_update(creds=ctx.creds, call_sid=ctx.call_sid, twiml=twiml)
     except errors.TwilioError as exc:
@@ -209,7 +239,7 @@ def fallback_twiml_for_context(*, ctx: CallContext, message: str = AGENT_FAILED_
         handover = handover_record(call_session_id=ctx.call_session_id, action=action,
                                    transport=ctx.transport, detail="fallback after agent failure")
         return dial_twiml(destination=action.destination, say=message, language=ctx.language,
-                          action_url=dial_result_url(identifier=ctx.connector_identifier, handover_id=handover.pk))
+                          action_url=dial_result_url(base=context_callback_base(ctx), handover_id=handover.pk))
     response = VoiceResponse()
     _say(response, message, ctx.language)
     response.hangup()
@@ -245,11 +275,11 @@ def _fallback_after_dial(*, handover: CallHandover) -> tuple[str, str]:
     choice = (variables.get(FALLBACK_VARIABLE) or "hangup").strip().removeprefix("action:")
     version = session.agent_version
     language = version.language if version else ""
-    identifier = session.connector.identifier if session.connector_id else ""
-    if choice == "agent" and version is not None and session.connector_id:
+    base = session_callback_base(session)
+    if choice == "agent" and version is not None:
         token = stream_token_issue(call_session=session)
         # The spoken message, then the call back to the agent (a new stream of the same session).
-        return "agent", stream_twiml(version=version, token=token, action_url=session.connector.handover_url,
+        return "agent", stream_twiml(version=version, token=token, action_url=relay_action_url(session),
                                      say=DIAL_FAILED_MESSAGE, language=language)
     if choice not in ("hangup", "agent", "") and version is not None and choice != handover.action_name:
         action = HandoverAction.objects.filter(version=version, name=choice).first()
@@ -259,15 +289,16 @@ def _fallback_after_dial(*, handover: CallHandover) -> tuple[str, str]:
                                   detail=f"fallback after {handover.action_name}")
             return f"action:{action.name}", dial_twiml(
                 destination=action.destination, say=DIAL_FAILED_MESSAGE, language=language,
-                action_url=dial_result_url(identifier=identifier, handover_id=nxt.pk))
+                action_url=dial_result_url(base=base, handover_id=nxt.pk))
     response = VoiceResponse()
     _say(response, DIAL_FAILED_MESSAGE, language)
     response.hangup()
     return "hangup", str(response)
 
 
-def dial_result_record(*, connector, handover_id, params: dict) -> str:
-    """The Dial's action callback: record the outcome once, answer with what happens next.
+def dial_result_record(*, connector=None, call_session=None, handover_id, params: dict) -> str:
+    """The Dial's action callback: record the outcome once, answer with what happens next. The handover must be
+    one of the connector's calls (an incoming call) or of `call_session` (a call an agent placed).
 
     Idempotent: a retried (or duplicated) callback gets the stored answer and writes nothing.
     """
@@ -279,10 +310,9 @@ def dial_result_record(*, connector, handover_id, params: dict) -> str:
         handover = (CallHandover.objects.select_for_update(of=("self",))
                     .select_related("call_session", "call_session__connector", "call_session__agent_version",
                                     "call_session__environment")
-                    .filter(pk=handover_id, call_session__connector=connector).first())
+                    .filter(pk=handover_id, **owned_by(connector=connector, call_session=call_session)).first())
         if handover is None:
-            logger.warning("dial result for an unknown handover", extra={"handover_id": handover_id,
-                                                                         "connector_id": connector.pk})
+            logger.warning("dial result for an unknown handover", extra={"handover_id": handover_id})
             return _hangup()
         if handover.answer_twiml:
             return handover.answer_twiml
@@ -322,9 +352,10 @@ def fallback_hangup_twiml() -> str:
     return str(response)
 
 
-def relay_handover_twiml(*, connector, params: dict) -> str:
+def relay_handover_twiml(*, connector=None, call_session=None, params: dict) -> str:
     """The `<Connect action>` answer after ConversationRelay's `end`: Dial the recorded handover, or the
-    apology + fallback when the agent failed, or hang up when the conversation simply ended."""
+    apology + fallback when the agent failed, or hang up when the conversation simply ended. The call is the
+    connector's (by CallSid) or `call_session` (a call an agent placed)."""
     from calls.models import CallSession
 
     try:
@@ -333,10 +364,12 @@ def relay_handover_twiml(*, connector, params: dict) -> str:
         data = {}
     if not isinstance(data, dict):
         data = {}
+    scope = {"connector": connector} if connector is not None else {"pk": getattr(call_session, "pk", None)}
     session = (CallSession.objects.select_related("connector", "agent_version", "environment")
-               .filter(call_sid=params.get("CallSid", ""), connector=connector).first())
+               .filter(call_sid=params.get("CallSid", ""), **scope).first())
     if session is None:
         return _hangup()
+    base = session_callback_base(session)
     reason = data.get("reason")
     handover = None
     if data.get("handover_id"):
@@ -359,10 +392,10 @@ def relay_handover_twiml(*, connector, params: dict) -> str:
     if handover is not None and reason in (None, "handover") and handover.kind == "warm":
         from calls.services import transfers
 
-        return transfers.relay_hold_twiml(connector=connector, handover=handover)
+        return transfers.relay_hold_twiml(handover=handover)
     if handover is not None and reason in (None, "handover"):
         return dial_twiml(destination=handover.destination,
-                          action_url=dial_result_url(identifier=connector.identifier, handover_id=handover.pk))
+                          action_url=dial_result_url(base=base, handover_id=handover.pk))
     if reason == "error":
         from calls.engine.context import context_for_call_session
 
@@ -371,7 +404,7 @@ def relay_handover_twiml(*, connector, params: dict) -> str:
         existing = CallHandover.objects.filter(call_session=session, detail="fallback after agent failure").first()
         if existing is not None:
             return dial_twiml(destination=existing.destination, say=AGENT_FAILED_MESSAGE, language=ctx.language,
-                              action_url=dial_result_url(identifier=connector.identifier, handover_id=existing.pk))
+                              action_url=dial_result_url(base=base, handover_id=existing.pk))
         return fallback_twiml_for_context(ctx=ctx)
     return _hangup()
 

@@ -13,7 +13,9 @@ Twilio then requests, all signature-checked (`calls/webhooks.py`):
 - `/v1/calls/outbound/<id>/amd` with `AnsweredBy`: a machine gets the version's voicemail after the beep (or a
   hang-up), a person goes on talking with the agent;
 - `/v1/calls/outbound/<id>/status` with every status change: busy, no answer, failed and canceled end the call
-  with that outcome.
+  with that outcome;
+- the handover callbacks of the call (`handover`, `dial-result`, `transfer-*`): the same services an incoming
+  call's connector URLs reach (`calls.services.handovers` / `.transfers`), scoped to this one session.
 """
 from __future__ import annotations
 
@@ -261,8 +263,11 @@ def _admission_twiml(session: CallSession) -> str:
     """The `<Connect>` TwiML with a fresh single-use stream token (calls.services.admission builds it, as for an
     answered call: the version's transport, its relay attributes and languages)."""
     from calls.services.admission import stream_token_issue, stream_twiml
+    from calls.services.handovers import relay_action_url
 
-    return stream_twiml(version=session.agent_version, token=stream_token_issue(call_session=session))
+    # ConversationRelay's `<Connect action>`: the call's own handover callback (it has no connector).
+    return stream_twiml(version=session.agent_version, token=stream_token_issue(call_session=session),
+                        action_url=relay_action_url(session))
 
 
 def _hangup_twiml() -> str:
@@ -298,19 +303,31 @@ def _status_advance(*, session: CallSession, status: str) -> None:
 
 
 def voicemail_twiml(*, version, variables: dict) -> str | None:
-    """The version's voicemail message with the call's variables, said in its voice; None: nothing to leave."""
+    """What a machine gets after the beep: the version's recording (`<Play>` of a signed, short-lived URL) when
+    its voicemail source is the recording and one is uploaded, else its message with the call's variables, said in
+    its voice; None: nothing to leave (the call is hung up)."""
     from twilio.twiml.voice_response import VoiceResponse
 
+    from agents import voicemail
     from agents.models import AgentVersion
 
-    text = fill(version.voicemail_message, variables).strip()
-    if version.machine_action != AgentVersion.MachineAction.VOICEMAIL or not text:
+    if version.machine_action != AgentVersion.MachineAction.VOICEMAIL:
         return None
     response = VoiceResponse()
-    voice = version.voice or ""
+    recording = (voicemail.recording_of(version)
+                 if version.voicemail_source == AgentVersion.VoicemailSource.RECORDING else None)
+    if recording is not None:
+        response.play(absolute_url(f"/v1/audio/voicemail/{voicemail.audio_token(recording)}"))
+        response.hangup()
+        return str(response)
+    text = fill(version.voicemail_message, variables).strip()
+    if not text:
+        return None
+    from calls.services.transfers import twilio_say_voice
+
     say = {"language": version.language or "en-US"}
-    if voice.startswith(("Polly.", "Google.")) or voice in ("alice", "man", "woman"):
-        say["voice"] = voice  # a voice Twilio's <Say> speaks; other engines' voices fall back to the default
+    if twilio_say_voice(version.voice):
+        say["voice"] = version.voice  # a voice Twilio's <Say> speaks; other engines' voices fall back to the default
     response.say(text, **say)
     response.hangup()
     return str(response)

@@ -59,40 +59,66 @@ def conference_name(handover_id: int) -> str:
     return f"callwell-transfer-{handover_id}"
 
 
-def _url(identifier: str, name: str, handover_id: int, attempt: int | None = None) -> str:
+def _url(base: str, name: str, handover_id: int, attempt: int | None = None) -> str:
+    """A callback URL under the call's base (`handovers.callback_base`: the connector's or the call session's)."""
     query = f"?handover={handover_id}" + (f"&attempt={attempt}" if attempt is not None else "")
-    return absolute_url(f"/v1/agents/{identifier}/{name}{query}")
+    return absolute_url(f"{base}/{name}{query}")
 
 
-def _say(node, text: str, language: str = "") -> None:
+def _base(session) -> str:
+    from calls.services.handovers import session_callback_base
+
+    return session_callback_base(session)
+
+
+def twilio_say_voice(voice: str) -> str:
+    """The version's voice when Twilio's `<Say>` speaks it (Amazon Polly, Google, the classic three); else ""
+    (other engines' voices: `<Say>` falls back to its default voice)."""
+    voice = voice or ""
+    return voice if voice.startswith(("Polly.", "Google.")) or voice in ("alice", "man", "woman") else ""
+
+
+def _say(node, text: str, language: str = "", voice: str = "") -> None:
+    attributes = {}
     if language:
-        node.say(text, language=language)
-    else:
-        node.say(text)
+        attributes["language"] = language
+    if twilio_say_voice(voice):
+        attributes["voice"] = twilio_say_voice(voice)
+    node.say(text, **attributes)
 
 
 # ---------------------------------------------------------------------------
 # TwiML
 
 
-def hold_twiml(*, handover_id: int, identifier: str, say: str = HOLD_MESSAGE, language: str = "") -> str:
+def hold_twiml(*, handover_id: int, base: str, say: str = HOLD_MESSAGE, language: str = "") -> str:
     """The caller's side: a message, then the conference (hold music until the person joins)."""
     response = VoiceResponse()
     if say:
         _say(response, say, language)
-    dial = Dial(action=_url(identifier, "transfer-result", handover_id), method="POST")
+    dial = Dial(action=_url(base, "transfer-result", handover_id), method="POST")
     dial.conference(conference_name(handover_id), start_conference_on_enter=False, end_conference_on_exit=True,
                     beep=False)
     response.append(dial)
     return str(response)
 
 
-def brief_twiml(*, handover_id: int, attempt: int, identifier: str, brief: str, language: str = "") -> str:
-    """The person's side once they answered: the brief, then 1 to take the call or 2 to decline."""
+def brief_prompt(brief: str) -> str:
+    return f"{brief} Press 1 to take the call, or 2 to decline."
+
+
+def brief_twiml(*, handover_id: int, attempt: int, base: str, brief: str, language: str = "", audio_url: str = "",
+                voice: str = "") -> str:
+    """The person's side once they answered: the brief, then 1 to take the call or 2 to decline. `audio_url`: the
+    brief rendered in the agent's own voice (`<Play>`); without it, `<Say>` (in the version's voice when Twilio
+    speaks it)."""
     response = VoiceResponse()
     gather = Gather(num_digits=1, timeout=GATHER_TIMEOUT, action_on_empty_result=True, method="POST",
-                    action=_url(identifier, "transfer-answer", handover_id, attempt))
-    _say(gather, f"{brief} Press 1 to take the call, or 2 to decline.", language)
+                    action=_url(base, "transfer-answer", handover_id, attempt))
+    if audio_url:
+        gather.play(audio_url)
+    else:
+        _say(gather, brief_prompt(brief), language, voice)
     response.append(gather)
     return str(response)
 
@@ -146,6 +172,123 @@ def brief_text(*, call_session_id: int) -> str:
         if facts:
             parts.append(f"Noted so far: {facts}.")
     return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# The brief in the agent's own voice
+
+
+BRIEF_AUDIO_SALT = "callwell.brief-audio"
+AUDIO_URL_SECONDS = 600  # Twilio fetches it right after the redirect; the link is useless after this
+TTS_TIMEOUT = 10.0  # seconds for the whole brief; beyond that, <Say>
+
+
+def tts_stage_for(session):
+    """The version's text-to-speech stage (calls.providers.speech): a cascaded version's vendor, voice and model;
+    a scripted version over Media Streams speaks with the offline stage (espeak-ng). None: the version has no
+    speech stage of ours (ConversationRelay and speech-to-speech versions are voiced by Twilio / the model).
+    Raises the stage's config error (a missing key)."""
+    from calls.engine.context import context_for_call_session
+    from calls.providers.speech import registry
+
+    version = session.agent_version
+    if version is None:
+        return None
+    if version.provider == "cascaded":
+        vendor, model = version.tts_vendor, version.tts_model
+    elif version.provider == "scripted" and version.transport == "media_streams":
+        vendor, model = "offline", ""
+    else:
+        return None
+    return registry.text_to_speech(context_for_call_session(session), vendor, voice=version.voice, model=model)
+
+
+def _synthesize(stage, text: str) -> bytes:
+    """Blocking: the stage's PCM16 for `text`, run on its own event loop in a worker thread (the caller may be a
+    request thread or, in tests, a thread with a loop of its own)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def collect() -> bytes:
+        chunks = []
+        try:
+            async for pcm in stage.synthesize(text):
+                chunks.append(pcm)
+        finally:
+            await stage.close()
+        return b"".join(chunks)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="brief-tts") as pool:
+        return pool.submit(asyncio.run, asyncio.wait_for(collect(), TTS_TIMEOUT)).result()
+
+
+def _wav(pcm: bytes, rate: int) -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
+def brief_audio_render(*, session, text: str):
+    """The brief spoken by the version's text-to-speech stage, stored as a `CallAudio` (WAV); None when the version
+    has no stage or it failed (the caller then uses `<Say>`). Never raises."""
+    from calls.models import CallAudio
+
+    try:
+        stage = tts_stage_for(session)
+        if stage is None:
+            return None
+        pcm = _synthesize(stage, text)
+    except Exception as exc:  # noqa: BLE001 - a missing key, a vendor error, a timeout: <Say> instead
+        logger.warning("warm transfer: the brief could not be spoken in the agent's voice; <Say> instead",
+                       extra={"call_session_id": session.pk, "error": type(exc).__name__})
+        return None
+    if not pcm:
+        return None
+    version = session.agent_version
+    return CallAudio.objects.create(call_session=session, kind=CallAudio.Kind.BRIEF, text=text,
+                                    audio=_wav(pcm, stage.sample_rate),
+                                    voice=f"{stage.name} {version.voice or ''}".strip()[:120])
+
+
+def audio_url(audio) -> str:
+    from django.core import signing
+
+    return absolute_url(f"/v1/audio/brief/{signing.dumps({'a': audio.pk}, salt=BRIEF_AUDIO_SALT)}")
+
+
+def audio_for_token(token: str):
+    """The `CallAudio` a signed token names while it is fresh (AUDIO_URL_SECONDS), else None."""
+    from django.core import signing
+
+    from calls.models import CallAudio
+
+    try:
+        data = signing.loads(token, salt=BRIEF_AUDIO_SALT, max_age=AUDIO_URL_SECONDS)
+    except signing.BadSignature:
+        return None
+    return CallAudio.objects.filter(pk=data.get("a")).first() if isinstance(data, dict) else None
+
+
+def brief_twiml_spoken(*, session_id: int, handover_id: int, attempt: int, brief: str) -> str:
+    """The brief's TwiML with the brief in the agent's own voice (`<Play>`), or `<Say>` in the version's voice
+    when its speech stage cannot speak it."""
+    from calls.models import CallSession
+
+    session = (CallSession.objects.select_related("agent_version__agent", "connector", "environment")
+               .get(pk=session_id))
+    version = session.agent_version
+    language = version.language if version is not None else ""
+    audio = brief_audio_render(session=session, text=brief_prompt(brief))
+    return brief_twiml(handover_id=handover_id, attempt=attempt, base=_base(session), brief=brief, language=language,
+                       audio_url=audio_url(audio) if audio is not None else "",
+                       voice=version.voice if version is not None else "")
 
 
 # ---------------------------------------------------------------------------
@@ -224,15 +367,15 @@ def _other_party(session) -> str:
 def _dial(*, creds, handover: CallHandover, index: int) -> bool:
     """Ring destination `index` into the conference. False when Twilio refused (the attempt is then failed)."""
     session = handover.call_session
-    identifier = session.connector.identifier if session.connector_id else ""
+    base = _base(session)
     destination = handover.attempts[index]["destination"]
     try:
         participant = twilio_gateway.conference_participant_create(
             creds=creds, conference=conference_name(handover.pk), from_=_our_number(session), to=destination,
             label=f"transfer-{index}", timeout=RING_TIMEOUT, start_conference_on_enter=False,
             end_conference_on_exit=False,
-            status_callback=_url(identifier, "transfer-status", handover.pk, index),
-            amd_status_callback=_url(identifier, "transfer-amd", handover.pk, index))
+            status_callback=_url(base, "transfer-status", handover.pk, index),
+            amd_status_callback=_url(base, "transfer-amd", handover.pk, index))
     except errors.TwilioError as exc:
         logger.warning("warm transfer: could not dial a destination",
                        extra={"handover_id": handover.pk, "attempt": index, "code": exc.code})
@@ -265,13 +408,25 @@ def _hang_up_leg(*, creds, call_sid: str) -> None:
         pass  # already gone
 
 
+def hold_message(handover: CallHandover) -> str:
+    """What the caller hears before the hold: the action's own hold message (versioned with it), else the default."""
+    from agents.models import HandoverAction
+
+    session = handover.call_session
+    own = (HandoverAction.objects.filter(version_id=session.agent_version_id, name=handover.action_name)
+           .values_list("hold_message", flat=True).first() if session.agent_version_id else "")
+    return (own or "").strip() or HOLD_MESSAGE
+
+
 def warm_transfer_start(*, ctx: CallContext, handover_id: int) -> str:
     """Blocking. Put the caller on hold in the conference and ring the first destination.
 
     Returns the handover's outcome so far: pending, caller-gone or not-redirected (as `redirect_to_dial`)."""
-    from calls.services.handovers import call_is_gone
+    from calls.services.handovers import call_is_gone, context_callback_base
 
-    twiml = hold_twiml(handover_id=handover_id, identifier=ctx.connector_identifier, language=ctx.language)
+    handover = CallHandover.objects.select_related("call_session").get(pk=handover_id)
+    twiml = hold_twiml(handover_id=handover_id, base=context_callback_base(ctx), say=hold_message(handover),
+                       language=ctx.language)
     try:
         twilio_gateway.call_update(creds=ctx.creds, call_sid=ctx.call_sid, twiml=twiml)
     except errors.TwilioError as exc:
@@ -280,14 +435,15 @@ def warm_transfer_start(*, ctx: CallContext, handover_id: int) -> str:
     return CallHandover.Outcome.PENDING
 
 
-def relay_hold_twiml(*, connector, handover: CallHandover) -> str:
+def relay_hold_twiml(*, handover: CallHandover) -> str:
     """ConversationRelay: the `<Connect action>` answer for a warm handover (the caller holds), and the first
     destination rung once that answer is committed. A retried callback (a destination already tried) only holds."""
     language = handover.call_session.agent_version.language if handover.call_session.agent_version_id else ""
     if handover.outcome == CallHandover.Outcome.PENDING and not any(a["outcome"] for a in handover.attempts):
         creds = _creds_for(handover)
         transaction.on_commit(lambda: _advance(creds=creds, handover_id=handover.pk, start=0, announce=False))
-    return hold_twiml(handover_id=handover.pk, identifier=connector.identifier, language=language)
+    return hold_twiml(handover_id=handover.pk, base=_base(handover.call_session), say=hold_message(handover),
+                      language=language)
 
 
 def _advance(*, creds, handover_id: int, start: int, announce: bool = True) -> None:
@@ -297,13 +453,13 @@ def _advance(*, creds, handover_id: int, start: int, announce: bool = True) -> N
         if handover is None or handover.outcome != CallHandover.Outcome.PENDING:
             return
         language = handover.call_session.agent_version.language if handover.call_session.agent_version_id else ""
-        identifier = handover.call_session.connector.identifier if handover.call_session.connector_id else ""
+        base = _base(handover.call_session)
         for index in range(start, len(handover.attempts)):
             if handover.attempts[index]["outcome"]:
                 continue
             if announce:  # the caller hears why the hold goes on
                 _redirect_caller(creds=creds, handover=handover, twiml=hold_twiml(
-                    handover_id=handover.pk, identifier=identifier, say=NEXT_MESSAGE, language=language))
+                    handover_id=handover.pk, base=base, say=NEXT_MESSAGE, language=language))
                 announce = False
             if _dial(creds=creds, handover=handover, index=index):
                 return
@@ -313,6 +469,7 @@ def _advance(*, creds, handover_id: int, start: int, announce: bool = True) -> N
 def _back_to_agent(*, creds, handover: CallHandover, language: str) -> None:
     """Nobody took the call: the agent comes back (new stream of the session) and offers to take a message."""
     from calls.services.admission import stream_token_issue, stream_twiml
+    from calls.services.handovers import relay_action_url
 
     tried = ", ".join(f"{a['destination']} {a['outcome']}" for a in handover.attempts)
     _transcript_line(handover, f"Warm transfer {handover.action_name}: nobody took the call ({tried}); "
@@ -321,9 +478,9 @@ def _back_to_agent(*, creds, handover: CallHandover, language: str) -> None:
     handover.fallback = "agent"
     handover.save(update_fields=["fallback"])
     _finish(handover, CallHandover.Outcome.NOT_TAKEN, detail=tried)
-    if session.agent_version_id and session.connector_id:
+    if session.agent_version_id:
         token = stream_token_issue(call_session=session)
-        twiml = stream_twiml(version=session.agent_version, token=token, action_url=session.connector.handover_url,
+        twiml = stream_twiml(version=session.agent_version, token=token, action_url=relay_action_url(session),
                              say=NOBODY_MESSAGE, language=language)
     else:
         twiml = _goodbye_twiml(NOBODY_MESSAGE, language)
@@ -334,19 +491,24 @@ def _back_to_agent(*, creds, handover: CallHandover, language: str) -> None:
 # Callbacks Twilio makes (views in connectors/webhooks.py)
 
 
-def _handover_for(connector, handover_id, attempt) -> tuple[int, int] | None:
+def _handover_for(connector, call_session, handover_id, attempt) -> tuple[int, int] | None:
+    """(handover id, attempt) of a warm handover of the connector's calls, or of `call_session` (a call an agent
+    placed); None for anything else."""
+    from calls.services.handovers import owned_by
+
     try:
         handover_id, attempt = int(handover_id), int(attempt)
     except (TypeError, ValueError):
         return None
-    if not CallHandover.objects.filter(pk=handover_id, kind="warm", call_session__connector=connector).exists():
+    if not CallHandover.objects.filter(pk=handover_id, kind="warm",
+                                       **owned_by(connector=connector, call_session=call_session)).exists():
         return None
     return handover_id, attempt
 
 
-def participant_status_record(*, connector, handover_id, attempt, params: dict) -> None:
+def participant_status_record(*, connector=None, call_session=None, handover_id, attempt, params: dict) -> None:
     """The person's leg: ringing, or ended before anyone took it (busy / no answer / failed)."""
-    ids = _handover_for(connector, handover_id, attempt)
+    ids = _handover_for(connector, call_session, handover_id, attempt)
     if ids is None:
         return
     handover_id, index = ids
@@ -369,9 +531,9 @@ def participant_status_record(*, connector, handover_id, attempt, params: dict) 
     _advance(creds=_creds_for(handover), handover_id=handover_id, start=index + 1)
 
 
-def participant_amd_record(*, connector, handover_id, attempt, params: dict) -> None:
+def participant_amd_record(*, connector=None, call_session=None, handover_id, attempt, params: dict) -> None:
     """Answering-machine detection on the person's leg: a person hears the brief; a machine is hung up."""
-    ids = _handover_for(connector, handover_id, attempt)
+    ids = _handover_for(connector, call_session, handover_id, attempt)
     if ids is None:
         return
     handover_id, index = ids
@@ -384,11 +546,10 @@ def participant_amd_record(*, connector, handover_id, attempt, params: dict) -> 
         creds = _creds_for(handover)
         session = handover.call_session
         if answered_by in HUMAN_ANSWERS:
-            language = session.agent_version.language if session.agent_version_id else ""
-            twiml = brief_twiml(handover_id=handover.pk, attempt=index, brief=brief_text(call_session_id=session.pk),
-                                identifier=connector.identifier, language=language)
+            brief = brief_text(call_session_id=session.pk)
             _attempt_set(handover, index, Attempt.BRIEFED, call_sid=call_sid or handover.attempts[index]["call_sid"])
-            transaction.on_commit(lambda: _brief(creds=creds, call_sid=call_sid, twiml=twiml,
+            # Rendered in the agent's voice after the commit (no row lock held while the voice speaks).
+            transaction.on_commit(lambda: _brief(creds=creds, call_sid=call_sid, brief=brief, session_id=session.pk,
                                                  handover_id=handover_id, index=index))
             return
         _attempt_set(handover, index, Attempt.MACHINE, answered_by=answered_by[:32])
@@ -396,7 +557,8 @@ def participant_amd_record(*, connector, handover_id, attempt, params: dict) -> 
     _advance(creds=creds, handover_id=handover_id, start=index + 1)
 
 
-def _brief(*, creds, call_sid: str, twiml: str, handover_id: int, index: int) -> None:
+def _brief(*, creds, call_sid: str, brief: str, session_id: int, handover_id: int, index: int) -> None:
+    twiml = brief_twiml_spoken(session_id=session_id, handover_id=handover_id, attempt=index, brief=brief)
     try:
         twilio_gateway.call_update(creds=creds, call_sid=call_sid, twiml=twiml)
     except errors.TwilioError:
@@ -408,9 +570,9 @@ def _brief(*, creds, call_sid: str, twiml: str, handover_id: int, index: int) ->
         _advance(creds=creds, handover_id=handover_id, start=index + 1)
 
 
-def answer_record(*, connector, handover_id, attempt, params: dict) -> str:
+def answer_record(*, connector=None, call_session=None, handover_id, attempt, params: dict) -> str:
     """The brief's `<Gather>` result: 1 takes the call (the person joins the caller), anything else declines."""
-    ids = _handover_for(connector, handover_id, attempt)
+    ids = _handover_for(connector, call_session, handover_id, attempt)
     if ids is None:
         return _goodbye_twiml("This call is no longer waiting.")
     handover_id, index = ids
@@ -438,7 +600,7 @@ def answer_record(*, connector, handover_id, attempt, params: dict) -> str:
     return _goodbye_twiml(DECLINED_MESSAGE, language)
 
 
-def caller_result_record(*, connector, handover_id, params: dict) -> str:
+def caller_result_record(*, connector=None, call_session=None, handover_id, params: dict) -> str:
     """The caller's `<Dial><Conference>` ended: after a taken call, hang up; while still waiting, the caller left."""
     try:
         handover_id = int(handover_id)
@@ -447,7 +609,9 @@ def caller_result_record(*, connector, handover_id, params: dict) -> str:
     ringing = []
     with transaction.atomic():
         handover = _locked(handover_id)
-        if handover is None or handover.call_session.connector_id != connector.pk:
+        owner = (handover.call_session.connector_id == connector.pk if connector is not None
+                 else handover.call_session_id == getattr(call_session, "pk", None)) if handover is not None else False
+        if not owner:
             return _hangup_twiml()
         if handover.outcome == CallHandover.Outcome.PENDING:
             ringing = [a["call_sid"] for a in handover.attempts if a["outcome"] in ("dialling", Attempt.RINGING,
@@ -479,7 +643,7 @@ def agent_handoff(*, call_session_id: int, action: HandoverActionSpec, transport
     from agents.models import Agent, AgentVersion, Environment
     from calls.models import CallSession
     from calls.services.admission import stream_token_issue, stream_twiml
-    from calls.services.handovers import transcript_save
+    from calls.services.handovers import relay_action_url, transcript_save
 
     session = (CallSession.objects.select_for_update(of=("self",))
                .select_related("agent_version__agent", "connector", "environment").get(pk=call_session_id))
@@ -516,8 +680,7 @@ def agent_handoff(*, call_session_id: int, action: HandoverActionSpec, transport
     session.agent_version, session.environment, session.metadata = version, environment, metadata
     session.save(update_fields=["agent_version", "environment", "metadata"])
     token = stream_token_issue(call_session=session)
-    twiml = stream_twiml(version=version, token=token,
-                         action_url=session.connector.handover_url if session.connector_id else "")
+    twiml = stream_twiml(version=version, token=token, action_url=relay_action_url(session))
     transcript_save(call_session_id=session.pk, turns=[("event", f"Handed over to {label} ({action.name})", True)])
     handover.attempts[0].update(outcome=Attempt.TAKEN, at=timezone.now().isoformat())
     handover.answer_twiml = twiml

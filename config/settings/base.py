@@ -368,6 +368,8 @@ SPECTACULAR_SETTINGS = {
 # Knowledge bases (docs/knowledge.md): the largest file accepted, the most text kept per source, the largest web
 # page fetched, and the fetch timeout.
 KNOWLEDGE_MAX_FILE_BYTES = env.int("KNOWLEDGE_MAX_FILE_BYTES", default=10 * 1024 * 1024)
+# A version's voicemail recording (agents.voicemail): MP3 or WAV, played with <Play> after the beep.
+VOICEMAIL_MAX_BYTES = env.int("VOICEMAIL_MAX_BYTES", default=5 * 1024 * 1024)
 KNOWLEDGE_MAX_SOURCE_CHARS = env.int("KNOWLEDGE_MAX_SOURCE_CHARS", default=1_000_000)
 KNOWLEDGE_MAX_PAGE_BYTES = env.int("KNOWLEDGE_MAX_PAGE_BYTES", default=5 * 1024 * 1024)
 KNOWLEDGE_FETCH_TIMEOUT = env.float("KNOWLEDGE_FETCH_TIMEOUT", default=15.0)

@@ -268,7 +268,7 @@ class TransferredPerson(SimulatedCall):
         self._log("amd", answered_by=answered_by)
 
     def _execute(self, twiml: str) -> str | None:
-        """`<Gather>`: the person hears its `<Say>` and presses 1 (accept), 2 (decline) or nothing (silent)."""
+        """`<Gather>`: the person hears its `<Say>` / `<Play>` and presses 1 (accept), 2 (decline) or nothing (silent)."""
         try:
             root = ET.fromstring(twiml)
         except ET.ParseError:
@@ -277,8 +277,11 @@ class TransferredPerson(SimulatedCall):
         if gather is None:
             return super()._execute(twiml)
         self._log("twiml", twiml=twiml[:2000])
-        for say in gather.iter("Say"):
-            self._log("say", text=(say.text or "").strip())
+        for verb in gather:
+            if verb.tag == "Say":
+                self._log("say", text=(verb.text or "").strip())
+            elif verb.tag == "Play":
+                self._play(verb)
         digits = {"accept": "1", "decline": "2"}.get(self.behaviour, "")
         self._log("pressed", digits=digits)
         action = gather.get("action")

@@ -226,6 +226,10 @@ class OutboundCall(SimulatedCall):
                     say(line)
                     reply, handoff = read(10.0)
                     self._log("heard", what="reply", text=reply)
+                    if handoff is None:  # a reply before a handover ("Let me transfer you."), then the `end`
+                        _, handoff = read(1.0)
+        if handoff is not None:
+            self._log("relay_end", handoff=handoff)
         return handoff
 
 

@@ -168,6 +168,8 @@ class SimulatedCall:
             tag = verb.tag
             if tag == "Say":
                 self._log("say", text=(verb.text or "").strip())
+            elif tag == "Play":
+                self._play(verb)
             elif tag == "Pause":
                 continue
             elif tag == "Hangup":
@@ -238,6 +240,21 @@ class SimulatedCall:
             return False  # no action: Twilio goes on with the next verb
         return self._request(action, verb.get("method", "POST"),
                              {"DialCallStatus": outcome, "DialCallDuration": "5" if answered else "0"})
+
+    def _play(self, verb) -> None:
+        """`<Play>`: Twilio fetches the audio (a plain GET, no signature) and plays it; logged with what came."""
+        url = (verb.text or "").strip()
+        entry = {"url": url}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=15) as response:
+                body = response.read()
+                entry.update(status=response.status, content_type=response.headers.get("Content-Type", ""),
+                             bytes=len(body))
+        except urllib.error.HTTPError as exc:
+            entry.update(status=exc.code, bytes=0)
+        except Exception as exc:  # noqa: BLE001 - Twilio would log 11100 / 13227 and go on with the next verb
+            entry.update(error=repr(exc), bytes=0)
+        self._log("play", **entry)
 
     def _record(self, verb) -> str | None:
         recording_sid = self.sandbox.add_recording(self.account_sid, self.call_sid, status="in-progress",

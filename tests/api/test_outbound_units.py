@@ -52,6 +52,7 @@ def test_an_outbound_greeting_waits_for_the_callees_first_words(provider_class):
 class _Version:
     machine_action = "voicemail"
     voicemail_message = "Hi {first_name}, please call us back."
+    voicemail_source = "message"
     voice = "Polly.Joanna"
     language = "en-US"
 

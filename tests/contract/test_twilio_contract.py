@@ -60,13 +60,28 @@ def _hold_twiml() -> str:
     """The caller's side of a warm transfer (calls.services.transfers)."""
     from calls.services.transfers import hold_twiml
 
-    return hold_twiml(handover_id=1, identifier="abc")
+    return hold_twiml(handover_id=1, base="/v1/agents/abc")
 
 
 def _brief_twiml() -> str:
     from calls.services.transfers import brief_twiml
 
-    return brief_twiml(handover_id=1, attempt=0, identifier="abc", brief="You have a call from +15125550199.")
+    return brief_twiml(handover_id=1, attempt=0, base="/v1/agents/abc", brief="You have a call from +15125550199.")
+
+
+def _brief_play_twiml() -> str:
+    """The brief in the agent's own voice: `<Play>` of the app's signed audio URL."""
+    from calls.services.transfers import brief_twiml
+
+    return brief_twiml(handover_id=1, attempt=0, base="/v1/calls/outbound/7", brief="",
+                       audio_url=f"{BASE}/v1/audio/brief/signed-token")
+
+
+def _outbound_hold_twiml() -> str:
+    """A placed call's warm hold: its callbacks under the call session's own URLs, the action's hold message."""
+    from calls.services.transfers import hold_twiml
+
+    return hold_twiml(handover_id=1, base="/v1/calls/outbound/7", say="One moment, I'm getting Sam from sales.")
 
 
 def _voicemail_drop_twiml() -> str:
@@ -137,6 +152,10 @@ CASES = [
     Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_voicemail_drop_twiml()),
          label="voicemail-drop"),
     Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_brief_twiml()), label="warm-brief"),
+    Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_brief_play_twiml()),
+         label="warm-brief-play"),
+    Case("call_update", lambda: gw.call_update(creds=CREDS, call_sid=CALL, twiml=_outbound_hold_twiml()),
+         label="placed-call-warm-hold"),
     Case("conference_participant_create", lambda: gw.conference_participant_create(
         creds=CREDS, conference="callwell-transfer-1", from_="+15125550100", to="+31201234567",
         label="transfer-0", status_callback=f"{BASE}/v1/agents/abc/transfer-status?handover=1&attempt=0",

@@ -3,7 +3,8 @@
 It checks the bearer key, sends `session.created`, records every client event, and:
 - `response.create` → `greeting_chunks` audio deltas of 100 ms μ-law (item "item_greet_N"), the transcript,
   `response.done` (audio sessions); in text sessions, text deltas echoing the last user text.
-- loud `input_audio_buffer.append` frames → `input_audio_buffer.speech_started` once per burst; after
+- loud `input_audio_buffer.append` frames → `input_audio_buffer.speech_started` once per burst (and
+  `input_audio_buffer.speech_stopped` at the first quiet frame after it); after
   `tool_after_loud_frames` loud frames, a function call `tool_name` (e.g. transfer_to_sales).
 - text containing "sales" → a function call `transfer_to_sales`; containing "order" → a function call
   `order_status` with {"order_id": "<last word>"} (an API action; its output is recorded in `events`).
@@ -125,6 +126,9 @@ class FakeRealtimeServer:
                         if self.tool_after_loud_frames and loud == self.tool_after_loud_frames:
                             await self._function_call(ws, self.tool_name)
                     else:
+                        if in_speech:
+                            await ws.send(json.dumps({"type": "input_audio_buffer.speech_stopped",
+                                                      "audio_end_ms": 0, "item_id": "item_user"}))
                         in_speech = False
                 elif kind == "conversation.item.create":
                     item = event.get("item") or {}
