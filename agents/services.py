@@ -152,12 +152,14 @@ def agent_version_restore(*, version: AgentVersion) -> AgentVersion:
 def handover_action_create(*, draft: AgentVersion, name: str, destination: str, description: str = "",
                            type: str = HandoverAction.Type.PHONE, kind: str = HandoverAction.Kind.COLD,
                            more_destinations: list | None = None, target_agent=None,
-                           target_version_number: int | None = None, target_environment=None) -> HandoverAction:
+                           target_version_number: int | None = None, target_environment=None,
+                           reps: list | None = None) -> HandoverAction:
     if draft.state != AgentVersion.State.DRAFT:
         raise ImmutableVersionError("Actions can only be added to the draft.")
     action = HandoverAction(version=draft, type=type, name=name, destination=destination, description=description,
                             kind=kind, more_destinations=list(more_destinations or []), target_agent=target_agent,
-                            target_version_number=target_version_number, target_environment=target_environment)
+                            target_version_number=target_version_number, target_environment=target_environment,
+                            reps=list(reps or []))
     action.full_clean()
     action.save()
     return action
@@ -166,8 +168,9 @@ def handover_action_create(*, draft: AgentVersion, name: str, destination: str, 
 @transaction.atomic
 def handover_action_update(*, action: HandoverAction, name: str, destination: str, description: str = "",
                            kind: str | None = None, more_destinations: list | None = None,
-                           type: str | None = None, **targets) -> HandoverAction:
-    """`targets`: target_agent, target_version_number, target_environment (another-agent handovers)."""
+                           type: str | None = None, reps: list | None = None, **targets) -> HandoverAction:
+    """`targets`: target_agent, target_version_number, target_environment (another-agent handovers);
+    `reps`: the team a dialer-reps handover rings (user ids; empty: every online rep)."""
     action.name, action.destination, action.description = name, destination, description
     for field_name in ("target_agent", "target_version_number", "target_environment"):
         if field_name in targets:
@@ -178,9 +181,11 @@ def handover_action_update(*, action: HandoverAction, name: str, destination: st
         action.more_destinations = list(more_destinations)
     if type is not None:
         action.type = type
+    if reps is not None:
+        action.reps = list(reps)
     action.full_clean()
     action.save(update_fields=["name", "destination", "description", "kind", "more_destinations", "type",
-                               "target_agent", "target_version_number", "target_environment"])
+                               "target_agent", "target_version_number", "target_environment", "reps"])
     return action
 
 

@@ -185,7 +185,7 @@ def agent_action_edit(request, agent_id, action_id):
     if request.method == "POST" and _form_saved(request, form, lambda: services.handover_action_update(
             action=action, name=form.cleaned_data["name"], destination=form.cleaned_data["destination"],
             description=form.cleaned_data["description"], kind=form.cleaned_data["kind"],
-            more_destinations=form.cleaned_data["more_destinations"],
+            more_destinations=form.cleaned_data["more_destinations"], reps=form.cleaned_data["reps"],
             **{f: form.cleaned_data[f] for f in ("target_agent", "target_version_number", "target_environment")}),
             "Action saved."):
         return redirect("agents:actions", agent_id=agent.pk)
