@@ -255,7 +255,7 @@ def recording_audio(request, call_id, recording_id):
 @require_GET
 def live_view(request):
     return render(request, "calls/calls_live.html", {
-        "calls": call_selectors.live_calls(workspace=request.workspace),
+        "calls": call_selectors.with_transfer_progress(call_selectors.live_calls(workspace=request.workspace)),
         "stats": call_selectors.today_stats(workspace=request.workspace),
     })
 
