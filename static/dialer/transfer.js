@@ -12,6 +12,8 @@
   "use strict";
 
   var REFRESH_MS = 2000;
+  var LOOKUPS = 3;
+  var LOOKUP_RETRY_MS = 600;
 
   function csrfToken() {
     try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
@@ -43,10 +45,17 @@
       var sid = call && call.parameters && call.parameters.CallSid;
       if (!sid) return;
       var url = panel.dataset.transferOfferUrl + "?call_sid=" + encodeURIComponent(sid);
-      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } }).then(function (r) {
-        if (!r.ok) return null;
-        return r.json();
-      }).then(function (offer) { if (offer) show(call, offer, url); }).catch(function () { /* the plain card stays */ });
+      var tries = 0;
+      var ended = false;
+      call.on("cancel", function () { ended = true; });
+      // The leg may ring a moment before the server stored which transfer it is: a 404 is asked again, briefly.
+      (function ask() {
+        tries += 1;
+        fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } }).then(function (r) {
+          if (r.status === 404 && tries < LOOKUPS && !ended) { setTimeout(ask, LOOKUP_RETRY_MS); return null; }
+          return r.ok ? r.json() : null;
+        }).then(function (offer) { if (offer && !ended) show(call, offer, url); }).catch(function () { /* plain card */ });
+      })();
     });
 
     function show(call, offer, url) {
