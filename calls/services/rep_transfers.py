@@ -62,8 +62,13 @@ def reps_to_ring(*, workspace_id: int, team: list[int] | None = None) -> list[tu
 
 
 def _team_of(session, action_name: str) -> list[int]:
+    """The reps to ring: a campaign's own (`metadata["reps"]`, set by campaigns when it places the call: its
+    qualified contacts go to its reps), else the action's team; empty: every member."""
     from agents.models import HandoverAction
 
+    metadata = session.metadata if isinstance(session.metadata, dict) else {}
+    if metadata.get("reps"):
+        return [r for r in metadata["reps"] if isinstance(r, int)]
     if not session.agent_version_id:
         return []
     reps = (HandoverAction.objects.filter(version_id=session.agent_version_id, name=action_name)
@@ -246,6 +251,9 @@ def offer_for(*, user_id: int, workspace_id: int, call_sid: str) -> dict | None:
         "action": handover.action_name, "brief": transfers.brief_text(call_session_id=session.pk),
         "fields": {k: v for k, v in analysis.items() if v not in ("", None, [])} if isinstance(analysis, dict) else {},
         "transcript": [{"role": role, "text": text} for role, text in turns],
+        # A campaign's contact (campaigns places the call with the contact's fields as its variables).
+        "contact": dict(session.variables or {}) if isinstance(session.metadata, dict)
+        and session.metadata.get("campaign") and isinstance(session.variables, dict) else {},
         "state": "ringing" if waiting else ("taken" if attempt["outcome"] == Attempt.TAKEN else "gone"),
         "taken_by": taken_by,
     }

@@ -87,6 +87,11 @@
         caller.textContent = "Caller: " + (who || "unknown") + (o.agent ? " · from " + o.agent : "");
         brief.textContent = o.brief || "";
         fields.textContent = "";
+        var contact = o.contact || {};
+        Object.keys(contact).forEach(function (k) {  // a campaign's contact: its fields
+          fields.appendChild(el("dt", {}, k.replace(/_/g, " ")));
+          fields.appendChild(el("dd", {}, String(contact[k])));
+        });
         Object.keys(o.fields || {}).forEach(function (k) {
           fields.appendChild(el("dt", {}, k.replace(/_/g, " ")));
           var v = o.fields[k];
