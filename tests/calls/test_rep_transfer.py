@@ -177,3 +177,38 @@ def test_the_live_view_shows_who_is_ringing_then_who_took_the_call(gateway):
                                        handover_id=handover.pk, attempt=0)
     handover.refresh_from_db()
     assert ok and rep_transfers.progress_text(handover) == ("taken", "taken by rita")
+
+
+def test_the_live_view_gets_the_transfers_progress_and_shows_it_for_calls_in_progress(
+        gateway, client, django_capture_on_commit_callbacks):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+    from django.utils import timezone
+
+    from calls.engine import live
+    from calls.models import CallSession
+    from tests.calls.conftest import member_of
+
+    setup = make_call_setup()
+    rita = _rep(setup.workspace, "rita")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(live.workspace_group(setup.workspace.pk), channel)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        session, handover = _transfer(setup, gateway)
+    event = async_to_sync(layer.receive)(channel)["event"]
+    assert (event["kind"], event["call_id"], event["state"]) == ("transfer", session.pk, "ringing")
+    assert event["text"] == "caller waiting; ringing rita" and event["call"]["from"] == session.from_number
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rep_transfers.offer_accept(user_id=rita.pk, workspace_id=setup.workspace.pk, handover_id=handover.pk,
+                                   attempt=0)
+    taken = async_to_sync(layer.receive)(channel)["event"]
+    assert (taken["state"], taken["text"]) == ("taken", "taken by rita")
+
+    CallSession.objects.filter(pk=session.pk).update(stream_token_used_at=timezone.now())  # admitted: live
+    client.force_login(member_of(setup.workspace))
+    page = client.get("/studio/calls/live/").content.decode()
+    cell = page[page.index('data-testid="transfer-progress"'):].split("</td>")[0]
+    assert 'data-state="taken"' in cell and "taken by rita" in cell
