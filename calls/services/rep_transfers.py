@@ -340,7 +340,17 @@ def rep_status_record(*, connector, handover_id, attempt, params: dict) -> None:
                     event="status", workspace_id=session.workspace_id, call_sid=attempt["call_sid"], user_id=None,
                     status="in-progress" if status == "answered" else status, agent_call_id=session.pk,
                     duration=int(duration) if str(duration or "").isdigit() else None)
-            if status in ("completed", "busy", "no-answer", "failed", "canceled"):
+            if status in ("in-progress", "answered") and not attempt.get("answered"):
+                attempt["answered"] = True
+                handover.save(update_fields=["attempts"])
+            elif status in ("completed", "busy", "no-answer", "failed", "canceled") and not attempt.get("answered"):
+                # Accepted on the card, but the leg never connected (the browser went away): the caller is not
+                # left alone in the conference: the agent takes them back.
+                transfers._attempt_set(handover, index, Attempt.FAILED, detail="accepted, never connected")
+                handover.outcome, handover.outcome_at, handover.detail = CallHandover.Outcome.PENDING, None, ""
+                handover.save(update_fields=["outcome", "outcome_at", "detail"])
+                _settle(creds=creds, handover=handover)
+            elif status in ("completed", "busy", "no-answer", "failed", "canceled"):
                 transaction.on_commit(lambda: _live(handover, "ended", "the rep's call ended"))
             return
         if attempt["outcome"] in FINAL:

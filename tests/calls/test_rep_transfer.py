@@ -212,3 +212,21 @@ def test_the_live_view_gets_the_transfers_progress_and_shows_it_for_calls_in_pro
     page = client.get("/studio/calls/live/").content.decode()
     cell = page[page.index('data-testid="transfer-progress"'):].split("</td>")[0]
     assert 'data-state="taken"' in cell and "taken by rita" in cell
+
+
+def test_a_rep_who_accepted_but_never_connected_gives_the_caller_back_to_the_agent(
+        gateway, django_capture_on_commit_callbacks):
+    setup = make_call_setup()
+    rita = _rep(setup.workspace, "rita")
+    session, handover = _transfer(setup, gateway)
+    ok, _ = rep_transfers.offer_accept(user_id=rita.pk, workspace_id=setup.workspace.pk, handover_id=handover.pk,
+                                       attempt=0)
+    assert ok
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _status(setup, handover, 0, "canceled")  # the browser went away before answering
+
+    assert handover.outcome == CallHandover.Outcome.NOT_TAKEN and handover.fallback == "agent"
+    assert handover.attempts[0]["outcome"] == "failed"
+    assert "<Connect" in gateway.updates[-1]["twiml"]  # the agent is back on the caller's line
+    assert Call.objects.get(sid=handover.attempts[0]["call_sid"]).status == "canceled"
