@@ -29,7 +29,7 @@ def gateway(monkeypatch):
 
     def participant_create(**kwargs):
         record.participants.append(kwargs)
-        return SimpleNamespace(call_sid=f"CArep{len(record.participants):030d}")
+        return SimpleNamespace(call_sid=f"CA{len(record.participants):032x}")
 
     def call_update(**kwargs):
         record.updates.append(kwargs)
@@ -180,32 +180,32 @@ def test_the_live_view_shows_who_is_ringing_then_who_took_the_call(gateway):
 
 
 def test_the_live_view_gets_the_transfers_progress_and_shows_it_for_calls_in_progress(
-        gateway, client, django_capture_on_commit_callbacks):
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+        gateway, client, monkeypatch, django_capture_on_commit_callbacks):
     from django.utils import timezone
 
-    from calls.engine import live
     from calls.models import CallSession
     from tests.calls.conftest import member_of
 
+    published = []
+
+    async def publish(workspace_id, event):  # calls.engine.live.publish: to the workspace's live view group
+        published.append((workspace_id, event))
+
+    monkeypatch.setattr("calls.engine.live.publish", publish)
     setup = make_call_setup()
     rita = _rep(setup.workspace, "rita")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(live.workspace_group(setup.workspace.pk), channel)
 
     with django_capture_on_commit_callbacks(execute=True):
         session, handover = _transfer(setup, gateway)
-    event = async_to_sync(layer.receive)(channel)["event"]
+    workspace_id, event = published[-1]
+    assert workspace_id == setup.workspace.pk
     assert (event["kind"], event["call_id"], event["state"]) == ("transfer", session.pk, "ringing")
     assert event["text"] == "caller waiting; ringing rita" and event["call"]["from"] == session.from_number
 
     with django_capture_on_commit_callbacks(execute=True):
         rep_transfers.offer_accept(user_id=rita.pk, workspace_id=setup.workspace.pk, handover_id=handover.pk,
                                    attempt=0)
-    taken = async_to_sync(layer.receive)(channel)["event"]
-    assert (taken["state"], taken["text"]) == ("taken", "taken by rita")
+    assert (published[-1][1]["state"], published[-1][1]["text"]) == ("taken", "taken by rita")
 
     CallSession.objects.filter(pk=session.pk).update(stream_token_used_at=timezone.now())  # admitted: live
     client.force_login(member_of(setup.workspace))
