@@ -605,6 +605,9 @@ class HandoverActionForm(forms.ModelForm):
         widget=forms.TextInput(attrs={"placeholder": "e.g. +31 20 123 4568, +31 20 123 4569"}),
         help_text="Comma-separated; rung in order when the first number declines, is busy, does not answer or "
                   "is an answering machine.")
+    reps = forms.TypedMultipleChoiceField(
+        label="Team of reps (dialer reps only)", required=False, coerce=int, widget=forms.CheckboxSelectMultiple,
+        help_text="The members whose browser dialer rings; none ticked: every rep online in the dialer.")
 
     class Meta:
         model = HandoverAction
@@ -626,12 +629,18 @@ class HandoverActionForm(forms.ModelForm):
         self.fields["destination"].required = False  # another-agent handovers have none (checked in clean)
         agent = getattr(version, "agent", None)
         if agent is not None:
+            from workspaces.models import Membership
+
+            members = (Membership.objects.filter(workspace_id=agent.workspace_id).select_related("user")
+                       .order_by("user__email"))
+            self.fields["reps"].choices = [(m.user_id, m.user.get_full_name() or m.user.email) for m in members]
             self.fields["target_agent"].queryset = type(agent).objects.filter(
                 workspace_id=agent.workspace_id).exclude(pk=agent.pk).order_by("name")
             self.fields["target_environment"].queryset = self.fields["target_environment"].queryset.filter(
                 workspace_id=agent.workspace_id)
         if self.instance.pk and not self.is_bound:
             self.initial["more_destinations"] = ", ".join(self.instance.more_destinations or [])
+            self.initial["reps"] = list(self.instance.reps or [])
 
     def _e164(self, raw: str) -> str:
         from telephony.numbering import InvalidNumber, to_e164
@@ -662,10 +671,15 @@ class HandoverActionForm(forms.ModelForm):
         data = super().clean()
         if data.get("kind") != HandoverAction.Kind.WARM and data.get("more_destinations"):
             self.add_error("more_destinations", "Only a warm handover tries more numbers: choose Warm, or clear them.")
+        if data.get("kind") != HandoverAction.Kind.REPS:
+            data["reps"] = []
         if data.get("kind") == HandoverAction.Kind.AGENT:
             if not data.get("target_agent"):
                 self.add_error("target_agent", "Choose the agent who takes the call.")
             data["destination"] = ""
+        elif data.get("kind") == HandoverAction.Kind.REPS:  # rings browsers, not a number
+            data["destination"] = ""
+            data["target_agent"], data["target_version_number"], data["target_environment"] = None, None, None
         else:
             if "destination" in data and not data.get("destination") and "destination" not in self.errors:
                 self.add_error("destination", "Enter the phone number the call goes to.")

@@ -307,6 +307,8 @@ class HandoverAction(VersionAction):
         COLD = "cold", "Cold: dial the number, the caller is put straight through"
         WARM = "warm", "Warm: the caller holds, the person hears a brief and presses 1 to take the call"
         AGENT = "agent", "Another agent: the call moves to another agent with the conversation so far"
+        REPS = "reps", ("Dialer reps: the caller holds, the online reps' browser dialers ring with the brief on "
+                        "screen, the first to accept takes the call")
 
     MAX_MORE_DESTINATIONS = 4
 
@@ -326,6 +328,8 @@ class HandoverAction(VersionAction):
                                            help_text="Empty: the call's own environment.")
     # Warm transfers only: tried in order after `destination` declines, is busy, does not answer or is a machine.
     more_destinations = models.JSONField(default=list, blank=True)
+    # Dialer reps only: the team rung (user ids of workspace members); empty = every online rep of the workspace.
+    reps = models.JSONField("team of reps", default=list, blank=True)
     description = models.TextField(blank=True, help_text="When the agent should use this handover.")
     # Warm transfers only: what the caller hears before the hold (calls.services.transfers; empty: its default).
     hold_message = models.CharField(
@@ -334,7 +338,7 @@ class HandoverAction(VersionAction):
                   "Empty: “Please hold while I connect you.”")
 
     CONTENT_FIELDS = ["type", "kind", "destination", "more_destinations", "description", "target_agent_id",
-                      "target_version_number", "target_environment_id", "hold_message"]
+                      "target_version_number", "target_environment_id", "hold_message", "reps"]
 
     class Meta:
         ordering = ["name"]
@@ -343,6 +347,8 @@ class HandoverAction(VersionAction):
     def __str__(self) -> str:
         if self.kind == self.Kind.AGENT:
             return f"{self.name} → agent #{self.target_agent_id}"
+        if self.kind == self.Kind.REPS:
+            return f"{self.name} → dialer reps" + (f" ({len(self.reps)})" if self.reps else "")
         return f"{self.name} → {self.destination}"
 
     def content(self) -> dict:
@@ -364,6 +370,9 @@ class HandoverAction(VersionAction):
             if (self.target_environment_id and self.version_id
                     and self.target_environment.workspace_id != self.version.agent.workspace_id):
                 raise ValidationError({"target_environment": "Choose an environment of this workspace."})
+        elif self.kind == self.Kind.REPS:
+            if not isinstance(self.reps, list) or not all(isinstance(r, int) for r in self.reps):
+                raise ValidationError({"reps": "Choose members of this workspace."})
         elif not self.destination:
             raise ValidationError({"destination": "Enter the phone number the call goes to."})
         extra = self.more_destinations or []

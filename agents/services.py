@@ -153,13 +153,13 @@ def handover_action_create(*, draft: AgentVersion, name: str, destination: str, 
                            type: str = HandoverAction.Type.PHONE, kind: str = HandoverAction.Kind.COLD,
                            more_destinations: list | None = None, target_agent=None,
                            target_version_number: int | None = None, target_environment=None,
-                           hold_message: str = "") -> HandoverAction:
+                           hold_message: str = "", reps: list | None = None) -> HandoverAction:
     if draft.state != AgentVersion.State.DRAFT:
         raise ImmutableVersionError("Actions can only be added to the draft.")
     action = HandoverAction(version=draft, type=type, name=name, destination=destination, description=description,
                             kind=kind, more_destinations=list(more_destinations or []), target_agent=target_agent,
                             target_version_number=target_version_number, target_environment=target_environment,
-                            hold_message=hold_message)
+                            hold_message=hold_message, reps=list(reps or []))
     action.full_clean()
     action.save()
     return action
@@ -168,8 +168,10 @@ def handover_action_create(*, draft: AgentVersion, name: str, destination: str, 
 @transaction.atomic
 def handover_action_update(*, action: HandoverAction, name: str, destination: str, description: str = "",
                            kind: str | None = None, more_destinations: list | None = None,
-                           type: str | None = None, hold_message: str | None = None, **targets) -> HandoverAction:
-    """`targets`: target_agent, target_version_number, target_environment (another-agent handovers)."""
+                           type: str | None = None, hold_message: str | None = None, reps: list | None = None,
+                           **targets) -> HandoverAction:
+    """`targets`: target_agent, target_version_number, target_environment (another-agent handovers);
+    `reps`: the team a dialer-reps handover rings (user ids; empty: every online rep)."""
     action.name, action.destination, action.description = name, destination, description
     if hold_message is not None:
         action.hold_message = hold_message
@@ -182,9 +184,12 @@ def handover_action_update(*, action: HandoverAction, name: str, destination: st
         action.more_destinations = list(more_destinations)
     if type is not None:
         action.type = type
+    if reps is not None:
+        action.reps = list(reps)
     action.full_clean()
     action.save(update_fields=["name", "destination", "description", "kind", "more_destinations", "type",
-                               "target_agent", "target_version_number", "target_environment", "hold_message"])
+                               "target_agent", "target_version_number", "target_environment", "hold_message",
+                               "reps"])
     return action
 
 

@@ -234,6 +234,7 @@ def agent_action_edit(request, agent_id, action_id):
             action=action, name=form.cleaned_data["name"], destination=form.cleaned_data["destination"],
             description=form.cleaned_data["description"], kind=form.cleaned_data["kind"],
             more_destinations=form.cleaned_data["more_destinations"], hold_message=form.cleaned_data["hold_message"],
+            reps=form.cleaned_data["reps"],
             **{f: form.cleaned_data[f] for f in ("target_agent", "target_version_number", "target_environment")}),
             "Action saved."):
         return redirect("agents:actions", agent_id=agent.pk)

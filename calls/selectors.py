@@ -286,3 +286,17 @@ def version_latency(*, workspace, agent_id: int, limit: int = LATENCY_TURNS) -> 
                     "turns": len(entry["parts"][0]), **stats})
     # The draft first, then the newest version.
     return sorted(out, key=lambda e: (e["number"] is None, e["number"] or 0), reverse=True)
+
+
+def with_transfer_progress(calls) -> list:
+    """`calls` (sessions) each with `transfer_progress`: (state, words) of its newest transfer to the dialer's reps,
+    or None (the live view's Transfer column)."""
+    from calls.models import CallHandover
+    from calls.services.rep_transfers import KIND, progress_text
+
+    calls = list(calls)
+    newest = {h.call_session_id: h for h in CallHandover.objects.filter(
+        call_session_id__in=[c.pk for c in calls], kind=KIND).order_by("pk")}
+    for call in calls:
+        call.transfer_progress = progress_text(newest[call.pk]) if call.pk in newest else None
+    return calls

@@ -255,7 +255,7 @@ def recording_audio(request, call_id, recording_id):
 @require_GET
 def live_view(request):
     return render(request, "calls/calls_live.html", {
-        "calls": call_selectors.live_calls(workspace=request.workspace),
+        "calls": call_selectors.with_transfer_progress(call_selectors.live_calls(workspace=request.workspace)),
         "stats": call_selectors.today_stats(workspace=request.workspace),
     })
 
@@ -321,3 +321,58 @@ def call_place(request):
             messages.success(request, f"Calling {session.to_number} from {session.from_number}.")
             return redirect("calls:detail", call_id=session.pk)
     return render(request, "calls/call_place.html", {"form": form})
+
+
+# ---------------------------------------------------------------------------
+# A transfer to the dialer's reps: the rep's ringing card, accept, decline (static/dialer/transfer.js)
+
+
+def _json(data: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(json.dumps(data), status=status, content_type="application/json")
+
+
+@workspace_member_required
+@require_GET
+def rep_transfer_offer(request):
+    """The ringing card of the transfer ringing this rep on leg `call_sid` (404: an ordinary incoming call)."""
+    from calls.services import rep_transfers
+
+    offer = rep_transfers.offer_for(user_id=request.user.pk, workspace_id=request.workspace.pk,
+                                    call_sid=(request.GET.get("call_sid") or "")[:64])
+    if offer is None:
+        return _json({"message": "Not a transfer."}, status=404)
+    return _json(offer)
+
+
+def _offer_ids(request) -> tuple[int, int] | None:
+    try:
+        return int(request.POST.get("handover", "")), int(request.POST.get("attempt", ""))
+    except ValueError:
+        return None
+
+
+@workspace_member_required
+@require_POST
+def rep_transfer_accept(request):
+    """The rep takes the caller if no other rep did first (409 with the reason otherwise)."""
+    from calls.services import rep_transfers
+
+    ids = _offer_ids(request)
+    if ids is None:
+        return _json({"ok": False, "message": "Which transfer?"}, status=400)
+    ok, message = rep_transfers.offer_accept(user_id=request.user.pk, workspace_id=request.workspace.pk,
+                                             handover_id=ids[0], attempt=ids[1])
+    return _json({"ok": ok, "message": message}, status=200 if ok else 409)
+
+
+@workspace_member_required
+@require_POST
+def rep_transfer_decline(request):
+    from calls.services import rep_transfers
+
+    ids = _offer_ids(request)
+    if ids is None:
+        return _json({"ok": False, "message": "Which transfer?"}, status=400)
+    ok = rep_transfers.offer_decline(user_id=request.user.pk, workspace_id=request.workspace.pk,
+                                     handover_id=ids[0], attempt=ids[1])
+    return _json({"ok": ok})

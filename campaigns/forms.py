@@ -40,12 +40,18 @@ class CampaignForm(forms.ModelForm):
     window_days = forms.TypedMultipleChoiceField(choices=WEEKDAYS, coerce=int, initial=[1, 2, 3, 4, 5],
                                                  widget=forms.CheckboxSelectMultiple,
                                                  help_text="In each contact's local time.")
+    handover_reps = forms.TypedMultipleChoiceField(
+        label="Reps who take qualified contacts live", required=False, coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="When the agent hands a contact over to the dialer reps (a \"Dialer reps\" handover action), "
+                  "these reps' browser dialers ring; none ticked: the action's own team.")
 
     class Meta:
         model = Campaign
         fields = ["name", "contact_list", "worked_by", "reps", "agent", "environment", "version_mode", "caller_id_rule",
                   "caller_id", "window_days", "window_start", "window_end", "max_concurrent", "max_attempts",
-                  "retry_no_answer_minutes", "retry_busy_minutes", "retry_voicemail_minutes", "starts_at", "ends_at"]
+                  "retry_no_answer_minutes", "retry_busy_minutes", "retry_voicemail_minutes", "starts_at", "ends_at",
+                  "handover_reps"]
         widgets = {"window_start": forms.TimeInput(attrs={"type": "time"}),
                    "window_end": forms.TimeInput(attrs={"type": "time"}),
                    "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
@@ -65,6 +71,11 @@ class CampaignForm(forms.ModelForm):
             "username")
         self.fields["reps"].widget = forms.CheckboxSelectMultiple()
         self.fields["reps"].help_text = "Worked by reps: the team (none ticked: every member of the workspace)."
+        from workspaces.models import Membership
+
+        self.fields["handover_reps"].choices = [
+            (m.user_id, m.user.get_full_name() or m.user.get_username())
+            for m in Membership.objects.filter(workspace=workspace).select_related("user").order_by("user_id")]
         self.fields["window_start"].initial = "09:00"
         self.fields["window_end"].initial = "17:00"
 

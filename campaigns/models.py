@@ -70,6 +70,9 @@ class Campaign(models.Model):
     reps = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     version_mode = models.CharField(max_length=10, default="published",
                                     choices=[("published", "Published"), ("draft", "Draft")])
+    # Agent → rep: the reps (user ids of members) whose browser dialer rings when the agent hands a qualified contact
+    # over with a "dialer reps" handover; empty: the handover action's own team (or every rep online).
+    handover_reps = models.JSONField("reps who take qualified contacts live", default=list, blank=True)
     caller_id_rule = models.CharField(max_length=20, choices=CallerIdRule.choices, default=CallerIdRule.FIXED)
     caller_id = models.CharField(max_length=20, blank=True, help_text="E.164, with the fixed rule.")
     # The calling window, in each contact's local time: ISO weekdays (1 = Monday) and [start, end) hours.

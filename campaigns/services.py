@@ -466,7 +466,9 @@ def _dial(campaign: Campaign, cc_id: int, claim: str, now: datetime) -> str:
         session = agent_call_place(
             workspace=campaign.workspace, agent=campaign.agent, environment=campaign.environment,
             to=contact.phone_number, from_number=from_number, version_mode=campaign.version_mode,
-            variables=variables, metadata={"campaign": campaign.pk, "contact": contact.pk, "attempt": attempt.number},
+            variables=variables, metadata={"campaign": campaign.pk, "contact": contact.pk, "attempt": attempt.number,
+                                           # a "dialer reps" handover rings these reps (calls.services.rep_transfers)
+                                           **({"reps": list(campaign.handover_reps)} if campaign.handover_reps else {})},
             placed_by=_placed_by(attempt))
     except OutboundRefused as exc:
         if exc.code == "concurrency_limit" or (exc.code == "twilio_error" and exc.status == 503):

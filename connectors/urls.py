@@ -12,6 +12,7 @@ urlpatterns = [
     path("v1/agents/<str:identifier>/transfer-amd", webhooks.transfer_amd, name="transfer_amd"),
     path("v1/agents/<str:identifier>/transfer-answer", webhooks.transfer_answer, name="transfer_answer"),
     path("v1/agents/<str:identifier>/transfer-result", webhooks.transfer_result, name="transfer_result"),
+    path("v1/agents/<str:identifier>/rep-transfer-status", webhooks.rep_transfer_status, name="rep_transfer_status"),
     path("v1/agents/<str:identifier>/recording-status", webhooks.recording_status, name="recording_status"),
     path("studio/connectors/", views.connector_list, name="list"),
     path("studio/connectors/new/", views.connector_create, name="create"),

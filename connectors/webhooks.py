@@ -9,7 +9,7 @@ import logging
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_http_methods
 
-from calls.services import handovers, recordings, transfers
+from calls.services import handovers, recordings, rep_transfers, transfers
 from connectors import services
 from connectors.selectors import connector_for_webhook, webhook_connection
 from telephony import webhook_security
@@ -115,6 +115,15 @@ def transfer_result(request, identifier: str):
     """The caller's `<Dial><Conference>` of a warm transfer ended (after the call, or the caller left the hold)."""
     return _twiml(transfers.caller_result_record(connector=request.phone_connector,
                                                  handover_id=request.GET.get("handover"), params=request.POST.dict()))
+
+
+@require_http_methods(["POST"])
+@twilio_webhook(resolve=resolve_connector)
+def rep_transfer_status(request, identifier: str):
+    """A transfer to the dialer's reps: one rep's browser leg (participant status callback)."""
+    rep_transfers.rep_status_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
+                                    attempt=request.GET.get("attempt"), params=request.POST.dict())
+    return HttpResponse(status=204)
 
 
 @require_http_methods(["POST"])

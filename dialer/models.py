@@ -63,6 +63,9 @@ class Call(models.Model):
                                     related_name="+")
     notes = models.TextField(blank=True)
     voicemail_dropped_at = models.DateTimeField(null=True, blank=True)
+    # A caller an agent handed over to the dialer's reps (kind "reps"): the agent's call this rep took.
+    agent_call = models.ForeignKey("calls.CallSession", on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="rep_calls", help_text="The agent call handed over to this rep.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -349,3 +349,25 @@ def voicemail_recording_apply(*, workspace, recording_sid: str, call_sid: str, s
         _save(vm, changed)
     return vm
 
+
+
+def rep_transfer_call_apply(*, event: str, workspace_id: int, call_sid: str, agent_call_id: int | None = None,
+                            user_id: int | None = None, from_number: str = "", to_number: str = "",
+                            status: str = "", duration: int | None = None) -> Call | None:
+    """A caller an agent handed over to the reps (telephony.hooks.rep_call_hooks): the rep's leg is an ordinary
+    inbound dialer call of that rep, linked to the agent call. "taken" records it (ringing); "status" moves it on
+    (answered, ended with its talk time). Idempotent per CallSid."""
+    if not call_sid:
+        return None
+    with transaction.atomic():
+        call = Call.objects.select_for_update().filter(sid=call_sid).first()
+        if call is None and event == "taken":
+            call, _ = _call_create(call_sid=call_sid, defaults=dict(
+                workspace_id=workspace_id, direction=Call.Direction.INBOUND, user_id=user_id,
+                from_number=(from_number or "")[:64], to_number=(to_number or "")[:64], status=Call.Status.RINGING,
+                agent_call_id=agent_call_id))
+        if call is None or call.workspace_id != workspace_id:
+            return None
+        if event == "status" and status:
+            _save(call, _advance(call, status, duration=duration))
+    return call

@@ -13,7 +13,6 @@ and the inbound webhook reads all members with one `get_many`.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,8 +22,16 @@ from django.core.cache import cache
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 
-IDENTITY_RE = re.compile(r"^ws(?P<workspace_id>\d+)-u(?P<user_id>\d+)$")
-CLIENT_PREFIX = "client:"
+# Identities and presence are shared with calls/ (a transfer to the dialer's reps): telephony.presence.
+from telephony.presence import (  # noqa: E402,F401 - re-exported
+    CLIENT_PREFIX,
+    IDENTITY_RE,
+    identity_parse,
+    online_user_ids,
+    presence_clear,
+    presence_mark,
+    voice_identity,
+)
 
 
 class VoiceTokenUnavailable(Exception):
@@ -72,20 +79,6 @@ def sandbox_signalling() -> str:
     if not getattr(settings, "TWILIO_API_BASE_URL", ""):
         return ""
     return getattr(settings, "TWILIO_SANDBOX_SIGNALLING", "") or ""
-
-
-def voice_identity(*, workspace_id: int, user_id: int) -> str:
-    return f"ws{workspace_id}-u{user_id}"
-
-
-def identity_parse(value: str) -> tuple[int, int] | None:
-    """(workspace_id, user_id) from `ws3-u7` or `client:ws3-u7`, else None."""
-    if value.startswith(CLIENT_PREFIX):
-        value = value[len(CLIENT_PREFIX):]
-    match = IDENTITY_RE.match(value or "")
-    if match is None:
-        return None
-    return int(match["workspace_id"]), int(match["user_id"])
 
 
 def voice_token_ttl() -> int:
@@ -146,30 +139,3 @@ def voice_token_rate_limited(*, user_id: int, now: float | None = None) -> int:
     if count > allowed:
         return max(1, int((bucket + 1) * window - now))
     return 0
-
-
-# ---------------------------------------------------------------------------
-# Presence
-
-
-def _presence_key(workspace_id: int, user_id: int) -> str:
-    return f"voice-presence:v1:{workspace_id}:{user_id}"
-
-
-def presence_mark(*, workspace_id: int, user_id: int, until: int) -> None:
-    timeout = max(1, until - int(time.time()))
-    cache.set(_presence_key(workspace_id, user_id), until, timeout)
-
-
-def presence_clear(*, workspace_id: int, user_id: int) -> None:
-    cache.delete(_presence_key(workspace_id, user_id))
-
-
-def online_user_ids(*, workspace_id: int, user_ids, now: float | None = None) -> list[int]:
-    """The members among `user_ids` holding a valid voice token (in the order given)."""
-    user_ids = list(user_ids)
-    if not user_ids:
-        return []
-    now = time.time() if now is None else now
-    found = cache.get_many([_presence_key(workspace_id, uid) for uid in user_ids])
-    return [uid for uid in user_ids if (found.get(_presence_key(workspace_id, uid)) or 0) > now]

@@ -494,6 +494,14 @@ class MediaStreamCall(CallEngine):
                 call_session_id=self.ctx.call_session_id, action=action,
                 transport=CallHandover.Transport.MEDIA_STREAMS)
             outcome = await asyncio.to_thread(transfers.warm_transfer_start, ctx=self.ctx, handover_id=record.pk)
+        elif getattr(action, "kind", "cold") == "reps":  # the dialer's reps ring (calls.services.rep_transfers)
+            from calls.services import rep_transfers
+
+            await self._flush_turns()
+            record = await database_sync_to_async(rep_transfers.reps_handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.MEDIA_STREAMS)
+            outcome = await asyncio.to_thread(rep_transfers.reps_transfer_start, ctx=self.ctx, handover_id=record.pk)
         else:
             record = await database_sync_to_async(ho.handover_record)(
                 call_session_id=self.ctx.call_session_id, action=action,
@@ -647,6 +655,13 @@ class RelayCall(CallEngine):
             from calls.services import transfers
 
             record = await database_sync_to_async(transfers.warm_handover_record)(
+                call_session_id=self.ctx.call_session_id, action=action,
+                transport=CallHandover.Transport.CONVERSATION_RELAY)
+        elif getattr(action, "kind", "cold") == "reps":
+            from calls.services import rep_transfers
+
+            await self._flush_turns()
+            record = await database_sync_to_async(rep_transfers.reps_handover_record)(
                 call_session_id=self.ctx.call_session_id, action=action,
                 transport=CallHandover.Transport.CONVERSATION_RELAY)
         else:

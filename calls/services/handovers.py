@@ -389,6 +389,10 @@ def relay_handover_twiml(*, connector=None, call_session=None, params: dict) -> 
                     action=HandoverActionSpec(name=action.name, destination=action.destination))
     if handover is not None and reason in (None, "handover") and handover.kind == "agent" and handover.answer_twiml:
         return handover.answer_twiml  # another agent: its new stream (calls.services.transfers.agent_handoff)
+    if handover is not None and reason in (None, "handover") and handover.kind == "reps":
+        from calls.services import rep_transfers
+
+        return rep_transfers.reps_relay_hold_twiml(connector=connector, handover=handover)
     if handover is not None and reason in (None, "handover") and handover.kind == "warm":
         from calls.services import transfers
 

@@ -20,6 +20,7 @@ number, as in outbound.py:
 | `11` | a person who declines: hears the brief, presses 2 | …, in-progress, completed | `human` |
 | `22` | a person who says nothing to the brief | …, in-progress, completed | `human` |
 | anything else | a person who accepts: hears the brief, presses 1, talks, hangs up | …, completed | `human` |
+| `client:<identity>` | the registered browser rings (signalling.py `BrowserParticipant`): answer joins, reject is busy | initiated, ringing, in-progress, completed / busy / no-answer | — |
 
 The person's words are the `<Say>` they heard (`events` "say"); `sandbox.transfer_talk_seconds` is how long an
 accepting person stays in the started conference before hanging up.
@@ -320,7 +321,11 @@ def participant_create(sandbox, account_sid: str, conference: str, form: dict) -
         raise ApiError(404, 20404, f"The requested resource /Conferences/{conference} was not found")
     call_sid = sandbox.add_call(account_sid, to=form["To"], from_=form["From"], status="queued",
                                 direction="outbound-api", start_time=None, params=dict(form))
-    person = TransferredPerson(sandbox=sandbox, account_sid=account_sid, to=form["To"], from_=form["From"],
+    if form["To"].startswith("client:"):  # a browser dialer (signalling.py): it rings, its rep answers or not
+        person = _browser(sandbox, account_sid, conf, call_sid, form)
+    else:
+        person = None
+    person = person or TransferredPerson(sandbox=sandbox, account_sid=account_sid, to=form["To"], from_=form["From"],
                                call_sid=call_sid, form=dict(form), conference_sid=conf["sid"],
                                behaviour=behaviour_of(form["To"]),
                                talk_seconds=getattr(sandbox, "transfer_talk_seconds", TALK_SECONDS))
@@ -333,9 +338,21 @@ def participant_create(sandbox, account_sid: str, conference: str, form: dict) -
               "end_conference_on_exit": _bool(form.get("EndConferenceOnExit"), False),
               "status": "queued", "date_created": now, "date_updated": now, "queue_time": "0"}
     person.start()
-    if person.behaviour == "accept":
+    if person.behaviour == "accept" and not form["To"].startswith("client:"):
         threading.Thread(target=_talker, args=(person,), daemon=True).start()
     return participant_json(record)
+
+
+def _browser(sandbox, account_sid: str, conf: dict, call_sid: str, form: dict):
+    """The participant for `To=client:<identity>`: the first registered browser of that identity not in a call."""
+    from devtools.twilio_sandbox import signalling
+
+    server = getattr(sandbox, "_signalling", None)
+    identity = form["To"][len("client:"):]
+    clients = [c for c in server.registered(account_sid, identity) if not c.calls] if server is not None else []
+    return signalling.browser_participant(
+        sandbox, account_sid=account_sid, to=form["To"], from_=form["From"], call_sid=call_sid, form=dict(form),
+        conference_sid=conf["sid"], behaviour="browser", client=clients[0] if clients else None)
 
 
 def participant_update(sandbox, account_sid: str, conference_sid: str, call_sid: str, form: dict) -> dict:

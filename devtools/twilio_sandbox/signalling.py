@@ -720,3 +720,131 @@ class RingingCall(_BrowserLeg, SimulatedCall):
             if not self.decided.is_set():
                 self.browser_decision = "reject"
                 self.decided.set()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A browser dialled into a conference (Participants API, `To=client:<identity>`)
+
+
+CALLER_WORDS = "Hello, I was told you can help me with my order."  # the waiting caller speaks to the rep
+
+
+def browser_participant(sandbox, **kwargs):
+    """A `BrowserParticipant` (the class is built on first use: conference.py imports this module lazily)."""
+    global BrowserParticipant
+    if BrowserParticipant is None:
+        BrowserParticipant = _browser_participant_class()
+    return BrowserParticipant(sandbox=sandbox, **kwargs)
+
+
+BrowserParticipant = None
+
+
+def _browser_participant_class():
+    from devtools.twilio_sandbox import conference
+
+    @dataclass
+    class _BrowserParticipant(_BrowserLeg, conference.TransferredPerson):
+        """`POST …/Participants.json To=client:<identity>`: the registered browser gets an `invite`; it answers
+        (the leg joins the conference with the form's flags; the caller's words are played to the browser),
+        rejects (busy) or lets it ring past `Timeout` (no-answer, `cancel`). While joined: the browser's hang-up,
+        the app completing the leg, or the conference ending (the browser gets `hangup`) end it. A REST update of
+        the leg while it rings cancels the invite. No registered, idle browser: no-answer at once."""
+
+        client: object = None
+        peer: object = None
+        answer_sdp: str = ""
+        decided: threading.Event = field(default_factory=threading.Event)
+        browser_gone: threading.Event = field(default_factory=threading.Event)
+        browser_decision: str = ""
+
+        def _run(self) -> None:
+            form = self.form
+            callback = form.get("StatusCallback")
+            self.status_callback = (callback, form.get("StatusCallbackMethod") or "POST") if callback else None
+            identity = self.to[len("client:"):]
+            self._log("dialled", to=self.to, behaviour="browser", conference_sid=self.conference_sid)
+            self._progress("initiated")
+            if self.client is None:
+                self._log("no_browser", identity=identity)
+                self._set_status("no-answer")
+                return
+            history_before = self._twiml_history_length()
+            self.peer = Peer.create(self._media())
+            self.client.calls[self.call_sid] = self
+            self.client.send("invite", {"callsid": self.call_sid, "sdp": self.peer.offer(), "parameters": {
+                "CallSid": self.call_sid, "AccountSid": self.account_sid, "From": form.get("From", ""),
+                "To": self.to, "ApiVersion": "2010-04-01", "Direction": "outbound-api"}})
+            self._set_status("ringing")
+            self._progress("ringing")
+            self._log("ringing_browser", identity=identity)
+            try:
+                self._ring_and_talk(identity, history_before)
+            finally:
+                self.client.calls.pop(self.call_sid, None)
+                self.peer.close()
+
+        def _ring_and_talk(self, identity: str, history_before: int) -> None:
+            until = time.monotonic() + float(self.form.get("Timeout") or 60)
+            while not self.decided.wait(0.1) and time.monotonic() < until:
+                if self._redirected_twiml(history_before) is not None:  # the app ended the leg while it rang
+                    self.client.send("cancel", {"callsid": self.call_sid})
+                    self._log("canceled_by_app")
+                    self.status = "canceled"
+                    return
+            if not self.decided.is_set():
+                self.client.send("cancel", {"callsid": self.call_sid})
+                self._set_status("no-answer")
+                return
+            if self.browser_decision == "reject":
+                self._log("browser_rejected", identity=identity)
+                self._set_status("busy")
+                return
+            if self._redirected_twiml(history_before) is not None:  # ended by the app just before the answer
+                self.client.send("hangup", {"callsid": self.call_sid})
+                return
+            self.peer.accept(self.answer_sdp)
+            self._set_status("in-progress")
+            self._progress("in-progress")
+            self._log("browser_answered", identity=identity)
+            with self.sandbox.lock:
+                conf = self.sandbox.state["conferences"][self.account_sid][self.conference_sid]
+            form = self.form
+            conference._join(self.sandbox, conf, self.call_sid, {
+                "start_conference_on_enter": form.get("StartConferenceOnEnter"),
+                "end_conference_on_exit": form.get("EndConferenceOnExit"), "muted": form.get("Muted"),
+                "label": form.get("Label"), "coaching": form.get("Coaching"),
+                "call_sid_to_coach": form.get("CallSidToCoach")})
+            with self.sandbox.lock:
+                started = conf["status"] == "in-progress"
+            if started:
+                self._person_talks(CALLER_WORDS)
+            while not self._out_of_time():
+                if self.browser_gone.wait(conference.POLL):
+                    self._log("browser_hangup")
+                    conference.leave(self.sandbox, self.account_sid, self.call_sid, reason="hung up")
+                    return
+                if self._redirected_twiml(history_before) is not None:
+                    conference.leave(self.sandbox, self.account_sid, self.call_sid, reason="redirected")
+                    break
+                if not conference.in_conference(self.sandbox, self.account_sid, self.conference_sid, self.call_sid):
+                    self._log("conference_ended")
+                    break
+            self.client.send("hangup", {"callsid": self.call_sid})
+
+        def browser_says(self, type_: str, payload: dict) -> None:
+            if type_ == "answer" and not self.decided.is_set():
+                self.answer_sdp, self.browser_decision = payload.get("sdp", ""), "answer"
+                self.decided.set()
+            elif type_ == "reject" and not self.decided.is_set():
+                self.browser_decision = "reject"
+                self.decided.set()
+            elif type_ == "dtmf":
+                self._log("dtmf", digits=str(payload.get("dtmf", "")))
+            elif type_ == "hangup":
+                self.browser_gone.set()
+                if not self.decided.is_set():
+                    self.browser_decision = "reject"
+                    self.decided.set()
+
+    return _BrowserParticipant

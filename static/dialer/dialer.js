@@ -332,6 +332,17 @@
       call.on("cancel", clear);
       call.on("disconnect", clear);
       call.on("reject", clear);
+      // Hook: a transfer from an agent (static/dialer/transfer.js) shows its own ringing card.
+      panel.dispatchEvent(new CustomEvent("dialer-incoming", { detail: { call: call } }));
+    }
+
+    function acceptIncoming(call) {
+      if (!call || incomingCall !== call) return false;
+      incomingCall = null;
+      incomingBox.hidden = true;
+      bindCall(call, "Connecting…");
+      call.accept();
+      return true;
     }
 
     $("accept").addEventListener("click", function () {
@@ -396,6 +407,8 @@
       device: function () { return device; },
       activeCall: function () { return activeCall; },
       dial: dial, panel: panel,
+      acceptIncoming: acceptIncoming,
+      hideIncoming: function () { incomingBox.hidden = true; },
       precheckNumber: precheckNumber
     };
     window.CallwellDialer = api;

@@ -93,3 +93,31 @@ def test_an_another_agent_handover_names_the_agent_not_a_number(admin_client, wo
     phone = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
         "type": "phone", "kind": "cold", "name": "to_sales"})
     assert "Enter the phone number the call goes to" in phone.content.decode()
+
+
+def test_a_dialer_reps_handover_rings_a_team_of_members_and_is_versioned(admin_client, workspace):
+    from tests.factories import MembershipFactory, UserFactory
+
+    agent = AgentFactory(workspace=workspace)
+    rita = UserFactory(username="rita")
+    MembershipFactory(workspace=workspace, user=rita)
+    stranger = UserFactory(username="stranger")  # not a member: not offered, refused
+    page = admin_client.get(f"/studio/agents/{agent.pk}/actions/").content.decode()
+    assert "Team of reps" in page and "rita" in page and "stranger" not in page
+    refused = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
+        "type": "phone", "kind": "reps", "name": "to_reps", "reps": [stranger.pk]})
+    assert refused.status_code == 200 and not HandoverAction.objects.exists()
+    response = admin_client.post(f"/studio/agents/{agent.pk}/actions/", {
+        "type": "phone", "kind": "reps", "name": "to_reps", "reps": [rita.pk], "destination": "+31201234567"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    action = HandoverAction.objects.get()
+    assert (action.kind, action.destination, action.reps) == ("reps", "", [rita.pk])
+    assert "dialer reps (team of 1)" in admin_client.get(f"/studio/agents/{agent.pk}/actions/").content.decode()
+
+    v1 = services.agent_publish(agent=agent)
+    services.handover_action_update(action=action, name="to_reps", destination="", kind="reps", reps=[])
+    [change] = selectors.version_diff(draft=action.version, base=v1).actions
+    assert change.old["reps"] == [rita.pk] and change.new["reps"] == []
+    assert v1.actions.get().reps == [rita.pk]
+    [spec] = _version_fields(v1)["actions"]
+    assert spec.kind == "reps"

@@ -49,6 +49,10 @@
       var last = document.createElement("td");
       last.className = "last-turn";
       tr.appendChild(last);
+      var transfer = document.createElement("td");
+      transfer.className = "transfer";
+      transfer.dataset.testid = "transfer-progress";
+      tr.appendChild(transfer);
       var open = document.createElement("td");
       var a = document.createElement("a");
       a.href = callUrl.replace("/0/", "/" + call.id + "/");
@@ -58,6 +62,22 @@
       tr.appendChild(open);
       body.insertBefore(tr, body.firstChild);
       showEmpty();
+    }
+
+    // A transfer to the dialer's reps (calls.services.rep_transfers): waiting, ringing whom, taken / not taken.
+    // The agent's stream has ended by then, so the row is added back while the caller waits.
+    function transferProgress(ev) {
+      if (ev.state === "ended") { var gone = row(ev.call_id); if (gone) gone.remove(); showEmpty(); return; }
+      if (!row(ev.call_id) && ev.call) addRow(ev.call);
+      var tr = row(ev.call_id);
+      var cell = tr && tr.querySelector(".transfer");
+      if (!cell) return;
+      cell.textContent = "";
+      var pill = document.createElement("span");
+      pill.className = "pill " + (ev.state === "taken" ? "ok" : ev.state === "declined" ? "err" : "warn");
+      pill.dataset.state = ev.state;
+      pill.textContent = ev.text;
+      cell.appendChild(pill);
     }
 
     function connect() {
@@ -74,6 +94,7 @@
           var tr = row(ev.call_id);
           if (tr) text(tr.querySelector(".last-turn"), (ev.role === "event" ? "" : ev.role + ": ") + ev.text);
         } else if (ev.kind === "handover") { refreshStats(); }
+        else if (ev.kind === "transfer") { transferProgress(ev); }
         else if (ev.kind === "end") {
           var r = row(ev.call_id);
           if (r) r.remove();
