@@ -26,9 +26,9 @@ the pool cannot take at once goes to the silence rule.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import threading
-import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path

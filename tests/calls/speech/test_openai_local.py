@@ -1,7 +1,6 @@
 """The "OpenAI-compatible (local)" speech stages against a local fake of a self-hosted server (no key, a base URL)."""
 from __future__ import annotations
 
-
 import pytest
 
 from calls.engine.context import CallContext
