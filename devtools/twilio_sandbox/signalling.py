@@ -299,6 +299,29 @@ class Client:
 # Calls with a browser on one side
 
 
+class BrowserEndpoint:
+    """A browser leg in a conference (conference.py's mixer): what its microphone sends, and a place to play."""
+
+    def __init__(self, peer: Peer):
+        self.peer, self.tap = peer, peer.open_tap()
+
+    def pull(self) -> bytes | None:
+        try:
+            return self.tap.get_nowait()
+        except queue.Empty:
+            return None
+
+    def push(self, pcm: bytes) -> None:
+        track = self.peer.track
+
+        def play():
+            track.play(pcm)
+            while len(track.queue) > 10:  # at most 200 ms behind
+                track.queue.popleft()
+
+        self.peer.media.loop.call_soon_threadsafe(play)
+
+
 class _BrowserLeg:
     """What a call does with the browser's media and messages (mixed into SimulatedCall subclasses)."""
 
@@ -312,13 +335,22 @@ class _BrowserLeg:
             self._log("person_says", text=text, seconds=round(seconds, 2))
 
     def _hold(self, gone: threading.Event, history_before: int, limit: float,
-              also: threading.Event | None = None) -> str | None:
+              also: threading.Event | None = None, leg: str = "") -> str | None:
         """While a bridged leg lasts: until `gone` (the browser hung up) or `also` (the other side did), a REST
-        update of the call (`Twiml=`, or `Status=completed`: Hangup) or `limit`. The redirected TwiML, else None."""
+        update of the call (`Twiml=`, or `Status=completed`: Hangup) or `limit`. The redirected TwiML, else None.
+        A REST redirect of the dialled `leg` (a person's) ends the `<Dial>` too: its TwiML is kept in `moved_leg`."""
         until = time.monotonic() + limit
         while time.monotonic() < until:
             if gone.wait(0.2) or (also is not None and also.is_set()):
                 return None
+            if leg:
+                with self.sandbox.lock:
+                    history = (self.sandbox.state["calls"][self.account_sid].get(leg) or {}).get("twiml_history", [])
+                    moved = next((item for item in history if isinstance(item, str)), None)
+                if moved is not None:
+                    self._log("leg_redirected", call_sid=leg, twiml=moved[:2000])
+                    self.moved_leg = moved
+                    return None
             twiml = self._redirected_twiml(history_before)
             if twiml is not None:
                 self._log("redirected", twiml=twiml[:2000])
@@ -340,6 +372,10 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
     browser_gone: threading.Event = field(default_factory=threading.Event)
     digits: list = field(default_factory=list)
     rang: bool = False
+    moved_leg: str | None = None  # the TwiML the app redirected the dialled person's leg to (into a conference)
+
+    def conference_media(self) -> "BrowserEndpoint":
+        return BrowserEndpoint(self.peer)
 
     def _run(self) -> None:
         voice_grant = ((self.client.claims or {}).get("grants") or {}).get("voice") or {}
@@ -431,10 +467,24 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
                     self.peer.play(tone_pcm())
                 else:
                     self._person_talks(GREETING)
-                redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS)
+                self.sandbox.add_call(self.account_sid, leg["CallSid"], to=number, from_=leg["From"],
+                                      status="in-progress", direction="outbound-dial", parent_call_sid=self.call_sid)
+                redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS, leg=leg["CallSid"])
                 outcome = "completed"
+                if self.moved_leg is not None:  # the person's leg went on with that TwiML (into a conference)
+                    from devtools.twilio_sandbox.conference import PersonInConference
+
+                    person = PersonInConference(sandbox=self.sandbox, account_sid=self.account_sid, to=number,
+                                                from_=leg["From"], call_sid=leg["CallSid"], say=self.moved_leg)
+                    with self.sandbox.lock:
+                        self.sandbox.simulated[person.call_sid] = person
+                    person.start()
+                else:
+                    with self.sandbox.lock:
+                        self.sandbox.state["calls"][self.account_sid][leg["CallSid"]]["status"] = "completed"
         duration = int(time.monotonic() - answered_at) if answered_at else 0
-        self._legs(children, leg, outcome, CallDuration=str(duration))
+        if self.moved_leg is None:  # a leg redirected elsewhere goes on: no final status for it yet
+            self._legs(children, leg, outcome, CallDuration=str(duration))
         self._log("dial", to=[number], kinds=["Number"], outcome=outcome, caller_id=verb.get("callerId", ""),
                   person=behaviour, heard_voice_frames=self.peer.heard_voice_frames, digits="".join(self.digits))
         if redirected is not None:  # a REST update ends the <Dial> without its action
