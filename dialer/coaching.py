@@ -195,10 +195,13 @@ def coaching_conference_event(*, workspace, conference_sid: str, friendly_name: 
 
 
 def live_calls(*, workspace):
-    """The workspace's answered dialer calls that have not ended, with their rep."""
+    """The workspace's answered dialer calls that have not ended, with their rep (a supervisor's own coaching
+    call is not one of them)."""
+    coaching_legs = CallCoaching.objects.filter(workspace=workspace).exclude(participant_sid="").values(
+        "participant_sid")
     return (Call.objects.filter(workspace=workspace, status=Call.Status.IN_PROGRESS, answered_at__isnull=False,
                                 ended_at__isnull=True, started_at__gte=timezone.now() - LIVE_FOR)
-            .select_related("user").order_by("-started_at"))
+            .exclude(sid__in=coaching_legs).select_related("user").order_by("-started_at"))
 
 
 def coaching_for_rep(*, workspace, user) -> list[dict]:

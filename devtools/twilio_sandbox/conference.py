@@ -23,6 +23,11 @@ number, as in outbound.py:
 
 The person's words are the `<Say>` they heard (`events` "say"); `sandbox.transfer_talk_seconds` is how long an
 accepting person stays in the started conference before hanging up.
+
+Audio (the dialer's coaching): a leg with media — a browser (signalling.py) or a sandbox person whose `<Dial>` leg
+the app redirected into a conference (`PersonInConference`) — is mixed with the others, respecting muted, hold and
+coaching (`ConferenceAudio`, at the bottom); `<Conference statusCallback>` gets participant-join / -leave / -mute /
+-unmute / -modify and conference-start / -end.
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ What it answers, as Twilio does:
   the simulated call's sentence), `reject` is busy, no answer before the `<Dial timeout>` sends `cancel`;
   then the `<Dial action>` (voicemail for the dialer's TwiML).
 - `dtmf` (keys the far side receives, in the call's events), `hangup`, `reject`, `message` (acknowledged).
+- A REST update of the dialled person's leg (its CallSid is a sandbox call while it talks) ends the parent's
+  `<Dial>` (its action is requested, as Twilio does) and the person goes on with that TwiML, e.g. into a
+  conference, where the browser's peer joins the conference's audio (`BrowserEndpoint`).
 - A REST update of the call while a leg is bridged (`Calls/<sid>.json` with `Twiml=` or `Status=completed`) ends
   the `<Dial>` (no action request) and the new TwiML runs, or the call ends and the browser gets `hangup`.
 """

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.utils import timezone
 
+from dialer.coaching import live_calls as coaching_live_calls
 from dialer.models import Call, CallCoaching, CallLeg
 from telephony import errors
 from tests.dialer.voice_fixtures import ready_workspace, signed_post
@@ -79,6 +80,9 @@ def test_listening_moves_the_call_into_its_conference_and_the_supervisor_joins_m
                                        connection.auth_token).content).find("Dial/Conference")
     assert (joined.get("coach"), joined.get("muted"), joined.get("startConferenceOnEnter")) == (call.sid, "true",
                                                                                               "false")
+    Call.objects.create(workspace=workspace, sid=params["CallSid"], direction=Call.Direction.OUTBOUND, user=admin_user,
+                        status=Call.Status.IN_PROGRESS, answered_at=timezone.now())  # its own status callback
+    assert list(coaching_live_calls(workspace=workspace)) == [call]  # not a rep's call to coach
     stranger = {**params, "CallSid": sid(), "From": f"client:ws{workspace.pk}-u{member_user.pk}"}
     refused = ET.fromstring(signed_post(client, f"/v1/voice/outbound/{workspace.pk}", stranger,
                                         connection.auth_token).content)
