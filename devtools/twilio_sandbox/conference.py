@@ -510,11 +510,18 @@ class PersonInConference(SimulatedCall):
     through the conference's audio."""
 
     words: str = "I am the customer on this call."
+    parent_call_sid: str = ""
+    leg_callback: tuple | None = None  # the `<Number statusCallback>` of the leg: it still gets the final status
 
     def conference_media(self) -> PersonVoice:
         return PersonVoice(self.words)
 
+    def _params(self, extra: dict) -> dict:
+        return {**super()._params(extra), "ParentCallSid": self.parent_call_sid, "Direction": "outbound-dial",
+                **extra}
+
     def _run(self) -> None:
+        self.status_callback = self.leg_callback
         self._set_status("in-progress")
         self._follow(self.say)  # `say` carries the redirect's TwiML
 

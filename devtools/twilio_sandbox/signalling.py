@@ -477,8 +477,12 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
                 if self.moved_leg is not None:  # the person's leg went on with that TwiML (into a conference)
                     from devtools.twilio_sandbox.conference import PersonInConference
 
+                    callbacks = [(c.get("statusCallback"), c.get("statusCallbackMethod", "POST")) for c in children
+                                 if c.get("statusCallback")]
                     person = PersonInConference(sandbox=self.sandbox, account_sid=self.account_sid, to=number,
-                                                from_=leg["From"], call_sid=leg["CallSid"], say=self.moved_leg)
+                                                from_=leg["From"], call_sid=leg["CallSid"], say=self.moved_leg,
+                                                parent_call_sid=self.call_sid,
+                                                leg_callback=callbacks[0] if callbacks else None)
                     with self.sandbox.lock:
                         self.sandbox.simulated[person.call_sid] = person
                     person.start()

@@ -75,5 +75,9 @@ def test_a_supervisor_listens_then_whispers_and_only_the_rep_hears_the_whisper(
     _state(supervisor, "Call ended")
     wait_for(lambda: CallCoaching.objects.filter(pk=coaching.pk, ended_at__isnull=False).exists(),
              what="the coaching ended")
+    ended = wait_for(lambda: Call.objects.filter(pk=call.pk, status=Call.Status.COMPLETED, duration__isnull=False,
+                                                 legs__sid=person_sid, legs__status=Call.Status.COMPLETED).first(),
+                     what="the call and the person's leg completed, as any call")
+    assert ended.conference_name == f"dialer-{call.sid}"
     supervisor.context.close()
     rep.context.close()
