@@ -137,3 +137,23 @@ def test_a_rep_cannot_coach_and_a_failed_move_leaves_the_call_as_it_was(admin_cl
     assert failed.status_code == 400 and "could not move the call" in failed.json()["message"]
     call.refresh_from_db()
     assert call.conference_name == "" and CallCoaching.objects.get().ended_at is not None
+
+
+def test_on_an_inbound_call_the_reps_browser_leg_moves_and_is_the_one_coached(admin_client, member_user, workspace,
+                                                                              gateway, client):
+    connection = ready_workspace(workspace)
+    call = Call.objects.create(workspace=workspace, sid=sid(), direction=Call.Direction.INBOUND, user=member_user,
+                               from_number="+13105550111", status=Call.Status.IN_PROGRESS, answered_at=timezone.now())
+    rep_leg = CallLeg.objects.create(call=call, sid=sid(), kind=CallLeg.Kind.CLIENT, user=member_user,
+                                     to_number=f"client:ws{workspace.pk}-u{member_user.pk}",
+                                     status=Call.Status.IN_PROGRESS)
+    response = admin_client.post(f"/calls/live/{call.pk}/coach", {"mode": "whisper"})
+    assert response.status_code == 200, response.content
+    assert CallCoaching.objects.get().coached_sid == rep_leg.sid  # the rep is the dialled leg here
+    (op, kwargs), = gateway
+    assert kwargs["call_sid"] == rep_leg.sid
+    dial_done = signed_post(client, f"/v1/voice/dial-done/{workspace.pk}",
+                            {"CallSid": call.sid, "DialCallStatus": "completed", "DialCallDuration": "30"},
+                            connection.auth_token)
+    root = ET.fromstring(dial_done.content)
+    assert root.find("Dial/Conference").text == f"dialer-{call.sid}" and root.find("Record") is None  # no voicemail
