@@ -1,6 +1,6 @@
 /* Coaching on reps' dialer calls (dialer/coaching.py).
  *
- * Supervisor (the Live calls page): Listen / Whisper / Barge in on a row starts coaching (POST …/coach), then the
+ * Supervisor (the Live calls page, refreshed every 5 s while not coaching): Listen / Whisper / Barge in on a row starts coaching (POST …/coach), then the
  * supervisor's own dialer places a call with the parameter Coaching=<id>, which Twilio puts in the call's conference;
  * another mode while on the call changes it (POST …/mode); Leave hangs up.
  * Rep (every page with the dialer): during a call, who is listening, whispering or in the call, every 2 seconds.
@@ -9,6 +9,7 @@
   "use strict";
 
   var POLL_MS = 2000;
+  var REFRESH_MS = 5000;
 
   function csrf() {
     try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; } catch (e) { return ""; }
@@ -52,11 +53,12 @@
 
   // ---- the supervisor: the Live calls page -------------------------------------------------------------------
   function supervise() {
-    var table = document.querySelector('[data-testid="live-calls"]');
+    var table = document.querySelector('[data-testid="live-calls-region"]');
     if (!table) return;
     var modeUrl = JSON.parse(document.getElementById("coaching-mode-url").textContent);
     var errorEl = document.querySelector('[data-testid="coaching-error"]');
     var current = null; // {id, row, call}
+    var starting = false;
 
     function showError(text) { errorEl.textContent = text || ""; errorEl.hidden = !text; }
     function mark(row, mode, text) {
@@ -70,6 +72,7 @@
     function start(row, mode) {
       var dialer = window.CallwellDialer;
       if (!dialer || !dialer.device()) { showError("Your dialer is not connected yet: wait for Ready."); return; }
+      starting = true;
       post(row.querySelector("[data-coach-mode]").dataset.startUrl, { mode: mode }).then(function (body) {
         return dialer.place({ Coaching: String(body.id) }, "Joining the call…").then(function (call) {
           current = { id: body.id, row: row, call: call };
@@ -78,7 +81,7 @@
           var gone = function () { if (current && current.call === call) { current = null; mark(null, null); } };
           call.on("disconnect", gone); call.on("cancel", gone); call.on("error", gone);
         });
-      }).catch(function (err) { showError(err.message); });
+      }).catch(function (err) { showError(err.message); }).finally(function () { starting = false; });
     }
 
     function change(mode, attempt) {
@@ -90,6 +93,16 @@
         showError(err.message);
       });
     }
+
+    // The list follows the reps' calls while the supervisor is on none of them.
+    setInterval(function () {
+      if (current || starting) return;
+      fetch(window.location.href, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+        if (!html || current || starting) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-testid="live-calls-region"]');
+        if (fresh) table.innerHTML = fresh.innerHTML;
+      }).catch(function () { /* the next refresh tries again */ });
+    }, REFRESH_MS);
 
     table.addEventListener("click", function (e) {
       var button = e.target.closest("button");

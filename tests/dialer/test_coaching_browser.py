@@ -44,6 +44,8 @@ def test_a_supervisor_listens_then_whispers_and_only_the_rep_hears_the_whisper(
     MembershipFactory(workspace=workspace, user=UserFactory(username="sam"), role=Membership.Role.ADMIN)
     supervisor = chromium_with_mic.new_context(base_url=live_server.url, ignore_https_errors=True).new_page()
     supervisor.set_default_timeout(20_000)
+    supervisor.console_errors = []
+    supervisor.on("pageerror", lambda exc: supervisor.console_errors.append(str(exc)))
     login(supervisor, live_server, "sam")
     supervisor.goto(live_server.url + "/calls/live/")
     _state(supervisor, "Ready")
@@ -79,5 +81,6 @@ def test_a_supervisor_listens_then_whispers_and_only_the_rep_hears_the_whisper(
                                                  legs__sid=person_sid, legs__status=Call.Status.COMPLETED).first(),
                      what="the call and the person's leg completed, as any call")
     assert ended.conference_name == f"dialer-{call.sid}"
+    assert not rep.console_errors and not supervisor.console_errors, (rep.console_errors, supervisor.console_errors)
     supervisor.context.close()
     rep.context.close()
