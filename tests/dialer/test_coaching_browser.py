@@ -81,6 +81,8 @@ def test_a_supervisor_listens_then_whispers_and_only_the_rep_hears_the_whisper(
                                                  legs__sid=person_sid, legs__status=Call.Status.COMPLETED).first(),
                      what="the call and the person's leg completed, as any call")
     assert ended.conference_name == f"dialer-{call.sid}"
+    for leg in (sup_sid, person_sid, call.sid):  # the sandbox's legs finished (their peers closed) before teardown
+        assert sandbox.simulated[leg].done.wait(20), leg
     assert not rep.console_errors and not supervisor.console_errors, (rep.console_errors, supervisor.console_errors)
     supervisor.context.close()
     rep.context.close()
