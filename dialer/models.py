@@ -66,6 +66,9 @@ class Call(models.Model):
     # A caller an agent handed over to the dialer's reps (kind "reps"): the agent's call this rep took.
     agent_call = models.ForeignKey("calls.CallSession", on_delete=models.SET_NULL, null=True, blank=True,
                                    related_name="rep_calls", help_text="The agent call handed over to this rep.")
+    conference_name = models.CharField(max_length=64, blank=True, help_text=(
+        "Set when a supervisor's coaching moved the call into a Twilio conference (dialer/coaching.py)."))
+    conference_sid = models.CharField(max_length=34, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -191,3 +194,27 @@ class VoicemailDropMessage(models.Model):
 
     def __str__(self) -> str:
         return f"Voicemail drop of {self.workspace_id}"
+class CallCoaching(models.Model):
+    """A supervisor listening to, whispering to the rep on, or barging into a live dialer call (Conference
+    coaching). One row per supervisor's join; `mode` is the current one (each change is audited)."""
+
+    class Mode(models.TextChoices):
+        LISTEN = "listen", "listening"
+        WHISPER = "whisper", "whispering"
+        BARGE = "barge", "in the call"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="coachings")
+    supervisor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LISTEN)
+    participant_sid = models.CharField("the supervisor's CallSid", max_length=34, blank=True)
+    coached_sid = models.CharField("the rep's CallSid in the conference", max_length=34, blank=True)
+    joined_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.supervisor} {self.get_mode_display()} on {self.call.sid}"

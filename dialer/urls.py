@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dialer import views, webhooks
+from dialer import coaching_views, views, webhooks
 
 app_name = "dialer"
 
@@ -24,6 +24,12 @@ urlpatterns = [
     path("voicemail-drop/<str:token>", views.voicemail_message_audio, name="voicemail_message_audio"),
     path("calls/", views.call_log, name="call_log"),
     path("calls/export.csv", views.call_log_export, name="call_log_export"),
+    path("v1/voice/conference/<int:workspace_id>", webhooks.voice_conference_status, name="conference_status"),
+    # Coaching (dialer/coaching.py): live calls for supervisors, and who is on the rep's call
+    path("calls/live/", coaching_views.live_calls, name="live_calls"),
+    path("calls/live/<int:pk>/coach", coaching_views.coaching_start, name="coaching_start"),
+    path("calls/coaching/<int:pk>/mode", coaching_views.coaching_mode, name="coaching_mode"),
+    path("calls/coaching/mine", coaching_views.coaching_mine, name="coaching_mine"),
     path("calls/troubleshoot/", views.troubleshoot, name="troubleshoot"),
     path("calls/troubleshoot/checks", views.troubleshoot_checks, name="troubleshoot_checks"),
     path("calls/<int:pk>/", views.call_detail, name="call_detail"),

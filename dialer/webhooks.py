@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.utils import timezone
 from twilio.twiml.voice_response import VoiceResponse
 
+from dialer import coaching
 from dialer import services as call_services
 from dialer.models import Call
 from dialer.selectors import (
@@ -99,6 +100,13 @@ def _voicemail(workspace_id: int) -> VoiceResponse:
 
 
 def _outbound(request, workspace):
+    if request.POST.get("Coaching"):  # a supervisor's browser joins a call's conference (dialer/coaching.py)
+        twiml = coaching.coaching_answer(workspace=workspace, coaching_id=request.POST["Coaching"],
+                                         from_identity=request.POST.get("From", ""),
+                                         call_sid=request.POST.get("CallSid", ""))
+        if twiml is None:
+            return _refuse("Sorry, you cannot join that call.")
+        return HttpResponse(twiml, content_type="text/xml; charset=utf-8")
     decision = call_services.call_outbound_start(
         workspace=workspace, call_sid=request.POST.get("CallSid", ""), from_identity=request.POST.get("From", ""),
         to=request.POST.get("To", ""), requested_caller_id=request.POST.get("CallerId", ""),
@@ -163,6 +171,10 @@ def voice_dial_done(request, workspace_id: int):
         return refused
     workspace = request.twilio_connection.workspace
     dial_status = request.POST.get("DialCallStatus", "")
+    moved = coaching.moved_call_twiml(workspace=workspace, call_sid=request.POST.get("CallSid", ""),
+                                      dial_status=dial_status)
+    if moved is not None:  # the other leg went into the call's conference (a supervisor joined): this one too
+        return HttpResponse(moved, content_type="text/xml; charset=utf-8")
     call = call_services.call_dial_finished(workspace=workspace, call_sid=request.POST.get("CallSid", ""),
                                             dial_status=dial_status,
                                             dial_duration=_int_param(request, "DialCallDuration"),
@@ -233,4 +245,17 @@ def voice_recording_status(request, workspace_id: int):
         )
     except PermissionError:
         raise Http404("Unknown recording.") from None
+    return HttpResponse(status=204)
+
+
+@_never_500
+@twilio_webhook(resolve=_resolve)
+def voice_conference_status(request, workspace_id: int):
+    """`<Conference statusCallback>` of a coached call's conference: its SID, supervisors joining and leaving."""
+    if (refused := _method_not_allowed(request)) is not None:
+        return refused
+    coaching.coaching_conference_event(
+        workspace=request.twilio_connection.workspace, conference_sid=request.POST.get("ConferenceSid", ""),
+        friendly_name=request.POST.get("FriendlyName", ""), call_sid=request.POST.get("CallSid", ""),
+        event=request.POST.get("StatusCallbackEvent", ""))
     return HttpResponse(status=204)

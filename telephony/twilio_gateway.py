@@ -567,9 +567,15 @@ def conference_participant_create(*, creds: Credentials, conference: str, from_:
 
 def conference_participant_update(*, creds: Credentials, conference_sid: str, call_sid: str,
                                   hold: bool | None = None, hold_url: str = "", announce_url: str = "",
-                                  muted: bool | None = None) -> ParticipantInfo:
-    """Hold / unhold (with `hold_url`'s music or message), mute, or play `announce_url` to one participant."""
+                                  muted: bool | None = None, coaching: bool | None = None,
+                                  call_sid_to_coach: str = "") -> ParticipantInfo:
+    """Hold / unhold (with `hold_url`'s music or message), mute, play `announce_url` to one participant, or make it
+    a coach (`coaching` with `call_sid_to_coach`: heard only by that participant) or an ordinary one again."""
     kwargs = {}
+    if coaching is not None:
+        kwargs["coaching"] = coaching
+        if coaching and call_sid_to_coach:
+            kwargs["call_sid_to_coach"] = call_sid_to_coach
     if hold is not None:
         kwargs["hold"] = hold
         if hold_url:

@@ -24,6 +24,11 @@ number, as in outbound.py:
 
 The person's words are the `<Say>` they heard (`events` "say"); `sandbox.transfer_talk_seconds` is how long an
 accepting person stays in the started conference before hanging up.
+
+Audio (the dialer's coaching): a leg with media — a browser (signalling.py) or a sandbox person whose `<Dial>` leg
+the app redirected into a conference (`PersonInConference`) — is mixed with the others, respecting muted, hold and
+coaching (`ConferenceAudio`, at the bottom); `<Conference statusCallback>` gets participant-join / -leave / -mute /
+-unmute / -modify and conference-start / -end.
 """
 from __future__ import annotations
 
@@ -92,23 +97,34 @@ def _join(sandbox, conf: dict, call_sid: str, attrs: dict) -> None:
             "status": "connected", "date_created": now, "date_updated": now, "queue_time": "0",
         }
         conf["log"].append(("join", call_sid, attrs.get("label") or ""))
+        if attrs.get("status_callback") and not conf.get("status_callback"):
+            events = (attrs.get("status_callback_event") or "").split()
+            conf["status_callback"] = (attrs["status_callback"], events)
+        _participant_callback(sandbox, conf, call_sid, "participant-join")
         if conf["status"] == "init" and conf["participants"][call_sid]["start_conference_on_enter"]:
             conf["status"] = "in-progress"
             conf["log"].append(("start", call_sid, sorted(conf["participants"])))
+            _participant_callback(sandbox, conf, call_sid, "conference-start")
 
 
 def leave(sandbox, account_sid: str, call_sid: str, reason: str = "left") -> None:
     """The call leaves every conference it is in (ending those it ends on exit). Under or outside the lock."""
     with sandbox.lock:
         for conf in sandbox.state["conferences"].get(account_sid, {}).values():
-            participant = conf["participants"].pop(call_sid, None)
+            participant = conf["participants"].get(call_sid)
             if participant is None:
                 continue
+            _participant_callback(sandbox, conf, call_sid, "participant-leave")
+            conf["participants"].pop(call_sid, None)
+            audio = sandbox.__dict__.get("conference_audio", {}).get(conf["sid"])
+            if audio is not None:
+                audio.endpoints.pop(call_sid, None)
             conf["log"].append(("leave", call_sid, reason))
             if participant["end_conference_on_exit"] and conf["status"] != "completed":
                 conf.update(status="completed", date_updated=_now(), call_sid_ending_conference=call_sid,
                             reason_conference_ended="participant-with-end-conference-on-exit-left")
                 conf["log"].append(("end", call_sid, sorted(conf["participants"])))
+                _participant_callback(sandbox, conf, call_sid, "conference-end")
                 conf["participants"].clear()
 
 
@@ -159,14 +175,25 @@ def join(call: SimulatedCall, verb) -> str | None:
     attrs = {"start_conference_on_enter": noun.get("startConferenceOnEnter"),
              "end_conference_on_exit": noun.get("endConferenceOnExit"), "muted": noun.get("muted"),
              "coaching": noun.get("coach") and "true", "call_sid_to_coach": noun.get("coach"),
-             "label": noun.get("participantLabel")}
+             "label": noun.get("participantLabel"), "status_callback": noun.get("statusCallback"),
+             "status_callback_event": noun.get("statusCallbackEvent")}
+    answer = getattr(call, "_answer_browser", None)  # a browser leg: Twilio answers it to join
+    if answer is not None:
+        answer()
     _join(call.sandbox, conf, call.call_sid, attrs)
+    media = getattr(call, "conference_media", None)  # a leg with audio: it hears and is heard (coaching rules)
+    if media is not None:
+        audio_of(call.sandbox, call.account_sid, conf["sid"]).attach(call.call_sid, media())
+    gone = getattr(call, "browser_gone", None)
     call._log("conference", name=name, conference_sid=conf["sid"], status=conf["status"],
               wait_url=noun.get("waitUrl", ""))
     if conf["status"] == "init":
         call._log("hold", music=noun.get("waitUrl") or "twilio-default")
     started_logged = conf["status"] == "in-progress"
     while not call._out_of_time():
+        if gone is not None and gone.is_set():  # the browser hung up
+            call._log("browser_left_conference", name=name)
+            break
         redirected = call._redirected_twiml(history_before)
         if redirected is not None:
             leave(call.sandbox, call.account_sid, call.call_sid, reason="redirected")
@@ -363,15 +390,186 @@ def participant_update(sandbox, account_sid: str, conference_sid: str, call_sid:
     participant = conf and conf["participants"].get(call_sid)
     if not participant:
         raise ApiError(404, 20404, f"The requested resource /Participants/{call_sid} was not found")
+    before = (participant["coaching"], participant["call_sid_to_coach"])
     for param, key in (("Hold", "hold"), ("Muted", "muted"), ("Coaching", "coaching"),
                        ("EndConferenceOnExit", "end_conference_on_exit")):
         if param in form:
             participant[key] = _bool(form[param], participant[key])
     if "CallSidToCoach" in form:
         participant["call_sid_to_coach"] = form["CallSidToCoach"]
+    if "Muted" in form:
+        _participant_callback(sandbox, conf, call_sid, "participant-mute" if participant["muted"]
+                              else "participant-unmute")
+    if (participant["coaching"], participant["call_sid_to_coach"]) != before:
+        _participant_callback(sandbox, conf, call_sid, "participant-modify")
     if form.get("Hold") is not None:
         conf["log"].append(("hold" if participant["hold"] else "unhold", call_sid, form.get("HoldUrl") or ""))
     if form.get("AnnounceUrl"):
         conf["log"].append(("announce", call_sid, form["AnnounceUrl"]))
     participant["date_updated"] = _now()
     return participant_json(participant)
+
+
+# ---------------------------------------------------------------------------
+# Audio in a conference: who hears whom, and participant status callbacks (coaching on the dialer's calls)
+#
+# A participant with media (a browser leg: signalling.py's peer; a sandbox person moved into the conference:
+# `PersonInConference`) has an endpoint: `pull()` gives its next 20 ms of 8 kHz 16-bit PCM (or None), `push(pcm)`
+# plays what it hears. A mixer thread per conference sums, every 20 ms, what each participant may hear: nobody on
+# hold or muted is heard, a participant on hold hears nothing, and a coaching participant is heard only by the
+# participant it coaches (`call_sid_to_coach`). `ConferenceAudio.heard[listener][speaker]` counts the frames of
+# voice each participant received from each other one: a test reads it on the sandbox's side of a leg.
+
+FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit PCM
+
+
+def _audioop():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+    return audioop
+
+
+class ConferenceAudio:
+    def __init__(self, sandbox, account_sid: str, conference_sid: str):
+        from collections import Counter, defaultdict
+
+        self.sandbox, self.account_sid, self.conference_sid = sandbox, account_sid, conference_sid
+        self.endpoints: dict[str, object] = {}
+        self.heard: dict[str, Counter] = defaultdict(Counter)
+        self.thread: threading.Thread | None = None
+
+    def attach(self, call_sid: str, endpoint) -> None:
+        with self.sandbox.lock:
+            self.endpoints[call_sid] = endpoint
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name=f"sandbox-mixer-{self.conference_sid}",
+                                               daemon=True)
+                self.thread.start()
+
+    def detach(self, call_sid: str) -> None:
+        with self.sandbox.lock:
+            self.endpoints.pop(call_sid, None)
+
+    def _conference(self) -> dict | None:
+        return self.sandbox.state["conferences"][self.account_sid].get(self.conference_sid)
+
+    def _run(self) -> None:
+        from devtools.twilio_sandbox.media import VOICE_RMS
+
+        audioop = _audioop()
+        tick = time.monotonic()
+        while True:
+            with self.sandbox.lock:
+                conf = self._conference()
+                if conf is None or conf["status"] == "completed" or not self.endpoints:
+                    self.thread = None
+                    return
+                started = conf["status"] == "in-progress"
+                parts = {sid: dict(p) for sid, p in conf["participants"].items()}
+                endpoints = dict(self.endpoints)
+            frames = {sid: endpoint.pull() for sid, endpoint in endpoints.items()}
+            if started:
+                for listener, endpoint in endpoints.items():
+                    me = parts.get(listener)
+                    if me is None or me["hold"]:
+                        continue
+                    mix = None
+                    for speaker, frame in frames.items():
+                        other = parts.get(speaker)
+                        if (speaker == listener or frame is None or other is None or other["muted"] or other["hold"]
+                                or (other["coaching"] and other["call_sid_to_coach"] != listener)):
+                            continue
+                        if audioop.rms(frame, 2) > VOICE_RMS:
+                            self.heard[listener][speaker] += 1
+                        mix = frame if mix is None else audioop.add(mix, frame, 2)
+                    if mix is not None:
+                        endpoint.push(mix)
+            tick += 0.02
+            time.sleep(max(0.0, tick - time.monotonic()))
+
+
+def audio_of(sandbox, account_sid: str, conference_sid: str) -> ConferenceAudio:
+    """The conference's audio (kept beside the JSON state, which it is not part of)."""
+    with sandbox.lock:
+        table = sandbox.__dict__.setdefault("conference_audio", {})
+        if conference_sid not in table:
+            table[conference_sid] = ConferenceAudio(sandbox, account_sid, conference_sid)
+        return table[conference_sid]
+
+
+class PersonVoice:
+    """A sandbox person's endpoint: says `words` now and then (espeak-ng), keeps what it hears."""
+
+    def __init__(self, words: str, every: float = 3.0):
+        from devtools.twilio_sandbox.media import speech_pcm
+
+        self.speech = speech_pcm(words)
+        self.every, self.pos, self.pause_until = every, 0, 0.0
+        self.heard_frames = 0
+
+    def pull(self) -> bytes | None:
+        if time.monotonic() < self.pause_until:
+            return None
+        frame = self.speech[self.pos:self.pos + FRAME_BYTES]
+        self.pos += FRAME_BYTES
+        if self.pos >= len(self.speech):
+            self.pos, self.pause_until = 0, time.monotonic() + self.every
+        return frame.ljust(FRAME_BYTES, b"\0")
+
+    def push(self, pcm: bytes) -> None:
+        self.heard_frames += 1
+
+
+@dataclass
+class PersonInConference(SimulatedCall):
+    """A sandbox person whose leg the app redirected into a conference (`<Dial><Conference>`): talks and listens
+    through the conference's audio."""
+
+    words: str = "I am the customer on this call."
+    parent_call_sid: str = ""
+    leg_callback: tuple | None = None  # the `<Number statusCallback>` of the leg: it still gets the final status
+
+    def conference_media(self) -> PersonVoice:
+        return PersonVoice(self.words)
+
+    def _params(self, extra: dict) -> dict:
+        return {**super()._params(extra), "ParentCallSid": self.parent_call_sid, "Direction": "outbound-dial",
+                **extra}
+
+    def _run(self) -> None:
+        self.status_callback = self.leg_callback
+        self._set_status("in-progress")
+        self._follow(self.say)  # `say` carries the redirect's TwiML
+
+
+def _participant_callback(sandbox, conf: dict, call_sid: str, event: str) -> None:
+    """`statusCallback` of `<Conference>` (the first participant's, as Twilio): participant-join, -leave, -mute,
+    -unmute, -modify (coaching changed), conference-start, -end. Sent from a thread, outside the lock."""
+    callback = conf.get("status_callback")
+    if not callback:
+        return
+    url, events = callback
+    short = event.split("-", 1)[1] if event.startswith(("participant-", "conference-")) else event
+    if short in ("unmute",):
+        short = "mute"
+    if events and short not in events:
+        return
+    p = conf["participants"].get(call_sid) or {}
+    conf["sequence"] = conf.get("sequence", 0) + 1
+    params = {"AccountSid": conf["account_sid"], "ConferenceSid": conf["sid"], "FriendlyName": conf["friendly_name"],
+              "StatusCallbackEvent": event, "SequenceNumber": str(conf["sequence"]), "Timestamp": "",
+              "CallSid": call_sid or "", "Muted": str(bool(p.get("muted"))).lower(),
+              "Hold": str(bool(p.get("hold"))).lower(), "Coaching": str(bool(p.get("coaching"))).lower(),
+              "EndConferenceOnExit": str(bool(p.get("end_conference_on_exit"))).lower(),
+              "StartConferenceOnEnter": str(bool(p.get("start_conference_on_enter", True))).lower()}
+    if p.get("coaching") and p.get("call_sid_to_coach"):
+        params["CallSidToCoach"] = p["call_sid_to_coach"]
+    if p.get("label"):
+        params["ParticipantLabel"] = p["label"]
+    token = sandbox._token(conf["account_sid"])
+    conf["log"].append(("callback", call_sid, event))
+    threading.Thread(target=sandbox._send_callback, args=(url, params, token), daemon=True).start()

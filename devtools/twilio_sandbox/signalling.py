@@ -30,6 +30,9 @@ What it answers, as Twilio does:
 - The dialled leg of a browser call is a call of its own (`Calls/<leg>.json`): redirected while bridged (a
   voicemail drop: `<Play>` then `<Hangup>`), it leaves the `<Dial>`: its `<Play>` URL is fetched (`leg_play` event,
   what a machine at `…0188` would record), the parent's `<Dial>` completes and its action runs.
+- A REST update of the dialled person's leg (its CallSid is a sandbox call while it talks) ends the parent's
+  `<Dial>` (its action is requested, as Twilio does) and the person goes on with that TwiML, e.g. into a
+  conference, where the browser's peer joins the conference's audio (`BrowserEndpoint`).
 - A REST update of the call while a leg is bridged (`Calls/<sid>.json` with `Twiml=` or `Status=completed`) ends
   the `<Dial>` (no action request) and the new TwiML runs, or the call ends and the browser gets `hangup`.
 """
@@ -302,6 +305,29 @@ class Client:
 # Calls with a browser on one side
 
 
+class BrowserEndpoint:
+    """A browser leg in a conference (conference.py's mixer): what its microphone sends, and a place to play."""
+
+    def __init__(self, peer: Peer):
+        self.peer, self.tap = peer, peer.open_tap()
+
+    def pull(self) -> bytes | None:
+        try:
+            return self.tap.get_nowait()
+        except queue.Empty:
+            return None
+
+    def push(self, pcm: bytes) -> None:
+        track = self.peer.track
+
+        def play():
+            track.play(pcm)
+            while len(track.queue) > 10:  # at most 200 ms behind
+                track.queue.popleft()
+
+        self.peer.media.loop.call_soon_threadsafe(play)
+
+
 class _BrowserLeg:
     """What a call does with the browser's media and messages (mixed into SimulatedCall subclasses)."""
 
@@ -346,6 +372,10 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
     browser_gone: threading.Event = field(default_factory=threading.Event)
     digits: list = field(default_factory=list)
     rang: bool = False
+    moved_leg: str | None = None  # the TwiML the app redirected the dialled person's leg to (into a conference)
+
+    def conference_media(self) -> "BrowserEndpoint":
+        return BrowserEndpoint(self.peer)
 
     def _run(self) -> None:
         voice_grant = ((self.client.claims or {}).get("grants") or {}).get("voice") or {}
@@ -446,13 +476,29 @@ class OutgoingCall(_BrowserLeg, SimulatedCall):
                                         leg=(leg["CallSid"], leg_history))
                 outcome = "completed"
                 # A redirected leg leaves the <Dial> (Twilio: the parent's Dial completes, its action runs) and
-                # runs its new TwiML on its own: a voicemail drop's <Play> to the machine, then <Hangup>.
+                # runs its new TwiML on its own: into a conference (a supervisor's coaching), or a voicemail drop's
+                # <Play> to the machine, then <Hangup>.
                 leg_twiml = self._redirected_twiml(leg_history, call_sid=leg["CallSid"])
-                if leg_twiml is not None:
+                if leg_twiml is not None and "<Conference" in leg_twiml:
+                    from devtools.twilio_sandbox.conference import PersonInConference
+
+                    self._log("leg_redirected", call_sid=leg["CallSid"], twiml=leg_twiml[:2000])
+                    self.moved_leg = leg_twiml
+                    callbacks = [(c.get("statusCallback"), c.get("statusCallbackMethod", "POST")) for c in children
+                                 if c.get("statusCallback")]
+                    person = PersonInConference(sandbox=self.sandbox, account_sid=self.account_sid, to=number,
+                                                from_=leg["From"], call_sid=leg["CallSid"], say=leg_twiml,
+                                                parent_call_sid=self.call_sid,
+                                                leg_callback=callbacks[0] if callbacks else None)
+                    with self.sandbox.lock:
+                        self.sandbox.simulated[person.call_sid] = person
+                    person.start()
+                elif leg_twiml is not None:
                     self._leg_run(leg["CallSid"], leg_twiml, behaviour)
         duration = int(time.monotonic() - answered_at) if answered_at else 0
-        self._leg_status(leg["CallSid"], outcome)
-        self._legs(children, leg, outcome, CallDuration=str(duration))
+        if self.moved_leg is None:  # a leg moved into a conference goes on: no final status for it yet
+            self._leg_status(leg["CallSid"], outcome)
+            self._legs(children, leg, outcome, CallDuration=str(duration))
         self._log("dial", to=[number], kinds=["Number"], outcome=outcome, caller_id=verb.get("callerId", ""),
                   person=behaviour, heard_voice_frames=self.peer.heard_voice_frames, digits="".join(self.digits))
         if redirected is not None:  # a REST update ends the <Dial> without its action

@@ -409,6 +409,11 @@
       dial: dial, panel: panel,
       acceptIncoming: acceptIncoming,
       hideIncoming: function () { incomingBox.hidden = true; },
+      // A call with the app's own parameters (static/dialer/coaching.js: a supervisor joins a rep's call).
+      place: function (params, label) {
+        if (!device || activeCall || placing) return Promise.reject(new Error(device ? "Hang up your own call first." : "The dialer is not connected yet."));
+        return Promise.resolve(device.connect({ params: params })).then(function (call) { bindCall(call, label); return call; });
+      },
       precheckNumber: precheckNumber
     };
     window.CallwellDialer = api;

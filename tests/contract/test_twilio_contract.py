@@ -29,6 +29,7 @@ NUMBER = "PN" + "b2" * 16
 CALLER_ID = "PN" + "c3" * 16
 KEY = "SK" + "d4" * 16
 CALL = "CA" + "e5" * 16
+CALL2 = "CA" + "f6" * 16  # a supervisor's leg (coaching)
 RECORDING = "RE" + "f6" * 16
 BASE = "https://callwell.example.com"
 
@@ -173,6 +174,11 @@ CASES = [
         label="announce"),
     Case("conference_participant_update", lambda: gw.conference_participant_update(
         creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL, muted=True, hold=False), label="mute-unhold"),
+    Case("conference_participant_update", lambda: gw.conference_participant_update(
+        creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL2, muted=False, coaching=True, call_sid_to_coach=CALL),
+        label="whisper"),
+    Case("conference_participant_update", lambda: gw.conference_participant_update(
+        creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL2, muted=False, coaching=False), label="barge"),
     Case("conference_participant_delete", lambda: gw.conference_participant_delete(
         creds=CREDS, conference_sid=CONFERENCE, call_sid=CALL)),
     Case("call_recording_start", lambda: gw.call_recording_start(
