@@ -30,6 +30,8 @@ urlpatterns = [
     path("v1/calls/outbound/<int:session_id>/dial-result", webhooks.outbound_dial_result, name="outbound_dial_result"),
     path("v1/calls/outbound/<int:session_id>/transfer-status", webhooks.outbound_transfer_status,
          name="outbound_transfer_status"),
+    path("v1/calls/outbound/<int:session_id>/rep-transfer-status", webhooks.outbound_rep_transfer_status,
+         name="outbound_rep_transfer_status"),
     path("v1/calls/outbound/<int:session_id>/transfer-amd", webhooks.outbound_transfer_amd,
          name="outbound_transfer_amd"),
     path("v1/calls/outbound/<int:session_id>/transfer-answer", webhooks.outbound_transfer_answer,

@@ -113,6 +113,17 @@ def outbound_transfer_status(request, session_id: int):
 
 @require_POST
 @twilio_webhook(resolve=resolve_outbound)
+def outbound_rep_transfer_status(request, session_id: int):
+    """A transfer to the dialer's reps on a call an agent placed: one rep's browser leg."""
+    from calls.services import rep_transfers
+
+    rep_transfers.rep_status_record(call_session=request.call_session, handover_id=request.GET.get("handover"),
+                                    attempt=request.GET.get("attempt"), params=request.POST.dict())
+    return HttpResponse(status=204)
+
+
+@require_POST
+@twilio_webhook(resolve=resolve_outbound)
 def outbound_transfer_amd(request, session_id: int):
     transfers.participant_amd_record(call_session=request.call_session, handover_id=request.GET.get("handover"),
                                      attempt=request.GET.get("attempt"), params=request.POST.dict())

@@ -392,7 +392,7 @@ def relay_handover_twiml(*, connector=None, call_session=None, params: dict) -> 
     if handover is not None and reason in (None, "handover") and handover.kind == "reps":
         from calls.services import rep_transfers
 
-        return rep_transfers.reps_relay_hold_twiml(connector=connector, handover=handover)
+        return rep_transfers.reps_relay_hold_twiml(handover=handover)
     if handover is not None and reason in (None, "handover") and handover.kind == "warm":
         from calls.services import transfers
 

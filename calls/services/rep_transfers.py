@@ -141,9 +141,11 @@ def _publish(handover: CallHandover) -> None:
 
 def reps_transfer_start(*, ctx: CallContext, handover_id: int) -> str:
     """Blocking. Put the caller on hold in the conference and ring every rep; the outcome as `redirect_to_dial`'s."""
-    from calls.services.handovers import call_is_gone
+    from calls.services.handovers import call_is_gone, context_callback_base
 
-    twiml = transfers.hold_twiml(handover_id=handover_id, identifier=ctx.connector_identifier, language=ctx.language)
+    handover = CallHandover.objects.select_related("call_session").get(pk=handover_id)
+    twiml = transfers.hold_twiml(handover_id=handover_id, base=context_callback_base(ctx),
+                                 say=transfers.hold_message(handover), language=ctx.language)
     try:
         twilio_gateway.call_update(creds=ctx.creds, call_sid=ctx.call_sid, twiml=twiml)
     except errors.TwilioError as exc:
@@ -152,14 +154,15 @@ def reps_transfer_start(*, ctx: CallContext, handover_id: int) -> str:
     return CallHandover.Outcome.PENDING
 
 
-def reps_relay_hold_twiml(*, connector, handover: CallHandover) -> str:
+def reps_relay_hold_twiml(*, handover: CallHandover) -> str:
     """ConversationRelay: the `<Connect action>` answer (the caller holds); the reps are rung once it is committed.
     A retried callback (reps already rung) only holds."""
     language = handover.call_session.agent_version.language if handover.call_session.agent_version_id else ""
     if handover.outcome == CallHandover.Outcome.PENDING and not any(a["outcome"] for a in handover.attempts):
         creds = transfers._creds_for(handover)
         transaction.on_commit(lambda: ring_reps(creds=creds, handover_id=handover.pk))
-    return transfers.hold_twiml(handover_id=handover.pk, identifier=connector.identifier, language=language)
+    return transfers.hold_twiml(handover_id=handover.pk, base=transfers._base(handover.call_session),
+                                say=transfers.hold_message(handover), language=language)
 
 
 def ring_reps(*, creds, handover_id: int) -> None:
@@ -169,7 +172,7 @@ def ring_reps(*, creds, handover_id: int) -> None:
         if handover is None or handover.outcome != CallHandover.Outcome.PENDING:
             return
         session = handover.call_session
-        identifier = session.connector.identifier if session.connector_id else ""
+        base = transfers._base(session)
         for index, attempt in enumerate(handover.attempts):
             if attempt["outcome"]:
                 continue
@@ -178,7 +181,7 @@ def ring_reps(*, creds, handover_id: int) -> None:
                     creds=creds, conference=transfers.conference_name(handover.pk),
                     from_=transfers._our_number(session), to=attempt["destination"], label=f"rep-{index}",
                     timeout=RING_TIMEOUT, start_conference_on_enter=True, end_conference_on_exit=True,
-                    status_callback=transfers._url(identifier, "rep-transfer-status", handover.pk, index))
+                    status_callback=transfers._url(base, "rep-transfer-status", handover.pk, index))
             except errors.TwilioError as exc:
                 logger.warning("rep transfer: could not ring a rep",
                                extra={"handover_id": handover.pk, "attempt": index, "code": exc.code})
@@ -317,7 +320,7 @@ def offer_decline(*, user_id: int, workspace_id: int, handover_id: int, attempt:
 # Twilio's status callbacks of a rep's leg (connectors/webhooks.py `rep-transfer-status`)
 
 
-def rep_status_record(*, connector, handover_id, attempt, params: dict) -> None:
+def rep_status_record(*, connector=None, call_session=None, handover_id, attempt, params: dict) -> None:
     """A rep's leg: ringing, answered, or ended (unanswered: the attempt closes; taken: the rep's call ended)."""
     try:
         handover_id, index = int(handover_id), int(attempt)
@@ -327,8 +330,9 @@ def rep_status_record(*, connector, handover_id, attempt, params: dict) -> None:
     hang_up = ""
     with transaction.atomic():
         handover = transfers._locked(handover_id)
-        if (handover is None or handover.kind != KIND or handover.call_session.connector_id != connector.pk
-                or index >= len(handover.attempts)):
+        if (handover is None or handover.kind != KIND or index >= len(handover.attempts)
+                or (connector is not None and handover.call_session.connector_id != connector.pk)
+                or (connector is None and handover.call_session_id != getattr(call_session, "pk", None))):
             return
         attempt = handover.attempts[index]
         creds = transfers._creds_for(handover)

@@ -59,7 +59,7 @@ def _transfer(setup, gateway, team=()):
         call_session_id=session.pk, action=HandoverActionSpec("transfer_to_sales", "", kind="reps"),
         transport="media_streams")
     ctx = SimpleNamespace(creds=object(), call_sid=session.call_sid, connector_identifier=setup.connector.identifier,
-                          language="en-US")
+                          call_session_id=session.pk, language="en-US")
     assert rep_transfers.reps_transfer_start(ctx=ctx, handover_id=handover.pk) == CallHandover.Outcome.PENDING
     handover.refresh_from_db()
     return session, handover

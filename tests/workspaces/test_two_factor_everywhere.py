@@ -50,10 +50,11 @@ def test_every_v1_route_is_either_a_signed_webhook_or_asks_for_the_code(workspac
     signed = [route for route, view in routes if getattr(view, "signed_webhook", False)]
     unsigned = [route for route, view in routes if not getattr(view, "signed_webhook", False)]
     assert "v1/voice/token" in unsigned and "v1/agents/<str:identifier>/twilio-config" in signed
-    # the dialer's 8 voice webhooks (the 8th: a coached call's conference status), the connectors' 4, the 4 of a
-    # warm transfer (participant status, its AMD, the brief's answer, the conference result), a rep's leg of a
-    # transfer to the dialer reps, and the 4 of calls an agent places (answer, status, AMD, recording status)
-    assert len(signed) == 21
+    # the dialer's 8 voice webhooks (the 8th: a coached call's conference status); a connector's 4 (answer,
+    # relay handover, dial result, recording status), the 4 of a warm transfer (participant status, its AMD, the
+    # brief's answer, the conference result) and a rep's leg of a transfer to the dialer reps: 9; a call an agent
+    # places: its own 4 (answer, status, AMD, recording status) and the same 7 handover callbacks as a connector's
+    assert len(signed) == 8 + 9 + 4 + 7
     for route in unsigned:
         response = pending_client.get(_concrete(route))
         assert response.status_code == 302 and response.url.startswith(reverse("two_factor_verify")), route
