@@ -13,6 +13,8 @@ from config.asgi import application  # noqa: F401 - served by uvicorn (sets Djan
 
 from calls.engine.events import AudioOut  # noqa: E402
 from calls.providers import cascaded  # noqa: E402
+from calls.providers.chat import base as chat_base  # noqa: E402
+from calls.providers.chat.base import ChatModel  # noqa: E402
 from calls.providers.speech import registry  # noqa: E402
 from calls.providers.speech.base import Final, SpeechToText, TextToSpeech  # noqa: E402
 
@@ -45,18 +47,18 @@ class InstantTTS(TextToSpeech):
             yield chunk
 
 
-class InstantChat:
-    def __init__(self, **kwargs):
-        pass
+class InstantChat(ChatModel):
+    vendor = "bench"
 
-    async def stream(self, messages, tools=None):
+    async def stream(self, messages, *, tools=None):
         for token in ("We are open ", "nine to five. ", "Anything else?"):
             yield token
 
 
 registry.STT["bench"] = "bench._served_app:InstantSTT"
 registry.TTS["bench"] = "bench._served_app:InstantTTS"
-registry.CHAT["bench"] = "bench._served_app:InstantChat"
+chat_base.VENDORS["bench"] = "bench._served_app:InstantChat"
+chat_base.SETTINGS_PREFIX["bench"] = "BENCH"
 registry.PREFIX["bench"] = "BENCH"
 
 if os.environ.get("BENCH_ECHO") == "1":
