@@ -1,3 +1,4 @@
+# ruff: noqa: I001 - config.asgi is imported first: it sets Django up
 """The ASGI app `bench.media_streams_served` serves: the runtime's own app, plus zero-latency "bench" speech and
 chat stages registered in the speech registry (never in production: only this module adds them), and, with
 `BENCH_ECHO=1`, each caller frame sent back after the cascaded pipeline has handled it (so a client measures the

@@ -9,7 +9,6 @@ from django.db import IntegrityError, OperationalError
 from calls.engine.persistence import RETRY_MIN, TranscriptWriter
 from calls.models import CallTurn
 from calls.services.transcripts import transcript_lines_store
-
 from tests.calls.engine.conftest import make_call_setup
 
 
