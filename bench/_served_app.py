@@ -70,3 +70,23 @@ if os.environ.get("BENCH_ECHO") == "1":
         self.emit(AudioOut(payload_b64, ""))  # the frame back, once the pipeline has handled it
 
     cascaded.CascadedProvider.on_audio = on_audio
+
+if os.environ.get("BENCH_PROFILE"):
+    # cProfile of the event-loop thread while the bench measures: SIGUSR1 starts it afresh, SIGUSR2 stops it and
+    # writes the stats to BENCH_PROFILE (signal handlers run in the main thread, which is the loop's).
+    import cProfile
+    import signal
+
+    _profiler = cProfile.Profile()
+
+    def _profile_start(signum, frame):
+        global _profiler
+        _profiler = cProfile.Profile()
+        _profiler.enable()
+
+    def _profile_stop(signum, frame):
+        _profiler.disable()
+        _profiler.dump_stats(os.environ["BENCH_PROFILE"])
+
+    signal.signal(signal.SIGUSR1, _profile_start)
+    signal.signal(signal.SIGUSR2, _profile_stop)

@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import time
@@ -183,7 +184,7 @@ def _client_process(ws_url, calls, seconds, frames, conn) -> None:
     conn.close()
 
 
-def measure(ws_url, calls, seconds, frames, clients: int, server_pid: int) -> dict:
+def measure(ws_url, calls, seconds, frames, clients: int, server_pid: int, profile: bool = False) -> dict:
     """N calls split over `clients` client processes; frames from a start time shared by all of them."""
     import multiprocessing
 
@@ -203,10 +204,14 @@ def measure(ws_url, calls, seconds, frames, clients: int, server_pid: int) -> di
         pipe.recv()  # ("ready", admitted)
     admit_s = time.perf_counter() - admit0
     start_at = time.perf_counter() + 0.3
+    if profile:  # the server's profiler runs while the frames flow (not during admission)
+        os.kill(server_pid, signal.SIGUSR1)
     cpu0, t0 = _cpu_seconds(server_pid), time.perf_counter()
     for pipe in pipes:
         pipe.send(start_at)
     parts = [pipe.recv()[1] for pipe in pipes]
+    if profile:
+        os.kill(server_pid, signal.SIGUSR2)
     wall = time.perf_counter() - t0
     server_cpu = _cpu_seconds(server_pid) - cpu0
     for proc in procs:
@@ -217,6 +222,9 @@ def measure(ws_url, calls, seconds, frames, clients: int, server_pid: int) -> di
             "dropped": sum(p["dropped"] for p in parts), "failed": sum(p["failed"] for p in parts),
             "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": lat[-1] if lat else float("nan"),
             "server_cpu_ms_per_call_s": 1000 * server_cpu / wall / len(calls),
+            # per second of caller audio the server handled (a CPU-starved server handles fewer frames than sent)
+            "server_cpu_ms_per_handled_s": 1000 * server_cpu / max(1e-9, (sum(p["sent"] for p in parts)
+                                                                       - sum(p["dropped"] for p in parts)) * FRAME),
             "client_cpu_pct": 100 * sum(p["cpu"] for p in parts) / wall}
 
 
@@ -310,8 +318,8 @@ def main(argv=None) -> int:
     parser.add_argument("--agents", default="echo,cascaded,cascaded+turn")
     parser.add_argument("--rounds", type=int, default=3, help="each level and agent this many times (medians)")
     parser.add_argument("--clients", type=int, default=2, help="client processes the calls are spread over")
-    parser.add_argument("--profile", default="", help="run the server under cProfile and write its stats here "
-                        "(the figures are then the profiler's, not the knee's)")
+    parser.add_argument("--profile", default="", help="profile the server's event loop (cProfile) while the frames "
+                        "flow and write the last level's stats here (the latencies are then the profiler's)")
     args = parser.parse_args(argv)
 
     from bench._harness import bench_env, free_port
@@ -324,8 +332,9 @@ def main(argv=None) -> int:
     port = free_port()
     # The served app: the runtime's own, with the bench stages registered (bench/_served_app.py).
     import subprocess
-    profile = ["-m", "cProfile", "-o", os.path.abspath(args.profile)] if args.profile else []
-    cmd = [sys.executable, *profile, "-m", "uvicorn", "bench._served_app:application", "--host", "127.0.0.1",
+    if args.profile:
+        env["BENCH_PROFILE"] = os.path.abspath(args.profile)
+    cmd = [sys.executable, "-m", "uvicorn", "bench._served_app:application", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log", "--lifespan", "off",
            "--ws-ping-interval", "0"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
@@ -355,7 +364,8 @@ def main(argv=None) -> int:
                     step += 1
                     calls = _sessions(seeds[name], level, step)
                     worker0 = _children_cpu(proc.pid)
-                    r = measure(ws_url, calls, args.seconds, frames, args.clients, proc.pid)
+                    r = measure(ws_url, calls, args.seconds, frames, args.clients, proc.pid,
+                                profile=bool(args.profile))
                     r["worker_cpu_ms_per_call_s"] = 1000 * (_children_cpu(proc.pid) - worker0) / args.seconds / level
                     r["load"] = os.getloadavg()[0]
                     r["ok"] = r["dropped"] == 0 and r["p99_ms"] < P99_LIMIT_MS
@@ -368,6 +378,7 @@ def main(argv=None) -> int:
                     print(f"round {rnd} {name:14} N={level:4d} dropped={r['dropped']:5d} "
                           f"p50={r['p50_ms']:6.2f} p99={r['p99_ms']:7.2f} ms (x{r['p99_ratio']:.2f} echo) "
                           f"max={r['max_ms']:7.1f}  server CPU {r['server_cpu_ms_per_call_s']:5.2f} ms/call-s"
+                          f" ({r['server_cpu_ms_per_handled_s']:5.2f} per handled s)"
                           f" (+turn worker {r['worker_cpu_ms_per_call_s']:4.2f})  client CPU "
                           f"{r['client_cpu_pct']:5.1f}%  admit {r['admit_s']:4.1f} s  load {r['load']:.1f}  "
                           f"{'PASS' if r['ok'] else 'FAIL'}", flush=True)
@@ -383,17 +394,21 @@ def main(argv=None) -> int:
 
     med = statistics.median
     print(f"\nmedians of {args.rounds} rounds (p99 / echo: the ratio in each round, then its median):")
-    print("| agent | N | p99 ms | p99 / echo | passed | dropped | server CPU ms per call-s | load |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| agent | N | p99 ms | p99 / echo | passed | dropped | server CPU ms per handled call-s | "
+          "CPU / echo | calls per core (CPU) | load |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for level in levels:
         for name in agents:
             rows = results[(name, level)]
             if not rows:
                 continue
             ratios = [r["p99_ratio"] for r in rows if r["p99_ratio"] == r["p99_ratio"]]
+            cpu = med(r["server_cpu_ms_per_handled_s"] for r in rows)
+            echo_rows = results[("echo", level)]
+            echo_cpu = med(r["server_cpu_ms_per_handled_s"] for r in echo_rows) if echo_rows else float("nan")
             print(f"| {name} | {level} | {med(r['p99_ms'] for r in rows):.1f} | "
                   f"{med(ratios) if ratios else float('nan'):.2f} | {sum(r['ok'] for r in rows)}/{len(rows)} | "
-                  f"{med(r['dropped'] for r in rows):.0f} | {med(r['server_cpu_ms_per_call_s'] for r in rows):.2f} | "
+                  f"{med(r['dropped'] for r in rows):.0f} | {cpu:.2f} | {cpu / echo_cpu:.2f} | {1000 / cpu:.0f} | "
                   f"{min(r['load'] for r in rows):.1f}–{max(r['load'] for r in rows):.1f} |")
     print(f"\nknee (largest N with p99 < {P99_LIMIT_MS:.0f} ms and no drops) per round, median: "
           + "; ".join(f"{n}: {knees[n]} → {med(knees[n]) if knees[n] else 0:g}" for n in agents))
