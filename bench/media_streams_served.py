@@ -346,6 +346,7 @@ def main(argv=None) -> int:
     parser.add_argument("--agents", default="echo,cascaded,cascaded+turn")
     parser.add_argument("--rounds", type=int, default=3, help="each level and agent this many times (medians)")
     parser.add_argument("--clients", type=int, default=2, help="client processes the calls are spread over")
+    parser.add_argument("--loop", default="auto", help="uvicorn's event loop: auto, asyncio or uvloop")
     parser.add_argument("--nice", type=int, default=0, help="CPU priority of the server and the clients (e.g. -10 "
                         "on a shared machine whose other jobs would otherwise starve them; needs root)")
     parser.add_argument("--profile", default="", help="profile the server's event loop (cProfile) while the frames "
@@ -366,7 +367,7 @@ def main(argv=None) -> int:
         env["BENCH_PROFILE"] = os.path.abspath(args.profile)
     cmd = [sys.executable, "-m", "uvicorn", "bench._served_app:application", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log", "--lifespan", "off",
-           "--ws-ping-interval", "0"]
+           "--ws-ping-interval", "0", "--loop", args.loop]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     import socket
@@ -387,7 +388,7 @@ def main(argv=None) -> int:
     results: dict[tuple[str, int], list[dict]] = defaultdict(list)
     knees: dict[str, list[int]] = defaultdict(list)
     step = random.randrange(100, 9000)  # call SIDs unique across runs on the same database
-    print(f"one uvicorn process, {os.cpu_count()} shared cores, {args.clients} client processes, "
+    print(f"one uvicorn process (loop {args.loop}), {os.cpu_count()} shared cores, {args.clients} client processes, "
           f"{args.seconds:.0f} s per level, {args.rounds} rounds", flush=True)
     try:
         for rnd in range(1, args.rounds + 1):
