@@ -71,6 +71,24 @@ if os.environ.get("BENCH_ECHO") == "1":
 
     cascaded.CascadedProvider.on_audio = on_audio
 
+if os.environ.get("BENCH_STATS"):
+    # The transcript writer's counters (how many lines each commit carried), for the bench to print: written at
+    # exit and on SIGUSR2 (the bench sends it before it stops the server).
+    import atexit
+    import json
+    import signal
+
+    def _write_stats():
+        from calls.engine import persistence
+
+        w = persistence._writer
+        stats = {"flushes": w.flushes, "stored": w.stored, "dropped": w.dropped} if w else {}
+        with open(os.environ["BENCH_STATS"], "w") as f:
+            json.dump(stats, f)
+
+    atexit.register(_write_stats)
+    signal.signal(signal.SIGUSR2, lambda signum, frame: _write_stats())
+
 if os.environ.get("BENCH_PROFILE"):
     # cProfile of the event-loop thread while the bench measures: SIGUSR1 starts it afresh, SIGUSR2 stops it and
     # writes the stats to BENCH_PROFILE (signal handlers run in the main thread, which is the loop's).
@@ -87,6 +105,8 @@ if os.environ.get("BENCH_PROFILE"):
     def _profile_stop(signum, frame):
         _profiler.disable()
         _profiler.dump_stats(os.environ["BENCH_PROFILE"])
+        if os.environ.get("BENCH_STATS"):
+            _write_stats()
 
     signal.signal(signal.SIGUSR1, _profile_start)
     signal.signal(signal.SIGUSR2, _profile_stop)

@@ -365,16 +365,21 @@ def main(argv=None) -> int:
     import subprocess
     if args.profile:
         env["BENCH_PROFILE"] = os.path.abspath(args.profile)
+    import tempfile
+
+    stats_path = env["BENCH_STATS"] = os.path.join(tempfile.mkdtemp(), "writer.json")
     cmd = [sys.executable, "-m", "uvicorn", "bench._served_app:application", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log", "--lifespan", "off",
            "--ws-ping-interval", "0", "--loop", args.loop]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    # The server's log to a file: a pipe nobody reads fills up (64 KB) and then blocks the server's loop on a write.
+    log_path = os.path.join(os.path.dirname(stats_path), "server.log")
+    log_file = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log_file)
     import socket
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-2000:])
+            raise RuntimeError(Path(log_path).read_text()[-2000:])
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
@@ -424,6 +429,9 @@ def main(argv=None) -> int:
             for name in agents:
                 knees[name].append(knee[name])
     finally:
+        if not args.profile and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGUSR2)  # the transcript writer's figures (bench/_served_app.py)
+            time.sleep(0.5)
         children = _descendants(proc.pid)  # the turn model's worker (and its resource tracker)
         proc.terminate()
         try:
@@ -459,6 +467,16 @@ def main(argv=None) -> int:
     print(f"\nknee (largest N with p99 < {P99_LIMIT_MS:.0f} ms and no drops) per round, median: "
           + "; ".join(f"{n}: {knees[n]} → {med(knees[n]) if knees[n] else 0:g}" for n in agents))
     print(f"transcript rows written: {CallTurn.objects.count()}")
+    try:
+        with open(stats_path) as f:
+            w = json.load(f)
+        print(f"the server's transcript writer: {w['stored']} lines in {w['flushes']} commits "
+              f"({w['stored'] / max(1, w['flushes']):.1f} lines per commit), {w['dropped']} dropped")
+    except (OSError, ValueError, KeyError):
+        print("the server's transcript writer: no figures (an older server, or it did not exit cleanly)")
+    log = Path(log_path).read_text(errors="replace").splitlines()
+    print(f"server log: {len(log)} lines ({log_path}); writer lines: "
+          + str([line[:200] for line in log if "transcript writer" in line][:5]))
     if args.profile:
         profile_summary(args.profile)
     return 0
