@@ -1,3 +1,4 @@
+# ruff: noqa: I001 - config.asgi is imported first: it sets Django up
 """The ASGI app `bench.media_streams_served` serves: the runtime's own app, plus zero-latency "bench" speech and
 chat stages registered in the speech registry (never in production: only this module adds them), and, with
 `BENCH_ECHO=1`, each caller frame sent back after the cascaded pipeline has handled it (so a client measures the
@@ -13,6 +14,8 @@ from config.asgi import application  # noqa: F401 - served by uvicorn (sets Djan
 
 from calls.engine.events import AudioOut  # noqa: E402
 from calls.providers import cascaded  # noqa: E402
+from calls.providers.chat import base as chat_base  # noqa: E402
+from calls.providers.chat.base import ChatModel  # noqa: E402
 from calls.providers.speech import registry  # noqa: E402
 from calls.providers.speech.base import Final, SpeechToText, TextToSpeech  # noqa: E402
 
@@ -45,18 +48,18 @@ class InstantTTS(TextToSpeech):
             yield chunk
 
 
-class InstantChat:
-    def __init__(self, **kwargs):
-        pass
+class InstantChat(ChatModel):
+    vendor = "bench"
 
-    async def stream(self, messages, tools=None):
+    async def stream(self, messages, *, tools=None):
         for token in ("We are open ", "nine to five. ", "Anything else?"):
             yield token
 
 
 registry.STT["bench"] = "bench._served_app:InstantSTT"
 registry.TTS["bench"] = "bench._served_app:InstantTTS"
-registry.CHAT["bench"] = "bench._served_app:InstantChat"
+chat_base.VENDORS["bench"] = "bench._served_app:InstantChat"
+chat_base.SETTINGS_PREFIX["bench"] = "BENCH"
 registry.PREFIX["bench"] = "BENCH"
 
 if os.environ.get("BENCH_ECHO") == "1":
@@ -67,3 +70,43 @@ if os.environ.get("BENCH_ECHO") == "1":
         self.emit(AudioOut(payload_b64, ""))  # the frame back, once the pipeline has handled it
 
     cascaded.CascadedProvider.on_audio = on_audio
+
+if os.environ.get("BENCH_STATS"):
+    # The transcript writer's counters (how many lines each commit carried), for the bench to print: written at
+    # exit and on SIGUSR2 (the bench sends it before it stops the server).
+    import atexit
+    import json
+    import signal
+
+    def _write_stats():
+        from calls.engine import persistence
+
+        w = persistence._writer
+        stats = {"flushes": w.flushes, "stored": w.stored, "dropped": w.dropped} if w else {}
+        with open(os.environ["BENCH_STATS"], "w") as f:
+            json.dump(stats, f)
+
+    atexit.register(_write_stats)
+    signal.signal(signal.SIGUSR2, lambda signum, frame: _write_stats())
+
+if os.environ.get("BENCH_PROFILE"):
+    # cProfile of the event-loop thread while the bench measures: SIGUSR1 starts it afresh, SIGUSR2 stops it and
+    # writes the stats to BENCH_PROFILE (signal handlers run in the main thread, which is the loop's).
+    import cProfile
+    import signal
+
+    _profiler = cProfile.Profile()
+
+    def _profile_start(signum, frame):
+        global _profiler
+        _profiler = cProfile.Profile()
+        _profiler.enable()
+
+    def _profile_stop(signum, frame):
+        _profiler.disable()
+        _profiler.dump_stats(os.environ["BENCH_PROFILE"])
+        if os.environ.get("BENCH_STATS"):
+            _write_stats()
+
+    signal.signal(signal.SIGUSR1, _profile_start)
+    signal.signal(signal.SIGUSR2, _profile_stop)

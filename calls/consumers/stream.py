@@ -97,7 +97,8 @@ class _CallConsumer(ClosingOnceConsumer):
 
     async def send_json(self, message: dict) -> None:
         try:
-            await self.base_send({"type": "websocket.send", "text": json.dumps(message, separators=(",", ":"))})
+            text = getattr(message, "text", None) or json.dumps(message, separators=(",", ":"))  # engine.Rendered
+            await self.base_send({"type": "websocket.send", "text": text})
         except Exception as exc:  # noqa: BLE001 - the client is gone (e.g. mid-flood): the call ends on disconnect
             if not self.closed:
                 self.closed = True

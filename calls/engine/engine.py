@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -337,6 +338,20 @@ class CallEngine(LiveCallMonitoring, ApiActionRunner):
 # Media Streams
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/=]*")
+
+
+class Rendered(dict):
+    """A message with its JSON text already rendered (`text`): the consumer sends that instead of encoding the
+    dict again. The agent's audio frames go out this way (up to 50 a second per call)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, message: dict, text: str):
+        super().__init__(message)
+        self.text = text
+
+
 class MediaStreamCall(CallEngine):
     """Bidirectional Media Streams: μ-law in and out, marks to know what was played, `clear` for barge-in."""
 
@@ -356,6 +371,7 @@ class MediaStreamCall(CallEngine):
         self.unknown_sid_frames = 0
         self.frames_in = 0
         self.interruptions: list[tuple[str, int, int]] = []  # (item_id, heard ms, sent ms)
+        self._media_head = '{"event":"media","streamSid":%s,"media":{"payload":"' % json.dumps(stream_sid)
 
     # -- Twilio → us ---------------------------------------------------------------
 
@@ -418,7 +434,10 @@ class MediaStreamCall(CallEngine):
     # -- provider → Twilio -----------------------------------------------------------
 
     async def on_audio_out(self, event: AudioOut) -> None:
-        await self.send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": event.payload}})
+        message = {"event": "media", "streamSid": self.stream_sid, "media": {"payload": event.payload}}
+        if _BASE64.fullmatch(event.payload):  # rendered once here, not by json.dumps per frame
+            message = Rendered(message, self._media_head + event.payload + '"}}')
+        await self.send(message)
         if self.listeners:
             self._fanout(live.TRACK_AGENT, event.payload)
         if event.item_id:

@@ -2,8 +2,8 @@
 
 `LiveCallMonitoring` is part of every `CallEngine` (calls/engine/engine.py); it is on only for a phone call
 (`engine.live`: a call session, not a test). It owns:
-- the side task (`_side_loop`): storing transcript turns and API-action runs, publishing live-view events, in order,
-  off the audio path;
+- the side task (`_side_loop`): handing transcript turns to the process's batched writer (`persistence.py`),
+  storing API-action runs, publishing live-view events, in order, off the audio path;
 - listeners (`engine.listeners`, `live.Listener`): each caller / agent frame offered with `put_nowait`;
 - the control loop (`_control_loop`): the call's channel-layer group, through which a Studio listener connected to
   another process joins (`call.listen`, a `live.RemoteListener` forwarding audio there) and intervenes. A channel
@@ -18,7 +18,7 @@ import logging
 
 from channels.db import database_sync_to_async
 
-from calls.engine import live
+from calls.engine import live, persistence
 from calls.engine.context import HandoverActionSpec
 from calls.engine.events import Hangup, Instruction, Takeover
 
@@ -45,7 +45,7 @@ class LiveCallMonitoring:
             kind, data = job
             try:
                 if kind == "flush":
-                    await self._flush_turns()
+                    self._queue_turns()
                 elif kind == "action":
                     from calls.services import handovers as handover
 
@@ -54,11 +54,8 @@ class LiveCallMonitoring:
                 elif kind == "publish":
                     await live.publish(self.ctx.workspace_id, data)
                 elif kind == "cut":
-                    from calls.services import handovers as handover
-
                     seq, text = data
-                    await database_sync_to_async(handover.transcript_turn_cut)(
-                        call_session_id=self.ctx.call_session_id, seq=seq, text=text)
+                    persistence.writer().cut(self.ctx.call_session_id, seq, text)
             except Exception:  # noqa: BLE001 - side work must never end the call
                 logger.exception("call side task: %s failed", kind, extra=self.log_extra())
 
@@ -134,15 +131,18 @@ class LiveCallMonitoring:
             self.listeners.discard(listener)
             listener.task.cancel()
 
-    async def _flush_turns(self) -> None:
-        from calls.services import handovers as handover
-
+    def _queue_turns(self) -> None:
+        """The new turns to the process's transcript writer (stored with other calls' in its next batch)."""
         pending = self.turns[self._stored:]
         if not pending:
             return
         self._stored += len(pending)
-        await database_sync_to_async(handover.transcript_save)(call_session_id=self.ctx.call_session_id,
-                                                               turns=pending)
+        persistence.writer().append(self.ctx.call_session_id, pending)
+
+    async def _flush_turns(self) -> None:
+        """Every turn so far stored now (the call's end, a handover that reads the transcript)."""
+        self._queue_turns()
+        await persistence.writer().flush_call(self.ctx.call_session_id)
 
     def notify(self, message: dict) -> None:
         """An event for the call's listeners (at once) and the workspace's live view (through the side task)."""

@@ -152,7 +152,9 @@ class VoicePipeline:
         self.clock = clock
         self.barge_in_frames = max(1, barge_in_ms // vad.FRAME_MS)
         self._pcm_rest = b""
-        self._to_stt = audio.Resampler(audio.SAMPLE_RATE, stt.sample_rate)
+        mulaw = getattr(stt, "encoding", "linear16") == "mulaw"  # the vendor takes the call's μ-law 8 kHz as is
+        self._to_stt = audio.Resampler(audio.SAMPLE_RATE, audio.SAMPLE_RATE if mulaw else stt.sample_rate)
+        self._stt_bytes = audio.pcm16_to_ulaw if mulaw else (lambda samples: samples.astype("<i2").tobytes())
         self._stt_batch: list[bytes] = []
         self._eot: asyncio.Task | None = None
         self._listening = False
@@ -203,7 +205,7 @@ class VoicePipeline:
             ulaw = base64.b64decode(payload_b64)
         except (ValueError, TypeError):
             return
-        pcm = self._pcm_rest + audio.ulaw_to_pcm16(ulaw).astype("<i2").tobytes()
+        pcm = self._pcm_rest + audio.ulaw_to_pcm16(ulaw).astype("<i2", copy=False).tobytes()
         size = vad.FRAME_SAMPLES * 2
         usable = len(pcm) - len(pcm) % size
         self._pcm_rest = pcm[usable:]
@@ -287,7 +289,7 @@ class VoicePipeline:
             pcm, self._stt_batch = b"".join(self._stt_batch), []
             samples = self._to_stt(np.frombuffer(pcm, dtype="<i2"))
             if len(samples):
-                await self.stt.send(samples.astype("<i2").tobytes())
+                await self.stt.send(self._stt_bytes(samples))
 
     async def _speech_started(self, preroll: list[bytes]) -> None:
         self._listening = True
@@ -321,7 +323,7 @@ class VoicePipeline:
         try:
             samples = self._to_stt(np.frombuffer(b"".join(rest), dtype="<i2")) if rest else ()
             if len(samples):
-                await self.stt.send(samples.astype("<i2").tobytes())
+                await self.stt.send(self._stt_bytes(samples))
             await self.stt.end_of_turn()
         except SpeechError as exc:
             self.provider.emit(ProviderFailed("speech_recognition", {"message": str(exc)}))

@@ -1,7 +1,7 @@
 """A local fake of Deepgram's live transcription websocket and Aura REST speech API (see FakeVendorServer).
 
 - `GET /v1/listen` (websocket; `Authorization: Token <key>`, else 401 before the upgrade): binary audio frames
-  in; every `interim_every_bytes` of audio a `Results` message with `is_final: false` revealing one more word of
+  in; every `interim_every_ms` of audio a `Results` message with `is_final: false` revealing one more word of
   `transcript`; `{"type": "Finalize"}` → a `Results` with `is_final: true, from_finalize: true` and the whole
   transcript (only if audio arrived since the last one, as Deepgram does); `{"type": "CloseStream"}` → a
   `Metadata` message, then close. `drop_after_chunks` closes the socket (code 1011) after that many frames.
@@ -45,7 +45,7 @@ class FakeDeepgram(FakeVendorServer):
     def __init__(self, api_key: str = "dg-test-key"):
         super().__init__(api_key)
         self.transcript = "I want to talk to sales."
-        self.interim_every_bytes = 6400  # 200 ms of 16 kHz PCM16
+        self.interim_every_ms = 200  # of audio, whatever its encoding (the query's encoding and sample_rate)
         self.messages: list[dict] = []
         self.audio_bytes = 0
         self.queries: list[str] = []
@@ -63,6 +63,9 @@ class FakeDeepgram(FakeVendorServer):
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         words = self.transcript.split()
+        rate = int(request.query.get("sample_rate", "16000"))
+        bytes_per_sample = 1 if request.query.get("encoding") in ("mulaw", "alaw") else 2
+        every = rate * bytes_per_sample * self.interim_every_ms // 1000
         pending = 0  # audio bytes since the last final
         frames = 0
         try:
@@ -72,10 +75,10 @@ class FakeDeepgram(FakeVendorServer):
                     if self.drop_after_chunks is not None and frames > self.drop_after_chunks:
                         await ws.close(code=1011, message=b"fake: dropped")
                         break
-                    before = pending // self.interim_every_bytes
+                    before = pending // every
                     pending += len(msg.data)
                     self.audio_bytes += len(msg.data)
-                    revealed = pending // self.interim_every_bytes
+                    revealed = pending // every
                     if revealed > before and revealed <= len(words):
                         await ws.send_json(results(" ".join(words[:revealed]), is_final=False))
                 elif msg.type == WSMsgType.TEXT:

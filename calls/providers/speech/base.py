@@ -5,7 +5,7 @@ Twilio's μ-law 8 kHz with `calls.engine.audio` (numpy/soxr), never per-sample P
 
     stt = SomeSpeechToText(settings)      # settings: SpeechSettings (keys from the environment's secrets)
     await stt.start()                     # connect (raises SpeechConfigError / SpeechError)
-    await stt.send(pcm16)                 # caller audio, returns quickly
+    await stt.send(pcm16)                 # caller audio (μ-law 8 kHz if stt.encoding == "mulaw"), returns quickly
     await stt.end_of_turn()               # voice activity says the caller stopped: ask for the final text
     event = await stt.events.get()        # Partial / Final / SpeechFailure; None after close
     await stt.close()
@@ -72,6 +72,9 @@ class SpeechFailure:
 class SpeechToText:
     name = "base"
     sample_rate = 16000
+    # "linear16": `send` gets PCM16 at `sample_rate`; "mulaw": G.711 μ-law 8 kHz bytes, the call's own audio
+    # (a vendor that takes Twilio's format gets it without resampling: half the bytes, no soxr per batch)
+    encoding = "linear16"
     required_secret = ""  # e.g. "DEEPGRAM_API_KEY"; "" for offline stages
 
     def __init__(self, settings: SpeechSettings):

@@ -1,6 +1,7 @@
 """Deepgram: streaming speech-to-text (live websocket) and Aura text-to-speech, through the official deepgram-sdk.
 
-STT: `listen.v1.connect` opens wss://api.deepgram.com/v1/listen with linear16 16 kHz mono and interim results;
+STT: `listen.v1.connect` opens wss://api.deepgram.com/v1/listen with μ-law 8 kHz mono (the call's own audio, not
+decoded and resampled) and interim results;
 audio goes up as binary frames; `Results` messages come back (interim ones → Partial, `is_final` segments are
 collected); at the end of the caller's turn we send `{"type": "Finalize"}` and the result flagged
 `from_finalize` closes the turn (→ Final with the collected segments). If Deepgram had nothing buffered and
@@ -54,7 +55,8 @@ async def _client(settings, timeout: float):
 
 class DeepgramSpeechToText(SpeechToText):
     name = "deepgram"
-    sample_rate = 16000
+    sample_rate = 8000
+    encoding = "mulaw"  # Twilio's own μ-law 8 kHz goes up as is (Deepgram's `encoding=mulaw`)
     required_secret = SECRET
     base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_model = "nova-3"
@@ -81,7 +83,7 @@ class DeepgramSpeechToText(SpeechToText):
         model = self.settings.model or self.default_model
         options = {
             "model": model,
-            "encoding": "linear16",
+            "encoding": self.encoding,
             "sample_rate": self.sample_rate,
             "channels": 1,
             "interim_results": "true",

@@ -290,3 +290,44 @@ def test_the_cascaded_bench_runs():
 
     result = asyncio.run(_level(2, 1.0, mode="webrtcvad", caller=_caller_audio()))
     assert result["frames"] > 80 and result["dropped"] == 0
+
+
+class MulawSTT(ScriptedSTT):
+    """A vendor that takes Twilio's μ-law 8 kHz (Deepgram's `encoding=mulaw`)."""
+
+    sample_rate = 8000
+    encoding = "mulaw"
+
+    def __init__(self, texts):
+        super().__init__(texts)
+        self.audio = bytearray()
+
+    async def send(self, data):
+        self.audio += data
+
+
+def test_a_stage_that_takes_mulaw_gets_the_callers_own_bytes_not_resampled_pcm():
+    from calls.providers.cascaded import VoicePipeline
+    from calls.providers.speech.vad import START
+
+    stt = MulawSTT([])
+    provider = CascadedProvider(cascaded_ctx(), stt=stt, tts=ToneTTS(), chat=ListChat([]),
+                                voice_activity=VoiceActivity())
+
+    class Loud(VoiceActivity):  # every frame voiced from the first: the pipeline listens at once
+        def feed(self, frame):
+            self.recent.append(frame)
+            if not self.speaking:
+                self.speaking = True
+                return START
+            return None
+
+    async def scenario():
+        pipeline = VoicePipeline(provider, stt=stt, tts=ToneTTS(), voice_activity=Loud(), on_turn=None)
+        caller = audio.tone(440, 400)  # 20 frames of μ-law 8 kHz
+        for frame in frames(caller):
+            await pipeline.feed(base64.b64encode(frame).decode())
+        return caller
+
+    caller = asyncio.run(scenario())
+    assert bytes(stt.audio) == caller  # byte for byte: no decode → resample → re-encode loss, half the bytes of PCM

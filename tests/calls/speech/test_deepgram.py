@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from calls.engine import audio
 from calls.providers.speech.base import Final, Partial, SpeechConfigError, SpeechError, SpeechFailure, SpeechSettings
 from calls.providers.speech.deepgram import DeepgramSpeechToText, DeepgramTextToSpeech
 from tests.calls.speech.conftest import cancel_after_first_chunk, events_until_final, run, synthesize_all
@@ -26,9 +27,9 @@ def test_streaming_recognition_gives_partials_then_the_final_text_after_finalize
     async def scenario():
         stt = DeepgramSpeechToText(settings_for(fake, hints=("sales",)))
         await stt.start()
-        speech = tone_pcm16(16000, 1000)
-        for i in range(0, len(speech), 640):  # 20 ms frames
-            await stt.send(speech[i:i + 640])
+        speech = audio.pcm16_to_ulaw(tone_pcm16(8000, 1000))  # the call's own μ-law 8 kHz, as is
+        for i in range(0, len(speech), 160):  # 20 ms frames
+            await stt.send(speech[i:i + 160])
         await stt.end_of_turn()
         seen = await events_until_final(stt)
         await stt.close()
@@ -40,9 +41,9 @@ def test_streaming_recognition_gives_partials_then_the_final_text_after_finalize
     assert seen[-1] == Final("I want to talk to sales.")
     assert {"type": "Finalize"} in fake.messages and {"type": "CloseStream"} in fake.messages
     query = fake.queries[0]
-    assert "encoding=linear16" in query and "sample_rate=16000" in query and "interim_results=true" in query
+    assert "encoding=mulaw" in query and "sample_rate=8000" in query and "interim_results=true" in query
     assert "keyterm=sales" in query and "model=nova-3" in query
-    assert fake.audio_bytes == 32000
+    assert fake.audio_bytes == 8000  # 1 s of μ-law: a byte a sample, not resampled to 16 kHz PCM
 
 
 def test_an_empty_turn_ends_with_an_empty_final_instead_of_waiting_forever(fake):
