@@ -1,9 +1,17 @@
 """Full-text retrieval on the database the product runs: one entry point, two vendors.
 
+Both rank only a bounded set of candidates, so a question made of common words costs no more than a few hundred
+passages' ranking however large the knowledge base (bench/knowledge_search.py: p95 over 10,000 passages):
+
 - PostgreSQL: `knowledge_passage.search_vector`, a stored generated `tsvector` (English configuration) with a
-  GIN index; the question becomes an OR of its words (`to_tsquery`), ranked by `ts_rank` normalised by the
-  passage's length.
+  GIN index, kept in the row (migration 0003: `toast_tuple_target`, so ranking never de-TOASTs). Candidates: for
+  each distinct lexeme of the question, at most `PER_TERM_CANDIDATES` passages of the scope containing it (GIN;
+  a rare word brings all its passages, a common one a bounded sample); only those are ranked by `ts_rank`
+  normalised by the passage's length, against the OR of every word.
 - SQLite: the FTS5 table `knowledge_passage_fts` (porter stemmer; kept in step by triggers), ranked by `bm25`.
+  First each word's document count (FTS5 counts from its index, no ranking); the MATCH then keeps the rarest
+  words up to `CANDIDATE_BUDGET` matching passages in all (at least the rarest word): the common words, which
+  bm25 weighs least, do not widen the set that is ranked.
 
 Both are created by migration 0002 (vendor SQL). A question's words are reduced to plain lowercase terms
 before they reach either query language, so nothing a caller says can change the query's syntax.
@@ -67,6 +75,47 @@ def _scope_sql(*, knowledge_base_ids, snapshot_ids) -> tuple[str, list]:
 COLUMNS = "p.id, p.text, p.source_title, p.position, {score}, p.knowledge_base_id, p.snapshot_id"
 
 
+PER_TERM_CANDIDATES = 100
+CANDIDATE_BUDGET = 2000
+
+
+def _postgresql(terms, workspace_id, scope, scope_params, limit):
+    sql = (f"SELECT {COLUMNS.format(score='ts_rank(p.search_vector, q.q, 1) AS score')} "
+           "FROM (SELECT DISTINCT c.id FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS t(lexeme), "
+           "LATERAL (SELECT p.id FROM knowledge_passage p "
+           f"WHERE p.search_vector @@ t.lexeme::tsquery AND p.workspace_id = %s AND {scope} "
+           "LIMIT %s) c) candidates "
+           "JOIN knowledge_passage p ON p.id = candidates.id, to_tsquery('english', %s) q "
+           "ORDER BY score DESC, p.id LIMIT %s")
+    return sql, [" ".join(terms), workspace_id, *scope_params, PER_TERM_CANDIDATES, " | ".join(terms), limit]
+
+
+def _sqlite_terms(cursor, terms) -> list[str]:
+    """The rarest of `terms` (by FTS5 document count) up to CANDIDATE_BUDGET matching passages in all."""
+    count = "(SELECT count(*) FROM knowledge_passage_fts WHERE knowledge_passage_fts MATCH %s)"
+    cursor.execute("SELECT " + ", ".join([count] * len(terms)), [f'"{t}"' for t in terms])
+    chosen, total = [], 0
+    for n, term in sorted(zip(cursor.fetchone(), terms)):
+        if n == 0:
+            continue
+        if chosen and total + n > CANDIDATE_BUDGET:
+            break
+        chosen.append(term)
+        total += n
+    return chosen
+
+
+def _sqlite(terms, workspace_id, scope, scope_params, limit):
+    # FTS5 sorts by its `rank` column (bm25) itself, computing it once per match; only the top rows' ids leave
+    # the inner query, and only those are read in full.
+    sql = (f"SELECT {COLUMNS.format(score='-top.rank AS score')} FROM ("
+           "SELECT f.rowid AS id, f.rank AS rank FROM knowledge_passage_fts f "
+           "JOIN knowledge_passage p ON p.id = f.rowid "
+           f"WHERE knowledge_passage_fts MATCH %s AND p.workspace_id = %s AND {scope} ORDER BY f.rank LIMIT %s"
+           ") top JOIN knowledge_passage p ON p.id = top.id ORDER BY top.rank, p.id")
+    return sql, [" OR ".join(f'"{t}"' for t in terms), workspace_id, *scope_params, limit]
+
+
 def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None, snapshot_ids=None,
            using=None) -> list[PassageHit]:
     terms = query_terms(query)
@@ -75,21 +124,16 @@ def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None
         return []
     scope, scope_params = _scope_sql(knowledge_base_ids=knowledge_base_ids, snapshot_ids=snapshot_ids)
     conn = connection if using is None else using
-    if conn.vendor == "postgresql":
-        sql = (f"SELECT {COLUMNS.format(score='ts_rank(p.search_vector, q, 1) AS score')} "
-               "FROM knowledge_passage p, to_tsquery('english', %s) q "
-               f"WHERE p.search_vector @@ q AND p.workspace_id = %s AND {scope} "
-               "ORDER BY score DESC, p.id LIMIT %s")
-        params = [" | ".join(terms), workspace_id, *scope_params, limit]
-    elif conn.vendor == "sqlite":
-        sql = (f"SELECT {COLUMNS.format(score='-bm25(knowledge_passage_fts) AS score')} "
-               "FROM knowledge_passage_fts JOIN knowledge_passage p ON p.id = knowledge_passage_fts.rowid "
-               f"WHERE knowledge_passage_fts MATCH %s AND p.workspace_id = %s AND {scope} "
-               "ORDER BY bm25(knowledge_passage_fts), p.id LIMIT %s")
-        params = [" OR ".join(f'"{t}"' for t in terms), workspace_id, *scope_params, limit]
-    else:  # pragma: no cover - the product runs on these two
-        raise NotImplementedError(f"No knowledge search on {conn.vendor}.")
     with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            sql, params = _postgresql(terms, workspace_id, scope, scope_params, limit)
+        elif conn.vendor == "sqlite":
+            terms = _sqlite_terms(cursor, terms)
+            if not terms:
+                return []
+            sql, params = _sqlite(terms, workspace_id, scope, scope_params, limit)
+        else:  # pragma: no cover - the product runs on these two
+            raise NotImplementedError(f"No knowledge search on {conn.vendor}.")
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [PassageHit(id=r[0], text=r[1], source_title=r[2], position=r[3], score=round(float(r[4]), 4),
