@@ -19,10 +19,15 @@ Every search is limited to one workspace, and to live knowledge bases or to snap
 """
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import connection
+
+from knowledge import embeddings
+
+logger = logging.getLogger(__name__)
 
 # Common English words that say nothing about which passage answers (PostgreSQL's English configuration
 # drops its own list; SQLite's FTS5 has none, so we drop these before either sees the question).
@@ -124,6 +129,7 @@ def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None
         return []
     scope, scope_params = _scope_sql(knowledge_base_ids=knowledge_base_ids, snapshot_ids=snapshot_ids)
     conn = connection if using is None else using
+    config = embeddings.embeddings_config()
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
             sql, params = _postgresql(terms, workspace_id, scope, scope_params, limit)
@@ -134,7 +140,34 @@ def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None
             sql, params = _sqlite(terms, workspace_id, scope, scope_params, limit)
         else:  # pragma: no cover - the product runs on these two
             raise NotImplementedError(f"No knowledge search on {conn.vendor}.")
+        if config is not None:  # hybrid: more full-text candidates, re-ranked below
+            params[-1] = max(limit, embeddings.CANDIDATES)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return [PassageHit(id=r[0], text=r[1], source_title=r[2], position=r[3], score=round(float(r[4]), 4),
+    hits = [PassageHit(id=r[0], text=r[1], source_title=r[2], position=r[3], score=round(float(r[4]), 4),
                        knowledge_base_id=r[5], snapshot_id=r[6]) for r in rows]
+    if config is not None and len(hits) > 1:
+        return _hybrid(hits, query=query, config=config, conn=conn)[:limit]
+    return hits[:limit]
+
+
+def _hybrid(hits: list[PassageHit], *, query: str, config, conn) -> list[PassageHit]:
+    """The full-text candidates fused with their ranking by cosine similarity to the question's embedding
+    (reciprocal rank fusion). Candidates without an embedding from the model keep only their full-text rank;
+    if the question cannot be embedded, the full-text ranking as it is."""
+    ids = [h.id for h in hits]
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT id, embedding FROM knowledge_passage WHERE id IN ({', '.join(['%s'] * len(ids))}) "
+                       "AND embedding_model = %s AND embedding IS NOT NULL", [*ids, config.model])
+        stored = {pk: bytes(blob) for pk, blob in cursor.fetchall()}
+    if not stored:
+        return hits
+    try:
+        [vector] = embeddings.embed([query[:2000]], config=config, timeout=embeddings.QUERY_TIMEOUT)
+    except embeddings.EmbeddingError as exc:
+        logger.warning("knowledge search without embeddings", extra={"reason": str(exc)})
+        return hits
+    with_vectors = [pk for pk in ids if pk in stored]
+    by_vector = [with_vectors[i] for i in embeddings.cosine_order(vector, [stored[pk] for pk in with_vectors])]
+    by_id = {h.id: h for h in hits}
+    return [replace(by_id[pk], score=round(score, 4)) for pk, score in embeddings.rrf(ids, by_vector)]
