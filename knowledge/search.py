@@ -3,11 +3,12 @@
 Both rank only a bounded set of candidates, so a question made of common words costs no more than a few hundred
 passages' ranking however large the knowledge base (bench/knowledge_search.py: p95 over 10,000 passages):
 
-- PostgreSQL: `knowledge_passage.search_vector`, a stored generated `tsvector` (English configuration) with a
-  GIN index, kept in the row (migration 0003: `toast_tuple_target`, so ranking never de-TOASTs). Candidates: for
-  each distinct lexeme of the question, at most `PER_TERM_CANDIDATES` passages of the scope containing it (GIN;
-  a rare word brings all its passages, a common one a bounded sample); only those are ranked by `ts_rank`
-  normalised by the passage's length, against the OR of every word.
+- PostgreSQL: `knowledge_passage.search_vector`, a stored generated `tsvector` (English configuration, plus the
+  passage's scope lexemes `~k<knowledge base>` / `~s<snapshot>`) with a GIN index, kept in the row (migration
+  0003). Candidates: for each distinct lexeme of the question, at most `PER_TERM_CANDIDATES` passages of the
+  scope containing it (one GIN lookup of `word & scope`; a rare word brings all its passages, a common one a
+  bounded sample); only those are ranked by `ts_rank` normalised by the passage's length, against the OR of
+  every word.
 - SQLite: the FTS5 table `knowledge_passage_fts` (porter stemmer; kept in step by triggers), ranked by `bm25`.
   First each word's document count (FTS5 counts from its index, no ranking); the MATCH then keeps the rarest
   words up to `CANDIDATE_BUDGET` matching passages in all (at least the rarest word): the common words, which
@@ -84,15 +85,25 @@ PER_TERM_CANDIDATES = 100
 CANDIDATE_BUDGET = 2000
 
 
-def _postgresql(terms, workspace_id, scope, scope_params, limit):
+def _scope_tsquery(*, knowledge_base_ids, snapshot_ids) -> str:
+    """The scope lexemes of migration 0003 (`~k<id>` / `~s<id>`), OR-ed: built from integers only."""
+    if snapshot_ids is not None:
+        return " | ".join(f"'~s{int(i)}'" for i in snapshot_ids)
+    return " | ".join(f"'~k{int(i)}'" for i in knowledge_base_ids)
+
+
+def _postgresql(terms, workspace_id, scope, scope_params, limit, *, scope_query):
+    # Per lexeme of the question, its passages in the scope straight from the GIN index (the scope is in the
+    # tsvector), at most PER_TERM_CANDIDATES; the workspace is checked again on the row.
     sql = (f"SELECT {COLUMNS.format(score='ts_rank(p.search_vector, q.q, 1) AS score')} "
            "FROM (SELECT DISTINCT c.id FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS t(lexeme), "
            "LATERAL (SELECT p.id FROM knowledge_passage p "
-           f"WHERE p.search_vector @@ t.lexeme::tsquery AND p.workspace_id = %s AND {scope} "
-           "LIMIT %s) c) candidates "
+           "WHERE p.search_vector @@ (t.lexeme::tsquery && %s::tsquery) "
+           f"AND p.workspace_id = %s AND {scope} LIMIT %s) c) candidates "
            "JOIN knowledge_passage p ON p.id = candidates.id, to_tsquery('english', %s) q "
            "ORDER BY score DESC, p.id LIMIT %s")
-    return sql, [" ".join(terms), workspace_id, *scope_params, PER_TERM_CANDIDATES, " | ".join(terms), limit]
+    return sql, [" ".join(terms), scope_query, workspace_id, *scope_params, PER_TERM_CANDIDATES,
+                 " | ".join(terms), limit]
 
 
 def _sqlite_terms(cursor, terms) -> list[str]:
@@ -132,7 +143,8 @@ def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None
     config = embeddings.embeddings_config()
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
-            sql, params = _postgresql(terms, workspace_id, scope, scope_params, limit)
+            sql, params = _postgresql(terms, workspace_id, scope, scope_params, limit, scope_query=_scope_tsquery(
+                knowledge_base_ids=knowledge_base_ids, snapshot_ids=snapshot_ids))
         elif conn.vendor == "sqlite":
             terms = _sqlite_terms(cursor, terms)
             if not terms:
