@@ -98,12 +98,13 @@ def _postgresql(terms, workspace_id, scope, scope_params, limit, *, scope_query)
     sql = (f"SELECT {COLUMNS.format(score='ts_rank(p.search_vector, q.q, 1) AS score')} "
            "FROM (SELECT DISTINCT c.id FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS t(lexeme), "
            "LATERAL (SELECT p.id FROM knowledge_passage p "
-           "WHERE p.search_vector @@ (t.lexeme::tsquery && %s::tsquery) "
-           f"AND p.workspace_id = %s AND {scope} LIMIT %s) c) candidates "
-           "JOIN knowledge_passage p ON p.id = candidates.id, to_tsquery('english', %s) q "
-           "ORDER BY score DESC, p.id LIMIT %s")
-    return sql, [" ".join(terms), scope_query, workspace_id, *scope_params, PER_TERM_CANDIDATES,
-                 " | ".join(terms), limit]
+           "WHERE p.search_vector @@ (t.lexeme::tsquery && %s::tsquery) AND p.workspace_id = %s LIMIT %s) c"
+           ") candidates JOIN knowledge_passage p ON p.id = candidates.id, to_tsquery('english', %s) q "
+           f"WHERE {scope} ORDER BY score DESC, p.id LIMIT %s")
+    # (the scope's columns are checked on the ranked rows, not in the candidates' lookup: there the planner
+    # would AND the GIN bitmap with the whole knowledge base's btree bitmap again)
+    return sql, [" ".join(terms), scope_query, workspace_id, PER_TERM_CANDIDATES, " | ".join(terms),
+                 *scope_params, limit]
 
 
 def _sqlite_terms(cursor, terms) -> list[str]:
