@@ -101,6 +101,10 @@ class Passage(models.Model):
     source_title = models.CharField(max_length=200)
     position = models.PositiveIntegerField(help_text="1 for the source's first passage, then 2, 3, …")
     text = models.TextField()
+    # Optional (knowledge/embeddings.py): the passage's unit vector as float32 bytes, and the model that made it;
+    # null until the embeddings task has run (or when no embeddings endpoint is configured).
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=200, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         db_table = "knowledge_passage"  # named by the vendor SQL of migration 0002

@@ -98,13 +98,41 @@ def turn_message(lookup: Lookup) -> str:
 
 
 HEADING_PREFIX = re.compile(r"^[^:\n]{1,120}:\s+")
+# Scripted agents read the passage out as it is: only when it holds at least this share of the question's words
+# (so "what's the weather in Paris" does not get the warranty read out). Database-independent: the two
+# vendors' scores are on different scales (ts_rank vs bm25).
+BEST_ANSWER_MIN_COVERAGE = 0.4
+_SUFFIXES = ("ing", "ies", "es", "ed", "ly", "s")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def question_coverage(question: str, text: str) -> float:
+    """The share of the question's searchable words (knowledge.search.query_terms) found in `text`, a word
+    matching on a crude stem ("filters" ~ "filter", "charging" ~ "charge"): one passage, not per candidate."""
+    from knowledge.search import TERM_RE, query_terms
+
+    terms = query_terms(question)
+    if not terms:
+        return 0.0
+    words = {_stem(w) for w in TERM_RE.findall(text.lower())}
+    found = sum(1 for t in terms if _stem(t) in words or any(w.startswith(_stem(t)[:5]) for w in words
+                                                            if len(_stem(t)) >= 5))
+    return found / len(terms)
 
 
 def knowledge_best_answer(scope, caller_text: str) -> tuple[str, Lookup] | None:
-    """Scripted agents: (what to say, the lookup) from the best passage, without its section label."""
+    """Scripted agents: (what to say, the lookup) from the best passage, without its section label; None when
+    nothing matches or the best passage holds less than BEST_ANSWER_MIN_COVERAGE of the caller's words."""
     if scope is None or scope.empty:
         return None
-    hits = scope.search(caller_text[:MAX_QUERY_CHARS], limit=1)
-    if not hits:
+    query = (caller_text or "")[:MAX_QUERY_CHARS]
+    hits = scope.search(query, limit=1)
+    if not hits or question_coverage(query, hits[0].text) < BEST_ANSWER_MIN_COVERAGE:
         return None
-    return HEADING_PREFIX.sub("", hits[0].text, count=1), Lookup(query=caller_text, hits=hits)
+    return HEADING_PREFIX.sub("", hits[0].text, count=1), Lookup(query=query, hits=hits)

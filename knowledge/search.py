@@ -1,9 +1,18 @@
 """Full-text retrieval on the database the product runs: one entry point, two vendors.
 
-- PostgreSQL: `knowledge_passage.search_vector`, a stored generated `tsvector` (English configuration) with a
-  GIN index; the question becomes an OR of its words (`to_tsquery`), ranked by `ts_rank` normalised by the
-  passage's length.
+Both rank only a bounded set of candidates, so a question made of common words costs no more than a few hundred
+passages' ranking however large the knowledge base (bench/knowledge_search.py: p95 over 10,000 passages):
+
+- PostgreSQL: `knowledge_passage.search_vector`, a stored generated `tsvector` (English configuration, plus the
+  passage's scope lexemes `~k<knowledge base>` / `~s<snapshot>`) with a GIN index, kept in the row (migration
+  0003). Candidates: for each distinct lexeme of the question, at most `PER_TERM_CANDIDATES` passages of the
+  scope containing it (one GIN lookup of `word & scope`; a rare word brings all its passages, a common one a
+  bounded sample); only those are ranked by `ts_rank` normalised by the passage's length, against the OR of
+  every word.
 - SQLite: the FTS5 table `knowledge_passage_fts` (porter stemmer; kept in step by triggers), ranked by `bm25`.
+  First each word's document count (FTS5 counts from its index, no ranking); the MATCH then keeps the rarest
+  words up to `CANDIDATE_BUDGET` matching passages in all (at least the rarest word): the common words, which
+  bm25 weighs least, do not widen the set that is ranked.
 
 Both are created by migration 0002 (vendor SQL). A question's words are reduced to plain lowercase terms
 before they reach either query language, so nothing a caller says can change the query's syntax.
@@ -11,10 +20,15 @@ Every search is limited to one workspace, and to live knowledge bases or to snap
 """
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import connection
+
+from knowledge import embeddings
+
+logger = logging.getLogger(__name__)
 
 # Common English words that say nothing about which passage answers (PostgreSQL's English configuration
 # drops its own list; SQLite's FTS5 has none, so we drop these before either sees the question).
@@ -67,6 +81,58 @@ def _scope_sql(*, knowledge_base_ids, snapshot_ids) -> tuple[str, list]:
 COLUMNS = "p.id, p.text, p.source_title, p.position, {score}, p.knowledge_base_id, p.snapshot_id"
 
 
+PER_TERM_CANDIDATES = 100
+CANDIDATE_BUDGET = 2000
+
+
+def _scope_tsquery(*, knowledge_base_ids, snapshot_ids) -> str:
+    """The scope lexemes of migration 0003 (`~k<id>` / `~s<id>`), OR-ed: built from integers only."""
+    if snapshot_ids is not None:
+        return " | ".join(f"'~s{int(i)}'" for i in snapshot_ids)
+    return " | ".join(f"'~k{int(i)}'" for i in knowledge_base_ids)
+
+
+def _postgresql(terms, workspace_id, scope, scope_params, limit, *, scope_query):
+    # Per lexeme of the question, its passages in the scope straight from the GIN index (the scope is in the
+    # tsvector), at most PER_TERM_CANDIDATES; the workspace is checked again on the row.
+    sql = (f"SELECT {COLUMNS.format(score='ts_rank(p.search_vector, q.q, 1) AS score')} "
+           "FROM (SELECT DISTINCT c.id FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS t(lexeme), "
+           "LATERAL (SELECT p.id FROM knowledge_passage p "
+           "WHERE p.search_vector @@ (t.lexeme::tsquery && %s::tsquery) AND p.workspace_id = %s LIMIT %s) c"
+           ") candidates JOIN knowledge_passage p ON p.id = candidates.id, to_tsquery('english', %s) q "
+           f"WHERE {scope} ORDER BY score DESC, p.id LIMIT %s")
+    # (the scope's columns are checked on the ranked rows, not in the candidates' lookup: there the planner
+    # would AND the GIN bitmap with the whole knowledge base's btree bitmap again)
+    return sql, [" ".join(terms), scope_query, workspace_id, PER_TERM_CANDIDATES, " | ".join(terms),
+                 *scope_params, limit]
+
+
+def _sqlite_terms(cursor, terms) -> list[str]:
+    """The rarest of `terms` (by FTS5 document count) up to CANDIDATE_BUDGET matching passages in all."""
+    count = "(SELECT count(*) FROM knowledge_passage_fts WHERE knowledge_passage_fts MATCH %s)"
+    cursor.execute("SELECT " + ", ".join([count] * len(terms)), [f'"{t}"' for t in terms])
+    chosen, total = [], 0
+    for n, term in sorted(zip(cursor.fetchone(), terms)):
+        if n == 0:
+            continue
+        if chosen and total + n > CANDIDATE_BUDGET:
+            break
+        chosen.append(term)
+        total += n
+    return chosen
+
+
+def _sqlite(terms, workspace_id, scope, scope_params, limit):
+    # FTS5 sorts by its `rank` column (bm25) itself, computing it once per match; only the top rows' ids leave
+    # the inner query, and only those are read in full.
+    sql = (f"SELECT {COLUMNS.format(score='-top.rank AS score')} FROM ("
+           "SELECT f.rowid AS id, f.rank AS rank FROM knowledge_passage_fts f "
+           "JOIN knowledge_passage p ON p.id = f.rowid "
+           f"WHERE knowledge_passage_fts MATCH %s AND p.workspace_id = %s AND {scope} ORDER BY f.rank LIMIT %s"
+           ") top JOIN knowledge_passage p ON p.id = top.id ORDER BY top.rank, p.id")
+    return sql, [" OR ".join(f'"{t}"' for t in terms), workspace_id, *scope_params, limit]
+
+
 def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None, snapshot_ids=None,
            using=None) -> list[PassageHit]:
     terms = query_terms(query)
@@ -75,22 +141,46 @@ def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None
         return []
     scope, scope_params = _scope_sql(knowledge_base_ids=knowledge_base_ids, snapshot_ids=snapshot_ids)
     conn = connection if using is None else using
-    if conn.vendor == "postgresql":
-        sql = (f"SELECT {COLUMNS.format(score='ts_rank(p.search_vector, q, 1) AS score')} "
-               "FROM knowledge_passage p, to_tsquery('english', %s) q "
-               f"WHERE p.search_vector @@ q AND p.workspace_id = %s AND {scope} "
-               "ORDER BY score DESC, p.id LIMIT %s")
-        params = [" | ".join(terms), workspace_id, *scope_params, limit]
-    elif conn.vendor == "sqlite":
-        sql = (f"SELECT {COLUMNS.format(score='-bm25(knowledge_passage_fts) AS score')} "
-               "FROM knowledge_passage_fts JOIN knowledge_passage p ON p.id = knowledge_passage_fts.rowid "
-               f"WHERE knowledge_passage_fts MATCH %s AND p.workspace_id = %s AND {scope} "
-               "ORDER BY bm25(knowledge_passage_fts), p.id LIMIT %s")
-        params = [" OR ".join(f'"{t}"' for t in terms), workspace_id, *scope_params, limit]
-    else:  # pragma: no cover - the product runs on these two
-        raise NotImplementedError(f"No knowledge search on {conn.vendor}.")
+    config = embeddings.embeddings_config()
     with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            sql, params = _postgresql(terms, workspace_id, scope, scope_params, limit, scope_query=_scope_tsquery(
+                knowledge_base_ids=knowledge_base_ids, snapshot_ids=snapshot_ids))
+        elif conn.vendor == "sqlite":
+            terms = _sqlite_terms(cursor, terms)
+            if not terms:
+                return []
+            sql, params = _sqlite(terms, workspace_id, scope, scope_params, limit)
+        else:  # pragma: no cover - the product runs on these two
+            raise NotImplementedError(f"No knowledge search on {conn.vendor}.")
+        if config is not None:  # hybrid: more full-text candidates, re-ranked below
+            params[-1] = max(limit, embeddings.CANDIDATES)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return [PassageHit(id=r[0], text=r[1], source_title=r[2], position=r[3], score=round(float(r[4]), 4),
+    hits = [PassageHit(id=r[0], text=r[1], source_title=r[2], position=r[3], score=round(float(r[4]), 4),
                        knowledge_base_id=r[5], snapshot_id=r[6]) for r in rows]
+    if config is not None and len(hits) > 1:
+        return _hybrid(hits, query=query, config=config, conn=conn)[:limit]
+    return hits[:limit]
+
+
+def _hybrid(hits: list[PassageHit], *, query: str, config, conn) -> list[PassageHit]:
+    """The full-text candidates fused with their ranking by cosine similarity to the question's embedding
+    (reciprocal rank fusion). Candidates without an embedding from the model keep only their full-text rank;
+    if the question cannot be embedded, the full-text ranking as it is."""
+    ids = [h.id for h in hits]
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT id, embedding FROM knowledge_passage WHERE id IN ({', '.join(['%s'] * len(ids))}) "
+                       "AND embedding_model = %s AND embedding IS NOT NULL", [*ids, config.model])
+        stored = {pk: bytes(blob) for pk, blob in cursor.fetchall()}
+    if not stored:
+        return hits
+    try:
+        [vector] = embeddings.embed([query[:2000]], config=config, timeout=embeddings.QUERY_TIMEOUT)
+    except embeddings.EmbeddingError as exc:
+        logger.warning("knowledge search without embeddings", extra={"reason": str(exc)})
+        return hits
+    with_vectors = [pk for pk in ids if pk in stored]
+    by_vector = [with_vectors[i] for i in embeddings.cosine_order(vector, [stored[pk] for pk in with_vectors])]
+    by_id = {h.id: h for h in hits}
+    return [replace(by_id[pk], score=round(score, 4)) for pk, score in embeddings.rrf(ids, by_vector)]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Max, Prefetch
 
 from knowledge import search
-from knowledge.models import KnowledgeBase, KnowledgeSource, Passage, VersionKnowledge
+from knowledge.models import KnowledgeBase, KnowledgeSnapshot, KnowledgeSource, Passage, VersionKnowledge
 from knowledge.search import PassageHit
 
 DEFAULT_LIMIT = 3
@@ -63,6 +63,20 @@ def knowledge_base_drafts(*, knowledge_base: KnowledgeBase) -> list[dict]:
         rows.append({"agent": agent, "draft": draft, "used": link is not None,
                      "every_turn": bool(link and link.every_turn)})
     return rows
+
+
+def snapshot_get(*, workspace, snapshot_id: int) -> KnowledgeSnapshot | None:
+    return (KnowledgeSnapshot.objects.filter(workspace=workspace, pk=snapshot_id)
+            .select_related("knowledge_base").first())
+
+
+def snapshot_passages(*, snapshot: KnowledgeSnapshot, limit: int = 200) -> list[Passage]:
+    return list(Passage.objects.filter(snapshot=snapshot).order_by("source_title", "position", "id")[:limit])
+
+
+def snapshot_versions(*, snapshot: KnowledgeSnapshot) -> list[VersionKnowledge]:
+    return list(VersionKnowledge.objects.filter(snapshot=snapshot).select_related("version__agent")
+                .order_by("version__agent__name", "-version__number"))
 
 
 def knowledge_base_published_users(*, knowledge_base: KnowledgeBase) -> list:

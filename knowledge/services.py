@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.models import AgentVersion, ImmutableVersionError
@@ -75,6 +75,16 @@ def _passages_replace(*, source: KnowledgeSource, text: str) -> None:
     source.text = text
     source.content_hash = _digest(text)
     source.passage_count = len(pieces)
+    _embeddings_queue(source.knowledge_base_id)
+
+
+def _embeddings_queue(knowledge_base_id: int) -> None:
+    """With an embeddings endpoint configured: embed the knowledge base's new passages after the commit, in a
+    Celery task (never on the request)."""
+    from knowledge import embeddings, tasks
+
+    if embeddings.embeddings_config() is not None:
+        transaction.on_commit(lambda: tasks.passages_embed.delay(knowledge_base_id))
 
 
 def _title(title: str, fallback: str) -> str:
@@ -261,7 +271,7 @@ def _snapshot_for(knowledge_base: KnowledgeBase) -> KnowledgeSnapshot:
     count = 0
     batch = []
     for p in Passage.objects.filter(knowledge_base=knowledge_base).order_by("id").values(
-            "source_id", "source_title", "position", "text").iterator(chunk_size=2000):
+            "source_id", "source_title", "position", "text", "embedding", "embedding_model").iterator(chunk_size=2000):
         batch.append(Passage(workspace_id=knowledge_base.workspace_id, snapshot=snapshot, **p))
         if len(batch) >= 2000:
             Passage.objects.bulk_create(batch)
@@ -272,6 +282,36 @@ def _snapshot_for(knowledge_base: KnowledgeBase) -> KnowledgeSnapshot:
     KnowledgeSnapshot.objects.filter(pk=snapshot.pk).update(passage_count=count)
     snapshot.passage_count = count
     return snapshot
+
+
+def passages_embed(*, knowledge_base_id: int) -> int:
+    """Embed the knowledge base's passages that have no embedding from the configured model (batches of
+    embeddings.BATCH, the network outside any transaction); returns how many were stored. A snapshot taken
+    before this finished keeps its passages without embeddings: its searches are full text only."""
+    from knowledge import embeddings
+
+    config = embeddings.embeddings_config()
+    if config is None:
+        return 0
+    stored = 0
+    while True:
+        todo = list(Passage.objects.filter(knowledge_base_id=knowledge_base_id)
+                    .exclude(embedding_model=config.model, embedding__isnull=False)
+                    .order_by("id").values_list("id", "text")[:embeddings.BATCH])
+        if not todo:
+            return stored
+        vectors = embeddings.embed([text for _, text in todo], config=config, timeout=embeddings.TASK_TIMEOUT)
+        rows = [Passage(id=pk, embedding=embeddings.pack(v), embedding_model=config.model)
+                for (pk, _), v in zip(todo, vectors)]
+        with transaction.atomic():
+            # a passage deleted meanwhile is simply not updated
+            Passage.objects.bulk_update(rows, ["embedding", "embedding_model"])
+            if embeddings.pgvector_column(connection):
+                with connection.cursor() as cursor:
+                    cursor.executemany("UPDATE knowledge_passage SET embedding_vector = %s::vector WHERE id = %s",
+                                       [("[" + ",".join(f"{x:.7g}" for x in v) + "]", pk)
+                                        for (pk, _), v in zip(todo, vectors)])
+        stored += len(rows)
 
 
 def version_knowledge_copy(*, source: AgentVersion, target: AgentVersion, reason: str) -> None:

@@ -18,4 +18,5 @@ urlpatterns = [
     path(_base + "<int:kb_id>/sources/<int:source_id>/delete/", views.source_delete, name="source_delete"),
     path(_base + "<int:kb_id>/try/", views.knowledge_try, name="try"),
     path(_base + "<int:kb_id>/agents/", views.knowledge_attach, name="attach"),
+    path(_base + "snapshots/<int:snapshot_id>/", views.snapshot_detail, name="snapshot"),
 ]

@@ -61,6 +61,19 @@ def knowledge_detail(request, kb_id):
 
 
 @workspace_member_required
+def snapshot_detail(request, snapshot_id):
+    """A frozen copy a published version answers from: its passages and the versions using it."""
+    snapshot = selectors.snapshot_get(workspace=request.workspace, snapshot_id=snapshot_id)
+    if snapshot is None:
+        raise Http404("No such knowledge snapshot.")
+    limit = 200
+    return render(request, "knowledge/snapshot_detail.html", {
+        "snapshot": snapshot, "passages": selectors.snapshot_passages(snapshot=snapshot, limit=limit),
+        "links": selectors.snapshot_versions(snapshot=snapshot), "limit": limit,
+    })
+
+
+@workspace_member_required
 @require_POST
 def knowledge_delete(request, kb_id):
     kb = _kb_or_404(request, kb_id)

@@ -12,6 +12,10 @@
   `SCRIPTED_SPEECH=tones`, it plays pre-rendered tones instead and detects the caller's voice (frame energy) for
   barge-in; DTMF rules work either way. With `SCRIPTED_AUDIO_ECHO=1` it plays the caller's audio straight back
   (a line test; the media-streams benchmark uses it).
+- A version with knowledge bases (knowledge/): when neither a handover rule nor a scripted answer matches, the
+  agent reads out the best passage (`knowledge.runtime.knowledge_best_answer`, searched off the event loop), only
+  when it holds enough of the caller's words (`BEST_ANSWER_MIN_COVERAGE`, so junk is not read out); the
+  passage used goes to the transcript as an event line (source and position), as with the other providers.
 
 Spoken words are a guess (the offline recogniser is weak over the phone), so the agent never acts on a guess
 (`Dialogue`): it acts at once only on a confident, long phrase ("talk to sales": the words and the keyword
@@ -53,6 +57,7 @@ class Step:
     rule: dict | None = None
     answer: dict | None = None
     expect: str = "open"
+    unmatched: bool = False  # nothing the caller said matched a rule or an answer (the knowledge may)
 
 
 def _label(rule: dict) -> str:
@@ -143,7 +148,9 @@ class Dialogue:
             keys = [str(k).lower().strip() for k in row.get("keywords", []) if str(k).strip()]
             if keys and any(k in words or (" " in k and k in lowered) for k in keys):
                 return Step(say=str(row.get("answer") or ""), answer=row)
-        return self.offer_keys()
+        step = self.offer_keys()
+        step.unmatched = True
+        return step
 
 SPEECH_LEVEL = 8.0  # mean |sample|/128 above which a frame counts as voice
 SPEECH_FRAMES = 3  # consecutive voiced frames (60 ms) before "speech started"
@@ -235,7 +242,33 @@ class ScriptedProvider(Provider):
             text_, self._instruction = self._instruction, ""
             self._say(text_)
             return
-        self._do(self.dialogue.heard(text, keywords, answer))
+        offered = self.dialogue.offered
+        step = self.dialogue.heard(text, keywords, answer)
+        if step.unmatched and await self._knowledge_answer(text):
+            self.dialogue.offered = offered  # the keys were not offered after all
+            return
+        self._do(step)
+
+    async def _knowledge_answer(self, text: str) -> bool:
+        """No rule or scripted answer matched: say the best passage of the version's knowledge, if one answers
+        well enough. The search reads the database: in a worker thread, never on the event loop."""
+        if self.ctx.knowledge.empty or not (text or "").strip():
+            return False
+        from channels.db import database_sync_to_async
+
+        from knowledge.runtime import knowledge_best_answer
+
+        try:
+            best = await database_sync_to_async(knowledge_best_answer)(self.ctx.knowledge, text)
+        except Exception:  # noqa: BLE001 - the agent answers without it rather than not at all
+            logger.exception("knowledge lookup failed")
+            return False
+        if best is None:
+            return False
+        answer, lookup = best
+        self.emit(Transcript("event", lookup.transcript_line()))
+        self._say(answer)
+        return True
 
     def _do(self, step: Step) -> None:
         stt = self.voice.stt if self.voice is not None else None
@@ -357,6 +390,8 @@ class ScriptedProvider(Provider):
                 if row.get("play"):
                     self.emit(PlayAudio(str(row["play"])))
                 return
+        if await self._knowledge_answer(text):
+            return
         self._say(DEFAULT_ANSWER)
 
     async def on_dtmf(self, digit: str) -> None:

@@ -1,4 +1,4 @@
-"""Migration 0002 creates each database's full-text search objects (SQLite: the FTS5 table and its triggers;
+"""Migrations 0002-0003 create each database's full-text search objects (SQLite: the FTS5 table and its triggers;
 PostgreSQL: the generated tsvector column and its GIN index), and removes them when migrated back.
 Run on SQLite by default, on PostgreSQL with DATABASE_URL."""
 import pytest
@@ -9,7 +9,7 @@ from knowledge import services
 from knowledge.selectors import passages_search
 
 BEFORE = ("knowledge", "0001_knowledge_bases")
-AFTER = ("knowledge", "0002_passage_full_text_search")
+AFTER = ("knowledge", "0003_passage_search_vector_in_row")  # 0003: the PostgreSQL vector with its scope
 
 
 def _migrate(targets):
