@@ -224,9 +224,9 @@ def test_a_call_socket_whose_client_is_gone_drops_the_engines_messages(server_lo
     """The client went away mid-call: what the engine still sends is dropped (one line), nothing crashes."""
     import asyncio
 
-    from calls.consumers.stream import MediaStreamConsumer
+    from calls.consumers.stream import CallConsumer
 
-    consumer = MediaStreamConsumer()
+    consumer = CallConsumer(wire="media_streams")
 
     async def gone(message):
         raise OSError("client disconnected")
