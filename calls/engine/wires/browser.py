@@ -76,19 +76,17 @@ class BrowserWire(MediaStreamsWire):
 
     @classmethod
     def opening(cls, msg: dict) -> Opening | None:
-        event = msg.get("event")
-        if event == "connected":
+        """Media Streams' `start`, from a page: a short streamSid and μ-law at 8 kHz (no session parameter: the
+        socket was admitted at its handshake)."""
+        opening = super().opening(msg)
+        if opening is None:
             return None
-        if event != "start" or not isinstance(msg.get("start"), dict):
-            raise Refused("message before start", CLOSE_PROTOCOL)
-        start = msg["start"]
-        stream_sid = msg.get("streamSid") or start.get("streamSid")
-        if not isinstance(stream_sid, str) or not stream_sid or len(stream_sid) > 64:
+        if len(opening.options["stream_sid"]) > 64:
             raise Refused("start without streamSid", CLOSE_PROTOCOL)
-        fmt = start.get("mediaFormat") if isinstance(start.get("mediaFormat"), dict) else {}
+        fmt = msg["start"].get("mediaFormat") if isinstance(msg["start"].get("mediaFormat"), dict) else {}
         if fmt and (fmt.get("encoding") != "audio/x-mulaw" or str(fmt.get("sampleRate")) != "8000"):
             raise Refused("media format is not audio/x-mulaw at 8000 Hz", CLOSE_PROTOCOL)
-        return Opening(options={"stream_sid": stream_sid})
+        return Opening(options=opening.options)
 
     def ready(self) -> dict:
         ctx = self.ctx

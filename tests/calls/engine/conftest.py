@@ -204,22 +204,19 @@ class TwilioMediaClient:
             pass
         return got
 
-    async def until(self, predicate, ceiling=CEILING) -> None:
+    async def until(self, predicate) -> None:
         """Keep reading (and echoing marks) until `predicate()` holds; an async predicate is awaited."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ceiling
-        while True:
+        async def held_else_read():
             held = predicate()
-            if asyncio.iscoroutine(held):
-                held = await held
-            if held:
-                return
-            if loop.time() > deadline:
-                raise AssertionError("the condition never held")
-            try:
-                await self.read_until(lambda m: True, timeout=0.05)  # a poll interval, not a wait for time to pass
-            except asyncio.TimeoutError:
-                pass
+            held = (await held) if asyncio.iscoroutine(held) else held
+            if not held:
+                try:
+                    await self.read_until(lambda m: True, timeout=0.05)  # a poll interval, not a wait for time
+                except asyncio.TimeoutError:
+                    pass
+            return held
+
+        await until(held_else_read, interval=0)
 
     async def drain(self, seconds=0.3):
         try:
