@@ -21,6 +21,7 @@ from channels.testing import WebsocketCommunicator
 from calls.engine import audio
 from calls.models import CallHandover, CallSession, CallTurn
 from tests.calls.engine.conftest import fake_realtime as fake_realtime  # noqa: F401  (the fixture)
+from tests.conditions import CEILING
 from workspaces.models import Membership
 
 from .conftest import cookie_for, make_call_setup, member_of, run
@@ -62,7 +63,7 @@ class Browser:
         self.echo_marks = echo_marks  # False: the audio is "still playing" (a caller's voice then barges in)
         self.received: list[dict] = []
 
-    async def until(self, predicate, timeout=5.0) -> dict:
+    async def until(self, predicate, timeout=CEILING) -> dict:
         async def loop():
             while True:
                 output = await self.comm.receive_output(timeout)

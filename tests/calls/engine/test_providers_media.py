@@ -107,8 +107,7 @@ def test_provider_failure_plays_an_apology_and_redirects_to_the_fallback(asgi_se
         async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid)
-            await twilio.read_until(lambda m: m.get("event") == "mark" and m["mark"]["name"] == "apology",
-                                              timeout=5)
+            await twilio.read_until(lambda m: m.get("event") == "mark" and m["mark"]["name"] == "apology")
             await _closed(ws)
             return [m for m in twilio.received if m.get("event") == "media"]
 
