@@ -237,6 +237,8 @@ class ProviderNeeds:
 
 
 MEDIA_STREAMS, CONVERSATION_RELAY = "media_streams", "conversation_relay"
+# The providers whose replies a chat model writes: they take the version's chat vendor and model (options "chat").
+CHAT_PROVIDERS = ("openai_chat", "cascaded")
 TRANSPORT_LABELS = {MEDIA_STREAMS: "Media Streams", CONVERSATION_RELAY: "ConversationRelay"}
 
 PROVIDER_NEEDS: dict[str, ProviderNeeds] = {
@@ -244,9 +246,11 @@ PROVIDER_NEEDS: dict[str, ProviderNeeds] = {
     "openai_realtime": ProviderNeeds(
         (MEDIA_STREAMS,), ("OPENAI_API_KEY",), ("OPENAI_REALTIME_MODEL", "OPENAI_REALTIME_PROTOCOL"),
         "it speaks and listens itself (audio in, audio out), and ConversationRelay exchanges text only"),
+    # Its key is its chat vendor's (cascaded_secrets below): OPENAI_API_KEY, or ANTHROPIC_API_KEY for Anthropic.
     "openai_chat": ProviderNeeds(
-        (CONVERSATION_RELAY,), ("OPENAI_API_KEY",), ("OPENAI_CHAT_MODEL", "OPENAI_BASE_URL"),
-        "it exchanges text only, and Media Streams carries raw audio"),
+        (CONVERSATION_RELAY,), (), ("OPENAI_CHAT_MODEL", "OPENAI_BASE_URL", "ANTHROPIC_CHAT_MODEL"),
+        "it exchanges text only, and Media Streams carries raw audio",
+        secrets_note="the key of the chat vendor chosen below (OPENAI_API_KEY or ANTHROPIC_API_KEY)"),
     # Its secrets depend on the vendors chosen per stage (cascaded_secrets below; the readiness check adds them).
     "cascaded": ProviderNeeds(
         (MEDIA_STREAMS,), (), ("OPENAI_BASE_URL", "OPENAI_CHAT_MODEL", "ANTHROPIC_CHAT_MODEL"),
@@ -333,8 +337,11 @@ def is_base_url_setting(name: str) -> bool:
 
 
 def cascaded_secrets(*, provider: str, stt_vendor: str, chat_vendor: str, tts_vendor: str) -> list[str]:
-    """The secrets a cascaded version needs from its environment (its readiness), in stage order."""
-    if provider != "cascaded":
+    """The vendor keys a version needs from its environment (its readiness), in stage order: a cascaded version's
+    three stages, a chat version's (`openai_chat`) chat vendor (ANTHROPIC_API_KEY when it is Anthropic)."""
+    if provider not in CHAT_PROVIDERS:
         return []
-    vendors = (stt_vendor or SttVendor.OFFLINE, chat_vendor or ChatVendor.OPENAI, tts_vendor or SpeechVendor.OFFLINE)
+    chat = chat_vendor or ChatVendor.OPENAI
+    vendors = (stt_vendor or SttVendor.OFFLINE, chat, tts_vendor or SpeechVendor.OFFLINE) \
+        if provider == "cascaded" else (chat,)
     return list(dict.fromkeys(VENDOR_SECRETS[v] for v in vendors if v in VENDOR_SECRETS))

@@ -488,6 +488,8 @@ class AgentVersionForm(forms.ModelForm):
                 self.add_error("provider", problem)
         if provider == AgentVersion.Provider.CASCADED:
             self._clean_cascaded(data)
+        if data.get("chat_model") and not re.fullmatch(r"[A-Za-z0-9._:/@-]{1,64}", data["chat_model"]):
+            self.add_error("chat_model", "A model name has letters, digits and . _ : / @ - only.")
         if transport == AgentVersion.Transport.CONVERSATION_RELAY:
             self._clean_relay(data)
         elif data.get("language") == catalogue.MULTI:
@@ -508,8 +510,6 @@ class AgentVersionForm(forms.ModelForm):
                 self.add_error(field, "The offline stage has no model choice: leave it empty, or choose a vendor.")
             if data.get(field) and not re.fullmatch(r"[A-Za-z0-9._:/-]{1,64}", data[field]):
                 self.add_error(field, "A model name has letters, digits and . _ : / - only.")
-        if data.get("chat_model") and not re.fullmatch(r"[A-Za-z0-9._:/@-]{1,64}", data["chat_model"]):
-            self.add_error("chat_model", "A model name has letters, digits and . _ : / @ - only.")
         voice = data.get("voice", "")
         if voice and (data.get("tts_vendor") or "offline") == "offline" and not re.fullmatch(r"[a-z-]{2,12}(\+[a-z0-9]+)?", voice):
             self.add_error("voice", "For the offline voice (espeak-ng) use a voice name such as en-us or en-us+klatt, "

@@ -105,6 +105,8 @@ class AgentVersion(models.Model):
     ANALYSIS_FIELDS = list(options.group("analysis").fields)
     # The cascaded provider's stages (Media Streams); `voice` is the text-to-speech voice there.
     CASCADED_FIELDS = list(options.group("cascaded").fields)
+    # The chat model that writes the replies (the openai_chat and cascaded providers).
+    CHAT_FIELDS = list(options.group("chat").fields)
     # Calls the agent places (calls.services.outbound): what to do when a machine answers.
     OUTBOUND_FIELDS = list(options.group("outbound").fields)
     # Fields that make up "what the agent is": copied on publish/restore/new draft and compared in the diff.

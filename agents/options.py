@@ -2,7 +2,7 @@
 post-call analysis) lists its fields, one row per field. Everything else derives from this list:
 
 - `AgentVersion.CONTENT_FIELDS` (copied on publish, restore and a new draft; agents.services) and the per-group
-  lists (`RELAY_FIELDS`, `CASCADED_FIELDS`, `ANALYSIS_FIELDS`);
+  lists (`RELAY_FIELDS`, `CASCADED_FIELDS`, `CHAT_FIELDS`, `ANALYSIS_FIELDS`);
 - the version form (agents.forms.AgentVersionForm: Meta.fields, help texts, empty choices, the fieldset per group);
 - the version page (version_detail.html shows every group, each field as `value_text` reads it);
 - the publish diff (agents.selectors.version_diff, field by field in declaration order).
@@ -46,8 +46,8 @@ class OptionGroup:
     legend: str
     help: str
     options: tuple[Option, ...]
-    # When the version uses the group: (field, value); None: always. The page says when a group is not used.
-    used_when: tuple[str, str] | None = None
+    # When the version uses the group: (field, values it takes); None: always. The page says when it is not used.
+    used_when: tuple[str, tuple[str, ...]] | None = None
     unused_note: str = ""
     fields: tuple[str, ...] = field(init=False)
 
@@ -55,7 +55,7 @@ class OptionGroup:
         object.__setattr__(self, "fields", tuple(o.name for o in self.options))
 
     def used_by(self, version) -> bool:
-        return self.used_when is None or getattr(version, self.used_when[0], None) == self.used_when[1]
+        return self.used_when is None or getattr(version, self.used_when[0], None) in self.used_when[1]
 
 
 TWILIO_DEFAULT = "Twilio's default"
@@ -99,20 +99,27 @@ GROUPS: tuple[OptionGroup, ...] = (
                help="Needed for key-press handover rules: Twilio reports keys only when this is on."),
         Option("relay_hints", ["Callwell"], edit=LIST),
         Option("relay_languages", [{"code": "de-DE", "voice": "de-DE-Journey-F"}], edit=ROWS),
-    ), used_when=("transport", "conversation_relay"), unused_note="Not used: the transport is not ConversationRelay."),
+    ), used_when=("transport", ("conversation_relay",)), unused_note="Not used: the transport is not ConversationRelay."),
     OptionGroup("cascaded", "Cascaded voice pipeline (Media Streams)",
-                "Used when the provider is Cascaded: speech recognition, then the chat model, then text-to-speech, "
-                "each from the vendor you choose. Empty fields: offline recognition and voice (no key), the "
-                "OpenAI-compatible model. Each vendor's key comes from the environment's secrets "
+                "Used when the provider is Cascaded: speech recognition, then the chat model (below), then "
+                "text-to-speech, each from the vendor you choose. Empty fields: offline recognition and voice (no "
+                "key). Each vendor's key comes from the environment's secrets "
                 f"({', '.join(catalogue.VENDOR_SECRETS.values())}).", (
         Option("stt_vendor", "deepgram", blank=f"Default: {catalogue.SttVendor.OFFLINE.label}"),
         Option("stt_model", "nova-2-phonecall", blank="the vendor's default"),
-        Option("chat_vendor", "anthropic", blank=f"Default: {catalogue.ChatVendor.OPENAI.label}"),
-        Option("chat_model", "claude-example-1", blank="the vendor's default"),
         Option("tts_vendor", "cartesia", blank=f"Default: {catalogue.SpeechVendor.OFFLINE.label}"),
         Option("tts_model", "sonic-example", blank="the vendor's default"),
         Option("turn_patience", "patient", blank="Normal (default)"),
-    ), used_when=("provider", "cascaded"), unused_note="Not used: the provider is not Cascaded."),
+    ), used_when=("provider", ("cascaded",)), unused_note="Not used: the provider is not Cascaded."),
+    OptionGroup("chat", "Chat model",
+                "Used when the provider is a chat model (OpenAI Chat over ConversationRelay or the test chat) or "
+                "Cascaded: the vendor and model that write the agent's replies. Empty: the OpenAI-compatible "
+                "model. The vendor's key comes from the environment's secrets (OPENAI_API_KEY or "
+                "ANTHROPIC_API_KEY).", (
+        Option("chat_vendor", "anthropic", blank=f"Default: {catalogue.ChatVendor.OPENAI.label}"),
+        Option("chat_model", "claude-example-1", blank="the vendor's default"),
+    ), used_when=("provider", catalogue.CHAT_PROVIDERS),
+        unused_note="Not used: the provider is neither OpenAI Chat nor Cascaded."),
     OptionGroup("outbound", "Calls the agent places",
                 "When the agent calls out (Studio's Call a number, the API, campaigns) and a machine answers.", (
         Option("machine_action", "voicemail"),

@@ -4,7 +4,7 @@
 
 A local endpoint (127.0.0.1, answering after --delay-ms) is called N times in two ways, interleaved:
 - baseline: a plain kept-alive `httpx.AsyncClient` GET (the endpoint's own time as a client sees it);
-- engine: the caller's words reach a Studio test-chat engine (`TextChatCall`, scripted provider), whose rule
+- engine: the caller's words reach a Studio test-chat engine (`call_open("text", …)` engine, scripted provider), whose rule
   fires the API action; timed until the engine sends the action's result to the chat (validation, templates,
   the outbound guard's address check, the request, JSON pointer, redaction, recording the run, the event).
 Prints p50/p90/mean of both and the difference per action. In-process, no database (the test chat is not
@@ -69,7 +69,7 @@ async def measure(actions: int, delay_ms: float) -> dict:
 
     from agents.action_requests import ApiActionSpec
     from calls.engine.context import CallContext
-    from calls.engine.engine import TextChatCall
+    from calls.engine.engine import call_open
 
     handler = type("H", (_Handler,), {"delay": delay_ms / 1000})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -88,7 +88,7 @@ async def measure(actions: int, delay_ms: float) -> dict:
         if msg.get("type") == "action":
             done.set()
 
-    engine = TextChatCall(ctx, send)
+    engine = call_open("text", ctx, send)
     engine.start()
     baseline, timed = [], []
     try:

@@ -155,7 +155,7 @@ async def _cascaded_turns(scope, *, calls: int, seconds: float) -> list[int]:
     version's knowledge `scope` (every turn, or none)."""
     from bench.media_streams_cascaded import FRAME, _caller_audio, _stages
     from calls.engine.context import CallContext
-    from calls.engine.engine import MediaStreamCall
+    from calls.engine.engine import call_open
     from calls.engine.events import TurnLatency
     from calls.providers.cascaded import CascadedProvider
     from calls.providers.speech import vad
@@ -179,14 +179,14 @@ async def _cascaded_turns(scope, *, calls: int, seconds: float) -> list[int]:
 
         async def send(_msg):
             pass
-        call = MediaStreamCall(ctx, send, stream_sid=f"MZ{k:032d}", provider=provider)
+        call = call_open("media_streams", ctx, send, stream_sid=f"MZ{k:032d}", provider=provider)
         call.start()
         loop = asyncio.get_running_loop()
         offset, i = random.randrange(len(frames)), 0
         while (at := start_at + i * FRAME) <= start_at + seconds:
             if (delay := at - loop.time()) > 0:
                 await asyncio.sleep(delay)
-            await call.handle({"event": "media", "streamSid": call.stream_sid,
+            await call.handle({"event": "media", "streamSid": call.wire.stream_sid,
                                "media": {"payload": frames[(offset + i) % len(frames)]}})
             i += 1
         await call.close()

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.media_streams_cascaded                        # levels 25,50,100,150,200; 8 s each
     .venv/bin/python -m bench.media_streams_cascaded --levels 50,100 --seconds 5 --silero
 
-Each simulated call is a `MediaStreamCall` engine with the `CascadedProvider` (the runtime's own classes, in
+Each simulated call is a Media Streams engine (`call_open("media_streams", …)`) with the `CascadedProvider` (the runtime's own classes, in
 process: no websocket, so what is measured is the pipeline, not the socket layer `bench.media_streams` covers).
 Its caller speaks (espeak-ng's "What are your opening hours", μ-law 8 kHz, or a voiced synthetic signal without
 espeak-ng), pauses 1.2 s, speaks again; one 20 ms frame every 20 ms, real-time pacing, random phase per call.
@@ -99,7 +99,7 @@ def _stages():
 
 async def _level(n: int, seconds: float, *, mode: str, caller: bytes) -> dict:
     from calls.engine.context import CallContext
-    from calls.engine.engine import MediaStreamCall
+    from calls.engine.engine import call_open
     from calls.engine.events import TurnLatency
     from calls.providers.base import Provider
     from calls.providers.cascaded import CascadedProvider
@@ -137,7 +137,7 @@ async def _level(n: int, seconds: float, *, mode: str, caller: bytes) -> dict:
 
         async def send(_msg):
             pass
-        call = MediaStreamCall(ctx, send, stream_sid=f"MZ{k:032d}", provider=provider)
+        call = call_open("media_streams", ctx, send, stream_sid=f"MZ{k:032d}", provider=provider)
         call.start()
         offset = random.randrange(len(frames))
         i = 0
@@ -150,7 +150,7 @@ async def _level(n: int, seconds: float, *, mode: str, caller: bytes) -> dict:
             if delay > 0:
                 await asyncio.sleep(delay)
             due += 1
-            await call.handle({"event": "media", "streamSid": call.stream_sid,
+            await call.handle({"event": "media", "streamSid": call.wire.stream_sid,
                                "media": {"payload": frames[(offset + i) % len(frames)]}})
             late = loop.time() - at
             lateness.append(late * 1000)

@@ -4,7 +4,7 @@
 
 In process, on a fresh SQLite file (dev settings, DEBUG off) with the Twilio sandbox on loopback. Each round is
 one call session whose agent has just chosen a handover action; the clock starts at the decision (what the
-live-call engine does in `on_handover`, from recording the handover on):
+live-call engine does in `hand_over`, from recording the handover on):
 
 - cold (baseline): `handover_record` + `redirect_to_dial` (the caller's call is redirected to `<Dial><Number>`);
   the phone rings when Twilio has that TwiML, i.e. when the call update returned.

@@ -28,7 +28,7 @@ async def one_call(variables: dict, turns: int = 6) -> list[dict]:
     from bench.turn_set import _espeak
     from calls.engine import audio
     from calls.engine.context import CallContext
-    from calls.engine.engine import MediaStreamCall
+    from calls.engine.engine import call_open
     from calls.providers.scripted import ScriptedProvider
 
     speech = audio.pcm16_to_ulaw(_espeak("What are your opening hours?", "en-us+klatt"))
@@ -41,7 +41,7 @@ async def one_call(variables: dict, turns: int = 6) -> list[dict]:
     async def send(msg):
         pass
 
-    call = MediaStreamCall(ctx, send, stream_sid="MZ1", provider=provider)
+    call = call_open("media_streams", ctx, send, stream_sid="MZ1", provider=provider)
     call.start()
     while provider.voice is None or not provider.voice._tasks:
         await asyncio.sleep(0.01)

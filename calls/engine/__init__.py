@@ -4,5 +4,6 @@ Modules:
 - `context`: `CallContext`, everything a call needs, resolved once when a stream is admitted.
 - `events`: what providers emit (audio, text tokens, handovers, hang-ups, transcript turns, failures).
 - `audio`: μ-law helpers (energy for voice activity, tone/silence prompts).
-- `calls`: the per-call engines (`MediaStreamCall`, `RelayCall`, `TextChatCall`), transport-independent.
+- `engine`: `CallEngine`, the call itself (no wire format); `call_open(wire, ctx, send)` pairs it with its wire.
+- `wires/`: one adapter per transport (Media Streams, ConversationRelay, the test chat, the browser call).
 """

@@ -116,14 +116,9 @@ class ApiActionRunner:
         return bool(self._action_tasks)
 
     async def _actions_stop(self) -> None:
-        tasks = [t for t in self._action_tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        from calls.providers.base import tasks_cancel
+
+        await tasks_cancel(t for t in self._action_tasks if t is not asyncio.current_task())
         if self._action_http is not None:
             try:
                 await (await self._action_http).aclose()

@@ -126,7 +126,7 @@ def _version_fields(version) -> dict:
                                          if a.kind == "agent" else ())
                       for a in version.actions.all()),
         api_actions=tuple(ApiActionSpec.from_model(a) for a in version.api_actions.all()),
-        speech={**{name: getattr(version, name, "") or "" for name in version.CASCADED_FIELDS},
+        speech={**{name: getattr(version, name, "") or "" for name in (*version.CASCADED_FIELDS, *version.CHAT_FIELDS)},
                 "hints": tuple(version.relay_hints or ())},
         knowledge=version_knowledge_scope(version=version),
     )

@@ -32,6 +32,18 @@ from knowledge.runtime import knowledge_turn_lookup, turn_message
 logger = logging.getLogger("calls.providers")
 
 
+async def tasks_cancel(tasks) -> None:
+    """Cancel a call's tasks and wait for each to end (whatever it raised: the call is closing)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            pass
+
+
 class ProviderConfigError(Exception):
     """The version or environment lacks what the provider needs (message names the setting, never its value)."""
 

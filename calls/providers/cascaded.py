@@ -41,7 +41,7 @@ from calls.engine.events import (
     Transcript,
     TurnLatency,
 )
-from calls.providers.base import Provider, ProviderConfigError
+from calls.providers.base import Provider, ProviderConfigError, tasks_cancel
 from calls.providers.chat import ChatError, ChatModel, chat_model
 from calls.providers.speech import registry, turn, vad
 from calls.providers.speech.base import Final, SpeechError, SpeechFailure
@@ -178,13 +178,7 @@ class VoicePipeline:
 
     async def close(self) -> None:
         self.cancel_reply()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await tasks_cancel(self._tasks)
         for stage in (self.stt, self.tts):
             try:
                 await stage.close()

@@ -26,7 +26,7 @@ from calls.engine.events import (
     TextOut,
     Transcript,
 )
-from calls.providers.base import Provider, ProviderConfigError
+from calls.providers.base import Provider, ProviderConfigError, tasks_cancel
 from workspaces import outbound
 
 logger = logging.getLogger("calls.providers.openai_realtime")
@@ -122,13 +122,7 @@ class OpenAIRealtimeProvider(Provider):
     async def close(self) -> None:
         if self._greeting_timer is not None:
             self._greeting_timer.cancel()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await tasks_cancel(self._tasks)
         self._tasks = []
         if self.ws is not None:
             try:

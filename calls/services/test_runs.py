@@ -1,6 +1,6 @@
 """Test suites: run an agent's scenarios against a version + environment with the text engine.
 
-Each scenario is a Studio test chat played by a script: the same `TextChatCall` engine and providers as the test
+Each scenario is a Studio test chat played by a script: the same `call_open("text", …)` engine engine and providers as the test
 chat (handovers shown, nothing dialled; actions may run against the environment), the caller's turns sent one by
 one once the agent's reply is complete. The conversation and the expectations' outcome are stored per scenario
 (`agents.TestResult`); the run's progress is saved after each scenario so the page can show it.
@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from agents.models import AgentVersion, Environment, TestResult, TestRun, TestScenario
 from calls.engine.context import context_for_test_chat
-from calls.engine.engine import TextChatCall
+from calls.engine.engine import call_open
 from calls.providers import ProviderConfigError
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ async def converse(ctx, caller_turns: list) -> list[dict]:
             if over.is_set() or not call.actions_pending:
                 return
 
-    call = TextChatCall(ctx, receive)
+    call = call_open("text", ctx, receive)
     task = call.start(on_finish=_noop)
     try:
         await wait_reply()  # the greeting

@@ -80,6 +80,35 @@ def test_readiness_names_each_vendor_key_the_stages_need(workspace):
         workspace=workspace, kind="production")).complete
 
 
+def test_a_chat_version_is_ready_with_its_chat_vendors_key(workspace):
+    agent = AgentFactory(workspace=workspace)
+    draft = draft_of(agent)
+    draft.provider, draft.transport, draft.chat_vendor = "openai_chat", "conversation_relay", "anthropic"
+    draft.save()
+    env = EnvironmentFactory(workspace=workspace, kind="staging")
+    assert selectors.environment_completeness(version=draft, environment=env).missing_secrets == ["ANTHROPIC_API_KEY"]
+    EnvironmentSecretFactory(environment=env, name="ANTHROPIC_API_KEY")
+    assert selectors.environment_completeness(version=draft, environment=env).complete  # no OpenAI key asked
+    draft.chat_vendor = ""  # the default vendor: the OpenAI-compatible model's key
+    draft.save()
+    assert selectors.environment_completeness(version=draft, environment=env).missing_secrets == ["OPENAI_API_KEY"]
+
+
+def test_the_chat_options_are_offered_for_the_chat_provider_too(workspace):
+    from agents import options
+    from agents.models import AgentVersion
+
+    form = _form(workspace, transport="conversation_relay", provider="openai_chat", stt_vendor="", stt_model="",
+                 tts_vendor="", tts_model="", chat_vendor="anthropic", chat_model="claude-haiku-4-5")
+    assert form.is_valid(), form.errors
+    assert form.save().chat_vendor == "anthropic"
+    chat_fields = [f.name for f in form.option_fields["chat"]]
+    assert chat_fields == ["chat_vendor", "chat_model"]
+    assert options.group("chat").used_by(AgentVersion(provider="openai_chat"))
+    assert options.group("chat").used_by(AgentVersion(provider="cascaded"))
+    assert not options.group("cascaded").used_by(AgentVersion(provider="openai_chat"))
+
+
 def test_turn_patience_is_saved_published_and_reaches_the_call(workspace):
     from calls.engine.context import _version_fields
 

@@ -22,7 +22,7 @@ def test_every_version_field_is_declared_in_exactly_one_group():
     model_fields = {f.name for f in AgentVersion._meta.concrete_fields} - NOT_OPTIONS
     assert set(names) == model_fields
     assert AgentVersion.CONTENT_FIELDS == names
-    for key, attr in (("relay", "RELAY_FIELDS"), ("cascaded", "CASCADED_FIELDS"), ("analysis", "ANALYSIS_FIELDS")):
+    for key, attr in (("relay", "RELAY_FIELDS"), ("cascaded", "CASCADED_FIELDS"), ("chat", "CHAT_FIELDS"), ("analysis", "ANALYSIS_FIELDS")):
         assert getattr(AgentVersion, attr) == list(options.group(key).fields)
 
 

@@ -58,7 +58,7 @@ def test_a_provider_the_transport_cannot_run_is_refused_next_to_the_provider(bro
     agent = _admin_on_draft(page, live_server)
     field = page.locator(".field-provider")
     assert "OpenAI Realtime: Media Streams only; needs the secret OPENAI_API_KEY" in field.inner_text()
-    assert "OpenAI Chat: ConversationRelay only; needs the secret OPENAI_API_KEY" in field.inner_text()
+    assert "OpenAI Chat: ConversationRelay only; needs the key of the chat vendor chosen below" in field.inner_text()
     page.select_option("#id_transport", "conversation_relay")
     page.select_option("#id_provider", "openai_realtime")
     page.click("[data-testid=save-draft]")

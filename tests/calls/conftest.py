@@ -16,6 +16,7 @@ from tests.calls.engine.conftest import (  # noqa: F401  (fixtures re-exported)
     make_call_setup,
     run,
 )
+from tests.conditions import CEILING, until
 from tests.factories import MembershipFactory, UserFactory
 from workspaces.models import Membership
 
@@ -48,7 +49,7 @@ class Reader:
         self.events: list[dict] = []
         self.audio: list[tuple[int, bytes]] = []
 
-    async def until(self, predicate, timeout=5.0) -> dict:
+    async def until(self, predicate, timeout=CEILING) -> dict:
         async def loop():
             while True:
                 raw = await self.ws.recv()
@@ -67,7 +68,7 @@ class Reader:
         except (asyncio.TimeoutError, Exception):  # noqa: BLE001
             pass
 
-    async def until_audio(self, count: int, timeout=5.0) -> None:
+    async def until_audio(self, count: int, timeout=CEILING) -> None:
         """Read until `count` audio frames have arrived (events read meanwhile are kept too)."""
         async def loop():
             while len(self.audio) < count:
@@ -79,12 +80,9 @@ class Reader:
         await asyncio.wait_for(loop(), timeout)
 
 
-async def until_true(predicate, timeout=10.0) -> None:
+async def until_true(predicate) -> None:
     """Wait for a condition checked in a thread (database reads, the sandbox's state): a condition, not a pause."""
-    async def loop():
-        while not await asyncio.to_thread(predicate):
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(loop(), timeout)
+    await until(lambda: asyncio.to_thread(predicate), interval=0.02)
 
 
 @pytest.fixture

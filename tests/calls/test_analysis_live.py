@@ -29,7 +29,7 @@ def test_a_scripted_call_that_ends_gets_its_rule_based_analysis(asgi_server, twi
             await twilio.stop()
 
     run(scenario())
-    eventually(lambda: CallAnalysis.objects.filter(call_session=session, status="done").exists(), timeout=10)
+    eventually(lambda: CallAnalysis.objects.filter(call_session=session, status="done").exists())
     analysis = CallAnalysis.objects.get(call_session=session)
     assert analysis.model_used == "rules"
     assert analysis.fields == {"pressed_four": True, "pressed_seven": False}

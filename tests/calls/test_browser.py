@@ -57,7 +57,7 @@ class SimulatedCall(threading.Thread):
             while not self.press.is_set():
                 await twilio.drain(0.1)
             await twilio.dtmf("4")
-            await twilio.drain(20.0)  # until the server ends the stream (take-over) or time runs out
+            await twilio.until_closed()  # the server ends the stream (take-over)
 
 
 @pytest.mark.browser

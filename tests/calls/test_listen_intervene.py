@@ -7,6 +7,7 @@ from websockets.exceptions import InvalidStatus
 
 from calls.engine import live
 from calls.models import CallHandover, CallIntervention, CallSession, CallTurn
+from tests.conditions import until
 from workspaces.models import Membership
 
 from .conftest import (
@@ -36,12 +37,8 @@ async def _media_call(server, setup, session, token):
     return ws, twilio
 
 
-async def _wait_registered(session_id, timeout=5.0):
-    for _ in range(int(timeout / 0.02)):
-        if live.get(session_id) is not None:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the call never registered")
+async def _wait_registered(session_id):
+    await until(lambda: live.get(session_id) is not None, what="the call registered")
 
 
 def test_member_hears_both_sides_and_the_transcript(asgi_server, twilio_sandbox):
@@ -245,10 +242,7 @@ def test_a_listener_leaving_changes_nothing_for_the_call(asgi_server, twilio_san
                 await twilio.media(LOUD, chunk=i)
         # the listener is gone (closed mid-call); the call goes on and still hands over by the caller's key
         engine = live.get(session.pk)
-        for _ in range(500):
-            if not engine.listeners:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: not engine.listeners, what="the listener left")
         listeners = len(engine.listeners)
         await twilio.dtmf("1")
         await until_true(lambda: "<Number>+31201234567</Number>" in (twilio_sandbox.call_twiml(
@@ -350,17 +344,13 @@ def test_call_on_another_process_is_heard_through_the_channel_layer(asgi_server,
             async with browser_ws(asgi_server, f"/v1/studio/calls/{session.pk}/listen", cookie) as listen:
                 reader = Reader(listen)
                 hello = await reader.until(lambda m: m["kind"] == "hello")
-                for _ in range(50):  # the join travels through the call's control group
-                    if any(isinstance(lst, live.RemoteListener) for lst in engine.listeners):
-                        break
-                    await asyncio.sleep(0.02)
+                # The join travels through the call's control group.
+                await until(lambda: any(isinstance(lst, live.RemoteListener) for lst in engine.listeners),
+                            what="the remote listener joined")
                 for i in range(10):
                     await twilio.media(LOUD, chunk=i)
                 await reader.until_audio(20)  # both sides' 10 frames, through the other process's group
-            for _ in range(50):  # leaving removes the forwarder
-                if not engine.listeners:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: not engine.listeners, what="leaving removed the forwarder")
             remaining = set(engine.listeners)
             await twilio.stop()
         finally:

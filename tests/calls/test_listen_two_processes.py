@@ -76,7 +76,7 @@ class _FlakyLayer:
 @pytest.mark.django_db(transaction=True)
 def test_the_control_loop_survives_channel_layer_failures(monkeypatch):
     from calls.engine.context import CallContext
-    from calls.engine.engine import TextChatCall
+    from calls.engine.engine import call_open
     from calls.engine.events import Instruction
 
     layer = _FlakyLayer(failures=3)
@@ -87,7 +87,7 @@ def test_the_control_loop_survives_channel_layer_failures(monkeypatch):
         from calls.providers.scripted import ScriptedProvider
 
         provider = ScriptedProvider(ctx)
-        call = TextChatCall(ctx, lambda m: asyncio.sleep(0), provider=provider)
+        call = call_open("text", ctx, lambda m: asyncio.sleep(0), provider=provider)
         call.live = True
         control = asyncio.create_task(call._control_loop())
         await layer.queue.put({"type": "call.intervene", "kind": "instruction", "detail": "Be brief."})

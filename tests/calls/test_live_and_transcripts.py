@@ -7,6 +7,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from calls.models import CallTurn
+from tests.conditions import until
 
 from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, eventually, make_call_setup, member_of, run
 
@@ -20,13 +21,10 @@ def _stored(session_id):
                 .values_list("role", "text", "started_at"))
 
 
-async def _until_stored(session_id, predicate, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        turns = await asyncio.to_thread(_stored, session_id)
-        if predicate(turns):
-            return turns
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not stored in time: {await asyncio.to_thread(_stored, session_id)}")
+async def _until_stored(session_id, predicate):
+    await until(lambda: asyncio.to_thread(lambda: predicate(_stored(session_id))), what="the turns stored",
+                interval=0.05)
+    return await asyncio.to_thread(_stored, session_id)
 
 
 def test_live_view_sees_calls_start_talk_hand_over_and_end(asgi_server, twilio_sandbox, other_admin_user):

@@ -8,6 +8,7 @@ from websockets.asyncio.client import connect
 
 from calls.engine import live
 from calls.models import CallIntervention, CallTurn
+from tests.conditions import until
 from tests.fakes.openai_realtime import FakeRealtimeServer
 
 from .conftest import Reader, TwilioMediaClient, browser_ws, cookie_for, make_call_setup, member_of, run
@@ -49,25 +50,17 @@ def test_realtime_transcripts_are_stored_and_instructions_reach_the_model(asgi_s
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
             await twilio.read_until(lambda m: m.get("event") == "mark")
-            during = []
-            for _ in range(100):  # stored while the call is still open
-                during = await asyncio.to_thread(stored)
-                if len(during) >= 2:
-                    break
-                await asyncio.sleep(0.05)
-            for _ in range(100):
-                if live.get(session.pk) is not None:
-                    break
-                await asyncio.sleep(0.02)
+            # Stored while the call is still open.
+            await until(lambda: asyncio.to_thread(lambda: len(stored()) >= 2), what="two turns stored")
+            during = await asyncio.to_thread(stored)
+            await until(lambda: live.get(session.pk) is not None, what="the call registered")
             async with browser_ws(asgi_server, f"/v1/studio/calls/{session.pk}/listen", cookie) as listen:
                 reader = Reader(listen)
                 await reader.until(lambda m: m["kind"] == "hello")
                 await listen.send(json.dumps({"type": "instruction", "text": "Offer the Friday slot."}))
                 reply = await reader.until(lambda m: m["kind"] == "intervention")
-                for _ in range(500):  # the instruction reached the model
-                    if sum(e["type"] == "session.update" for e in fake.events) >= 2:
-                        break
-                    await asyncio.sleep(0.01)
+                await until(lambda: sum(e["type"] == "session.update" for e in fake.events) >= 2,
+                            what="the instruction reached the model")
             await twilio.stop()
             return during, reply
 

@@ -1,6 +1,5 @@
 """Recordings: started by the runtime, the signed status callback (retries, out of order), playback through our
 server after the workspace check, and deletion past retention at Twilio (the sandbox) and here."""
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -76,11 +75,8 @@ def test_a_recording_that_cannot_start_is_shown_and_the_call_goes_on(asgi_server
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
             await twilio.read_until(lambda m: m.get("event") == "mark")
-            for _ in range(500):  # the recording's start was tried, and failed
-                if await asyncio.to_thread(
-                        lambda: CallSession.objects.filter(pk=session.pk).exclude(recording_error="").exists()):
-                    break
-                await asyncio.sleep(0.02)
+            # The recording's start was tried, and failed.
+            await until_true(lambda: CallSession.objects.filter(pk=session.pk).exclude(recording_error="").exists())
             await twilio.dtmf("1")  # the call still works: the caller is handed over
             await until_true(lambda: "<Number>+31201234567</Number>" in (twilio_sandbox.call_twiml(
                 setup.connection.account_sid, session.call_sid) or ""))

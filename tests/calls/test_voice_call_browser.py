@@ -125,17 +125,17 @@ def test_admin_calls_the_draft_from_the_browser_hears_the_greeting_and_sees_the_
 @pytest.fixture
 def heard(monkeypatch):
     """The μ-law payloads of the `media` messages the engine got from the browser (the server runs in this process)."""
-    from calls.engine.browser import BrowserCall
+    from calls.engine.wires.browser import BrowserWire
 
     payloads: list[str] = []
-    original = BrowserCall.handle
+    original = BrowserWire.receive
 
-    async def handle(self, msg):
+    async def receive(self, msg):
         if msg.get("event") == "media":
             payloads.append(msg["media"]["payload"])
         await original(self, msg)
 
-    monkeypatch.setattr(BrowserCall, "handle", handle)
+    monkeypatch.setattr(BrowserWire, "receive", receive)
     return payloads
 
 

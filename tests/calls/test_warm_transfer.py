@@ -153,11 +153,11 @@ def test_when_nobody_takes_the_call_the_agent_comes_back_and_offers_to_take_a_me
 
     from tests.calls.engine.conftest import eventually
 
-    assert eventually(settled, timeout=10)
+    assert eventually(settled)
     assert handover.outcome == CallHandover.Outcome.NOT_TAKEN and handover.fallback == "agent"
     assert [(a["destination"], a["outcome"]) for a in handover.attempts] == [(BUSY, "busy")]
     assert eventually(lambda: transfers.NOBODY_MESSAGE in (
-        twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid) or ""), timeout=5)
+        twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid) or ""))
     twiml = twilio_sandbox.call_twiml(setup.connection.account_sid, session.call_sid)
     assert "<Connect" in twiml  # the agent again, a new stream of the same session
     assert CallTurn.objects.filter(call_session=session, role="event", text__contains="take a message").exists()
@@ -169,7 +169,6 @@ def test_a_media_streams_agent_choosing_a_warm_action_holds_the_caller_and_dials
         asgi_server, twilio_sandbox):  # noqa: F811
     """The live-call engine (Media Streams): the key press picks the warm action; the caller is redirected into the
     conference and the person's leg is created with answering-machine detection."""
-    import asyncio
 
     from websockets.asyncio.client import connect
 
@@ -188,10 +187,7 @@ def test_a_media_streams_agent_choosing_a_warm_action_holds_the_caller_and_dials
             await twilio.start(token=token, call_sid=session.call_sid, account_sid=setup.connection.account_sid)
             await twilio.read_until(lambda m: m.get("event") == "mark")
             await twilio.dtmf("1")
-            try:
-                await twilio.read_until(lambda m: False, timeout=5)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the server closes the stream
-                pass
+            await twilio.until_closed()  # the server closes the stream
 
     run(scenario())
     handover = CallHandover.objects.get(call_session=session)

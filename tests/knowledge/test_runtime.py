@@ -158,7 +158,7 @@ def test_with_every_turn_the_passages_go_to_the_model_before_the_callers_words(k
 def test_the_test_chat_shows_which_passages_the_answer_used(knowledge_chat, scope):
     """Through the engine the Studio test chat runs: the lookup is a transcript turn (source · position)."""
     from calls.engine.context import CallContext
-    from calls.engine.engine import TextChatCall
+    from calls.engine.engine import call_open
 
     ctx = CallContext(transport="text", provider="openai_chat", knowledge=scope, test_mode=True, greeting="Hello.",
                       secrets={"OPENAI_API_KEY": knowledge_chat.api_key, "OPENAI_BASE_URL": knowledge_chat.base_url})
@@ -173,7 +173,7 @@ def test_the_test_chat_shows_which_passages_the_answer_used(knowledge_chat, scop
             answered.set()
 
     async def scenario():
-        engine = TextChatCall(ctx, send)
+        engine = call_open("text", ctx, send)
         engine.start()
         try:
             await asyncio.wait_for(ready.wait(), 10)

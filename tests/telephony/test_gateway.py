@@ -223,13 +223,11 @@ def test_caller_id_validation_then_list_and_delete(sandbox, creds):
 
 
 def test_caller_id_validation_auto_complete(sandbox, creds):
-    import time
+    from tests.conditions import eventually
 
     sandbox.auto_complete_validations = True
     gw.caller_id_validation_request(creds=creds, phone_number="+14155550123")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not gw.outgoing_caller_ids_list(creds=creds):
-        time.sleep(0.05)
+    eventually(lambda: gw.outgoing_caller_ids_list(creds=creds))
     assert [c.phone_number for c in gw.outgoing_caller_ids_list(creds=creds)] == ["+14155550123"]
 
 

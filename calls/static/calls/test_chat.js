@@ -1,4 +1,4 @@
-// Test in Studio: a websocket to /v1/studio/test-chat/<version>/<environment> (connectors.consumers.TestChatConsumer).
+// Test in Studio: a websocket to /v1/studio/test-chat/<version>/<environment> (calls.consumers.stream.CallConsumer, wire "text").
 (function () {
   "use strict";
   function setup(panel) {

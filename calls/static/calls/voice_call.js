@@ -1,5 +1,5 @@
 // "Call this version": the browser plays Twilio's side of a bidirectional Media Stream to
-// ws(s)://HOST/v1/studio/voice-call/<version>/<environment> (calls.consumers.browser_call.BrowserCallConsumer).
+// ws(s)://HOST/v1/studio/voice-call/<version>/<environment> (calls.consumers.stream.CallConsumer, wire "browser").
 //
 // Out: `connected`, `start`, 20 ms μ-law 8 kHz `media` frames from the microphone (captured, resampled and encoded by
 // the AudioWorklet in voice_call_worklet.js), `dtmf` from the keypad, `mark` echoes, `stop` on hang-up.

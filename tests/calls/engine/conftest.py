@@ -14,6 +14,8 @@ from twilio.request_validator import RequestValidator
 from agents.models import EnvironmentSecret, EnvironmentVariable, HandoverAction
 from calls.models import CallSession
 from tests.agents.factories import AgentFactory, EnvironmentFactory, PhoneConnectorFactory, draft_of
+from tests.conditions import CEILING, until  # noqa: F401 - `until` is imported from here by the engine tests
+from tests.conditions import eventually as _eventually
 from tests.factories import TwilioConnectionFactory, WorkspaceFactory
 from tests.fakes.openai_chat import FakeChatServer
 from tests.fakes.openai_realtime import FakeRealtimeServer
@@ -176,7 +178,7 @@ class TwilioMediaClient:
     async def stop(self):
         await self.send({"event": "stop", "streamSid": self.stream_sid, "stop": {}})
 
-    async def read_until(self, predicate, timeout=5.0) -> dict:
+    async def read_until(self, predicate, timeout=CEILING) -> dict:
         """Read messages (echoing marks like Twilio would) until one satisfies predicate."""
         import json
 
@@ -191,6 +193,31 @@ class TwilioMediaClient:
 
         return await asyncio.wait_for(loop(), timeout)
 
+    async def until_closed(self, ceiling=CEILING) -> list[dict]:
+        """Read (echoing marks, as Twilio does once audio has played) until the server closes the stream."""
+        from websockets.exceptions import ConnectionClosed
+
+        got: list[dict] = []
+        try:
+            await self.read_until(lambda m: got.append(m) and False, timeout=ceiling)
+        except ConnectionClosed:
+            pass
+        return got
+
+    async def until(self, predicate) -> None:
+        """Keep reading (and echoing marks) until `predicate()` holds; an async predicate is awaited."""
+        async def held_else_read():
+            held = predicate()
+            held = (await held) if asyncio.iscoroutine(held) else held
+            if not held:
+                try:
+                    await self.read_until(lambda m: True, timeout=0.05)  # a poll interval, not a wait for time
+                except asyncio.TimeoutError:
+                    pass
+            return held
+
+        await until(held_else_read, interval=0)
+
     async def drain(self, seconds=0.3):
         try:
             await self.read_until(lambda m: False, timeout=seconds)
@@ -202,12 +229,6 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def eventually(predicate, timeout=3.0):
+def eventually(predicate, timeout=CEILING):
     """Poll `predicate` (e.g. a DB check after the client closed: the server stores on its own schedule)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+    return _eventually(predicate, ceiling=timeout)

@@ -9,8 +9,9 @@ import pytest
 from agents.action_requests import ApiActionSpec
 from agents.models import ApiAction, AuthConnector
 from calls.engine.context import CallContext
-from calls.engine.engine import TextChatCall
+from calls.engine.engine import call_open
 from calls.models import CallActionRun, CallTurn
+from tests.conditions import until
 from tests.fakes.action_api import FakeActionApi
 
 from .conftest import eventually, make_call_setup, run
@@ -41,11 +42,8 @@ def _ctx(api, **kw) -> CallContext:
     return CallContext(**base)
 
 
-async def _collect(engine, sent, until, timeout=5):
-    async def loop():
-        while not until(sent):
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(loop(), timeout)
+async def _collect(engine, sent, condition):
+    await until(lambda: condition(sent), what="the messages expected")
 
 
 def test_a_scripted_rule_runs_the_action_and_speaks_a_field_of_the_answer(api):
@@ -55,7 +53,7 @@ def test_a_scripted_rule_runs_the_action_and_speaks_a_field_of_the_answer(api):
         sent.append(msg)
 
     async def scenario():
-        engine = TextChatCall(_ctx(api), send)
+        engine = call_open("text", _ctx(api), send)
         engine.start()
         await engine.handle({"type": "message", "text": "where is my order"})
         await _collect(engine, sent, lambda s: any(m.get("text") == "Your order is shipped." for m in s))
@@ -83,7 +81,7 @@ def test_a_slow_action_does_not_block_the_conversation(api):
         sent.append(msg)
 
     async def scenario():
-        engine = TextChatCall(_ctx(api), send)
+        engine = call_open("text", _ctx(api), send)
         engine.start()
         await engine.handle({"type": "message", "text": "something slow"})
         await engine.handle({"type": "message", "text": "what is the price"})
@@ -106,7 +104,7 @@ def test_a_failed_action_is_spoken_as_an_error_and_recorded(api):
     broken = ApiActionSpec(name="order_status", url="{API_BASE}/status/503", parameters=ORDER.parameters)
 
     async def scenario():
-        engine = TextChatCall(_ctx(api, api_actions=(broken,)), send)
+        engine = call_open("text", _ctx(api, api_actions=(broken,)), send)
         engine.start()
         await engine.handle({"type": "message", "text": "my order"})
         await _collect(engine, sent, lambda s: any(m.get("type") == "action" for m in s))
@@ -129,7 +127,7 @@ def test_realtime_model_asks_for_the_tool_and_gets_the_answer(api, fake_realtime
                variables={"API_BASE": api.url, "OPENAI_BASE_URL": fake_realtime.base_url})
 
     async def scenario():
-        engine = TextChatCall(ctx, send)
+        engine = call_open("text", ctx, send)
         engine.start()
         await _collect(engine, sent, lambda s: "session.update" in fake_realtime.types())  # the session is set up
         await engine.handle({"type": "message", "text": "status of order 77"})
@@ -230,10 +228,8 @@ def test_media_streams_realtime_model_runs_an_action_mid_call(asgi_server, twili
             await twilio.read_until(lambda m: m.get("event") == "media")
             for i in range(4):
                 await twilio.media(LOUD, chunk=i)
-            for _ in range(100):
-                if any(e.get("item", {}).get("type") == "function_call_output" for e in fake_realtime.events):
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: any(e.get("item", {}).get("type") == "function_call_output"
+                                    for e in fake_realtime.events), what="the action's result reached the model")
             await twilio.stop()
 
     run(scenario())

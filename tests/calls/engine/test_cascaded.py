@@ -9,9 +9,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from calls.engine import audio
+from calls.engine import audio, live
 from calls.engine.context import CallContext, HandoverActionSpec
-from calls.engine.engine import MediaStreamCall
+from calls.engine.engine import call_open
 from calls.models import CallHandover, CallTurn
 from calls.providers.cascaded import CascadedProvider, split_sentences
 from calls.providers.chat import ChatModel
@@ -19,19 +19,27 @@ from calls.providers.speech.base import Final, SpeechToText, TextToSpeech
 from calls.providers.speech.vad import VoiceActivity
 from tests.calls.speech.speech_audio import espeak_ulaw, frames, needs_espeak
 
-from .conftest import TwilioMediaClient, make_call_setup, run
+from .conftest import CEILING, TwilioMediaClient, make_call_setup, run, until
 
 
-async def speak(twilio, ulaw: bytes, start: int = 0, realtime: bool = False) -> int:
-    """Send audio as Twilio does: 20 ms media frames (faster than real time unless asked)."""
+async def speak(twilio, ulaw: bytes, start: int = 0) -> int:
+    """Send audio as Twilio does: 20 ms media frames (faster than real time)."""
     for i, frame in enumerate(frames(ulaw)):
         await twilio.media(frame, chunk=start + i)
-        if realtime:
-            await asyncio.sleep(0.02)
     return start + len(frames(ulaw))
 
 
-async def until_closed(ws, timeout=20.0) -> list[dict]:
+def greeting_played(session) -> bool:
+    """The call's greeting has been sent in full, Twilio (the test, echoing marks) has played all of it, and the
+    agent's voice pipeline no longer counts it as playing (it assumes Twilio plays in real time)."""
+    engine = live.get(session.pk)
+    if engine is None or not any(turn[0] == "agent" for turn in engine.turns) or engine.wire.marks:
+        return False
+    pipeline = getattr(engine.provider, "pipeline", None) or getattr(engine.provider, "voice", None)
+    return pipeline is None or not pipeline.agent_talking()
+
+
+async def until_closed(ws, timeout=CEILING) -> list[dict]:
     got = []
 
     async def loop():
@@ -64,17 +72,13 @@ def test_the_scripted_agent_hears_sales_asks_before_acting_and_the_key_hands_ove
         async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid)
-            greeting = await twilio.read_until(lambda m: m.get("event") == "media", timeout=10)
-            await twilio.read_until(lambda m: m.get("event") == "mark", timeout=10)
-            await twilio.drain(2.5)  # the greeting plays out
+            greeting = await twilio.read_until(lambda m: m.get("event") == "media")
+            await twilio.read_until(lambda m: m.get("event") == "mark")
+            await twilio.until(lambda: greeting_played(session))
             n = await speak(twilio, audio.silence(300) + said + audio.silence(1000))
-            asked = None
-            for _ in range(200):  # the agent's question (its transcript is written once its audio is sent)
-                await twilio.drain(0.2)
-                asked = await asyncio.to_thread(question)
-                if asked is not None:
-                    break
-            assert asked is not None, "the agent never asked"
+            # The agent's question (its transcript is written once its audio is sent).
+            await twilio.until(lambda: asyncio.to_thread(lambda: question() is not None))
+            asked = await asyncio.to_thread(question)
             handed_over = await asyncio.to_thread(CallHandover.objects.filter(call_session=session).exists)
             await twilio.dtmf("1")
             rest = await until_closed(ws)
@@ -174,18 +178,14 @@ def test_cascaded_speaks_each_sentence_and_barge_in_keeps_what_was_heard():
         sent.append(msg)
 
     async def scenario():
-        call = MediaStreamCall(provider.ctx, send, stream_sid="MZ1", provider=provider)
+        call = call_open("media_streams", provider.ctx, send, stream_sid="MZ1", provider=provider)
         call.start()
-        while provider.pipeline is None or not provider.pipeline._tasks:
-            await asyncio.sleep(0.01)
+        await until(lambda: provider.pipeline is not None and provider.pipeline._tasks)
         speech = espeak_ulaw("What are your opening hours")
         for frame in frames(audio.silence(200) + speech + audio.silence(800)):
             await call.handle({"event": "media", "streamSid": "MZ1",
                                "media": {"payload": base64.b64encode(frame).decode()}})
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if len(tts.spoken) == 3:
-                break
+        await until(lambda: len(tts.spoken) == 3, what="three sentences spoken")
         marks = [m for m in sent if m.get("event") == "mark"]
         # Twilio played 800 ms (the first sentence, 6 words of 100 ms, and 2 words of the second), then the caller
         # talks over it.
@@ -195,14 +195,8 @@ def test_cascaded_speaks_each_sentence_and_barge_in_keeps_what_was_heard():
         for frame in frames(speech + audio.silence(800)):
             await call.handle({"event": "media", "streamSid": "MZ1",
                                "media": {"payload": base64.b64encode(frame).decode()}})
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if len(chat.requests) == 2:
-                break
-        for _ in range(100):  # the reply to "stop" was spoken
-            if "Okay." in tts.spoken:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(chat.requests) == 2, what="the model asked again")
+        await until(lambda: "Okay." in tts.spoken, what="the reply to stop spoken")
         await call.close()
         return call
 
@@ -210,7 +204,7 @@ def test_cascaded_speaks_each_sentence_and_barge_in_keeps_what_was_heard():
     # Sentence by sentence, as the tokens streamed.
     assert tts.spoken[:3] == ["We are open nine to five.", "On Saturdays we open at ten.", "Anything else?"]
     assert any(m.get("event") == "clear" for m in sent)
-    assert call.interruptions and call.interruptions[0][1] == 800
+    assert call.wire.interruptions and call.wire.interruptions[0][1] == 800
     # The model's next request has only what the caller heard of the interrupted reply.
     history = chat.requests[1]
     assistant = [m["content"] for m in history if m["role"] == "assistant"]
@@ -234,8 +228,8 @@ def test_cascaded_over_media_streams_with_the_chat_fake_hands_over(asgi_server, 
         async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid)
-            await twilio.read_until(lambda m: m.get("event") == "mark", timeout=10)
-            await twilio.drain(2.5)
+            await twilio.read_until(lambda m: m.get("event") == "mark")
+            await twilio.until(lambda: greeting_played(session))
             await speak(twilio, audio.silence(300) + espeak_ulaw("I want to talk to sales") + audio.silence(1000))
             return await until_closed(ws)
 

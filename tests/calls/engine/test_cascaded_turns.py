@@ -9,13 +9,14 @@ import pytest
 
 from calls.engine import audio
 from calls.engine.context import CallContext
-from calls.engine.engine import MediaStreamCall
+from calls.engine.engine import call_open
 from calls.engine.events import AudioOut, SpeechStarted
 from calls.providers.cascaded import CascadedProvider, VoicePipeline, vad_from_settings
 from calls.providers.chat.base import ChatModel
 from calls.providers.speech import turn, vad
 from calls.providers.speech.base import Final, SpeechToText, TextToSpeech
 from tests.calls.speech.speech_audio import espeak_ulaw, needs_espeak
+from tests.conditions import until
 
 FRAME = vad.FRAME_SAMPLES * 2
 
@@ -284,17 +285,12 @@ def test_a_key_pressed_during_the_greeting_answers_without_playing_the_rest():
         sent.append(msg)
 
     async def scenario():
-        call = MediaStreamCall(ctx, send, stream_sid="MZ1", provider=provider)
+        call = call_open("media_streams", ctx, send, stream_sid="MZ1", provider=provider)
         call.start()
-        for _ in range(200):
-            await asyncio.sleep(0)
-            if any(m.get("event") == "media" for m in sent):
-                break
+        await until(lambda: any(m.get("event") == "media" for m in sent), what="the greeting sent", interval=0)
         await call.handle({"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": "1"}})
-        for _ in range(400):
-            await asyncio.sleep(0)
-            if len([m for m in sent if m.get("event") == "media"]) > 31:
-                break
+        await until(lambda: len([m for m in sent if m.get("event") == "media"]) > 31, what="the reply sent",
+                    interval=0)
         await call.close()
 
     asyncio.run(scenario())

@@ -7,13 +7,14 @@ import asyncio
 import pytest
 
 from calls.engine.context import CallContext, HandoverActionSpec
-from calls.engine.engine import MediaStreamCall, RelayCall
+from calls.engine.engine import call_open
 from calls.engine.events import Handover, Hangup, RunAction
 from calls.providers.cascaded import CascadedProvider
 from calls.providers.chat import anthropic as _anthropic_sdk  # noqa: F401 - imported once, not on the call's clock
 from calls.providers.conversation import Conversation
 from calls.providers.speech.vad import VoiceActivity
 from calls.providers.text_chat import ChatProvider
+from tests.conditions import until
 from tests.fakes.action_api import FakeActionApi
 from tests.fakes.anthropic import FakeAnthropic
 
@@ -26,13 +27,6 @@ def api():
     fake = FakeActionApi().start()
     yield fake
     fake.stop()
-
-
-async def until(predicate, timeout=5.0):
-    async def loop():
-        while not predicate():
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(loop(), timeout)
 
 
 def test_a_tool_call_means_one_thing_for_every_provider():
@@ -62,7 +56,7 @@ def test_a_cascaded_agent_runs_an_api_action_and_speaks_its_result(api):
         sent.append(msg)
 
     async def scenario():
-        call = MediaStreamCall(ctx, send, stream_sid="MZ1", provider=provider)
+        call = call_open("media_streams", ctx, send, stream_sid="MZ1", provider=provider)
         call.start()
         await until(lambda: provider.pipeline is not None)
         await call.handle({"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": "4"}})
@@ -96,7 +90,7 @@ def test_the_anthropic_chat_vendor_over_conversation_relay_runs_an_api_action(ap
             return "".join(m.get("token", "") for m in sent if m.get("type") == "text")
 
         async def scenario():
-            call = RelayCall(ctx, send)
+            call = call_open("conversation_relay", ctx, send)
             assert isinstance(call.provider, ChatProvider) and call.provider.vendor == "anthropic"
             call.start()
             await until(lambda: "Hello!" in said())

@@ -90,7 +90,7 @@ def _flood(server, path: str, frames: list, *, headers: dict | None = None, wait
             received += chunk
     # The server has finished with the connection (and logged whatever it logs for it).
     state = server.server.server_state
-    assert eventually(lambda: not state.connections and not state.tasks, timeout=10)
+    assert eventually(lambda: not state.connections and not state.tasks)
     return received
 
 
@@ -212,7 +212,7 @@ def test_garbage_after_admission_logs_its_first_frame_and_a_count(asgi_server, s
             await asyncio.sleep(0)
 
     run(scenario())
-    assert eventually(lambda: CallSession.objects.get(pk=session.pk).ended_at is not None, timeout=10)
+    assert eventually(lambda: CallSession.objects.get(pk=session.pk).ended_at is not None)
     lines = _ours(server_log_lines)
     assert sum("malformed media_streams message ignored" in line for line in lines) == 1, lines
     assert any(f"{FLOOD} malformed media_streams messages ignored in all" in line for line in lines), lines
@@ -224,9 +224,9 @@ def test_a_call_socket_whose_client_is_gone_drops_the_engines_messages(server_lo
     """The client went away mid-call: what the engine still sends is dropped (one line), nothing crashes."""
     import asyncio
 
-    from calls.consumers.stream import MediaStreamConsumer
+    from calls.consumers.stream import CallConsumer
 
-    consumer = MediaStreamConsumer()
+    consumer = CallConsumer(wire="media_streams")
 
     async def gone(message):
         raise OSError("client disconnected")

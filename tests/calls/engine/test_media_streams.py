@@ -17,7 +17,7 @@ QUIET = bytes([0xFF]) * 160
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _closed(ws, timeout=5.0):
+async def _closed(ws, timeout=60.0):
     """Read until the server closes (echoing marks, as Twilio does once audio has played); returns the close code."""
     async def loop():
         try:
@@ -55,7 +55,6 @@ def test_webhook_to_stream_to_transfer_to_sales_dials_the_destination(asgi_serve
             assert first["streamSid"] == twilio.stream_sid
             await twilio.read_until(lambda m: m.get("event") == "mark")
             await twilio.dtmf("1")
-            await twilio.drain(1.0)
             return await _closed(ws)
 
     run(scenario())
@@ -111,7 +110,7 @@ def test_streams_without_a_valid_start_are_closed_at_once(asgi_server, twilio_sa
                 await ws.send("{not json")
             elif case == "binary":
                 await ws.send(b"\x00\x01")
-            return await _closed(ws, timeout=3)
+            return await _closed(ws)
 
     code = run(scenario())
     assert code == (4403 if case in ("no-token", "forged", "other-call") else 4400)
@@ -134,8 +133,7 @@ def test_unknown_stream_sid_and_garbage_after_start_are_ignored(asgi_server, twi
             await twilio.send({"event": "start", "streamSid": twilio.stream_sid, "start": {}})
             await twilio.send({"event": "bogus"})
             await twilio.send({"event": "media", "streamSid": twilio.stream_sid, "media": {"payload": 12}})
-            await twilio.drain(0.5)
-            await twilio.dtmf("2")  # the stream still works: transfer_to_support
+            await twilio.dtmf("2")  # the stream still works (messages are handled in order): transfer_to_support
             return await _closed(ws)
 
     run(scenario())

@@ -1,11 +1,11 @@
 """The OpenAI Realtime provider over Media Streams, against the local fake; provider failures (never dead air)."""
-import asyncio
 
 import pytest
 from websockets.asyncio.client import connect
 
 from calls.engine import engine
 from calls.models import CallHandover, CallSession
+from tests.conditions import until
 
 from .conftest import TwilioMediaClient, make_call_setup, run
 from .test_media_streams import LOUD, _closed
@@ -107,8 +107,7 @@ def test_provider_failure_plays_an_apology_and_redirects_to_the_fallback(asgi_se
         async with connect(asgi_server.ws_base + "/v1/stream/media") as ws:
             twilio = TwilioMediaClient(ws)
             await twilio.start(token=token, call_sid=session.call_sid)
-            await twilio.read_until(lambda m: m.get("event") == "mark" and m["mark"]["name"] == "apology",
-                                              timeout=5)
+            await twilio.read_until(lambda m: m.get("event") == "mark" and m["mark"]["name"] == "apology")
             await _closed(ws)
             return [m for m in twilio.received if m.get("event") == "media"]
 
@@ -167,10 +166,7 @@ def test_stop_frees_the_provider_connection(asgi_server, twilio_sandbox, fake_re
             assert fake_realtime.closed_connections == 0
             await twilio.stop()
             await _closed(ws)
-        for _ in range(50):
-            if fake_realtime.closed_connections:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: fake_realtime.closed_connections, what="the upstream socket closed")
 
     run(scenario())
     assert fake_realtime.closed_connections == 1  # the upstream socket was closed with the call
@@ -193,8 +189,8 @@ def test_a_stuck_provider_does_not_delay_other_calls(asgi_server, twilio_sandbox
         async with connect(asgi_server.ws_base + "/v1/stream/media") as ws_stuck, \
                 connect(asgi_server.ws_base + "/v1/stream/media") as ws_fine:
             await TwilioMediaClient(ws_stuck).start(token=stuck_token, call_sid=stuck_session.call_sid)
-            while fake_realtime.connections == 0:  # the stuck call's provider is now waiting upstream
-                await asyncio.sleep(0.01)
+            # The stuck call's provider is now waiting upstream.
+            await until(lambda: fake_realtime.connections > 0, what="the stuck provider connected")
             fine_twilio = TwilioMediaClient(ws_fine, stream_sid="MZ" + "1" * 32)
             await fine_twilio.start(token=fine_token, call_sid=fine_session.call_sid)
             await fine_twilio.read_until(lambda m: m.get("event") == "media", timeout=30)

@@ -7,6 +7,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from calls.models import CallHandover, CallTurn
+from tests.conditions import CEILING
 
 from .conftest import eventually, make_call_setup, run
 
@@ -31,7 +32,7 @@ class RelayClient:
     async def prompt(self, text):
         await self.send({"type": "prompt", "voicePrompt": text, "lang": "en-US", "last": True})
 
-    async def read_until(self, predicate, timeout=5.0):
+    async def read_until(self, predicate, timeout=CEILING):
         async def loop():
             while True:
                 msg = json.loads(await self.ws.recv())
@@ -40,7 +41,7 @@ class RelayClient:
                     return msg
         return await asyncio.wait_for(loop(), timeout)
 
-    async def reply(self, timeout=5.0) -> str:
+    async def reply(self, timeout=CEILING) -> str:
         """The text of one reply (tokens until last=True)."""
         tokens = []
         while True:
@@ -51,7 +52,7 @@ class RelayClient:
             if msg["last"]:
                 return "".join(tokens)
 
-    async def closed(self, timeout=5.0):
+    async def closed(self, timeout=CEILING):
         try:
             while True:
                 self.received.append(json.loads(await asyncio.wait_for(self.ws.recv(), timeout)))
@@ -208,7 +209,7 @@ def test_chat_provider_failure_apologises_and_ends_with_error(asgi_server, twili
             if failure != "no-key":
                 await client.reply()
                 await client.prompt("please hang" if failure == "timeout" else "hello")
-            await client.read_until(lambda m: m.get("type") == "end", timeout=8)
+            await client.read_until(lambda m: m.get("type") == "end")
             await client.closed()
             return client.received
 

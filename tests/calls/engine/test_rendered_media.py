@@ -4,8 +4,9 @@ import asyncio
 import json
 
 from calls.engine.context import CallContext
-from calls.engine.engine import MediaStreamCall, Rendered
+from calls.engine.engine import call_open
 from calls.engine.events import AudioOut
+from calls.engine.wires.media_streams import Rendered
 
 
 def _sent_for(payload: str, stream_sid: str = 'MZ"quoted\\sid'):
@@ -15,9 +16,9 @@ def _sent_for(payload: str, stream_sid: str = 'MZ"quoted\\sid'):
         sent.append(message)
 
     async def scenario():
-        call = MediaStreamCall(CallContext(transport="media_streams", provider="scripted"), send,
-                               stream_sid=stream_sid)
-        await call.on_audio_out(AudioOut(payload, ""))
+        call = call_open("media_streams", CallContext(transport="media_streams", provider="scripted"), send,
+                         stream_sid=stream_sid)
+        await call.wire.audio_out(AudioOut(payload, ""))
 
     asyncio.run(scenario())
     return sent[0]

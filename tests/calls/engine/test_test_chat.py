@@ -8,6 +8,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from calls.models import CallHandover
+from tests.conditions import CEILING
 from tests.factories import MembershipFactory, UserFactory
 from workspaces.models import Membership
 
@@ -31,7 +32,7 @@ async def _chat(url, cookie, script):
     headers = {"Cookie": cookie, "Origin": "http://127.0.0.1"}
     received = []
     async with connect(url, additional_headers=headers) as ws:
-        async def read_until(pred, timeout=5):
+        async def read_until(pred, timeout=CEILING):
             async def loop():
                 while True:
                     msg = json.loads(await ws.recv())

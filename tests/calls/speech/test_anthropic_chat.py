@@ -14,6 +14,7 @@ from calls.providers.chat import ChatError
 from calls.providers.chat.anthropic import AnthropicChat, anthropic_request
 from calls.providers.text_chat import ChatProvider
 from tests.calls.speech.conftest import run
+from tests.conditions import CEILING
 from tests.fakes.anthropic import FakeAnthropic
 
 TOOLS = [{"type": "function", "function": {"name": "transfer_to_sales", "description": "Transfer to sales.",
@@ -111,7 +112,7 @@ def _ctx(fake, **kw):
                        variables={"ANTHROPIC_BASE_URL": fake.base_url, **kw})
 
 
-async def events_until(provider, predicate, timeout=5.0):
+async def events_until(provider, predicate, timeout=CEILING):
     seen = []
     while True:
         event = await asyncio.wait_for(provider.events.get(), timeout)

@@ -9,6 +9,7 @@ from calls.engine import audio
 from calls.providers.speech.base import Final, Partial, SpeechConfigError, SpeechError, SpeechFailure, SpeechSettings
 from calls.providers.speech.deepgram import DeepgramSpeechToText, DeepgramTextToSpeech
 from tests.calls.speech.conftest import cancel_after_first_chunk, events_until_final, run, synthesize_all
+from tests.conditions import until
 from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.vendor_server import dominant_frequency, tone_pcm16
 
@@ -144,10 +145,7 @@ def test_cancelling_synthesis_mid_stream_closes_the_response(fake):
     async def scenario():
         tts = DeepgramTextToSpeech(settings_for(fake))
         got = await cancel_after_first_chunk(tts)
-        for _ in range(100):
-            if fake.closed:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: fake.closed, what="the response closed")
         await tts.close()
         return got
 
@@ -179,10 +177,7 @@ def test_keepalive_is_sent_while_no_audio_flows(fake):
         stt = DeepgramSpeechToText(settings_for(fake))
         stt.keepalive_seconds = 0.05
         await stt.start()
-        for _ in range(500):  # no audio flows: a keepalive is sent
-            if {"type": "KeepAlive"} in fake.messages:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: {"type": "KeepAlive"} in fake.messages, what="a keepalive sent while no audio flows")
         await stt.close()
 
     run(scenario())

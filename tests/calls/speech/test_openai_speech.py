@@ -1,7 +1,6 @@
 """OpenAI transcription and speech stages through the official openai SDK, pointed at a local fake."""
 from __future__ import annotations
 
-import asyncio
 import io
 import wave
 
@@ -10,6 +9,7 @@ import pytest
 from calls.providers.speech.base import Final, Partial, SpeechConfigError, SpeechError, SpeechFailure, SpeechSettings
 from calls.providers.speech.openai_speech import OpenAISpeechToText, OpenAITextToSpeech
 from tests.calls.speech.conftest import cancel_after_first_chunk, events_until_final, run, synthesize_all
+from tests.conditions import until
 from tests.fakes.openai_audio import FakeOpenAIAudio
 from tests.fakes.vendor_server import dominant_frequency, tone_pcm16
 
@@ -111,10 +111,7 @@ def test_cancelling_speech_mid_stream_closes_the_response(fake):
     async def scenario():
         tts = OpenAITextToSpeech(settings_for(fake))
         got = await cancel_after_first_chunk(tts)
-        for _ in range(100):
-            if fake.closed:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: fake.closed, what="the response closed")
         await tts.close()
         return got
 
