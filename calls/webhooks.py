@@ -69,7 +69,7 @@ def outbound_recording_status(request, session_id: int):
 
 
 # ---------------------------------------------------------------------------
-# Handovers of a call an agent placed
+# A call's handover callbacks (a connector's calls and a placed call's: one set of views)
 
 
 def _twiml(body: str) -> HttpResponse:
@@ -83,67 +83,77 @@ def _params(request) -> dict:
     return params
 
 
-@never_500
-@require_http_methods(["GET", "POST"])
-@twilio_webhook(resolve=resolve_outbound)
-def outbound_relay_handover(request, session_id: int):
-    """ConversationRelay's `<Connect action>` of a placed call: the recorded handover, the fallback, or hang up."""
-    return _twiml(handovers.relay_handover_twiml(call_session=request.call_session, params=_params(request)))
+def _ids(request) -> dict:
+    return {"handover_id": request.GET.get("handover"), "attempt": request.GET.get("attempt"),
+            "params": request.POST.dict()}
 
 
-@require_http_methods(["GET", "POST"])
-@twilio_webhook(resolve=resolve_outbound)
-def outbound_dial_result(request, session_id: int):
-    """`<Dial action>` of a cold handover of a placed call."""
-    try:
-        return _twiml(handovers.dial_result_record(call_session=request.call_session,
-                                                   handover_id=request.GET.get("handover"), params=_params(request)))
-    except Exception:
-        logger.exception("dial result callback failed", extra={"call_session_id": session_id})
-        return _twiml(handovers.fallback_hangup_twiml())
-
-
-@require_POST
-@twilio_webhook(resolve=resolve_outbound)
-def outbound_transfer_status(request, session_id: int):
-    transfers.participant_status_record(call_session=request.call_session, handover_id=request.GET.get("handover"),
-                                        attempt=request.GET.get("attempt"), params=request.POST.dict())
-    return HttpResponse(status=204)
-
-
-@require_POST
-@twilio_webhook(resolve=resolve_outbound)
-def outbound_rep_transfer_status(request, session_id: int):
-    """A transfer to the dialer's reps on a call an agent placed: one rep's browser leg."""
+def handover_webhooks(*, resolve, never_500, owner) -> dict:
+    """The callbacks of a call's handovers, by the last part of their URL (`handovers.callback_base` + name):
+    ConversationRelay's `handover` (`<Connect action>`), a cold handover's `dial-result`, a warm transfer's
+    `transfer-*` (calls.services.transfers) and a rep's leg of a transfer to the dialer reps. One set of views for
+    the connector's URLs (`/v1/agents/<identifier>/…`, connectors/urls.py) and a placed call's
+    (`/v1/calls/outbound/<id>/…`): `resolve` checks the signature and finds the owner, `owner(request)` is the
+    scope every service keeps a callback to ({"connector": …} or {"call_session": …})."""
     from calls.services import rep_transfers
 
-    rep_transfers.rep_status_record(call_session=request.call_session, handover_id=request.GET.get("handover"),
-                                    attempt=request.GET.get("attempt"), params=request.POST.dict())
-    return HttpResponse(status=204)
+    signed = twilio_webhook(resolve=resolve)
+    get_or_post, post = require_http_methods(["GET", "POST"]), require_POST
+
+    def relay_handover(request, **_):
+        """ConversationRelay's `<Connect action>`: the recorded handover is dialled, anything else hangs up."""
+        return _twiml(handovers.relay_handover_twiml(**owner(request), params=_params(request)))
+
+    def dial_result(request, **_):
+        """`<Dial action>` of a handover: record answered / busy / no answer / failed once; say what's next."""
+        try:
+            return _twiml(handovers.dial_result_record(**owner(request), handover_id=request.GET.get("handover"),
+                                                       params=_params(request)))
+        except Http404:
+            raise
+        except Exception:
+            logger.exception("dial result callback failed", extra={"path": request.path})
+            return _twiml(handovers.fallback_hangup_twiml())
+
+    def transfer_status(request, **_):
+        """A warm transfer's person leg (participant status callback): ringing, busy, no answer, failed, completed."""
+        transfers.participant_status_record(**owner(request), **_ids(request))
+        return HttpResponse(status=204)
+
+    def transfer_amd(request, **_):
+        """Answering-machine detection on a warm transfer's person leg: a person hears the brief, a machine is
+        hung up."""
+        transfers.participant_amd_record(**owner(request), **_ids(request))
+        return HttpResponse(status=204)
+
+    def transfer_answer(request, **_):
+        """The brief's `<Gather>`: 1 takes the call (joins the caller's conference), anything else declines."""
+        return _twiml(transfers.answer_record(**owner(request), **_ids(request)))
+
+    def transfer_result(request, **_):
+        """The caller's `<Dial><Conference>` of a warm transfer ended (after the call, or the caller left the hold)."""
+        ids = _ids(request)
+        return _twiml(transfers.caller_result_record(**owner(request), handover_id=ids["handover_id"],
+                                                     params=ids["params"]))
+
+    def rep_transfer_status(request, **_):
+        """A transfer to the dialer's reps: one rep's browser leg (participant status callback)."""
+        rep_transfers.rep_status_record(**owner(request), **_ids(request))
+        return HttpResponse(status=204)
+
+    return {
+        "handover": never_500(get_or_post(signed(relay_handover))),
+        "dial-result": get_or_post(signed(dial_result)),
+        "transfer-status": post(signed(transfer_status)),
+        "transfer-amd": post(signed(transfer_amd)),
+        "transfer-answer": never_500(post(signed(transfer_answer))),
+        "transfer-result": never_500(post(signed(transfer_result))),
+        "rep-transfer-status": post(signed(rep_transfer_status)),
+    }
 
 
-@require_POST
-@twilio_webhook(resolve=resolve_outbound)
-def outbound_transfer_amd(request, session_id: int):
-    transfers.participant_amd_record(call_session=request.call_session, handover_id=request.GET.get("handover"),
-                                     attempt=request.GET.get("attempt"), params=request.POST.dict())
-    return HttpResponse(status=204)
-
-
-@never_500
-@require_POST
-@twilio_webhook(resolve=resolve_outbound)
-def outbound_transfer_answer(request, session_id: int):
-    return _twiml(transfers.answer_record(call_session=request.call_session, handover_id=request.GET.get("handover"),
-                                          attempt=request.GET.get("attempt"), params=request.POST.dict()))
-
-
-@never_500
-@require_POST
-@twilio_webhook(resolve=resolve_outbound)
-def outbound_transfer_result(request, session_id: int):
-    return _twiml(transfers.caller_result_record(call_session=request.call_session,
-                                                 handover_id=request.GET.get("handover"), params=request.POST.dict()))
+OUTBOUND_HANDOVERS = handover_webhooks(resolve=resolve_outbound, never_500=never_500,
+                                       owner=lambda request: {"call_session": request.call_session})
 
 
 # ---------------------------------------------------------------------------

@@ -6,13 +6,9 @@ app_name = "connectors"
 
 urlpatterns = [
     path("v1/agents/<str:identifier>/twilio-config", webhooks.twilio_config, name="twilio_config"),
-    path("v1/agents/<str:identifier>/handover", webhooks.relay_handover, name="relay_handover"),
-    path("v1/agents/<str:identifier>/dial-result", webhooks.dial_result, name="dial_result"),
-    path("v1/agents/<str:identifier>/transfer-status", webhooks.transfer_status, name="transfer_status"),
-    path("v1/agents/<str:identifier>/transfer-amd", webhooks.transfer_amd, name="transfer_amd"),
-    path("v1/agents/<str:identifier>/transfer-answer", webhooks.transfer_answer, name="transfer_answer"),
-    path("v1/agents/<str:identifier>/transfer-result", webhooks.transfer_result, name="transfer_result"),
-    path("v1/agents/<str:identifier>/rep-transfer-status", webhooks.rep_transfer_status, name="rep_transfer_status"),
+    *[path(f"v1/agents/<str:identifier>/{name}", view,
+           name="relay_handover" if name == "handover" else name.replace("-", "_"))
+      for name, view in webhooks.HANDOVERS.items()],
     path("v1/agents/<str:identifier>/recording-status", webhooks.recording_status, name="recording_status"),
     path("studio/connectors/", views.connector_list, name="list"),
     path("studio/connectors/new/", views.connector_create, name="create"),

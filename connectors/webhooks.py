@@ -6,10 +6,11 @@ All signature-checked with the workspace's auth token (`resolve_connector`); the
 """
 import logging
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.views.decorators.http import require_http_methods
 
-from calls.services import handovers, recordings, rep_transfers, transfers
+from calls.services import recordings
+from calls.webhooks import handover_webhooks
 from connectors import services
 from connectors.selectors import connector_for_webhook, webhook_connection
 from telephony import webhook_security
@@ -58,72 +59,10 @@ def twilio_config(request, identifier: str):
     return _twiml(twiml)
 
 
-@never_500
-@require_http_methods(["GET", "POST"])
-@twilio_webhook(resolve=resolve_connector)
-def relay_handover(request, identifier: str):
-    """ConversationRelay's `<Connect action>`: the relay session ended (Twilio posts our `HandoffData`); the
-    recorded handover is dialled, anything else hangs up."""
-    return _twiml(handovers.relay_handover_twiml(connector=request.phone_connector, params=_params(request)))
-
-
-@require_http_methods(["GET", "POST"])
-@twilio_webhook(resolve=resolve_connector)
-def dial_result(request, identifier: str):
-    """`<Dial action>` of a handover: record answered / busy / no answer / failed once; say what's next."""
-    try:
-        return _twiml(handovers.dial_result_record(connector=request.phone_connector,
-                                                   handover_id=request.GET.get("handover"), params=_params(request)))
-    except Http404:
-        raise
-    except Exception:
-        logger.exception("dial result callback failed", extra={"path": request.path})
-        return _twiml(handovers.fallback_hangup_twiml())
-
-
-@require_http_methods(["POST"])
-@twilio_webhook(resolve=resolve_connector)
-def transfer_status(request, identifier: str):
-    """A warm transfer's person leg (participant status callback): ringing, busy, no answer, failed, completed."""
-    transfers.participant_status_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
-                                        attempt=request.GET.get("attempt"), params=request.POST.dict())
-    return HttpResponse(status=204)
-
-
-@require_http_methods(["POST"])
-@twilio_webhook(resolve=resolve_connector)
-def transfer_amd(request, identifier: str):
-    """Answering-machine detection on a warm transfer's person leg: a person hears the brief, a machine is hung up."""
-    transfers.participant_amd_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
-                                     attempt=request.GET.get("attempt"), params=request.POST.dict())
-    return HttpResponse(status=204)
-
-
-@never_500
-@require_http_methods(["POST"])
-@twilio_webhook(resolve=resolve_connector)
-def transfer_answer(request, identifier: str):
-    """The brief's `<Gather>`: 1 takes the call (joins the caller's conference), anything else declines."""
-    return _twiml(transfers.answer_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
-                                          attempt=request.GET.get("attempt"), params=request.POST.dict()))
-
-
-@never_500
-@require_http_methods(["POST"])
-@twilio_webhook(resolve=resolve_connector)
-def transfer_result(request, identifier: str):
-    """The caller's `<Dial><Conference>` of a warm transfer ended (after the call, or the caller left the hold)."""
-    return _twiml(transfers.caller_result_record(connector=request.phone_connector,
-                                                 handover_id=request.GET.get("handover"), params=request.POST.dict()))
-
-
-@require_http_methods(["POST"])
-@twilio_webhook(resolve=resolve_connector)
-def rep_transfer_status(request, identifier: str):
-    """A transfer to the dialer's reps: one rep's browser leg (participant status callback)."""
-    rep_transfers.rep_status_record(connector=request.phone_connector, handover_id=request.GET.get("handover"),
-                                    attempt=request.GET.get("attempt"), params=request.POST.dict())
-    return HttpResponse(status=204)
+# The handover callbacks: the same views as a placed call's (calls.webhooks.handover_webhooks), kept to the
+# connector's calls.
+HANDOVERS = handover_webhooks(resolve=resolve_connector, never_500=never_500,
+                              owner=lambda request: {"connector": request.phone_connector})
 
 
 @require_http_methods(["POST"])
