@@ -221,6 +221,8 @@ def main(argv=None) -> int:
     import django
 
     django.setup()  # the scripted agent's module imports the call context (models)
+    # Outcomes, not timing: the pool at the normal CPU priority (niced, it starves on a machine shared with others).
+    os.environ.setdefault("OFFLINE_STT_NICENESS", "0")
     voices = HELD_OUT["voices"] if args.held_out else VOICES
     asyncio.run(run(voices[: args.voices], args.limit or None, held_out=args.held_out))
     return 0

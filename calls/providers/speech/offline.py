@@ -196,7 +196,7 @@ def _pool_process_start() -> None:
     """A pool process: below the web worker's priority (the calls' audio frames come first on a busy machine; a
     turn's decode can wait a few ms), its decoder loaded once, at start."""
     try:
-        os.nice(POOL_NICENESS)
+        os.nice(int(os.environ.get("OFFLINE_STT_NICENESS", POOL_NICENESS)))  # benches of outcomes, not timing: 0
     except OSError:  # pragma: no cover - not permitted here
         pass
     _decoder()

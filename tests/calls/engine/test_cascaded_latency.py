@@ -181,3 +181,16 @@ def test_each_answered_turn_has_its_stages():
     [row] = pipeline.latencies
     assert row["end_of_turn"] == 600  # the silence rule's wait, from the last voiced frame
     assert row["end_of_turn"] <= row["recognised"] <= row["first_speech"] <= row["answered"]
+
+
+def test_only_quick_patience_asks_the_turn_model_early():
+    from calls.engine.context import CallContext
+    from calls.providers.cascaded import vad_from_settings
+
+    def voice(patience):
+        return vad_from_settings(CallContext(transport="media_streams", provider="cascaded",
+                                             speech={"turn_patience": patience}))
+
+    quick, normal = voice("quick"), voice("normal")
+    assert quick.early_ms == 250 and quick.early_threshold == 0.9
+    assert normal.early_ms == 0 and voice("patient").early_ms == 0 and voice("silence").early_ms == 0
