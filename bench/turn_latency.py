@@ -1,7 +1,7 @@
 """Offline turn latency: the scripted agent on the offline stack (pocketsphinx in its pool, espeak-ng), one call
 in process, callers asking for the opening hours in several sentences and voices at real-time pace.
 
-    .venv/bin/python -m bench.turn_latency                 # 3 rounds x 4 modes x 6 turns, about 3 minutes
+    .venv/bin/python -m bench.turn_latency                 # 3 rounds x 4 modes x 5 turns, about 8 minutes
 
 Per answered turn, from the caller's last voiced frame (the pipeline's own figures, `VoicePipeline.latencies`; the
 call page shows the same recognised / first speech / answered):
@@ -52,7 +52,7 @@ def _caller_frames(turns: int) -> list[bytes]:
     caller = b""
     for i in range(turns):
         text, voice = CALLERS[i % len(CALLERS)]
-        caller += audio.silence(300) + audio.pcm16_to_ulaw(_espeak(text, voice)) + audio.silence(2700)
+        caller += audio.silence(300) + audio.pcm16_to_ulaw(_espeak(text, voice)) + audio.silence(5000)
     return [caller[i:i + 160] for i in range(0, len(caller) - len(caller) % 160, 160)]
 
 
@@ -110,6 +110,50 @@ async def one_call(mode: dict, turns: int) -> list[dict]:
     return rows
 
 
+def estimate(speech_ms: float) -> None:
+    """What a quiet machine would take (the method of bench.turn_taking: a stage lands when its measured CPU time on
+    one thread has passed): the end-of-turn rule's wait (exact, frame-counted), the decode's CPU from where it
+    starts (the end of turn, or the 200 ms pause), the turn model's CPU per question, `speech_ms` as measured."""
+    import numpy as np
+    from pocketsphinx import Decoder
+
+    from bench.turn_set import _espeak
+    from calls.engine import audio
+    from calls.providers.speech import offline, turn
+
+    def cpu_ms(fn, n=3):
+        times = []
+        for _ in range(n):
+            t = time.thread_time()
+            fn()
+            times.append((time.thread_time() - t) * 1000)
+        return statistics.median(times)
+
+    model = turn.TurnModel(turn.BUNDLED_SMART_TURN)
+    decoders = {"wide": Decoder(samprate=16000, loglevel="FATAL"),
+                "narrow": Decoder(samprate=16000, loglevel="FATAL", **offline.DECODER_OPTIONS)}
+    rows = {k: [] for k in ("baseline", "silence", "normal", "quick")}
+    print(f"\nquiet-machine estimate from CPU times (load average {os.getloadavg()[0]:.2f}; speech {speech_ms:.0f} ms "
+          f"as measured)")
+    for text, voice in CALLERS:
+        pcm8 = audio.ulaw_to_pcm16(audio.pcm16_to_ulaw(_espeak(text, voice)))
+        pcm16 = audio.resample(np.asarray(pcm8, dtype=np.int16), 8000, 16000).astype("<i2").tobytes()
+        wide = cpu_ms(lambda: offline._run(decoders["wide"], pcm16))
+        narrow = cpu_ms(lambda: offline._run(decoders["narrow"], pcm16))
+        model_ms = cpu_ms(lambda: model.predict(np.asarray(pcm8, dtype=np.int16)))
+        normal, quick = turn.PATIENCE["normal"], turn.PATIENCE["quick"]
+        rows["baseline"].append(600 + wide + speech_ms)
+        rows["silence"].append(600 + max(0, narrow - 400) + speech_ms)
+        eot = normal.pause_ms + model_ms
+        rows["normal"].append(eot + max(0, narrow - (eot - 200)) + speech_ms)
+        eot = quick.early_ms + model_ms  # when the early answer is confident (else as quick's pause)
+        rows["quick"].append(eot + max(0, narrow - (eot - 200)) + speech_ms)
+        print(f"  {text!r} ({voice}, {len(pcm8) / 8000:.2f} s): decode CPU wide {wide:.0f} ms, narrow {narrow:.0f} ms; "
+              f"turn model {model_ms:.0f} ms per question")
+    for name, values in rows.items():
+        print(f"  {name:10} answered p50 {statistics.median(values):.0f} ms")
+
+
 def p95(xs):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(0.95 * len(xs)))]
@@ -120,9 +164,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--turns", type=int, default=6)
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--estimate-only", action="store_true", help="only the quiet-machine estimate")
     args = parser.parse_args()
     django.setup()
+    if args.estimate_only:
+        estimate(50.0)
+        return
     loads = [os.getloadavg()[0]]
     summary: dict[str, list[dict]] = {name: [] for name in MODES}
     header = (f"{'mode':42} {'turns':>5} {'answered p50':>12} {'p95':>6} " + " ".join(f"{s + ' p50':>15}"
@@ -154,6 +202,8 @@ def main() -> None:
         print(f"{name:42} {m['turns']:>5.0f} {m['answered']:>10.0f}ms {m['p95']:>4.0f}ms "
               + " ".join(f"{m[s]:>13.0f}ms" for s in STAGES[:-1]) + f" {m['own_p95']:>6.0f}ms"
               + f" {m['answered'] / base:>9.2f}")
+    speech = [x["speech"] for rounds in summary.values() for x in rounds]
+    estimate(statistics.median(speech) if speech else 50.0)
 
 
 if __name__ == "__main__":
