@@ -34,7 +34,7 @@ FRAME_MS = 20
 
 
 def simulate(item, *, end_ms: int, pause_ms: int = 0, threshold: float = 0.5, model=None, cache=None,
-             timings=None) -> int | None:
+             timings=None, early_ms: int = 0, early_threshold: float = 1.0) -> int | None:
     """The ms at which the first end of turn is decided (None: never)."""
     import numpy as np
 
@@ -45,6 +45,8 @@ def simulate(item, *, end_ms: int, pause_ms: int = 0, threshold: float = 0.5, mo
     pcm = item.pcm.astype("<i2").tobytes()
     turn: list[bytes] = []
     pending: tuple[int, int, bool] | None = None  # (frame at which the answer lands, pause number, finished)
+    early: tuple[int, int, bool] | None = None  # the early question's (frame, voiced frames so far, confident)
+    early_frames = early_ms // FRAME_MS
     for i in range(len(pcm) // frame_bytes):
         frame = pcm[i * frame_bytes:(i + 1) * frame_bytes]
         edge = voice.feed(frame)
@@ -54,6 +56,14 @@ def simulate(item, *, end_ms: int, pause_ms: int = 0, threshold: float = 0.5, mo
             turn.append(frame)
         if edge == vad.END:
             return (i + 1) * FRAME_MS
+        if model is not None and early_frames and voice.speaking and voice.quiet_frames == early_frames:
+            p, cpu_ms = _ask(model, item, i, turn, cache, timings)
+            early = (i + math.ceil(cpu_ms / FRAME_MS), voice.speech_frames, p >= early_threshold)
+        if early is not None and i >= early[0]:
+            at, spoken, confident = early
+            early = None
+            if confident and voice.speaking and voice.speech_frames == spoken and voice.quiet_frames:
+                return (i + 1) * FRAME_MS
         if edge == vad.PAUSE and model is not None:
             key = (item.name, i)
             if key not in cache:
@@ -70,6 +80,18 @@ def simulate(item, *, end_ms: int, pause_ms: int = 0, threshold: float = 0.5, mo
             if finished and voice.in_pause(pause):
                 return (i + 1) * FRAME_MS
     return None
+
+
+def _ask(model, item, i, turn, cache, timings) -> tuple[float, float]:
+    import numpy as np
+
+    key = (item.name, i)
+    if key not in cache:
+        started, cpu = time.perf_counter(), time.thread_time()
+        p = model.predict(np.frombuffer(b"".join(turn[-400:]), dtype="<i2"))
+        cache[key] = (p, (time.thread_time() - cpu) * 1000)
+        timings.append(((time.perf_counter() - started) * 1000, cache[key][1]))
+    return cache[key]
 
 
 def evaluate(items, **mode) -> dict:
@@ -101,6 +123,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--voices", default=",".join(VOICES))
+    parser.add_argument("--early", default="", type=lambda v: [(int(a), float(b)) for a, b in
+                                                             (x.split(":") for x in v.split(",") if x)],
+                        help="extra rows: early questions as ms:threshold,... on the normal patience (tuning)")
     args = parser.parse_args()
     items = build(tuple(v for v in args.voices.split(",") if v))
     model = turn.TurnModel(turn.BUNDLED_SMART_TURN)
@@ -111,9 +136,15 @@ def main() -> None:
             ("silence rule 1000 ms", evaluate(items, end_ms=1000))]
     for name in ("quick", "normal", "patient"):
         p = turn.PATIENCE[name]
-        rows.append((f"turn model, {name} ({p.threshold} / {p.fallback_ms} ms)",
+        early = f"early {p.early_ms} ms ≥ {p.early_threshold}, " if p.early_ms else ""
+        rows.append((f"turn model, {name} ({early}{p.threshold} / {p.fallback_ms} ms)",
                      evaluate(items, end_ms=p.fallback_ms, pause_ms=p.pause_ms, threshold=p.threshold, model=model,
-                              cache=cache, timings=timings)))
+                              cache=cache, timings=timings, early_ms=p.early_ms, early_threshold=p.early_threshold)))
+    for early_ms, early_threshold in args.early:
+        p = turn.PATIENCE["normal"]
+        rows.append((f"normal + early {early_ms} ms ≥ {early_threshold}",
+                     evaluate(items, end_ms=p.fallback_ms, pause_ms=p.pause_ms, threshold=p.threshold, model=model,
+                              cache=cache, timings=timings, early_ms=early_ms, early_threshold=early_threshold)))
     cpu = time.process_time() - cpu0
     n_paused = rows[0][1]["paused"]
     print(f"{len(items)} turns ({n_paused} with pauses inside, {len(items) - n_paused} complete short answers), "

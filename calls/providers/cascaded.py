@@ -58,6 +58,7 @@ STT_BATCH_FRAMES = 5  # caller audio goes to the recogniser 100 ms at a time
 # An outbound call's greeting waits for the callee's first end of turn ("Hello?"), or this long of silence from
 # the first audio frame (read on the pipeline's clock as frames arrive: Twilio sends one every 20 ms).
 GREETING_WAIT_SECONDS = 3.0
+SPECULATE_MS = 200  # silence after which a recogniser that can (`speculate`) starts decoding the turn so far
 
 
 def split_sentences(buffer: str) -> tuple[list[str], str]:
@@ -94,7 +95,8 @@ def vad_from_settings(ctx) -> vad.VoiceActivity:
         if not os.path.exists(model_path):
             raise ProviderConfigError(f"The turn model is missing ({model_path}); TURN_MODEL=0 turns it off.")
         options.update(pause_ms=patience.pause_ms, end_ms=patience.fallback_ms,
-                       turn_model=turn.TurnModel.shared(model_path), turn_threshold=patience.threshold)
+                       turn_model=turn.TurnModel.shared(model_path), turn_threshold=patience.threshold,
+                       early_ms=patience.early_ms, early_threshold=patience.early_threshold)
     return vad.VoiceActivity(**options)
 
 
@@ -167,9 +169,13 @@ class VoicePipeline:
         self._turns = 0  # caller turns (and key presses) so far: none yet = the opening
         self._playing_until = 0.0  # when the audio sent so far will have played (clock)
         self._turn_end: float | None = None  # when the caller's last words of the turn ended
+        self._eot_wait_ms: int | None = None  # how long after them the turn was declared over
+        self.latencies: list[dict] = []  # per answered turn, in ms from the caller's last words: each stage
         self.final_at: float | None = None  # when the stage gave the current turn's text
         self.frames = 0
         self.decisions: list[tuple[str, float | None]] = []  # ("model", p) / ("silence", None) per turn end
+        self._speculating = False  # the recogniser is decoding the turn so far (the caller paused)
+        self._speculate_frames = SPECULATE_MS // vad.FRAME_MS if hasattr(stt, "speculate") else 0
         self.dropped: list[str] = []  # caller speech not taken as a turn: "backchannel", "opening"
 
     async def start(self) -> None:
@@ -230,6 +236,8 @@ class VoicePipeline:
                 await self._speech_started(held[:-1])
                 self._turn_frames.append(frame)
                 await self._send_stt(frame)
+        if self._mode == "listen" and edge != vad.END:
+            await self._pause_steps()
         if edge == vad.PAUSE and self._mode == "listen" and self.vad.turn_model is not None:
             pcm = np.frombuffer(b"".join(self._turn_frames), dtype="<i2")
             self._spawn(self._ask_turn_model(pcm, self.vad.pauses), "cascaded-turn-model")
@@ -245,7 +253,27 @@ class VoicePipeline:
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(coro, name=name))
 
-    async def _ask_turn_model(self, pcm: np.ndarray, pause: int) -> None:
+    async def _pause_steps(self) -> None:
+        """Latency work at a short silence inside the caller's speech: the recogniser starts on the turn so far
+        (`SPECULATE_MS`), the turn model is asked early (`vad.early_ms`: only a confident answer ends the turn
+        there). Speech again: the early decode is dropped."""
+        quiet = self.vad.quiet_frames
+        if quiet == 0:
+            if self._speculating:
+                self._speculating = False
+                self.stt.discard_speculation()
+            return
+        if quiet == self._speculate_frames:
+            await self._flush_stt()
+            self.stt.speculate()
+            self._speculating = True
+        if self.vad.turn_model is not None and self.vad.early_ms and quiet == self.vad.early_ms // vad.FRAME_MS:
+            pcm = np.frombuffer(b"".join(self._turn_frames), dtype="<i2")
+            self._spawn(self._ask_turn_model(pcm, None, spoken=self.vad.speech_frames), "cascaded-turn-model-early")
+
+    async def _ask_turn_model(self, pcm: np.ndarray, pause: int | None, spoken: int = 0) -> None:
+        """Ask the turn model about the turn so far. `pause`: the pause it was asked in (the patience's question);
+        None: the early question, which ends the turn only if confident and no voiced frame came since (`spoken`)."""
         try:
             p = await self.vad.turn_model.probability(pcm)
         except turn.TurnModelBusy:
@@ -253,8 +281,13 @@ class VoicePipeline:
         except Exception:  # noqa: BLE001 - the silence rule decides instead
             logger.exception("turn model failed; the silence rule decides")
             return
-        if p >= self.vad.turn_threshold and self._mode == "listen" and self.vad.in_pause(pause):
-            self.decisions.append(("model", p))
+        if pause is None:
+            still = self.vad.speaking and self.vad.speech_frames == spoken and self.vad.quiet_frames > 0
+            finished = p >= self.vad.early_threshold and still
+        else:
+            finished = p >= self.vad.turn_threshold and self.vad.in_pause(pause)
+        if finished and self._mode == "listen":
+            self.decisions.append(("model-early" if pause is None else "model", p))
             quiet = self.vad.quiet_frames
             self.vad.end_turn()
             self._end_turn(quiet)
@@ -263,7 +296,10 @@ class VoicePipeline:
     def _end_turn(self, quiet_frames: int) -> None:
         """The caller's turn is over: ask the recogniser for its text (the turn ended `quiet_frames` ago)."""
         self._listening = False
-        self._turn_end = self.clock() - quiet_frames * vad.FRAME_MS / 1000
+        self._speculating = False  # the recogniser's end of turn takes the early decode, if one stands
+        now = self.clock()
+        self._turn_end = now - quiet_frames * vad.FRAME_MS / 1000
+        self._eot_wait_ms = round((now - self._turn_end) * 1000)
         self._turn_frames.clear()
         rest, self._stt_batch = self._stt_batch, []  # the turn's last frames, sent before its end
         previous = self._eot
@@ -280,6 +316,11 @@ class VoicePipeline:
         """Caller audio to the recogniser in 100 ms batches (one resampling call per batch, not per frame)."""
         self._stt_batch.append(frame)
         if len(self._stt_batch) >= STT_BATCH_FRAMES:
+            await self._flush_stt()
+
+    async def _flush_stt(self) -> None:
+        """The batched frames to the recogniser now (a full batch, or before it decodes the turn so far)."""
+        if self._stt_batch:
             pcm, self._stt_batch = b"".join(self._stt_batch), []
             samples = self._to_stt(np.frombuffer(pcm, dtype="<i2"))
             if len(samples):
@@ -368,8 +409,8 @@ class VoicePipeline:
         `first_token_at` ([float | None], set by the caller's producer) feeds the turn's latency; `transcript`
         (a fixed text's words) is emitted after its audio, with the latency emitted at its first audio."""
         state = {"turn_end": self._turn_end, "final_at": self.final_at, "first_byte": None,
-                 "token": first_token_at, "transcript": transcript}
-        self._turn_end = None
+                 "token": first_token_at, "transcript": transcript, "eot_wait": self._eot_wait_ms}
+        self._turn_end = self._eot_wait_ms = None
         rate = self.tts.sample_rate
         size = audio.SAMPLE_RATE * CHUNK_MS // 1000
         if hasattr(sentences, "__aiter__"):
@@ -413,7 +454,11 @@ class VoicePipeline:
                 now = self.clock()
                 # A fixed text (greeting, scripted answer) has no model: its "first token" is the recognised text.
                 token = state["token"][0] if state["token"] is not None else state["final_at"]
-                self.provider.emit(TurnLatency(ms(now), ms(state["final_at"]), ms(token), ms(state["first_byte"])))
+                figures = TurnLatency(ms(now), ms(state["final_at"]), ms(token), ms(state["first_byte"]))
+                self.latencies.append({"end_of_turn": state["eot_wait"], "recognised": figures.recognition_ms,
+                                       "first_token": figures.first_token_ms, "first_speech": figures.first_byte_ms,
+                                       "answered": figures.total_ms})
+                self.provider.emit(figures)
         self.provider.emit(AudioOut(base64.b64encode(ulaw).decode("ascii"), reply.item_id))
         ms = len(ulaw) * 1000 // audio.SAMPLE_RATE
         reply.sent_ms += ms

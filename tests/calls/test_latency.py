@@ -31,6 +31,8 @@ def test_latency_is_stored_with_the_turn_and_shown_on_the_call_page(member_clien
     assert CallTurn.objects.get(call_session=call, text="thanks").latency_ms is None
     page = member_client.get(f"/studio/calls/{call.pk}/").content.decode()
     assert 'data-testid="turn-latency"' in page and "answered in 840 ms" in page
+    # each stage's own time (the stored figures are cumulative from the caller's end of turn)
+    assert "stages: recognition 210 ms · model 210 ms · speech 410 ms · sending 10 ms" in page
     export = member_client.get(f"/studio/calls/{call.pk}/export.json").json()
     assert [t.get("latency_ms") for t in export["transcript"]] == [None, 840, None]
 

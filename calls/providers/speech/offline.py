@@ -13,8 +13,11 @@ Recognition over the phone is hard for pocketsphinx's wideband model: μ-law 8 k
 - when the agent asked a yes/no question (`expect = "answer"`), decodes with a closed grammar (yes / no / digits
   as fillers) and accepts "yes" only when the open decode agrees and the turn is short (`recognise`).
 Decoding is CPU-bound and pocketsphinx holds the GIL: it runs in this worker process's recognition pool (spawned
-processes, `OFFLINE_STT_PROCESSES`, default min(2, cores)), each with one decoder loaded once and reused by every
-call; the call awaits it (`run_in_executor`), so other calls' audio keeps flowing. The 8 kHz front end
+processes, its share of the worker's `SPEECH_PROCESSES` budget, `pools.py`), each with one decoder loaded once and
+reused by every call; the call awaits it (`run_in_executor`), so other calls' audio keeps flowing.
+Latency: the pipeline asks for the text early, at a short pause (`speculate`, ~200 ms of silence); if the caller
+does not speak again before the turn ends, that decode is the turn's text, so the end of turn waits only for what
+is left of it (`end_of_turn`). A caller who goes on speaking costs one discarded decode (`discard_speculation`). The 8 kHz front end
 (`samprate=8000`, `nfft=256`, `upperf` 3500-3800 with the shipped model) was measured and is worse than
 resampling to 16 kHz (the model's filterbank is trained to 6.8 kHz): bench/recognition.py.
 
@@ -35,6 +38,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
+from calls.providers.speech import pools
 from calls.providers.speech.base import Final, SpeechConfigError, SpeechError, SpeechToText, TextToSpeech
 
 logger = logging.getLogger("calls.providers.speech.offline")
@@ -71,6 +75,8 @@ class PocketsphinxSpeechToText(SpeechToText):
         self._hints: tuple[str, ...] = ()
         self._ready = False
         self.expect = "open"
+        self._speculation: tuple[str, asyncio.Future] | None = None  # (expect, the decode of the turn so far)
+        self.speculations = {"started": 0, "used": 0, "discarded": 0}
 
     async def start(self) -> None:
         if not self.settings.language.lower().startswith("en"):
@@ -87,37 +93,63 @@ class PocketsphinxSpeechToText(SpeechToText):
         if len(self._buffer) < MAX_TURN_SECONDS * self.sample_rate * 2:
             self._buffer += pcm16
 
+    def speculate(self) -> None:
+        """The caller paused: start decoding the turn so far (the pipeline has sent all of it). Used by
+        `end_of_turn` if no more speech came (`discard_speculation` otherwise)."""
+        self.discard_speculation()
+        if not self._ready or not self._buffer:
+            return
+        future = asyncio.ensure_future(_in_pool(recognise, bytes(self._buffer), self._hints, self.expect))
+        future.add_done_callback(_quiet)
+        self._speculation = (self.expect, future)
+        self.speculations["started"] += 1
+
+    def discard_speculation(self) -> None:
+        """The caller spoke again after the pause: the early decode is not the turn's text (it runs to its end in
+        the pool, where it cannot be stopped; its result is dropped)."""
+        if self._speculation is not None:
+            self._speculation = None
+            self.speculations["discarded"] += 1
+
     async def end_of_turn(self) -> None:
         data, self._buffer = bytes(self._buffer), bytearray()
+        speculation, self._speculation = self._speculation, None
         if not data or not self._ready:
             self.events.put_nowait(Final(""))
             return
         try:
-            result = await _in_pool(recognise, data, self._hints, self.expect)
+            if speculation is not None and speculation[0] == self.expect:
+                # Only silence came after the pause: the decode started then is the turn's text.
+                self.speculations["used"] += 1
+                result = await speculation[1]
+            else:
+                result = await _in_pool(recognise, data, self._hints, self.expect)
         except (RuntimeError, OSError, BrokenProcessPool) as exc:
             raise SpeechError(f"Offline recognition failed ({type(exc).__name__}).") from exc
         self.last_result = result
         self.events.put_nowait(Final(result["text"], keywords=tuple(result["keywords"])))
 
 
+def _quiet(future: asyncio.Future) -> None:
+    """A discarded early decode's failure is nobody's: read it so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 # -- the recognition pool: pocketsphinx holds the GIL while it decodes, so it runs in other processes -------------
 
-POOL_PROCESSES_DEFAULT = 2
 POOL_NICENESS = 10
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
 def pool_size() -> int:
-    try:
-        size = int(os.environ.get("OFFLINE_STT_PROCESSES") or 0)
-    except ValueError:
-        size = 0
-    return max(1, size or min(POOL_PROCESSES_DEFAULT, os.cpu_count() or 1))
+    """The recogniser's share of the worker's speech-process budget (`pools.py`: `SPEECH_PROCESSES`)."""
+    return pools.recognition_processes()
 
 
 def recognition_pool() -> ProcessPoolExecutor:
-    """This worker process's recognition pool (bounded: `OFFLINE_STT_PROCESSES`, default min(2, cores)), started
+    """This worker process's recognition pool (its share of `SPEECH_PROCESSES`, see `pools.py`), started
     on first use. Spawned, not forked: the web worker has threads (a fork could copy a held lock)."""
     global _pool
     with _pool_lock:
@@ -164,7 +196,7 @@ def _pool_process_start() -> None:
     """A pool process: below the web worker's priority (the calls' audio frames come first on a busy machine; a
     turn's decode can wait a few ms), its decoder loaded once, at start."""
     try:
-        os.nice(POOL_NICENESS)
+        os.nice(int(os.environ.get("OFFLINE_STT_NICENESS", POOL_NICENESS)))  # benches of outcomes, not timing: 0
     except OSError:  # pragma: no cover - not permitted here
         pass
     _decoder()
@@ -175,10 +207,16 @@ def _decoder():
     if _DECODER is None:
         from pocketsphinx import Decoder
 
-        _DECODER = Decoder(samprate=16000, loglevel="FATAL")
+        wide = os.environ.get("OFFLINE_STT_BEAMS", "") == "wide"  # pocketsphinx's own beams (for comparison)
+        _DECODER = Decoder(samprate=16000, loglevel="FATAL", **({} if wide else DECODER_OPTIONS))
         _DECODER.add_jsgf_string("answer", ANSWER_GRAMMAR)
     return _DECODER
 
+
+# Narrower beams than pocketsphinx's defaults (1e-48 / 1e-40, no HMM cap): a third of the CPU per audio second on
+# the phone-line set (0.3 instead of 1.0 CPU-s per audio second on the reference machine), the same outcomes in
+# bench.offline_agent (docs/performance.md, "Offline turn latency").
+DECODER_OPTIONS = {"beam": 1e-40, "wbeam": 1e-30, "maxhmmpf": 3000, "fwdflatbeam": 1e-50, "fwdflatwbeam": 1e-30}
 
 MIN_SPOT_PHONES = 4  # shorter keywords (yes, no, digits, "hi") fire on almost anything: never spotted in open speech
 

@@ -4,7 +4,10 @@ fallback.
 Voice activity (`vad.VoiceActivity`) reports a *pause* after a short silence inside a caller's speech; the
 pipeline then asks the turn model whether the words so far make a finished turn ("I want to talk to sales.")
 or not ("my number is four one five, ..."). Finished: the turn ends at once. Not finished: the caller gets the
-version's patience of silence before the silence rule ends the turn anyway.
+version's patience of silence before the silence rule ends the turn anyway. The model is asked twice per pause:
+early (`Patience.early_ms`, ~250 ms of silence), where only a confident answer (`early_threshold`) ends the turn,
+and at the patience's pause with its own threshold; a caller who finished a sentence is answered after the short
+pause, a caller in the middle of a number gets the patience.
 
 The model (smart-turn v3.2 by Daily, BSD-2-Clause, taken unchanged from the `pipecat-ai` 1.14.0 wheel on PyPI,
 see models/LICENSE-smart-turn) reads Whisper's log-mel features of the last 8 s of audio at 16 kHz and answers a
@@ -36,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from calls.engine import audio
+from calls.providers.speech import pools
 
 BUNDLED_SMART_TURN = Path(__file__).with_name("models") / "smart-turn-v3.2-cpu.onnx"
 
@@ -216,7 +220,8 @@ class TurnModel:
             pool = TurnModel._process_pools.get(self.path)
             if pool is None:
                 pool = TurnModel._process_pools[self.path] = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                    max_workers=pools.turn_model_processes(),  # its share of SPEECH_PROCESSES (pools.py)
+                    mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                     initargs=(self.path,))
         return pool, _worker_predict
 
@@ -252,13 +257,18 @@ class Patience:
     pause_ms: int
     threshold: float
     fallback_ms: int
+    early_ms: int = 0  # a first, early question (0: none); only a probability >= early_threshold ends the turn there
+    early_threshold: float = 1.0
 
 
 # Chosen on bench.turn_taking's espeak-ng set: asked after 200 ms the model ends too many turns mid-number (it
 # was trained on human voices; espeak-ng's prosody misleads it), asked after 600 ms it saves most of the silence
 # rule's cut-offs at 600 ms. Re-tune on real callers' recordings when there are some.
+# The early question (250 ms, only p >= 0.9 ends the turn) is part of "quick" only: on the same set it answers a
+# finished sentence ~350 ms sooner but adds cut-offs inside pauses (normal + early: 29/48 instead of 17/48; see
+# docs/performance.md, "Offline turn latency"), which the normal and patient versions are there to avoid.
 PATIENCE = {
-    "quick": Patience("quick", 400, 0.5, 1000),
+    "quick": Patience("quick", 400, 0.5, 1000, early_ms=250, early_threshold=0.9),
     "normal": Patience("normal", 600, 0.5, 1200),
     "patient": Patience("patient", 800, 0.7, 2000),
 }

@@ -85,7 +85,8 @@ class VoiceActivity:
 
     def __init__(self, *, aggressiveness: int = 2, start_ms: int = 100, end_ms: int = 600,
                  silero_path: str | Path = "", silero_threshold: float = 0.5, confirm_ms: int = 320,
-                 pause_ms: int = 0, turn_model=None, turn_threshold: float = 0.5):
+                 pause_ms: int = 0, turn_model=None, turn_threshold: float = 0.5, early_ms: int = 0,
+                 early_threshold: float = 1.0):
         self.webrtc = webrtcvad.Vad(aggressiveness)
         self.start_frames = max(1, start_ms // FRAME_MS)
         self.end_frames = max(1, end_ms // FRAME_MS)
@@ -101,6 +102,10 @@ class VoiceActivity:
         self.pause_frames = max(1, pause_ms // FRAME_MS) if pause_ms else 0
         self.turn_model = turn_model  # turn.TurnModel (or a fake with `async probability(pcm8k)`), or None
         self.turn_threshold = turn_threshold
+        # An early question to the turn model (the pipeline asks it at `early_ms` of silence; only a probability
+        # of at least `early_threshold` ends the turn there). 0: none.
+        self.early_ms = early_ms if turn_model is not None and early_ms < (pause_ms or end_ms) else 0
+        self.early_threshold = early_threshold
         self.pauses = 0  # pauses reported so far (a turn-model answer applies only to the pause it was asked in)
         self.speech_frames = 0  # voiced frames since the last start (a barge-in needs enough of them)
 

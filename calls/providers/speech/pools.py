@@ -1,0 +1,48 @@
+"""One budget of speech processes per worker process, shared by the two spawned pools.
+
+The offline recogniser (pocketsphinx, `offline.recognition_pool`) and the turn model (smart-turn v3.2,
+`turn.TurnModel.executor`) each run in spawned processes of their own: nothing in them can hold the event loop's
+GIL. Both pools are sized here, together, from one setting:
+
+    SPEECH_PROCESSES   processes per worker for both pools (default: cores + 1, at least 2)
+                       the turn model gets 1 (it answers a pause in ~0.1 s of CPU and is idle in between),
+                       the recogniser the rest (a turn's decode is 0.1-0.5 s of CPU; two turns at once need two)
+
+`OFFLINE_STT_PROCESSES` (the older setting) still sets the recogniser's share when given; the budget is then
+that plus the turn model's one. On the 2-core reference machine: 3 processes per worker (1 + 2), about 60 MB each
+(the decoder's model, or onnxruntime and the 8 MB turn model). Every pool process runs below the worker's CPU
+priority, so on a busy machine the calls' audio frames go first and a decode waits.
+
+N web workers on a machine spawn N budgets: set `SPEECH_PROCESSES` to about (cores + 1) / N with several workers.
+"""
+from __future__ import annotations
+
+import os
+
+TURN_MODEL_PROCESSES = 1
+
+
+def _int_setting(name: str) -> int:
+    try:
+        return max(0, int(os.environ.get(name) or 0))
+    except ValueError:
+        return 0
+
+
+def budget() -> int:
+    """Speech processes this worker may spawn, both pools together."""
+    explicit = _int_setting("SPEECH_PROCESSES")
+    if explicit:
+        return max(2, explicit)
+    legacy = _int_setting("OFFLINE_STT_PROCESSES")
+    if legacy:
+        return legacy + TURN_MODEL_PROCESSES
+    return max(2, (os.cpu_count() or 1) + 1)
+
+
+def turn_model_processes() -> int:
+    return TURN_MODEL_PROCESSES
+
+
+def recognition_processes() -> int:
+    return max(1, budget() - turn_model_processes())
