@@ -1,11 +1,11 @@
 """The sandbox's conference audio (devtools/twilio_sandbox/conference.py): who hears whom. A muted or held
 participant is not heard, a held one hears nothing, a coaching participant is heard only by the one it coaches."""
 import threading
-import time
 from collections import defaultdict
 
 from devtools.twilio_sandbox import conference
 from devtools.twilio_sandbox.media import tone_pcm
+from tests.conditions import eventually
 
 
 class FakeSandbox:
@@ -28,11 +28,8 @@ class Talker:
         self.played += 1
 
 
-def wait_for(predicate, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+def wait_for(predicate, what):
+    assert eventually(predicate, interval=0.02), f"{what} never happened"
 
 
 def _conference(sandbox, participants):

@@ -13,6 +13,7 @@ from calls.providers import openai_realtime
 from calls.providers.cascaded import CascadedProvider
 from calls.providers.chat.base import ChatModel
 from calls.providers.speech import vad
+from tests import conditions
 from tests.fakes.openai_realtime import ULAW_CHUNK, FakeRealtimeServer
 
 from .test_cascaded_turns import Clock, LoudIsSpeech, RecordingSTT, ToneTTS
@@ -21,12 +22,13 @@ QUIET = base64.b64encode(bytes([0xFF]) * 160).decode()
 LOUD = base64.b64encode(ULAW_CHUNK[:160]).decode()
 
 
-async def until(condition, steps=500):
-    for _ in range(steps):
-        if condition():
-            return True
-        await asyncio.sleep(0.01)
-    return condition()
+async def until(condition) -> bool:
+    """True once `condition()` holds (tests.conditions: a generous ceiling, never a time the test depends on)."""
+    try:
+        await conditions.until(condition)
+    except AssertionError:
+        return False
+    return True
 
 
 def realtime_ctx(fake, **extra):
