@@ -16,6 +16,12 @@ on the event loop). Each row `--runs` times (default 3) in the same process, the
 load average beside every run. Also: how many of the 50 questions find their manual section in the top 3 among
 the 10,000 passages, and the turn latency of `--turn-calls` simulated cascaded calls (zero-latency stages) with
 the every-turn lookup off and on, in the same run. Target: retrieval p95 at most 20 ms on both databases.
+
+`--hybrid` (PostgreSQL with the pgvector extension): every live passage also gets a 1,536-dimension embedding
+(a local hashed bag of words standing in for a model: the binary column and the pgvector column), and two more
+rows beside full text alone in the same run: `passages_search` with embeddings configured, the vector ranking by
+pgvector's `<=>` in SQL, and the same by numpy (the path without the column). The question's embedding is
+computed in-process (a zero-latency endpoint): the rows show what our side adds, not the vendor's round trip.
 """
 from __future__ import annotations
 
@@ -198,6 +204,45 @@ async def _cascaded_turns(scope, *, calls: int, seconds: float) -> list[int]:
 
 
 _CALLER: dict = {}
+HYBRID_DIMENSIONS = 1536
+
+
+def _hashed_vector(text: str):
+    """A unit bag-of-words vector (hashed words): a stand-in embedding, deterministic, no model."""
+    import hashlib
+
+    import numpy as np
+
+    vector = np.zeros(HYBRID_DIMENSIONS, dtype=np.float32)
+    for word in re.findall(r"[a-z]+", text.lower()):
+        vector[int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+               % HYBRID_DIMENSIONS] += 1.0
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
+def _hybrid_setup(kb) -> str:
+    """Embeds the live passages (both columns) and makes the question's embedding local; '' or why not."""
+    from django.db import connection
+
+    from knowledge import embeddings
+    from knowledge.models import Passage
+
+    if not embeddings.pgvector_column(connection):
+        return "no pgvector column (PostgreSQL without the `vector` extension, or SQLite)"
+    rows = list(Passage.objects.filter(knowledge_base=kb).values_list("id", "text"))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 1000):
+            chunk = [(pk, _hashed_vector(text)) for pk, text in rows[start:start + 1000]]
+            cursor.execute(
+                "UPDATE knowledge_passage p SET embedding = v.blob, embedding_model = 'bench-hashed', "
+                "embedding_vector = v.vec::vector FROM unnest(%s::bigint[], %s::bytea[], %s::text[]) AS v(id, blob, vec) "
+                "WHERE p.id = v.id",
+                [[pk for pk, _ in chunk], [embeddings.pack(v) for _, v in chunk],
+                 [embeddings.vector_literal(v) for _, v in chunk]])
+        cursor.execute("ANALYZE knowledge_passage")
+    embeddings.embed = lambda texts, *, config, timeout: __import__("numpy").stack([_hashed_vector(t) for t in texts])
+    return ""
 
 
 def main() -> None:
@@ -206,6 +251,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of every row (the summary takes their median)")
     parser.add_argument("--turn-calls", type=int, default=8, help="simulated cascaded calls at once (0: skip)")
     parser.add_argument("--turn-seconds", type=float, default=12.0)
+    parser.add_argument("--hybrid", action="store_true",
+                        help="also hybrid retrieval (PostgreSQL with pgvector): <=> in SQL and numpy, same run")
     args = parser.parse_args()
     vendor = _setup_django()
     import logging
@@ -236,6 +283,37 @@ def main() -> None:
 
     labels = ["trivial query: one passage by id (base)", "passages_search, live knowledge base",
               "passages_search, published snapshot", "every-turn lookup (knowledge_for_turn)"]
+    hybrid_labels = ["hybrid, live: vectors by pgvector <=> (SQL)", "hybrid, live: vectors by numpy"]
+
+    def hybrid(i, pgvector: bool):
+        from django.test import override_settings
+
+        from knowledge import embeddings
+
+        column = embeddings.pgvector_column
+        if not pgvector:
+            embeddings.pgvector_column = lambda conn: False
+        try:
+            with override_settings(KNOWLEDGE_EMBEDDINGS_BASE_URL="http://embeddings.invalid/v1",
+                                   KNOWLEDGE_EMBEDDINGS_MODEL="bench-hashed"):
+                return passages_search(workspace_id=workspace.pk, query=questions[i % 50],
+                                       knowledge_base_ids=[kb.pk], limit=3)
+        finally:
+            embeddings.pgvector_column = column
+
+    if args.hybrid:
+        why_not = _hybrid_setup(kb)
+        if why_not:
+            print(f"--hybrid skipped: {why_not}")
+            args.hybrid = False
+        else:
+            found = {flag: sum(any(h.text.startswith(q["section"] + ":") for h in hybrid(i, flag))
+                               for i, q in enumerate(json.loads((ROOT / "tests/knowledge/questions.json").read_text())))
+                     for flag in (True, False)}
+            same = all([h.id for h in hybrid(i, True)] == [h.id for h in hybrid(i, False)] for i in range(50))
+            print(f"hybrid: {live_count} live passages embedded ({HYBRID_DIMENSIONS} dimensions, both columns); "
+                  f"the manual's section in the top 3 for {found[True]}/50 (pgvector) and {found[False]}/50 "
+                  f"(numpy); same top 3 on both paths for all 50: {same}")
 
     async def turn_lookups():
         provider = Provider(CallContext(transport="media_streams", provider="cascaded", knowledge=snapshot))
@@ -258,6 +336,9 @@ def main() -> None:
                                                         snapshot_ids=snapshot.snapshot_ids, limit=3), rounds,
                               labels[2])),
         ]
+        if args.hybrid:
+            rows += [(hybrid_labels[0], _time(lambda i: hybrid(i, True), rounds, hybrid_labels[0])),
+                     (hybrid_labels[1], _time(lambda i: hybrid(i, False), rounds, hybrid_labels[1]))]
         connection.close()  # the lookups run in database_sync_to_async's thread
         rows.append((labels[3], asyncio.run(turn_lookups())))
         runs.append({label: (_pct(v, .5), _pct(v, .95)) for label, v in rows})
@@ -272,6 +353,10 @@ def main() -> None:
     print(f"\nmedian of {len(runs)} runs{'':26}{'p50 ms':>9}{'p95 ms':>9}{'p95/base':>10}")
     median = {label: (statistics.median(r[label][0] for r in runs), statistics.median(r[label][1] for r in runs))
               for label in labels}
+    if args.hybrid:
+        labels = labels + hybrid_labels
+        median.update({label: (statistics.median(r[label][0] for r in runs),
+                               statistics.median(r[label][1] for r in runs)) for label in hybrid_labels})
     for label in labels:
         print(f"{label:46}{median[label][0]:9.2f}{median[label][1]:9.2f}"
               f"{median[label][1] / median[labels[0]][1]:10.1f}")

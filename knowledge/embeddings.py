@@ -8,14 +8,15 @@ retrieval is full text only. Every request connects through the outbound guard (
 - Passages are embedded off-request: `knowledge.tasks.passages_embed` (queued after the commit that changed a
   knowledge base's passages) calls `services.passages_embed`. A snapshot copies its passages' embeddings.
 - Storage: `Passage.embedding`, float32 little-endian bytes of the unit vector (compact: 4 bytes a dimension),
-  and `embedding_model`; where PostgreSQL has the `vector` extension installed (pgvector), migration 0004 also
-  adds `knowledge_passage.embedding_vector` and the task fills it too (`pgvector_column()` says whether it
-  exists), ready for an approximate-nearest-neighbour index over a whole knowledge base. Not exercised on this
-  project's machines (the extension is not installed); the ranking below uses the binary column either way.
+  and `embedding_model`; where PostgreSQL has the `vector` extension (pgvector), migration 0004 also adds
+  `knowledge_passage.embedding_vector` (`pgvector_column()` says whether it exists): the task fills it beside
+  the binary column (`vector_literal`), and a snapshot copies it with the passages it freezes.
 - Search (`knowledge.search`): the full-text candidates (`CANDIDATES`) are ranked by cosine similarity to the
-  question's embedding (numpy over their stored vectors), and the two rankings fused by reciprocal rank
+  question's embedding — in SQL by pgvector's `<=>` (cosine distance) over the candidates when the column
+  exists, else numpy over their binary vectors: the same order — and the two rankings fused by reciprocal rank
   (`rrf`). The question's embedding is one request on the search's path (`QUERY_TIMEOUT`); if it fails, the
-  full-text ranking is returned as it is.
+  full-text ranking is returned as it is. (The column has no fixed dimension, as models differ, so there is no
+  HNSW index over a whole knowledge base: the vector ranking is exact over the bounded candidates.)
 """
 from __future__ import annotations
 
@@ -112,6 +113,11 @@ def cosine_order(query: np.ndarray, blobs: list[bytes]) -> list[int]:
     return [int(i) for i in np.argsort(-(matrix @ query), kind="stable")]
 
 
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form of a vector ('[0.1,0.2,...]'), for a `%s::vector` parameter."""
+    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+
+
 def rrf(*rankings: list[int], k: int = RRF_K) -> list[tuple[int, float]]:
     """Reciprocal rank fusion: (id, Σ 1/(k + rank)) best first; ties keep the first ranking's order."""
     scores: dict[int, float] = {}
@@ -129,8 +135,8 @@ def pgvector_column(connection) -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'knowledge_passage' "
-                       "AND column_name = 'embedding_vector'")
+        cursor.execute("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('knowledge_passage') "
+                       "AND attname = 'embedding_vector' AND NOT attisdropped")
         return cursor.fetchone() is not None
 
 

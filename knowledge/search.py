@@ -160,19 +160,29 @@ def search(*, workspace_id: int, query: str, limit: int, knowledge_base_ids=None
     hits = [PassageHit(id=r[0], text=r[1], source_title=r[2], position=r[3], score=round(float(r[4]), 4),
                        knowledge_base_id=r[5], snapshot_id=r[6]) for r in rows]
     if config is not None and len(hits) > 1:
-        return _hybrid(hits, query=query, config=config, conn=conn)[:limit]
+        return _hybrid(hits, query=query, config=config, conn=conn, workspace_id=workspace_id)[:limit]
     return hits[:limit]
 
 
-def _hybrid(hits: list[PassageHit], *, query: str, config, conn) -> list[PassageHit]:
+def _hybrid(hits: list[PassageHit], *, query: str, config, conn, workspace_id: int) -> list[PassageHit]:
     """The full-text candidates fused with their ranking by cosine similarity to the question's embedding
     (reciprocal rank fusion). Candidates without an embedding from the model keep only their full-text rank;
-    if the question cannot be embedded, the full-text ranking as it is."""
+    if the question cannot be embedded, the full-text ranking as it is. Where the pgvector column exists the
+    vector ranking is pgvector's `<=>` (cosine distance) in SQL, else numpy over the binary vectors."""
     ids = [h.id for h in hits]
+    in_ids = ", ".join(["%s"] * len(ids))
+    pgvector = embeddings.pgvector_column(conn)
     with conn.cursor() as cursor:
-        cursor.execute(f"SELECT id, embedding FROM knowledge_passage WHERE id IN ({', '.join(['%s'] * len(ids))}) "
-                       "AND embedding_model = %s AND embedding IS NOT NULL", [*ids, config.model])
-        stored = {pk: bytes(blob) for pk, blob in cursor.fetchall()}
+        if pgvector:
+            cursor.execute(f"SELECT id, vector_dims(embedding_vector) FROM knowledge_passage WHERE id IN ({in_ids}) "
+                           "AND workspace_id = %s AND embedding_model = %s AND embedding_vector IS NOT NULL",
+                           [*ids, workspace_id, config.model])
+            stored = dict(cursor.fetchall())
+        else:
+            cursor.execute(f"SELECT id, embedding FROM knowledge_passage WHERE id IN ({in_ids}) "
+                           "AND workspace_id = %s AND embedding_model = %s AND embedding IS NOT NULL",
+                           [*ids, workspace_id, config.model])
+            stored = {pk: bytes(blob) for pk, blob in cursor.fetchall()}
     if not stored:
         return hits
     try:
@@ -181,6 +191,22 @@ def _hybrid(hits: list[PassageHit], *, query: str, config, conn) -> list[Passage
         logger.warning("knowledge search without embeddings", extra={"reason": str(exc)})
         return hits
     with_vectors = [pk for pk in ids if pk in stored]
-    by_vector = [with_vectors[i] for i in embeddings.cosine_order(vector, [stored[pk] for pk in with_vectors])]
+    if pgvector:
+        by_vector = _pgvector_order(conn, with_vectors, vector, workspace_id=workspace_id, model=config.model)
+    else:
+        by_vector = [with_vectors[i] for i in embeddings.cosine_order(vector, [stored[pk] for pk in with_vectors])]
     by_id = {h.id: h for h in hits}
     return [replace(by_id[pk], score=round(score, 4)) for pk, score in embeddings.rrf(ids, by_vector)]
+
+
+def _pgvector_order(conn, ids: list[int], vector, *, workspace_id: int, model: str) -> list[int]:
+    """`ids` best first by pgvector's cosine distance to `vector` (only those of its dimension: `<=>` refuses
+    vectors of different lengths). Ties in the order of `ids` (the full-text rank), as numpy's stable sort."""
+    position = {pk: i for i, pk in enumerate(ids)}
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT id, embedding_vector <=> %s::vector AS distance FROM knowledge_passage "
+                       f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND workspace_id = %s AND embedding_model = %s "
+                       "AND vector_dims(embedding_vector) = %s ORDER BY distance",
+                       [embeddings.vector_literal(vector), *ids, workspace_id, model, len(vector)])
+        rows = cursor.fetchall()
+    return [pk for pk, _ in sorted(rows, key=lambda r: (round(r[1], 6), position[r[0]]))]

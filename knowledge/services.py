@@ -279,9 +279,24 @@ def _snapshot_for(knowledge_base: KnowledgeBase) -> KnowledgeSnapshot:
             batch = []
     Passage.objects.bulk_create(batch)
     count += len(batch)
+    _snapshot_vectors_copy(knowledge_base, snapshot)
     KnowledgeSnapshot.objects.filter(pk=snapshot.pk).update(passage_count=count)
     snapshot.passage_count = count
     return snapshot
+
+
+def _snapshot_vectors_copy(knowledge_base: KnowledgeBase, snapshot: KnowledgeSnapshot) -> None:
+    """Where the pgvector column exists: the frozen passages get their live passage's vector too (a source's
+    passages are unique by position), in one statement."""
+    from knowledge import embeddings
+
+    if not embeddings.pgvector_column(connection):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE knowledge_passage s SET embedding_vector = p.embedding_vector FROM knowledge_passage p "
+                       "WHERE s.snapshot_id = %s AND p.knowledge_base_id = %s AND p.embedding_vector IS NOT NULL "
+                       "AND p.source_id = s.source_id AND p.position = s.position "
+                       "AND p.embedding_model = s.embedding_model", [snapshot.pk, knowledge_base.pk])
 
 
 def passages_embed(*, knowledge_base_id: int) -> int:
@@ -309,8 +324,7 @@ def passages_embed(*, knowledge_base_id: int) -> int:
             if embeddings.pgvector_column(connection):
                 with connection.cursor() as cursor:
                     cursor.executemany("UPDATE knowledge_passage SET embedding_vector = %s::vector WHERE id = %s",
-                                       [("[" + ",".join(f"{x:.7g}" for x in v) + "]", pk)
-                                        for (pk, _), v in zip(todo, vectors)])
+                                       [(embeddings.vector_literal(v), pk) for (pk, _), v in zip(todo, vectors)])
         stored += len(rows)
 
 
