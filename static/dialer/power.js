@@ -146,6 +146,7 @@
 
     // Every call the panel binds (dialer.js hook): the drop button while it lasts, the wrap-up card after it.
     panel.addEventListener("dialer:call", function (e) {
+      if (e.detail.params && e.detail.params.Coaching) return; // a supervisor's coaching call: no disposition
       var call = e.detail.call;
       var mine = { call: call, sid: "", dropped: false, ended: false, attempt: attempt };
       current = mine;
