@@ -160,8 +160,9 @@ class RepStats:
 
 
 def dialer_stats(*, workspace, period: Period) -> list[RepStats]:
-    """Per rep per day, two queries: calls, connected (answered), talk time, outbound calls."""
-    rows = list(Call.objects.filter(workspace=workspace, started_at__gte=period.start, started_at__lt=period.end)
+    """Per rep per day, two queries: calls, connected (answered), talk time, outbound calls (a supervisor's
+    coaching call is not a call of theirs)."""
+    rows = list(Call.customer_calls().filter(workspace=workspace, started_at__gte=period.start, started_at__lt=period.end)
                 .annotate(day=TruncDate("started_at", tzinfo=dt_timezone.utc)).values("day", "user_id")
                 .annotate(calls=Count("id"), outbound=Count("id", filter=Q(direction=Call.Direction.OUTBOUND)),
                           connected=Count("id", filter=Q(answered_at__isnull=False)),

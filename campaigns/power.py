@@ -6,7 +6,9 @@ the claim, never above the limit; only contacts inside their calling window), re
 the contact card and the caller ID (the campaign's rule). The browser dials it (the dialer's TwiML app checks the
 caller ID again) and reports the CallSid (`power_dialled`: the attempt holds the call, the claim's lease ends).
 After the call the rep's disposition closes the attempt (`power_finish`): its outcome (Settings → Dialer →
-Dispositions) goes through `services.attempt_close`, so the campaign's retry rules apply. A claim never dialled
+Dispositions) goes through `services.attempt_close`, so the campaign's retry rules apply; if the browser's call
+failed before Twilio knew it (no CallSid), the disposition releases the claim instead (`CallNeverPlaced`: the
+contact goes back to the queue, the attempt does not count). A claim never dialled
 runs out like a dead worker's (`services._claims_recover`); a call the rep never wrapped up is settled from the
 call's status after `WRAP_UP_LIMIT` (`rep_attempts_settle`).
 """
@@ -30,6 +32,10 @@ CALL_STATUS_OUTCOME = {
     Call.Status.NO_ANSWER: CampaignAttempt.Outcome.NO_ANSWER,
     Call.Status.CANCELED: CampaignAttempt.Outcome.NO_ANSWER,
 }
+
+
+class CallNeverPlaced(services.CampaignError):
+    """The rep's browser call for an attempt never reached Twilio (no CallSid): the contact was given back."""
 
 
 @dataclass
@@ -160,6 +166,9 @@ def power_finish(*, workspace, user, attempt_id: int, disposition_id: int | None
         raise services.CampaignError("This attempt is already closed.")
     if attempt.dialer_call_id is None and call_sid:
         _link_call(attempt, call_sid)
+    if attempt.dialer_call_id is None and not call_sid:
+        # The browser's call failed before Twilio knew it: nobody was called, so nothing to disposition.
+        _never_placed(attempt)
     notes = (notes or "").strip()[:5000]
     if attempt.dialer_call_id is not None:
         dispositions.call_disposition_set(workspace=workspace, user=user, call_sid=attempt.dialer_call.sid,
@@ -168,6 +177,16 @@ def power_finish(*, workspace, user, attempt_id: int, disposition_id: int | None
     services.attempt_close(attempt=attempt, outcome=disposition.outcome, detail=f"Rep: {disposition.name}", now=now)
     attempt.refresh_from_db()
     return attempt
+
+
+def _never_placed(attempt: CampaignAttempt) -> None:
+    cc = attempt.campaign_contact
+    who = cc.contact.name or cc.contact.phone_number
+    if services._claim_release(cc.pk, cc.claim, attempt_number=attempt.number):
+        raise CallNeverPlaced(f"The call to {who} never reached the phone network, so nobody was called: "
+                              "the contact goes back to the queue and this attempt does not count.")
+    raise services.CampaignError(f"The call to {who} was never placed and the contact could not be given back: "
+                                 "reload the dialer.")
 
 
 def power_release(*, workspace, user, attempt_id: int) -> bool:

@@ -207,6 +207,8 @@ def power_finish(request, attempt_id: int):
         attempt = power.power_finish(workspace=request.workspace, user=request.user, attempt_id=attempt_id,
                                      disposition_id=disposition_id, notes=request.POST.get("notes", ""),
                                      call_sid=request.POST.get("call_sid", ""))
+    except power.CallNeverPlaced as exc:  # not an error of the rep's: the contact is back in the queue
+        return JsonResponse({"released": True, "message": str(exc)})
     except services.CampaignError as exc:
         return _power_error(exc, status=400)
     return JsonResponse({"attempt": attempt.pk, "outcome": attempt.outcome, "disposition": attempt.disposition})

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -129,12 +129,27 @@ def coaching_answer(*, workspace, coaching_id: str, from_identity: str, call_sid
             return None
         coaching.participant_sid = call_sid[:34]
         coaching.save(update_fields=["participant_sid"])
+        _coaching_call_link(workspace=workspace, call_sid=call_sid[:34], supervisor_id=parsed[1],
+                            from_identity=from_identity, coached=coaching.call)
     response = VoiceResponse()
     coach = coaching.coached_sid if coaching.mode != CallCoaching.Mode.BARGE else None
     _conference(response.dial(), name=coaching.call.conference_name, workspace_id=workspace.pk,
                 start_conference_on_enter=False, end_conference_on_exit=False,
                 muted=coaching.mode == CallCoaching.Mode.LISTEN, coach=coach, participant_label=f"coach-{coaching.pk}")
     return str(response)
+
+
+def _coaching_call_link(*, workspace, call_sid: str, supervisor_id: int, from_identity: str, coached: Call) -> None:
+    """The supervisor's own browser call is recorded as a coaching call of `coached` (whichever of this webhook and
+    its status callback comes first creates the row), so it stays out of the call log and the reps' analytics."""
+    if Call.objects.filter(workspace=workspace, sid=call_sid).update(coached_call=coached):
+        return
+    try:
+        with transaction.atomic():
+            Call.objects.create(workspace=workspace, sid=call_sid, direction=Call.Direction.OUTBOUND,
+                                user_id=supervisor_id, from_number=from_identity[:64], coached_call=coached)
+    except IntegrityError:
+        Call.objects.filter(workspace=workspace, sid=call_sid).update(coached_call=coached)
 
 
 def coaching_mode_set(*, workspace, supervisor, coaching_id: int, mode: str) -> CallCoaching:
@@ -199,7 +214,7 @@ def live_calls(*, workspace):
     call is not one of them)."""
     coaching_legs = CallCoaching.objects.filter(workspace=workspace).exclude(participant_sid="").values(
         "participant_sid")
-    return (Call.objects.filter(workspace=workspace, status=Call.Status.IN_PROGRESS, answered_at__isnull=False,
+    return (Call.customer_calls().filter(workspace=workspace, status=Call.Status.IN_PROGRESS, answered_at__isnull=False,
                                 ended_at__isnull=True, started_at__gte=timezone.now() - LIVE_FOR)
             .exclude(sid__in=coaching_legs).select_related("user").order_by("-started_at"))
 
@@ -211,3 +226,4 @@ def coaching_for_rep(*, workspace, user) -> list[dict]:
             .select_related("supervisor").order_by("created_at"))
     return [{"supervisor": c.supervisor.get_username() if c.supervisor else "A supervisor", "mode": c.mode,
              "label": c.get_mode_display()} for c in rows]
+

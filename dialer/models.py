@@ -69,6 +69,11 @@ class Call(models.Model):
     conference_name = models.CharField(max_length=64, blank=True, help_text=(
         "Set when a supervisor's coaching moved the call into a Twilio conference (dialer/coaching.py)."))
     conference_sid = models.CharField(max_length=34, blank=True)
+    # A supervisor's own browser call into another call's conference (dialer/coaching.py): not a call with a
+    # customer, so it stays out of the call log, its export and the reps' analytics (see `Call.customer_calls`).
+    coached_call = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True,
+                                     related_name="coaching_calls",
+                                     help_text="Set on a supervisor's coaching call: the call it listened to.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -86,6 +91,11 @@ class Call(models.Model):
     @property
     def is_final(self) -> bool:
         return self.Status.is_final(self.status)
+
+    @classmethod
+    def customer_calls(cls):
+        """Calls with a customer: every call but supervisors' coaching calls."""
+        return cls.objects.filter(coached_call__isnull=True)
 
 
 class CallLeg(models.Model):

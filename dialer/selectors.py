@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 
-from dialer.models import Call, CallLeg, Voicemail
+from dialer.models import Call, CallCoaching, CallLeg, Voicemail
 from telephony.models import TwilioConnection
 from workspaces.models import Membership
 
@@ -23,8 +23,9 @@ def connection_for_token(*, workspace) -> TwilioConnection | None:
 
 
 def calls_for_workspace(*, workspace, user_id: int | None = None, direction: str = "", status: str = ""):
-    """The call log: newest first, with the rep and the voicemail count."""
-    qs = (Call.objects.filter(workspace=workspace).select_related("user", "disposition")
+    """The call log: newest first, with the rep and the voicemail count (supervisors' coaching calls are not in
+    it: they show on the coached call's page)."""
+    qs = (Call.customer_calls().filter(workspace=workspace).select_related("user", "disposition")
           .prefetch_related(Prefetch("voicemails", queryset=Voicemail.objects.only("id", "call_id", "status")))
           .order_by("-started_at", "-id"))
     if user_id:
@@ -37,10 +38,11 @@ def calls_for_workspace(*, workspace, user_id: int | None = None, direction: str
 
 
 def call_get(*, workspace, pk: int) -> Call:
-    """One call of the workspace with its legs and voicemails, or Http404."""
+    """One call of the workspace with its legs, voicemails and who coached on it, or Http404."""
     qs = Call.objects.filter(workspace=workspace).select_related("user", "disposition").prefetch_related(
         Prefetch("legs", queryset=CallLeg.objects.select_related("user").order_by("started_at", "id")),
         Prefetch("voicemails", queryset=Voicemail.objects.order_by("created_at")),
+        Prefetch("coachings", queryset=CallCoaching.objects.select_related("supervisor").order_by("created_at", "id")),
     )
     return get_object_or_404(qs, pk=pk)
 

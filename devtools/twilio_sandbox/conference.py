@@ -26,7 +26,8 @@ The person's words are the `<Say>` they heard (`events` "say"); `sandbox.transfe
 accepting person stays in the started conference before hanging up.
 
 Audio (the dialer's coaching): a leg with media — a browser (signalling.py) or a sandbox person whose `<Dial>` leg
-the app redirected into a conference (`PersonInConference`) — is mixed with the others, respecting muted, hold and
+the app redirected into a conference (`PersonInConference`), or an inbound call's `<Dial><Client>` leg redirected
+there (signalling.py `BrowserLegInConference`; the caller's `<Dial>` ends and its action joins the caller) — is mixed with the others, respecting muted, hold and
 coaching (`ConferenceAudio`, at the bottom); `<Conference statusCallback>` gets participant-join / -leave / -mute /
 -unmute / -modify and conference-start / -end.
 """

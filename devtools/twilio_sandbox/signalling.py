@@ -704,6 +704,9 @@ class RingingCall(_BrowserLeg, SimulatedCall):
         self.leg_sid = "CA" + secrets.token_hex(16)
         leg = {"CallSid": self.leg_sid, "ParentCallSid": self.call_sid, "To": f"client:{identity}",
                "From": self.from_, "Direction": "outbound-dial"}
+        # The rep's leg is a call of its own (Calls/<leg>.json can redirect it: a supervisor's coaching).
+        self.sandbox.add_call(self.account_sid, self.leg_sid, parent_call_sid=self.call_sid, to=leg["To"],
+                              from_=self.from_, status="ringing", direction="outbound-dial", start_time=None)
         self._legs(clients, leg, "initiated")
         self.peer = Peer.create(self._media())
         client.calls[self.leg_sid] = self
@@ -715,7 +718,7 @@ class RingingCall(_BrowserLeg, SimulatedCall):
         until = time.monotonic() + float(verb.get("timeout", 30))
         while not self.decided.wait(0.2) and time.monotonic() < until and not self._caller_left():
             pass
-        answered_at = None
+        answered_at, moved = None, None
         if not self.decided.is_set():
             client.send("cancel", {"callsid": self.leg_sid})
             outcome = "canceled" if self._caller_left() else "no-answer"
@@ -724,6 +727,7 @@ class RingingCall(_BrowserLeg, SimulatedCall):
         else:
             self.peer.accept(self.answer_sdp)
             answered_at = time.monotonic()
+            self._leg_status(self.leg_sid, "in-progress")
             self._legs(clients, leg, "in-progress")
             self._log("browser_answered", identity=identity)
             if self.caller_peer is not None:
@@ -731,16 +735,26 @@ class RingingCall(_BrowserLeg, SimulatedCall):
                 self.on_answered()
             else:
                 self._person_talks(self.say)
-            redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS, also=self.caller_gone)
-            if not self.browser_gone.is_set():
+            leg_history = self._twiml_history_length(self.leg_sid)
+            redirected = self._hold(self.browser_gone, history_before, MAX_ANSWERED_SECONDS, also=self.caller_gone,
+                                    leg=(self.leg_sid, leg_history))
+            # The rep's leg redirected into a conference (coaching) leaves the <Dial>: the parent's Dial completes
+            # and its action runs; the browser goes on in the conference (`BrowserLegInConference`).
+            leg_twiml = self._redirected_twiml(leg_history, call_sid=self.leg_sid)
+            if leg_twiml is not None and "<Conference" in leg_twiml and not self.browser_gone.is_set():
+                moved = self._move_leg(client, clients, leg_twiml)
+            elif not self.browser_gone.is_set():
                 client.send("hangup", {"callsid": self.leg_sid})
             outcome = "completed"
         duration = int(time.monotonic() - answered_at) if answered_at else 0
-        self._legs(clients, leg, outcome, CallDuration=str(duration))
+        if moved is None:  # a leg moved into a conference goes on: no final status for it yet
+            self._leg_status(self.leg_sid, outcome)
+            self._legs(clients, leg, outcome, CallDuration=str(duration))
         self._log("dial", to=[identity], kinds=["Client"], outcome=outcome, caller_id=verb.get("callerId", ""),
                   heard_voice_frames=self.peer.heard_voice_frames)
-        client.calls.pop(self.leg_sid, None)
-        self.peer.close()
+        if moved is None:
+            client.calls.pop(self.leg_sid, None)
+            self.peer.close()
         if redirected is not None:  # a REST update ends the <Dial> without its action
             return redirected
         action = verb.get("action")
@@ -751,6 +765,30 @@ class RingingCall(_BrowserLeg, SimulatedCall):
                               "DialCallSid": self.leg_sid})
 
     _legs = OutgoingCall._legs
+    _leg_status = OutgoingCall._leg_status
+
+    def _move_leg(self, client, clients, twiml: str) -> "BrowserLegInConference":
+        self._log("leg_redirected", call_sid=self.leg_sid, twiml=twiml[:2000])
+        if self.caller_peer is not None:  # the two browsers now hear each other through the conference
+            self.peer.bridged_to = self.caller_peer.bridged_to = None
+        callbacks = [(c.get("statusCallback"), c.get("statusCallbackMethod", "POST")) for c in clients
+                     if c.get("statusCallback")]
+        moved = BrowserLegInConference(sandbox=self.sandbox, account_sid=self.account_sid,
+                                       to=f"client:{client.identity}", from_=self.from_, call_sid=self.leg_sid, say=twiml, client=client,
+                                       peer=self.peer, parent_call_sid=self.call_sid,
+                                       leg_callback=callbacks[0] if callbacks else None)
+        with self.sandbox.lock:
+            self.sandbox.simulated[moved.call_sid] = moved
+        client.calls[self.leg_sid] = moved  # the browser's hangup and digits go to the leg now
+        return moved.start()
+
+    def conference_media(self):
+        """The caller in the conference its `<Dial action>` answered (after the rep's leg moved there)."""
+        if self.caller_peer is not None:
+            return BrowserEndpoint(self.caller_peer)
+        from devtools.twilio_sandbox.conference import PersonVoice
+
+        return PersonVoice(self.say or CALLER_WORDS)
 
     def browser_says(self, type_: str, payload: dict) -> None:
         if type_ == "answer" and not self.decided.is_set():
@@ -766,6 +804,48 @@ class RingingCall(_BrowserLeg, SimulatedCall):
             if not self.decided.is_set():
                 self.browser_decision = "reject"
                 self.decided.set()
+
+
+@dataclass
+class BrowserLegInConference(_BrowserLeg, SimulatedCall):
+    """A browser's `<Dial><Client>` leg (an inbound call's rep) that the app redirected into a conference, as for a
+    supervisor's coaching: the browser talks and listens through the conference's audio; its hangup leaves the
+    conference; the leg's `<Client statusCallback>` gets its final status."""
+
+    client: object = None
+    peer: object = None
+    parent_call_sid: str = ""
+    leg_callback: tuple | None = None
+    browser_gone: threading.Event = field(default_factory=threading.Event)
+
+    def conference_media(self) -> "BrowserEndpoint":
+        return BrowserEndpoint(self.peer)
+
+    def _params(self, extra: dict) -> dict:
+        return {**super()._params(extra), "ParentCallSid": self.parent_call_sid, "Direction": "outbound-dial",
+                **extra}
+
+    def _run(self) -> None:
+        self.status_callback = self.leg_callback
+        self._set_status("in-progress")
+        self._follow(self.say)  # `say` carries the redirect's TwiML
+
+    def browser_says(self, type_: str, payload: dict) -> None:
+        if type_ == "dtmf":
+            self._log("dtmf", digits=str(payload.get("dtmf", "")))
+        elif type_ in ("hangup", "reject"):
+            if not self.browser_gone.is_set():
+                self._log("browser_hangup")
+            self.browser_gone.set()
+
+    def _finish(self) -> None:
+        super()._finish()
+        if not self.browser_gone.is_set():
+            self.browser_gone.set()
+            self.client.send("hangup", {"callsid": self.call_sid})
+        self.client.calls.pop(self.call_sid, None)
+        if self.peer is not None:
+            self.peer.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ def dialer_today(context):
     if workspace is None:
         return {"show": False}
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    counts = Call.objects.filter(workspace=workspace, started_at__gte=start).aggregate(
+    counts = Call.customer_calls().filter(workspace=workspace, started_at__gte=start).aggregate(
         total=Count("id"), outbound=Count("id", filter=Q(direction="outbound")))
     return {"show": True, "total": counts["total"], "outbound": counts["outbound"],
             "inbound": counts["total"] - counts["outbound"]}

@@ -243,12 +243,13 @@
     }
 
     // ---- calls -----------------------------------------------------------------------------------------------
-    function bindCall(call, label) {
+    function bindCall(call, label, params) {
       activeCall = call;
       setState(label);
       updateButtons();
-      // Hook for static/dialer/power.js (wrap-up card, power dialer): every call the panel binds.
-      panel.dispatchEvent(new CustomEvent("dialer:call", { detail: { call: call } }));
+      // Hook for static/dialer/power.js (wrap-up card, power dialer): every call the panel binds, with the app's
+      // own parameters of a call placed by `place` (a supervisor's coaching call has nothing to wrap up).
+      panel.dispatchEvent(new CustomEvent("dialer:call", { detail: { call: call, params: params || {} } }));
       call.on("ringing", function () { setState("Ringing…"); });
       call.on("accept", function () { setState("In call"); startTimer(); });
       call.on("mute", function (isMuted) { muteBtn.textContent = isMuted ? "Unmute" : "Mute"; muteBtn.setAttribute("aria-pressed", String(!!isMuted)); });
@@ -412,7 +413,7 @@
       // A call with the app's own parameters (static/dialer/coaching.js: a supervisor joins a rep's call).
       place: function (params, label) {
         if (!device || activeCall || placing) return Promise.reject(new Error(device ? "Hang up your own call first." : "The dialer is not connected yet."));
-        return Promise.resolve(device.connect({ params: params })).then(function (call) { bindCall(call, label); return call; });
+        return Promise.resolve(device.connect({ params: params })).then(function (call) { bindCall(call, label, params); return call; });
       },
       precheckNumber: precheckNumber
     };

@@ -146,6 +146,7 @@
 
     // Every call the panel binds (dialer.js hook): the drop button while it lasts, the wrap-up card after it.
     panel.addEventListener("dialer:call", function (e) {
+      if (e.detail.params && e.detail.params.Coaching) return; // a supervisor's coaching call: no disposition
       var call = e.detail.call;
       var mine = { call: call, sid: "", dropped: false, ended: false, attempt: attempt };
       current = mine;
@@ -166,7 +167,8 @@
         report();
         dropBtn.hidden = true;
         if (current === mine) current = null;
-        if (mine.sid || mine.attempt) wrapUp(mine); // a call Twilio never knew has nothing to wrap up
+        if (mine.attempt && !mine.sid) { neverPlaced(mine.attempt); return; }
+        if (mine.sid) wrapUp(mine); // a call Twilio never knew has nothing to wrap up
       };
       ["disconnect", "cancel", "reject", "error"].forEach(function (name) { call.on(name, ended); });
     });
@@ -182,6 +184,16 @@
         if (dialer.activeCall() === mine.call) mine.call.disconnect(); // the rep is free at once
       }).catch(function (err) { status(err.message); }).finally(function () { dropBtn.disabled = false; });
     });
+
+    // The contact's call failed before Twilio knew it (no CallSid): nobody was called, so there is nothing to
+    // disposition. The contact goes back to the queue and the attempt does not count; the rep is told and stops.
+    function neverPlaced(failed) {
+      if (attempt === failed) { attempt = null; card.hidden = true; }
+      var who = failed.contact.name || failed.contact.phone_number;
+      request(url("releaseUrl", failed.attempt), {}).catch(function () {});
+      stop("The call to " + who + " never reached the phone network, so nobody was called: the contact goes " +
+           "back to the queue and this attempt does not count. Check your microphone and connection, then Start again.");
+    }
 
     function wrapUp(mine) {
       wrapping = mine;
@@ -206,10 +218,14 @@
         ? request(url("finishUrl", mine.attempt.attempt), body)
         : request(url("dispositionUrl", mine.sid), body);
       saveBtn.disabled = stopBtn.disabled = true;
-      done.then(function () {
+      done.then(function (data) {
         wrapping = null;
         wrap.hidden = true;
-        if (mine.attempt) {
+        if (mine.attempt && data && data.released) { // never placed after all: given back, not counted
+          attempt = null;
+          card.hidden = true;
+          stop(data.message);
+        } else if (mine.attempt) {
           attempt = null;
           card.hidden = true;
           if (andStop || !session) stop("Stopped. Saved: " + dispositionSelect.selectedOptions[0].textContent + ".");

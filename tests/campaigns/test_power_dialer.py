@@ -4,6 +4,7 @@ from datetime import datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
+from django.urls import reverse
 
 from campaigns import power, services
 from campaigns.models import Campaign, CampaignAttempt, CampaignContact
@@ -79,8 +80,9 @@ def test_no_answer_waits_for_its_retry_and_attempts_never_exceed_the_limit():
         if card is None:
             break
         tries += 1
+        call = _browser_call(workspace, rita, card, f"CA{tries:032d}")
         power.power_finish(workspace=workspace, user=rita, attempt_id=card.attempt.pk, disposition_id=no_answer.pk,
-                           now=now)
+                           call_sid=call.sid, now=now)
         now += timedelta(minutes=1)
         if tries % 3 == 0:
             now += timedelta(minutes=31)  # campaign_setup: retry no answer after 30 minutes
@@ -110,6 +112,34 @@ def test_a_claim_never_dialled_runs_out_and_the_attempt_does_not_count():
     cc = CampaignContact.objects.get(pk=card.attempt.campaign_contact_id)
     assert (cc.state, cc.attempts, cc.claim) == ("queued", 0, "")
     assert not CampaignAttempt.objects.filter(pk=card.attempt.pk).exists()
+
+
+def test_a_call_that_never_reached_twilio_gives_the_contact_back_instead_of_closing_the_attempt():
+    workspace, campaign, (rita, _) = _reps_campaign()
+    card = power.power_next(workspace=workspace, user=rita, campaign_id=campaign.pk, now=MONDAY_14_UTC)
+
+    # The browser's call failed before any CallSid: whatever the rep picks, nobody was called.
+    with pytest.raises(power.CallNeverPlaced) as refused:
+        power.power_finish(workspace=workspace, user=rita, attempt_id=card.attempt.pk,
+                           disposition_id=_disposition(workspace, "no_answer").pk, notes="rang out?", now=MONDAY_14_UTC)
+
+    assert "back to the queue" in str(refused.value) and "does not count" in str(refused.value)
+    cc = CampaignContact.objects.get(pk=card.attempt.campaign_contact_id)
+    assert (cc.state, cc.attempts, cc.claim, cc.finished_at) == ("queued", 0, "", None)
+    assert not CampaignAttempt.objects.filter(pk=card.attempt.pk).exists()
+    # The contact is due again at once, as attempt 1 (the limit of 2 is intact).
+    again = power.power_next(workspace=workspace, user=rita, campaign_id=campaign.pk, now=MONDAY_14_UTC)
+    assert (again.attempt.campaign_contact_id, again.attempt.number) == (cc.pk, 1)
+
+
+def test_the_views_tell_the_rep_the_contact_went_back_when_the_call_never_reached_twilio(client):
+    workspace, campaign, (rita, _) = _reps_campaign()
+    card = power.power_next(workspace=workspace, user=rita, campaign_id=campaign.pk, now=MONDAY_14_UTC)
+    client.force_login(rita)
+    url = reverse("campaigns:power_finish", args=[card.attempt.pk])
+    response = client.post(url, {"disposition": _disposition(workspace, "busy").pk, "call_sid": ""})
+    assert response.status_code == 200, response.content
+    assert response.json()["released"] is True and "does not count" in response.json()["message"]
 
 
 def test_a_call_never_wrapped_up_is_settled_from_its_status():
@@ -143,9 +173,10 @@ def test_another_reps_call_or_another_number_is_not_linked():
 def test_the_progress_page_and_export_show_reps_results(client):
     workspace, campaign, (rita, _) = _reps_campaign()
     card = power.power_next(workspace=workspace, user=rita, campaign_id=campaign.pk, now=MONDAY_14_UTC)
+    call = _browser_call(workspace, rita, card, "CA" + "2" * 32)
     power.power_finish(workspace=workspace, user=rita, attempt_id=card.attempt.pk,
                        disposition_id=_disposition(workspace, "not_interested").pk, notes="Has a supplier",
-                       now=MONDAY_14_UTC)
+                       call_sid=call.sid, now=MONDAY_14_UTC)
     client.force_login(rita)
 
     page = client.get(f"/campaigns/{campaign.pk}/").content.decode()

@@ -111,6 +111,9 @@ def test_nothing_but_listen_is_served_before_a_valid_token(sandbox):
     assert not sandbox.signalling.registered(sid, "ws1-u1")
 
 
+ROOM = '<Dial><Conference startConferenceOnEnter="true" endConferenceOnExit="true">room</Conference></Dial>'
+
+
 class _App(BaseHTTPRequestHandler):
     """The app's webhooks: /voice dials the number asked for, /ring dials client ws1-u1 for 1 s, /done hangs up.
     Requests are kept (path, form, url, signature)."""
@@ -126,6 +129,9 @@ class _App(BaseHTTPRequestHandler):
         number = f'<Number statusCallback="{base}/leg">{form.get("To")}</Number>'
         twiml = {"/voice": f'<Response><Dial action="{base}/done" callerId="+15125550100">{number}</Dial></Response>',
                  "/ring": f'<Response><Dial timeout="1" action="{base}/done"><Client>ws1-u1</Client></Dial></Response>',
+                 "/ring-rep": f'<Response><Dial timeout="10" action="{base}/moved"><Client statusCallback="{base}/leg">'
+                              'ws1-u1</Client></Dial></Response>',
+                 "/moved": f"<Response>{ROOM}</Response>",
                  "/agent": f'<Response><Connect><Stream url="{self.stream_url}"/></Connect></Response>',
                  "/done": "<Response><Hangup/></Response>"}.get(self.path, "")
         self.send_response(500 if self.path in self.fail_paths else 200)
@@ -230,6 +236,65 @@ def test_an_answered_call_ends_when_the_app_completes_it_over_rest(sandbox, app_
     dial = [e for e in call.events if e["event"] == "dial"][0]
     assert dial["outcome"] == "completed" and dial["digits"] == "42"
     assert not [form for path, form, *_ in _App.seen if path == "/done"]  # a REST update skips the action
+
+
+def _answer_sdp(offer: str) -> str:
+    """A browser-like answer to the sandbox's offer (aiortc stands in for Chromium)."""
+    import asyncio
+
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    async def make():
+        pc = RTCPeerConnection()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    return asyncio.run(make())
+
+
+def test_the_reps_browser_leg_of_an_inbound_call_redirected_into_a_conference_takes_the_caller_with_it(
+        sandbox, app_base):
+    """Inbound coaching (dialer/coaching.py): a REST update of the dialled client leg moves the rep's browser into
+    the conference; the caller's <Dial> ends, its action joins the caller; the rep hanging up ends it all."""
+    from tests.conditions import eventually
+
+    sid, key, secret, app = _workspace(sandbox)
+    auth_token = sandbox.state["accounts"][sid]["auth_token"]
+    sandbox.add_incoming_number(sid, "+15125550100", voice_url=f"{app_base}/ring-rep", voice_method="POST")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with connect(f"wss://{sandbox.signalling.host}/signal", ssl=context, open_timeout=5) as ws:
+        for type_, payload in [("listen", {"token": _token(sid, key, secret, app=app)}),
+                               ("register", {"media": {"audio": True}})]:
+            ws.send(json.dumps({"type": type_, "version": "1.6", "payload": payload}))
+            ws.recv(timeout=5)
+        call = sandbox.simulate_call(sid, "+15125550100", from_="+13105550111")
+        invite = json.loads(ws.recv(timeout=10))["payload"]
+        leg_sid = invite["callsid"]
+        ws.send(json.dumps({"type": "answer", "version": "1.6",
+                            "payload": {"callsid": leg_sid, "sdp": _answer_sdp(invite["sdp"])}}))
+        assert eventually(lambda: sandbox.state["calls"][sid][leg_sid]["status"] == "in-progress")
+
+        _post(sandbox, sid, auth_token, f"Calls/{leg_sid}.json", {"Twiml": f"<Response>{ROOM}</Response>"})
+
+        def room():
+            return [c for c in sandbox.state["conferences"][sid].values() if c["friendly_name"] == "room"]
+        assert eventually(lambda: room() and set(room()[0]["participants"]) == {leg_sid, call.call_sid})
+        moved = [form for path, form, *_ in _App.seen if path == "/moved"]
+        assert [(f["DialCallStatus"], f["CallSid"]) for f in moved] == [("completed", call.call_sid)]
+        assert room()[0]["status"] == "in-progress"
+        assert not call.done.is_set()
+
+        ws.send(json.dumps({"type": "hangup", "version": "1.6", "payload": {"callsid": leg_sid}}))
+        assert call.done.wait(20), call.events
+    assert room()[0]["status"] == "completed"
+    # The leg's callbacks: no final status while it moved, "completed" when the rep left the conference.
+    assert eventually(lambda: [f["CallStatus"] for p, f, *_ in _App.seen if p == "/leg"][-1:] == ["completed"])
+    assert [f["CallStatus"] for p, f, *_ in _App.seen if p == "/leg"] == [
+        "initiated", "ringing", "in-progress", "completed"]
 
 
 @pytest.fixture

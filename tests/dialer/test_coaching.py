@@ -80,8 +80,9 @@ def test_listening_moves_the_call_into_its_conference_and_the_supervisor_joins_m
                                        connection.auth_token).content).find("Dial/Conference")
     assert (joined.get("coach"), joined.get("muted"), joined.get("startConferenceOnEnter")) == (call.sid, "true",
                                                                                               "false")
-    Call.objects.create(workspace=workspace, sid=params["CallSid"], direction=Call.Direction.OUTBOUND, user=admin_user,
-                        status=Call.Status.IN_PROGRESS, answered_at=timezone.now())  # its own status callback
+    signed_post(client, f"/v1/voice/status/{workspace.pk}",  # its own status callback
+                {"AccountSid": connection.account_sid, "CallSid": params["CallSid"], "CallStatus": "in-progress",
+                 "From": params["From"], "To": ""}, connection.auth_token)
     assert list(coaching_live_calls(workspace=workspace)) == [call]  # not a rep's call to coach
     stranger = {**params, "CallSid": sid(), "From": f"client:ws{workspace.pk}-u{member_user.pk}"}
     refused = ET.fromstring(signed_post(client, f"/v1/voice/outbound/{workspace.pk}", stranger,
@@ -157,3 +158,41 @@ def test_on_an_inbound_call_the_reps_browser_leg_moves_and_is_the_one_coached(ad
                             connection.auth_token)
     root = ET.fromstring(dial_done.content)
     assert root.find("Dial/Conference").text == f"dialer-{call.sid}" and root.find("Record") is None  # no voicemail
+
+
+def test_the_supervisors_own_call_is_a_coaching_call_kept_out_of_the_log_analytics_and_export(
+        admin_client, admin_user, member_user, live_call, gateway, client, workspace):
+    from analytics.selectors import Period, dialer_stats
+
+    connection, call, _ = live_call
+    coaching = CallCoaching.objects.get(pk=admin_client.post(f"/calls/live/{call.pk}/coach",
+                                                             {"mode": "whisper"}).json()["id"])
+    supervisor_sid = sid()
+    frm = f"client:ws{workspace.pk}-u{admin_user.pk}"
+    # Its status callback first (Twilio does not promise the order), then the TwiML app's voice URL.
+    signed_post(client, f"/v1/voice/status/{workspace.pk}", {"AccountSid": connection.account_sid,
+                "CallSid": supervisor_sid, "CallStatus": "initiated", "From": frm, "To": ""}, connection.auth_token)
+    signed_post(client, f"/v1/voice/outbound/{workspace.pk}", {"AccountSid": connection.account_sid,
+                "CallSid": supervisor_sid, "From": frm, "Coaching": str(coaching.pk)}, connection.auth_token)
+    signed_post(client, f"/v1/voice/status/{workspace.pk}", {"AccountSid": connection.account_sid,
+                "CallSid": supervisor_sid, "CallStatus": "in-progress", "From": frm, "To": ""}, connection.auth_token)
+    own = Call.objects.get(sid=supervisor_sid)
+    assert own.coached_call == call and own.user == admin_user
+
+    log = admin_client.get("/calls/").content.decode()
+    assert call.sid in log and supervisor_sid not in log
+    export = admin_client.get("/calls/export.csv").content.decode()
+    assert call.sid in export and supervisor_sid not in export
+    today = timezone.now().date()
+    reps = dialer_stats(workspace=workspace, period=Period(since=today, until=today))
+    assert [r.user_id for r in reps] == [member_user.pk]
+
+    # The coached call's page says who listened and how; the coaching call's page points back to it.
+    signed_post(client, f"/v1/voice/conference/{workspace.pk}",
+                {"AccountSid": connection.account_sid, "ConferenceSid": "CF" + secrets.token_hex(16),
+                 "FriendlyName": call.conference_name, "CallSid": supervisor_sid,
+                 "StatusCallbackEvent": "participant-join"}, connection.auth_token)
+    detail = admin_client.get(f"/calls/{call.pk}/").content.decode()
+    assert 'data-testid="call-coachings"' in detail and "alice" in detail and "whispering" in detail
+    own_page = admin_client.get(f"/calls/{own.pk}/").content.decode()
+    assert 'data-testid="coached-call"' in own_page and f"/calls/{call.pk}/" in own_page
