@@ -89,7 +89,7 @@ def coaching_start(*, workspace, supervisor, call_id: int, mode: str) -> CallCoa
     if connection is None:
         raise CoachingRefused("Connect your phone system first.")
     with transaction.atomic():
-        call = (Call.objects.select_for_update().select_related("user")
+        call = (Call.objects.select_for_update(of=("self",)).select_related("user")
                 .filter(workspace=workspace, pk=call_id).first())
         if call is None or call.is_final or call.answered_at is None or call.ended_at is not None:
             raise CoachingRefused("That call is not live any more.")

@@ -55,7 +55,7 @@
   function supervise() {
     var table = document.querySelector('[data-testid="live-calls-region"]');
     if (!table) return;
-    var modeUrl = JSON.parse(document.getElementById("coaching-mode-url").textContent);
+    var modeUrl = table.getAttribute("data-mode-url");
     var errorEl = document.querySelector('[data-testid="coaching-error"]');
     var current = null; // {id, row, call}
     var starting = false;
