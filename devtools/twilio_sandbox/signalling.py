@@ -340,6 +340,23 @@ class _BrowserLeg:
             seconds = peer.say(text)
             self._log("person_says", text=text, seconds=round(seconds, 2))
 
+    def _ringing_browser_says(self, type_: str, payload: dict) -> None:
+        """A leg that rings the browser (`browser_says` of RingingCall and of a participant rung in a conference):
+        its answer or rejection decides once; a hang-up before that is a rejection."""
+        if type_ == "answer" and not self.decided.is_set():
+            self.answer_sdp, self.browser_decision = payload.get("sdp", ""), "answer"
+            self.decided.set()
+        elif type_ == "reject" and not self.decided.is_set():
+            self.browser_decision = "reject"
+            self.decided.set()
+        elif type_ == "dtmf":
+            self._log("dtmf", digits=str(payload.get("dtmf", "")))
+        elif type_ == "hangup":
+            self.browser_gone.set()
+            if not self.decided.is_set():
+                self.browser_decision = "reject"
+                self.decided.set()
+
     def _hold(self, gone: threading.Event, history_before: int, limit: float,
               also: threading.Event | None = None, leg: tuple[str, int] | None = None) -> str | None:
         """While a bridged leg lasts: until `gone` (the browser hung up) or `also` (the other side did), a REST
@@ -790,20 +807,7 @@ class RingingCall(_BrowserLeg, SimulatedCall):
 
         return PersonVoice(self.say or CALLER_WORDS)
 
-    def browser_says(self, type_: str, payload: dict) -> None:
-        if type_ == "answer" and not self.decided.is_set():
-            self.answer_sdp, self.browser_decision = payload.get("sdp", ""), "answer"
-            self.decided.set()
-        elif type_ == "reject" and not self.decided.is_set():
-            self.browser_decision = "reject"
-            self.decided.set()
-        elif type_ == "dtmf":
-            self._log("dtmf", digits=str(payload.get("dtmf", "")))
-        elif type_ == "hangup":
-            self.browser_gone.set()
-            if not self.decided.is_set():
-                self.browser_decision = "reject"
-                self.decided.set()
+    browser_says = _BrowserLeg._ringing_browser_says
 
 
 @dataclass
@@ -958,19 +962,6 @@ def _browser_participant_class():
                     break
             self.client.send("hangup", {"callsid": self.call_sid})
 
-        def browser_says(self, type_: str, payload: dict) -> None:
-            if type_ == "answer" and not self.decided.is_set():
-                self.answer_sdp, self.browser_decision = payload.get("sdp", ""), "answer"
-                self.decided.set()
-            elif type_ == "reject" and not self.decided.is_set():
-                self.browser_decision = "reject"
-                self.decided.set()
-            elif type_ == "dtmf":
-                self._log("dtmf", digits=str(payload.get("dtmf", "")))
-            elif type_ == "hangup":
-                self.browser_gone.set()
-                if not self.decided.is_set():
-                    self.browser_decision = "reject"
-                    self.decided.set()
+        browser_says = _BrowserLeg._ringing_browser_says
 
     return _BrowserParticipant
