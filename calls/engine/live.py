@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 
 logger = logging.getLogger("calls.engine")
 
@@ -94,6 +95,21 @@ def get(call_session_id) -> object | None:
     return REGISTRY.get(int(call_session_id)) if call_session_id else None
 
 
+# At most this many of a process's calls publish at once; the others wait their turn (in their side task, never the
+# audio path). The Redis client's pool holds 100 connections and refuses the 101st at once (MaxConnectionsError):
+# 300 calls ending turns together lost their live events before this bound.
+PUBLISH_CONCURRENCY = 32
+_publish_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _publish_slots.get(loop)
+    if slots is None:
+        slots = _publish_slots[loop] = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+    return slots
+
+
 async def publish(workspace_id, event: dict) -> None:
     """Send an event to the workspace's live view group. Failures are logged, never raised."""
     if not workspace_id:
@@ -104,7 +120,8 @@ async def publish(workspace_id, event: dict) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        await layer.group_send(workspace_group(workspace_id), {"type": "call.event", "event": event})
+        async with _slots():
+            await layer.group_send(workspace_group(workspace_id), {"type": "call.event", "event": event})
     except Exception as exc:  # noqa: BLE001 - monitoring must never break a call
         logger.warning("could not publish a live call event", extra={"kind": event.get("kind"),
                                                                      "error": type(exc).__name__})
