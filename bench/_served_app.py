@@ -62,6 +62,11 @@ chat_base.VENDORS["bench"] = "bench._served_app:InstantChat"
 chat_base.SETTINGS_PREFIX["bench"] = "BENCH"
 registry.PREFIX["bench"] = "BENCH"
 
+if os.environ.get("BENCH_GC_UNFREEZE") == "1":  # the baseline of `--gc-baseline`: the app as before gc.freeze()
+    import gc
+
+    gc.unfreeze()
+
 if os.environ.get("BENCH_ECHO") == "1":
     _on_audio = cascaded.CascadedProvider.on_audio
 
