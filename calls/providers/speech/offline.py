@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import re
 import shutil
@@ -154,7 +153,7 @@ def recognition_pool() -> ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=pool_size(), mp_context=multiprocessing.get_context("spawn"),
+            _pool = ProcessPoolExecutor(max_workers=pool_size(), mp_context=pools.spawn_context(),
                                         initializer=_pool_process_start)
         return _pool
 
@@ -196,9 +195,10 @@ def _pool_process_start() -> None:
     """A pool process: below the web worker's priority (the calls' audio frames come first on a busy machine; a
     turn's decode can wait a few ms), its decoder loaded once, at start."""
     try:
-        os.nice(int(os.environ.get("OFFLINE_STT_NICENESS", POOL_NICENESS)))  # benches of outcomes, not timing: 0
-    except OSError:  # pragma: no cover - not permitted here
-        pass
+        niceness = int(os.environ.get("OFFLINE_STT_NICENESS", POOL_NICENESS))  # benches of outcomes, not timing: 0
+    except ValueError:
+        niceness = POOL_NICENESS
+    pools.lower_priority(niceness)  # every thread (os.nice would lower the main thread only)
     _decoder()
 
 

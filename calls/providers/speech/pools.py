@@ -17,9 +17,40 @@ N web workers on a machine spawn N budgets: set `SPEECH_PROCESSES` to about (cor
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 TURN_MODEL_PROCESSES = 1
+
+# The numerical libraries' own thread pools (numpy's OpenBLAS starts one thread per core when it is imported).
+ONE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def spawn_context():
+    """The context the speech pools spawn their processes with: each holds its numerical libraries to one thread.
+
+    A pool process does one question at a time on small matrices; without this, numpy's OpenBLAS started a
+    thread per core at import, before the process lowered its priority (Linux's nice is per thread), and the
+    turn model's worker took 1.3 cores, half of it at the calls' own priority (seen with `top -H` under
+    `bench.media_streams_served`). The spawned process inherits this process's environment, so the settings are
+    put there (an operator's own value wins)."""
+    for name in ONE_THREAD:
+        os.environ.setdefault(name, "1")
+    return multiprocessing.get_context("spawn")
+
+
+def lower_priority(niceness: int) -> None:
+    """Lower every thread of this (pool) process by `niceness`: threads started before the call (a library's) as
+    well as the calling one; threads started later inherit it. No-op where not permitted or not Linux."""
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+        except (AttributeError, OSError):
+            pass
 
 
 def _int_setting(name: str) -> int:

@@ -29,7 +29,6 @@ the pool cannot take at once goes to the silence rule.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -122,11 +121,14 @@ def model_input(pcm8k: np.ndarray) -> np.ndarray:
 # -- the model ------------------------------------------------------------------------------------------------
 
 
+WORKER_NICENESS = 10
+
+
 def _lower_priority() -> None:
     """Each worker thread runs at a lower CPU priority than the event loop's (Linux: nice is per thread): when
     the cores are short, the calls' audio goes first and the model answers later, or the silence rule decides."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
     except (AttributeError, OSError):
         pass
 
@@ -136,7 +138,7 @@ _WORKER_MODEL: TurnModel | None = None
 
 def _worker_init(path: str) -> None:
     global _WORKER_MODEL
-    _lower_priority()
+    pools.lower_priority(WORKER_NICENESS)  # every thread of the worker, not just this one
     _WORKER_MODEL = TurnModel(path)
     _WORKER_MODEL.session  # noqa: B018 - load it now
 
@@ -221,7 +223,7 @@ class TurnModel:
             if pool is None:
                 pool = TurnModel._process_pools[self.path] = ProcessPoolExecutor(
                     max_workers=pools.turn_model_processes(),  # its share of SPEECH_PROCESSES (pools.py)
-                    mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                    mp_context=pools.spawn_context(), initializer=_worker_init,
                     initargs=(self.path,))
         return pool, _worker_predict
 

@@ -37,3 +37,31 @@ def test_a_bad_value_falls_back_to_the_default(env):
     env.setattr(pools.os, "cpu_count", lambda: 2)
     env.setenv("SPEECH_PROCESSES", "many")
     assert pools.budget() == 3
+
+
+def _probe() -> tuple[str | None, list[int]]:
+    """In a pool process: its BLAS thread setting and the nice value of each of its threads."""
+    import os
+
+    import numpy  # noqa: F401 - its thread pool, if any, is started by now
+
+    tids = [int(t) for t in os.listdir("/proc/self/task")]
+    return os.environ.get("OPENBLAS_NUM_THREADS"), [os.getpriority(os.PRIO_PROCESS, t) for t in tids]
+
+
+def test_a_pool_process_holds_numpy_to_one_thread_and_runs_every_thread_below_the_calls(env):
+    """Linux's nice is per thread: a library's threads started before the pool process lowered its main thread
+    used to stay at the calls' priority (the turn model's worker took 1.3 cores under load)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    for name in pools.ONE_THREAD:
+        env.delenv(name, raising=False)
+    with ProcessPoolExecutor(max_workers=1, mp_context=pools.spawn_context(), initializer=pools.lower_priority,
+                             initargs=(10,)) as pool:
+        blas_threads, nices = pool.submit(_probe).result(timeout=120)
+
+    import os
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert blas_threads == "1"
+    assert nices and set(nices) == {min(19, mine + 10)}
