@@ -44,6 +44,20 @@ def ulaw_to_pcm16(data: bytes) -> np.ndarray:
     return _ULAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)]
 
 
+# The same table as two byte-translation tables (low and high byte of each little-endian sample): a frame decodes
+# with two `bytes.translate` and two strided copies, no numpy array per 20 ms frame (the hot path's decode).
+_PCM_LE = _ULAW_TO_PCM.astype("<i2").tobytes()
+_LOW, _HIGH = _PCM_LE[0::2], _PCM_LE[1::2]
+
+
+def ulaw_to_pcm16le(data: bytes) -> bytes:
+    """μ-law bytes -> PCM16 little-endian bytes (same rate): `ulaw_to_pcm16(data).astype("<i2").tobytes()`."""
+    out = bytearray(2 * len(data))
+    out[0::2] = data.translate(_LOW)
+    out[1::2] = data.translate(_HIGH)
+    return bytes(out)
+
+
 def pcm16_to_ulaw(samples) -> bytes:
     """int16 samples (array or bytes) -> μ-law bytes."""
     x = np.frombuffer(samples, dtype=np.int16) if isinstance(samples, (bytes, bytearray, memoryview)) else samples

@@ -205,7 +205,9 @@ class VoicePipeline:
             ulaw = base64.b64decode(payload_b64)
         except (ValueError, TypeError):
             return
-        pcm = self._pcm_rest + audio.ulaw_to_pcm16(ulaw).astype("<i2", copy=False).tobytes()
+        pcm = audio.ulaw_to_pcm16le(ulaw)
+        if self._pcm_rest:
+            pcm = self._pcm_rest + pcm
         size = vad.FRAME_SAMPLES * 2
         usable = len(pcm) - len(pcm) % size
         self._pcm_rest = pcm[usable:]

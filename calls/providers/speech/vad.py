@@ -179,4 +179,4 @@ class VoiceActivity:
 
 def ulaw_frames_to_pcm(ulaw: bytes) -> bytes:
     """μ-law 8 kHz -> PCM16 little-endian 8 kHz (a table lookup)."""
-    return audio.ulaw_to_pcm16(ulaw).astype("<i2").tobytes()
+    return audio.ulaw_to_pcm16le(ulaw)

@@ -24,6 +24,14 @@ def test_vectorised_ulaw_encoder_matches_g711_for_every_int16_value():
     assert err.max() <= 1024 and err[np.abs(samples.astype(np.int32)) < 256].max() <= 8
 
 
+def test_the_frame_decode_by_byte_tables_equals_the_g711_table_for_every_byte():
+    every_byte = bytes(range(256)) + bytes(range(255, -1, -1))
+    expected = b"".join(audio.ulaw_decode_sample(b).to_bytes(2, "little", signed=True) for b in every_byte)
+    assert audio.ulaw_to_pcm16le(every_byte) == expected
+    assert audio.ulaw_to_pcm16le(every_byte) == audio.ulaw_to_pcm16(every_byte).astype("<i2").tobytes()
+    assert audio.ulaw_to_pcm16le(b"") == b""
+
+
 def test_ulaw_to_pcm_at_vendor_rates_and_back_keeps_the_signal():
     tone = audio.tone(440, 200, amplitude=8000)  # 1600 μ-law bytes
     for rate in (8000, 16000, 24000, 44100):
