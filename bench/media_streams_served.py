@@ -187,6 +187,9 @@ async def client_main(ws_url, calls, seconds, frames, conn) -> None:
 
 
 def _client_process(ws_url, calls, seconds, frames, conn) -> None:
+    import gc
+
+    gc.disable()  # a client must not pause while it timestamps (nothing cyclic lives for a run: refcounting frees)
     asyncio.run(client_main(ws_url, calls, seconds, frames, conn))
     conn.close()
 
