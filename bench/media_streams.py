@@ -146,8 +146,27 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _ensure_database(url: str) -> None:
+    """A PostgreSQL bench database named in DATABASE_URL is created when it does not exist yet (instead of the
+    connection pool's ten-second timeout and a traceback)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres") or not parts.path.strip("/"):
+        return
+    import psycopg
+    from psycopg import sql
+
+    name = parts.path.strip("/")
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            print(f"created the bench database {name}", flush=True)
+
+
 def _setup_django(env: dict) -> None:
     os.environ.update(env)
+    _ensure_database(os.environ.get("DATABASE_URL", ""))
     sys.path.insert(0, str(ROOT))
     import django
 
