@@ -2,6 +2,7 @@
 import asyncio
 
 from calls.engine import live
+from tests.conditions import CEILING
 
 
 class PoolLayer:
@@ -11,10 +12,13 @@ class PoolLayer:
     def __init__(self, limit: int):
         self.limit, self.in_flight, self.peak, self.sent = limit, 0, 0, 0
         self.gate = asyncio.Event()
+        self.full = asyncio.Event()  # as many sends in flight as the publisher allows
 
     async def group_send(self, group, message):
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
+        if self.in_flight >= live.PUBLISH_CONCURRENCY:
+            self.full.set()
         try:
             if self.in_flight > self.limit:
                 raise ConnectionError("Too many connections")
@@ -30,11 +34,7 @@ def test_three_hundred_calls_publishing_together_lose_no_event(monkeypatch):
 
     async def scenario():
         tasks = [asyncio.create_task(live.publish(7, {"kind": "turn", "n": i})) for i in range(300)]
-        for _ in range(10_000):  # until every publisher has started and the first ones hold their slots
-            if layer.in_flight == live.PUBLISH_CONCURRENCY:
-                break
-            await asyncio.sleep(0)
-        assert layer.in_flight == live.PUBLISH_CONCURRENCY
+        await asyncio.wait_for(layer.full.wait(), CEILING)  # the first publishers hold every slot
         layer.gate.set()
         await asyncio.gather(*tasks)
 
