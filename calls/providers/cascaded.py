@@ -148,6 +148,8 @@ class VoicePipeline:
         self.provider = provider
         self.stt = stt
         self.tts = tts
+        # The call's own μ-law 8 kHz from the vendor where it has it: its bytes go out as they come.
+        self._tts_ulaw = bool(getattr(tts, "phone_audio", lambda: False)())
         self.vad = voice_activity
         self.on_turn = on_turn  # async (text, keywords) -> None
         self.on_turn_end = on_turn_end  # () -> None: the caller's turn ended (its text comes later, on_turn)
@@ -422,20 +424,21 @@ class VoicePipeline:
                 for s in sentences:
                     yield s
             source = _list()
+        ulaw = self._tts_ulaw
         async for sentence in source:
-            to_8k = audio.Resampler(rate, audio.SAMPLE_RATE)
+            to_8k = None if ulaw else audio.Resampler(rate, audio.SAMPLE_RATE)
             ms_before = reply.sent_ms
             rest = b""
-            async for pcm in self.tts.synthesize(sentence):
+            async for chunk in self.tts.synthesize(sentence):
                 if state["first_byte"] is None:
                     state["first_byte"] = self.clock()
-                rest += audio.pcm16_to_ulaw(to_8k(np.frombuffer(pcm, dtype="<i2")))
+                rest += chunk if ulaw else audio.pcm16_to_ulaw(to_8k(np.frombuffer(chunk, dtype="<i2")))
                 # Whole 20 ms frames only (as Twilio sends them); the first ones go out as soon as there are any.
                 while len(rest) >= size or (not reply.sent_ms and len(rest) >= audio.FRAME_BYTES):
                     cut = size if len(rest) >= size else len(rest) - len(rest) % audio.FRAME_BYTES
                     part, rest = rest[:cut], rest[cut:]
                     self._emit_audio(reply, part, state)
-            tail = to_8k(np.zeros(0, dtype=np.int16), last=True)
+            tail = to_8k(np.zeros(0, dtype=np.int16), last=True) if to_8k is not None else ()
             rest += audio.pcm16_to_ulaw(tail) if len(tail) else b""
             if rest:  # the sentence's last frame, completed with silence
                 rest += bytes([audio.SILENCE_BYTE]) * (-len(rest) % audio.FRAME_BYTES)

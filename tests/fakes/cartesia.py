@@ -3,7 +3,7 @@
 `GET /tts/websocket` (websocket; `Authorization: Bearer <key>`, `X-API-Key` or `?api_key=`, and a
 `Cartesia-Version` header, else 401/400 before the upgrade). Each generation request
 `{"context_id", "model_id", "transcript", "voice": {"mode": "id", "id"}, "output_format": {"container": "raw",
-"encoding": "pcm_s16le", "sample_rate"}}` gets `chunk` messages (base64 tone at that rate) then `done`; a voice
+"encoding": "pcm_s16le" (or "pcm_mulaw"), "sample_rate"}}` gets `chunk` messages (base64 tone at that rate) then `done`; a voice
 outside `voices` gets an `error` message (`title`, `message`, `error_code: voice_not_found`, the current API
 version's shape); `{"context_id", "cancel": true}` stops that
 context (recorded in `cancelled`). `drop_after_chunks` closes the socket abruptly after that many chunks.
@@ -75,7 +75,8 @@ class FakeCartesia(FakeVendorServer):
                                 "message": f"Voice {voice} was not found.", "error_code": "voice_not_found"})
             return
         fmt = data.get("output_format") or {}
-        audio = self.audio_for(data.get("transcript", ""), int(fmt.get("sample_rate", 44100)))
+        audio = self.audio_for(data.get("transcript", ""), int(fmt.get("sample_rate", 44100)),
+                               mulaw=fmt.get("encoding") == "pcm_mulaw")
         for chunk in self.chunks(audio, size=self.chunk_bytes & ~1):  # pcm_s16le chunks hold whole samples
             if self.drop_after_chunks is not None and sent[0] >= self.drop_after_chunks:
                 ws._req.transport.close()

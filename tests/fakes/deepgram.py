@@ -106,4 +106,7 @@ class FakeDeepgram(FakeVendorServer):
             return web.json_response({"err_code": "INVALID_AUTH" if refused == 401 else "ERROR",
                                       "err_msg": "fake refusal"}, status=refused)
         rate = int(float(request.query.get("sample_rate", "24000")))
+        if request.query.get("encoding") == "mulaw":
+            return await self.stream_http(request, self.audio_for(body.get("text", ""), rate, mulaw=True),
+                                          "audio/basic")
         return await self.stream_http(request, self.audio_for(body.get("text", ""), rate), "audio/l16")

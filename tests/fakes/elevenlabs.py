@@ -1,7 +1,8 @@
 """A local fake of ElevenLabs' streaming text-to-speech (see FakeVendorServer).
 
 `POST /v1/text-to-speech/{voice_id}/stream?output_format=pcm_<rate>` with `xi-api-key` and
-`{"text", "model_id", ...}`: streams the tone as raw PCM16 at <rate>. A wrong key is a 401
+`{"text", "model_id", ...}`: streams the tone as raw PCM16 at <rate> (`output_format=ulaw_8000`: as μ-law
+bytes at 8 kHz). A wrong key is a 401
 (`detail.status: invalid_api_key`), a voice outside `voices` a 404 (`voice_not_found`), as ElevenLabs answers.
 """
 from __future__ import annotations
@@ -34,6 +35,9 @@ class FakeElevenLabs(FakeVendorServer):
         if request.match_info["voice_id"] not in self.voices:
             return _detail(404, "voice_not_found")
         fmt = request.query.get("output_format", "mp3_44100_128")
+        if fmt == "ulaw_8000":  # μ-law 8 kHz, for phone calls
+            return await self.stream_http(request, self.audio_for(body.get("text", ""), 8000, mulaw=True),
+                                          "audio/basic")
         if not fmt.startswith("pcm_"):
             return _detail(400, "unsupported_output_format_for_fake")
         rate = int(fmt.split("_")[1])

@@ -103,9 +103,15 @@ class FakeVendorServer:
             return 401
         return self.status if self.status != 200 else None
 
-    def audio_for(self, text: str, rate: int) -> bytes:
+    def audio_for(self, text: str, rate: int, mulaw: bool = False) -> bytes:
+        """The tone for `text` (its length by words): PCM16 at `rate`, or G.711 μ-law bytes (a phone call's)."""
         words = max(1, len(text.split()))
-        return tone_pcm16(rate, self.ms_per_word * words)
+        pcm = tone_pcm16(rate, self.ms_per_word * words)
+        if mulaw:
+            from calls.engine.audio import pcm16_to_ulaw
+
+            return pcm16_to_ulaw(pcm)
+        return pcm
 
     def chunks(self, audio: bytes, size: int | None = None) -> list[bytes]:
         size = size or self.chunk_bytes

@@ -11,9 +11,10 @@ Twilio's μ-law 8 kHz with `calls.engine.audio` (numpy/soxr), never per-sample P
     await stt.close()
 
     tts = SomeTextToSpeech(settings)
-    async for chunk in tts.synthesize("Hello there."):   # PCM16 at tts.sample_rate, first bytes asap;
-        ...                                              # cancelling the consuming task stops it
-    await tts.close()
+    tts.phone_audio()                                     # optional: the vendor's μ-law 8 kHz, if it has it
+    async for chunk in tts.synthesize("Hello there."):   # PCM16 at tts.sample_rate (μ-law 8 kHz once
+        ...                                              # phone_audio() said True), first bytes asap;
+    await tts.close()                                    # cancelling the consuming task stops it
 """
 from __future__ import annotations
 
@@ -97,10 +98,21 @@ class SpeechToText:
 class TextToSpeech:
     name = "base"
     sample_rate = 16000
+    encoding = "linear16"  # "mulaw": `synthesize` yields the call's own μ-law at 8 kHz (see `phone_audio`)
     required_secret = ""
+    PHONE_ENCODING: str | None = None  # the vendor's name for μ-law 8 kHz output, if it has one
 
     def __init__(self, settings: SpeechSettings):
         self.settings = settings
+
+    def phone_audio(self) -> bool:
+        """Ask the vendor for a phone call's own audio, μ-law at 8 kHz, where it offers it: the cascaded pipeline
+        then sends its bytes as they come (no resampling, no encoding, a quarter of 16 kHz PCM's bytes over the
+        wire). True if this stage now yields μ-law 8 kHz; False: it keeps PCM16 at `sample_rate`."""
+        if not self.PHONE_ENCODING:
+            return False
+        self.encoding, self.sample_rate = "mulaw", 8000
+        return True
 
     def synthesize(self, text: str) -> AsyncIterator[bytes]:
         raise NotImplementedError

@@ -61,6 +61,7 @@ class CartesiaTextToSpeech(TextToSpeech):
     default_model = "sonic-3"
     default_voice = "6ccbfb76-1fc6-48f7-b71d-91ac6298247b"  # the SDK's own default voice
     timeout = 15.0  # seconds without a message before the sentence counts as failed
+    PHONE_ENCODING = "pcm_mulaw"
 
     def __init__(self, settings):
         super().__init__(settings)
@@ -100,7 +101,8 @@ class CartesiaTextToSpeech(TextToSpeech):
                 "model_id": self.settings.model or self.default_model,
                 "transcript": text,
                 "voice": {"mode": "id", "id": self.settings.voice or self.default_voice},
-                "output_format": {"container": "raw", "encoding": "pcm_s16le", "sample_rate": self.sample_rate},
+                "output_format": {"container": "raw", "sample_rate": self.sample_rate,
+                                  "encoding": self.PHONE_ENCODING if self.encoding == "mulaw" else "pcm_s16le"},
                 "language": language,
                 "continue": False,
             })
@@ -111,7 +113,7 @@ class CartesiaTextToSpeech(TextToSpeech):
                 if event.type == "chunk":
                     audio = event.audio
                     if audio:
-                        yield audio  # pcm_s16le: whole samples in every chunk
+                        yield audio  # pcm_s16le: whole samples in every chunk (pcm_mulaw: a byte each)
                 elif event.type == "done":
                     finished = True
                     return

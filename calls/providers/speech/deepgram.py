@@ -220,6 +220,7 @@ class DeepgramTextToSpeech(TextToSpeech):
     base_url_setting = BASE_URL_SETTING  # the environment variable the registry reads into settings.base_url
     default_voice = "aura-2-thalia-en"  # Aura's "model" is the voice
     timeout = 15.0
+    PHONE_ENCODING = "mulaw"
 
     def __init__(self, settings):
         super().__init__(settings)
@@ -231,10 +232,11 @@ class DeepgramTextToSpeech(TextToSpeech):
             self._client, self._http = await _client(self.settings, timeout=self.timeout)
         voice = self.settings.voice or self.settings.model or self.default_voice
         stream = self._client.speak.v1.audio.generate(
-            text=text, model=voice, encoding="linear16", sample_rate=self.sample_rate, container="none",
+            text=text, model=voice, encoding=self.PHONE_ENCODING if self.encoding == "mulaw" else "linear16",
+            sample_rate=self.sample_rate, container="none",
         )
         try:
-            async with contextlib.aclosing(aligned(stream)) as chunks:
+            async with contextlib.aclosing(stream if self.encoding == "mulaw" else aligned(stream)) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ApiError as exc:

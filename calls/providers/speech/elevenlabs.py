@@ -4,7 +4,8 @@
 streams raw PCM16 as it is synthesised, one request per sentence. We use the HTTP stream rather than the
 stream-input websocket because the cascaded provider hands us whole sentences: the websocket's text buffering
 (chunk_length_schedule, flush) buys nothing then, and a cancelled sentence simply closes its response.
-Output is pcm_16000 by default; pass `sample_rate=24000` (or 22050, 44100) for another pcm_* format.
+Output is pcm_16000 by default; pass `sample_rate=24000` (or 22050, 44100) for another pcm_* format; on a phone
+call (`phone_audio()`) it is `ulaw_8000`, the call's own μ-law.
 
 The SDK takes `base_url` (checked by the outbound guard) and our guarded httpx client.
 """
@@ -39,6 +40,7 @@ class ElevenLabsTextToSpeech(TextToSpeech):
     default_model = "eleven_flash_v2_5"
     default_voice = "JBFqnCBsd6RMkjVDRZzb"  # "George", ElevenLabs' documented example voice
     timeout = 20.0
+    PHONE_ENCODING = "ulaw_8000"
 
     def __init__(self, settings, *, sample_rate: int | None = None):
         super().__init__(settings)
@@ -64,11 +66,12 @@ class ElevenLabsTextToSpeech(TextToSpeech):
             self.settings.voice or self.default_voice,
             text=text,
             model_id=model,
-            output_format=f"pcm_{self.sample_rate}",
+            output_format=self.PHONE_ENCODING if self.encoding == "mulaw" else f"pcm_{self.sample_rate}",
             **options,
         )
         try:
-            async with contextlib.aclosing(aligned(stream)) as chunks:
+            # PCM: whole 16-bit samples per chunk; μ-law: every byte is a sample.
+            async with contextlib.aclosing(stream if self.encoding == "mulaw" else aligned(stream)) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ApiError as exc:

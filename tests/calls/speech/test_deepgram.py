@@ -124,6 +124,23 @@ def test_synthesis_streams_pcm_at_the_stage_rate(fake):
     assert query["model"] == "aura-2-thalia-en" and query["encoding"] == "linear16" and query["container"] == "none"
 
 
+def test_on_a_phone_call_synthesis_asks_for_mulaw_8khz_and_passes_its_bytes(fake):
+    from calls.engine import audio as g711
+
+    async def scenario():
+        tts = DeepgramTextToSpeech(settings_for(fake))
+        assert tts.phone_audio() is True
+        chunks = await synthesize_all(tts, "Hello there, caller.")
+        await tts.close()
+        return chunks
+
+    ulaw = b"".join(run(scenario()))
+    assert len(ulaw) == 8000 * 600 // 1000  # a byte per sample
+    assert abs(dominant_frequency(g711.ulaw_to_pcm16le(ulaw), 8000) - 440) < 5
+    _, query, _, _ = fake.requests[0]
+    assert query["encoding"] == "mulaw" and query["sample_rate"] == "8000" and query["container"] == "none"
+
+
 @pytest.mark.parametrize("status,permanent", [(401, True), (400, True), (500, False)])
 def test_synthesis_errors_map_to_permanent_or_transient(fake, status, permanent):
     fake.status = status

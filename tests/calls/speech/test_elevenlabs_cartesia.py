@@ -153,3 +153,21 @@ def test_cartesia_prepare_opens_the_socket_before_the_first_sentence():
     with FakeCartesia() as fake:
         opened, audio = run(scenario(fake))
         assert opened and fake.connections == 1 and len(audio) == 16000 * 2 * 200 // 1000
+
+
+def test_on_a_phone_call_the_stage_asks_for_the_calls_own_mulaw_8khz(vendor):
+    """`phone_audio()`: ElevenLabs' `ulaw_8000`, Cartesia's `pcm_mulaw` at 8 kHz; the bytes are μ-law samples
+    (one byte each, odd chunks and all) that decode to the vendor's tone."""
+    from calls.engine import audio
+
+    stage, fake, _ = vendor
+    tts = stage(settings_for(fake))
+    assert tts.phone_audio() is True and (tts.encoding, tts.sample_rate) == ("mulaw", 8000)
+    (ulaw,) = run(speak(tts, "Hello there, caller."))
+    assert len(ulaw) == 8000 * 600 // 1000  # a byte per sample
+    assert abs(dominant_frequency(audio.ulaw_to_pcm16le(ulaw), 8000) - 440) < 5
+    if stage is ElevenLabsTextToSpeech:
+        assert fake.requests[0][1]["output_format"] == "ulaw_8000"
+    else:
+        assert fake.generations[0]["output_format"] == {"container": "raw", "encoding": "pcm_mulaw",
+                                                        "sample_rate": 8000}
