@@ -3,6 +3,11 @@ page whatever the number of calls (asserted in tests/analytics; bench.analytics_
 
 Days are UTC days of the call's start. Percentiles are nearest-rank (the value at rank ceil(p·n) in each day's
 sorted turns), computed with window functions that SQLite and PostgreSQL both run.
+
+Every Studio figure is per version and day, so a settled day (`SETTLED_DAYS` old: its calls have ended and been
+analysed) is kept in the cache once computed (`DAY_CACHE_SECONDS`; a re-analysis of an old call shows within
+that) and the queries run over the days not cached: on a warm cache, the last two days' calls instead of the
+whole period's (bench.analytics_page). A cache that fails is skipped: the page computes everything.
 """
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Avg, Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
 from calls.models import CallActionRun, CallHandover, CallSession, CallTurn
@@ -57,7 +64,56 @@ class VersionStats:
     action_runs: dict = field(default_factory=dict)
     action_failures: dict = field(default_factory=dict)
     latency: dict = field(default_factory=dict)  # stage → {day: (p50, p90)}
-    handover_outcomes: dict = field(default_factory=dict)  # outcome → count over the period
+    outcomes_by_day: dict = field(default_factory=dict)  # day → {outcome: count}
+
+    @property
+    def handover_outcomes(self) -> dict:
+        """outcome → count over the period."""
+        total: dict = {}
+        for outcomes in self.outcomes_by_day.values():
+            for outcome, n in outcomes.items():
+                total[outcome] = total.get(outcome, 0) + n
+        return total
+
+
+DAY_FIGURES = ("calls", "answered", "success", "judged", "handed_over", "avg_duration", "interruptions",
+               "action_runs", "action_failures", "outcomes_by_day")
+SETTLED_DAYS = 2  # a day at least this old (UTC) no longer changes: its calls have ended and been analysed
+DAY_CACHE_SECONDS = 3600
+
+
+def _day_key(version: AgentVersion, day: date) -> str:
+    # The version's creation instant too: a primary key can come back (SQLite after a rollback), an instant not.
+    return f"analytics:version-day:{version.pk}:{version.created_at.timestamp():.6f}:{day.isoformat()}"
+
+
+def _day_figures(stats: VersionStats, day: date) -> dict:
+    figures = {name: getattr(stats, name)[day] for name in DAY_FIGURES if day in getattr(stats, name)}
+    figures["latency"] = {stage: by_day[day] for stage, by_day in stats.latency.items() if day in by_day}
+    return figures
+
+
+def _day_apply(stats: VersionStats, day: date, figures: dict) -> None:
+    for name in DAY_FIGURES:
+        if name in figures:
+            getattr(stats, name)[day] = figures[name]
+    for stage, p50_p90 in figures.get("latency", {}).items():
+        stats.latency.setdefault(stage, {})[day] = tuple(p50_p90)
+
+
+def _cached(keys: list[str]) -> dict:
+    try:
+        return cache.get_many(keys) if keys else {}
+    except Exception:  # noqa: BLE001 - a dead cache costs the page its speed, never its figures
+        return {}
+
+
+def _cache(values: dict) -> None:
+    try:
+        if values:
+            cache.set_many(values, DAY_CACHE_SECONDS)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _day(value) -> date:
@@ -76,11 +132,29 @@ def versions_with_calls(*, agent: Agent, period: Period, limit: int = 2) -> list
     return list(AgentVersion.objects.filter(pk__in=ids).order_by("-number")[:limit])
 
 
-def agent_stats(*, workspace, versions: list[AgentVersion], period: Period) -> list[VersionStats]:
-    """Five queries whatever the period or the number of calls."""
+def agent_stats(*, workspace, versions: list[AgentVersion], period: Period, today: date | None = None
+                ) -> list[VersionStats]:
+    """Settled days from the cache; the days from the first one not cached to the period's end from the database,
+    in five queries whatever their number or the number of calls (none when every day is cached)."""
     by_id = {v.pk: VersionStats(version=v) for v in versions}
     if not by_id:
         return []
+    today = today or timezone.now().date()
+    settled = [day for day in period.days if day <= today - timedelta(days=SETTLED_DAYS)]
+    keys = {(v.pk, day): _day_key(v, day) for v in versions for day in settled}
+    cached = _cached(list(keys.values()))
+    missing = [day for day in settled if any(keys[(vid, day)] not in cached for vid in by_id)]
+    since = missing[0] if missing else (settled[-1] + timedelta(days=1) if settled else period.since)
+    for (vid, day), key in keys.items():
+        if day < since:
+            _day_apply(by_id[vid], day, cached[key])
+    if since <= period.until:
+        _stats_from_database(workspace, by_id, Period(since=since, until=period.until))
+        _cache({keys[(vid, day)]: _day_figures(by_id[vid], day) for vid in by_id for day in settled if day >= since})
+    return [by_id[v.pk] for v in versions]
+
+
+def _stats_from_database(workspace, by_id: dict[int, VersionStats], period: Period) -> None:
     sessions = CallSession.objects.filter(workspace=workspace, agent_version_id__in=list(by_id),
                                           started_at__gte=period.start, started_at__lt=period.end)
     duration = ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField())
@@ -106,14 +180,14 @@ def agent_stats(*, workspace, versions: list[AgentVersion], period: Period) -> l
                 .annotate(runs=Count("id"), failed=Count("id", filter=Q(ok=False)))):
         stats, day = by_id[row["call_session__agent_version_id"]], _day(row["day"])
         stats.action_runs[day], stats.action_failures[day] = row["runs"], row["failed"]
-    for row in (CallHandover.objects.filter(call_session__in=sessions)
-                .values("call_session__agent_version_id", "outcome").annotate(n=Count("id"))):
-        by_id[row["call_session__agent_version_id"]].handover_outcomes[row["outcome"]] = row["n"]
+    for row in (CallHandover.objects.filter(call_session__in=sessions).annotate(day=session_day)
+                .values("day", "call_session__agent_version_id", "outcome").annotate(n=Count("id"))):
+        outcomes = by_id[row["call_session__agent_version_id"]].outcomes_by_day.setdefault(_day(row["day"]), {})
+        outcomes[row["outcome"]] = row["n"]
     for (day, version_id), figures in _latency_percentiles(workspace=workspace, version_ids=list(by_id),
                                                            period=period).items():
         for stage, p50_p90 in figures.items():
             by_id[version_id].latency.setdefault(stage, {})[day] = p50_p90
-    return [by_id[v.pk] for v in versions]
 
 
 def _latency_percentiles(*, workspace, version_ids: list[int], period: Period) -> dict:

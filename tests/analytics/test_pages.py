@@ -134,3 +134,44 @@ def test_the_period_shown_is_the_period_used(member_client, agent):
     assert '<option value="30" selected>' in page
     page = member_client.get(f"/studio/analytics/?agent={agent.pk}&days=7").content.decode()
     assert '<option value="7" selected>' in page
+
+
+def _week():
+    today = timezone.now().date()
+    return selectors.Period(since=today - timedelta(days=6), until=today)
+
+
+def test_a_settled_day_comes_from_the_cache_and_the_last_days_from_the_database(workspace, agent,
+                                                                                 django_assert_max_num_queries):
+    """Days two or more days old are computed once (their calls have ended and been analysed); yesterday and today
+    are always counted afresh."""
+    v1, _ = _versions(agent)
+    _call(workspace, v1, day_offset=5, success=True, handover="answered", latencies=[300])
+    _call(workspace, v1, day_offset=0, success=True)
+    [first] = selectors.agent_stats(workspace=workspace, versions=[v1], period=_week())
+    old, today = (timezone.now() - timedelta(days=5, hours=1)).date(), (timezone.now() - timedelta(hours=1)).date()
+    assert first.calls == {old: 1, today: 1} and first.handover_outcomes == {"answered": 1}
+    _call(workspace, v1, day_offset=5, success=False)  # written into a settled day behind the cache's back
+    _call(workspace, v1, day_offset=0, success=False)
+    [second] = selectors.agent_stats(workspace=workspace, versions=[v1], period=_week())
+    assert second.calls == {old: 1, today: 2} and second.success == {old: 1, today: 1}
+    assert second.latency["latency_ms"][old] == (300, 300) and second.handover_outcomes == {"answered": 1}
+    settled = selectors.Period(since=_week().since, until=timezone.now().date() - timedelta(days=3))
+    selectors.agent_stats(workspace=workspace, versions=[v1], period=settled)
+    with django_assert_max_num_queries(0):  # every day of it settled and cached: no query at all
+        [cached] = selectors.agent_stats(workspace=workspace, versions=[v1], period=settled)
+    assert cached.calls == {old: 1}
+
+
+def test_a_failing_cache_costs_speed_not_figures(workspace, agent, monkeypatch):
+    v1, _ = _versions(agent)
+    _call(workspace, v1, day_offset=4, success=True)
+    _call(workspace, v1, day_offset=0, success=True)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache is down")
+
+    monkeypatch.setattr(selectors.cache, "get_many", down)
+    monkeypatch.setattr(selectors.cache, "set_many", down)
+    [stats] = selectors.agent_stats(workspace=workspace, versions=[v1], period=_week())
+    assert sum(stats.calls.values()) == 2 and sum(stats.success.values()) == 2
