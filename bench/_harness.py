@@ -114,7 +114,8 @@ def serve(*, app: str = "config.wsgi:application", env: dict | None = None, work
     log = tempfile.NamedTemporaryFile(prefix="callwell-gunicorn-", suffix=".log", delete=False)
     cmd = [
         python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--log-level", "warning", "--no-access-log", *extra_args,
+        "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+        "--ws", "config.websocket:WebSocketProtocol", *extra_args,
     ] if server == "uvicorn" else [
         python, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}",

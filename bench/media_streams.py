@@ -215,7 +215,7 @@ def _start_server(server: str, port: int, env: dict, loop: str = "auto") -> subp
     else:
         cmd = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-access-log", "--lifespan", "off", "--ws-ping-interval", "0",
-               "--loop", loop]
+               "--loop", loop, "--ws", "config.websocket:WebSocketProtocol"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     import socket

@@ -126,7 +126,8 @@ class _SecondProcess:
                "DATABASE_URL": _test_database_url(), "REDIS_URL": REDIS_URL}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--ws-ping-interval", "0"],
+             "--port", str(self.port), "--log-level", "warning", "--ws-ping-interval", "0",
+             "--ws", "config.websocket:WebSocketProtocol"],
             env=env, cwd=str(django_settings.BASE_DIR), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while True:

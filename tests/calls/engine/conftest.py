@@ -29,7 +29,7 @@ class AsgiServer:
             from config.asgi import application as app
 
         self.config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning",
-                                     ws_ping_interval=None)
+                                     ws_ping_interval=None, ws="config.websocket:WebSocketProtocol")
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
