@@ -58,15 +58,28 @@ def ulaw_to_pcm16le(data: bytes) -> bytes:
     return bytes(out)
 
 
-def pcm16_to_ulaw(samples) -> bytes:
-    """int16 samples (array or bytes) -> μ-law bytes."""
-    x = np.frombuffer(samples, dtype=np.int16) if isinstance(samples, (bytes, bytearray, memoryview)) else samples
+def _encode(x: np.ndarray) -> np.ndarray:
+    """int16 samples -> μ-law codes (G.711's segment arithmetic, vectorised)."""
     x = x.astype(np.int32)
     sign = np.where(x < 0, 0x80, 0).astype(np.int32)
     magnitude = np.minimum(np.abs(x), _CLIP) + _BIAS
     exponent = _EXPONENT[magnitude >> 7]
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+
+
+# Encoding: one lookup per sample in a table of every int16 value's code (64 KB, indexed by the sample's bits
+# read as unsigned): one numpy operation per chunk instead of ten (agent audio from a vendor that sends PCM).
+_PCM_TO_ULAW = _encode(np.arange(65536, dtype=np.uint16).view(np.int16))
+
+
+def pcm16_to_ulaw(samples) -> bytes:
+    """int16 samples (array or bytes) -> μ-law bytes."""
+    if isinstance(samples, (bytes, bytearray, memoryview)):
+        index = np.frombuffer(samples, dtype="<u2")
+    else:
+        index = np.asarray(samples, dtype=np.int16).view(np.uint16)
+    return _PCM_TO_ULAW[index].tobytes()
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
