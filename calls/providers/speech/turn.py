@@ -138,7 +138,7 @@ _WORKER_MODEL: TurnModel | None = None
 
 def _worker_init(path: str) -> None:
     global _WORKER_MODEL
-    pools.lower_priority(WORKER_NICENESS)  # every thread of the worker, not just this one
+    pools.lower_priority(WORKER_NICENESS, idle=True)  # every thread; spare CPU only (the silence rule decides)
     _WORKER_MODEL = TurnModel(path)
     _WORKER_MODEL.session  # noqa: B018 - load it now
 
@@ -171,6 +171,7 @@ class TurnModel:
     _in_flight = 0
     runs = 0
     skipped = 0
+    answered = 0  # questions answered (in this process, whichever pool ran them)
 
     def __init__(self, path: str | Path = BUNDLED_SMART_TURN):
         self.path = str(path)
@@ -241,7 +242,9 @@ class TurnModel:
             TurnModel._in_flight += 1
         try:
             pool, fn = self.executor()
-            return await asyncio.get_running_loop().run_in_executor(pool, fn, pcm8k)
+            p = await asyncio.get_running_loop().run_in_executor(pool, fn, pcm8k)
+            TurnModel.answered += 1
+            return p
         finally:
             with TurnModel._lock:
                 TurnModel._in_flight -= 1

@@ -65,3 +65,31 @@ def test_a_pool_process_holds_numpy_to_one_thread_and_runs_every_thread_below_th
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert blas_threads == "1"
     assert nices and set(nices) == {min(19, mine + 10)}
+
+
+def _policies() -> list[int]:
+    """In a pool process: the scheduling policy of each of its threads."""
+    import os
+
+    import numpy  # noqa: F401
+
+    return [os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="the idle scheduling class is Linux's")
+def test_the_turn_models_worker_runs_every_thread_in_the_idle_class_the_recognisers_does_not(env):
+    """The turn model has a fallback (the silence rule), so its worker takes only the CPU the calls leave; the
+    recogniser has none, so it keeps a (lowered) share."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from calls.providers.speech import turn
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=pools.spawn_context(), initializer=turn._worker_init,
+                             initargs=(str(turn.BUNDLED_SMART_TURN),)) as pool:
+        model_worker = pool.submit(_policies).result(timeout=120)
+    with ProcessPoolExecutor(max_workers=1, mp_context=pools.spawn_context(),
+                             initializer=offline._pool_process_start) as pool:
+        recogniser = pool.submit(_policies).result(timeout=120)
+    assert model_worker and set(model_worker) == {os.SCHED_IDLE}
+    assert recogniser and os.SCHED_IDLE not in recogniser
