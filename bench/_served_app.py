@@ -85,9 +85,11 @@ if os.environ.get("BENCH_STATS"):
 
     def _write_stats():
         from calls.engine import persistence
+        from calls.providers.speech.turn import TurnModel
 
         w = persistence._writer
         stats = {"flushes": w.flushes, "stored": w.stored, "dropped": w.dropped} if w else {}
+        stats["turn_model"] = {"answered": TurnModel.answered, "skipped": TurnModel.skipped}
         with open(os.environ["BENCH_STATS"], "w") as f:
             json.dump(stats, f)
 

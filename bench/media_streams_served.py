@@ -350,6 +350,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="each level and agent this many times (medians)")
     parser.add_argument("--clients", type=int, default=2, help="client processes the calls are spread over")
     parser.add_argument("--loop", default="auto", help="uvicorn's event loop: auto, asyncio or uvloop")
+    parser.add_argument("--ws", default="config.websocket:WebSocketProtocol",
+                        help="uvicorn's websocket protocol (ours, or one of uvicorn's: websockets-sansio, wsproto)")
     parser.add_argument("--nice", type=int, default=0, help="CPU priority of the server and the clients (e.g. -10 "
                         "on a shared machine whose other jobs would otherwise starve them; needs root)")
     parser.add_argument("--profile", default="", help="profile the server's event loop (cProfile) while the frames "
@@ -373,7 +375,7 @@ def main(argv=None) -> int:
     stats_path = env["BENCH_STATS"] = os.path.join(tempfile.mkdtemp(), "writer.json")
     cmd = [sys.executable, "-m", "uvicorn", "bench._served_app:application", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log", "--lifespan", "off",
-           "--ws-ping-interval", "0", "--loop", args.loop]
+           "--ws-ping-interval", "0", "--loop", args.loop, "--ws", args.ws]
     # The server's log to a file: a pipe nobody reads fills up (64 KB) and then blocks the server's loop on a write.
     log_path = os.path.join(os.path.dirname(stats_path), "server.log")
     log_file = open(log_path, "wb")
@@ -396,7 +398,8 @@ def main(argv=None) -> int:
     results: dict[tuple[str, int], list[dict]] = defaultdict(list)
     knees: dict[str, list[int]] = defaultdict(list)
     step = random.randrange(100, 9000)  # call SIDs unique across runs on the same database
-    print(f"one uvicorn process (loop {args.loop}), {os.cpu_count()} shared cores, {args.clients} client processes, "
+    print(f"one uvicorn process (loop {args.loop}, websockets {args.ws}), {os.cpu_count()} shared cores, "
+          f"{args.clients} client processes, "
           f"{args.seconds:.0f} s per level, {args.rounds} rounds", flush=True)
     try:
         for rnd in range(1, args.rounds + 1):
@@ -475,6 +478,10 @@ def main(argv=None) -> int:
             w = json.load(f)
         print(f"the server's transcript writer: {w['stored']} lines in {w['flushes']} commits "
               f"({w['stored'] / max(1, w['flushes']):.1f} lines per commit), {w['dropped']} dropped")
+        t = w.get("turn_model") or {}
+        asked = t.get("answered", 0) + t.get("skipped", 0)
+        print(f"the turn model (all levels): {t.get('answered', 0)} of {asked} questions answered, "
+              f"{t.get('skipped', 0)} left to the silence rule (its worker was busy: it takes only spare CPU)")
     except (OSError, ValueError, KeyError):
         print("the server's transcript writer: no figures (an older server, or it did not exit cleanly)")
     log = Path(log_path).read_text(errors="replace").splitlines()
