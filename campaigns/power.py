@@ -164,8 +164,11 @@ def power_finish(*, workspace, user, attempt_id: int, disposition_id: int | None
         raise services.CampaignError("Pick a disposition for this contact.")
     if attempt.ended_at is not None:
         raise services.CampaignError("This attempt is already closed.")
-    if attempt.dialer_call_id is None and call_sid:
-        _link_call(attempt, call_sid)
+    if attempt.dialer_call_id is None and call_sid and not _link_call(attempt, call_sid):
+        # A CallSid the call log does not hold as this rep's call to this contact: the disposition would
+        # describe no call (and the call log would never show it). The attempt stays open; a claim never
+        # linked to a call runs out and goes back to the queue (`services._claims_recover`).
+        raise services.CampaignError("That call is not this contact's call from your dialer.")
     if attempt.dialer_call_id is None and not call_sid:
         # The browser's call failed before Twilio knew it: nobody was called, so nothing to disposition.
         _never_placed(attempt)

@@ -170,6 +170,29 @@ def test_another_reps_call_or_another_number_is_not_linked():
                            disposition_id=_disposition(workspace, "busy").pk)
 
 
+def test_a_disposition_for_a_call_the_call_log_does_not_hold_is_refused_and_nothing_is_closed():
+    workspace, campaign, (rita, bob) = _reps_campaign()
+    card = power.power_next(workspace=workspace, user=rita, campaign_id=campaign.pk, now=MONDAY_14_UTC)
+    bobs = _browser_call(workspace, bob, card, "CA" + "4" * 32)
+    for sid in ("CA" + "9" * 32, bobs.sid):  # unknown, or another rep's call to the same number
+        with pytest.raises(services.CampaignError, match="not this contact's call"):
+            power.power_finish(workspace=workspace, user=rita, attempt_id=card.attempt.pk,
+                               disposition_id=_disposition(workspace, "meeting_booked").pk, notes="?",
+                               call_sid=sid, now=MONDAY_14_UTC)
+    attempt = CampaignAttempt.objects.get(pk=card.attempt.pk)
+    assert (attempt.ended_at, attempt.disposition, attempt.dialer_call_id) == (None, "", None)
+    cc = CampaignContact.objects.get(pk=card.attempt.campaign_contact_id)
+    assert cc.state == "calling" and cc.lease_until is not None  # the claim still runs out if never linked
+    bobs.refresh_from_db()
+    assert bobs.disposition_id is None
+    # The rep's own call, once in the call log, closes it.
+    mine = _browser_call(workspace, rita, card, "CA" + "5" * 32)
+    power.power_finish(workspace=workspace, user=rita, attempt_id=card.attempt.pk,
+                       disposition_id=_disposition(workspace, "meeting_booked").pk, call_sid=mine.sid,
+                       now=MONDAY_14_UTC)
+    assert CampaignAttempt.objects.get(pk=card.attempt.pk).dialer_call_id == mine.pk
+
+
 def test_the_progress_page_and_export_show_reps_results(client):
     workspace, campaign, (rita, _) = _reps_campaign()
     card = power.power_next(workspace=workspace, user=rita, campaign_id=campaign.pk, now=MONDAY_14_UTC)
