@@ -195,14 +195,14 @@ def _seed():
     return ws, connector, version, env
 
 
-def _sessions(seed, n: int, level: int) -> list[tuple[str, str]]:  # level: a unique step number
+def _sessions(seed, n: int, level: int, run: int = 0) -> list[tuple[str, str]]:  # level: a unique step number
     from calls.models import CallSession
     from connectors.services import stream_token_issue
 
     ws, connector, version, env = seed
     out = []
     for i in range(n):
-        sid = f"CA{level:04d}{i:04d}" + "0" * 24
+        sid = f"CA{level:04d}{i:04d}{run % 10 ** 24:024d}"  # run: unique per bench run on a kept database
         session = CallSession.objects.create(call_sid=sid, workspace=ws, connector=connector, agent_version=version,
                                              environment=env, status=CallSession.Status.IN_PROGRESS)
         out.append((stream_token_issue(call_session=session), sid))

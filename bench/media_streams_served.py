@@ -464,7 +464,8 @@ def main(argv=None) -> int:
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     results: dict[tuple[str, int], list[dict]] = defaultdict(list)
     knees: dict[str, list[int]] = defaultdict(list)
-    step = random.randrange(100, 9000)  # call SIDs unique across runs on the same database
+    step = random.randrange(100, 9000)
+    run = random.randrange(10 ** 24)  # call SIDs unique across runs on the same database
     print(f"one uvicorn process (loop {args.loop}, websockets {args.ws}), {os.cpu_count()} shared cores, "
           f"{args.clients} client processes, "
           f"{args.seconds:.0f} s per level, {args.rounds} rounds", flush=True)
@@ -474,7 +475,7 @@ def main(argv=None) -> int:
             for level in levels:
                 for name in agents:
                     step += 1
-                    calls = _sessions(seeds[name], level, step)
+                    calls = _sessions(seeds[name], level, step, run)
                     worker0 = _children_cpu(proc.pid)
                     db0 = _db_counts()
                     r = measure(ws_url, calls, args.seconds, frames, args.clients, proc.pid,
