@@ -12,8 +12,8 @@ uvicorn process (Channels, the engine, transcripts written to the database), for
 
 The caller speaks (espeak-ng, 8 kHz μ-law) in a loop: about 1.6 s of speech, 1.2 s of silence, so every call
 takes a turn every ~3 s. The calls are spread over `--clients` client processes (frames pre-rendered, sent in 4
-groups 5 ms apart per process); per-frame latency = the echo's arrival − the frame's send time (matched by
-content, in order). A level passes when p99 < 20 ms and no frame is dropped; the knee is the largest passing N
+groups 5 ms apart per process, on websockets' sans-I/O protocol with a callback per received message); per-frame
+latency = the echo's arrival − the frame's send time (matched by content, in order). A level passes when p99 < 20 ms and no frame is dropped; the knee is the largest passing N
 per agent, per round, and its median. Each row also shows the p99's ratio to the echo baseline's in the same round
 and level, and the server's CPU per second of caller audio it handled (a CPU-starved server handles fewer frames
 than were sent; per handled second the cost stays comparable), with `1000 / that` = the calls one core carries.

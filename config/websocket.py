@@ -1,9 +1,9 @@
 """uvicorn's websocket protocol (websockets' sans-I/O implementation) with flow control by a high-water mark.
 
-uvicorn 0.3x's `websockets-sansio` protocol stops reading the socket after every message and starts again once
+uvicorn's `websockets-sansio` protocol (what `--ws auto` picks with uvicorn 0.55) stops reading the socket after every message and starts again once
 the app has taken it: two `epoll_ctl` calls, and the selector's bookkeeping, per message. A phone call sends 50
 audio frames a second, so at 200 calls per process that was 20,000 pauses and resumes a second on the event
-loop (5-11 % of its time under `bench.media_streams_served`). Here reading pauses only once `HIGH_WATER`
+loop (py-spy: 5-6 % of its samples in the selector's add/remove alone, under `bench.media_streams_served`). Here reading pauses only once `HIGH_WATER`
 messages wait unread (a slow app still holds back a fast client; memory stays bounded by HIGH_WATER messages of
 at most `--ws-max-size` each) and resumes when the app has taken them all, as before.
 
