@@ -282,6 +282,9 @@ class VoicePipeline:
             p = await self.vad.turn_model.probability(pcm)
         except turn.TurnModelBusy:
             return  # the process is busy: the silence rule decides this pause
+        except turn.TurnWorkerFailed as exc:  # a new worker is started at the next pause
+            logger.warning("turn model's worker failed (%s); the silence rule decides", exc)
+            return
         except Exception:  # noqa: BLE001 - the silence rule decides instead
             logger.exception("turn model failed; the silence rule decides")
             return

@@ -17,11 +17,12 @@ mel filters, log10, clamp to 8 below the maximum, (x + 4) / 4), so neither torch
 
 One inference session per worker, shared by every call of the runtime process: by default the model runs in a
 spawned worker process of its own (`TURN_MODEL_POOL=process`; started at the process's first pause, it loads
-the model once), so nothing of it can hold the event loop's GIL; `TURN_MODEL_POOL=thread` runs it in two threads
-of the runtime process instead (onnxruntime releases the GIL, the numpy feature code around it not always:
-`bench.media_streams_served` measured the calls' audio stalling behind it under load). Never on the event loop:
-about 95 ms of CPU per pause (75 ms model, 20 ms features); the workers run at a lower CPU priority, and a pause
-the pool cannot take at once goes to the silence rule.
+the model once), so nothing of it can hold the event loop's GIL, and the event loop asks it over a socket pair
+it reads and writes itself (`_Worker`: no thread of the runtime process is involved); `TURN_MODEL_POOL=thread`
+runs it in two threads of the runtime process instead (onnxruntime releases the GIL, the numpy feature code
+around it not always: `bench.media_streams_served` measured the calls' audio stalling behind it under load).
+Never on the event loop: about 45 ms of CPU per pause on the reference machine; the worker runs in the idle
+scheduling class, and a pause it cannot take at once goes to the silence rule.
 
     model = TurnModel.shared()                                  # or TurnModel(path)
     p = await model.probability(pcm8k)                          # int16 samples at 8 kHz, the turn so far
@@ -30,8 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 import threading
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,8 +147,144 @@ def _worker_init(path: str) -> None:
     _WORKER_MODEL.session  # noqa: B018 - load it now
 
 
-def _worker_predict(pcm8k: np.ndarray) -> float:
-    return _WORKER_MODEL.predict(pcm8k)
+_QUESTION = struct.Struct("<II")  # question id, bytes of int16 samples (8 kHz) that follow
+_ANSWER = struct.Struct("<Id")  # question id, probability (NaN: the model failed on it)
+SOCKET_BUFFER = 1 << 20  # asked of the kernel (Linux grants up to twice net.core.wmem_max): a question never waits
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def _worker_main(sock: socket.socket, path: str) -> None:
+    """The worker process: below the calls' priority, the model loaded once, then questions until the socket
+    closes (the runtime process ended or let it go)."""
+    _worker_init(path)
+    sock.setblocking(True)
+    while True:
+        header = _recv_exact(sock, _QUESTION.size)
+        if header is None:
+            return
+        qid, size = _QUESTION.unpack(header)
+        payload = _recv_exact(sock, size)
+        if payload is None:
+            return
+        try:
+            p = _WORKER_MODEL.predict(np.frombuffer(payload, dtype="<i2"))
+        except Exception:  # noqa: BLE001 - the asker's silence rule decides
+            p = float("nan")
+        sock.sendall(_ANSWER.pack(qid, p))
+
+
+class TurnWorkerFailed(Exception):
+    """The worker process is gone or could not answer: the silence rule decides this pause (a new worker is
+    started at the next one)."""
+
+
+class _Worker:
+    """The turn model's process for one event loop, asked over a socket pair that the loop itself writes and reads.
+
+    `ProcessPoolExecutor` (used before) handed each question to two threads of the runtime process (its manager
+    and its queue's feeder, which pickle, write and read); each took the GIL from the calls' event loop at every
+    question and answer, and under load the loop then waited for a core again. `bench.media_streams_served`,
+    cascaded + turn at 200 calls with a model that only sleeps 45 ms: p99 11-40 ms through the executor, 6-7 ms
+    for the same wait on the loop. Here a question is one non-blocking write and its answer one read on the loop:
+    no thread. One question is on the wire at a time (the process answers one at a time); the others wait for the
+    lock, within `TurnModel.MAX_IN_FLIGHT`. An answer to a question given up on (its call ended) is dropped by
+    the next question's read (answers carry the question's id)."""
+
+    def __init__(self, path: str):
+        parent, child = socket.socketpair()
+        for sock in (parent, child):
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                except OSError:
+                    pass
+        try:
+            self.process = pools.spawn_context().Process(target=_worker_main, args=(child, path), daemon=True,
+                                                         name="turn-model")
+            self.process.start()
+        finally:
+            child.close()
+        parent.setblocking(False)
+        self.sock = parent
+        self.lock = asyncio.Lock()
+        self.broken = False
+        self._next_id = 0
+        self._received = bytearray()
+
+    async def ask(self, pcm8k: np.ndarray) -> float:
+        # The model reads the last 8 s: no more is sent (128 KB at most).
+        payload = np.asarray(pcm8k, dtype="<i2")[-SECONDS * audio.SAMPLE_RATE:].tobytes()
+        loop = asyncio.get_running_loop()
+        async with self.lock:
+            if self.broken:
+                raise TurnWorkerFailed("the turn model's worker is gone")
+            self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+            qid = self._next_id
+            try:
+                await loop.sock_sendall(self.sock, _QUESTION.pack(qid, len(payload)) + payload)
+            except OSError as exc:  # the worker is gone
+                self.broken = True
+                raise TurnWorkerFailed(str(exc)) from exc
+            except BaseException:  # cancelled mid-write: the stream can no longer be trusted
+                self.broken = True
+                raise
+            try:
+                while True:
+                    while len(self._received) >= _ANSWER.size:
+                        aid, p = _ANSWER.unpack_from(self._received)
+                        del self._received[:_ANSWER.size]
+                        if aid == qid:
+                            if p != p:  # NaN
+                                raise TurnWorkerFailed("the turn model failed in its worker")
+                            return p
+                    data = await loop.sock_recv(self.sock, 4096)
+                    if not data:
+                        raise OSError("the turn model's worker closed its socket")
+                    self._received += data
+            except OSError as exc:
+                self.broken = True
+                raise TurnWorkerFailed(str(exc)) from exc
+
+    def stop(self) -> None:
+        self.broken = True
+        try:
+            self.sock.close()  # the worker reads end of file and exits
+        except OSError:
+            pass
+
+
+_WORKERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {model path: _Worker}
+_WORKERS_LOCK = threading.Lock()
+
+
+def _worker_for(path: str) -> _Worker:
+    """This event loop's worker for the model (started on first use; again after it failed)."""
+    loop = asyncio.get_running_loop()
+    with _WORKERS_LOCK:
+        workers = _WORKERS.get(loop)
+        if workers is None:
+            workers = _WORKERS[loop] = {}
+            weakref.finalize(loop, _stop_all, workers)  # a loop that is gone lets its workers go
+        worker = workers.get(path)
+        if worker is None or worker.broken:
+            if worker is not None:
+                worker.stop()
+            worker = workers[path] = _Worker(path)
+        return worker
+
+
+def _stop_all(workers: dict) -> None:
+    for worker in workers.values():
+        worker.stop()
 
 
 class TurnModelBusy(Exception):
@@ -153,7 +293,8 @@ class TurnModelBusy(Exception):
 
 
 class TurnModel:
-    """smart-turn v3.2 on onnxruntime; `probability` runs in the module's thread pool.
+    """smart-turn v3.2 on onnxruntime; `probability` asks this event loop's worker process (`_Worker`), or with
+    `TURN_MODEL_POOL=thread` runs in the module's thread pool.
 
     About 75 ms of CPU for the model and 20 ms for the features per question on this project's reference
     machine: a process answers some 10-20 pauses per second per core. Beyond `MAX_IN_FLIGHT` waiting questions
@@ -205,8 +346,6 @@ class TurnModel:
         # That first answer comes late, so the silence rule decides that one pause.
         return model
 
-    _process_pools: dict[str, ProcessPoolExecutor] = {}
-
     @classmethod
     def pool(cls) -> ThreadPoolExecutor:
         with cls._lock:
@@ -214,19 +353,6 @@ class TurnModel:
                 cls._pool = ThreadPoolExecutor(max_workers=cls.WORKERS, thread_name_prefix="turn-model",
                                                initializer=_lower_priority)
             return cls._pool
-
-    def executor(self) -> tuple[Executor, object]:
-        """Where `predict` runs, and the function to call there."""
-        if self.MODE != "process":
-            return self.pool(), self.predict
-        with TurnModel._lock:
-            pool = TurnModel._process_pools.get(self.path)
-            if pool is None:
-                pool = TurnModel._process_pools[self.path] = ProcessPoolExecutor(
-                    max_workers=pools.turn_model_processes(),  # its share of SPEECH_PROCESSES (pools.py)
-                    mp_context=pools.spawn_context(), initializer=_worker_init,
-                    initargs=(self.path,))
-        return pool, _worker_predict
 
     def predict(self, pcm8k: np.ndarray) -> float:
         """Blocking: the probability that the turn is complete (call it from a worker thread)."""
@@ -241,8 +367,10 @@ class TurnModel:
                 raise TurnModelBusy()
             TurnModel._in_flight += 1
         try:
-            pool, fn = self.executor()
-            p = await asyncio.get_running_loop().run_in_executor(pool, fn, pcm8k)
+            if self.MODE == "process":
+                p = await _worker_for(self.path).ask(pcm8k)
+            else:
+                p = await asyncio.get_running_loop().run_in_executor(self.pool(), self.predict, pcm8k)
             TurnModel.answered += 1
             return p
         finally:
