@@ -1,7 +1,7 @@
 """One budget of speech processes per worker process, shared by the two spawned pools.
 
 The offline recogniser (pocketsphinx, `offline.recognition_pool`) and the turn model (smart-turn v3.2,
-`turn.TurnModel.executor`) each run in spawned processes of their own: nothing in them can hold the event loop's
+`turn._Worker`, one per event loop) each run in spawned processes of their own: nothing in them can hold the event loop's
 GIL. Both pools are sized here, together, from one setting:
 
     SPEECH_PROCESSES   processes per worker for both pools (default: cores + 1, at least 2)
